@@ -1,0 +1,54 @@
+# trailcam: the two set-up commands are `make demo` and `make test`.
+# Both create their own virtual environments; nothing is installed system-wide
+# except the mosquitto broker (and systemd's tools) that the tests need.
+
+PYTHON   ?= python3
+VENV     := .venv
+EDGE_VENV := .venv-edge
+PY       := $(VENV)/bin/python
+PIP_FLAGS := --disable-pip-version-check --quiet
+DEMO_DIR ?= demo-output
+# Run as root in CI; elsewhere use sudo for apt-get when it exists.
+SUDO     := $(shell [ "$$(id -u)" -ne 0 ] && command -v sudo)
+
+.PHONY: demo test test-fast bench system-deps venv edge-venv clean
+
+## Full development environment: trainer (TensorFlow) + edge + test tools.
+$(VENV)/.stamp: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install $(PIP_FLAGS) --upgrade pip
+	$(VENV)/bin/pip install $(PIP_FLAGS) -e '.[trainer,dev]'
+	touch $@
+venv: $(VENV)/.stamp
+
+## A second, edge-only environment with tflite-runtime and NumPy 1.x, as on a
+## Raspberry Pi: it proves the edge runs without TensorFlow or ai-edge-litert.
+$(EDGE_VENV)/.stamp: pyproject.toml
+	$(PYTHON) -m venv $(EDGE_VENV)
+	$(EDGE_VENV)/bin/pip install $(PIP_FLAGS) --upgrade pip
+	$(EDGE_VENV)/bin/pip install $(PIP_FLAGS) -e '.[edge-tflite]'
+	touch $@
+edge-venv: $(EDGE_VENV)/.stamp
+
+## The broker the MQTT tests start on a free loopback port, and systemd-analyze.
+system-deps:
+	@command -v mosquitto >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q mosquitto mosquitto-clients; }
+	@command -v systemd-analyze >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q systemd; }
+
+test: venv edge-venv system-deps
+	TRAILCAM_REQUIRE_EDGE_VENV=1 TRAILCAM_REQUIRE_BROKER=1 $(PY) -m pytest
+
+## The main job end to end, offline, on generated frames.
+demo: venv
+	$(PY) -m trainer synth --out $(DEMO_DIR)/dataset --train-per-class 60 --frames-per-class 4 --frames-out $(DEMO_DIR)/camera
+	$(PY) -m trainer train --data $(DEMO_DIR)/dataset --arch convnet --epochs 6 --out $(DEMO_DIR)/run
+	$(PY) -m trainer export $(DEMO_DIR)/run --quantize int8 --out $(DEMO_DIR)/bundle
+	@echo "== edge daemon over $(DEMO_DIR)/camera"
+	$(PY) -m edge run --once --model $(DEMO_DIR)/bundle --watch $(DEMO_DIR)/camera --db $(DEMO_DIR)/counts.db
+	$(PY) -m edge counts --db $(DEMO_DIR)/counts.db --by day
+
+bench: venv
+	$(PY) -m benchmarks
+
+clean:
+	rm -rf $(VENV) $(EDGE_VENV) $(DEMO_DIR) .pytest_cache
