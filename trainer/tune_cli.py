@@ -1,0 +1,9 @@
+"""`trainer tune` subcommand (owned by the tuning/SageMaker area; placeholder until it lands)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Add the `tune` subcommand to the trainer CLI."""
