@@ -157,6 +157,13 @@ def discover(
                 label = class_names.index(folder.name)
                 items += [Item(p, label) for p in _files_of(folder)]
             data.splits[split] = items
+        if "valid" not in split_dirs:
+            # No valid/ folder: hold out a seeded, stratified share of train for validation.
+            per_class: dict[int, list[Path]] = {}
+            for item in data.splits["train"]:
+                per_class.setdefault(item.label, []).append(item.path)
+            carved = _stratified_split(per_class, val_fraction, 0.0, seed)
+            data.splits["train"], data.splits["valid"] = carved["train"], carved["valid"]
     else:
         folders = _class_folders(root)
         _validate_classes(root, folders)

@@ -157,7 +157,7 @@ def export_bundle(
     to `eval_images` images of the valid split. Raises ExportVerificationError below the
     agreement threshold (DEFAULT_MIN_AGREEMENT unless min_agreement is given).
     """
-    from trainer.data import discover
+    from trainer.data import DataError, discover
     from trainer.pipeline import load_images
     from trainer.tflite_runner import TFLiteClassifier
 
@@ -171,7 +171,7 @@ def export_bundle(
     seed = int(run.config.get("seed", 42))
     image_size = int(run.config["image_size"])
     if no_bird_label is not None and no_bird_label not in run.class_names:
-        raise ValueError(f"no_bird_label {no_bird_label!r} is not one of the run's classes")
+        raise DataError(f"no_bird_label {no_bird_label!r} is not one of the run's classes")
 
     data = discover(
         Path(data_dir) if data_dir else Path(run.config["data_dir"]),
@@ -180,7 +180,7 @@ def export_bundle(
         seed,
     )
     if data.class_names != run.class_names:
-        raise ValueError(f"the data's classes {data.class_names} differ from the run's {run.class_names}")
+        raise DataError(f"the data's classes {data.class_names} differ from the run's {run.class_names}")
     held_out = _select(data.split("valid"), eval_images, seed)
     x_eval, y_eval = load_images(held_out, image_size)
     calibration = None

@@ -12,16 +12,7 @@ from pathlib import Path
 
 import keras
 
-from trainer.train_config import ARCHITECTURES, TrainConfig
-
-# Smallest input each backbone accepts without include_top (Keras's own limits).
-MIN_IMAGE_SIZE = {
-    "convnet": 12,
-    "resnet152": 32,
-    "mobilenetv3-large": 32,
-    "mobilenetv3-small": 32,
-    "efficientnetv2-b0": 32,
-}
+from trainer.train_config import ARCHITECTURES, MIN_IMAGE_SIZE, TrainConfig
 
 
 @keras.saving.register_keras_serializable(package="trailcam")

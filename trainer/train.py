@@ -228,7 +228,6 @@ def train(config: TrainConfig, extra_callbacks: Sequence[Any] = ()) -> TrainResu
     extra_callbacks are Keras callbacks added to every fit (the tuner's pruning callback).
     """
     from trainer.data import discover, fingerprint
-    from trainer.models import build_model
 
     if config.optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {config.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
@@ -243,6 +242,7 @@ def train(config: TrainConfig, extra_callbacks: Sequence[Any] = ()) -> TrainResu
     with _LogToFile(run_dir / "train.log"):
         import keras
 
+        from trainer.models import build_model
         from trainer.pipeline import make_dataset
 
         keras.backend.clear_session()

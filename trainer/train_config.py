@@ -19,6 +19,14 @@ ARCHITECTURES = (
     "efficientnetv2-b0",
 )
 OPTIMIZERS = ("sgd", "adam")
+# Smallest input each architecture accepts (Keras's limits for the backbones without their top).
+MIN_IMAGE_SIZE = {
+    "convnet": 12,
+    "resnet152": 32,
+    "mobilenetv3-large": 32,
+    "mobilenetv3-small": 32,
+    "efficientnetv2-b0": 32,
+}
 
 
 @dataclass
