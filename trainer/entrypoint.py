@@ -241,15 +241,16 @@ def write_saved_model(keras_model_path: Path, model_dir: Path) -> Path:
 
 
 def write_report(run_dir: Path, data_dir: Path, split: str, model_dir: Path, extra: dict[str, Any]) -> Path:
-    """report.json: the trainer's evaluation of the run on `split`, plus the run's summary."""
-    try:
-        from trainer.evaluate import evaluate
-    except ImportError:  # older trainer without evaluate(): keep the export's own verification
-        manifest = json.loads((model_dir / "bundle" / "manifest.json").read_text())
-        report: dict[str, Any] = {"split": "valid", "metrics": manifest.get("metrics", {})}
-    else:
-        report = evaluate(run_dir, data_dir, split)
-    report = {**(report if isinstance(report, dict) else {"report": report}), **extra}
+    """report.json (+ confusion.png under evaluation/): the trainer's evaluation of the best model
+    on `split`, with the run's summary and the bundle's own TFLite verification added."""
+    from trainer.evaluate import evaluate
+
+    report = evaluate(run_dir, data_dir, split, out_dir=model_dir / "evaluation")
+    manifest = model_dir / "bundle" / "manifest.json"
+    if manifest.is_file():
+        report["bundle"] = {k: v for k, v in json.loads(manifest.read_text()).items()
+                            if k in ("model_id", "quantization", "metrics", "tflite_sha256")}
+    report.update(extra)
     path = model_dir / "report.json"
     path.write_text(json.dumps(report, indent=2, sort_keys=True, default=str) + "\n")
     return path

@@ -108,6 +108,7 @@ def _build_spec(args: argparse.Namespace, name: str):
     output, checkpoints, source = S.default_locations(channels, args.output, args.checkpoints, name) if channels else (None, None, None)
     if not channels:
         raise S.SpecError("--data: give --data s3://bucket/prefix (train/ valid/ test/ below it) or --train and --valid")
+    S.check_instance_type(args.instance_type)
     image = args.image_uri or S.training_image(region, args.instance_type, args.tf_version or S.DEFAULT_TF_VERSION)
     return S.JobSpec(
         role_arn=role, region=region, channels=channels, output_s3=output, checkpoint_s3=checkpoints,

@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from trainer.search_space import SearchSpace, SearchSpaceError, coerce_hyperparameter, load_search_space
+from trainer.search_space import SearchSpace, load_search_space
 from trainer.train_config import TrainConfig
 
 OBJECTIVE = "val_accuracy"
@@ -57,6 +57,7 @@ class TuneSettings:
     pruner: str = "median"  # median | none
     prune_startup_trials: int = 3
     prune_warmup_epochs: int = 1
+    enqueue: list[dict[str, Any]] = field(default_factory=list)  # configurations to try first
     base: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields shared by every trial
 
     @property
@@ -217,7 +218,7 @@ def _announce(study, trial) -> None:
     shown = "n/a" if value is None else f"{value:.4f}"
     params = " ".join(f"{k}={_fmt(v)}" for k, v in trial.params.items())
     print(f"trailcam tune: trial {trial.number} {trial.state.name.lower()} {OBJECTIVE}={shown} "
-          f"epochs={trial.user_attrs.get('epochs', '?')} {params}", flush=True)
+          f"epochs_run={trial.user_attrs.get('epochs', '?')} {params}", flush=True)
 
 
 def optimise(settings: TuneSettings, worker: int = 0) -> None:
@@ -271,7 +272,7 @@ def results_rows(study) -> list[dict[str, Any]]:
             "trial": trial.number,
             "state": trial.state.name.lower(),
             OBJECTIVE: value,
-            "epochs": trial.user_attrs.get("epochs", len(trial.intermediate_values) or None),
+            "epochs_run": trial.user_attrs.get("epochs", len(trial.intermediate_values) or None),
             **{f"param_{k}": v for k, v in trial.params.items()},
             "seconds": trial.user_attrs.get("seconds"),
             "run_dir": trial.user_attrs.get("run_dir", ""),
@@ -288,7 +289,7 @@ def write_results(settings: TuneSettings, study) -> dict[str, Path]:
     """results.csv, history.png and best.json in the study folder (rewritten as trials finish)."""
     study_dir = Path(settings.study_dir)
     rows = results_rows(study)
-    columns = ["rank", "trial", "state", OBJECTIVE, "epochs"]
+    columns = ["rank", "trial", "state", OBJECTIVE, "epochs_run"]
     columns += sorted({k for r in rows for k in r if k.startswith("param_")})
     columns += ["seconds", "run_dir"]
     with open(study_dir / "results.csv", "w", newline="", encoding="utf-8") as handle:
@@ -367,43 +368,12 @@ def write_best(settings: TuneSettings, study) -> Path | None:
     return path
 
 
-def load_params(path: Path | str) -> dict[str, Any]:
-    """Read best.json (or a flat {field: value} JSON) into TrainConfig overrides.
-
-    For `trainer train --params FILE`: values are checked against TrainConfig's field types and
-    errors name the key (raised as SearchSpaceError, a ValueError → exit 2).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise SearchSpaceError(f"--params: {path} not found")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise SearchSpaceError(f"--params {path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
-    if isinstance(data, dict) and isinstance(data.get("params"), dict):
-        data = data["params"]
-    if not isinstance(data, dict):
-        raise SearchSpaceError(f"--params {path}: expected a JSON object of TrainConfig fields")
-    known = {f for f in TrainConfig.__dataclass_fields__} - {"data_dir", "out_dir", "extra", "resume", "overwrite"}
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        if key not in known:
-            raise SearchSpaceError(f"--params {path}: unknown setting {key!r}")
-        if key == "filters":
-            out[key] = tuple(int(v) for v in value)
-        elif key == "arch":
-            out[key] = str(value)
-        else:
-            out[key] = coerce_hyperparameter(key, value)
-    return out
-
-
 def format_table(rows: list[dict[str, Any]], limit: int = 20) -> str:
     """The results as an aligned text table (best first)."""
     if not rows:
         return "(no trials)"
     params = sorted({k for r in rows for k in r if k.startswith("param_")})
-    columns = ["rank", "trial", "state", OBJECTIVE, "epochs", *params]
+    columns = ["rank", "trial", "state", OBJECTIVE, "epochs_run", *params]
     header = [c.removeprefix("param_") for c in columns]
     body = [[("" if r.get(c) is None else _fmt(r.get(c))) for c in columns] for r in rows[:limit]]
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(header)]
@@ -432,6 +402,25 @@ def _check_study_json(settings: TuneSettings, space: SearchSpace) -> None:
         path.write_text(json.dumps({**record, "base": settings.base}, indent=2, default=str) + "\n")
 
 
+def read_enqueue_file(path: Path | str, space: SearchSpace) -> dict[str, Any]:
+    """A configuration to try first: best.json or a flat JSON object of searched parameters."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TuneError(f"--enqueue: {path} not found") from None
+    except json.JSONDecodeError as exc:
+        raise TuneError(f"--enqueue {path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
+    if isinstance(data, dict) and isinstance(data.get("params"), dict):
+        data = data["params"]
+    if not isinstance(data, dict):
+        raise TuneError(f"--enqueue {path}: expected a JSON object of parameters")
+    searched = {k: v for k, v in data.items() if k in space.params}
+    if not searched:
+        raise TuneError(f"--enqueue {path}: none of the searched parameters ({', '.join(space.params)}) is in it")
+    return searched
+
+
 def run_study(settings: TuneSettings) -> dict[str, Any]:
     """Run (or resume) the study; returns {'rows', 'files', 'resumed', 'requeued'}."""
     if settings.trials < 1:
@@ -454,6 +443,9 @@ def run_study(settings: TuneSettings) -> dict[str, Any]:
         study = open_study(settings, seed_offset=len(_optuna_trials(settings)))
         finished = len(study.get_trials(deepcopy=False, states=_finished_states()))
         requeued = requeue_interrupted(study)
+        for params in settings.enqueue:
+            # skip_if_exists: a resumed study does not try the same start point twice
+            study.enqueue_trial({k: v for k, v in params.items() if k in space.params}, skip_if_exists=True)
         if finished:
             print(f"trailcam tune: resuming study {settings.name}: {finished} finished trial(s) kept"
                   + (f", re-running interrupted trial(s) {requeued}" if requeued else ""), flush=True)

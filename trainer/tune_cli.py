@@ -38,6 +38,8 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
                         help="finished trials before the pruner may stop any")
     parser.add_argument("--prune-warmup-epochs", type=int, default=1, help="epochs every trial runs before it can be pruned")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--enqueue", type=Path, action="append", metavar="JSON",
+                        help="a configuration to try first (best.json or {param: value}), repeatable")
     base = parser.add_argument_group("settings shared by every trial (not tuned)")
     base.add_argument("--image-size", type=int, default=None)
     base.add_argument("--batch-size", type=int, default=None)
@@ -54,7 +56,7 @@ def _error(message: str) -> int:
 
 def cmd_tune(args: argparse.Namespace) -> int:
     from trainer.search_space import SearchSpaceError, load_search_space
-    from trainer.tune import TuneError, TuneSettings, format_table, run_study
+    from trainer.tune import TuneError, TuneSettings, format_table, read_enqueue_file, run_study
 
     if args.show_space:
         try:
@@ -72,12 +74,17 @@ def cmd_tune(args: argparse.Namespace) -> int:
         ("image_size", args.image_size), ("batch_size", args.batch_size), ("weights", args.weights),
         ("epochs", args.epochs), ("augment", args.augment),
     ) if value is not None}
+    try:
+        space = load_search_space(args.arch, args.search_space)
+        enqueue = [read_enqueue_file(path, space) for path in args.enqueue or []]
+    except (TuneError, SearchSpaceError) as exc:
+        return _error(str(exc))
     settings = TuneSettings(
         data_dir=str(args.data), study_dir=str(args.study_dir or Path("runs") / f"tune-{args.arch}"), arch=args.arch,
         trials=args.trials, timeout_s=args.timeout, jobs=args.jobs, seed=args.seed,
         search_space_file=str(args.search_space) if args.search_space else None, study_name=args.study_name,
         pruner=args.pruner, prune_startup_trials=args.prune_startup_trials,
-        prune_warmup_epochs=args.prune_warmup_epochs, base=base,
+        prune_warmup_epochs=args.prune_warmup_epochs, enqueue=enqueue, base=base,
     )
     try:
         outcome = run_study(settings)

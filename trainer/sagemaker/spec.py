@@ -85,8 +85,7 @@ class JobSpec:
             parse_s3_uri(f"--{name}", uri)
         parse_s3_uri("--output", self.output_s3)
         parse_s3_uri("--checkpoints", self.checkpoint_s3)
-        if not _INSTANCE.match(self.instance_type):
-            raise SpecError(f"--instance-type: expected a SageMaker instance type like ml.g4dn.xlarge, got {self.instance_type!r}")
+        check_instance_type(self.instance_type)
         if self.instance_count < 1:
             raise SpecError(f"--instance-count: must be at least 1, got {self.instance_count}")
         if not 1 <= self.volume_size_gb <= 16384:
@@ -115,6 +114,11 @@ class JobSpec:
             hps["distribution"] = "multiworker"
         hps["checkpoint_dir"] = CHECKPOINT_LOCAL_PATH
         return hps
+
+
+def check_instance_type(instance_type: str) -> None:
+    if not _INSTANCE.match(instance_type or ""):
+        raise SpecError(f"--instance-type: expected a SageMaker instance type like ml.g4dn.xlarge, got {instance_type!r}")
 
 
 def check_hyperparameter(key: str, value: Any) -> None:
