@@ -117,8 +117,9 @@ def requeue_interrupted(study) -> list[int]:
     requeued = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
-        study.enqueue_trial(dict(trial.params), user_attrs={"retry_of": trial.number}, skip_if_exists=False)
-        requeued.append(trial.number)
+        if trial.params:  # killed before it drew its parameters: nothing worth repeating
+            study.enqueue_trial(dict(trial.params), user_attrs={"retry_of": trial.number}, skip_if_exists=False)
+            requeued.append(trial.number)
     return requeued
 
 
