@@ -67,10 +67,10 @@ class MessageContext:
     def __post_init__(self) -> None:
         if isinstance(self.station_tz, str):
             object.__setattr__(self, "station_tz", ZoneInfo(self.station_tz))
-        if not self.device_id or topic_segment(self.device_id) != self.device_id:
+        if not _DEVICE_ID.fullmatch(self.device_id or ""):
             raise ValueError(
-                f"device id {self.device_id!r} is not a safe MQTT topic segment "
-                "(use letters, digits, '-' and '_')"
+                f"device id {self.device_id!r} is not a safe MQTT topic level "
+                "(1-64 letters, digits, '-' or '_')"
             )
 
     @property
@@ -87,6 +87,7 @@ class MessageContext:
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+_DEVICE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # as [station] device_id validates it
 
 
 def topic_segment(label: str) -> str:

@@ -96,15 +96,18 @@ class Publisher:
         self,
         config: MqttConfig,
         db_path: str | Path,
+        device_id: str,
         *,
         known_species: Callable[[], Iterable[str]] | None = None,
+        on_state: Callable[[str], None] | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.config = config
         self.db_path = Path(db_path)
-        self.device_id = config.resolved_device_id()
-        self.base_topic = config.base_topic()
+        self.device_id = device_id
+        self.base_topic = config.base_topic(device_id)
         self._known_species = known_species
+        self._on_state = on_state  # e.g. HealthState.set(mqtt_state=...) for `edge status`
         self._rng = rng or random.Random()
         self._stopping = threading.Event()
         self._wake = threading.Event()
@@ -155,8 +158,15 @@ class Publisher:
     # ---------------------------------------------------------------- status helpers
     def _set(self, **changes: Any) -> None:
         with self._status_lock:
+            previous = self._status.state
             for key, value in changes.items():
                 setattr(self._status, key, value)
+            state = self._status.state
+        if self._on_state is not None and state != previous:
+            try:
+                self._on_state(state)
+            except Exception:  # noqa: BLE001 - a status hook must not stop delivery
+                log.exception("MQTT on_state hook failed")
 
     def _error(self, message: str, *, state: str = "backoff") -> None:
         """Log an error once per distinct message (retries every few minutes for days stay quiet)."""
@@ -212,7 +222,7 @@ class Publisher:
         cfg = self.config
         client = paho.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=cfg.resolved_client_id(),
+            client_id=cfg.resolved_client_id(self.device_id),
             clean_session=True,
             protocol=paho.MQTTv311,
         )
@@ -315,7 +325,8 @@ class Publisher:
                 self._error(
                     f"MQTT broker {cfg.host}:{cfg.port} rejected the login ({reason}) for user "
                     f"{cfg.username!r}: check [mqtt] username and the password "
-                    f"(source: {self._status.password_source}; password_file or ${cfg.password_env}). "
+                    f"(source: {self._status.password_source}; password_file, TRAILCAM__MQTT__PASSWORD or the "
+                    "mqtt_password credential). "
                     "Frames are still counted; messages wait in the outbox and the login is retried.",
                     state="auth_failed",
                 )
@@ -411,3 +422,15 @@ class Publisher:
         client.disconnect()
         self._disconnected = True
         client.loop(0.05)
+
+
+def attach_publisher(daemon: Any) -> Publisher:
+    """Tie a Publisher to the daemon's lifecycle: start after the model and backlog are ready,
+    stop (drain briefly, `stopped`) before the store closes. `daemon.publisher` exposes it to
+    `edge status` glue (`daemon.publisher.status()`)."""
+    config = daemon.config
+    publisher = Publisher(config.mqtt, config.storage.database, config.station.device_id)
+    daemon.on_start.append(lambda _daemon: publisher.start())
+    daemon.on_stop.insert(0, lambda _daemon: publisher.stop())
+    daemon.publisher = publisher
+    return publisher

@@ -160,6 +160,7 @@ def _enforce_bound(conn: sqlite3.Connection, max_rows: int, inserted: int) -> En
 
 
 def _bump_stats(conn: sqlite3.Connection, result: EnqueueResult) -> None:
+    conn.execute(OUTBOX_SCHEMA[2])  # a store that created only `outbox` still gets its counters
     for key in STAT_KEYS:
         amount = getattr(result, key)
         if amount:
@@ -206,6 +207,7 @@ def stats(db_or_conn: Any) -> dict[str, int]:
     """Counters of what the bound coalesced or dropped since the database was created, plus depth."""
     conn = _conn(db_or_conn)
     values = {key: 0 for key in STAT_KEYS}
-    values.update(dict(conn.execute("SELECT key, value FROM outbox_stats").fetchall()))
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outbox_stats'").fetchone():
+        values.update(dict(conn.execute("SELECT key, value FROM outbox_stats").fetchall()))
     values["depth"] = depth(conn)
     return values

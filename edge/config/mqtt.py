@@ -1,22 +1,22 @@
 """[mqtt] section: broker, topics, security and outbox bound (owned by the MQTT area).
 
-The password is never a plain key of the TOML file (the file is often world-readable and ends
-up in backups and bug reports): it comes from `password_file` (e.g. a systemd credential),
-from the environment variable named by `password_env`, or from
-`$CREDENTIALS_DIRECTORY/mqtt_password` (systemd LoadCredential=). It is read when the
-publisher starts and never logged.
+The password should not sit in the TOML file (often world-readable, copied into backups and bug
+reports): it comes from `password_file`, from the environment (`TRAILCAM__MQTT__PASSWORD`,
+the generic override of the `password` key), or from `$CREDENTIALS_DIRECTORY/mqtt_password`
+(systemd LoadCredential=). It is a SecretStr (masked in repr and dumps), read afresh on every
+connection attempt (a fixed password file needs no restart) and never logged.
+
+The device id is `[station] device_id`: one identity for the database, the topics and Home
+Assistant.
 """
 
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, FilePath, field_validator, model_validator
-
-from edge.messages import topic_segment
+from pydantic import BaseModel, ConfigDict, Field, FilePath, SecretStr, field_validator, model_validator
 
 CREDENTIAL_NAME = "mqtt_password"
 
@@ -28,13 +28,12 @@ class MqttConfig(BaseModel):
     host: str = "localhost"
     port: int = Field(1883, ge=1, le=65535)
     prefix: str = "trailcam"
-    device_id: str | None = None  # None: the host name, made topic-safe
-    client_id: str | None = None  # None: "trailcam-<device_id>"
+    client_id: str | None = None  # None: "trailcam-<[station] device_id>"
     keepalive_s: int = Field(60, ge=5, le=65535)
 
     username: str | None = None
+    password: SecretStr | None = None  # meant for TRAILCAM__MQTT__PASSWORD; prefer password_file
     password_file: FilePath | None = None
-    password_env: str = "TRAILCAM_MQTT_PASSWORD"
 
     tls: bool = False  # implied by ca_file
     ca_file: FilePath | None = None
@@ -60,53 +59,48 @@ class MqttConfig(BaseModel):
             raise ValueError("must be a non-empty MQTT topic without wildcards or leading/trailing '/'")
         return value
 
-    @field_validator("device_id")
-    @classmethod
-    def _device_id(cls, value: str | None) -> str | None:
-        if value is not None and topic_segment(value) != value:
-            raise ValueError(f"use lower-case letters, digits, '-' and '_' (e.g. {topic_segment(value)!r})")
-        return value
-
     @model_validator(mode="after")
     def _checks(self) -> "MqttConfig":
         if self.reconnect_max_s < self.reconnect_min_s:
             raise ValueError("reconnect_max_s must be >= reconnect_min_s")
         if (self.cert_file is None) != (self.key_file is None):
             raise ValueError("cert_file and key_file must be given together (client certificate)")
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("give the password once: password (environment) or password_file, not both")
         return self
 
     @property
     def use_tls(self) -> bool:
         return self.tls or self.ca_file is not None or self.cert_file is not None
 
-    def resolved_device_id(self) -> str:
-        return self.device_id or topic_segment(socket.gethostname())
+    def resolved_client_id(self, device_id: str) -> str:
+        return self.client_id or f"trailcam-{device_id}"
 
-    def resolved_client_id(self) -> str:
-        return self.client_id or f"trailcam-{self.resolved_device_id()}"
-
-    def base_topic(self) -> str:
-        return f"{self.prefix}/{self.resolved_device_id()}"
+    def base_topic(self, device_id: str) -> str:
+        return f"{self.prefix}/{device_id}"
 
     def read_password(self) -> str | None:
-        """The password from file, environment or systemd credential; None = no password."""
+        """The password from the config/environment, file or systemd credential; None = none."""
+        if self.password is not None:
+            return self.password.get_secret_value()
         if self.password_file is not None:
             return Path(self.password_file).read_text(encoding="utf-8").rstrip("\r\n")
-        from_env = os.environ.get(self.password_env)
-        if from_env:
-            return from_env
-        creds = os.environ.get("CREDENTIALS_DIRECTORY")
-        if creds and (Path(creds) / CREDENTIAL_NAME).is_file():
-            return (Path(creds) / CREDENTIAL_NAME).read_text(encoding="utf-8").rstrip("\r\n")
+        credential = _credential_path()
+        if credential is not None:
+            return credential.read_text(encoding="utf-8").rstrip("\r\n")
         return None
 
-    def password_source(self) -> Literal["file", "env", "credential", "none"]:
+    def password_source(self) -> Literal["config", "file", "credential", "none"]:
         """Where the password comes from, for status output (never the password itself)."""
+        if self.password is not None:
+            return "config"
         if self.password_file is not None:
             return "file"
-        if os.environ.get(self.password_env):
-            return "env"
-        creds = os.environ.get("CREDENTIALS_DIRECTORY")
-        if creds and (Path(creds) / CREDENTIAL_NAME).is_file():
-            return "credential"
-        return "none"
+        return "credential" if _credential_path() is not None else "none"
+
+
+def _credential_path() -> Path | None:
+    creds = os.environ.get("CREDENTIALS_DIRECTORY")
+    if creds and (Path(creds) / CREDENTIAL_NAME).is_file():
+        return Path(creds) / CREDENTIAL_NAME
+    return None

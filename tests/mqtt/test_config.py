@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from edge.config import EdgeConfig
+from edge.config import EdgeConfig, load_config
 from edge.config.mqtt import MqttConfig
 
 
@@ -19,8 +19,8 @@ def test_defaults_are_safe() -> None:
     cfg = MqttConfig()
     assert not cfg.enabled and cfg.port == 1883 and cfg.prefix == "trailcam"
     assert not cfg.use_tls and cfg.outbox_max_rows == 100_000
-    assert cfg.resolved_client_id() == f"trailcam-{cfg.resolved_device_id()}"
-    assert cfg.base_topic() == f"trailcam/{cfg.resolved_device_id()}"
+    assert cfg.resolved_client_id("st-1") == "trailcam-st-1"
+    assert cfg.base_topic("st-1") == "trailcam/st-1"
 
 
 @pytest.mark.parametrize(
@@ -29,9 +29,8 @@ def test_defaults_are_safe() -> None:
         ({"prot": 1}, "mqtt.prot"),
         ({"port": 0}, "mqtt.port"),
         ({"prefix": "a/#"}, "mqtt.prefix"),
-        ({"device_id": "Station 7"}, "mqtt.device_id"),
+        ({"device_id": "st-1"}, "mqtt.device_id"),  # the identity is [station] device_id
         ({"password_file": "/nonexistent/pw"}, "mqtt.password_file"),
-        ({"password": "inline"}, "mqtt.password"),
         ({"outbox_max_rows": 1}, "mqtt.outbox_max_rows"),
     ],
 )
@@ -52,7 +51,6 @@ def test_cert_needs_key_and_backoff_order(tmp_path: Path) -> None:
 
 
 def test_password_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("TRAILCAM_MQTT_PASSWORD", raising=False)
     monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
     assert MqttConfig().read_password() is None and MqttConfig().password_source() == "none"
     creds = tmp_path / "creds"
@@ -60,10 +58,19 @@ def test_password_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     (creds / "mqtt_password").write_text("from-systemd\n")
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
     assert (MqttConfig().read_password(), MqttConfig().password_source()) == ("from-systemd", "credential")
-    monkeypatch.setenv("TRAILCAM_MQTT_PASSWORD", "from-env")
-    assert (MqttConfig().read_password(), MqttConfig().password_source()) == ("from-env", "env")
     secret = tmp_path / "pw"
     secret.write_text("from-file\n")
     cfg = MqttConfig(password_file=secret)
     assert (cfg.read_password(), cfg.password_source()) == ("from-file", "file")
-    assert "from-file" not in repr(cfg) and "from-file" not in cfg.model_dump_json()
+    with pytest.raises(ValidationError, match="password once"):
+        MqttConfig(password="x", password_file=secret)
+
+
+def test_password_from_environment_override_is_masked(tmp_path: Path) -> None:
+    empty = tmp_path / "edge.toml"
+    empty.write_text("[mqtt]\nenabled = true\nusername = \"cam\"\n")
+    config = load_config(empty, environ={"TRAILCAM__MQTT__PASSWORD": "from-env-Secret"})
+    assert config.mqtt.read_password() == "from-env-Secret"
+    assert config.mqtt.password_source() == "config"
+    for text in (repr(config), str(config.mqtt), config.model_dump_json()):
+        assert "from-env-Secret" not in text

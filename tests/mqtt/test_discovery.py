@@ -60,8 +60,8 @@ def discovered(sub: Subscriber) -> dict[str, dict]:
 def test_discovery_is_retained_stable_across_restarts_and_republished(broker: Broker, tmp_path: Path) -> None:
     db = make_db(tmp_path / "edge.db")
     enqueue_frame(db, 0)  # counts/blue_jay announces the species sensor
-    config = MqttConfig(**broker.mqtt_config(prefix="tc", device_id="dev1"))
-    first = Publisher(config, tmp_path / "edge.db")
+    config = MqttConfig(**broker.mqtt_config(prefix="tc"))
+    first = Publisher(config, tmp_path / "edge.db", "dev1")
     first.start()
     sub = Subscriber(broker, ["homeassistant/#"], persistent=False)
     try:
@@ -71,7 +71,7 @@ def test_discovery_is_retained_stable_across_restarts_and_republished(broker: Br
         first.stop()
         ids_first = {cfg["unique_id"] for cfg in discovered(sub).values()}
 
-        second = Publisher(config, tmp_path / "edge.db", known_species=lambda: ["Blue Jay"])
+        second = Publisher(config, tmp_path / "edge.db", "dev1", known_species=lambda: ["Blue Jay"])
         late = Subscriber(broker, ["homeassistant/#"], persistent=False)
         retained = late.wait_for(lambda ms: len([m for m in ms if m.retain]) >= 3 and ms, what="retained configs")
         assert {json.loads(m.payload)["unique_id"] for m in retained} == ids_first

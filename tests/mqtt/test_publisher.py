@@ -21,8 +21,8 @@ BASE = "tc/dev1"
 
 
 def publisher(broker: Broker, db_path: Path, **overrides: object) -> Publisher:
-    settings = broker.mqtt_config(prefix="tc", device_id="dev1", **overrides)
-    return Publisher(MqttConfig(**settings), db_path)
+    settings = broker.mqtt_config(prefix="tc", **overrides)
+    return Publisher(MqttConfig(**settings), db_path, "dev1")
 
 
 def test_backoff_grows_exponentially_with_bounded_jitter() -> None:
@@ -112,7 +112,9 @@ def test_broker_restart_loses_nothing_and_duplicates_only_across_reconnect(broke
 def test_broker_absent_at_start_delivers_once_it_appears(broker_factory, tmp_path: Path) -> None:  # noqa: ANN001
     broker = broker_factory("plain", start=False)
     db = make_db(tmp_path / "edge.db")
-    pub = publisher(broker, tmp_path / "edge.db", discovery=False)
+    states: list[str] = []
+    pub = Publisher(MqttConfig(**broker.mqtt_config(prefix="tc", discovery=False)),
+                    tmp_path / "edge.db", "dev1", on_state=states.append)
     pub.start()
     try:
         for n in range(10):
@@ -129,6 +131,7 @@ def test_broker_absent_at_start_delivers_once_it_appears(broker_factory, tmp_pat
         sub.close()
     finally:
         pub.stop()
+    assert states[0] == "connecting" and "backoff" in states and states[-2:] == ["connected", "stopped"]
 
 
 def test_wrong_password_is_a_clear_error_and_is_retried(
@@ -158,16 +161,19 @@ def test_wrong_password_is_a_clear_error_and_is_retried(
     assert sum("rejected the login" in r.getMessage() for r in caplog.records if r.levelno == logging.ERROR) == 1
 
 
-def test_password_from_environment(broker_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+def test_password_from_systemd_credential(broker_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
     broker = broker_factory("password")
-    monkeypatch.setenv("TRAILCAM_MQTT_PASSWORD", broker.password)
+    creds = tmp_path / "credentials"
+    creds.mkdir()
+    (creds / "mqtt_password").write_text(broker.password)
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
     db = make_db(tmp_path / "edge.db")
     enqueue_frame(db, 0)
     pub = publisher(broker, tmp_path / "edge.db", discovery=False)
-    assert pub.status()["password_source"] == "env"
+    assert pub.status()["password_source"] == "credential"
     pub.start()
     try:
-        wait_until(lambda: outbox.depth(db) == 0, 10, "delivery with the password from the environment")
+        wait_until(lambda: outbox.depth(db) == 0, 10, "delivery with the password from the credential")
     finally:
         pub.stop()
 

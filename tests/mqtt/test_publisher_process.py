@@ -19,9 +19,9 @@ BASE = "tc/dev1"
 
 
 def spawn(broker: Broker, db_path: Path, cli_env: dict[str, str], **overrides: object) -> subprocess.Popen:
-    settings = broker.mqtt_config(prefix="tc", device_id="dev1", discovery=False, **overrides)
+    settings = broker.mqtt_config(prefix="tc", discovery=False, **overrides)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.mqtt.publisher_proc", json.dumps(settings), str(db_path)],
+        [sys.executable, "-m", "tests.mqtt.publisher_proc", json.dumps(settings), str(db_path), "dev1"],
         env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     assert proc.stdout is not None and proc.stdout.readline().strip() == "READY"
