@@ -112,10 +112,9 @@ def parse_utc(value: str | datetime) -> datetime:
 
 
 def format_utc(dt: datetime) -> str:
-    """UTC as `2026-11-29T01:02:03Z` (milliseconds only when present), as the database stores it."""
+    """UTC as `2026-11-29T01:02:03.000Z`, exactly as the database stores it (fixed width)."""
     dt = dt.astimezone(timezone.utc)
-    spec = "milliseconds" if dt.microsecond else "seconds"
-    return dt.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
+    return dt.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def _format_offset(dt: datetime) -> str:
@@ -129,8 +128,7 @@ def _format_offset(dt: datetime) -> str:
 
 def _local(dt: datetime, tz: ZoneInfo) -> dict[str, str]:
     local = dt.astimezone(tz)
-    spec = "milliseconds" if local.microsecond else "seconds"
-    return {"local": local.isoformat(timespec=spec), "offset": _format_offset(local)}
+    return {"local": local.isoformat(timespec="milliseconds"), "offset": _format_offset(local)}
 
 
 def _dumps(payload: Mapping[str, Any]) -> str:

@@ -55,10 +55,10 @@ def test_event_payload_has_every_documented_field() -> None:
     assert payload["species"] == "Cyanocitta cristata"
     assert payload["scientific_name"] == "Cyanocitta cristata"
     assert payload["confidence"] == 0.9123
-    assert payload["start"] == "2026-11-29T01:02:03Z"
-    assert payload["end"] == "2026-11-29T01:02:33Z"
-    assert payload["start_local"] == "2026-11-29T02:02:03+01:00"
-    assert payload["end_local"] == "2026-11-29T02:02:33+01:00"
+    assert payload["start"] == "2026-11-29T01:02:03.000Z"
+    assert payload["end"] == "2026-11-29T01:02:33.000Z"
+    assert payload["start_local"] == "2026-11-29T02:02:03.000+01:00"
+    assert payload["end_local"] == "2026-11-29T02:02:33.000+01:00"
     assert payload["utc_offset"] == "+01:00"
     assert payload["timezone"] == "Europe/Berlin"
     assert payload["duration_s"] == 30.0
@@ -81,7 +81,7 @@ def test_event_local_offset_follows_dst_and_negative_offsets() -> None:
     assert json.loads(event_message(summer, "new", ctx()).payload)["utc_offset"] == "+02:00"
     payload = json.loads(event_message(EVENT, "new", ctx("America/St_Johns")).payload)
     assert payload["utc_offset"] == "-03:30"
-    assert payload["start_local"] == "2026-11-28T21:32:03-03:30"
+    assert payload["start_local"] == "2026-11-28T21:32:03.000-03:30"
 
 
 def test_event_without_known_scientific_name_or_model_falls_back() -> None:
@@ -114,7 +114,7 @@ def test_counts_messages_summary_and_per_species() -> None:
         "device": "station-7",
         "day": "2026-11-29",
         "timezone": "Europe/Berlin",
-        "updated_at": "2026-11-29T01:05:00Z",
+        "updated_at": "2026-11-29T01:05:00.000Z",
         "total": {"events": 3, "frames": 8},
         "species": {
             "Blue Jay": {"events": 2, "frames": 7, "scientific_name": "Cyanocitta cristata"},
