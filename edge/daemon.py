@@ -73,6 +73,13 @@ class Daemon:
         self._stop = threading.Event()
         self._reload = threading.Event()
         self._last_idle_work = 0.0
+        # MQTT area (edge/mqtt.py): the publisher thread drains the outbox; started by an
+        # on_start hook, stopped by an on_stop hook before the store closes.
+        self.publisher = None
+        if config.mqtt.enabled:
+            from edge.mqtt import attach_publisher
+
+            attach_publisher(self)
 
     # -- lifecycle --------------------------------------------------------------------------
 
