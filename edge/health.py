@@ -51,7 +51,6 @@ class HealthState:
     pause_reason: str = ""
     mqtt_state: str = "disabled"
     outbox_depth: int = 0
-    outbox_dropped: int = 0
     disk_paths: list[str] = field(default_factory=list)
     metrics: Any = None  # edge.metrics.Metrics when the endpoint is enabled
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -105,7 +104,6 @@ class HealthState:
                 "pause_reason": self.pause_reason,
                 "mqtt_state": self.mqtt_state,
                 "outbox_depth": self.outbox_depth,
-                "outbox_dropped": self.outbox_dropped,
             }
         data["rate_per_minute"] = round(self.rate_per_minute(), 2)
         return data
@@ -182,6 +180,10 @@ def _db_facts(db_path: Path, rate_window_s: float) -> dict[str, Any]:
             outbox = q("SELECT COUNT(*) FROM outbox")[0]
         except sqlite3.OperationalError:
             outbox = None
+        try:  # cumulative coalesced/dropped counters kept by edge.outbox
+            outbox_stats = dict(conn.execute("SELECT key, value FROM outbox_stats").fetchall())
+        except sqlite3.OperationalError:
+            outbox_stats = {}
         tallies = q("SELECT COUNT(*) FROM daily_tallies")[0]
     finally:
         conn.close()
@@ -197,6 +199,8 @@ def _db_facts(db_path: Path, rate_window_s: float) -> dict[str, Any]:
         "rate_errors_per_min": round(recent_err / minutes, 2),
         "rate_window_s": rate_window_s,
         "outbox_depth": outbox,
+        "outbox_dropped_events": outbox_stats.get("dropped_events", 0),
+        "outbox_coalesced_counts": outbox_stats.get("coalesced_counts", 0),
         "tally_rows": tallies,
     }
 
@@ -229,7 +233,7 @@ def collect_status(db_path: Path | str, status_path: Path | str | None = None,
             state = "not running"
         result["daemon"] = {"state": state, "snapshot_age_s": None if age is None else round(age, 1),
                             **{k: snap.get(k) for k in ("pid", "started_at", "model_id", "backlog", "paused",
-                                                       "pause_reason", "mqtt_state", "outbox_dropped",
+                                                       "pause_reason", "mqtt_state",
                                                        "last_species", "rate_per_minute")}}
     disks = []
     for path in dict.fromkeys([str(db_path.parent), *map(str, disk_paths)]):
@@ -279,7 +283,8 @@ def format_status_table(status: dict[str, Any]) -> str:
          if last_err else "-"),
         ("mqtt", str(daemon.get("mqtt_state") or "-")),
         ("outbox", f"{status.get('outbox_depth', '-')} waiting"
-         + (f", {daemon['outbox_dropped']} dropped" if daemon.get("outbox_dropped") else "")),
+         + (f", {status['outbox_dropped_events']} events dropped when full"
+            if status.get("outbox_dropped_events") else "")),
     ]
     for disk in status.get("disk", []):
         rows.append((f"free disk {disk['path']}", disk.get("error") or _human_bytes(disk.get("free_bytes"))))
@@ -304,3 +309,39 @@ class StatusPublisher:
         if self.notify is not None:
             self.notify(self.state.status_line())
         return True
+
+
+class StateDirError(RuntimeError):
+    """The state directory cannot hold the database: the daemon must not start."""
+
+
+def check_state_dir(directory: Path | str) -> None:
+    """Prove we can create, write and fsync a file where the database lives.
+
+    Why a probe and not os.access(): root passes every access() check, and a read-only mount
+    or a full disk only shows on an actual write. Called before the database is opened, so the
+    operator sees one clear message instead of a SQLite traceback.
+    """
+    directory = Path(directory).absolute()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / f".trailcam-write-test-{os.getpid()}"
+        with open(probe, "wb") as handle:
+            handle.write(b"ok")
+            handle.flush()
+            os.fsync(handle.fileno())
+        probe.unlink()
+    except OSError as exc:
+        user = _user_name()
+        raise StateDirError(
+            f"state directory {directory} is not writable by user {user}: {exc.strerror or exc}. "
+            f"The database lives there; check its owner and mount (under systemd: StateDirectory=trailcam "
+            f"creates /var/lib/trailcam for the service user)") from exc
+
+
+def _user_name() -> str:
+    try:
+        import pwd
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except (KeyError, ImportError):
+        return str(os.geteuid())

@@ -7,9 +7,10 @@ import math
 import urllib.request
 from datetime import datetime, timezone
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from edge.health import (HealthState, StatusPublisher, collect_status, format_status_table, read_snapshot,
+from edge.health import (HealthState, StateDirError, check_state_dir, StatusPublisher, collect_status, format_status_table, read_snapshot,
                          status_file_for, write_snapshot)
 from edge.metrics import Metrics
 from tests.field.conftest import add_frame
@@ -25,6 +26,8 @@ def test_status_combines_database_snapshot_and_disk(tmp_path, field_db):
     add_frame(field_db, "/cam/b.jpg", status="error", error="truncated JPEG", processed_at=now_iso())
     field_db.execute("INSERT INTO outbox(created_at, topic, payload, qos, retain, kind) "
                      "VALUES (?, 'events', '{}', 1, 0, 'event')", (now_iso(),))
+    field_db.execute("CREATE TABLE outbox_stats(key TEXT PRIMARY KEY, value INTEGER)")
+    field_db.execute("INSERT INTO outbox_stats VALUES ('dropped_events', 3)")
     state = HealthState(model_id="convnet-int8-3f2a9c1d", backlog=4, mqtt_state="connected")
     state.frame_done("ok", 12.5, species="robin")
     assert write_snapshot(state, status_file_for(db_path))
@@ -32,7 +35,7 @@ def test_status_combines_database_snapshot_and_disk(tmp_path, field_db):
     status = collect_status(db_path, disk_paths=[tmp_path])
     assert status["frames_total"] == 2 and status["frames_error"] == 1
     assert status["last_error"]["path"] == "/cam/b.jpg" and status["last_error"]["error"] == "truncated JPEG"
-    assert status["outbox_depth"] == 1
+    assert status["outbox_depth"] == 1 and status["outbox_dropped_events"] == 3
     assert status["rate_frames_per_min"] > 0
     assert status["daemon"]["state"] == "running"  # our own pid, fresh snapshot
     assert status["daemon"]["backlog"] == 4 and status["daemon"]["mqtt_state"] == "connected"
@@ -41,7 +44,7 @@ def test_status_combines_database_snapshot_and_disk(tmp_path, field_db):
     json.dumps(status)  # --format json must serialise
 
     table = format_status_table(status)
-    for needle in ("running", "backlog", "4", "truncated JPEG", "connected", "1 waiting", "free disk"):
+    for needle in ("running", "backlog", "4", "truncated JPEG", "connected", "1 waiting, 3 events dropped", "free disk"):
         assert needle in table
 
 
@@ -100,3 +103,12 @@ def test_metrics_endpoint_scraped_and_parsed(tmp_path):
     assert s[("trailcam_model_info", (("model_id", "convnet-int8-3f2a9c1d"),))] == 1
     assert s[("trailcam_disk_free_bytes", (("path", str(tmp_path)),))] > 0
     assert s[("trailcam_last_frame_timestamp_seconds", ())] > 1.7e9
+
+
+def test_state_dir_check_names_the_directory_and_the_reason(tmp_path):
+    check_state_dir(tmp_path / "new" / "state")  # created on demand
+    assert (tmp_path / "new" / "state").is_dir() and not list((tmp_path / "new" / "state").iterdir())
+    blocked = tmp_path / "file-not-dir"
+    blocked.write_text("x")
+    with pytest.raises(StateDirError, match=r"state directory .*file-not-dir/db is not writable"):
+        check_state_dir(blocked / "db")
