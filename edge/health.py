@@ -345,3 +345,34 @@ def _user_name() -> str:
         return pwd.getpwuid(os.geteuid()).pw_name
     except (KeyError, ImportError):
         return str(os.geteuid())
+
+
+# ---- `edge status` ------------------------------------------------------------------------
+
+def register(subparsers) -> None:
+    """Called by edge.cli (EXTENSION_MODULES) to add `edge status`."""
+    parser = subparsers.add_parser("status", help="health of the daemon: last frame, backlog, rates, errors, "
+                                                  "MQTT, outbox, free disk")
+    parser.add_argument("--config", type=Path, help="TOML configuration (default /etc/trailcam/edge.toml when it exists)")
+    parser.add_argument("--db", type=Path, help="SQLite database (overrides [storage] database)")
+    parser.add_argument("--format", choices=["table", "json"], default="table")
+    parser.set_defaults(func=cmd_status)
+
+
+def cmd_status(args) -> int:
+    """Exit 0 when the daemon is running, 1 when it is not, paused or stalled (scriptable)."""
+    from edge.config import load_config
+
+    overrides = {"storage": {"database": str(args.db)}} if args.db else None
+    config = load_config(args.config, overrides=overrides)
+    disk_paths = []
+    if config.retention.after_processing == "archive" and config.retention.archive_dir is not None:
+        disk_paths.append(config.retention.archive_dir)
+    status = collect_status(config.storage.database, disk_paths=disk_paths,
+                            rate_window_s=config.health.rate_window_s,
+                            stale_after_s=max(60.0, 6 * config.health.status_interval_s))
+    if args.format == "json":
+        print(json.dumps(status, indent=2, sort_keys=True))
+    else:
+        print(format_status_table(status))
+    return 0 if status["daemon"]["state"] == "running" else 1

@@ -36,6 +36,7 @@ from edge.config.retention import RetentionConfig
 
 log = logging.getLogger(__name__)
 
+MIN_RESUME_BYTES = 1024 * 1024
 GB = 1_000_000_000  # archive_max_gb counts decimal gigabytes, as disk vendors and `df -H` do
 ERROR_FOLDER = "_errors"
 _UNSAFE = re.compile(r"[^\w .,'()+-]+", re.UNICODE)
@@ -98,7 +99,9 @@ class DiskGuard:
                  free: Callable[[Path | str], int] = free_bytes) -> None:
         self.paths = [Path(p) for p in paths]
         self.min_free = min_free
-        self.resume_free = max(resume_free, min_free)
+        # Even with min_free_mb = 0 a pause after ENOSPC waits for a little room, so the failed
+        # frame is not retried against a disk with zero bytes on every loop pass.
+        self.resume_free = max(resume_free, min_free, MIN_RESUME_BYTES)
         self._free = free
         self.paused = False
         self.reason = ""

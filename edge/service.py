@@ -384,3 +384,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="edge install-service", description=__doc__.splitlines()[0])
     add_arguments(parser)
     return run_install_service(parser.parse_args(argv))
+
+
+def register(subparsers) -> None:
+    """Called by edge.cli (EXTENSION_MODULES) to add `edge install-service`."""
+    parser = subparsers.add_parser("install-service", help="create the system user, a commented config, "
+                                                           "the credential file and the systemd unit; enable it")
+    add_arguments(parser)
+    parser.set_defaults(func=run_install_service)

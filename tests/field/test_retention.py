@@ -155,17 +155,28 @@ def test_species_folder_is_safe():
 
 
 def test_disk_guard_pauses_below_min_and_resumes_above_resume_only():
-    free = {"value": 500}
-    guard = DiskGuard(["/x"], min_free=100, resume_free=300, free=lambda _p: free["value"])
+    mb = 1024 * 1024
+    free = {"value": 500 * mb}
+    guard = DiskGuard(["/x"], min_free=100 * mb, resume_free=300 * mb, free=lambda _p: free["value"])
     assert not guard.check().paused
-    free["value"] = 50
+    free["value"] = 50 * mb
     state = guard.check()
-    assert state.paused and state.changed and "low disk space" in guard.reason
-    free["value"] = 200  # above min, below resume: stay paused (no flapping)
+    assert state.paused and state.changed and "low disk space: 50 MB free on /x" in guard.reason
+    free["value"] = 200 * mb  # above min, below resume: stay paused (no flapping)
     assert guard.check().paused
-    free["value"] = 301
+    free["value"] = 301 * mb
     state = guard.check()
     assert not state.paused and state.changed
+
+
+def test_disk_guard_after_enospc_waits_for_some_room_even_without_a_minimum():
+    free = {"value": 0}
+    guard = DiskGuard(["/x"], min_free=0, resume_free=0, free=lambda _p: free["value"])
+    assert not guard.check().paused          # no minimum: never pauses by itself
+    guard.pause("write failed: database or disk is full")
+    assert guard.check().paused              # 0 bytes: retrying now would fail again
+    free["value"] = 2 * 1024 * 1024
+    assert not guard.check().paused
 
 
 def test_free_bytes_of_a_path_not_yet_created(tmp_path):
