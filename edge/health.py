@@ -118,12 +118,23 @@ class HealthState:
         return text
 
 
+SNAPSHOT_BLOCK = 4096
+
+
 def write_snapshot(state: HealthState, path: Path | str) -> bool:
-    """Atomically replace status.json; False when the disk is full (status must never crash us)."""
+    """Replace status.json; False if it could not be written (status must never crash us).
+
+    The JSON is padded with spaces to a multiple of 4 kB. Normally the file is replaced
+    atomically (write + rename); when that fails because the disk is full, which is exactly
+    when the operator needs to see "paused", the padded file is overwritten in place: same
+    size, so no new block is needed.
+    """
     path = Path(path)
+    text = json.dumps(state.snapshot(), indent=1, sort_keys=True)
+    text += " " * (-len(text) % SNAPSHOT_BLOCK)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        tmp.write_text(json.dumps(state.snapshot(), indent=1, sort_keys=True))
+        tmp.write_text(text)
         os.replace(tmp, path)
         return True
     except OSError:
@@ -131,6 +142,13 @@ def write_snapshot(state: HealthState, path: Path | str) -> bool:
             tmp.unlink(missing_ok=True)
         except OSError:
             pass
+    try:
+        with open(path, "r+") as handle:
+            if os.fstat(handle.fileno()).st_size != len(text):
+                return False
+            handle.write(text)
+        return True
+    except OSError:
         return False
 
 

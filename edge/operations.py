@@ -67,6 +67,8 @@ class FieldOperations:
     # -- wiring -----------------------------------------------------------------------------
     def attach(self, daemon) -> "FieldOperations":
         self.daemon = daemon
+        # The idle loop must wake up often enough to ping within half the watchdog interval.
+        daemon.tick_s = self.notifier.poll_timeout(daemon.tick_s)
         daemon.on_start.append(self.on_start)
         daemon.after_frame.append(self.after_frame)
         daemon.on_tick.append(self.on_tick)
