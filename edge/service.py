@@ -162,8 +162,13 @@ def _key_lines(model: type[BaseModel], indent: str = "") -> list[str]:
             lines.append(f"#{indent} {toml_key} = ...   (required)")
         else:
             default = info.get_default(call_default_factory=True)
-            lines.append(f"#{indent} {toml_key} = {_toml_value(default)}" if default is not None
-                         else f"#{indent} {toml_key} =   (unset by default)")
+            if default is None:
+                lines.append(f"#{indent} {toml_key} =   (unset by default)")
+            elif info.default_factory is not None and not isinstance(default, (list, dict, set, tuple, BaseModel)):
+                # e.g. the device id from the host name: computed on the device, not baked in here
+                lines.append(f"#{indent} {toml_key} =   (computed at start when unset)")
+            else:
+                lines.append(f"#{indent} {toml_key} = {_toml_value(default)}")
     return lines
 
 

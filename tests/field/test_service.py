@@ -86,7 +86,7 @@ def test_config_skeleton_is_valid_toml_listing_every_section():
     for section in EdgeConfig.model_fields:
         assert f"[{section}]" in text
     # uncommenting every key gives the defaults back: the skeleton tells the truth
-    key_line = re.compile(r"^# ([A-Za-z_][A-Za-z0-9_]*) = (?!.*\(unset by default\)|\.\.\.)")
+    key_line = re.compile(r"^# ([A-Za-z_][A-Za-z0-9_]*) = (?!\s*\(|\.\.\.)")
     uncommented = "\n".join(line[2:] if key_line.match(line) else line for line in text.splitlines())
     assert uncommented != text
     assert EdgeConfig.model_validate(tomllib.loads(uncommented)) == EdgeConfig()
@@ -118,3 +118,23 @@ def test_systemd_analyze_verify_passes_without_warnings(tmp_path, systemd_analyz
     ours = [line for line in result.stderr.splitlines() if UNIT_NAME in line]
     assert result.returncode == 0, result.stderr
     assert ours == [], result.stderr
+
+
+def test_cli_install_service_into_a_root_follows_the_config(tmp_path, cli_env):
+    root = tmp_path / "root"
+    config = root / "etc/trailcam/edge.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text('[[cameras]]\nname = "feeder"\npath = "/srv/trailcam/feeder"\n\n'
+                      '[retention]\nafter_processing = "archive"\narchive_dir = "/srv/trailcam/archive"\n')
+    argv = [sys.executable, "-m", "edge", "install-service", "--root", str(root), "--exec", "/opt/tc/bin/edge"]
+    first = subprocess.run(argv, env=cli_env, capture_output=True, text=True, timeout=60)
+    assert first.returncode == 0, first.stderr
+    assert "skipped (--root): useradd --system" in first.stdout
+    snapshot = tree(root)
+    second = subprocess.run(argv, env=cli_env, capture_output=True, text=True, timeout=60)
+    assert second.returncode == 0 and "nothing to change" in second.stdout
+    assert tree(root) == snapshot
+    unit = (root / "etc/systemd/system" / UNIT_NAME).read_text()
+    assert "ExecStart=/opt/tc/bin/edge run --config /etc/trailcam/edge.toml" in unit
+    dropin = (root / f"etc/systemd/system/{UNIT_NAME}.d/{DROPIN_NAME}").read_text()
+    assert "ReadWritePaths=/srv/trailcam/archive /srv/trailcam/feeder" in dropin
