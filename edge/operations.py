@@ -72,7 +72,7 @@ class FieldOperations:
         daemon.on_start.append(self.on_start)
         daemon.after_frame.append(self.after_frame)
         daemon.on_tick.append(self.on_tick)
-        daemon.on_stop.append(self.on_stop)
+        daemon.on_stop.insert(0, self.on_stop)  # STOPPING=1 first, before the MQTT drain
         daemon.on_disk_full.append(self.on_disk_full)
         return self
 
@@ -155,8 +155,18 @@ class FieldOperations:
                 values["outbox_depth"] = self.daemon.store.db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
             except Exception:  # noqa: BLE001 - no outbox table yet, or the disk is full: not fatal
                 pass
+        publisher = getattr(self.daemon, "publisher", None)  # edge.mqtt, when [mqtt] enabled
         if self.mqtt_state is not None:
             values["mqtt_state"] = self.mqtt_state()
+        elif publisher is not None:
+            try:
+                mqtt = publisher.status()
+                text = str(mqtt.get("state"))
+                if mqtt.get("last_error") and not mqtt.get("connected"):
+                    text += f": {mqtt['last_error']}"
+                values["mqtt_state"] = text
+            except Exception:  # noqa: BLE001 - status must never stop the loop
+                pass
         if values:
             self.health.set(**values)
 
