@@ -324,6 +324,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     if not (args.run / "best.keras").is_file():  # answer before the slow TensorFlow import
         raise UsageError(f"{args.run} is not a trained run (no best.keras)")
+    if args.out_dir.exists() and any(args.out_dir.iterdir()) and not args.overwrite:
+        raise UsageError(f"{args.out_dir} exists and is not empty; choose a new --out or pass --overwrite")
+    class_names = json.loads((args.run / "class_names.json").read_text())
+    if args.no_bird_label is not None and args.no_bird_label not in class_names:
+        raise UsageError(f"--no-bird-label: no_bird_label {args.no_bird_label!r} is not one of the run's classes")
     _quiet_tensorflow()
     from trainer.export import ExportVerificationError, export_bundle, read_manifest
 
