@@ -182,13 +182,11 @@ def _pruning_callback_class():
 
 
 def trial_config(settings: TuneSettings, params: Mapping[str, Any], number: int) -> TrainConfig:
-    base = {k: v for k, v in settings.base.items() if k not in params}
+    values = {"arch": settings.arch, "seed": settings.seed, **settings.base, **params}
     return TrainConfig(
         data_dir=Path(settings.data_dir),
         out_dir=Path(settings.study_dir) / "trials" / f"trial-{number:04d}",
-        arch=settings.arch,
-        seed=settings.seed,
-        **{**base, **params},
+        **values,
         overwrite=True,
     )
 

@@ -204,6 +204,7 @@ def test_missing_channel_is_a_clear_error_exit_2(tmp_path: Path, capsys):
     (["--learning-rate", "fast"], "learning_rate"),
     (["--arch", "vgg16"], "vgg16"),
     (["--quantize", "int4"], "quantize"),
+    (["--calibration-images", "many"], "calibration_images"),
 ])
 def test_bad_hyperparameters_exit_2_naming_the_key(tmp_path: Path, capsys, argv, expected):
     (tmp_path / "train").mkdir()
