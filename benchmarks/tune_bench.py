@@ -13,6 +13,8 @@ which is what pruning is for.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import platform
 import statistics
 import tempfile
@@ -41,13 +43,24 @@ def run_once(data: Path, root: Path, pruner: str, trials: int, image_size: int, 
                             search_space_file=str(space), pruner=pruner, prune_startup_trials=2,
                             prune_warmup_epochs=1, base={"image_size": image_size, "batch_size": 16})
     started = time.perf_counter()
-    outcome = run_study(settings)
+    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):  # the trials' epoch lines
+        outcome = run_study(settings)
     wall = time.perf_counter() - started
     rows = outcome["rows"]
     epochs = sum(int(r["epochs_run"] or 0) for r in rows)
     best = max((r["val_accuracy"] for r in rows if r["state"] == "complete"), default=0.0)
     pruned = sum(r["state"] == "pruned" for r in rows)
     return {"wall_s": wall, "epochs": epochs, "best": best, "pruned": pruned}
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def main() -> int:
@@ -72,7 +85,7 @@ def main() -> int:
     def med(pruner: str, key: str) -> float:
         return statistics.median(r[key] for r in results[pruner])
 
-    print(f"machine: {platform.processor() or platform.machine()}, {__import__('os').cpu_count()} CPUs; "
+    print(f"machine: {cpu_model()}, {os.cpu_count()} CPUs; "
           f"{args.trials} trials, {args.repeats} repeat(s), medians")
     print(f"{'pruner':<8} {'wall s':>8} {'epochs':>7} {'pruned':>7} {'best val_acc':>13}")
     for pruner in ("median", "none"):
