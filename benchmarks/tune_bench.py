@@ -68,7 +68,8 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--image-size", type=int, default=32)
-    args = parser.parse_args()
+    # parse_known_args: `python -m benchmarks tune_bench` passes the runner's own arguments through
+    args, _ = parser.parse_known_args()
 
     from trainer.synth import SynthSpec, generate_dataset
 
