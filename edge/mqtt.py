@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 STATUS_ONLINE = "online"
 STATUS_OFFLINE = "offline"
 STATUS_STOPPED = "stopped"
+DELETE_INTERVAL_S = 0.25
 
 
 def backoff_delay(attempt: int, minimum: float, maximum: float, rng: random.Random | None = None) -> float:
@@ -182,6 +183,10 @@ class Publisher:
         conn = sqlite3.connect(self.db_path, timeout=30.0, check_same_thread=True)
         try:
             conn.execute("PRAGMA busy_timeout = 30000")
+            # Deleting a delivered row needs no fsync: after a power cut the row is merely
+            # published again (at least once). FULL would fsync per batch and hold the write
+            # lock the counting thread needs.
+            conn.execute("PRAGMA synchronous = NORMAL")
             outbox.create_table(conn)
             conn.commit()
             self._seed_species(conn)
@@ -362,6 +367,7 @@ class Publisher:
         cfg = self.config
         last_sent_id = 0
         next_poll = 0.0
+        next_delete = 0.0
         data_version = -1
         drain_deadline: float | None = None
         while True:
@@ -371,16 +377,25 @@ class Publisher:
             room = cfg.max_inflight - len(self._inflight)
             if room > 0:
                 # data_version changes when another connection (the store) commits: new rows are
-                # seen within one loop turn without a wake() call, at the cost of no disk read.
+                # seen within batch_window_s without a wake() call and without a disk read.
+                # The short window lets a burst of frames go out as one batch, in which
+                # superseded counts snapshots are skipped (see below).
                 current = conn.execute("PRAGMA data_version").fetchone()[0]
                 if current != data_version:
                     data_version = current
-                    next_poll = 0.0
+                    next_poll = min(next_poll, now + cfg.batch_window_s)
             if room > 0 and (self._wake.is_set() or now >= next_poll or drain_deadline is not None):
                 self._wake.clear()
                 rows = outbox.peek(conn, limit=room, after_id=last_sent_id)
                 conn.commit()  # end the read transaction so WAL checkpoints are not held back
+                newest = {row.topic: row.id for row in rows if row.kind == "counts"}
                 for row in rows:
+                    if row.kind == "counts" and newest[row.topic] != row.id:
+                        # A retained snapshot followed by a newer one of the same topic in this
+                        # batch: the broker would keep only the newer one anyway.
+                        self._acked.append(row.id)
+                        last_sent_id = row.id
+                        continue
                     info = client.publish(f"{self.base_topic}/{row.topic}", row.payload, qos=row.qos, retain=row.retain)
                     if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                         raise _SessionEnded
@@ -404,7 +419,12 @@ class Publisher:
                 log.info("Home Assistant came online: republishing discovery")
                 self._publish_discovery(client)
             rc = client.loop(0.05 if self._inflight else 0.1)
-            if self._acked:
+            # Acknowledged rows are deleted in batches (every DELETE_INTERVAL_S, or at once when
+            # the window is empty or we are draining): one short write transaction instead of
+            # one per PUBACK keeps the write lock free for the counting thread.
+            now = time.monotonic()
+            if self._acked and (now >= next_delete or not self._inflight or drain_deadline is not None):
+                next_delete = now + DELETE_INTERVAL_S
                 deleted_ids, self._acked = self._acked, []
                 outbox.delete(conn, deleted_ids)
                 self._set(published=self._status.published + len(deleted_ids))
