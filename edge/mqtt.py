@@ -113,6 +113,7 @@ class Publisher:
         self._stopping = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self.cpu_seconds: float | None = None  # CPU time of the publisher thread, set when it ends
         self._status = PublisherStatus(
             broker=f"{'mqtts' if config.use_tls else 'mqtt'}://{config.host}:{config.port}",
             password_source=config.password_source(),
@@ -206,6 +207,7 @@ class Publisher:
             self._set(state="crashed", connected=False)
             raise
         finally:
+            self.cpu_seconds = time.thread_time()  # this thread's CPU, for the benchmark
             conn.close()
             if self._status.state != "crashed":
                 self._set(state="stopped", connected=False, next_retry_in_s=None)
