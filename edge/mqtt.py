@@ -304,6 +304,10 @@ class Publisher:
         except _SessionEnded:
             return self._connack is not None and not self._connack.is_failure
         finally:
+            if self._acked:  # acknowledged before the link dropped: never send these again
+                outbox.delete(conn, self._acked)
+                self._set(published=self._status.published + len(self._acked))
+                self._acked = []
             self._inflight.clear()
             try:
                 client.disconnect() if not self._disconnected else None
