@@ -91,9 +91,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     setup_logging(config.logging.level)
     daemon = Daemon(config, once=args.once)
-    daemon.install_signal_handlers()
     try:
-        return daemon.run()
+        return daemon.run(handle_signals=True)
     except (DaemonError, ModelError) as error:
         raise UsageError(str(error)) from None
     except StoreError as error:
