@@ -91,6 +91,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     setup_logging(config.logging.level)
     daemon = Daemon(config, once=args.once)
+    # Field operation (systemd notify/watchdog, status.json, metrics, retention, disk pause).
+    from edge.health import StateDirError
+    from edge.operations import FieldOperations
+    try:
+        FieldOperations(config).attach(daemon)
+    except StateDirError as error:
+        log.error("%s", error)
+        return EXIT_FAILURE
     try:
         return daemon.run(handle_signals=True)
     except (DaemonError, ModelError) as error:

@@ -28,7 +28,8 @@ from edge.config import EdgeConfig
 from edge.model import Classifier, ModelError, resolve_model
 from edge.pipeline import FrameOutcome, FrameProcessor
 from edge.store import Store
-from edge.watcher import FrameQueue, InotifyWatcher, PollingWatcher, scan_backlog
+from edge.retention import is_disk_full_error
+from edge.watcher import FrameQueue, QueuedFrame, InotifyWatcher, PollingWatcher, scan_backlog
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,10 @@ class Daemon:
         self.after_frame: list[Callable[[FrameOutcome], None]] = []
         self.on_tick: list[Callable[[Daemon], None]] = []
         self.on_stop: list[Callable[[Daemon], None]] = []
+        # Field operation: a frame whose write failed for lack of disk space (rolled back whole)
+        # is kept aside and retried first; these hooks pause the loop until space returns.
+        self.on_disk_full: list[Callable[[BaseException], None]] = []
+        self._retry: QueuedFrame | None = None
         self.store: Store | None = None
         self.processor: FrameProcessor | None = None
         self._watchers: list[InotifyWatcher | PollingWatcher] = []
@@ -135,9 +140,15 @@ class Daemon:
             if self._reload.is_set():
                 self._reload.clear()
                 self.reload_model()
-            item = self.frames.get(timeout=self.tick_s)
+            item = self._retry if self._retry is not None else self.frames.get(timeout=self.tick_s)
+            self._retry = None
             if item is not None:
-                self.process(item.path, item.camera)
+                try:
+                    self.process(item.path, item.camera)
+                except Exception as error:  # noqa: BLE001 - only disk-full is handled here
+                    if not is_disk_full_error(error):
+                        raise
+                    self._disk_full(item, error)
             elif self.once:
                 break
             else:
@@ -163,6 +174,15 @@ class Daemon:
             for hook in self.after_frame:
                 hook(outcome)
         return outcome
+
+    def _disk_full(self, item: QueuedFrame, error: BaseException) -> None:
+        log.error("frame %s: disk full (%s); nothing was written, it will be retried when space returns",
+                  item.path, error)
+        self._retry = item
+        for hook in self.on_disk_full:
+            hook(error)
+        if not self.on_disk_full:
+            self._stop.wait(self.tick_s)
 
     def _idle_work(self) -> None:
         now = time.monotonic()
@@ -202,6 +222,14 @@ class Daemon:
 
     def request_stop(self) -> None:
         self._stop.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    def wait_stop(self, timeout: float) -> bool:
+        """Sleep up to `timeout` unless a stop is requested (hooks that wait use this)."""
+        return self._stop.wait(timeout)
 
     def request_reload(self) -> None:
         self._reload.set()
