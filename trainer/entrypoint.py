@@ -148,7 +148,10 @@ def resolve_hyperparameters(hps: Mapping[str, Any], argv: Sequence[str]) -> tupl
     ignored = [str(x) for x in leftovers]
     for key, value in merged.items():
         if key in OPTION_DEFAULTS:
-            options[key] = type(OPTION_DEFAULTS[key])(value) if not isinstance(OPTION_DEFAULTS[key], str) else str(value)
+            try:
+                options[key] = type(OPTION_DEFAULTS[key])(value)
+            except ValueError:
+                raise EntryPointError(f"hyperparameter {key}: expected {type(OPTION_DEFAULTS[key]).__name__}, got {value!r}") from None
         elif key in config_fields:
             try:
                 overrides[key] = coerce_hyperparameter(key, value)

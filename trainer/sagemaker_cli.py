@@ -110,6 +110,10 @@ def _build_spec(args: argparse.Namespace, name: str):
         raise S.SpecError("--data: give --data s3://bucket/prefix (train/ valid/ test/ below it) or --train and --valid")
     S.check_instance_type(args.instance_type)
     image = args.image_uri or S.training_image(region, args.instance_type, args.tf_version or S.DEFAULT_TF_VERSION)
+    if args.instance_count > 1:
+        print("# warning: --instance-count > 1 trains with MultiWorkerMirroredStrategy, which Keras 3.15 / "
+              "TensorFlow 2.21 currently fail on in model.fit (see README, Training in the cloud); "
+              "prefer one larger or multi-GPU instance", file=sys.stderr)
     return S.JobSpec(
         role_arn=role, region=region, channels=channels, output_s3=output, checkpoint_s3=checkpoints,
         source_s3=source, image_uri=image, arch=args.arch, instance_type=args.instance_type,

@@ -117,8 +117,9 @@ def requeue_interrupted(study) -> list[int]:
     requeued = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
-        study.enqueue_trial(dict(trial.params), user_attrs={"retry_of": trial.number}, skip_if_exists=False)
-        requeued.append(trial.number)
+        if trial.params:  # killed before it drew its parameters: nothing worth repeating
+            study.enqueue_trial(dict(trial.params), user_attrs={"retry_of": trial.number}, skip_if_exists=False)
+            requeued.append(trial.number)
     return requeued
 
 
@@ -181,13 +182,11 @@ def _pruning_callback_class():
 
 
 def trial_config(settings: TuneSettings, params: Mapping[str, Any], number: int) -> TrainConfig:
-    base = {k: v for k, v in settings.base.items() if k not in params}
+    values = {"arch": settings.arch, "seed": settings.seed, **settings.base, **params}
     return TrainConfig(
         data_dir=Path(settings.data_dir),
         out_dir=Path(settings.study_dir) / "trials" / f"trial-{number:04d}",
-        arch=settings.arch,
-        seed=settings.seed,
-        **{**base, **params},
+        **values,
         overwrite=True,
     )
 

@@ -77,26 +77,13 @@ def test_model_dir_holds_savedmodel_bundle_and_report(finished_job, synthetic_da
         (4, IMAGE_SIZE, 16, 24, 3)
     assert config["learning_rate"] == pytest.approx(0.003)
 
-    # The bundle loads with the LiteRT interpreter the edge uses and classifies a test image.
+    # The bundle loads in the edge (manifest, checksum, labels) and classifies test images.
     bundle = model_dir / "bundle"
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["quantization"] == "float16" and manifest["num_classes"] == 4
     labels = (bundle / "labels.txt").read_text().splitlines()
     assert labels == sorted(p.name for p in (synthetic_dataset / "test").iterdir())
-    from ai_edge_litert.interpreter import Interpreter
-    from PIL import Image
-
-    interpreter = Interpreter(model_path=str(bundle / "model.tflite"))
-    interpreter.allocate_tensors()
-    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    assert list(inp["shape"]) == [1, IMAGE_SIZE, IMAGE_SIZE, 3]
-    correct = 0
-    for label_index, label in enumerate(labels):
-        path = sorted((synthetic_dataset / "test" / label).iterdir())[0]
-        image = Image.open(path).convert("RGB").resize((IMAGE_SIZE, IMAGE_SIZE), Image.BILINEAR)
-        interpreter.set_tensor(inp["index"], np.asarray(image, dtype=inp["dtype"])[None])
-        interpreter.invoke()
-        correct += int(np.argmax(interpreter.get_tensor(out["index"])[0]) == label_index)
+    correct = classify_test_images(bundle, synthetic_dataset, labels)
     assert correct >= 3, f"the exported bundle classified only {correct}/4 test images"
 
     report = json.loads((model_dir / "report.json").read_text())
@@ -108,7 +95,7 @@ def test_model_dir_holds_savedmodel_bundle_and_report(finished_job, synthetic_da
     assert not (root / "output" / "run" / "checkpoints").exists()  # checkpoints stay in the checkpoint dir
 
 
-def test_fetch_unpacks_the_bundle_from_the_model_artefact(finished_job, tmp_path: Path, capsys):
+def test_fetch_unpacks_the_bundle_from_the_model_artefact(finished_job, synthetic_dataset: Path, tmp_path: Path, capsys):
     from trainer.cli import main as trainer_main
     from trainer.sagemaker.artifacts import pack_model_dir
 
@@ -118,6 +105,8 @@ def test_fetch_unpacks_the_bundle_from_the_model_artefact(finished_job, tmp_path
     assert trainer_main(["sagemaker", "fetch", "--from-file", str(tar), "--out", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["labels.txt", "manifest.json", "model.tflite", "report.json"]
     assert (out / "model.tflite").read_bytes() == (root / "model" / "bundle" / "model.tflite").read_bytes()
+    labels = (out / "labels.txt").read_text().splitlines()
+    assert classify_test_images(out, synthetic_dataset, labels) >= 3  # what the edge will run
     # A second fetch into the same folder refuses unless asked to replace it.
     assert trainer_main(["sagemaker", "fetch", "--from-file", str(tar), "--out", str(out)]) == 2
     assert "--overwrite" in capsys.readouterr().err
@@ -136,6 +125,21 @@ def test_fetch_unpacks_the_bundle_from_the_model_artefact(finished_job, tmp_path
     assert trainer_main(["sagemaker", "fetch", "--from-file", str(bad), "--out", str(out), "--overwrite"]) == 1
     assert "sha256" in capsys.readouterr().err
     assert (out / "model.tflite").read_bytes() == (root / "model" / "bundle" / "model.tflite").read_bytes()
+
+
+def classify_test_images(bundle: Path, dataset: Path, labels: list[str]) -> int:
+    """How many of one test image per class the edge's own classifier gets right."""
+    from edge.imaging import decode
+    from edge.model import load_classifier
+
+    classifier = load_classifier(bundle)
+    assert classifier.input_size == (IMAGE_SIZE, IMAGE_SIZE)
+    correct = 0
+    for label in labels:
+        path = sorted((dataset / "test" / label).iterdir())[0]
+        predictions, _ = classifier.classify(decode(path.read_bytes(), classifier.input_size).rgb)
+        correct += int(predictions[0].label == label)
+    return correct
 
 
 def _wait_for(predicate, deadline_s: float, what: str):
@@ -200,6 +204,7 @@ def test_missing_channel_is_a_clear_error_exit_2(tmp_path: Path, capsys):
     (["--learning-rate", "fast"], "learning_rate"),
     (["--arch", "vgg16"], "vgg16"),
     (["--quantize", "int4"], "quantize"),
+    (["--calibration-images", "many"], "calibration_images"),
 ])
 def test_bad_hyperparameters_exit_2_naming_the_key(tmp_path: Path, capsys, argv, expected):
     (tmp_path / "train").mkdir()

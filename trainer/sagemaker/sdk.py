@@ -138,12 +138,14 @@ def submit_tuning(spec: JobSpec, name: str, space: SearchSpace, max_jobs: int, m
     return name
 
 
-def describe(name: str, region: str) -> dict[str, Any]:
+def describe(name: str, region: str, client: Any = None) -> dict[str, Any]:
     """Status of a training or tuning job (tried in that order) as a plain dict."""
-    import boto3
     from botocore.exceptions import ClientError
 
-    client = boto3.client("sagemaker", region_name=region)
+    if client is None:
+        import boto3
+
+        client = boto3.client("sagemaker", region_name=region)
     try:
         job = client.describe_training_job(TrainingJobName=name)
         return {
@@ -167,19 +169,19 @@ def describe(name: str, region: str) -> dict[str, Any]:
     }
 
 
-def download_model(name: str, region: str, dest: Path) -> Path:
+def download_model(name: str, region: str, dest: Path, client: Any = None, s3_client: Any = None) -> Path:
     """Download the model.tar.gz of training job `name` (or of a tuning job's best job)."""
     import boto3
 
-    info = describe(name, region)
+    info = describe(name, region, client)
     if info["kind"] == "tuning":
         if not info.get("best_training_job"):
             raise RuntimeError(f"tuning job {name} has no finished best training job yet (status {info['status']})")
-        info = describe(info["best_training_job"], region)
+        info = describe(info["best_training_job"], region, client)
     if info["status"] != "Completed" or not info.get("model_artifacts"):
         raise RuntimeError(f"training job {info['name']} is {info['status']}; no model artefact to fetch"
                            + (f" ({info['failure_reason']})" if info.get("failure_reason") else ""))
     bucket, key = parse_s3_uri("model artefact", info["model_artifacts"])
     dest.parent.mkdir(parents=True, exist_ok=True)
-    boto3.client("s3", region_name=region).download_file(bucket, key, str(dest))
+    (s3_client or boto3.client("s3", region_name=region)).download_file(bucket, key, str(dest))
     return dest
