@@ -202,9 +202,15 @@ class Daemon:
             self.store.close()
             self.store = None
 
-    def run(self) -> int:
-        """start → loop → stop; returns the exit code (0 after a signal-requested stop)."""
+    def run(self, *, handle_signals: bool = False) -> int:
+        """start → loop → stop; returns the exit code (0 after a signal-requested stop).
+
+        Signal handlers go in after a successful start (the CLI asks for them; tests running
+        the daemon in-process do not).
+        """
         self.start()
+        if handle_signals:
+            self.install_signal_handlers()
         try:
             self.loop()
         finally:

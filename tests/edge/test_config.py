@@ -16,6 +16,22 @@ def _edge(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "edge", *args], env=env, capture_output=True, text=True, timeout=120)
 
 
+def _main(args: list[str], capsys, monkeypatch, env: dict[str, str] | None = None):
+    """The CLI entry point in-process: same parsing, validation and exit codes, no startup cost."""
+    from types import SimpleNamespace
+
+    import edge.cli
+    from edge.cli import main
+
+    monkeypatch.setattr(edge.cli, "setup_logging", lambda level: None)  # leave pytest's logging alone
+    monkeypatch.setattr(edge.cli, "keep_daemon_light", lambda: None)  # pytest's process may want pandas
+    for key, value in (env or {}).items():
+        monkeypatch.setenv(key, value)
+    code = main(args)
+    out, err = capsys.readouterr()
+    return SimpleNamespace(returncode=code, stdout=out, stderr=err)
+
+
 def test_defaults_env_overrides_and_sections(tmp_path: Path) -> None:
     path = tmp_path / "edge.toml"
     path.write_text('[station]\ntimezone = "Europe/Berlin"\n[[cameras]]\nname = "feeder"\npath = "/srv/cam"\nmode = "poll"\n')
@@ -55,38 +71,42 @@ def test_bad_config_names_key_and_problem(tmp_path: Path, toml: str, key: str, p
     assert f": {key}:" in message if key else True
 
 
-def test_bad_config_exits_2_from_every_command(tmp_path: Path, cli_env) -> None:
+def test_bad_config_exits_2_from_every_command(tmp_path: Path, cli_env, capsys, monkeypatch) -> None:
     path = tmp_path / "edge.toml"
     path.write_text('[classify]\nthreshold = 2\n[[cameras]]\nname = "a"\npath = "/x"\nrecursive = "sometimes"\n')
     for command in (["run"], ["check"], ["counts"]):
-        result = _edge([*command, "--config", str(path)], cli_env)
+        args = [*command, "--config", str(path)]
+        # The daemon as a process (its real exit status); the others in-process.
+        result = _edge(args, cli_env) if command == ["run"] else _main(args, capsys, monkeypatch)
         assert result.returncode == 2, (command, result.stderr)
         assert "classify.threshold: Input should be less than or equal to 1" in result.stderr
         assert "cameras[0].recursive:" in result.stderr
         assert "Traceback" not in result.stderr
-    missing = _edge(["run", "--config", str(tmp_path / "nope.toml")], cli_env)
+    missing = _main(["run", "--config", str(tmp_path / "nope.toml")], capsys, monkeypatch)
     assert missing.returncode == 2 and "nope.toml: file not found" in missing.stderr
-    env_bad = _edge(["check", "--config", str(tmp_path / "nope.toml")], {**cli_env, "TRAILCAM__EVENTS__INDEPENDENCE_S": "soon"})
-    assert env_bad.returncode == 2
+    (tmp_path / "empty.toml").write_text("")
+    env_bad = _main(["check", "--config", str(tmp_path / "empty.toml")], capsys, monkeypatch,
+                    {"TRAILCAM__EVENTS__INDEPENDENCE_S": "soon"})
+    assert env_bad.returncode == 2 and "events.independence_s: Input should be a valid number" in env_bad.stderr
 
 
-def test_run_names_missing_model_and_camera(tmp_path: Path, cli_env) -> None:
+def test_run_names_missing_model_and_camera(tmp_path: Path, capsys, monkeypatch) -> None:
     empty = tmp_path / "edge.toml"
     empty.write_text("")
-    no_camera = _edge(["run", "--config", str(empty), "--db", str(tmp_path / "x.db")], cli_env)
+    no_camera = _main(["run", "--config", str(empty), "--db", str(tmp_path / "x.db")], capsys, monkeypatch)
     assert no_camera.returncode == 2 and "cameras: no camera folder configured" in no_camera.stderr
-    no_model = _edge(["run", "--config", str(empty), "--watch", str(tmp_path), "--db", str(tmp_path / "x.db")], cli_env)
+    no_model = _main(["run", "--config", str(empty), "--watch", str(tmp_path), "--db", str(tmp_path / "x.db")], capsys, monkeypatch)
     assert no_model.returncode == 2 and "model.path: no model configured" in no_model.stderr
-    bad_model = _edge(["run", "--config", str(empty), "--watch", str(tmp_path), "--model", str(tmp_path / "none.tflite")], cli_env)
+    bad_model = _main(["run", "--config", str(empty), "--watch", str(tmp_path), "--model", str(tmp_path / "none.tflite")], capsys, monkeypatch)
     assert bad_model.returncode == 2 and "model not found" in bad_model.stderr
     assert not (tmp_path / "x.db").exists()
 
 
-def test_check_validates_config_model_and_database(tmp_path: Path, aiy_model: Path, cli_env) -> None:
+def test_check_validates_config_model_and_database(tmp_path: Path, aiy_model: Path, capsys, monkeypatch) -> None:
     camera = tmp_path / "cam"
     camera.mkdir()
     config = write_toml(tmp_path / "edge.toml", camera, aiy_model, tmp_path / "state" / "t.db")
-    ok = _edge(["check", "--config", str(config)], cli_env)
+    ok = _main(["check", "--config", str(config)], capsys, monkeypatch)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "model: ok (aiy_birds_v1-" in ok.stdout
     assert "965 labels" in ok.stdout and "no-bird label 'None'" in ok.stdout
@@ -94,6 +114,6 @@ def test_check_validates_config_model_and_database(tmp_path: Path, aiy_model: Pa
 
     (tmp_path / "notadb.db").write_text("hello")
     broken = write_toml(tmp_path / "broken.toml", tmp_path / "missing", aiy_model, tmp_path / "notadb.db")
-    bad = _edge(["check", "--config", str(broken)], cli_env)
+    bad = _main(["check", "--config", str(broken)], capsys, monkeypatch)
     assert bad.returncode == 2
     assert "cameras[0].path:" in bad.stdout and "storage.database:" in bad.stdout

@@ -71,3 +71,38 @@ def test_events_and_days_follow_the_station_zone(midnight_db: Path) -> None:
     # The same data seen in UTC: all but the last visit fall on the 28th.
     utc = reports.counts(db, by="day", zone=reports.ZoneInfo("UTC"))
     assert [(r["period"], r["events"]) for r in utc] == [("2026-11-28", 3), ("2026-11-29", 1)]
+
+
+
+def _edge(args, capsys):
+    """The real CLI entry point in-process (reports are read-only; a subprocess adds only startup)."""
+    from types import SimpleNamespace
+
+    from edge.cli import main
+
+    code = main(args)
+    out, err = capsys.readouterr()
+    return SimpleNamespace(returncode=code, stdout=out, stderr=err)
+
+
+def test_report_commands_and_formats(midnight_db: Path, capsys) -> None:
+    table = _edge(["counts", "--db", str(midnight_db), "--by", "hour"], capsys)
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.splitlines()[0].split() == ["period", "species", "events"]
+    assert "2026-11-27T23:00-05:00  Cardinalis cardinalis       1" in table.stdout
+    csv = _edge(["counts", "--db", str(midnight_db), "--by", "total", "--frames", "--format", "csv",
+                 "--camera", "cam", "--species", "Cardinalis cardinalis"], capsys)
+    assert csv.stdout.splitlines() == ["period,species,frames", "total,Cardinalis cardinalis,6"]
+    none = _edge(["counts", "--db", str(midnight_db), "--camera", "elsewhere", "--format", "json"], capsys)
+    assert none.returncode == 0 and none.stdout.strip() == "[]"
+    events = _edge(["events", "--db", str(midnight_db), "--format", "csv", "--since", "2026-11-28"], capsys)
+    lines = events.stdout.splitlines()
+    assert lines[0] == "start_local,end_local,camera,species,confidence,frame_count,state,uid" and len(lines) == 4
+    frames = _edge(["frames", "--db", str(midnight_db), "--format", "json"], capsys)
+    assert len(__import__("json").loads(frames.stdout)) == 6
+    errors = _edge(["frames", "--db", str(midnight_db), "--errors"], capsys)
+    assert "(no rows)" in errors.stdout
+    bad = _edge(["counts", "--db", str(midnight_db), "--since", "yesterday"], capsys)
+    assert bad.returncode == 2 and "--since/--until: 'yesterday' is not a date" in bad.stderr
+    missing = _edge(["counts", "--db", str(midnight_db.parent / "absent.db")], capsys)
+    assert missing.returncode == 2 and "database not found" in missing.stderr
