@@ -99,12 +99,20 @@ class SageMakerEnv:
             hps=hps,
             hosts=[str(h) for h in hosts],
             current_host=environ.get("SM_CURRENT_HOST", ""),
-            job_name=environ.get("TRAINING_JOB_NAME", ""),
+            job_name=environ.get("TRAINING_JOB_NAME") or _job_name_from_training_env(environ.get("SM_TRAINING_ENV")),
         )
 
     @property
     def is_chief(self) -> bool:
         return len(self.hosts) < 2 or self.current_host == sorted(self.hosts)[0]
+
+
+def _job_name_from_training_env(raw: str | None) -> str:
+    """The container toolkit also describes the job in SM_TRAINING_ENV (JSON, `job_name`)."""
+    try:
+        return str(json.loads(raw or "{}").get("job_name") or "")
+    except (json.JSONDecodeError, AttributeError):
+        return ""
 
 
 def parse_args(argv: Sequence[str]) -> tuple[dict[str, str], list[str]]:
