@@ -49,7 +49,8 @@ CHANNEL_ALIASES = {
     "valid": "valid", "validation": "valid", "val": "valid",
     "test": "test", "testing": "test",
 }
-HP_ALIASES = {"dense_layer": "dense_units"}  # the proposal's notebook name
+HP_ALIASES = {"dense_layer": "dense_units"}
+SDK_CHANNELS = {"code", "sm_drivers"}  # ModelTrainer stages the source through these  # the proposal's notebook name
 # Entry-point options that are not TrainConfig fields.
 OPTION_DEFAULTS: dict[str, Any] = {"quantize": "int8", "calibration_images": 200, "eval_split": "auto"}
 # TrainConfig fields the platform decides, not the hyperparameters.
@@ -81,6 +82,8 @@ class SageMakerEnv:
             if key.startswith("SM_CHANNEL_"):
                 raw = key[len("SM_CHANNEL_"):].lower()
                 name = CHANNEL_ALIASES.get(raw)
+                if raw in SDK_CHANNELS:
+                    continue
                 if name is None:
                     print(f"trailcam: ignoring unknown channel {raw!r} ({key})", file=sys.stderr)
                     continue
