@@ -11,6 +11,7 @@ and count nothing twice: the file system is the queue, the database the ledger.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -143,6 +144,31 @@ def open_readonly(path: Path, busy_timeout_s: float = 30.0) -> sqlite_utils.Data
     if version > SCHEMA_VERSION:
         raise StoreError(f"{path}: schema version {version} is newer than this trailcam ({SCHEMA_VERSION}); upgrade trailcam")
     return db
+
+
+def check_database(path: Path) -> str:
+    """What `edge check` says about the database, without writing; raises StoreError."""
+    path = Path(path)
+    if not path.exists():
+        parent = path.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not os.access(parent, os.W_OK):
+            raise StoreError(f"cannot create {path}: {parent} is not writable")
+        return f"{path} will be created"
+    try:
+        db = open_readonly(path)
+    except sqlite3.DatabaseError as error:
+        raise StoreError(f"{path}: not a usable SQLite database: {error}") from None
+    try:
+        version = _schema_version(db)
+        frames = db.execute("SELECT count(*) FROM frames").fetchone()[0]
+    except sqlite3.DatabaseError as error:
+        raise StoreError(f"{path}: damaged database: {error}") from None
+    finally:
+        db.close()
+    migrate = f", will migrate to {SCHEMA_VERSION}" if version is not None and version < SCHEMA_VERSION else ""
+    return f"{path}, schema {version}{migrate}, {frames} frame(s)"
 
 
 def _schema_version(db: sqlite_utils.Database) -> int | None:
