@@ -217,7 +217,7 @@ def _open_reader(args: argparse.Namespace):
 
 
 def _zone(args: argparse.Namespace, db):
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+    from zoneinfo import ZoneInfoNotFoundError
     from edge.reports import station_zone
 
     try:
