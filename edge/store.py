@@ -246,6 +246,9 @@ class Store:
             # FULL: a committed frame survives a power cut, so post-processing may delete it.
             self.db.execute("PRAGMA synchronous = FULL")
             self._migrate(station_id)
+        except StoreError:
+            self.conn.close()
+            raise
         except sqlite3.DatabaseError as error:
             self.conn.close()
             raise StoreError(f"{self.path}: cannot use the database: {error}") from None
