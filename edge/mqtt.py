@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -39,13 +40,14 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from edge import outbox
 from edge.config.mqtt import MqttConfig
 from edge.discovery import discovery_messages
-from edge.messages import COUNTS_TOPIC, topic_segment
+from edge.messages import COUNTS_TOPIC, MessageContext, counts_messages, topic_segment
 
 log = logging.getLogger(__name__)
 
 STATUS_ONLINE = "online"
 STATUS_OFFLINE = "offline"
 STATUS_STOPPED = "stopped"
+DELETE_INTERVAL_S = 0.25
 
 
 def backoff_delay(attempt: int, minimum: float, maximum: float, rng: random.Random | None = None) -> float:
@@ -100,6 +102,8 @@ class Publisher:
         *,
         known_species: Callable[[], Iterable[str]] | None = None,
         on_state: Callable[[str], None] | None = None,
+        context: Callable[[], MessageContext | None] | None = None,
+        clock: Callable[[], datetime] | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.config = config
@@ -108,10 +112,17 @@ class Publisher:
         self.base_topic = config.base_topic(device_id)
         self._known_species = known_species
         self._on_state = on_state  # e.g. HealthState.set(mqtt_state=...) for `edge status`
+        # The store's MessageContext (station zone, model, scientific names), for the day
+        # snapshots; None = no day snapshots (a publisher without a daemon).
+        self._context = context
+        self._clock = clock or (lambda: datetime.now(timezone.utc))
+        self._snapshot_day: str | None = None
+        self._next_day_check = 0.0
         self._rng = rng or random.Random()
         self._stopping = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self.cpu_seconds: float | None = None  # CPU time of the publisher thread, set when it ends
         self._status = PublisherStatus(
             broker=f"{'mqtts' if config.use_tls else 'mqtt'}://{config.host}:{config.port}",
             password_source=config.password_source(),
@@ -182,9 +193,14 @@ class Publisher:
         conn = sqlite3.connect(self.db_path, timeout=30.0, check_same_thread=True)
         try:
             conn.execute("PRAGMA busy_timeout = 30000")
+            # Deleting a delivered row needs no fsync: after a power cut the row is merely
+            # published again (at least once). FULL would fsync per batch and hold the write
+            # lock the counting thread needs.
+            conn.execute("PRAGMA synchronous = NORMAL")
             outbox.create_table(conn)
             conn.commit()
             self._seed_species(conn)
+            self._day_snapshot(conn)
             attempt = 0
             while not self._stopping.is_set():
                 connected = self._session(conn)
@@ -201,6 +217,7 @@ class Publisher:
             self._set(state="crashed", connected=False)
             raise
         finally:
+            self.cpu_seconds = time.thread_time()  # this thread's CPU, for the benchmark
             conn.close()
             if self._status.state != "crashed":
                 self._set(state="stopped", connected=False, next_retry_in_s=None)
@@ -297,6 +314,10 @@ class Publisher:
         except _SessionEnded:
             return self._connack is not None and not self._connack.is_failure
         finally:
+            if self._acked:  # acknowledged before the link dropped: never send these again
+                outbox.delete(conn, self._acked)
+                self._set(published=self._status.published + len(self._acked))
+                self._acked = []
             self._inflight.clear()
             try:
                 client.disconnect() if not self._disconnected else None
@@ -342,8 +363,9 @@ class Publisher:
             client.publish(topic, payload, qos=1, retain=True)
 
     def _learn_species(self, client: paho.Client, row: outbox.OutboxRow) -> None:
-        """A species' first counts/<species> row announces its Home Assistant sensor."""
-        if not (self.config.discovery and row.topic.startswith(f"{COUNTS_TOPIC}/")):
+        """A species' first counts/<species> row announces its Home Assistant sensor (and
+        puts it in the day snapshots)."""
+        if not row.topic.startswith(f"{COUNTS_TOPIC}/"):
             return
         segment = row.topic[len(COUNTS_TOPIC) + 1 :]
         if segment in self._species:
@@ -353,6 +375,8 @@ class Publisher:
         except (ValueError, KeyError, TypeError):
             label = segment
         self._species[segment] = label
+        if not self.config.discovery:
+            return
         for topic, payload in discovery_messages(self.config.discovery_prefix, self.base_topic, self.device_id, [label]):
             if topic.endswith(f"/species_{segment}/config"):
                 client.publish(topic, payload, qos=1, retain=True)
@@ -362,25 +386,39 @@ class Publisher:
         cfg = self.config
         last_sent_id = 0
         next_poll = 0.0
+        next_delete = 0.0
         data_version = -1
         drain_deadline: float | None = None
         while True:
             now = time.monotonic()
+            if now >= self._next_day_check:
+                self._next_day_check = now + 1.0
+                if self._day_snapshot(conn):
+                    next_poll = 0.0
             if self._stopping.is_set() and drain_deadline is None:
                 drain_deadline = now + cfg.drain_timeout_s
             room = cfg.max_inflight - len(self._inflight)
             if room > 0:
                 # data_version changes when another connection (the store) commits: new rows are
-                # seen within one loop turn without a wake() call, at the cost of no disk read.
+                # seen within batch_window_s without a wake() call and without a disk read.
+                # The short window lets a burst of frames go out as one batch, in which
+                # superseded counts snapshots are skipped (see below).
                 current = conn.execute("PRAGMA data_version").fetchone()[0]
                 if current != data_version:
                     data_version = current
-                    next_poll = 0.0
+                    next_poll = min(next_poll, now + cfg.batch_window_s)
             if room > 0 and (self._wake.is_set() or now >= next_poll or drain_deadline is not None):
                 self._wake.clear()
                 rows = outbox.peek(conn, limit=room, after_id=last_sent_id)
                 conn.commit()  # end the read transaction so WAL checkpoints are not held back
+                newest = {row.topic: row.id for row in rows if row.kind == "counts"}
                 for row in rows:
+                    if row.kind == "counts" and newest[row.topic] != row.id:
+                        # A retained snapshot followed by a newer one of the same topic in this
+                        # batch: the broker would keep only the newer one anyway.
+                        self._acked.append(row.id)
+                        last_sent_id = row.id
+                        continue
                     info = client.publish(f"{self.base_topic}/{row.topic}", row.payload, qos=row.qos, retain=row.retain)
                     if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                         raise _SessionEnded
@@ -404,13 +442,58 @@ class Publisher:
                 log.info("Home Assistant came online: republishing discovery")
                 self._publish_discovery(client)
             rc = client.loop(0.05 if self._inflight else 0.1)
-            if self._acked:
+            # Acknowledged rows are deleted in batches (every DELETE_INTERVAL_S, or at once when
+            # the window is empty or we are draining): one short write transaction instead of
+            # one per PUBACK keeps the write lock free for the counting thread.
+            now = time.monotonic()
+            if self._acked and (now >= next_delete or not self._inflight or drain_deadline is not None):
+                next_delete = now + DELETE_INTERVAL_S
                 deleted_ids, self._acked = self._acked, []
                 outbox.delete(conn, deleted_ids)
                 self._set(published=self._status.published + len(deleted_ids))
             if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or self._disconnected:
                 self._error(f"MQTT connection to {cfg.host}:{cfg.port} lost ({rc.name}); will reconnect")
                 raise _SessionEnded
+
+    def _day_snapshot(self, conn: sqlite3.Connection) -> bool:
+        """At start and when the station's day changes: queue the day's full counts snapshot.
+
+        Retained `counts` topics would otherwise show yesterday's numbers until the first frame
+        of the new day. The snapshot is read from `daily_tallies` inside one write transaction,
+        so it can never overwrite a newer snapshot the store queues for that day; species known
+        from earlier days get zeros. Returns True when rows were queued.
+        """
+        ctx = self._context() if self._context is not None else None
+        if ctx is None:
+            return False
+        day = self._clock().astimezone(ctx.tz).date().isoformat()
+        if day == self._snapshot_day:
+            return False
+        if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'daily_tallies'").fetchone():
+            return False
+        conn.commit()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            tallies = {
+                species: {"events": int(events), "frames": int(frames)}
+                for species, events, frames in conn.execute(
+                    "SELECT species, SUM(events), SUM(frames) FROM daily_tallies WHERE day = ? GROUP BY species "
+                    "HAVING SUM(events) > 0 OR SUM(frames) > 0",
+                    (day,),
+                )
+            }
+            zeros = {label: {"events": 0, "frames": 0} for label in self._species.values() if label not in tallies}
+            messages = counts_messages(tallies, day, ctx, now=self._clock())
+            if zeros:
+                messages += counts_messages(zeros, day, ctx, now=self._clock())[1:]
+            outbox.enqueue(conn, messages, self.config.outbox_max_rows)
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        self._snapshot_day = day
+        log.info("MQTT counts snapshot for %s queued (%d species counted, %d at zero)", day, len(tallies), len(zeros))
+        return True
 
     def _finish(self, client: paho.Client) -> None:
         """Clean shutdown: retained `stopped`, wait briefly for its PUBACK, then DISCONNECT (no will)."""
@@ -429,7 +512,11 @@ def attach_publisher(daemon: Any) -> Publisher:
     stop (drain briefly, `stopped`) before the store closes. `daemon.publisher` exposes it to
     `edge status` glue (`daemon.publisher.status()`)."""
     config = daemon.config
-    publisher = Publisher(config.mqtt, config.storage.database, config.station.device_id)
+    def context() -> MessageContext | None:
+        store = daemon.store
+        return getattr(store.outbox, "context", None) if store is not None and store.outbox is not None else None
+
+    publisher = Publisher(config.mqtt, config.storage.database, config.station.device_id, context=context)
     daemon.on_start.append(lambda _daemon: publisher.start())
     daemon.on_stop.insert(0, lambda _daemon: publisher.stop())
     daemon.publisher = publisher

@@ -44,7 +44,8 @@ class MqttConfig(BaseModel):
     reconnect_min_s: float = Field(1.0, gt=0)
     reconnect_max_s: float = Field(300.0, gt=0)
     connect_timeout_s: float = Field(10.0, gt=0)
-    poll_interval_s: float = Field(0.5, gt=0, le=60)
+    poll_interval_s: float = Field(1.0, gt=0, le=60)  # fallback; commits are noticed at once
+    batch_window_s: float = Field(0.1, ge=0, le=10)  # gather a burst of frames into one batch
     max_inflight: int = Field(20, ge=1, le=1000)
     drain_timeout_s: float = Field(3.0, ge=0)  # on clean shutdown, try this long to empty the outbox
     outbox_max_rows: int = Field(100_000, ge=10)

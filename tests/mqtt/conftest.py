@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -33,6 +32,7 @@ class Station:
     db: Path
     toml: Path
     birds25: Path
+    model: Path
     device_id: str = "st1"
 
     def configure(self, broker: Broker, **mqtt: object) -> Path:
@@ -47,8 +47,6 @@ class Station:
         ]
         self.toml.write_text("\n".join(lines) + "\n")
         return self.toml
-
-    model: Path = Path()
 
     def write_frames(self, start: int, count: int, visit_gap_s: int = 2) -> None:
         """`count` frames, one visit each (gap > the 1 s independence interval), species cycling.
@@ -98,11 +96,5 @@ class Station:
 def station(tmp_path: Path, aiy_model_dir: Path, birds25_dir: Path) -> Station:
     camera = tmp_path / "camera"
     camera.mkdir()
-    s = Station(tmp_path, camera, tmp_path / "trailcam.db", tmp_path / "edge.toml", birds25_dir)
-    s.model = aiy_model_dir / "model.tflite"
-    return s
-
-
-@pytest.fixture
-def frames_writer(station: Station) -> Callable[[int, int], None]:
-    return station.write_frames
+    return Station(tmp_path, camera, tmp_path / "trailcam.db", tmp_path / "edge.toml", birds25_dir,
+                   aiy_model_dir / "model.tflite")

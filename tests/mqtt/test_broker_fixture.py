@@ -16,11 +16,8 @@ def _connack(broker: Broker, username: str | None = None, password: str | None =
         client.username_pw_set(username, password)
     client.on_connect = lambda c, u, f, reason, p: result.setdefault("reason", reason)
     client.connect(broker.host, broker.port)
-    client.loop_start()
-    try:
-        wait_until(lambda: "reason" in result, 10, "CONNACK")
-    finally:
-        client.loop_stop()
+    wait_until(lambda: client.loop(0.05) is not None and "reason" in result, 10, "CONNACK")
+    client.disconnect()
     return result["reason"]
 
 

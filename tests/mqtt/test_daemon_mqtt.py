@@ -95,6 +95,26 @@ def test_broker_stopped_while_counting_then_restarted(broker: Broker, station: S
     assert len(ids) - len(set(ids)) <= config.mqtt.max_inflight  # duplicates only across the one reconnect
 
 
+def test_broker_absent_at_start_counts_then_delivers(broker_factory, station: Station) -> None:  # noqa: ANN001
+    broker = broker_factory("plain", start=False)
+    config = load_config(station.configure(broker), environ={})
+    runner = ThreadDaemon(config).start()
+    try:
+        station.write_frames(0, 4)
+        wait_until(lambda: station.frames_ok() == 4, 60, "frames counted with no broker")
+        assert "unreachable" in (runner.daemon.publisher.status()["last_error"] or "")
+        broker.start()
+        wait_until(lambda: station.outbox_depth() == 0, 20, "outbox drained once the broker appeared")
+        late = Subscriber(broker, [f"{BASE}/counts", f"{BASE}/status"], persistent=False)
+        got = late.wait_for(lambda ms: {m.topic: m.payload for m in ms if m.retain}.keys() >= {f"{BASE}/counts", f"{BASE}/status"}
+                            and {m.topic: m.payload for m in ms if m.retain}, what="retained counts and status")
+        assert got[f"{BASE}/status"] == "online"
+        assert json.loads(got[f"{BASE}/counts"])["total"]["frames"] == 4
+        late.close()
+    finally:
+        runner.stop()
+
+
 def test_wrong_password_counting_goes_on(broker_factory, station: Station, tmp_path: Path) -> None:  # noqa: ANN001
     broker = broker_factory("password")
     secret = tmp_path / "pw"

@@ -55,6 +55,8 @@ def test_drains_outbox_in_order_and_deletes_after_ack(broker: Broker, tmp_path: 
     assert pub.status()["state"] == "stopped"
     counts = json.loads(sub.on(f"{BASE}/counts")[-1].payload)
     assert counts["total"] == {"events": 41, "frames": 41}
+    # the 40 queued snapshots went out in batches, each sending only its newest snapshot
+    assert len(sub.on(f"{BASE}/counts")) < 40
 
 
 def test_late_subscriber_gets_retained_counts_and_status(broker: Broker, tmp_path: Path) -> None:
@@ -221,3 +223,41 @@ def test_clean_stop_publishes_stopped_and_drains(broker: Broker, tmp_path: Path)
     sub.wait_for(lambda ms: [m.payload for m in ms][-1:] == ["stopped"], what="stopped")
     assert "offline" not in [m.payload for m in sub.messages]
     sub.close()
+
+
+def test_day_snapshots_at_start_and_at_local_midnight(broker: Broker, tmp_path: Path) -> None:
+    """Retained counts must not show yesterday's numbers all morning: a full snapshot of the
+    station-local day is queued at start and when the day changes, zeros for known species."""
+    from datetime import datetime, timedelta, timezone
+    from zoneinfo import ZoneInfo
+
+    from tests.mqtt.helpers import CTX
+
+    db = make_db(tmp_path / "edge.db")
+    db.execute("CREATE TABLE daily_tallies (day TEXT, camera TEXT, species TEXT, events INTEGER, frames INTEGER, "
+               "PRIMARY KEY (day, camera, species))")
+    db.execute("INSERT INTO daily_tallies VALUES ('2026-11-28', 'cam1', 'Blue Jay', 2, 5), "
+               "('2026-11-29', 'cam1', 'Parus major', 1, 3), ('2026-11-29', 'cam2', 'Parus major', 1, 1)")
+    db.conn.commit()
+    clock = [datetime(2026, 11, 29, 23, 59, 58, tzinfo=ZoneInfo("Europe/Berlin")).astimezone(timezone.utc)]
+    pub = Publisher(MqttConfig(**broker.mqtt_config(prefix="tc", discovery=False)), tmp_path / "edge.db", "dev1",
+                    context=lambda: CTX, clock=lambda: clock[0])
+    sub = Subscriber(broker, [f"{BASE}/counts/#", f"{BASE}/counts"])
+
+    def latest(ms: list) -> dict:  # noqa: ANN001
+        return {m.topic.removeprefix(f"{BASE}/"): json.loads(m.payload) for m in ms}
+
+    pub.start()
+    try:
+        now = sub.wait_for(lambda ms: len(latest(ms)) == 3 and latest(ms), what="start snapshot")
+        assert now["counts"]["day"] == "2026-11-29" and now["counts"]["total"] == {"events": 2, "frames": 4}
+        assert (now["counts/parus_major"]["events"], now["counts/blue_jay"]["events"]) == (2, 0)
+        assert now["counts/blue_jay"]["day"] == "2026-11-29"
+        clock[0] += timedelta(seconds=3)  # 00:00:01 in Berlin
+        sub.wait_for(lambda ms: all(v["day"] == "2026-11-30" for v in latest(ms).values()), what="all topics rolled")
+        after = latest(sub.messages)
+        assert after["counts"]["total"] == {"events": 0, "frames": 0} and after["counts"]["species"] == {}
+        assert after["counts/parus_major"]["events"] == 0 and after["counts/blue_jay"]["frames"] == 0
+    finally:
+        pub.stop()
+        sub.close()

@@ -58,7 +58,7 @@ def test_sigkill_with_full_outbox_then_restart_delivers_everything(
     broker: Broker, tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
     db = make_db(tmp_path / "edge.db")
-    for n in range(1000):
+    for n in range(2000):
         enqueue_frame(db, n)
     sub = Subscriber(broker, [f"{BASE}/events"], client_id="kill-sub")
     try:
@@ -68,8 +68,8 @@ def test_sigkill_with_full_outbox_then_restart_delivers_everything(
         proc.wait(10)
         assert outbox.depth(db) > 0, "the kill came too late to test anything"
         proc = spawn(broker, tmp_path / "edge.db", cli_env)
-        expected = [f"ev-{n:05d}" for n in range(1000)]
-        sub.wait_for(lambda ms: set(event_ids(ms)) >= set(expected), timeout=30, what="all 1000 events")
+        expected = [f"ev-{n:05d}" for n in range(2000)]
+        sub.wait_for(lambda ms: set(event_ids(ms)) >= set(expected), timeout=30, what="all 2000 events")
         wait_until(lambda: outbox.depth(db) == 0, 10, "outbox drained")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0
