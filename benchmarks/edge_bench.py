@@ -231,11 +231,12 @@ def daemon_memory(paths: list[Path], workdir: Path) -> dict[str, object]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    """`argv=None` (the `python -m benchmarks` runner) means the defaults."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.edge_bench", description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5, help="rounds of the throughput comparison (median)")
     parser.add_argument("--large", type=int, default=125, help="number of 12 MP frames")
     parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args(argv)
+    args = parser.parse_args([] if argv is None else argv)
     if not AIY.is_file() or not BIRDS.is_dir():
         print(f"needs the AIY model and birds25 under {SHARED} (TRAILCAM_SHARED)", file=sys.stderr)
         return 2
@@ -287,4 +288,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(sys.argv[1:]))
