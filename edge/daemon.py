@@ -207,12 +207,13 @@ class Daemon:
     def run(self, *, handle_signals: bool = False) -> int:
         """start → loop → stop; returns the exit code (0 after a signal-requested stop).
 
-        Signal handlers go in after a successful start (the CLI asks for them; tests running
-        the daemon in-process do not).
+        With `handle_signals` (the CLI), SIGTERM/SIGINT/SIGHUP only set flags from the very
+        beginning: a stop requested while the model loads ends the loop before its first frame,
+        and the exit is still a clean 0. Tests running the daemon in-process leave signals alone.
         """
-        self.start()
         if handle_signals:
             self.install_signal_handlers()
+        self.start()
         try:
             self.loop()
         finally:

@@ -25,6 +25,7 @@ def _main(args: list[str], capsys, monkeypatch, env: dict[str, str] | None = Non
 
     monkeypatch.setattr(edge.cli, "setup_logging", lambda level: None)  # leave pytest's logging alone
     monkeypatch.setattr(edge.cli, "keep_daemon_light", lambda: None)  # pytest's process may want pandas
+    monkeypatch.setattr("edge.daemon.Daemon.install_signal_handlers", lambda self: None)  # keep pytest's
     for key, value in (env or {}).items():
         monkeypatch.setenv(key, value)
     code = main(args)
