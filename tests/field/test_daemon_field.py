@@ -176,7 +176,8 @@ def test_service_lifecycle_ready_status_watchdog_metrics_archive_stopping(tmp_pa
         wait_for(lambda: not any(camera.glob("*.jpg")), 10, what="camera folder emptied")
         archived = sorted(p.relative_to(archive).parts[1] for p in archive.rglob("*.jpg"))
         assert len(archived) == 7 and archived.count("_errors") == 1
-        assert rows(db, "SELECT COUNT(*) FROM frames WHERE stored_path LIKE ?", (f"{archive}/%",))[0][0] == 7
+        wait_for(lambda: rows(db, "SELECT COUNT(*) FROM frames WHERE stored_path LIKE ?",
+                              (f"{archive}/%",))[0][0] == 7, 10, what="archive locations recorded")
 
         # Prometheus endpoint
         body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()

@@ -43,6 +43,8 @@ def test_archive_moves_into_day_in_station_time_zone_then_species(tmp_path, fiel
     target = retention.apply(committed(field_db, fid))
     expected = archive / "2026-11-29" / "Erithacus rubecula_robin" / "IMG_0001.JPG"
     assert target == str(expected) and expected.is_file() and not frame.exists()
+    assert stored_path(field_db, fid) is None  # recorded in batches (one commit, not one per frame)
+    assert retention.flush() == 1 and retention.flush() == 0
     assert stored_path(field_db, fid) == str(expected)
 
 
@@ -89,6 +91,7 @@ def test_archive_limit_removes_oldest_keeps_exemplars_and_never_touches_the_came
         frame = write(camera / f"f{day}.jpg", 2000)
         ids[day] = add_frame(field_db, frame, species=species, confidence=confidence, captured_at=captured)
         retention.apply(committed(field_db, ids[day]))
+    retention.flush()
     unprocessed = [write(camera / f"new{i}.jpg", 50_000) for i in range(3)]  # not in the DB
     removed = retention.enforce_archive_limit()
     assert retention.archive_usage() <= 10_000
@@ -143,7 +146,7 @@ def test_pruning_keeps_exemplar_rows(tmp_path, field_db):
     best = add_frame(field_db, write(tmp_path / "c" / "best.jpg"), confidence=0.99, captured_at=old)
     other = add_frame(field_db, write(tmp_path / "c" / "other.jpg"), confidence=0.5, captured_at=old)
     for fid in (best, other):
-        retention.apply(committed(field_db, fid))
+        retention.apply(committed(field_db, fid))  # housekeeping flushes the locations first
     assert retention.housekeeping() == {"archive_removed": 0, "rows_pruned": 1}
     assert [row[0] for row in field_db.execute("SELECT id FROM frames")] == [best]
 
