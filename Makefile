@@ -33,6 +33,7 @@ edge-venv: $(EDGE_VENV)/.stamp
 ## The broker the MQTT tests start on a free loopback port, and systemd-analyze.
 system-deps:
 	@command -v mosquitto >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q mosquitto mosquitto-clients; }
+	@command -v openssl >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q openssl; }
 	@command -v systemd-analyze >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q systemd; }
 
 test: venv edge-venv system-deps

@@ -78,6 +78,13 @@ class Daemon:
         self._stop = threading.Event()
         self._reload = threading.Event()
         self._last_idle_work = 0.0
+        # MQTT area (edge/mqtt.py): the publisher thread drains the outbox; started by an
+        # on_start hook, stopped by an on_stop hook before the store closes.
+        self.publisher = None
+        if config.mqtt.enabled:
+            from edge.mqtt import attach_publisher
+
+            attach_publisher(self)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -195,9 +202,15 @@ class Daemon:
             self.store.close()
             self.store = None
 
-    def run(self) -> int:
-        """start → loop → stop; returns the exit code (0 after a signal-requested stop)."""
+    def run(self, *, handle_signals: bool = False) -> int:
+        """start → loop → stop; returns the exit code (0 after a signal-requested stop).
+
+        Signal handlers go in after a successful start (the CLI asks for them; tests running
+        the daemon in-process do not).
+        """
         self.start()
+        if handle_signals:
+            self.install_signal_handlers()
         try:
             self.loop()
         finally:

@@ -94,8 +94,38 @@ def _read_manifest(folder: Path) -> dict[str, Any] | None:
     return manifest
 
 
+# Labels that mean "no bird" when nothing is configured (AIY's embedded file says "None",
+# its labelmap.csv "background", TF's object-detection style "__background__").
+NO_BIRD_NAMES = frozenset({"background", "__background__", "none", "no bird", "no_bird", "nobird", "empty"})
+
+
+def find_no_bird_label(labels: list[Label], wanted: str | int | None, manifest: dict[str, Any] | None, source: str) -> str | None:
+    """The report name of the no-bird class: configured (label or output index), else the
+    manifest's, else a conventional name from NO_BIRD_NAMES; None when the model has none."""
+    def lookup(value: str | int, origin: str) -> str:
+        if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
+            index = int(value)
+            if not 0 <= index < len(labels):
+                raise ModelError(f"{origin}: output index {index} is out of range (the model has {len(labels)} labels)")
+            return labels[index].name
+        folded = value.strip().casefold()
+        for label in labels:
+            if folded in {n.casefold() for n in (label.name, label.scientific_name, label.common_name) if n}:
+                return label.name
+        raise ModelError(f"{origin}: {value!r} is not one of the model's labels ({source}); give the label or its output index")
+
+    if wanted is not None:
+        return lookup(wanted, "model.no_bird_label")
+    if manifest is not None and manifest.get("no_bird_label") not in (None, ""):
+        return lookup(manifest["no_bird_label"], "manifest.json no_bird_label")
+    for label in labels:
+        if label.name.casefold() in NO_BIRD_NAMES:
+            return label.name
+    return None
+
+
 def resolve_model(
-    path: Path, labels_path: Path | None = None, no_bird_label: str | None = None
+    path: Path, labels_path: Path | None = None, no_bird_label: str | int | None = None
 ) -> ModelSpec:
     """Find the .tflite, its labels and its id; verify the bundle checksum.
 
@@ -154,15 +184,8 @@ def resolve_model(
     else:
         model_id = f"{tflite.stem if tflite.stem != 'model' else folder.name}-{digest[:8]}"
 
-    names = {label.name for label in labels} | {l.scientific_name for l in labels if l.scientific_name}
-    if no_bird_label is None:
-        if manifest is not None and manifest.get("no_bird_label"):
-            no_bird_label = str(manifest["no_bird_label"])
-        elif "background" in names:
-            no_bird_label = "background"
-    elif no_bird_label not in names:
-        raise ModelError(f"no_bird_label {no_bird_label!r} is not one of the model's labels ({source})")
-    return ModelSpec(tflite, labels, source, model_id, no_bird_label, manifest, digest)
+    no_bird = find_no_bird_label(labels, no_bird_label, manifest, source)
+    return ModelSpec(tflite, labels, source, model_id, no_bird, manifest, digest)
 
 
 @dataclass(frozen=True)
@@ -262,5 +285,5 @@ class Classifier:
         return [Prediction(labels[i].name, float(values[i]), int(i)) for i in order], elapsed_ms
 
 
-def load_classifier(path: Path, labels: Path | None = None, no_bird_label: str | None = None, threads: int = 2) -> Classifier:
+def load_classifier(path: Path, labels: Path | None = None, no_bird_label: str | int | None = None, threads: int = 2) -> Classifier:
     return Classifier(resolve_model(path, labels, no_bird_label), threads=threads)

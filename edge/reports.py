@@ -99,11 +99,14 @@ def counts(
 ) -> list[dict[str, Any]]:
     """Rows {period, species, <unit>} sorted by period then species; `period` is the local day,
     the local hour (`2026-11-28T06:00+01:00`) or "total"."""
-    zone = zone or station_zone(db)
+    station = station_zone(db)
+    zone = zone or station
     lower = parse_bound(since, zone, end=False) if since else None
     upper = parse_bound(until, zone, end=True) if until else None
+    # Tallies are bucketed by the station's local day: usable when the report uses that zone.
+    whole_days = (lower is None or lower.date_only) and (upper is None or upper.date_only)
     with _Snapshot(db):
-        if by in ("day", "total") and (lower is None or lower.date_only) and (upper is None or upper.date_only):
+        if by in ("day", "total") and whole_days and zone.key == station.key:
             clauses, params = [], []
             if lower:
                 clauses.append("day >= ?")

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
+from edge import outbox
 from edge.capture_time import format_utc, parse_utc
 from edge.decision import Decision
 from edge.events import choose_species, joins
@@ -101,17 +102,10 @@ def _schema_v1(db: sqlite_utils.Database) -> None:
             PRIMARY KEY (day, camera, species)
         );
 
-        CREATE TABLE IF NOT EXISTS outbox (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            created_at TEXT NOT NULL,
-            topic TEXT NOT NULL,
-            payload TEXT NOT NULL,
-            qos INTEGER NOT NULL DEFAULT 1,
-            retain INTEGER NOT NULL DEFAULT 0,
-            kind TEXT NOT NULL CHECK (kind IN ('event', 'counts'))
-        );
         """
     )
+    # The MQTT outbox and its drop counters belong to edge/outbox.py (same transaction).
+    outbox.create_table(db)
 
 
 # Index i migrates schema version i to i + 1. Append; never edit a released step.

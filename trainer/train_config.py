@@ -19,6 +19,14 @@ ARCHITECTURES = (
     "efficientnetv2-b0",
 )
 OPTIMIZERS = ("sgd", "adam")
+# Smallest input each architecture accepts (Keras's limits for the backbones without their top).
+MIN_IMAGE_SIZE = {
+    "convnet": 12,
+    "resnet152": 32,
+    "mobilenetv3-large": 32,
+    "mobilenetv3-small": 32,
+    "efficientnetv2-b0": 32,
+}
 
 
 @dataclass
@@ -37,7 +45,7 @@ class TrainConfig:
     # model
     filters: tuple[int, int] = (64, 32)  # the proposal's convnet
     dense_units: int = 32  # tuned 10..50 in the proposal
-    dropout: float = 0.5
+    dropout: float = 0.2  # the proposal's notebook: Dropout(0.2)
     weights: str = "imagenet"  # imagenet | none | path to a local .h5 / .weights.h5
     head_units: int = 1000  # resnet152: Dense(1000) as in the proposal
     # optimisation
@@ -55,6 +63,8 @@ class TrainConfig:
     seed: int = 42
     resume: bool = False
     checkpoint_dir: Path | None = None  # default run_dir/checkpoints; SageMaker: /opt/ml/checkpoints
+    keep_checkpoints: int = 3  # per-epoch checkpoints kept (oldest deleted); 0 keeps all
+    overwrite: bool = False  # allow training into a folder that already holds a run
     mixed_precision: str = "auto"  # auto (on when a GPU is visible) | on | off
     distribution: str = "auto"  # auto | none | mirrored | multiworker
     extra: dict[str, Any] = field(default_factory=dict)

@@ -172,3 +172,49 @@ class DaemonProcess:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(timeout=30)
         self.log.close()
+
+
+def write_aiy_bundle(folder: Path, aiy_model: Path, model_id: str) -> Path:
+    """A trailcam bundle around the AIY model (labels.txt from its embedded labels, manifest)."""
+    import hashlib
+    import json
+    import shutil
+    import zipfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(aiy_model, folder / "model.tflite.new")
+    os.replace(folder / "model.tflite.new", folder / "model.tflite")
+    with zipfile.ZipFile(aiy_model) as archive:
+        labels = archive.read("probability-labels-en.txt").decode()
+    (folder / "labels.txt").write_text(labels)
+    manifest = {
+        "format": "trailcam-bundle", "format_version": 1, "model_id": model_id, "architecture": "mobilenet_v2",
+        "quantization": "int8", "num_classes": len(labels.splitlines()), "labels_file": "labels.txt",
+        "no_bird_label": "None",  # AIY's embedded English labels call index 964 "None"
+        "input": {"shape": [1, 224, 224, 3], "dtype": "uint8"}, "output": {"shape": [1, 965], "dtype": "uint8", "activation": "softmax"},
+        "tflite_sha256": hashlib.sha256((folder / "model.tflite").read_bytes()).hexdigest(),
+    }
+    (folder / "manifest.json.new").write_text(json.dumps(manifest))
+    os.replace(folder / "manifest.json.new", folder / "manifest.json")
+    return folder
+
+
+def write_toml(path: Path, camera: Path, model: Path, db: Path, extra: str = "") -> Path:
+    path.write_text(
+        f"""[station]
+device_id = "test"
+timezone = "Europe/Berlin"
+
+[[cameras]]
+name = "feeder"
+path = "{camera}"
+
+[model]
+path = "{model}"
+
+[storage]
+database = "{db}"
+{extra}
+"""
+    )
+    return path

@@ -1,0 +1,248 @@
+"""`export_bundle`: a trained run -> a verified TFLite bundle the edge loads as it is.
+
+The bundle (docs/ARCHITECTURE.md) is model.tflite + labels.txt + manifest.json. Export checks
+its own result before anything is published: it runs the .tflite with ai-edge-litert on
+held-out images and refuses (ExportVerificationError, non-zero exit) when its top-1 agrees with
+the Keras model less often than the threshold. A refused bundle is left in <out>.rejected for
+inspection, never in <out>, so nothing half-verified reaches a field device.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from trainer import __version__
+
+log = logging.getLogger(__name__)
+
+QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
+# none/float16 keep float arithmetic; dynamic and int8 quantise weights (and activations) to 8 bits.
+DEFAULT_MIN_AGREEMENT = {"none": 0.995, "float16": 0.995, "dynamic": 0.98, "int8": 0.98}
+BUNDLE_FORMAT = "trailcam-bundle"
+BUNDLE_FORMAT_VERSION = 1
+
+
+class ExportVerificationError(RuntimeError):
+    """The .tflite disagrees with the Keras model more often than allowed."""
+
+    def __init__(self, message: str, metrics: dict) -> None:
+        super().__init__(message)
+        self.metrics = metrics
+
+
+@dataclass
+class RunInfo:
+    run_dir: Path
+    config: dict
+    class_names: list[str]
+    data: dict
+
+    @classmethod
+    def load(cls, run_dir: Path) -> "RunInfo":
+        run_dir = Path(run_dir)
+        if not (run_dir / "best.keras").is_file():
+            raise FileNotFoundError(f"{run_dir} is not a trained run (no best.keras)")
+        config = json.loads((run_dir / "config.json").read_text())
+        class_names = json.loads((run_dir / "class_names.json").read_text())
+        data_path = run_dir / "data.json"
+        data = json.loads(data_path.read_text()) if data_path.is_file() else {}
+        return cls(run_dir, config, class_names, data)
+
+
+def load_keras_model(path: Path):
+    import keras
+
+    import trainer.models  # noqa: F401  registers the custom preprocessing layer
+
+    return keras.models.load_model(path, compile=False)
+
+
+def convert(model, quantize: str, calibration: np.ndarray | None = None) -> bytes:
+    """Keras model -> .tflite bytes. int8 = full integer with uint8 input and output."""
+    import tensorflow as tf
+
+    if quantize not in QUANTIZATIONS:
+        raise ValueError(f"unknown quantization {quantize!r}; choose one of {', '.join(QUANTIZATIONS)}")
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if quantize == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantize == "dynamic":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif quantize == "int8":
+        if calibration is None or len(calibration) == 0:
+            raise ValueError("int8 export needs calibration images")
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = _representative(calibration)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.uint8
+        converter.inference_output_type = tf.uint8
+    return converter.convert()
+
+
+def _representative(images: np.ndarray) -> Callable:
+    """Calibration samples, led by one black/white image so the input range is exactly 0..255.
+
+    With the full range observed, the uint8 input gets scale 1.0 and zero point 0: the edge
+    feeds raw pixels unchanged, as the manifest promises.
+    """
+    size = images.shape[1:3]
+
+    def generate():
+        full_range = np.zeros((1, *size, 3), np.float32)
+        full_range[:, : size[0] // 2] = 255.0
+        yield [full_range]
+        for image in images:
+            yield [image[np.newaxis].astype(np.float32)]
+
+    return generate
+
+
+def _agreement_metrics(keras_probs: np.ndarray, tflite_probs: np.ndarray, labels: np.ndarray) -> dict:
+    keras_top1 = keras_probs.argmax(axis=1)
+    tflite_top1 = tflite_probs.argmax(axis=1)
+    n = len(labels)
+    return {
+        "keras_top1": round(float((keras_top1 == labels).mean()), 6) if n else None,
+        "tflite_top1": round(float((tflite_top1 == labels).mean()), 6) if n else None,
+        "agreement": round(float((keras_top1 == tflite_top1).mean()), 6) if n else None,
+        "eval_images": int(n),
+    }
+
+
+def _tensor_info(detail: dict, extra: dict) -> dict:
+    scale, zero_point = detail["quantization"]
+    return {
+        "shape": [int(v) for v in detail["shape"]],
+        "dtype": np.dtype(detail["dtype"]).name,
+        "scale": float(scale) if scale else 1.0,
+        "zero_point": int(zero_point),
+        **extra,
+    }
+
+
+def _select(items, limit: int, seed: int):
+    """Up to `limit` items, spread over classes (seeded), so small exports still see every class."""
+    import random
+
+    chosen = list(items)
+    random.Random(seed).shuffle(chosen)
+    return chosen[:limit] if limit > 0 else chosen
+
+
+def export_bundle(
+    run_dir: Path,
+    out_dir: Path,
+    quantize: str = "int8",
+    data_dir: Path | None = None,
+    calibration_images: int = 200,
+    eval_images: int = 500,
+    min_agreement: float | None = None,
+    no_bird_label: str | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Convert run_dir/best.keras, verify it on held-out images, and write the bundle to out_dir.
+
+    Calibration (int8) uses up to `calibration_images` training images; verification uses up
+    to `eval_images` images of the valid split. Raises ExportVerificationError below the
+    agreement threshold (DEFAULT_MIN_AGREEMENT unless min_agreement is given).
+    """
+    from trainer.data import DataError, discover
+    from trainer.pipeline import load_images
+    from trainer.tflite_runner import TFLiteClassifier
+
+    if quantize not in QUANTIZATIONS:
+        raise ValueError(f"unknown quantization {quantize!r}; choose one of {', '.join(QUANTIZATIONS)}")
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        raise FileExistsError(f"{out_dir} exists and is not empty; choose a new --out or pass --overwrite")
+    run = RunInfo.load(run_dir)
+    threshold = DEFAULT_MIN_AGREEMENT[quantize] if min_agreement is None else float(min_agreement)
+    seed = int(run.config.get("seed", 42))
+    image_size = int(run.config["image_size"])
+    if no_bird_label is not None and no_bird_label not in run.class_names:
+        raise DataError(f"no_bird_label {no_bird_label!r} is not one of the run's classes")
+
+    data = discover(
+        Path(data_dir) if data_dir else Path(run.config["data_dir"]),
+        float(run.config.get("val_fraction", 0.15)),
+        float(run.config.get("test_fraction", 0.10)),
+        seed,
+    )
+    if data.class_names != run.class_names:
+        raise DataError(f"the data's classes {data.class_names} differ from the run's {run.class_names}")
+    held_out = _select(data.split("valid"), eval_images, seed)
+    x_eval, y_eval = load_images(held_out, image_size)
+    calibration = None
+    if quantize == "int8":
+        calibration, _ = load_images(_select(data.split("train"), calibration_images, seed + 1), image_size)
+
+    model = load_keras_model(run.run_dir / "best.keras")
+    log.info("converting %s with quantization %s", run.run_dir / "best.keras", quantize)
+    tflite_bytes = convert(model, quantize, calibration)
+    keras_probs = model.predict(x_eval.astype(np.float32), batch_size=32, verbose=0) if len(x_eval) else np.zeros((0, len(run.class_names)))
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; a bundle is meant to be copied and read
+    try:
+        (staging / "model.tflite").write_bytes(tflite_bytes)
+        classifier = TFLiteClassifier(staging / "model.tflite")
+        tflite_probs = classifier.predict(x_eval)
+        metrics = _agreement_metrics(keras_probs, tflite_probs, y_eval)
+        sha = hashlib.sha256(tflite_bytes).hexdigest()
+        arch = run.config.get("arch", "convnet")
+        manifest = {
+            "format": BUNDLE_FORMAT,
+            "format_version": BUNDLE_FORMAT_VERSION,
+            "model_id": f"{arch}-{quantize}-{sha[:8]}",
+            "architecture": arch,
+            "quantization": quantize,
+            "created_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "trainer_version": __version__,
+            "num_classes": len(run.class_names),
+            "labels_file": "labels.txt",
+            "no_bird_label": no_bird_label,
+            "input": _tensor_info(classifier.input, {"color": "RGB", "value_range": [0, 255], "resize": "bilinear"}),
+            "output": _tensor_info(classifier.output, {"activation": "softmax"}),
+            "data_fingerprint": run.data.get("train_fingerprint"),
+            "metrics": {**metrics, "min_agreement": threshold},
+            "tflite_sha256": sha,
+        }
+        (staging / "labels.txt").write_text("".join(f"{name}\n" for name in run.class_names), encoding="utf-8")
+        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        if metrics["eval_images"] == 0:
+            raise ExportVerificationError("no held-out images to verify the export on", metrics)
+        if metrics["agreement"] < threshold:
+            rejected = out_dir.with_name(out_dir.name + ".rejected")
+            shutil.rmtree(rejected, ignore_errors=True)
+            staging.replace(rejected)
+            raise ExportVerificationError(
+                f"{quantize} export agrees with the Keras model on {metrics['agreement']:.2%} of "
+                f"{metrics['eval_images']} held-out images, below the required {threshold:.2%} "
+                f"(Keras top-1 {metrics['keras_top1']:.2%}, TFLite top-1 {metrics['tflite_top1']:.2%}); "
+                f"the rejected bundle is in {rejected}",
+                metrics,
+            )
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        staging.replace(out_dir)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    log.info("bundle %s: %s", out_dir, manifest["metrics"])
+    return out_dir
+
+
+def read_manifest(bundle_dir: Path) -> dict:
+    return json.loads((Path(bundle_dir) / "manifest.json").read_text())
