@@ -180,6 +180,7 @@ class Retention:
         self._last_housekeeping = float("-inf")
         self._pending: list[tuple[str, int]] = []  # (stored_path, frame id) not yet written
         self._last_flush = clock()
+        self._exemplars_over_limit = False
         self.archived = 0
         self.deleted = 0
         self.removed_from_archive = 0
@@ -312,6 +313,7 @@ class Retention:
         files = self.archive_files()
         total = sum(item[3] for item in files)
         if total <= limit:
+            self._exemplars_over_limit = False
             return []
         keep = self.exemplar_paths()
         removed: list[Path] = []
@@ -333,8 +335,11 @@ class Retention:
             log.info("archive over its limit: removed %d oldest frames, %d bytes remain (limit %d)",
                      len(removed), total, limit)
         if total > limit:
-            log.warning("archive still %d bytes over its limit: the rest are exemplars "
-                        "(exemplars_per_species = %d)", total - limit, self.config.exemplars_per_species)
+            # once at WARNING, then DEBUG while it lasts (housekeeping repeats every few minutes)
+            level = logging.DEBUG if self._exemplars_over_limit else logging.WARNING
+            log.log(level, "archive still %d bytes over its limit: the rest are exemplars "
+                    "(exemplars_per_species = %d)", total - limit, self.config.exemplars_per_species)
+        self._exemplars_over_limit = total > limit
         return removed
 
     def prune_rows(self, batch: int = 500) -> int:

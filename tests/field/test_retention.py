@@ -200,3 +200,15 @@ def test_sqlite_full_and_enospc_are_recognised(tmp_path):
     assert is_disk_full_error(OSError(28, "No space left on device"))
     assert not is_disk_full_error(OSError(2, "No such file"))
     assert not is_disk_full_error(sqlite3.OperationalError("database is locked"))
+
+
+def test_exemplars_over_the_limit_warn_once_not_every_pass(tmp_path, field_db, caplog):
+    retention = Retention(RetentionConfig(after_processing="archive", archive_dir=tmp_path / "archive",
+                                          archive_max_gb=1e-9, exemplars_per_species=1), field_db)
+    retention.apply(committed(field_db, add_frame(field_db, write(tmp_path / "c" / "only.jpg"))))
+    retention.flush()
+    with caplog.at_level("DEBUG", logger="edge.retention"):
+        for _ in range(3):
+            assert retention.enforce_archive_limit() == []
+    warnings = [r for r in caplog.records if "over its limit" in r.message and r.levelname == "WARNING"]
+    assert len(warnings) == 1
