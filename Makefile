@@ -45,6 +45,7 @@ demo: venv
 	$(PY) -m trainer train --data $(DEMO_DIR)/dataset --arch convnet --image-size 96 --epochs 6 --out $(DEMO_DIR)/run --overwrite
 	$(PY) -m trainer export $(DEMO_DIR)/run --quantize int8 --out $(DEMO_DIR)/bundle --overwrite
 	@echo "== edge daemon over $(DEMO_DIR)/camera"
+	rm -f $(DEMO_DIR)/counts.db $(DEMO_DIR)/counts.db-wal $(DEMO_DIR)/counts.db-shm
 	$(PY) -m edge run --once --model $(DEMO_DIR)/bundle --watch $(DEMO_DIR)/camera --db $(DEMO_DIR)/counts.db
 	$(PY) -m edge counts --db $(DEMO_DIR)/counts.db --by day
 

@@ -188,9 +188,9 @@ def _db_facts(db_path: Path, rate_window_s: float) -> dict[str, Any]:
         conn.execute("PRAGMA busy_timeout = 5000")
         q = lambda sql, *args: conn.execute(sql, args).fetchone()  # noqa: E731
         total, errors = q("SELECT COUNT(*), COALESCE(SUM(status = 'error'), 0) FROM frames")
-        last = q("SELECT processed_at, captured_at, path, species FROM frames ORDER BY processed_at DESC, id DESC LIMIT 1")
+        last = q("SELECT processed_at, captured_at, path, species FROM frames ORDER BY id DESC LIMIT 1")
         last_err = q("SELECT processed_at, path, error FROM frames WHERE status = 'error' "
-                     "ORDER BY processed_at DESC, id DESC LIMIT 1")
+                     "ORDER BY id DESC LIMIT 1")  # ids grow with processing
         since = datetime.fromtimestamp(time.time() - rate_window_s, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         recent, recent_err = q("SELECT COUNT(*), COALESCE(SUM(status = 'error'), 0) FROM frames "
                                "WHERE processed_at >= ?", since)

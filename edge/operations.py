@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 from edge.health import HealthState, StatusPublisher, check_state_dir, status_file_for
 from edge.notify import Notifier
-from edge.retention import CommittedFrame, DiskFullError, DiskGuard, Retention
+from edge.retention import CommittedFrame, DiskFullError, DiskGuard, Retention, is_disk_full_error
 
 log = logging.getLogger(__name__)
 
@@ -112,11 +112,16 @@ class FieldOperations:
         self.notifier.watchdog_tick()
         if self.publisher.tick():
             self._refresh_gauges()
+        if self.retention is not None and self.retention.flush_due():
+            self._flush()
         if self.retention is not None and self.retention.housekeeping_due():
             try:
                 self.retention.housekeeping()
-            except OSError as error:
-                log.error("housekeeping failed: %s", error)
+            except Exception as error:  # noqa: BLE001 - retried at the next interval
+                if is_disk_full_error(error):
+                    self.guard.pause(f"write failed: {error}")
+                else:
+                    log.error("housekeeping failed: %s", error)
         self.guard.check()
         if self.guard.paused:
             self._wait_for_space(daemon)
@@ -126,6 +131,8 @@ class FieldOperations:
 
     def on_stop(self, daemon) -> None:
         self._stop.set()
+        if self.retention is not None:
+            self._flush()
         self.notifier.stopping("stopping: finishing and closing the database")
         self.health.set(backlog=len(daemon.frames))
         self.publisher.tick(force=True)
@@ -133,6 +140,15 @@ class FieldOperations:
             self.metrics.close()
 
     # -- internals --------------------------------------------------------------------------
+    def _flush(self) -> None:
+        try:
+            self.retention.flush()
+        except Exception as error:  # noqa: BLE001 - kept pending; retried on the next tick
+            if is_disk_full_error(error):
+                self.guard.pause(f"write failed: {error}")
+            else:
+                log.error("recording archive locations failed: %s", error)
+
     def _wait_for_space(self, daemon) -> None:
         """Hold the processing loop while the disk is full; feed the watchdog; resume by itself."""
         self.health.set(paused=True, pause_reason=self.guard.reason)

@@ -88,6 +88,8 @@ ProtectKernelLogs=yes
 ProtectControlGroups=yes
 ProtectClock=yes
 ProtectHostname=yes
+ProtectProc=invisible
+PrivateMounts=yes
 RestrictNamespaces=yes
 RestrictRealtime=yes
 RestrictSUIDSGID=yes
@@ -98,6 +100,8 @@ RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
 SystemCallArchitectures=native
 SystemCallFilter=@system-service
 SystemCallErrorNumber=EPERM
+# Not set, on purpose: MemoryDenyWriteExecute= (libffi closures need W+X pages), ProcSubset=pid
+# (the TFLite runtime reads /proc/cpuinfo for CPU features on ARM), PrivateNetwork= (MQTT).
 # A MobileNet-class model needs about 120 MB; raise this for bigger models.
 MemoryMax=400M
 

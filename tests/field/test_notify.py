@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import uuid
 
 import pytest
+
+import edge.notify
 
 from edge.notify import Notifier, watchdog_usec_from_env
 
@@ -87,3 +90,16 @@ def test_watchdog_env_is_ignored_when_meant_for_another_pid():
     assert watchdog_usec_from_env({"WATCHDOG_USEC": "6000000", "WATCHDOG_PID": "1"}) is None
     assert watchdog_usec_from_env({"WATCHDOG_USEC": "junk"}) is None
     assert watchdog_usec_from_env({}) is None
+
+
+def test_a_manager_that_stops_reading_never_blocks_the_daemon_for_long(path_socket, monkeypatch):
+    monkeypatch.setattr(edge.notify, "SEND_TIMEOUT_S", 0.2)
+    address, _sock = path_socket  # bound, never read: its queue fills (net.unix.max_dgram_qlen)
+    notifier = Notifier(notify_socket=address)
+    for sent in range(10_000):
+        started = time.monotonic()
+        if not notifier.status(f"n{sent}"):
+            break
+    else:
+        pytest.fail("the receive queue never filled")
+    assert sent >= 1 and time.monotonic() - started < 1.0  # dropped after the timeout, not stuck
