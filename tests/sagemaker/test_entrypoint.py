@@ -237,7 +237,10 @@ def test_hyperparameters_from_sm_hps_and_arguments():
 
 
 def test_several_hosts_train_with_multiworker_mirrored_strategy(monkeypatch):
-    monkeypatch.delenv("TF_CONFIG", raising=False)
+    # setenv first so that monkeypatch restores the original (absent) TF_CONFIG afterwards:
+    # a leaked TF_CONFIG would make later training in this process look for other workers.
+    monkeypatch.setenv("TF_CONFIG", "placeholder")
+    monkeypatch.delenv("TF_CONFIG")
     env = SageMakerEnv.from_environ({"SM_HOSTS": '["algo-2", "algo-1"]', "SM_CURRENT_HOST": "algo-2"})
     assert configure_multiworker(env) is True
     tf_config = json.loads(os.environ["TF_CONFIG"])
