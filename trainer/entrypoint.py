@@ -49,7 +49,8 @@ CHANNEL_ALIASES = {
     "valid": "valid", "validation": "valid", "val": "valid",
     "test": "test", "testing": "test",
 }
-HP_ALIASES = {"dense_layer": "dense_units"}  # the proposal's notebook name
+HP_ALIASES = {"dense_layer": "dense_units"}
+SDK_CHANNELS = {"code", "sm_drivers"}  # ModelTrainer stages the source through these  # the proposal's notebook name
 # Entry-point options that are not TrainConfig fields.
 OPTION_DEFAULTS: dict[str, Any] = {"quantize": "int8", "calibration_images": 200, "eval_split": "auto"}
 # TrainConfig fields the platform decides, not the hyperparameters.
@@ -81,6 +82,8 @@ class SageMakerEnv:
             if key.startswith("SM_CHANNEL_"):
                 raw = key[len("SM_CHANNEL_"):].lower()
                 name = CHANNEL_ALIASES.get(raw)
+                if raw in SDK_CHANNELS:
+                    continue
                 if name is None:
                     print(f"trailcam: ignoring unknown channel {raw!r} ({key})", file=sys.stderr)
                     continue
@@ -99,12 +102,20 @@ class SageMakerEnv:
             hps=hps,
             hosts=[str(h) for h in hosts],
             current_host=environ.get("SM_CURRENT_HOST", ""),
-            job_name=environ.get("TRAINING_JOB_NAME", ""),
+            job_name=environ.get("TRAINING_JOB_NAME") or _job_name_from_training_env(environ.get("SM_TRAINING_ENV")),
         )
 
     @property
     def is_chief(self) -> bool:
         return len(self.hosts) < 2 or self.current_host == sorted(self.hosts)[0]
+
+
+def _job_name_from_training_env(raw: str | None) -> str:
+    """The container toolkit also describes the job in SM_TRAINING_ENV (JSON, `job_name`)."""
+    try:
+        return str(json.loads(raw or "{}").get("job_name") or "")
+    except (json.JSONDecodeError, AttributeError):
+        return ""
 
 
 def parse_args(argv: Sequence[str]) -> tuple[dict[str, str], list[str]]:

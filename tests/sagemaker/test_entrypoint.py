@@ -247,6 +247,17 @@ def test_several_hosts_train_with_multiworker_mirrored_strategy(monkeypatch):
     assert configure_multiworker(single) is False and single.is_chief
 
 
+def test_tuning_jobs_keep_checkpoints_per_training_job(tmp_path: Path):
+    """A tuning job's training jobs may share one checkpoint URI; each resumes only its own run."""
+    from trainer.entrypoint import checkpoint_root
+
+    env = SageMakerEnv.from_environ({"SM_TRAINING_ENV": json.dumps({"job_name": "tune-1-007-abc"})})
+    assert env.job_name == "tune-1-007-abc"
+    tuned = checkpoint_root(env, {"checkpoint_dir": tmp_path}, {"_tuning_objective_metric": "validation_accuracy"})
+    assert tuned == tmp_path / "tune-1-007-abc"
+    assert checkpoint_root(env, {"checkpoint_dir": tmp_path}, {}) == tmp_path  # a plain job: the dir itself
+
+
 def test_bad_sm_hps_json_is_an_entrypoint_error():
     with pytest.raises(EntryPointError, match="SM_HPS"):
         SageMakerEnv.from_environ({"SM_HPS": "{not json"})
