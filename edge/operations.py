@@ -138,6 +138,7 @@ class FieldOperations:
         self.publisher.tick(force=True)
         if self.metrics is not None:
             self.metrics.close()
+        self.notifier.close()
 
     # -- internals --------------------------------------------------------------------------
     def _flush(self) -> None:
