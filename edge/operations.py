@@ -110,6 +110,7 @@ class FieldOperations:
 
     def on_tick(self, daemon) -> None:
         self.notifier.watchdog_tick()
+        self.health.set(backlog=len(daemon.frames))
         if self.publisher.tick():
             self._refresh_gauges()
         if self.retention is not None and self.retention.flush_due():
