@@ -71,6 +71,7 @@ class FieldOperations:
         daemon.tick_s = self.notifier.poll_timeout(daemon.tick_s)
         daemon.on_start.append(self.on_start)
         daemon.after_frame.append(self.after_frame)
+        daemon.after_duplicate.append(self.after_duplicate)
         daemon.on_tick.append(self.on_tick)
         daemon.on_stop.insert(0, self.on_stop)  # STOPPING=1 first, before the MQTT drain
         daemon.on_disk_full.append(self.on_disk_full)
@@ -107,6 +108,19 @@ class FieldOperations:
         except OSError as error:
             log.error("frame %s: post-processing (%s) failed: %s; the file stays where it is",
                       outcome.path, self.config.retention.after_processing, error.strerror or error)
+
+    def after_duplicate(self, outcome) -> None:
+        row = self.daemon.store.db.execute(
+            "SELECT id, path, status, captured_at, species, confidence, processed_at FROM frames WHERE id = ?",
+            (outcome.frame_id,)).fetchone()
+        if row is None or self.retention is None:
+            return
+        try:
+            self.retention.apply_duplicate(CommittedFrame(*row), outcome.path)
+        except DiskFullError as error:
+            self.guard.pause(f"no space to archive {outcome.path}: {error.strerror}")
+        except OSError as error:
+            log.error("frame %s: post-processing of a duplicate failed: %s", outcome.path, error.strerror or error)
 
     def on_tick(self, daemon) -> None:
         self.notifier.watchdog_tick()

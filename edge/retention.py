@@ -214,6 +214,26 @@ class Retention:
         log.debug("archived %s -> %s", source, target)
         return str(target)
 
+    def apply_duplicate(self, frame: CommittedFrame, copy_path: str) -> str | None:
+        """A second copy of an already-counted frame appeared at copy_path.
+
+        delete: remove the copy. archive: remove it when the archive holds the frame already,
+        else archive it (the limit had removed the first). keep: leave it.
+        """
+        copy = Path(copy_path)
+        if self.config.after_processing == "keep" or frame.status != "ok" or not copy.exists():
+            return None
+        row = self.db.execute("SELECT stored_path FROM frames WHERE id = ?", (frame.id,)).fetchone()
+        stored = row[0] if row else None
+        pending = next((target for target, frame_id in self._pending if frame_id == frame.id), None)
+        archived = stored or pending
+        if self.config.after_processing == "delete" or (archived and os.path.exists(archived)):
+            copy.unlink(missing_ok=True)
+            log.info("removed %s: a copy of frame %d, already recorded", copy, frame.id)
+            return None
+        return self.apply(CommittedFrame(frame.id, str(copy), frame.status, frame.captured_at, frame.species,
+                                         frame.confidence, frame.processed_at))
+
     def _day(self, frame: CommittedFrame) -> str:
         moment = _parse_utc(frame.captured_at) or _parse_utc(frame.processed_at)
         if moment is None:
