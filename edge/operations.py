@@ -60,7 +60,6 @@ class FieldOperations:
                                          config.health.status_interval_s, notify=self.notifier.status)
         self.retention: Retention | None = None
         self.daemon = None
-        self._stop = threading.Event()
         pattern = os.environ.get(HANG_ENV)
         self._hang = re.compile(pattern) if pattern else None
 
@@ -145,7 +144,6 @@ class FieldOperations:
         self.guard.pause(f"write failed: {error}")
 
     def on_stop(self, daemon) -> None:
-        self._stop.set()
         if self.retention is not None:
             self._flush()
         self.notifier.stopping("stopping: finishing and closing the database")
@@ -183,6 +181,7 @@ class FieldOperations:
         values: dict[str, Any] = {}
         if self.daemon is not None and self.daemon.store is not None:
             values["backlog"] = len(self.daemon.frames)
+            values["model_id"] = self.daemon.stats.model_id  # follows a SIGHUP reload
             try:
                 values["outbox_depth"] = self.daemon.store.db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
             except Exception:  # noqa: BLE001 - no outbox table yet, or the disk is full: not fatal
