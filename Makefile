@@ -42,9 +42,10 @@ test: venv edge-venv system-deps
 ## The main job end to end, offline, on generated frames.
 demo: venv
 	$(PY) -m trainer synth --out $(DEMO_DIR)/dataset --train-per-class 60 --frames-per-class 4 --frames-out $(DEMO_DIR)/camera
-	$(PY) -m trainer train --data $(DEMO_DIR)/dataset --arch convnet --epochs 6 --out $(DEMO_DIR)/run
-	$(PY) -m trainer export $(DEMO_DIR)/run --quantize int8 --out $(DEMO_DIR)/bundle
+	$(PY) -m trainer train --data $(DEMO_DIR)/dataset --arch convnet --image-size 96 --epochs 6 --out $(DEMO_DIR)/run --overwrite
+	$(PY) -m trainer export $(DEMO_DIR)/run --quantize int8 --out $(DEMO_DIR)/bundle --overwrite
 	@echo "== edge daemon over $(DEMO_DIR)/camera"
+	rm -f $(DEMO_DIR)/counts.db $(DEMO_DIR)/counts.db-wal $(DEMO_DIR)/counts.db-shm
 	$(PY) -m edge run --once --model $(DEMO_DIR)/bundle --watch $(DEMO_DIR)/camera --db $(DEMO_DIR)/counts.db
 	$(PY) -m edge counts --db $(DEMO_DIR)/counts.db --by day
 

@@ -1,1 +1,6 @@
-"""Benchmarks: `python -m benchmarks.<name>`; each prints a table of ratios measured side by side."""
+"""Benchmarks: `python -m benchmarks` runs every module's main(); `python -m benchmarks.<name>` runs one.
+
+Each area adds its own module here (benchmarks/<area>_bench.py with a `main()` that prints a
+table of figures measured side by side in one run). Performance is measured here, never
+asserted in tests.
+"""

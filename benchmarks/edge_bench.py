@@ -112,6 +112,19 @@ class InProcessDaemon:
         self.daemon.stop()
 
 
+def frame_set(paths: list[Path], folder: Path, copies: int = 2) -> list[Path]:
+    """`copies` x the photos as distinct frames (trailing bytes after the JPEG end marker change
+    the content hash, not the picture), written once so both contenders read the same files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for copy in range(copies):
+        for index, path in enumerate(paths):
+            target = folder / f"{copy}_{index:04d}.jpg"
+            target.write_bytes(path.read_bytes() + b"\0" * copy)
+            out.append(target)
+    return out
+
+
 def daemon_throughput(paths: list[Path], threads: int, workdir: Path) -> float:
     """frames/s from the first frame written to the last row committed (a burst)."""
     runner = InProcessDaemon(workdir, threads)
@@ -218,11 +231,12 @@ def daemon_memory(paths: list[Path], workdir: Path) -> dict[str, object]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of the throughput comparison (median)")
+    """`argv=None` (the `python -m benchmarks` runner) means the defaults."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.edge_bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of the throughput comparison (median)")
     parser.add_argument("--large", type=int, default=125, help="number of 12 MP frames")
     parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args(argv)
+    args = parser.parse_args([] if argv is None else argv)
     if not AIY.is_file() or not BIRDS.is_dir():
         print(f"needs the AIY model and birds25 under {SHARED} (TRAILCAM_SHARED)", file=sys.stderr)
         return 2
@@ -233,13 +247,18 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[tuple[str, str, str, str]] = []
     with tempfile.TemporaryDirectory(prefix="edge-bench-") as tmp:
         tmp_path = Path(tmp)
-        bare, daemon = [], []
+        frames = frame_set(paths, tmp_path / "frames")
+        # Each round: bare, daemon, bare; the daemon is compared with the mean of the two bare
+        # runs around it, so a machine whose load drifts does not favour either side.
+        bare, daemon, ratios = [], [], []
+        bare.append(bare_loop(frames, args.threads))
         for round_ in range(args.rounds):
-            bare.append(bare_loop(paths, args.threads))
-            daemon.append(daemon_throughput(paths, args.threads, tmp_path / f"tput{round_}"))
-        bare_fps, daemon_fps = statistics.median(bare), statistics.median(daemon)
-        rows.append(("End-to-end frames/s, daemon vs bare decode+invoke loop (125 birds25 frames, AIY)",
-                     f"{daemon_fps:.1f} vs {bare_fps:.1f}", f"{daemon_fps / bare_fps:.2f}", ">= 0.9"))
+            daemon.append(daemon_throughput(frames, args.threads, tmp_path / f"tput{round_}"))
+            bare.append(bare_loop(frames, args.threads))
+            ratios.append(daemon[-1] / ((bare[-2] + bare[-1]) / 2))
+        rows.append((f"End-to-end frames/s, daemon vs bare decode+invoke loop ({len(frames)} birds25 frames, AIY)",
+                     f"{statistics.median(daemon):.1f} vs {statistics.median(bare):.1f}",
+                     f"{statistics.median(ratios):.2f}", ">= 0.9"))
 
         lat = latency(paths[:60], args.threads, tmp_path / "latency")
         p50, p95 = np.percentile(lat, 50), np.percentile(lat, 95)
@@ -269,4 +288,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(sys.argv[1:]))

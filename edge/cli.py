@@ -124,12 +124,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     """Validate config, model and database without running; one line per check."""
     from edge.daemon import load_classifier
     from edge.model import ModelError
-    from edge.store import StoreError, connect, _schema_version, SCHEMA_VERSION
-    import sqlite_utils
+    from edge.config import DEFAULT_CONFIG_PATH
+    from edge.store import StoreError, check_database
 
     config = config_from_args(args)
     problems = 0
-    print(f"config: ok ({args.config or 'defaults + flags'})")
+    source = args.config or (DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else "defaults and flags")
+    print(f"config: ok ({source})")
     if not config.cameras:
         print("cameras: no camera folder configured ([[cameras]] or --watch)")
         problems += 1
@@ -147,34 +148,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     except ModelError as error:
         print(f"model: {error}")
         problems += 1
-    database = config.storage.database
-    if database.exists():
-        try:
-            db = sqlite_utils.Database(connect(database, readonly=True))
-            version = _schema_version(db)
-            if version is None:
-                print(f"storage.database: {database} is not a trailcam database")
-                problems += 1
-            elif version > SCHEMA_VERSION:
-                print(f"storage.database: schema {version} is newer than this trailcam ({SCHEMA_VERSION})")
-                problems += 1
-            else:
-                print(f"storage.database: ok ({database}, schema {version}"
-                      f"{', will migrate to ' + str(SCHEMA_VERSION) if version < SCHEMA_VERSION else ''})")
-        except (StoreError, Exception) as error:  # noqa: BLE001 - report any database problem
-            print(f"storage.database: {error}")
-            problems += 1
-    else:
-        parent = database.parent
-        while not parent.exists() and parent != parent.parent:
-            parent = parent.parent
-        import os
-
-        if os.access(parent, os.W_OK):
-            print(f"storage.database: ok ({database} will be created)")
-        else:
-            print(f"storage.database: cannot create {database}: {parent} is not writable")
-            problems += 1
+    try:
+        print(f"storage.database: ok ({check_database(config.storage.database)})")
+    except StoreError as error:
+        print(f"storage.database: {error}")
+        problems += 1
     print("check: " + ("all ok" if not problems else f"{problems} problem(s)"))
     return EXIT_OK if not problems else EXIT_USAGE
 
@@ -239,7 +217,7 @@ def _open_reader(args: argparse.Namespace):
 
 
 def _zone(args: argparse.Namespace, db):
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+    from zoneinfo import ZoneInfoNotFoundError
     from edge.reports import station_zone
 
     try:

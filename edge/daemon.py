@@ -134,14 +134,16 @@ class Daemon:
         from edge.outbox_writer import OutboxWriter
 
         return OutboxWriter(self.config.station.device_id, self.config.station.timezone, classifier.model_id,
-                            classifier.spec.scientific_names, getattr(self.config.mqtt, "outbox_max_rows", 100_000))
+                            classifier.spec.scientific_names, self.config.mqtt.outbox_max_rows)
 
     def loop(self) -> None:
         while not self._stop.is_set():
             if self._reload.is_set():
                 self._reload.clear()
                 self.reload_model()
-            item = self._retry if self._retry is not None else self.frames.get(timeout=self.tick_s)
+            # --once: the backlog is all queued at start, so an empty queue means done.
+            wait = 0 if self.once else self.tick_s
+            item = self._retry if self._retry is not None else self.frames.get(timeout=wait)
             self._retry = None
             if item is not None:
                 try:
@@ -211,12 +213,13 @@ class Daemon:
     def run(self, *, handle_signals: bool = False) -> int:
         """start → loop → stop; returns the exit code (0 after a signal-requested stop).
 
-        Signal handlers go in after a successful start (the CLI asks for them; tests running
-        the daemon in-process do not).
+        With `handle_signals` (the CLI), SIGTERM/SIGINT/SIGHUP only set flags from the very
+        beginning: a stop requested while the model loads ends the loop before its first frame,
+        and the exit is still a clean 0. Tests running the daemon in-process leave signals alone.
         """
-        self.start()
         if handle_signals:
             self.install_signal_handlers()
+        self.start()
         try:
             self.loop()
         finally:

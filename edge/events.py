@@ -1,37 +1,27 @@
 """Grouping frames into visits (events), as camera-trap practice does.
 
-A trail camera shoots bursts: a bird in front of the lens for 30 s is one visit, not 30.
-Frames of one camera whose capture times are within `independence_s` of an event's span join
-that event; a longer gap starts a new one. An event's species comes from its frames: the
-species with the highest summed confidence over the event's frames (so one misread frame in a
-burst does not split or relabel the visit); `unknown` only when no frame named a species.
-Frames that show no bird neither join nor extend events.
+A trail camera shoots bursts: a bird in front of the lens for 30 s is one visit, not 30. As in
+camera-trap studies ("independent detections"), a visit is per camera AND species: a frame of
+species S joins the camera's event of S whose span [start, end] it falls within
+`independence_s` of (before or after: backlog frames may arrive out of order); a longer gap
+starts a new event. Two species at a feeder at once are two visits, as an ecologist counts them.
 
-These are pure functions; edge/store.py applies them inside the frame's transaction.
+Frames the model is unsure about (`unknown`) do not invent visits of their own while a visit
+is going on: they join the camera's most recent event within the interval, whatever its
+species. An event of only unknown frames takes the species of the first named frame that joins
+it ("its species from its frames"). Frames with no bird neither join nor extend events.
+
+The store (edge/store.py) applies these rules inside the frame's transaction; this module
+holds the species rule so it is stated once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime, timedelta
-
 from edge.decision import UNKNOWN
 
 
-def joins(started_at: datetime, ended_at: datetime, captured_at: datetime, independence: timedelta) -> bool:
-    """True when a frame captured at `captured_at` belongs to an event spanning [start, end]."""
-    return started_at - independence <= captured_at <= ended_at + independence
-
-
-def choose_species(votes: Mapping[str, tuple[float, float]]) -> tuple[str, float]:
-    """votes: species → (summed confidence, best confidence). Returns (species, best confidence).
-
-    Named species beat `unknown`; among them the highest summed confidence wins, ties go to
-    the alphabetically first label so the choice is deterministic.
-    """
-    named = {label: vote for label, vote in votes.items() if label != UNKNOWN}
-    pool = named or dict(votes)
-    if not pool:
-        return UNKNOWN, 0.0
-    label = min(pool, key=lambda name: (-pool[name][0], name))
-    return label, pool[label][1]
+def event_species(current: str, frame_species: str) -> str:
+    """The event's species after a frame of `frame_species` joined an event of `current`."""
+    if current == UNKNOWN and frame_species != UNKNOWN:
+        return frame_species
+    return current

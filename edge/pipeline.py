@@ -99,11 +99,17 @@ class FrameProcessor:
             return FrameOutcome(path, camera, "duplicate")
         try:
             frame = decode(data, self.classifier.input_size, draft=self.draft)
+            captured_at, source = capture_time(frame.image, stat.st_mtime, self.store.zone)
+            predictions, inference_ms = self.classifier.classify(frame.rgb, self.top_k)
+            decision: Decision = decide(predictions, self.classify_config, self._no_bird, self._aliases)
         except FrameError as error:
             return self._error(path, camera, sha, len(data), stat.st_mtime, str(error))
-        captured_at, source = capture_time(frame.image, stat.st_mtime, self.store.zone)
-        predictions, inference_ms = self.classifier.classify(frame.rgb, self.top_k)
-        decision: Decision = decide(predictions, self.classify_config, self._no_bird, self._aliases)
+        except Exception as error:  # noqa: BLE001 - a poison frame must not crash-loop the service
+            # Anything else a decoder or the interpreter throws on one frame is recorded with
+            # that frame; otherwise systemd would restart us onto the same frame forever.
+            log.exception("frame %s: unexpected failure", path)
+            return self._error(path, camera, sha, len(data), stat.st_mtime,
+                               f"processing failed: {type(error).__name__}: {error}")
         result = self.store.record(
             FrameRecord(
                 path=path, sha256=sha, camera=camera, size=len(data), mtime=stat.st_mtime,

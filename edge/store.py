@@ -11,6 +11,7 @@ and count nothing twice: the file system is the queue, the database the ledger.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -24,8 +25,8 @@ import sqlite_utils
 
 from edge import outbox
 from edge.capture_time import format_utc, parse_utc
-from edge.decision import Decision
-from edge.events import choose_species, joins
+from edge.decision import UNKNOWN, Decision
+from edge.events import event_species
 from edge.model import Prediction
 
 log = logging.getLogger(__name__)
@@ -145,6 +146,31 @@ def open_readonly(path: Path, busy_timeout_s: float = 30.0) -> sqlite_utils.Data
     return db
 
 
+def check_database(path: Path) -> str:
+    """What `edge check` says about the database, without writing; raises StoreError."""
+    path = Path(path)
+    if not path.exists():
+        parent = path.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not os.access(parent, os.W_OK):
+            raise StoreError(f"cannot create {path}: {parent} is not writable")
+        return f"{path} will be created"
+    try:
+        db = open_readonly(path)
+    except sqlite3.DatabaseError as error:
+        raise StoreError(f"{path}: not a usable SQLite database: {error}") from None
+    try:
+        version = _schema_version(db)
+        frames = db.execute("SELECT count(*) FROM frames").fetchone()[0]
+    except sqlite3.DatabaseError as error:
+        raise StoreError(f"{path}: damaged database: {error}") from None
+    finally:
+        db.close()
+    migrate = f", will migrate to {SCHEMA_VERSION}" if version is not None and version < SCHEMA_VERSION else ""
+    return f"{path}, schema {version}{migrate}, {frames} frame(s)"
+
+
 def _schema_version(db: sqlite_utils.Database) -> int | None:
     if "meta" not in db.table_names():
         return None
@@ -220,6 +246,9 @@ class Store:
             # FULL: a committed frame survives a power cut, so post-processing may delete it.
             self.db.execute("PRAGMA synchronous = FULL")
             self._migrate(station_id)
+        except StoreError:
+            self.conn.close()
+            raise
         except sqlite3.DatabaseError as error:
             self.conn.close()
             raise StoreError(f"{self.path}: cannot use the database: {error}") from None
@@ -327,30 +356,24 @@ class Store:
     def _count_frame(self, frame: FrameRecord, frame_id: int, result: RecordResult) -> None:
         assert frame.decision is not None and frame.captured_at is not None
         species = frame.decision.species
+        confidence = frame.decision.confidence
         captured = frame.captured_at.astimezone(timezone.utc)
         captured_text = format_utc(captured)
         day = self.local_day(captured)
         self._bump_tally(day, frame.camera, species, frames=1)
         result.days.add(day)
 
-        independence = self.independence
-        row = self.db.execute(
-            """SELECT * FROM events WHERE camera = ? AND started_at <= ? AND ended_at >= ?
-               ORDER BY ended_at DESC LIMIT 1""",
-            (frame.camera, format_utc(captured + independence), format_utc(captured - independence)),
-        ).fetchone()
-        columns = [d[0] for d in self.db.execute("SELECT * FROM events LIMIT 0").description]
-        if row is None:
+        event = self._find_event(frame.camera, species, captured)
+        if event is None:
             # A new visit: first close this camera's open events that this frame proves over.
             for stale in self._rows(
                 "SELECT * FROM events WHERE camera = ? AND state = 'open' AND ended_at < ?",
-                (frame.camera, format_utc(captured - independence)),
+                (frame.camera, format_utc(captured - self.independence)),
             ):
                 self.db.execute("UPDATE events SET state = 'closed' WHERE id = ?", (stale["id"],))
                 stale["state"] = "closed"
                 result.event_changes.append(EventChange("end", stale))
             uid = str(uuid.uuid5(EVENT_UID_NAMESPACE, f"{frame.camera}/{frame.sha256}"))
-            confidence = frame.decision.confidence
             event_id = int(
                 self.db.execute(
                     """INSERT INTO events (uid, camera, species, confidence, started_at, ended_at,
@@ -363,17 +386,13 @@ class Store:
             result.event_changes.append(EventChange("new", self._event(event_id)))
             return
 
-        event = dict(zip(columns, row))
         self.db.execute("UPDATE frames SET event_id = ? WHERE id = ?", (event["id"], frame_id))
-        votes = {
-            label: (float(total or 0.0), float(best or 0.0))
-            for label, total, best in self.db.execute(
-                """SELECT species, SUM(confidence), MAX(confidence) FROM frames
-                   WHERE event_id = ? AND species IS NOT NULL GROUP BY species""",
-                (event["id"],),
-            )
-        }
-        new_species, new_confidence = choose_species(votes)
+        new_species = event_species(event["species"], species)
+        new_confidence = event["confidence"]
+        if species == new_species and confidence is not None:
+            # The event's confidence is its best frame of the event's species.
+            previous = event["confidence"] if event["species"] == new_species else None
+            new_confidence = confidence if previous is None else max(previous, confidence)
         started = min(parse_utc(event["started_at"]), captured)
         ended = max(parse_utc(event["ended_at"]), captured)
         self.db.execute(
@@ -391,6 +410,19 @@ class Store:
         if event["species"] != new_species:
             updated["_previous_species"] = [event["species"]]
         result.event_changes.append(EventChange("update", updated))
+
+    def _find_event(self, camera: str, species: str, captured: datetime) -> dict[str, Any] | None:
+        """The event a counted frame joins (see edge/events.py), or None for a new visit."""
+        window = (camera, format_utc(captured + self.independence), format_utc(captured - self.independence))
+        near = "SELECT * FROM events WHERE camera = ? AND started_at <= ? AND ended_at >= ?"
+        latest = " ORDER BY ended_at DESC, id DESC LIMIT 1"
+        if species == UNKNOWN:
+            rows = self._rows(near + latest, window)
+        else:
+            rows = self._rows(near + " AND species = ?" + latest, (*window, species)) or self._rows(
+                near + " AND species = ?" + latest, (*window, UNKNOWN)
+            )
+        return rows[0] if rows else None
 
     def _bump_tally(self, day: str, camera: str, species: str, events: int = 0, frames: int = 0) -> None:
         self.db.execute(

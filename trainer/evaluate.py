@@ -145,7 +145,6 @@ def evaluate(run_or_tflite: Path, data_dir: Path | None = None, split: str = "te
     is reproduced with the run's seed and fractions when the data is a single tree.
     """
     from trainer.data import DataError, discover
-    from trainer.pipeline import load_images
 
     source = resolve_model(run_or_tflite)
     config = source.run_config or {}
@@ -159,6 +158,8 @@ def evaluate(run_or_tflite: Path, data_dir: Path | None = None, split: str = "te
         raise DataError(f"the data's classes ({len(data.class_names)}) differ from the model's ({len(source.class_names)}): "
                         f"{sorted(set(data.class_names) ^ set(source.class_names))[:5]}")
     items = data.split(split)
+    from trainer.pipeline import load_images  # TensorFlow: only once the inputs are known to be good
+
     images, labels = load_images(items, source.image_size)
     probabilities = predict(source, images)
     report = {

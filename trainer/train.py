@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import sys
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,9 @@ from typing import Any
 from trainer.train_config import OPTIMIZERS, TrainConfig
 
 log = logging.getLogger(__name__)
+# Epoch lines go to stdout themselves; this logger copies them into train.log only.
+epoch_log = logging.getLogger("trainer.epochs")
+epoch_log.propagate = False
 
 EPOCH_LINE_KEYS: tuple[str, ...] = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
 STATE_FILE = "state.json"
@@ -155,7 +159,7 @@ def _make_callbacks_class():
         def on_epoch_end(self, epoch, logs=None):
             line = format_epoch_line(epoch + 1, logs or {})
             print(line, file=self.stream, flush=True)
-            log.info(line)
+            epoch_log.info(line)
 
     class RunState(keras.callbacks.Callback):
         """Checkpoint every epoch, track the best epoch, and persist both for --resume."""
@@ -196,6 +200,10 @@ def _prepare_run_dir(config: TrainConfig, ckpt_dir: Path) -> dict | None:
         log.info("no checkpoint state in %s: starting a fresh run", ckpt_dir)
     elif (run_dir / "config.json").exists() and not config.overwrite:
         raise RunFolderError(f"{run_dir} already holds a run; pass --resume to continue it or choose a new --out")
+    elif config.overwrite:
+        # A fresh run in an old folder: stale checkpoints or a stale best model must not survive it.
+        for stale in [run_dir / "best.keras", ckpt_dir / STATE_FILE, *ckpt_dir.glob("epoch-*.keras")]:
+            stale.unlink(missing_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     return None
@@ -207,7 +215,7 @@ class _LogToFile:
     def __init__(self, path: Path) -> None:
         self.handler = logging.FileHandler(path, encoding="utf-8")
         self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        self.loggers = [logging.getLogger("trainer")]
+        self.loggers = [logging.getLogger("trainer"), epoch_log]
 
     def __enter__(self):
         for logger in self.loggers:
@@ -298,8 +306,12 @@ def train(config: TrainConfig, extra_callbacks: Sequence[Any] = ()) -> TrainResu
                                                   mode=_monitor_mode(config.early_stopping_monitor))
             callbacks = [EpochLine(stream), RunState(run_dir, ckpt_dir, config.early_stopping_monitor, state,
                                                      int(state.get("keep", 3)), phase), early, *extra_callbacks]
-            model.fit(train_ds, validation_data=valid_ds, epochs=until, initial_epoch=state["epoch"],
-                      callbacks=callbacks, verbose=verbose)
+            with warnings.catch_warnings():
+                # Our datasets have unknown length (corrupt files are dropped on the fly), which
+                # makes Keras warn after the first epoch that the input "ran out of data": benign.
+                warnings.filterwarnings("ignore", message="Your input ran out of data")
+                model.fit(train_ds, validation_data=valid_ds, epochs=until, initial_epoch=state["epoch"],
+                          callbacks=callbacks, verbose=verbose, shuffle=False)
             if early.stopped_epoch > 0:
                 stopped_early = True
                 log.info("early stopping on %s after epoch %d", config.early_stopping_monitor, state["epoch"])

@@ -22,12 +22,6 @@ from PIL import Image
 from edge.config import load_config
 from edge.daemon import Daemon
 
-AIY_SPECIES = {  # birds25 folder → AIY's common name (labelmap.csv) for a confident frame
-    "NORTHERN CARDINAL": "Northern Cardinal",
-    "BLACK-CAPPED CHICKADEE": "Black-capped Chickadee",
-    "EASTERN BLUEBIRD": "Eastern Bluebird",
-}
-
 
 def wait_for(condition: Callable[[], object], timeout: float = 30.0, interval: float = 0.05, what: str = "condition") -> object:
     """Poll `condition` until it returns something truthy; fail with `what` after `timeout`."""

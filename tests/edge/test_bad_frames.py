@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import sqlite3
 import struct
+from pathlib import Path
 
 from PIL import Image
 
@@ -59,3 +60,32 @@ def test_bad_frames_recorded_as_errors_and_daemon_goes_on(tmp_path, make_config,
     assert len(ok) == 1 and ok[0][0].endswith("good.jpg") and ok[0][1] == "Cardinalis cardinalis"
     # Errors neither count nor open events.
     assert count_rows(db, "SELECT SUM(frames) FROM daily_tallies") == 1
+
+
+def test_a_frame_that_crashes_the_interpreter_is_recorded_not_retried_forever(tmp_path, make_config, bird_photo) -> None:
+    """Fault injection (a runtime that throws on one frame cannot be produced on demand)."""
+    from edge.daemon import Daemon
+
+    camera = tmp_path / "cam"
+    config = make_config([{"name": "cam", "path": str(camera)}])
+    (camera / "a_poison.jpg").write_bytes(jpeg_bytes(bird_photo("NORTHERN CARDINAL", 1), comment="poison"))
+    (camera / "b_fine.jpg").write_bytes(jpeg_bytes(bird_photo("NORTHERN CARDINAL", 2)))
+    daemon = Daemon(config, once=True)
+    daemon.start()
+    original = daemon.processor.classifier.classify
+
+    def classify(rgb, top_k):
+        if classify.calls == 0:
+            classify.calls += 1
+            raise RuntimeError("Invoke failed: node 42 crashed")
+        return original(rgb, top_k)
+
+    classify.calls = 0
+    daemon.processor.classifier.classify = classify
+    daemon.loop()
+    daemon.stop()
+    conn = sqlite3.connect(config.storage.database)
+    rows = {Path(p).name: v for p, v in conn.execute("SELECT path, COALESCE(error, species) FROM frames")}
+    conn.close()
+    assert rows == {"a_poison.jpg": "processing failed: RuntimeError: Invoke failed: node 42 crashed",
+                    "b_fine.jpg": "Cardinalis cardinalis"}

@@ -25,6 +25,7 @@ def _main(args: list[str], capsys, monkeypatch, env: dict[str, str] | None = Non
 
     monkeypatch.setattr(edge.cli, "setup_logging", lambda level: None)  # leave pytest's logging alone
     monkeypatch.setattr(edge.cli, "keep_daemon_light", lambda: None)  # pytest's process may want pandas
+    monkeypatch.setattr("edge.daemon.Daemon.install_signal_handlers", lambda self: None)  # keep pytest's
     for key, value in (env or {}).items():
         monkeypatch.setenv(key, value)
     code = main(args)
@@ -117,3 +118,15 @@ def test_check_validates_config_model_and_database(tmp_path: Path, aiy_model: Pa
     bad = _main(["check", "--config", str(broken)], capsys, monkeypatch)
     assert bad.returncode == 2
     assert "cameras[0].path:" in bad.stdout and "storage.database:" in bad.stdout
+
+
+def test_documented_example_config_is_valid(repo_root: Path, tmp_path: Path) -> None:
+    """The example in docs/readme/edge.md is what users copy: it must validate as written."""
+    text = (repo_root / "docs" / "readme" / "edge.md").read_text()
+    section = text[text.index("### Configuration"):]
+    example = section[section.index("```toml") + len("```toml"):section.index("```", section.index("```toml") + 7)]
+    path = tmp_path / "edge.toml"
+    path.write_text(example)
+    config = load_config(path, environ={})
+    assert config.cameras[0].name == "feeder" and config.model.no_bird_label == 964
+    assert config.classify.thresholds == {"House Finch": 0.8} and config.classify.deny == ["Homo sapiens"]

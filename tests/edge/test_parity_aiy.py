@@ -72,3 +72,20 @@ def test_tflite_runtime_env_agrees_with_ai_edge_litert(aiy_model, birds25_dir, e
     assert report["runtime"] == "tflite-runtime"
     assert [Path(i["path"]) for i in report["images"]] == photos
     assert [i["top"][0]["index"] for i in report["images"]] == [reference_top1[str(p)] for p in photos]
+
+
+def test_daemon_runs_in_the_pi_environment(tmp_path, aiy_model, birds25_dir, edge_venv_python, cli_env) -> None:
+    """`edge run --once` end to end with tflite-runtime 2.14 and NumPy 1.x (Raspberry Pi OS)."""
+    camera = tmp_path / "cam"
+    camera.mkdir()
+    for path in sorted(birds25_dir.glob("NORTHERN CARDINAL/*.jpg")):
+        (camera / path.name).write_bytes(path.read_bytes())
+    db = tmp_path / "pi.db"
+    run = subprocess.run([str(edge_venv_python), "-m", "edge", "run", "--once", "--model", str(aiy_model),
+                          "--watch", str(camera), "--db", str(db)], env=cli_env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "runtime tflite-runtime" in run.stderr
+    conn = sqlite3.connect(db)
+    species = conn.execute("SELECT species, count(*) FROM frames WHERE status = 'ok' GROUP BY species").fetchall()
+    conn.close()
+    assert species == [("Cardinalis cardinalis", 5)]

@@ -52,8 +52,13 @@ def test_slow_renamed_and_burst_writes_recorded_once(mode, tmp_path, make_config
     # 3. Written under a temporary name that looks like an image, then renamed.
     (camera / "tmp_0001.jpg").write_bytes(data[2])
     os.rename(camera / "tmp_0001.jpg", camera / "final_0001.jpg")
-    # 4. A burst.
-    for index, blob in enumerate(data[3:]):
+    # 4. Written elsewhere on the same file system, then moved in (an unpaired IN_MOVED_TO).
+    outside = tmp_path / "staging"
+    outside.mkdir()
+    (outside / "moved_in.jpg").write_bytes(data[3])
+    os.rename(outside / "moved_in.jpg", camera / "moved_in.jpg")
+    # 5. A burst.
+    for index, blob in enumerate(data[4:]):
         (camera / f"burst_{index:03d}.jpg").write_bytes(blob)
     # Not frames: ignored.
     (camera / "notes.txt").write_text("not a frame")
@@ -71,7 +76,7 @@ def test_slow_renamed_and_burst_writes_recorded_once(mode, tmp_path, make_config
     assert count_rows(db, ERRORS) == 0, "a frame was read half-written"
     assert count_rows(db, "SELECT count(DISTINCT sha256) FROM frames") == 15
     paths = {Path(p).name for p in _paths(db)}
-    assert {"slow.jpg", "renamed.jpg", "final_0001.jpg", "sentinel.jpg"} <= paths
+    assert {"slow.jpg", "renamed.jpg", "final_0001.jpg", "moved_in.jpg", "sentinel.jpg"} <= paths
     assert not any(name.startswith((".", "tmp_")) or name.endswith(".txt") for name in paths)
 
 

@@ -205,6 +205,8 @@ def test_missing_channel_is_a_clear_error_exit_2(tmp_path: Path, capsys):
     (["--arch", "vgg16"], "vgg16"),
     (["--quantize", "int4"], "quantize"),
     (["--calibration-images", "many"], "calibration_images"),
+    (["--optimizer", "rmsprop"], "optimizer"),
+    (["--eval-split", "test"], "no test channel"),
 ])
 def test_bad_hyperparameters_exit_2_naming_the_key(tmp_path: Path, capsys, argv, expected):
     (tmp_path / "train").mkdir()
