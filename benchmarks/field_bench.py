@@ -21,6 +21,7 @@ import shutil
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -126,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args(argv)
+    args = parser.parse_args([] if argv is None else argv)  # `python -m benchmarks` calls main()
     photos = _photos(args.frames)
     rates: dict[str, list[float]] = {mode: [] for mode in MODES}
     hooks: dict[str, list[float]] = {mode: [] for mode in MODES}
@@ -161,4 +162,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(sys.argv[1:]))
