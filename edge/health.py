@@ -280,7 +280,8 @@ def format_status_table(status: dict[str, Any]) -> str:
     last = status.get("last_frame") or {}
     last_err = status.get("last_error") or {}
     rows: list[tuple[str, str]] = [
-        ("daemon", daemon.get("state", "?") + (f" (pid {daemon['pid']})" if daemon.get("pid") else "")),
+        ("daemon", daemon.get("state", "?") + (f" (pid {daemon['pid']})" if daemon.get("pid")
+                                                and daemon.get("state") != "not running" else "")),
     ]
     if daemon.get("pause_reason"):
         rows.append(("paused because", daemon["pause_reason"]))
