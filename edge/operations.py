@@ -78,7 +78,8 @@ class FieldOperations:
 
     # -- hooks ------------------------------------------------------------------------------
     def on_start(self, daemon) -> None:
-        self.retention = Retention(self.config.retention, daemon.store.db, daemon.store.zone)
+        self.retention = Retention(self.config.retention, daemon.store.db, daemon.store.zone,
+                                   progress=self.notifier.watchdog_tick)
         self._finish_interrupted()
         self.health.set(model_id=daemon.stats.model_id, backlog=daemon.stats.backlog)
         if self.metrics is not None:

@@ -171,8 +171,11 @@ class Retention:
     """Applies the [retention] policy to one database and archive tree."""
 
     def __init__(self, config: RetentionConfig, db, station_tz: tzinfo = timezone.utc,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, progress: Callable[[], object] | None = None) -> None:
         self.config = config
+        # Called every few hundred files/rows of a long pass (walking a big archive on an SD card
+        # can take minutes): the daemon feeds the watchdog from it, as the loop is making progress.
+        self.progress = progress or (lambda: None)
         self.db = db  # sqlite_utils.Database, used only from the processing thread
         self.tz = station_tz
         self.clock = clock
@@ -312,6 +315,7 @@ class Retention:
             if not day_dir.is_dir():
                 continue
             for root, _dirs, names in os.walk(day_dir):
+                self.progress()
                 for name in names:
                     path = Path(root) / name
                     try:
@@ -379,6 +383,7 @@ class Retention:
             if not rows:
                 break
             last_id = rows[-1][0]
+            self.progress()
             doomed = [frame_id for frame_id, path, stored in rows
                       if stored not in exemplars and not os.path.exists(path)]
             if doomed:

@@ -233,3 +233,14 @@ def test_a_copy_of_a_counted_frame_follows_the_policy(tmp_path, field_db):
     assert keep.apply_duplicate(committed(field_db, fid), str(copy)) is None and copy.exists()
     delete = Retention(RetentionConfig(after_processing="delete"), field_db)
     assert delete.apply_duplicate(committed(field_db, fid), str(copy)) is None and not copy.exists()
+
+
+def test_long_passes_report_progress_for_the_watchdog(tmp_path, field_db):
+    calls = []
+    archive = tmp_path / "archive"
+    for day in range(3):
+        write(archive / f"2026-11-0{day + 1}" / "robin" / "x.jpg")
+    retention = Retention(RetentionConfig(after_processing="archive", archive_dir=archive, archive_max_gb=1e-9,
+                                          exemplars_per_species=0), field_db, progress=lambda: calls.append(1))
+    assert len(retention.enforce_archive_limit()) == 3
+    assert len(calls) >= 3  # at least once per folder walked
