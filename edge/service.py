@@ -67,8 +67,8 @@ Group={user}
 # The database and status.json live in /var/lib/{STATE_DIRECTORY} (created, owned by {user}).
 StateDirectory={STATE_DIRECTORY}
 StateDirectoryMode=0750
-# MQTT password: the daemon reads $CREDENTIALS_DIRECTORY/{CREDENTIAL_NAME}
-# (an empty file means no password).
+# MQTT password: the daemon reads $CREDENTIALS_DIRECTORY/{CREDENTIAL_NAME}; install-service
+# creates the file empty (systemd refuses to start without it): write the password into it.
 LoadCredential={CREDENTIAL_NAME}:{CREDENTIAL_FILE}
 Environment=PYTHONUNBUFFERED=1
 UMask=0027
