@@ -1,6 +1,6 @@
 """Field-operation benchmark: what the service glue costs the daemon per frame.
 
-    python -m benchmarks.field_bench [--frames 60] [--repeats 3]
+    python -m benchmarks.field_bench [--frames 125] [--repeats 4]
 
 Side by side in one run (configurations alternated, medians of `--repeats`): the daemon's
 processing loop over the same backlog of real photos (birds25, AIY model, `edge run --once`
@@ -21,6 +21,7 @@ import shutil
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -124,9 +125,9 @@ def _cpu() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=60)
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args(argv)
+    parser.add_argument("--frames", type=int, default=125)
+    parser.add_argument("--repeats", type=int, default=4)
+    args = parser.parse_args([] if argv is None else argv)  # `python -m benchmarks` calls main()
     photos = _photos(args.frames)
     rates: dict[str, list[float]] = {mode: [] for mode in MODES}
     hooks: dict[str, list[float]] = {mode: [] for mode in MODES}
@@ -161,4 +162,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(sys.argv[1:]))

@@ -171,8 +171,11 @@ class Retention:
     """Applies the [retention] policy to one database and archive tree."""
 
     def __init__(self, config: RetentionConfig, db, station_tz: tzinfo = timezone.utc,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, progress: Callable[[], object] | None = None) -> None:
         self.config = config
+        # Called every few hundred files/rows of a long pass (walking a big archive on an SD card
+        # can take minutes): the daemon feeds the watchdog from it, as the loop is making progress.
+        self.progress = progress or (lambda: None)
         self.db = db  # sqlite_utils.Database, used only from the processing thread
         self.tz = station_tz
         self.clock = clock
@@ -213,6 +216,26 @@ class Retention:
         self.archived += 1
         log.debug("archived %s -> %s", source, target)
         return str(target)
+
+    def apply_duplicate(self, frame: CommittedFrame, copy_path: str) -> str | None:
+        """A second copy of an already-counted frame appeared at copy_path.
+
+        delete: remove the copy. archive: remove it when the archive holds the frame already,
+        else archive it (the limit had removed the first). keep: leave it.
+        """
+        copy = Path(copy_path)
+        if self.config.after_processing == "keep" or frame.status != "ok" or not copy.exists():
+            return None
+        row = self.db.execute("SELECT stored_path FROM frames WHERE id = ?", (frame.id,)).fetchone()
+        stored = row[0] if row else None
+        pending = next((target for target, frame_id in self._pending if frame_id == frame.id), None)
+        archived = stored or pending
+        if self.config.after_processing == "delete" or (archived and os.path.exists(archived)):
+            copy.unlink(missing_ok=True)
+            log.info("removed %s: a copy of frame %d, already recorded", copy, frame.id)
+            return None
+        return self.apply(CommittedFrame(frame.id, str(copy), frame.status, frame.captured_at, frame.species,
+                                         frame.confidence, frame.processed_at))
 
     def _day(self, frame: CommittedFrame) -> str:
         moment = _parse_utc(frame.captured_at) or _parse_utc(frame.processed_at)
@@ -292,6 +315,7 @@ class Retention:
             if not day_dir.is_dir():
                 continue
             for root, _dirs, names in os.walk(day_dir):
+                self.progress()
                 for name in names:
                     path = Path(root) / name
                     try:
@@ -359,6 +383,7 @@ class Retention:
             if not rows:
                 break
             last_id = rows[-1][0]
+            self.progress()
             doomed = [frame_id for frame_id, path, stored in rows
                       if stored not in exemplars and not os.path.exists(path)]
             if doomed:

@@ -21,6 +21,13 @@ class CameraConfig(BaseModel):
     poll_interval_s: float = Field(default=2.0, gt=0, le=3600)
     settle_s: float = Field(default=2.0, ge=0, le=3600)
 
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        """Frames are recorded by path: make it absolute so a restart from another working
+        directory (or `edge run --watch relative/dir`) names the same file the same way."""
+        return value.expanduser().absolute()
+
     @field_validator("name")
     @classmethod
     def _name_is_simple(cls, value: str) -> str:

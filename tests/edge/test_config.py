@@ -43,6 +43,8 @@ def test_defaults_env_overrides_and_sections(tmp_path: Path) -> None:
     assert config.mqtt.port == 8883 and config.classify.threshold == 0.7 and config.classify.deny == ["House Sparrow"]
     assert config.events.independence_s == 60 and str(config.storage.database) == "/var/lib/trailcam/trailcam.db"
     assert config.model.top_k == 5 and config.logging.level == "INFO"
+    relative = load_config(path, environ={}, overrides={"cameras": [{"name": "c", "path": "some/dir"}]})
+    assert relative.cameras[0].path == Path.cwd() / "some" / "dir"  # frames are recorded by absolute path
 
 
 @pytest.mark.parametrize(

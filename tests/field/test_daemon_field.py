@@ -403,3 +403,26 @@ def test_archive_limit_and_row_pruning_in_the_running_daemon(tmp_path, birds25_d
     assert rows(db, "SELECT SUM(frame_count) FROM events") == [(9,)]
     assert rows(db, "PRAGMA integrity_check") == [("ok",)]
     assert not list(camera.glob("*.JPG"))
+
+
+def test_delete_mode_removes_frames_and_later_copies_of_them(tmp_path, photos, aiy_model_dir, cli_env):
+    camera, db = tmp_path / "cam", tmp_path / "state" / "trailcam.db"
+    camera.mkdir()
+    config = write_config(tmp_path / "edge.toml", camera, db, aiy_model_dir / "model.tflite",
+                          retention={"after_processing": "delete", "min_free_mb": 1})
+    daemon = start(tmp_path, config, cli_env, None)
+    try:
+        wait_for(lambda: "backlog of 0" in daemon.output(), 90, what="daemon started")
+        drop(camera, "IMG_0001.JPG", photos[0])
+        wait_for(lambda: ok_frames(db) == 1 and not (camera / "IMG_0001.JPG").exists(), 60,
+                 what="frame recorded, then deleted")
+        drop(camera, "IMG_0001.JPG", photos[0])  # a sync tool restores what was deleted
+        drop(camera, "IMG_0002.JPG", photos[1])
+        wait_for(lambda: ok_frames(db) == 2 and not any(camera.iterdir()), 60,
+                 what="the new frame recorded, the copy removed")
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait(60) == 0
+    finally:
+        daemon.kill()
+    assert rows(db, "SELECT COUNT(*) FROM frames") == [(2,)]
+    assert "a copy of frame 1, already recorded" in daemon.output()

@@ -212,3 +212,35 @@ def test_exemplars_over_the_limit_warn_once_not_every_pass(tmp_path, field_db, c
             assert retention.enforce_archive_limit() == []
     warnings = [r for r in caplog.records if "over its limit" in r.message and r.levelname == "WARNING"]
     assert len(warnings) == 1
+
+
+def test_a_copy_of_a_counted_frame_follows_the_policy(tmp_path, field_db):
+    archive = tmp_path / "archive"
+    retention = Retention(RetentionConfig(after_processing="archive", archive_dir=archive), field_db)
+    fid = add_frame(field_db, write(tmp_path / "cam" / "a.jpg"))
+    first = retention.apply(committed(field_db, fid))
+    copy = write(tmp_path / "cam" / "a-again.jpg")
+    assert retention.apply_duplicate(committed(field_db, fid), str(copy)) is None
+    assert not copy.exists() and os.path.exists(first)  # the archive has it already (even before the flush)
+    retention.flush()
+    os.unlink(first)  # the size limit removed the archived copy: the new copy takes its place
+    field_db.execute("UPDATE frames SET stored_path = NULL WHERE id = ?", (fid,))
+    copy = write(tmp_path / "cam" / "a-third.jpg")
+    second = retention.apply_duplicate(committed(field_db, fid), str(copy))
+    assert second and os.path.exists(second) and not copy.exists()
+    keep = Retention(RetentionConfig(after_processing="keep"), field_db)
+    copy = write(tmp_path / "cam" / "kept.jpg")
+    assert keep.apply_duplicate(committed(field_db, fid), str(copy)) is None and copy.exists()
+    delete = Retention(RetentionConfig(after_processing="delete"), field_db)
+    assert delete.apply_duplicate(committed(field_db, fid), str(copy)) is None and not copy.exists()
+
+
+def test_long_passes_report_progress_for_the_watchdog(tmp_path, field_db):
+    calls = []
+    archive = tmp_path / "archive"
+    for day in range(3):
+        write(archive / f"2026-11-0{day + 1}" / "robin" / "x.jpg")
+    retention = Retention(RetentionConfig(after_processing="archive", archive_dir=archive, archive_max_gb=1e-9,
+                                          exemplars_per_species=0), field_db, progress=lambda: calls.append(1))
+    assert len(retention.enforce_archive_limit()) == 3
+    assert len(calls) >= 3  # at least once per folder walked

@@ -148,3 +148,12 @@ def test_systemd_analyze_security_exposure_stays_low(tmp_path, systemd_analyze):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr
     assert "Overall exposure level for trailcam-edge.service: 1." in result.stdout
+
+
+def test_install_service_warns_about_an_executable_the_sandbox_hides(tmp_path, cli_env):
+    result = subprocess.run([sys.executable, "-m", "edge", "install-service", "--root", str(tmp_path / "root"),
+                             "--exec", "/home/pi/venv/bin/edge", "--no-enable"],
+                            env=cli_env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    assert "warning: ExecStart /home/pi/venv/bin/edge is under a home directory" in result.stderr
+    assert not (tmp_path / "root/etc/systemd/system/multi-user.target.wants").exists()
