@@ -33,6 +33,7 @@ edge-venv: $(EDGE_VENV)/.stamp
 ## The broker the MQTT tests start on a free loopback port, and systemd-analyze.
 system-deps:
 	@command -v mosquitto >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q mosquitto mosquitto-clients; }
+	@command -v openssl >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q openssl; }
 	@command -v systemd-analyze >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q systemd; }
 
 test: venv edge-venv system-deps
@@ -44,6 +45,7 @@ demo: venv
 	$(PY) -m trainer train --data $(DEMO_DIR)/dataset --arch convnet --image-size 96 --epochs 6 --out $(DEMO_DIR)/run --overwrite
 	$(PY) -m trainer export $(DEMO_DIR)/run --quantize int8 --out $(DEMO_DIR)/bundle --overwrite
 	@echo "== edge daemon over $(DEMO_DIR)/camera"
+	rm -f $(DEMO_DIR)/counts.db $(DEMO_DIR)/counts.db-wal $(DEMO_DIR)/counts.db-shm
 	$(PY) -m edge run --once --model $(DEMO_DIR)/bundle --watch $(DEMO_DIR)/camera --db $(DEMO_DIR)/counts.db
 	$(PY) -m edge counts --db $(DEMO_DIR)/counts.db --by day
 

@@ -1,0 +1,348 @@
+"""The `edge` command: run the daemon, check a setup, classify one-off, report counts.
+
+Exit codes: 0 success, 1 runtime failure, 2 bad configuration or arguments (the message names
+the key or argument and the problem). Commands that need no database or config (classify)
+never read /etc/trailcam/edge.toml unless asked to.
+
+Other areas add subcommands by exposing `register(subparsers)` in the modules listed in
+EXTENSION_MODULES (e.g. `edge status`, `edge install-service`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from edge import __version__
+from edge.config import ConfigError, EdgeConfig, load_config
+
+EXTENSION_MODULES = ("edge.health", "edge.service")
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+log = logging.getLogger("edge")
+
+
+class UsageError(Exception):
+    """A bad argument or configuration: printed without a traceback, exit 2."""
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+
+
+# -- configuration from file + flags -----------------------------------------------------------
+
+
+def _add_config_flags(parser: argparse.ArgumentParser, *, daemon: bool) -> None:
+    parser.add_argument("--config", type=Path, help="TOML configuration (default /etc/trailcam/edge.toml when it exists)")
+    parser.add_argument("--db", type=Path, help="SQLite database (overrides [storage] database)")
+    if daemon:
+        parser.add_argument("--model", type=Path, help="bundle folder or .tflite (overrides [model] path)")
+        parser.add_argument("--labels", type=Path, help="labels .txt or .csv (overrides [model] labels)")
+        parser.add_argument("--watch", type=Path, action="append", metavar="DIR",
+                            help="camera folder (repeatable; replaces [[cameras]]; camera name = folder name)")
+        parser.add_argument("--poll", action="store_true", help="with --watch: poll instead of inotify (network mounts)")
+        parser.add_argument("--recursive", action="store_true", help="with --watch: include sub-folders")
+        parser.add_argument("--timezone", help="station time zone (overrides [station] timezone)")
+        parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+
+def config_from_args(args: argparse.Namespace) -> EdgeConfig:
+    overrides: dict[str, Any] = {}
+    if getattr(args, "db", None):
+        overrides.setdefault("storage", {})["database"] = str(args.db)
+    if getattr(args, "model", None):
+        overrides.setdefault("model", {})["path"] = str(args.model)
+    if getattr(args, "labels", None):
+        overrides.setdefault("model", {})["labels"] = str(args.labels)
+    if getattr(args, "timezone", None):
+        overrides.setdefault("station", {})["timezone"] = args.timezone
+    if getattr(args, "log_level", None):
+        overrides.setdefault("logging", {})["level"] = args.log_level
+    if getattr(args, "watch", None):
+        names: list[str] = []
+        cameras = []
+        for folder in args.watch:
+            name = folder.resolve().name or "camera"
+            while name in names:
+                name += "_"
+            names.append(name)
+            cameras.append({"name": name, "path": str(folder), "recursive": bool(args.recursive),
+                            "mode": "poll" if args.poll else "inotify"})
+        overrides["cameras"] = cameras
+    return load_config(args.config, overrides=overrides)
+
+
+# -- commands --------------------------------------------------------------------------------
+
+
+def keep_daemon_light() -> None:
+    """Stop optional imports the daemon never uses from loading into a long-lived process.
+
+    sqlite-utils imports pandas when it is installed (only to map pandas.Timestamp columns);
+    on a workstation with pandas that adds ~60 MB to the daemon's resident memory. Only the
+    daemon process does this (first thing, before sqlite-utils loads); a Pi has no pandas anyway.
+    """
+    if "pandas" not in sys.modules:
+        sys.modules["pandas"] = None  # type: ignore[assignment]  # `import pandas` → ImportError
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    keep_daemon_light()
+    from edge.daemon import Daemon, DaemonError
+    from edge.model import ModelError
+    from edge.store import StoreError
+
+    config = config_from_args(args)
+    setup_logging(config.logging.level)
+    daemon = Daemon(config, once=args.once)
+    # Field operation (systemd notify/watchdog, status.json, metrics, retention, disk pause).
+    from edge.health import StateDirError
+    from edge.operations import FieldOperations
+    try:
+        FieldOperations(config).attach(daemon)
+    except StateDirError as error:
+        log.error("%s", error)
+        return EXIT_FAILURE
+    try:
+        return daemon.run(handle_signals=True)
+    except (DaemonError, ModelError) as error:
+        raise UsageError(str(error)) from None
+    except StoreError as error:
+        log.error("%s", error)
+        return EXIT_FAILURE
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Validate config, model and database without running; one line per check."""
+    from edge.daemon import load_classifier
+    from edge.model import ModelError
+    from edge.config import DEFAULT_CONFIG_PATH
+    from edge.store import StoreError, check_database
+
+    config = config_from_args(args)
+    problems = 0
+    source = args.config or (DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else "defaults and flags")
+    print(f"config: ok ({source})")
+    if not config.cameras:
+        print("cameras: no camera folder configured ([[cameras]] or --watch)")
+        problems += 1
+    for index, camera in enumerate(config.cameras):
+        if camera.path.is_dir():
+            print(f"cameras[{index}] {camera.name}: ok ({camera.path}, {camera.mode})")
+        else:
+            print(f"cameras[{index}].path: {camera.path} is not a folder")
+            problems += 1
+    try:
+        classifier = load_classifier(config)
+        print(f"model: ok ({classifier.model_id}, {len(classifier.spec.labels)} labels from "
+              f"{classifier.spec.labels_source}, input {classifier.input_size[0]}x{classifier.input_size[1]} "
+              f"{classifier.input_dtype}, no-bird label {classifier.spec.no_bird_label!r}, runtime {classifier.runtime})")
+    except ModelError as error:
+        print(f"model: {error}")
+        problems += 1
+    try:
+        print(f"storage.database: ok ({check_database(config.storage.database)})")
+    except StoreError as error:
+        print(f"storage.database: {error}")
+        problems += 1
+    print("check: " + ("all ok" if not problems else f"{problems} problem(s)"))
+    return EXIT_OK if not problems else EXIT_USAGE
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    """One-shot: no database, no config file unless --config names one."""
+    from edge.imaging import FrameError, decode
+    from edge.model import Classifier, ModelError, resolve_model
+
+    model_path, labels, no_bird, threads = args.model, args.labels, None, 2
+    if args.config is not None or model_path is None:
+        config = load_config(args.config)
+        model_path = model_path or config.model.path
+        labels = labels or config.model.labels
+        no_bird, threads = config.model.no_bird_label, config.model.threads
+    if model_path is None:
+        raise UsageError("--model: no model given (and none in the configuration)")
+    try:
+        classifier = Classifier(resolve_model(model_path, labels, no_bird), threads=threads)
+    except ModelError as error:
+        raise UsageError(str(error)) from None
+    results = []
+    failed = 0
+    for image in args.images:
+        entry: dict[str, Any] = {"path": str(image)}
+        try:
+            frame = decode(Path(image).read_bytes(), classifier.input_size)
+            predictions, elapsed = classifier.classify(frame.rgb, args.top_k)
+            names = classifier.spec.labels
+            entry["top"] = [{"label": p.label, "score": round(p.score, 6), "index": p.index,
+                             "scientific_name": names[p.index].scientific_name} for p in predictions]
+            entry["inference_ms"] = round(elapsed, 2)
+        except (OSError, FrameError) as error:
+            entry["error"] = str(error.strerror if isinstance(error, OSError) and error.strerror else error)
+            failed += 1
+        results.append(entry)
+    if args.format == "json":
+        print(json.dumps({"model_id": classifier.model_id, "runtime": classifier.runtime, "images": results},
+                         indent=2, ensure_ascii=False))
+    else:
+        for entry in results:
+            if "error" in entry:
+                print(f"{entry['path']}: error: {entry['error']}")
+                continue
+            top = ", ".join(f"{t['label']} {t['score']:.3f}" for t in entry["top"])
+            print(f"{entry['path']}: {top}")
+    return EXIT_OK if not failed else EXIT_FAILURE
+
+
+def _open_reader(args: argparse.Namespace):
+    from edge.store import StoreError, open_readonly
+
+    if args.db is not None and args.config is None:
+        database, busy = args.db, 30.0
+    else:
+        config = load_config(args.config, overrides={"storage": {"database": str(args.db)}} if args.db else None)
+        database, busy = config.storage.database, config.storage.busy_timeout_s
+    try:
+        return open_readonly(database, busy)
+    except StoreError as error:
+        raise UsageError(f"--db: {error}") from None
+
+
+def _zone(args: argparse.Namespace, db):
+    from zoneinfo import ZoneInfoNotFoundError
+    from edge.reports import station_zone
+
+    try:
+        return station_zone(db, args.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UsageError(f"--timezone: unknown time zone {args.timezone!r}") from None
+
+
+def cmd_counts(args: argparse.Namespace) -> int:
+    from edge import reports
+
+    db = _open_reader(args)
+    unit = "frames" if args.frames else "events"
+    try:
+        rows = reports.counts(db, by=args.by, unit=unit, since=args.since, until=args.until, camera=args.camera,
+                              species=args.species, zone=_zone(args, db))
+    except reports.ReportError as error:
+        raise UsageError(f"--since/--until: {error}") from None
+    print(reports.render(rows, ["period", "species", unit], args.format))
+    return EXIT_OK
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    from edge import reports
+
+    db = _open_reader(args)
+    try:
+        rows = reports.events(db, since=args.since, until=args.until, camera=args.camera, species=args.species,
+                              limit=args.limit, zone=_zone(args, db))
+    except reports.ReportError as error:
+        raise UsageError(f"--since/--until: {error}") from None
+    columns = ["start_local", "end_local", "camera", "species", "confidence", "frame_count", "state", "uid"]
+    print(reports.render(rows, columns, args.format))
+    return EXIT_OK
+
+
+def cmd_frames(args: argparse.Namespace) -> int:
+    from edge import reports
+
+    db = _open_reader(args)
+    try:
+        rows = reports.frames(db, errors=args.errors, since=args.since, until=args.until, camera=args.camera,
+                              limit=args.limit, zone=_zone(args, db))
+    except reports.ReportError as error:
+        raise UsageError(f"--since/--until: {error}") from None
+    columns = (["processed_at", "camera", "path", "error"] if args.errors else
+               ["captured_local", "camera", "path", "status", "species", "confidence", "inference_ms", "error"])
+    print(reports.render(rows, columns, args.format))
+    return EXIT_OK
+
+
+# -- parser ----------------------------------------------------------------------------------
+
+
+def _report_flags(parser: argparse.ArgumentParser, formats: list[str]) -> None:
+    parser.add_argument("--db", type=Path, help="SQLite database (default: [storage] database)")
+    parser.add_argument("--config", type=Path, help="TOML configuration to take the database path from")
+    parser.add_argument("--since", help="local date YYYY-MM-DD or date-time YYYY-MM-DDTHH:MM (inclusive)")
+    parser.add_argument("--until", help="local date (inclusive, whole day) or date-time (exclusive)")
+    parser.add_argument("--camera", help="only this camera")
+    parser.add_argument("--timezone", help="report in this zone instead of the station's")
+    parser.add_argument("--format", choices=formats, default="table")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edge", description="trailcam field daemon: camera frames → species counts")
+    parser.add_argument("--version", action="version", version=f"trailcam edge {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = sub.add_parser("run", help="run the daemon (watch → classify → store)")
+    _add_config_flags(run, daemon=True)
+    run.add_argument("--once", action="store_true", help="process the frames already there, then exit")
+    run.set_defaults(func=cmd_run)
+
+    check = sub.add_parser("check", help="validate config, model and database without running")
+    _add_config_flags(check, daemon=True)
+    check.set_defaults(func=cmd_check)
+
+    classify = sub.add_parser("classify", help="classify images one-off (no database, no config needed)")
+    classify.add_argument("images", nargs="+", type=Path, metavar="IMG")
+    classify.add_argument("--model", type=Path, help="bundle folder or .tflite")
+    classify.add_argument("--labels", type=Path, help="labels .txt or .csv (default: bundle's or embedded)")
+    classify.add_argument("--config", type=Path, help="take model settings from this TOML")
+    classify.add_argument("--top-k", type=int, default=5, choices=range(1, 101), metavar="K")
+    classify.add_argument("--format", choices=["table", "json"], default="table")
+    classify.set_defaults(func=cmd_classify)
+
+    counts = sub.add_parser("counts", help="species counts per hour or day (events by default)")
+    _report_flags(counts, ["table", "csv", "json"])
+    counts.add_argument("--by", choices=["hour", "day", "total"], default="day")
+    counts.add_argument("--species", help="only this species (label as stored)")
+    counts.add_argument("--frames", action="store_true", help="count frames instead of events")
+    counts.set_defaults(func=cmd_counts)
+
+    events = sub.add_parser("events", help="recent events (visits), newest first")
+    _report_flags(events, ["table", "csv", "json"])
+    events.add_argument("--species", help="only this species")
+    events.add_argument("--limit", type=int, default=50)
+    events.set_defaults(func=cmd_events)
+
+    frames = sub.add_parser("frames", help="recently processed frames, newest first")
+    _report_flags(frames, ["table", "csv", "json"])
+    frames.add_argument("--errors", action="store_true", help="only frames that failed, with the reason")
+    frames.add_argument("--limit", type=int, default=50)
+    frames.set_defaults(func=cmd_frames)
+
+    for name in EXTENSION_MODULES:
+        if importlib.util.find_spec(name) is not None:
+            module = importlib.import_module(name)
+            register = getattr(module, "register", None)
+            if register is not None:
+                register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as error:
+        for problem in error.problems:
+            print(f"edge: {error.source}: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    except UsageError as error:
+        print(f"edge: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,36 @@
+"""[[cameras]] tables: which folders hold frames and how to notice new ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class CameraConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64)
+    path: Path
+    recursive: bool = False
+    # inotify: react to close-after-write and rename-into (local disks, SD cards).
+    # poll: rescan every poll_interval_s and wait until a file's size and mtime have not
+    # changed for settle_s (network and FUSE mounts, where inotify sees nothing).
+    mode: Literal["inotify", "poll"] = "inotify"
+    poll_interval_s: float = Field(default=2.0, gt=0, le=3600)
+    settle_s: float = Field(default=2.0, ge=0, le=3600)
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        """Frames are recorded by path: make it absolute so a restart from another working
+        directory (or `edge run --watch relative/dir`) names the same file the same way."""
+        return value.expanduser().absolute()
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_simple(cls, value: str) -> str:
+        if any(ch in value for ch in "/#+\n\t"):
+            raise ValueError("must not contain '/', '#', '+' or control characters")
+        return value

@@ -1,0 +1,45 @@
+"""[station] section: who this device is and which clock its reports follow."""
+
+from __future__ import annotations
+
+import re
+import socket
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+_DEVICE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def _default_device_id() -> str:
+    """The host name, cleaned so it is a valid MQTT topic level."""
+    cleaned = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname())[:64]
+    return cleaned or "trailcam"
+
+
+class StationConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    device_id: str = Field(default_factory=_default_device_id)
+    # Hour and day boundaries of reports and daily tallies; times are stored UTC.
+    timezone: str = "UTC"
+
+    @field_validator("device_id")
+    @classmethod
+    def _device_id_is_a_topic_level(cls, value: str) -> str:
+        if not _DEVICE_ID.match(value):
+            raise ValueError("must be 1-64 characters of letters, digits, '-' or '_' (it is an MQTT topic level)")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone_exists(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {value!r} (e.g. 'Europe/Berlin', 'UTC')") from None
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)

@@ -1,0 +1,268 @@
+"""The daemon's lifecycle, kept small and explicit:
+
+    start():  open the store → load the model → start watchers → queue the backlog
+    loop():   one thread takes frames from the queue and processes them, one transaction each
+    stop():   stop watchers → close the store
+
+Other areas hook in at fixed points instead of editing the loop: `on_start` (after the model
+is loaded and the backlog is queued: sd_notify READY, the MQTT publisher), `after_frame` (after
+each committed frame: post-processing keep/archive/delete, metrics), `on_tick` (every loop
+pass, at least every `tick_s`, also when idle: watchdog pings, STATUS) and `on_stop`.
+
+Signals only set flags: SIGTERM/SIGINT let the current frame finish and commit, then the loop
+exits and run() returns 0; SIGHUP reloads the model between two frames (a failed reload keeps
+the old model).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from edge.config import EdgeConfig
+from edge.model import Classifier, ModelError, resolve_model
+from edge.pipeline import FrameOutcome, FrameProcessor
+from edge.store import Store
+from edge.retention import is_disk_full_error
+from edge.watcher import FrameQueue, QueuedFrame, InotifyWatcher, PollingWatcher, scan_backlog
+
+log = logging.getLogger(__name__)
+
+
+class DaemonError(Exception):
+    """The daemon cannot start (no cameras, missing folder, model or database problems)."""
+
+
+@dataclass
+class DaemonStats:
+    """What `edge status`, STATUS= and metrics report about the running loop."""
+
+    started_at: datetime | None = None
+    processed: dict[str, int] = field(default_factory=lambda: {"ok": 0, "error": 0, "duplicate": 0, "unchanged": 0, "vanished": 0})
+    last_frame_at: datetime | None = None
+    last_species: str | None = None
+    backlog: int = 0
+    model_id: str | None = None
+
+
+def load_classifier(config: EdgeConfig) -> Classifier:
+    if config.model.path is None:
+        raise ModelError("model.path: no model configured (set [model] path or pass --model)")
+    spec = resolve_model(config.model.path, config.model.labels, config.model.no_bird_label)
+    return Classifier(spec, threads=config.model.threads)
+
+
+class Daemon:
+    def __init__(self, config: EdgeConfig, *, once: bool = False, tick_s: float = 1.0):
+        self.config = config
+        self.once = once
+        self.tick_s = tick_s
+        self.stats = DaemonStats()
+        self.frames = FrameQueue()
+        self.on_start: list[Callable[[Daemon], None]] = []
+        self.after_frame: list[Callable[[FrameOutcome], None]] = []
+        self.on_tick: list[Callable[[Daemon], None]] = []
+        self.on_stop: list[Callable[[Daemon], None]] = []
+        # Field operation: a frame whose write failed for lack of disk space (rolled back whole)
+        # is kept aside and retried first; these hooks pause the loop until space returns.
+        self.on_disk_full: list[Callable[[BaseException], None]] = []
+        self._retry: QueuedFrame | None = None
+        self.after_duplicate: list[Callable[[FrameOutcome], None]] = []
+        self.store: Store | None = None
+        self.processor: FrameProcessor | None = None
+        self._watchers: list[InotifyWatcher | PollingWatcher] = []
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+        self._last_idle_work = 0.0
+        # MQTT area (edge/mqtt.py): the publisher thread drains the outbox; started by an
+        # on_start hook, stopped by an on_stop hook before the store closes.
+        self.publisher = None
+        if config.mqtt.enabled:
+            from edge.mqtt import attach_publisher
+
+            attach_publisher(self)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        config = self.config
+        if not config.cameras:
+            raise DaemonError("cameras: no camera folder configured (add a [[cameras]] table or pass --watch DIR)")
+        for index, camera in enumerate(config.cameras):
+            if not camera.path.is_dir():
+                raise DaemonError(f"cameras[{index}].path: {camera.path} is not a folder")
+        classifier = load_classifier(config)  # before the store: a bad model changes nothing
+        self.store = Store(
+            config.storage.database, zone=config.station.timezone, independence_s=config.events.independence_s,
+            busy_timeout_s=config.storage.busy_timeout_s, station_id=config.station.device_id,
+            outbox=self._outbox_writer(classifier),
+        )
+        self.processor = FrameProcessor(classifier, self.store, config.classify, top_k=config.model.top_k)
+        self.stats.model_id = classifier.model_id
+        self.stats.started_at = datetime.now(timezone.utc)
+        log.info("model %s (%s, %d labels, runtime %s)", classifier.model_id, classifier.spec.tflite_path,
+                 len(classifier.spec.labels), classifier.runtime)
+        # Watchers first, backlog second: a frame arriving in between is seen by both and
+        # processed once (queue dedupes paths, the store dedupes content).
+        backlog_known: list[str] = []
+        inotify = [c for c in config.cameras if c.mode == "inotify"]
+        polled = [c for c in config.cameras if c.mode == "poll"]
+        if not self.once:
+            if inotify:
+                self._watchers.append(InotifyWatcher(inotify, self.frames))
+        backlog = scan_backlog(config.cameras)
+        for path, camera in backlog:
+            self.frames.put(path, camera)
+            backlog_known.append(path)
+        if not self.once and polled:
+            self._watchers.append(PollingWatcher(polled, self.frames, known=backlog_known))
+        for watcher in self._watchers:
+            watcher.start()
+        self.stats.backlog = len(self.frames)
+        log.info("watching %d camera(s); backlog of %d frame(s)", len(config.cameras), len(backlog))
+        for hook in self.on_start:
+            hook(self)
+
+    def _outbox_writer(self, classifier: Classifier):
+        if not self.config.mqtt.enabled:
+            return None
+        from edge.outbox_writer import OutboxWriter
+
+        return OutboxWriter(self.config.station.device_id, self.config.station.timezone, classifier.model_id,
+                            classifier.spec.scientific_names, self.config.mqtt.outbox_max_rows)
+
+    def loop(self) -> None:
+        while not self._stop.is_set():
+            if self._reload.is_set():
+                self._reload.clear()
+                self.reload_model()
+            # --once: the backlog is all queued at start, so an empty queue means done.
+            wait = 0 if self.once else self.tick_s
+            item = self._retry if self._retry is not None else self.frames.get(timeout=wait)
+            self._retry = None
+            if item is not None:
+                try:
+                    self.process(item.path, item.camera)
+                except Exception as error:  # noqa: BLE001 - only disk-full is handled here
+                    if not is_disk_full_error(error):
+                        raise
+                    self._disk_full(item, error)
+            elif self.once:
+                break
+            else:
+                self._idle_work()
+            self.stats.backlog = len(self.frames)
+            for hook in self.on_tick:
+                hook(self)
+
+    def process(self, path: str, camera: str) -> FrameOutcome:
+        assert self.processor is not None
+        outcome = self.processor.process(path, camera)
+        self.stats.processed[outcome.status] = self.stats.processed.get(outcome.status, 0) + 1
+        if outcome.committed:
+            self.stats.last_frame_at = datetime.now(timezone.utc)
+            if outcome.species:
+                self.stats.last_species = outcome.species
+            for change in outcome.record.event_changes if outcome.record else ():
+                event = change.event
+                level = logging.DEBUG if change.change == "update" else logging.INFO
+                log.log(level, "event %s %s: camera %s, %s, %d frame(s)", change.change, event["uid"][:8],
+                        event["camera"], event["species"], event["frame_count"])
+            log.debug("frame %s: %s %s", path, outcome.status, outcome.species or outcome.error or "")
+            for hook in self.after_frame:
+                hook(outcome)
+        elif outcome.status == "duplicate" and outcome.frame_id is not None:
+            # Field operation: a copy of a frame already counted (a sync tool re-uploading what
+            # post-processing moved away) gets the same keep/archive/delete treatment.
+            for hook in self.after_duplicate:
+                hook(outcome)
+        return outcome
+
+    def _disk_full(self, item: QueuedFrame, error: BaseException) -> None:
+        log.error("frame %s: disk full (%s); nothing was written, it will be retried when space returns",
+                  item.path, error)
+        self._retry = item
+        for hook in self.on_disk_full:
+            hook(error)
+        if not self.on_disk_full:
+            self._stop.wait(self.tick_s)
+
+    def _idle_work(self) -> None:
+        now = time.monotonic()
+        if self.store is not None and now - self._last_idle_work >= 5.0:
+            self._last_idle_work = now
+            for change in self.store.close_stale_events():
+                log.info("event end %s: camera %s, %s, %d frame(s)", change.event["uid"][:8],
+                         change.event["camera"], change.event["species"], change.event["frame_count"])
+
+    def stop(self) -> None:
+        for watcher in self._watchers:
+            watcher.stop()
+        self._watchers.clear()
+        for hook in self.on_stop:
+            hook(self)
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+
+    def run(self, *, handle_signals: bool = False) -> int:
+        """start → loop → stop; returns the exit code (0 after a signal-requested stop).
+
+        With `handle_signals` (the CLI), SIGTERM/SIGINT/SIGHUP only set flags from the very
+        beginning: a stop requested while the model loads ends the loop before its first frame,
+        and the exit is still a clean 0. Tests running the daemon in-process leave signals alone.
+        """
+        if handle_signals:
+            self.install_signal_handlers()
+        self.start()
+        try:
+            self.loop()
+        finally:
+            self.stop()
+        log.info("stopped after %s", ", ".join(f"{k} {v}" for k, v in self.stats.processed.items() if v))
+        return 0
+
+    # -- control ----------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    def wait_stop(self, timeout: float) -> bool:
+        """Sleep up to `timeout` unless a stop is requested (hooks that wait use this)."""
+        return self._stop.wait(timeout)
+
+    def request_reload(self) -> None:
+        self._reload.set()
+
+    def reload_model(self) -> bool:
+        """Load the configured model anew and swap it in between two frames."""
+        assert self.processor is not None and self.store is not None
+        try:
+            classifier = load_classifier(self.config)
+        except ModelError as error:
+            log.error("model reload failed, keeping %s: %s", self.processor.classifier.model_id, error)
+            return False
+        self.processor.set_classifier(classifier)
+        if self.store.outbox is not None:
+            self.store.outbox.set_model(classifier.model_id, classifier.spec.scientific_names)
+        self.stats.model_id = classifier.model_id
+        log.info("model reloaded: %s", classifier.model_id)
+        return True
+
+    def install_signal_handlers(self) -> None:
+        def stop(signum: int, _frame: object) -> None:
+            log.info("%s: finishing the current frame, then stopping", signal.Signals(signum).name)
+            self.request_stop()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, lambda _s, _f: self.request_reload())

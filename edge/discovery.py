@@ -1,0 +1,100 @@
+"""Home Assistant MQTT discovery payloads for one trailcam device.
+
+Home Assistant creates entities from retained JSON configs under
+`<discovery_prefix>/<component>/<node_id>/<object_id>/config`. The unique ids are derived only
+from the device id and the species label's topic segment, so they are stable across restarts,
+reinstalls and model changes: Home Assistant keeps the entity (and its history) instead of
+creating `sensor.last_species_2`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+from edge import __version__
+from edge.messages import COUNTS_TOPIC, EVENTS_TOPIC, species_topic, topic_segment
+
+AVAILABILITY_TEMPLATE = "{{ 'online' if value == 'online' else 'offline' }}"
+
+
+def node_id(device_id: str) -> str:
+    return f"trailcam_{device_id.replace('-', '_')}"
+
+
+def _device_block(device_id: str) -> dict[str, object]:
+    return {
+        "identifiers": [node_id(device_id)],
+        "name": f"trailcam {device_id}",
+        "manufacturer": "trailcam",
+        "model": "trailcam edge",
+        "sw_version": __version__,
+    }
+
+
+def _sensor(
+    base_topic: str, device_id: str, object_id: str, name: str, state_topic: str, value_template: str, **extra: object
+) -> dict[str, object]:
+    node = node_id(device_id)
+    config: dict[str, object] = {
+        "name": name,
+        "unique_id": f"{node}_{object_id}",
+        "state_topic": state_topic,
+        "value_template": value_template,
+        "availability": [{"topic": f"{base_topic}/status", "value_template": AVAILABILITY_TEMPLATE}],
+        "device": _device_block(device_id),
+        "origin": {"name": "trailcam", "sw_version": __version__},
+        "qos": 1,
+    }
+    config.update(extra)
+    return config
+
+
+def discovery_messages(
+    discovery_prefix: str, base_topic: str, device_id: str, species: Iterable[str] = ()
+) -> list[tuple[str, str]]:
+    """(topic, JSON payload) for the device's sensors: last species, today's total, each species."""
+    node = node_id(device_id)
+    configs: list[tuple[str, dict[str, object]]] = [
+        (
+            "last_species",
+            _sensor(
+                base_topic, device_id, "last_species", "Last species", f"{base_topic}/{EVENTS_TOPIC}",
+                "{{ value_json.species }}",
+                json_attributes_topic=f"{base_topic}/{EVENTS_TOPIC}",
+                icon="mdi:bird",
+            ),
+        ),
+        (
+            "events_today",
+            _sensor(
+                base_topic, device_id, "events_today", "Visits today", f"{base_topic}/{COUNTS_TOPIC}",
+                "{{ value_json.total.events }}",
+                json_attributes_topic=f"{base_topic}/{COUNTS_TOPIC}",
+                json_attributes_template="{{ value_json.species | tojson }}",
+                state_class="total_increasing",
+                unit_of_measurement="visits",
+                icon="mdi:counter",
+            ),
+        ),
+    ]
+    for label in sorted(set(species)):
+        slug = topic_segment(label)
+        configs.append(
+            (
+                f"species_{slug}",
+                _sensor(
+                    base_topic, device_id, f"species_{slug}", f"{label} visits today",
+                    f"{base_topic}/{species_topic(label)}",
+                    "{{ value_json.events }}",
+                    json_attributes_topic=f"{base_topic}/{species_topic(label)}",
+                    state_class="total_increasing",
+                    unit_of_measurement="visits",
+                    icon="mdi:bird",
+                ),
+            )
+        )
+    return [
+        (f"{discovery_prefix}/sensor/{node}/{object_id}/config", json.dumps(config, separators=(",", ":")))
+        for object_id, config in configs
+    ]

@@ -1,0 +1,403 @@
+"""Health of a running daemon: what `edge status` prints and what systemd's STATUS line says.
+
+The daemon keeps a `HealthState` in memory (updated by the processing thread) and writes it
+every few seconds to `status.json` next to the database (atomic rename, so a reader never sees
+half a file). `edge status` is a separate, read-only process: it combines that snapshot (backlog,
+MQTT state, pause reason: things only the daemon knows) with what the database says (last frame,
+errors, rates, outbox depth) and live free-disk figures. It therefore works when the daemon is
+down, too, and says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from edge.retention import free_bytes
+
+STATUS_FILE_NAME = "status.json"
+
+
+def status_file_for(db_path: Path | str) -> Path:
+    """The daemon's snapshot lives beside its database (the systemd StateDirectory)."""
+    return Path(db_path).absolute().parent / STATUS_FILE_NAME
+
+
+def _utc_now_iso() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class HealthState:
+    """Counters the daemon updates as it goes; thread-safe; feeds status.json and metrics."""
+
+    model_id: str | None = None
+    started_at: str = field(default_factory=_utc_now_iso)
+    frames_ok: int = 0
+    frames_error: int = 0
+    last_frame_at: str | None = None
+    last_species: str | None = None
+    last_error: str | None = None
+    backlog: int = 0
+    paused: bool = False
+    pause_reason: str = ""
+    mqtt_state: str = "disabled"
+    outbox_depth: int = 0
+    disk_paths: list[str] = field(default_factory=list)
+    metrics: Any = None  # edge.metrics.Metrics when the endpoint is enabled
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _recent: deque = field(default_factory=lambda: deque(maxlen=2048), repr=False)
+
+    def frame_done(self, status: str, inference_ms: float | None = None, species: str | None = None,
+                   error: str | None = None, path: str | None = None) -> None:
+        now = time.time()
+        with self._lock:
+            if status == "ok":
+                self.frames_ok += 1
+                if species:
+                    self.last_species = species
+            else:
+                self.frames_error += 1
+                self.last_error = f"{path}: {error}" if path else (error or "error")
+            self.last_frame_at = _utc_now_iso()
+            self._recent.append(now)
+        if self.metrics is not None:
+            self.metrics.frame_done(status, inference_ms)
+
+    def set(self, **values: Any) -> None:
+        with self._lock:
+            for key, value in values.items():
+                if not hasattr(self, key) or key.startswith("_"):
+                    raise AttributeError(key)
+                setattr(self, key, value)
+        if self.metrics is not None:
+            self.metrics.refresh(self)
+
+    def rate_per_minute(self, window_s: float = 300.0) -> float:
+        cutoff = time.time() - window_s
+        with self._lock:
+            recent = sum(1 for t in self._recent if t >= cutoff)
+        return recent * 60.0 / window_s
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            data = {
+                "pid": os.getpid(),
+                "updated_at": _utc_now_iso(),
+                "started_at": self.started_at,
+                "model_id": self.model_id,
+                "frames_ok": self.frames_ok,
+                "frames_error": self.frames_error,
+                "last_frame_at": self.last_frame_at,
+                "last_species": self.last_species,
+                "last_error": self.last_error,
+                "backlog": self.backlog,
+                "paused": self.paused,
+                "pause_reason": self.pause_reason,
+                "mqtt_state": self.mqtt_state,
+                "outbox_depth": self.outbox_depth,
+            }
+        data["rate_per_minute"] = round(self.rate_per_minute(), 2)
+        return data
+
+    def status_line(self) -> str:
+        """The one-line STATUS= for systemctl status: counts, backlog, last species."""
+        with self._lock:
+            text = (f"{self.frames_ok + self.frames_error} frames ({self.frames_error} errors), "
+                    f"backlog {self.backlog}, last species {self.last_species or '-'}")
+            if self.paused:
+                text = f"PAUSED ({self.pause_reason}); " + text
+        return text
+
+
+SNAPSHOT_BLOCK = 4096
+
+
+def write_snapshot(state: HealthState, path: Path | str) -> bool:
+    """Replace status.json; False if it could not be written (status must never crash us).
+
+    The JSON is padded with spaces to a multiple of 4 kB. Normally the file is replaced
+    atomically (write + rename); when that fails because the disk is full, which is exactly
+    when the operator needs to see "paused", the padded file is overwritten in place: same
+    size, so no new block is needed.
+    """
+    path = Path(path)
+    text = json.dumps(state.snapshot(), indent=1, sort_keys=True)
+    text += " " * (-len(text) % SNAPSHOT_BLOCK)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+        return True
+    except OSError:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+    try:
+        with open(path, "r+") as handle:
+            if os.fstat(handle.fileno()).st_size != len(text):
+                return False
+            handle.write(text)
+        return True
+    except OSError:
+        return False
+
+
+def read_snapshot(path: Path | str) -> dict[str, Any] | None:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by the service user
+        return True
+    return True
+
+
+def _age_seconds(iso: str | None) -> float | None:
+    if not iso:
+        return None
+    try:
+        moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (datetime.now(timezone.utc) - moment).total_seconds()
+
+
+def _db_facts(db_path: Path, rate_window_s: float) -> dict[str, Any]:
+    """Read-only queries (a `mode=ro` connection never takes a write lock)."""
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
+    try:
+        conn.execute("PRAGMA busy_timeout = 5000")
+        q = lambda sql, *args: conn.execute(sql, args).fetchone()  # noqa: E731
+        total, errors = q("SELECT COUNT(*), COALESCE(SUM(status = 'error'), 0) FROM frames")
+        last = q("SELECT processed_at, captured_at, path, species FROM frames ORDER BY id DESC LIMIT 1")
+        last_err = q("SELECT processed_at, path, error FROM frames WHERE status = 'error' "
+                     "ORDER BY id DESC LIMIT 1")  # ids grow with processing
+        since = datetime.fromtimestamp(time.time() - rate_window_s, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        recent, recent_err = q("SELECT COUNT(*), COALESCE(SUM(status = 'error'), 0) FROM frames "
+                               "WHERE processed_at >= ?", since)
+        try:
+            outbox = q("SELECT COUNT(*) FROM outbox")[0]
+        except sqlite3.OperationalError:
+            outbox = None
+        try:  # cumulative coalesced/dropped counters kept by edge.outbox
+            outbox_stats = dict(conn.execute("SELECT key, value FROM outbox_stats").fetchall())
+        except sqlite3.OperationalError:
+            outbox_stats = {}
+        tallies = q("SELECT COUNT(*) FROM daily_tallies")[0]
+    finally:
+        conn.close()
+    minutes = rate_window_s / 60.0
+    return {
+        "frames_total": total,
+        "frames_error": errors,
+        "last_frame": ({"processed_at": last[0], "captured_at": last[1], "path": last[2], "species": last[3]}
+                       if last else None),
+        "last_error": ({"processed_at": last_err[0], "path": last_err[1], "error": last_err[2]}
+                       if last_err else None),
+        "rate_frames_per_min": round(recent / minutes, 2),
+        "rate_errors_per_min": round(recent_err / minutes, 2),
+        "rate_window_s": rate_window_s,
+        "outbox_depth": outbox,
+        "outbox_dropped_events": outbox_stats.get("dropped_events", 0),
+        "outbox_coalesced_counts": outbox_stats.get("coalesced_counts", 0),
+        "tally_rows": tallies,
+    }
+
+
+def collect_status(db_path: Path | str, status_path: Path | str | None = None,
+                   disk_paths: Iterable[Path | str] = (), rate_window_s: float = 300.0,
+                   stale_after_s: float = 60.0) -> dict[str, Any]:
+    """Everything `edge status` shows, as one JSON-ready dict."""
+    db_path = Path(db_path)
+    status_path = Path(status_path) if status_path else status_file_for(db_path)
+    result: dict[str, Any] = {"database": str(db_path)}
+    if db_path.exists():
+        try:
+            result.update(_db_facts(db_path, rate_window_s))
+        except sqlite3.Error as exc:
+            result["database_error"] = str(exc)
+    else:
+        result["database_error"] = "database file does not exist (the daemon has not run yet?)"
+    snap = read_snapshot(status_path)
+    if snap is None:
+        result["daemon"] = {"state": "not running", "detail": f"no snapshot at {status_path}"}
+    else:
+        age = _age_seconds(snap.get("updated_at"))
+        alive = _pid_alive(snap.get("pid"))
+        if alive and age is not None and age <= stale_after_s:
+            state = "paused" if snap.get("paused") else "running"
+        elif alive:
+            state = "stalled"  # process there but no snapshot for a while: stuck loop?
+        else:
+            state = "not running"
+        result["daemon"] = {"state": state, "snapshot_age_s": None if age is None else round(age, 1),
+                            **{k: snap.get(k) for k in ("pid", "started_at", "model_id", "backlog", "paused",
+                                                       "pause_reason", "mqtt_state",
+                                                       "last_species", "rate_per_minute")}}
+    disks = []
+    for path in dict.fromkeys([str(db_path.parent), *map(str, disk_paths)]):
+        try:
+            disks.append({"path": path, "free_bytes": free_bytes(path)})
+        except OSError as exc:
+            disks.append({"path": path, "error": str(exc)})
+    result["disk"] = disks
+    return result
+
+
+def _human_bytes(n: int | None) -> str:
+    if n is None or n < 0:
+        return "-"
+    value = float(n)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{n} B"
+
+
+def format_status_table(status: dict[str, Any]) -> str:
+    """Two aligned columns, one fact per line: easy to read over SSH and to grep."""
+    daemon = status.get("daemon", {})
+    last = status.get("last_frame") or {}
+    last_err = status.get("last_error") or {}
+    rows: list[tuple[str, str]] = [
+        ("daemon", daemon.get("state", "?") + (f" (pid {daemon['pid']})" if daemon.get("pid")
+                                                and daemon.get("state") != "not running" else "")),
+    ]
+    if daemon.get("pause_reason"):
+        rows.append(("paused because", daemon["pause_reason"]))
+    rows += [
+        ("model", str(daemon.get("model_id") or "-")),
+        ("database", status.get("database", "-")),
+    ]
+    if "database_error" in status:
+        rows.append(("database error", status["database_error"]))
+    rows += [
+        ("last frame", f"{last.get('processed_at') or '-'}  {last.get('species') or ''}".rstrip()),
+        ("backlog", str(daemon.get("backlog", "-") if daemon.get("backlog") is not None else "-")),
+        ("frames", f"{status.get('frames_total', '-')} total, {status.get('frames_error', '-')} errors"),
+        ("rate", f"{status.get('rate_frames_per_min', '-')} frames/min, "
+                 f"{status.get('rate_errors_per_min', '-')} errors/min "
+                 f"(last {int(status.get('rate_window_s', 0) // 60)} min)"),
+        ("last error", f"{last_err.get('processed_at')} {last_err.get('path')}: {last_err.get('error')}"
+         if last_err else "-"),
+        ("mqtt", str(daemon.get("mqtt_state") or "-")),
+        ("outbox", f"{status.get('outbox_depth', '-')} waiting"
+         + (f", {status['outbox_dropped_events']} events dropped when full"
+            if status.get("outbox_dropped_events") else "")),
+    ]
+    for disk in status.get("disk", []):
+        rows.append((f"free disk {disk['path']}", disk.get("error") or _human_bytes(disk.get("free_bytes"))))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+class StatusPublisher:
+    """systemd's STATUS= whenever the line changes (a datagram: cheap); status.json once per
+    interval (a file write: an SD card wears, so not on every frame)."""
+
+    def __init__(self, state: HealthState, path: Path | str, interval_s: float,
+                 notify: Callable[[str], Any] | None = None, clock: Callable[[], float] = time.monotonic):
+        self.state, self.path, self.interval = state, Path(path), interval_s
+        self.notify, self.clock = notify, clock
+        self._last = float("-inf")
+        self._last_line: str | None = None
+
+    def tick(self, force: bool = False) -> bool:
+        """Returns True when status.json was (re)written."""
+        if self.notify is not None:
+            line = self.state.status_line()
+            if force or line != self._last_line:
+                self.notify(line)
+                self._last_line = line
+        if not force and self.clock() - self._last < self.interval:
+            return False
+        self._last = self.clock()
+        write_snapshot(self.state, self.path)
+        return True
+
+
+class StateDirError(RuntimeError):
+    """The state directory cannot hold the database: the daemon must not start."""
+
+
+def check_state_dir(directory: Path | str) -> None:
+    """Prove we can create, write and fsync a file where the database lives.
+
+    Why a probe and not os.access(): root passes every access() check, and a read-only mount
+    or a full disk only shows on an actual write. Called before the database is opened, so the
+    operator sees one clear message instead of a SQLite traceback.
+    """
+    directory = Path(directory).absolute()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / f".trailcam-write-test-{os.getpid()}"
+        with open(probe, "wb") as handle:
+            handle.write(b"ok")
+            handle.flush()
+            os.fsync(handle.fileno())
+        probe.unlink()
+    except OSError as exc:
+        user = _user_name()
+        raise StateDirError(
+            f"state directory {directory} is not writable by user {user}: {exc.strerror or exc}. "
+            f"The database lives there; check its owner and mount (under systemd: StateDirectory=trailcam "
+            f"creates /var/lib/trailcam for the service user)") from exc
+
+
+def _user_name() -> str:
+    try:
+        import pwd
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except (KeyError, ImportError):
+        return str(os.geteuid())
+
+
+# ---- `edge status` ------------------------------------------------------------------------
+
+def register(subparsers) -> None:
+    """Called by edge.cli (EXTENSION_MODULES) to add `edge status`."""
+    parser = subparsers.add_parser("status", help="health of the daemon: last frame, backlog, rates, errors, "
+                                                  "MQTT, outbox, free disk")
+    parser.add_argument("--config", type=Path, help="TOML configuration (default /etc/trailcam/edge.toml when it exists)")
+    parser.add_argument("--db", type=Path, help="SQLite database (overrides [storage] database)")
+    parser.add_argument("--format", choices=["table", "json"], default="table")
+    parser.set_defaults(func=cmd_status)
+
+
+def cmd_status(args) -> int:
+    """Exit 0 when the daemon is running, 1 when it is not, paused or stalled (scriptable)."""
+    from edge.config import load_config
+
+    overrides = {"storage": {"database": str(args.db)}} if args.db else None
+    config = load_config(args.config, overrides=overrides)
+    disk_paths = []
+    if config.retention.after_processing == "archive" and config.retention.archive_dir is not None:
+        disk_paths.append(config.retention.archive_dir)
+    status = collect_status(config.storage.database, disk_paths=disk_paths,
+                            rate_window_s=config.health.rate_window_s,
+                            stale_after_s=max(60.0, 6 * config.health.status_interval_s))
+    if args.format == "json":
+        print(json.dumps(status, indent=2, sort_keys=True))
+    else:
+        print(format_status_table(status))
+    return 0 if status["daemon"]["state"] == "running" else 1

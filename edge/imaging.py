@@ -1,0 +1,102 @@
+"""Decode a camera frame into the RGB array a model wants, the same way training did.
+
+Order matters for parity with the trainer: decode (JPEG draft mode first, to shrink big
+frames by a power of two in the decoder itself while staying >= 2x the model input), apply the
+EXIF orientation, convert to RGB (greyscale and IR night frames included), then
+`Image.resize(size, BILINEAR)`. Draft decoding is what makes 12-20 MP trail-camera frames cheap
+on a Pi: the decoder skips most of the IDCT work instead of decoding every pixel and throwing
+most of them away.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+# Larger than any trail camera (12-48 MP) but far below what exhausts a Pi's memory: a
+# "decompression bomb" (tiny file, huge declared size) is rejected before any pixel is decoded.
+MAX_PIXELS = 80_000_000
+IMAGE_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "TIFF", "BMP"})
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"})
+
+
+class FrameError(Exception):
+    """A frame that cannot be turned into model input; the message says why."""
+
+
+@dataclass
+class DecodedFrame:
+    rgb: np.ndarray  # uint8 (height, width, 3) at the model's input size
+    original_size: tuple[int, int]  # (width, height) as stored in the file
+    image: Image.Image  # the opened (not decoded-to-full-size) image, for EXIF
+
+
+def open_image(data: bytes) -> Image.Image:
+    """Open (header only) with format and size checks; raises FrameError."""
+    if not data:
+        raise FrameError("empty file (0 bytes)")
+    with warnings.catch_warnings():
+        # Our own limit (below) decides; Pillow still refuses outright above 2x its limit.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(io.BytesIO(data))
+        except UnidentifiedImageError:
+            raise FrameError("not an image Pillow can read") from None
+        except Image.DecompressionBombError as error:
+            raise FrameError(f"decompression bomb refused: {error}") from None
+        except (OSError, ValueError, SyntaxError) as error:
+            raise FrameError(f"unreadable image header: {error}") from None
+    if image.format not in IMAGE_FORMATS:
+        raise FrameError(f"unsupported image format {image.format}")
+    width, height = image.size
+    if width <= 0 or height <= 0:
+        raise FrameError(f"invalid image size {width}x{height}")
+    if width * height > MAX_PIXELS:
+        raise FrameError(
+            f"decompression bomb refused: {width}x{height} = {width * height / 1e6:.0f} MP exceeds {MAX_PIXELS / 1e6:.0f} MP"
+        )
+    return image
+
+
+def decode(data: bytes, size: tuple[int, int], *, draft: bool = True) -> DecodedFrame:
+    """Bytes of a frame → uint8 RGB at `size` (width, height). Raises FrameError."""
+    image = open_image(data)
+    original_size = image.size
+    try:
+        if draft and image.format in ("JPEG", "MPO"):
+            side = 2 * max(size)
+            image.draft(None, (side, side))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image.load()
+        oriented = ImageOps.exif_transpose(image)
+        rgb = _to_rgb(oriented)
+        if rgb.size != size:
+            rgb = rgb.resize(size, Image.BILINEAR)
+        array = np.asarray(rgb, dtype=np.uint8)
+    except FrameError:
+        raise
+    except Image.DecompressionBombError as error:
+        raise FrameError(f"decompression bomb refused: {error}") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as error:
+        # Pillow says "image file is truncated" / "broken data stream" for damaged JPEGs.
+        raise FrameError(f"corrupt or truncated image: {error}") from None
+    if array.shape != (size[1], size[0], 3):
+        raise FrameError(f"decoded to unexpected shape {array.shape}")
+    return DecodedFrame(array, original_size, image)
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Greyscale and IR night frames (L, I;16, P, LA, RGBA, CMYK) → 8-bit RGB."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit greyscale: scale to 8 bits instead of clipping at 255.
+        array = np.asarray(image, dtype=np.uint32)
+        peak = 65535 if image.mode.startswith("I;16") else max(int(array.max()), 1)
+        image = Image.fromarray((array * 255 // peak).astype(np.uint8), mode="L")
+    return image.convert("RGB")

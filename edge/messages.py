@@ -1,0 +1,256 @@
+"""MQTT payload builders: what the outside world sees of an event or a day's tallies.
+
+The store calls these inside its per-frame transaction and hands the result to
+`edge.outbox.enqueue`, so a message exists exactly when the frame result that caused it is
+committed. The builders are pure (no I/O, no clock unless one is passed) because the payloads
+are a public contract documented in docs/readme/mqtt.md: tests pin every field.
+
+Topics here are relative to `<prefix>/<device>/`; the publisher adds that prefix, so a renamed
+prefix needs no rewrite of queued rows.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+PAYLOAD_SCHEMA = 1
+"""Bumped when a payload field changes meaning or disappears (adding fields does not bump it)."""
+
+EVENTS_TOPIC = "events"
+COUNTS_TOPIC = "counts"
+
+Change = Literal["new", "update", "end"]
+CHANGES: tuple[str, ...] = ("new", "update", "end")
+KINDS: tuple[str, ...] = ("event", "counts")
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """One row of the outbox: a message waiting for the broker's PUBACK."""
+
+    topic: str
+    payload: str
+    qos: int = 1
+    retain: bool = False
+    kind: str = "event"
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"outbox message kind must be one of {KINDS}, got {self.kind!r}")
+        if self.qos not in (0, 1, 2):
+            raise ValueError(f"qos must be 0, 1 or 2, got {self.qos!r}")
+        if not self.topic or self.topic.startswith("/") or any(c in self.topic for c in "+#\0"):
+            raise ValueError(f"invalid relative MQTT topic {self.topic!r}")
+
+
+@dataclass(frozen=True)
+class MessageContext:
+    """What every payload needs besides the event or tallies themselves.
+
+    `scientific_names` maps a model label to its scientific name (from the bundle's label map
+    or the AIY labelmap.csv); a label without an entry is published with `scientific_name: null`.
+    A callable is accepted too, for lookups that are not a plain dict.
+    """
+
+    device_id: str
+    station_tz: ZoneInfo | str = "UTC"
+    model_id: str | None = None
+    model_version: str | None = None
+    scientific_names: Mapping[str, str] | Callable[[str], str | None] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.station_tz, str):
+            object.__setattr__(self, "station_tz", ZoneInfo(self.station_tz))
+        if not _DEVICE_ID.fullmatch(self.device_id or ""):
+            raise ValueError(
+                f"device id {self.device_id!r} is not a safe MQTT topic level "
+                "(1-64 letters, digits, '-' or '_')"
+            )
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return self.station_tz  # type: ignore[return-value]
+
+    def scientific_name(self, label: str | None) -> str | None:
+        if label is None:
+            return None
+        lookup = self.scientific_names
+        if callable(lookup):
+            return lookup(label)
+        return lookup.get(label)
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+_DEVICE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # as [station] device_id validates it
+
+
+def topic_segment(label: str) -> str:
+    """A label as one MQTT topic level: lower case, runs of anything but [a-z0-9_-] → `_`.
+
+    Labels can hold spaces, apostrophes, slashes or `+`/`#` (wildcards in MQTT), none of which
+    may appear raw in a topic level. The exact label stays in the payload.
+    """
+    slug = _UNSAFE.sub("_", label.strip()).strip("_").lower()
+    return slug or "_"
+
+
+def parse_utc(value: str | datetime) -> datetime:
+    """Stored times are ISO 8601 UTC with `Z`; accept a datetime too (naive = UTC)."""
+    if isinstance(value, datetime):
+        dt = value
+    else:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc)
+
+
+def format_utc(dt: datetime) -> str:
+    """UTC as `2026-11-29T01:02:03.000Z`, exactly as the database stores it (fixed width)."""
+    dt = dt.astimezone(timezone.utc)
+    return dt.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+
+
+def _format_offset(dt: datetime) -> str:
+    offset = dt.utcoffset()
+    assert offset is not None
+    minutes = int(offset.total_seconds() // 60)
+    sign = "+" if minutes >= 0 else "-"
+    minutes = abs(minutes)
+    return f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def _local(dt: datetime, tz: ZoneInfo) -> dict[str, str]:
+    local = dt.astimezone(tz)
+    return {"local": local.isoformat(timespec="milliseconds"), "offset": _format_offset(local)}
+
+
+def _dumps(payload: Mapping[str, Any]) -> str:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def event_message_id(uid: str, change: str, frame_count: int) -> str:
+    """The dedupe key: one event change is published once per (uid, change, frame count)."""
+    return f"{uid}:{change}:{frame_count}"
+
+
+def event_message(event: Mapping[str, Any], change: Change, ctx: MessageContext) -> OutboxMessage:
+    """One `events` message for a change of one event (a row of the `events` table).
+
+    `event` needs uid, camera, species, confidence, started_at, ended_at, frame_count;
+    model_id falls back to the context's. The payload repeats start/end in the station's local
+    time with its UTC offset, because consumers display local time and DST shifts the offset.
+    """
+    if change not in CHANGES:
+        raise ValueError(f"event change must be one of {CHANGES}, got {change!r}")
+    try:
+        uid = str(event["uid"])
+        started = parse_utc(event["started_at"])
+        ended = parse_utc(event.get("ended_at") or event["started_at"])
+        frame_count = int(event["frame_count"])
+        camera = str(event["camera"])
+    except KeyError as exc:
+        raise ValueError(f"event is missing the field {exc.args[0]!r}") from None
+    species = event.get("species")
+    confidence = event.get("confidence")
+    start_local = _local(started, ctx.tz)
+    end_local = _local(ended, ctx.tz)
+    payload = {
+        "schema": PAYLOAD_SCHEMA,
+        "id": event_message_id(uid, change, frame_count),
+        "event_id": uid,
+        "change": change,
+        "device": ctx.device_id,
+        "camera": camera,
+        "species": species,
+        "scientific_name": ctx.scientific_name(species),
+        "confidence": None if confidence is None else round(float(confidence), 4),
+        "start": format_utc(started),
+        "end": format_utc(ended),
+        "start_local": start_local["local"],
+        "end_local": end_local["local"],
+        "utc_offset": end_local["offset"],
+        "timezone": ctx.tz.key,
+        "duration_s": round((ended - started).total_seconds(), 3),
+        "frame_count": frame_count,
+        "model_id": event.get("model_id") or ctx.model_id,
+        "model_version": ctx.model_version,
+    }
+    return OutboxMessage(EVENTS_TOPIC, _dumps(payload), qos=1, retain=False, kind="event")
+
+
+def species_topic(label: str) -> str:
+    """Relative topic of one species' retained daily tally."""
+    return f"{COUNTS_TOPIC}/{topic_segment(label)}"
+
+
+def counts_messages(
+    tallies: Mapping[str, Mapping[str, int]],
+    day: str,
+    ctx: MessageContext,
+    *,
+    changed: Iterable[str] | None = None,
+    now: datetime | None = None,
+) -> list[OutboxMessage]:
+    """Retained snapshots of one station-local day: `counts` plus `counts/<species>` per species.
+
+    `tallies` maps species label → {"events": n, "frames": m}, summed over cameras, and must be
+    the full day so far (a snapshot, not a delta): retained messages replace each other, and
+    the outbox may coalesce queued snapshots of one topic down to the newest.
+    `changed` limits the per-species messages to the species a frame touched (the summary
+    always goes out): a frame changes one species, and republishing all of them would multiply
+    the outbox traffic by the number of species seen today.
+    `now` stamps `updated_at` (defaults to the clock) so tests can pin payloads.
+    """
+    updated_at = format_utc(now or datetime.now(timezone.utc))
+    species_rows: dict[str, dict[str, Any]] = {}
+    total_events = total_frames = 0
+    for label in sorted(tallies):
+        counts = tallies[label]
+        events = int(counts.get("events", 0))
+        frames = int(counts.get("frames", 0))
+        total_events += events
+        total_frames += frames
+        species_rows[label] = {
+            "events": events,
+            "frames": frames,
+            "scientific_name": ctx.scientific_name(label),
+        }
+    snapshot_id = f"counts:{day}:{total_events}:{total_frames}"
+    summary = {
+        "schema": PAYLOAD_SCHEMA,
+        "id": snapshot_id,
+        "device": ctx.device_id,
+        "day": day,
+        "timezone": ctx.tz.key,
+        "updated_at": updated_at,
+        "total": {"events": total_events, "frames": total_frames},
+        "species": species_rows,
+    }
+    messages = [OutboxMessage(COUNTS_TOPIC, _dumps(summary), qos=1, retain=True, kind="counts")]
+    wanted = None if changed is None else set(changed)
+    for label, row in species_rows.items():
+        if wanted is not None and label not in wanted:
+            continue
+        per_species = {
+            "schema": PAYLOAD_SCHEMA,
+            "id": f"{snapshot_id}:{topic_segment(label)}",
+            "device": ctx.device_id,
+            "day": day,
+            "timezone": ctx.tz.key,
+            "updated_at": updated_at,
+            "species": label,
+            "scientific_name": row["scientific_name"],
+            "events": row["events"],
+            "frames": row["frames"],
+        }
+        messages.append(
+            OutboxMessage(species_topic(label), _dumps(per_species), qos=1, retain=True, kind="counts")
+        )
+    return messages

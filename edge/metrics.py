@@ -1,0 +1,93 @@
+"""Optional Prometheus text endpoint on localhost, with the prometheus_client library.
+
+A private `CollectorRegistry` (not the library's global one) so that two daemons in one test
+process, or a reload, never collide on metric names. Disk free is measured at scrape time;
+backlog and outbox depth come from the daemon's HealthState, refreshed by the processing loop.
+
+Metric names (all prefixed `trailcam_`):
+  frames_processed_total{status="ok"|"error"}   counter
+  inference_seconds                             histogram (per classified frame)
+  backlog_frames                                gauge (frames waiting in the camera folder queue)
+  outbox_messages                               gauge (MQTT messages waiting for a PUBACK)
+  disk_free_bytes{path}                         gauge (state directory, archive)
+  paused                                        gauge (1 while paused for low disk space)
+  last_frame_timestamp_seconds                  gauge (Unix time of the last committed frame)
+  model_info{model_id}                          info (value 1)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
+
+from edge.retention import free_bytes
+
+log = logging.getLogger(__name__)
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    def __init__(self, disk_paths: Iterable[Path | str] = (), model_id: str | None = None) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.frames = Counter("trailcam_frames_processed", "Frames committed to the database, by status",
+                              ["status"], registry=r)
+        for status in ("ok", "error"):
+            self.frames.labels(status=status)  # both series exist from the start (rate() needs zeros)
+        self.inference = Histogram("trailcam_inference_seconds", "Classifier time per frame",
+                                   buckets=LATENCY_BUCKETS, registry=r)
+        self.backlog = Gauge("trailcam_backlog_frames", "Frames waiting to be processed", registry=r)
+        self.outbox = Gauge("trailcam_outbox_messages", "MQTT messages waiting in the outbox", registry=r)
+        self.paused = Gauge("trailcam_paused", "1 while processing is paused for low disk space", registry=r)
+        self.last_frame = Gauge("trailcam_last_frame_timestamp_seconds", "Unix time of the last committed frame",
+                                registry=r)
+        self.disk_free = Gauge("trailcam_disk_free_bytes", "Free bytes where the daemon writes", ["path"],
+                               registry=r)
+        for path in dict.fromkeys(str(p) for p in disk_paths):
+            self.disk_free.labels(path=path).set_function(lambda p=path: _free_or_nan(p))
+        self.model = Info("trailcam_model", "The classifier model in use", registry=r)
+        self.set_model(model_id)
+        self._server = None
+        self._thread = None
+
+    def set_model(self, model_id: str | None) -> None:
+        self.model.info({"model_id": model_id or "none"})
+
+    def frame_done(self, status: str, inference_ms: float | None) -> None:
+        self.frames.labels(status=status).inc()
+        if inference_ms is not None:
+            self.inference.observe(inference_ms / 1000.0)
+        self.last_frame.set(time.time())
+
+    def refresh(self, state) -> None:
+        """Copy gauges from a HealthState (called whenever the daemon sets its fields)."""
+        self.backlog.set(state.backlog)
+        self.outbox.set(state.outbox_depth)
+        self.paused.set(1 if state.paused else 0)
+        if state.model_id:
+            self.set_model(state.model_id)
+
+    def serve(self, port: int, host: str = "127.0.0.1") -> int:
+        """Start the HTTP endpoint in a daemon thread; returns the bound port (0 picks a free one)."""
+        self._server, self._thread = start_http_server(port, addr=host, registry=self.registry)
+        bound = self._server.server_address[1]
+        log.info("metrics endpoint on http://%s:%d/metrics", host, bound)
+        return bound
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+
+def _free_or_nan(path: str) -> float:
+    try:
+        return float(free_bytes(path))
+    except OSError:
+        return float("nan")

@@ -1,0 +1,523 @@
+"""The MQTT publisher: drains the SQLite outbox to the broker, at least once, in order.
+
+Why it looks like this:
+- Its own thread and its own SQLite connection, so counting never waits for the network: the
+  processing thread only writes outbox rows inside its frame transaction (edge/outbox.py).
+- Rows are published in id order with QoS 1 and deleted only after the broker's PUBACK. A row
+  published but not acknowledged when the connection drops (or the process dies) is published
+  again after the reconnect: duplicates are possible only across a reconnect, never lost rows.
+- A fresh paho client per connection attempt, with a clean session: paho's own in-memory retry
+  queue would otherwise resend what the outbox resends too, and dies with the process anyway.
+  The outbox is the single source of truth.
+- Reconnects back off exponentially with jitter (`reconnect_min_s` .. `reconnect_max_s`), so a
+  fleet whose broker is away for days does not storm it when it returns.
+- `status` is `online` (retained) on every connect; the will is `offline` (retained, QoS 1) for
+  a crash or a lost link; a clean stop publishes `stopped` and disconnects (no will).
+- Home Assistant discovery configs are retained and republished when Home Assistant announces
+  `online` on `<discovery_prefix>/status` (it forgets entities that are not in its registry).
+- A rejected login is logged as a clear error naming the config keys; the daemon keeps counting
+  (rows pile up in the bounded outbox) and the publisher keeps retrying with backoff.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import sqlite3
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+
+from edge import outbox
+from edge.config.mqtt import MqttConfig
+from edge.discovery import discovery_messages
+from edge.messages import COUNTS_TOPIC, MessageContext, counts_messages, topic_segment
+
+log = logging.getLogger(__name__)
+
+STATUS_ONLINE = "online"
+STATUS_OFFLINE = "offline"
+STATUS_STOPPED = "stopped"
+DELETE_INTERVAL_S = 0.25
+
+
+def backoff_delay(attempt: int, minimum: float, maximum: float, rng: random.Random | None = None) -> float:
+    """Exponential backoff with "equal jitter": half the step fixed, half random.
+
+    attempt 1 waits minimum/2..minimum, doubling up to maximum/2..maximum; the random half
+    spreads a fleet's reconnects, the fixed half keeps a lone device from hammering.
+    """
+    step = min(maximum, minimum * (2 ** max(0, attempt - 1)))
+    return step / 2 + (rng or random).uniform(0, step / 2)
+
+
+@dataclass
+class PublisherStatus:
+    """What `edge status` shows about MQTT (never the password)."""
+
+    state: str = "starting"  # starting | connecting | connected | backoff | auth_failed | stopped | disabled
+    broker: str = ""
+    connected: bool = False
+    last_error: str | None = None
+    connects: int = 0
+    published: int = 0  # rows acknowledged by the broker since start
+    next_retry_in_s: float | None = None
+    password_source: str = "none"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "broker": self.broker,
+            "connected": self.connected,
+            "last_error": self.last_error,
+            "connects": self.connects,
+            "published": self.published,
+            "next_retry_in_s": self.next_retry_in_s,
+            "password_source": self.password_source,
+        }
+
+
+class _SessionEnded(Exception):
+    """The broker connection ended (lost, refused or timed out); the reason is in the status."""
+
+
+class Publisher:
+    """Owns the MQTT connection; `start()` spawns the thread, `stop()` drains briefly and says `stopped`."""
+
+    def __init__(
+        self,
+        config: MqttConfig,
+        db_path: str | Path,
+        device_id: str,
+        *,
+        known_species: Callable[[], Iterable[str]] | None = None,
+        on_state: Callable[[str], None] | None = None,
+        context: Callable[[], MessageContext | None] | None = None,
+        clock: Callable[[], datetime] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.db_path = Path(db_path)
+        self.device_id = device_id
+        self.base_topic = config.base_topic(device_id)
+        self._known_species = known_species
+        self._on_state = on_state  # e.g. HealthState.set(mqtt_state=...) for `edge status`
+        # The store's MessageContext (station zone, model, scientific names), for the day
+        # snapshots; None = no day snapshots (a publisher without a daemon).
+        self._context = context
+        self._clock = clock or (lambda: datetime.now(timezone.utc))
+        self._snapshot_day: str | None = None
+        self._next_day_check = 0.0
+        self._rng = rng or random.Random()
+        self._stopping = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.cpu_seconds: float | None = None  # CPU time of the publisher thread, set when it ends
+        self._status = PublisherStatus(
+            broker=f"{'mqtts' if config.use_tls else 'mqtt'}://{config.host}:{config.port}",
+            password_source=config.password_source(),
+        )
+        self._status_lock = threading.Lock()
+        self._last_logged_error: str | None = None
+        # Per-session state, touched only by the publisher thread.
+        self._inflight: dict[int, int] = {}  # paho mid -> outbox row id
+        self._acked: list[int] = []
+        self._connack: paho.ReasonCode | None = None
+        self._disconnected = False
+        self._rediscover = False
+        self._species: dict[str, str] = {}  # topic segment -> label, for discovery
+
+    # ---------------------------------------------------------------- public API
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("publisher already started")
+        self._thread = threading.Thread(target=self._run, name="mqtt-publisher", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        """New rows were committed: look at the outbox now instead of at the next poll."""
+        self._wake.set()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Drain for up to `drain_timeout_s`, publish `stopped`, disconnect, join the thread."""
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            budget = timeout if timeout is not None else self.config.drain_timeout_s + self.config.connect_timeout_s + 5
+            self._thread.join(budget)
+            if self._thread.is_alive():
+                log.warning("MQTT publisher did not stop within %.1f s; undelivered rows stay in the outbox", budget)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def status(self) -> dict[str, Any]:
+        with self._status_lock:
+            return self._status.as_dict()
+
+    # ---------------------------------------------------------------- status helpers
+    def _set(self, **changes: Any) -> None:
+        with self._status_lock:
+            previous = self._status.state
+            for key, value in changes.items():
+                setattr(self._status, key, value)
+            state = self._status.state
+        if self._on_state is not None and state != previous:
+            try:
+                self._on_state(state)
+            except Exception:  # noqa: BLE001 - a status hook must not stop delivery
+                log.exception("MQTT on_state hook failed")
+
+    def _error(self, message: str, *, state: str = "backoff") -> None:
+        """Log an error once per distinct message (retries every few minutes for days stay quiet)."""
+        self._set(last_error=message, connected=False, state=state)
+        if message != self._last_logged_error:
+            log.error("%s", message)
+            self._last_logged_error = message
+        else:
+            log.debug("%s (again)", message)
+
+    # ---------------------------------------------------------------- thread
+    def _run(self) -> None:
+        conn = sqlite3.connect(self.db_path, timeout=30.0, check_same_thread=True)
+        try:
+            conn.execute("PRAGMA busy_timeout = 30000")
+            # Deleting a delivered row needs no fsync: after a power cut the row is merely
+            # published again (at least once). FULL would fsync per batch and hold the write
+            # lock the counting thread needs.
+            conn.execute("PRAGMA synchronous = NORMAL")
+            outbox.create_table(conn)
+            conn.commit()
+            self._seed_species(conn)
+            self._day_snapshot(conn)
+            attempt = 0
+            while not self._stopping.is_set():
+                connected = self._session(conn)
+                if self._stopping.is_set():
+                    break
+                attempt = 1 if connected else attempt + 1
+                delay = backoff_delay(attempt, self.config.reconnect_min_s, self.config.reconnect_max_s, self._rng)
+                self._set(state="auth_failed" if self._status.state == "auth_failed" else "backoff",
+                          connected=False, next_retry_in_s=round(delay, 3))
+                log.debug("MQTT reconnect attempt %d in %.2f s", attempt, delay)
+                self._stopping.wait(delay)
+        except Exception:  # a bug here must not take the counting daemon down, but must be seen
+            log.exception("MQTT publisher crashed; frames are still counted and kept in the outbox")
+            self._set(state="crashed", connected=False)
+            raise
+        finally:
+            self.cpu_seconds = time.thread_time()  # this thread's CPU, for the benchmark
+            conn.close()
+            if self._status.state != "crashed":
+                self._set(state="stopped", connected=False, next_retry_in_s=None)
+
+    def _seed_species(self, conn: sqlite3.Connection) -> None:
+        labels: Iterable[str] = ()
+        if self._known_species is not None:
+            labels = self._known_species()
+        else:
+            has_tallies = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'daily_tallies'"
+            ).fetchone()
+            if has_tallies:
+                labels = [r[0] for r in conn.execute("SELECT DISTINCT species FROM daily_tallies") if r[0]]
+        for label in labels:
+            self._species.setdefault(topic_segment(label), label)
+
+    def _new_client(self) -> paho.Client:
+        cfg = self.config
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=cfg.resolved_client_id(self.device_id),
+            clean_session=True,
+            protocol=paho.MQTTv311,
+        )
+        client.connect_timeout = cfg.connect_timeout_s
+        client.max_inflight_messages_set(cfg.max_inflight)
+        client.max_queued_messages_set(0)
+        if cfg.username is not None:
+            client.username_pw_set(cfg.username, cfg.read_password())
+        if cfg.use_tls:
+            client.tls_set(
+                ca_certs=str(cfg.ca_file) if cfg.ca_file else None,
+                certfile=str(cfg.cert_file) if cfg.cert_file else None,
+                keyfile=str(cfg.key_file) if cfg.key_file else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
+            client.tls_insecure_set(cfg.tls_insecure)
+        client.will_set(f"{self.base_topic}/status", STATUS_OFFLINE, qos=1, retain=True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_message = self._on_message
+        return client
+
+    # paho callbacks (run in this thread, from client.loop())
+    def _on_connect(self, client: paho.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        self._connack = reason
+
+    def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        self._disconnected = True
+
+    def _on_publish(self, client: paho.Client, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
+        row_id = self._inflight.pop(mid, None)
+        if row_id is not None:
+            self._acked.append(row_id)
+
+    def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        if message.topic == f"{self.config.discovery_prefix}/status" and message.payload.strip() == b"online":
+            self._rediscover = True
+
+    # one connection, from connect to disconnect
+    def _session(self, conn: sqlite3.Connection) -> bool:
+        """Connect, publish until the link drops or stop; True when the broker accepted us."""
+        cfg = self.config
+        self._inflight.clear()
+        self._acked.clear()
+        self._connack = None
+        self._disconnected = False
+        self._set(state="connecting", next_retry_in_s=None)
+        try:
+            client = self._new_client()
+        except (OSError, ValueError, ssl.SSLError) as exc:
+            self._error(f"MQTT TLS/credential setup failed: {exc} (check [mqtt] ca_file, cert_file, key_file, password_file)")
+            return False
+        try:
+            client.connect(cfg.host, cfg.port, keepalive=cfg.keepalive_s)
+        except (OSError, ssl.SSLError) as exc:
+            self._error(f"MQTT broker {cfg.host}:{cfg.port} unreachable: {exc}")
+            return False
+        try:
+            if not self._await_connack(client):
+                return False
+            self._set(state="connected", connected=True, last_error=None, connects=self._status.connects + 1)
+            if self._last_logged_error is not None or self._status.connects == 1:
+                log.info("MQTT connected to %s:%d as %s", cfg.host, cfg.port, self.base_topic)
+            self._last_logged_error = None
+            client.publish(f"{self.base_topic}/status", STATUS_ONLINE, qos=1, retain=True)
+            if cfg.discovery:
+                client.subscribe(f"{cfg.discovery_prefix}/status", qos=1)
+                self._publish_discovery(client)
+            self._pump(client, conn)
+            return True
+        except _SessionEnded:
+            return self._connack is not None and not self._connack.is_failure
+        finally:
+            if self._acked:  # acknowledged before the link dropped: never send these again
+                outbox.delete(conn, self._acked)
+                self._set(published=self._status.published + len(self._acked))
+                self._acked = []
+            self._inflight.clear()
+            try:
+                client.disconnect() if not self._disconnected else None
+                client.loop(0.01)
+            except Exception:  # noqa: BLE001 - the socket is going away either way
+                pass
+
+    def _await_connack(self, client: paho.Client) -> bool:
+        cfg = self.config
+        deadline = time.monotonic() + cfg.connect_timeout_s
+        while self._connack is None:
+            if self._stopping.is_set():
+                return False
+            rc = client.loop(0.1)
+            if self._connack is not None:
+                break
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or self._disconnected:
+                self._error(f"MQTT broker {cfg.host}:{cfg.port} closed the connection before CONNACK ({rc.name})")
+                return False
+            if time.monotonic() > deadline:
+                self._error(f"MQTT broker {cfg.host}:{cfg.port} did not answer CONNECT within {cfg.connect_timeout_s} s")
+                return False
+        if self._connack.is_failure:
+            reason = str(self._connack)
+            if self._connack.value in (4, 5, 0x86, 0x87, 0x8C):  # bad user name or password / not authorized
+                self._error(
+                    f"MQTT broker {cfg.host}:{cfg.port} rejected the login ({reason}) for user "
+                    f"{cfg.username!r}: check [mqtt] username and the password "
+                    f"(source: {self._status.password_source}; password_file, TRAILCAM__MQTT__PASSWORD or the "
+                    "mqtt_password credential). "
+                    "Frames are still counted; messages wait in the outbox and the login is retried.",
+                    state="auth_failed",
+                )
+            else:
+                self._error(f"MQTT broker {cfg.host}:{cfg.port} refused the connection: {reason}")
+            return False
+        return True
+
+    def _publish_discovery(self, client: paho.Client) -> None:
+        for topic, payload in discovery_messages(
+            self.config.discovery_prefix, self.base_topic, self.device_id, self._species.values()
+        ):
+            client.publish(topic, payload, qos=1, retain=True)
+
+    def _learn_species(self, client: paho.Client, row: outbox.OutboxRow) -> None:
+        """A species' first counts/<species> row announces its Home Assistant sensor (and
+        puts it in the day snapshots)."""
+        if not row.topic.startswith(f"{COUNTS_TOPIC}/"):
+            return
+        segment = row.topic[len(COUNTS_TOPIC) + 1 :]
+        if segment in self._species:
+            return
+        try:
+            label = str(json.loads(row.payload)["species"])
+        except (ValueError, KeyError, TypeError):
+            label = segment
+        self._species[segment] = label
+        if not self.config.discovery:
+            return
+        for topic, payload in discovery_messages(self.config.discovery_prefix, self.base_topic, self.device_id, [label]):
+            if topic.endswith(f"/species_{segment}/config"):
+                client.publish(topic, payload, qos=1, retain=True)
+
+    def _pump(self, client: paho.Client, conn: sqlite3.Connection) -> None:
+        """Keep up to `max_inflight` rows in flight; delete acknowledged ones; until stop or link loss."""
+        cfg = self.config
+        last_sent_id = 0
+        next_poll = 0.0
+        next_delete = 0.0
+        data_version = -1
+        drain_deadline: float | None = None
+        while True:
+            now = time.monotonic()
+            if now >= self._next_day_check:
+                self._next_day_check = now + 1.0
+                if self._day_snapshot(conn):
+                    next_poll = 0.0
+            if self._stopping.is_set() and drain_deadline is None:
+                drain_deadline = now + cfg.drain_timeout_s
+            room = cfg.max_inflight - len(self._inflight)
+            if room > 0:
+                # data_version changes when another connection (the store) commits: new rows are
+                # seen within batch_window_s without a wake() call and without a disk read.
+                # The short window lets a burst of frames go out as one batch, in which
+                # superseded counts snapshots are skipped (see below).
+                current = conn.execute("PRAGMA data_version").fetchone()[0]
+                if current != data_version:
+                    data_version = current
+                    next_poll = min(next_poll, now + cfg.batch_window_s)
+            if room > 0 and (self._wake.is_set() or now >= next_poll or drain_deadline is not None):
+                self._wake.clear()
+                rows = outbox.peek(conn, limit=room, after_id=last_sent_id)
+                conn.commit()  # end the read transaction so WAL checkpoints are not held back
+                newest = {row.topic: row.id for row in rows if row.kind == "counts"}
+                for row in rows:
+                    if row.kind == "counts" and newest[row.topic] != row.id:
+                        # A retained snapshot followed by a newer one of the same topic in this
+                        # batch: the broker would keep only the newer one anyway.
+                        self._acked.append(row.id)
+                        last_sent_id = row.id
+                        continue
+                    info = client.publish(f"{self.base_topic}/{row.topic}", row.payload, qos=row.qos, retain=row.retain)
+                    if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                        raise _SessionEnded
+                    if row.qos == 0:
+                        self._acked.append(row.id)
+                    else:
+                        self._inflight[info.mid] = row.id
+                    last_sent_id = row.id
+                    self._learn_species(client, row)
+                if len(rows) < room:
+                    next_poll = now + cfg.poll_interval_s
+                    if drain_deadline is not None and not self._inflight and not self._acked:
+                        self._finish(client)
+                        return
+            if drain_deadline is not None and now > drain_deadline:
+                log.info("MQTT drain time over; %d row(s) stay in the outbox for the next start", outbox.depth(conn))
+                self._finish(client)
+                return
+            if self._rediscover:
+                self._rediscover = False
+                log.info("Home Assistant came online: republishing discovery")
+                self._publish_discovery(client)
+            rc = client.loop(0.05 if self._inflight else 0.1)
+            # Acknowledged rows are deleted in batches (every DELETE_INTERVAL_S, or at once when
+            # the window is empty or we are draining): one short write transaction instead of
+            # one per PUBACK keeps the write lock free for the counting thread.
+            now = time.monotonic()
+            if self._acked and (now >= next_delete or not self._inflight or drain_deadline is not None):
+                next_delete = now + DELETE_INTERVAL_S
+                deleted_ids, self._acked = self._acked, []
+                outbox.delete(conn, deleted_ids)
+                self._set(published=self._status.published + len(deleted_ids))
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or self._disconnected:
+                self._error(f"MQTT connection to {cfg.host}:{cfg.port} lost ({rc.name}); will reconnect")
+                raise _SessionEnded
+
+    def _day_snapshot(self, conn: sqlite3.Connection) -> bool:
+        """At start and when the station's day changes: queue the day's full counts snapshot.
+
+        Retained `counts` topics would otherwise show yesterday's numbers until the first frame
+        of the new day. The snapshot is read from `daily_tallies` inside one write transaction,
+        so it can never overwrite a newer snapshot the store queues for that day; species known
+        from earlier days get zeros. Returns True when rows were queued.
+        """
+        ctx = self._context() if self._context is not None else None
+        if ctx is None:
+            return False
+        day = self._clock().astimezone(ctx.tz).date().isoformat()
+        if day == self._snapshot_day:
+            return False
+        if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'daily_tallies'").fetchone():
+            return False
+        conn.commit()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            tallies = {
+                species: {"events": int(events), "frames": int(frames)}
+                for species, events, frames in conn.execute(
+                    "SELECT species, SUM(events), SUM(frames) FROM daily_tallies WHERE day = ? GROUP BY species "
+                    "HAVING SUM(events) > 0 OR SUM(frames) > 0",
+                    (day,),
+                )
+            }
+            zeros = {label: {"events": 0, "frames": 0} for label in self._species.values() if label not in tallies}
+            messages = counts_messages(tallies, day, ctx, now=self._clock())
+            if zeros:
+                messages += counts_messages(zeros, day, ctx, now=self._clock())[1:]
+            outbox.enqueue(conn, messages, self.config.outbox_max_rows)
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        self._snapshot_day = day
+        log.info("MQTT counts snapshot for %s queued (%d species counted, %d at zero)", day, len(tallies), len(zeros))
+        return True
+
+    def _finish(self, client: paho.Client) -> None:
+        """Clean shutdown: retained `stopped`, wait briefly for its PUBACK, then DISCONNECT (no will)."""
+        info = client.publish(f"{self.base_topic}/status", STATUS_STOPPED, qos=1, retain=True)
+        deadline = time.monotonic() + 2.0
+        while not info.is_published() and time.monotonic() < deadline:
+            if client.loop(0.05) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                break
+        client.disconnect()
+        self._disconnected = True
+        client.loop(0.05)
+
+
+def attach_publisher(daemon: Any) -> Publisher:
+    """Tie a Publisher to the daemon's lifecycle: start after the model and backlog are ready,
+    stop (drain briefly, `stopped`) before the store closes. `daemon.publisher` exposes it to
+    `edge status` glue (`daemon.publisher.status()`)."""
+    config = daemon.config
+    def context() -> MessageContext | None:
+        store = daemon.store
+        return getattr(store.outbox, "context", None) if store is not None and store.outbox is not None else None
+
+    publisher = Publisher(config.mqtt, config.storage.database, config.station.device_id, context=context)
+    daemon.on_start.append(lambda _daemon: publisher.start())
+    daemon.on_stop.insert(0, lambda _daemon: publisher.stop())
+    daemon.publisher = publisher
+    return publisher

@@ -1,0 +1,221 @@
+"""Field operation wired into the daemon's lifecycle through its hooks.
+
+One object per daemon. It adds, without touching the processing itself:
+
+* before start: a state-directory write probe (clear message, no SQLite traceback);
+* on_start (model loaded, backlog queued): finish interrupted post-processing, start the
+  metrics endpoint, write status.json, sd_notify READY=1 with a STATUS line;
+* after_frame (each committed frame): health counters, metrics, keep | archive | delete;
+* on_tick (every loop pass, also when idle): WATCHDOG=1 when due, STATUS/status.json, archive
+  limit and row pruning, and the disk-space check; below the limit it *blocks the processing
+  loop* (frames wait in the camera folder) while still feeding the watchdog, until space returns;
+* on_disk_full (a frame's write failed with ENOSPC/SQLITE_FULL, rolled back): pause likewise;
+* on_stop: STOPPING=1, final snapshot, metrics endpoint closed.
+
+Every call runs on the processing thread, so the watchdog is fed only while that loop turns.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+from edge.health import HealthState, StatusPublisher, check_state_dir, status_file_for
+from edge.notify import Notifier
+from edge.retention import CommittedFrame, DiskFullError, DiskGuard, Retention, is_disk_full_error
+
+log = logging.getLogger(__name__)
+
+# Test-only fault hook: a frame whose path matches this regular expression blocks the processing
+# loop forever, as a hung interpreter would. Used by tests/field to prove that the watchdog
+# pings stop; it has no other effect and is read once, at construction.
+HANG_ENV = "TRAILCAM_TEST_HANG_ON"
+
+
+class FieldOperations:
+    def __init__(self, config, notifier: Notifier | None = None,
+                 mqtt_state: Callable[[], str] | None = None) -> None:
+        self.config = config
+        self.db_path = Path(config.storage.database).absolute()
+        check_state_dir(self.db_path.parent)  # raises StateDirError before anything is opened
+        self.notifier = notifier or Notifier()
+        self.health = HealthState(mqtt_state="disabled" if not config.mqtt.enabled else "starting")
+        self.mqtt_state = mqtt_state
+        retention = config.retention
+        disk_paths = [self.db_path.parent]
+        if retention.after_processing == "archive" and retention.archive_dir is not None:
+            disk_paths.append(Path(retention.archive_dir))
+        self.guard = DiskGuard(disk_paths, retention.min_free_bytes, retention.resume_free_bytes)
+        self.health.disk_paths = [str(p) for p in disk_paths]
+        self.metrics = None
+        if config.health.metrics_port:
+            from edge.metrics import Metrics
+            self.metrics = Metrics(disk_paths)
+            self.health.metrics = self.metrics
+        self.publisher = StatusPublisher(self.health, status_file_for(self.db_path),
+                                         config.health.status_interval_s, notify=self.notifier.status)
+        self.retention: Retention | None = None
+        self.daemon = None
+        pattern = os.environ.get(HANG_ENV)
+        self._hang = re.compile(pattern) if pattern else None
+
+    # -- wiring -----------------------------------------------------------------------------
+    def attach(self, daemon) -> "FieldOperations":
+        self.daemon = daemon
+        # The idle loop must wake up often enough to ping within half the watchdog interval.
+        daemon.tick_s = self.notifier.poll_timeout(daemon.tick_s)
+        daemon.on_start.append(self.on_start)
+        daemon.after_frame.append(self.after_frame)
+        daemon.after_duplicate.append(self.after_duplicate)
+        daemon.on_tick.append(self.on_tick)
+        daemon.on_stop.insert(0, self.on_stop)  # STOPPING=1 first, before the MQTT drain
+        daemon.on_disk_full.append(self.on_disk_full)
+        return self
+
+    # -- hooks ------------------------------------------------------------------------------
+    def on_start(self, daemon) -> None:
+        self.retention = Retention(self.config.retention, daemon.store.db, daemon.store.zone,
+                                   progress=self.notifier.watchdog_tick)
+        self._finish_interrupted()
+        self.health.set(model_id=daemon.stats.model_id, backlog=daemon.stats.backlog)
+        if self.metrics is not None:
+            self.metrics.serve(self.config.health.metrics_port, self.config.health.metrics_host)
+        self._refresh_gauges()
+        self.publisher.tick(force=True)
+        self.notifier.ready(self.health.status_line())
+        log.info("ready: model %s, backlog %d frame(s)%s", daemon.stats.model_id, daemon.stats.backlog,
+                 ", systemd notified" if self.notifier.enabled else "")
+
+    def after_frame(self, outcome) -> None:
+        row = self.daemon.store.db.execute(
+            "SELECT id, path, status, captured_at, species, confidence, processed_at, inference_ms "
+            "FROM frames WHERE id = ?", (outcome.frame_id,)).fetchone()
+        if row is None:
+            return
+        self.health.frame_done(outcome.status, row[7], species=outcome.species, error=outcome.error,
+                               path=outcome.path)
+        if self._hang is not None and self._hang.search(outcome.path):
+            log.warning("test fault hook %s matched %s: blocking the processing loop", HANG_ENV, outcome.path)
+            threading.Event().wait()
+        try:
+            self.retention.apply(CommittedFrame(*row[:7]))
+        except DiskFullError as error:
+            self.guard.pause(f"no space to archive {outcome.path}: {error.strerror}")
+        except OSError as error:
+            log.error("frame %s: post-processing (%s) failed: %s; the file stays where it is",
+                      outcome.path, self.config.retention.after_processing, error.strerror or error)
+
+    def after_duplicate(self, outcome) -> None:
+        row = self.daemon.store.db.execute(
+            "SELECT id, path, status, captured_at, species, confidence, processed_at FROM frames WHERE id = ?",
+            (outcome.frame_id,)).fetchone()
+        if row is None or self.retention is None:
+            return
+        try:
+            self.retention.apply_duplicate(CommittedFrame(*row), outcome.path)
+        except DiskFullError as error:
+            self.guard.pause(f"no space to archive {outcome.path}: {error.strerror}")
+        except OSError as error:
+            log.error("frame %s: post-processing of a duplicate failed: %s", outcome.path, error.strerror or error)
+
+    def on_tick(self, daemon) -> None:
+        self.notifier.watchdog_tick()
+        self.health.set(backlog=len(daemon.frames))
+        if self.publisher.tick():
+            self._refresh_gauges()
+        if self.retention is not None and self.retention.flush_due():
+            self._flush()
+        if self.retention is not None and self.retention.housekeeping_due():
+            try:
+                self.retention.housekeeping()
+            except Exception as error:  # noqa: BLE001 - retried at the next interval
+                if is_disk_full_error(error):
+                    self.guard.pause(f"write failed: {error}")
+                else:
+                    log.error("housekeeping failed: %s", error)
+        self.guard.check()
+        if self.guard.paused:
+            self._wait_for_space(daemon)
+
+    def on_disk_full(self, error: BaseException) -> None:
+        self.guard.pause(f"write failed: {error}")
+
+    def on_stop(self, daemon) -> None:
+        if self.retention is not None:
+            self._flush()
+        self.notifier.stopping("stopping: finishing and closing the database")
+        self.health.set(backlog=len(daemon.frames))
+        self.publisher.tick(force=True)
+        if self.metrics is not None:
+            self.metrics.close()
+        self.notifier.close()
+
+    # -- internals --------------------------------------------------------------------------
+    def _flush(self) -> None:
+        try:
+            self.retention.flush()
+        except Exception as error:  # noqa: BLE001 - kept pending; retried on the next tick
+            if is_disk_full_error(error):
+                self.guard.pause(f"write failed: {error}")
+            else:
+                log.error("recording archive locations failed: %s", error)
+
+    def _wait_for_space(self, daemon) -> None:
+        """Hold the processing loop while the disk is full; feed the watchdog; resume by itself."""
+        self.health.set(paused=True, pause_reason=self.guard.reason)
+        self.publisher.tick(force=True)
+        interval = self.config.retention.disk_check_interval_s
+        while self.guard.paused and not daemon.stop_requested:
+            daemon.wait_stop(self.notifier.poll_timeout(interval))
+            self.notifier.watchdog_tick()
+            self.health.set(backlog=len(daemon.frames))
+            self.publisher.tick()
+            self.guard.check()
+        self.health.set(paused=False, pause_reason="")
+        self.publisher.tick(force=True)
+
+    def _refresh_gauges(self) -> None:
+        values: dict[str, Any] = {}
+        if self.daemon is not None and self.daemon.store is not None:
+            values["backlog"] = len(self.daemon.frames)
+            values["model_id"] = self.daemon.stats.model_id  # follows a SIGHUP reload
+            try:
+                values["outbox_depth"] = self.daemon.store.db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+            except Exception:  # noqa: BLE001 - no outbox table yet, or the disk is full: not fatal
+                pass
+        publisher = getattr(self.daemon, "publisher", None)  # edge.mqtt, when [mqtt] enabled
+        if self.mqtt_state is not None:
+            values["mqtt_state"] = self.mqtt_state()
+        elif publisher is not None:
+            try:
+                mqtt = publisher.status()
+                text = str(mqtt.get("state"))
+                if mqtt.get("last_error") and not mqtt.get("connected"):
+                    text += f": {mqtt['last_error']}"
+                values["mqtt_state"] = text
+            except Exception:  # noqa: BLE001 - status must never stop the loop
+                pass
+        if values:
+            self.health.set(**values)
+
+    def _finish_interrupted(self, recent: int = 200) -> None:
+        """Apply post-processing to the last frames committed before a crash or restart.
+
+        A kill between a frame's commit and its move/delete leaves the file in the camera folder;
+        the store then skips it as a duplicate, so nothing else would ever move it.
+        """
+        if self.config.retention.after_processing == "keep" or self.retention is None:
+            return
+        rows = self.daemon.store.db.execute(
+            "SELECT id, path, status, captured_at, species, confidence, processed_at FROM frames "
+            "WHERE stored_path IS NULL ORDER BY id DESC LIMIT ?", (recent,)).fetchall()
+        for row in rows:
+            if os.path.exists(row[1]):
+                try:
+                    self.retention.apply(CommittedFrame(*row))
+                except OSError as error:
+                    log.error("frame %s: post-processing failed: %s", row[1], error)

@@ -1,0 +1,40 @@
+"""Glue between the store and the MQTT area: event changes and tallies → outbox rows.
+
+The store calls `enqueue` inside the frame's transaction; this turns what changed into
+messages with edge/messages.py and writes them with edge/outbox.py, so a message exists
+exactly when its frame result is committed. Nothing here touches the network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import sqlite_utils
+
+from edge.store import EventChange
+
+
+class OutboxWriter:
+    def __init__(self, device_id: str, timezone: str, model_id: str | None, scientific_names: Mapping[str, str], max_rows: int):
+        from edge.messages import MessageContext  # the MQTT area's module, imported only when MQTT is on
+
+        self.context = MessageContext(device_id=device_id, station_tz=timezone, model_id=model_id,
+                                      scientific_names=dict(scientific_names))
+        self.max_rows = max_rows
+
+    def set_model(self, model_id: str, scientific_names: Mapping[str, str]) -> None:
+        """After a model reload (SIGHUP) new messages name the new model."""
+        from edge.messages import MessageContext
+
+        self.context = MessageContext(device_id=self.context.device_id, station_tz=self.context.station_tz,
+                                      model_id=model_id, scientific_names=dict(scientific_names))
+
+    def enqueue(self, db: sqlite_utils.Database, changes: list[EventChange],
+                tallies_today: dict[str, dict[str, int]] | None, today: str, species_touched: set[str]) -> None:
+        from edge import messages, outbox
+
+        batch = [messages.event_message(change.event, change.change, self.context) for change in changes]
+        if tallies_today is not None:
+            batch.extend(messages.counts_messages(tallies_today, today, self.context, changed=species_touched))
+        if batch:
+            outbox.enqueue(db, batch, self.max_rows)

@@ -1,0 +1,142 @@
+"""One frame, start to finish: hash → skip if known → decode → time → classify → decide → store.
+
+The content hash is taken from the bytes that are then decoded (the file is read once), so
+what is recorded is exactly what was classified even if the file changes afterwards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edge.capture_time import capture_time
+from edge.config.classify import ClassifyConfig
+from edge.decision import Decision, decide
+from edge.imaging import FrameError, decode
+from edge.model import Classifier, Prediction
+from edge.store import FrameRecord, RecordResult, Store
+
+log = logging.getLogger(__name__)
+
+# A "frame" larger than this is not read into memory (a misplaced video or disk image).
+MAX_FRAME_BYTES = 256 * 1024 * 1024
+
+
+@dataclass
+class FrameOutcome:
+    """What happened to one path. `status`: ok | error | duplicate | vanished | unchanged."""
+
+    path: str
+    camera: str
+    status: str
+    frame_id: int | None = None
+    species: str | None = None
+    confidence: float | None = None
+    error: str | None = None
+    predictions: list[Prediction] = field(default_factory=list)
+    record: RecordResult | None = None
+
+    @property
+    def committed(self) -> bool:
+        """A new row was written (post-processing may now move or delete the file)."""
+        return self.status in ("ok", "error")
+
+
+@dataclass
+class FrameProcessor:
+    classifier: Classifier
+    store: Store
+    classify_config: ClassifyConfig = field(default_factory=ClassifyConfig)
+    top_k: int = 5
+    draft: bool = True
+
+    def __post_init__(self) -> None:
+        self.set_classifier(self.classifier)
+
+    def set_classifier(self, classifier: Classifier) -> None:
+        """Swap the model (SIGHUP) between two frames."""
+        self.classifier = classifier
+        spec = classifier.spec
+        self._aliases: dict[str, set[str]] = {}
+        for label in spec.labels:
+            others = {n for n in (label.scientific_name, label.common_name) if n and n != label.name}
+            if others:
+                self._aliases[label.name] = others
+        self._no_bird = frozenset({spec.no_bird_label}) if spec.no_bird_label else frozenset()
+
+    def process(self, path: str | Path, camera: str) -> FrameOutcome:
+        path = str(path)
+        try:
+            stat = os.stat(path)
+        except FileNotFoundError:
+            return FrameOutcome(path, camera, "vanished")
+        except OSError as error:
+            return self._error(path, camera, hashlib.sha256(path.encode()).hexdigest(), None, None, f"cannot stat: {error.strerror or error}")
+        if self.store.unchanged_known(path, stat.st_size, stat.st_mtime):
+            return FrameOutcome(path, camera, "unchanged")
+        if stat.st_size > MAX_FRAME_BYTES:
+            return self._error(path, camera, _sha256_path(path), stat.st_size, stat.st_mtime,
+                               f"file too large for a frame ({stat.st_size} bytes > {MAX_FRAME_BYTES})")
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+        except FileNotFoundError:
+            return FrameOutcome(path, camera, "vanished")
+        except OSError as error:
+            # The error row needs a key; the path's hash stands in for unreadable content.
+            return self._error(path, camera, "unreadable:" + hashlib.sha256(path.encode()).hexdigest(),
+                               stat.st_size, stat.st_mtime, f"unreadable: {error.strerror or error}")
+        sha = hashlib.sha256(data).hexdigest()
+        known = self.store.recorded_ok(sha)
+        if known is not None:
+            if known["path"] != path and not os.path.exists(known["path"]):
+                self.store.update_path(known["id"], path)
+            return FrameOutcome(path, camera, "duplicate", frame_id=known["id"])
+        if self.store.recorded_error(sha, path):
+            return FrameOutcome(path, camera, "duplicate")
+        try:
+            frame = decode(data, self.classifier.input_size, draft=self.draft)
+            captured_at, source = capture_time(frame.image, stat.st_mtime, self.store.zone)
+            predictions, inference_ms = self.classifier.classify(frame.rgb, self.top_k)
+            decision: Decision = decide(predictions, self.classify_config, self._no_bird, self._aliases)
+        except FrameError as error:
+            return self._error(path, camera, sha, len(data), stat.st_mtime, str(error))
+        except Exception as error:  # noqa: BLE001 - a poison frame must not crash-loop the service
+            # Anything else a decoder or the interpreter throws on one frame is recorded with
+            # that frame; otherwise systemd would restart us onto the same frame forever.
+            log.exception("frame %s: unexpected failure", path)
+            return self._error(path, camera, sha, len(data), stat.st_mtime,
+                               f"processing failed: {type(error).__name__}: {error}")
+        result = self.store.record(
+            FrameRecord(
+                path=path, sha256=sha, camera=camera, size=len(data), mtime=stat.st_mtime,
+                captured_at=captured_at, time_source=source, model_id=self.classifier.model_id,
+                inference_ms=inference_ms, predictions=predictions, decision=decision,
+            )
+        )
+        return FrameOutcome(path, camera, "ok", result.frame_id, decision.species, decision.confidence,
+                            predictions=predictions, record=result)
+
+    def _error(self, path: str, camera: str, sha: str, size: int | None, mtime: float | None, message: str) -> FrameOutcome:
+        if self.store.recorded_error(sha, path):
+            return FrameOutcome(path, camera, "duplicate", error=message)
+        log.warning("frame %s: %s", path, message)
+        result = self.store.record(
+            FrameRecord(path=path, sha256=sha, camera=camera, size=size, mtime=mtime, status="error",
+                        error=message, model_id=self.classifier.model_id)
+        )
+        return FrameOutcome(path, camera, "error", result.frame_id, error=message, record=result)
+
+
+def _sha256_path(path: str) -> str:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return "unreadable:" + hashlib.sha256(path.encode()).hexdigest()
+    return digest.hexdigest()

@@ -1,0 +1,263 @@
+"""Read-only queries for operators: counts, events, frames.
+
+Each report runs in one read transaction on its own connection, so it sees one consistent
+snapshot while the daemon keeps writing (WAL: readers never wait for the writer). Hour and day
+boundaries are the station's time zone (stored in `meta` by the daemon); times are stored UTC.
+
+Daily counts come from `daily_tallies`, which are kept forever (frame rows may be pruned);
+hourly counts come from the events and frames tables.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+import sqlite_utils
+
+from edge.capture_time import format_utc, parse_utc
+
+
+class ReportError(ValueError):
+    """A bad report argument (the CLI exits 2)."""
+
+
+@dataclass(frozen=True)
+class TimeBound:
+    """A --since/--until value: a local date (whole day) or a local date-time."""
+
+    moment: datetime  # aware, UTC
+    day: str  # local date it falls on (for day-granular tallies)
+    date_only: bool
+
+
+def parse_bound(text: str, zone: ZoneInfo, *, end: bool) -> TimeBound:
+    """`2026-11-28` (a whole local day; --until includes it) or `2026-11-28T06:00` (local, or with offset)."""
+    text = text.strip()
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            local = datetime.combine(day + timedelta(days=1) if end else day, time(), tzinfo=zone)
+            return TimeBound(local.astimezone(timezone.utc), day.isoformat(), True)
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ReportError(f"{text!r} is not a date (YYYY-MM-DD) or date-time (YYYY-MM-DDTHH:MM)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone)
+    return TimeBound(moment.astimezone(timezone.utc), moment.astimezone(zone).date().isoformat(), False)
+
+
+def station_zone(db: sqlite_utils.Database, override: str | None = None) -> ZoneInfo:
+    if override:
+        return ZoneInfo(override)
+    row = db.execute("SELECT value FROM meta WHERE key = 'timezone'").fetchone()
+    return ZoneInfo(row[0]) if row and row[0] else ZoneInfo("UTC")
+
+
+def _read(db: sqlite_utils.Database, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    cursor = db.conn.execute(sql, tuple(params))
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
+class _Snapshot:
+    """One read transaction: every query inside sees the same committed state."""
+
+    def __init__(self, db: sqlite_utils.Database):
+        self.conn = db.conn
+
+    def __enter__(self) -> None:
+        if not self.conn.in_transaction:
+            self.conn.execute("BEGIN")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.conn.in_transaction:
+            self.conn.execute("COMMIT")
+
+
+def _where(clauses: list[str]) -> str:
+    return (" WHERE " + " AND ".join(clauses)) if clauses else ""
+
+
+def counts(
+    db: sqlite_utils.Database,
+    *,
+    by: Literal["hour", "day", "total"] = "day",
+    unit: Literal["events", "frames"] = "events",
+    since: str | None = None,
+    until: str | None = None,
+    camera: str | None = None,
+    species: str | None = None,
+    zone: ZoneInfo | None = None,
+) -> list[dict[str, Any]]:
+    """Rows {period, species, <unit>} sorted by period then species; `period` is the local day,
+    the local hour (`2026-11-28T06:00+01:00`) or "total"."""
+    station = station_zone(db)
+    zone = zone or station
+    lower = parse_bound(since, zone, end=False) if since else None
+    upper = parse_bound(until, zone, end=True) if until else None
+    # Tallies are bucketed by the station's local day: usable when the report uses that zone.
+    whole_days = (lower is None or lower.date_only) and (upper is None or upper.date_only)
+    with _Snapshot(db):
+        if by in ("day", "total") and whole_days and zone.key == station.key:
+            clauses, params = [], []
+            if lower:
+                clauses.append("day >= ?")
+                params.append(lower.day)
+            if upper:
+                clauses.append("day <= ?")
+                params.append(upper.day)
+            if camera:
+                clauses.append("camera = ?")
+                params.append(camera)
+            if species:
+                clauses.append("species = ?")
+                params.append(species)
+            period = "day" if by == "day" else "'total'"
+            rows = _read(
+                db,
+                f"""SELECT {period} AS period, species, SUM({unit}) AS n FROM daily_tallies{_where(clauses)}
+                    GROUP BY 1, species HAVING SUM({unit}) > 0 ORDER BY 1, species""",
+                params,
+            )
+            return [{"period": r["period"], "species": r["species"], unit: int(r["n"])} for r in rows]
+        # Hourly (or bounded by a time of day): from the rows themselves.
+        if unit == "events":
+            table, column, extra = "events", "started_at", []
+        else:
+            table, column, extra = "frames", "captured_at", ["status = 'ok'", "species IS NOT NULL"]
+        clauses, params = list(extra), []
+        if lower:
+            clauses.append(f"{column} >= ?")
+            params.append(format_utc(lower.moment))
+        if upper:
+            clauses.append(f"{column} < ?")
+            params.append(format_utc(upper.moment))
+        if camera:
+            clauses.append("camera = ?")
+            params.append(camera)
+        if species:
+            clauses.append("species = ?")
+            params.append(species)
+        rows = _read(db, f"SELECT {column} AS at, species FROM {table}{_where(clauses)}", params)
+    totals: dict[tuple[str, str], int] = defaultdict(int)
+    for row in rows:
+        local = parse_utc(row["at"]).astimezone(zone)
+        if by == "hour":
+            key = local.replace(minute=0, second=0, microsecond=0).isoformat(timespec="minutes")
+        elif by == "day":
+            key = local.date().isoformat()
+        else:
+            key = "total"
+        totals[(key, row["species"])] += 1
+    return [{"period": p, "species": s, unit: n} for (p, s), n in sorted(totals.items())]
+
+
+def _local(text: str | None, zone: ZoneInfo) -> str | None:
+    return parse_utc(text).astimezone(zone).isoformat(timespec="seconds") if text else None
+
+
+def events(
+    db: sqlite_utils.Database, *, since: str | None = None, until: str | None = None, camera: str | None = None,
+    species: str | None = None, limit: int = 100, zone: ZoneInfo | None = None,
+) -> list[dict[str, Any]]:
+    """The most recent events first, with local start and end times."""
+    zone = zone or station_zone(db)
+    clauses, params = [], []
+    if since:
+        clauses.append("started_at >= ?")
+        params.append(format_utc(parse_bound(since, zone, end=False).moment))
+    if until:
+        clauses.append("started_at < ?")
+        params.append(format_utc(parse_bound(until, zone, end=True).moment))
+    if camera:
+        clauses.append("camera = ?")
+        params.append(camera)
+    if species:
+        clauses.append("species = ?")
+        params.append(species)
+    rows = _read(
+        db,
+        f"""SELECT uid, camera, species, confidence, started_at, ended_at, frame_count, state, model_id
+            FROM events{_where(clauses)} ORDER BY started_at DESC, id DESC LIMIT ?""",
+        [*params, limit],
+    )
+    for row in rows:
+        row["start_local"] = _local(row["started_at"], zone)
+        row["end_local"] = _local(row["ended_at"], zone)
+        row["confidence"] = None if row["confidence"] is None else round(row["confidence"], 4)
+    return rows
+
+
+def frames(
+    db: sqlite_utils.Database, *, errors: bool = False, since: str | None = None, until: str | None = None,
+    camera: str | None = None, limit: int = 100, zone: ZoneInfo | None = None,
+) -> list[dict[str, Any]]:
+    """The most recently processed frames first (errors only with `errors=True`)."""
+    zone = zone or station_zone(db)
+    clauses, params = [], []
+    if errors:
+        clauses.append("status = 'error'")
+    if since:
+        clauses.append("processed_at >= ?")
+        params.append(format_utc(parse_bound(since, zone, end=False).moment))
+    if until:
+        clauses.append("processed_at < ?")
+        params.append(format_utc(parse_bound(until, zone, end=True).moment))
+    if camera:
+        clauses.append("camera = ?")
+        params.append(camera)
+    rows = _read(
+        db,
+        f"""SELECT id, path, camera, status, error, species, confidence, captured_at, time_source,
+                   processed_at, inference_ms, model_id FROM frames{_where(clauses)}
+            ORDER BY processed_at DESC, id DESC LIMIT ?""",
+        [*params, limit],
+    )
+    for row in rows:
+        row["captured_local"] = _local(row["captured_at"], zone)
+        if row["confidence"] is not None:
+            row["confidence"] = round(row["confidence"], 4)
+        if row["inference_ms"] is not None:
+            row["inference_ms"] = round(row["inference_ms"], 1)
+    return rows
+
+
+def render(rows: list[dict[str, Any]], columns: Sequence[str], fmt: Literal["table", "csv", "json"]) -> str:
+    """Rows as an aligned table, CSV (header + rows) or a JSON array."""
+    if fmt == "json":
+        return json.dumps([{c: row.get(c) for c in columns} for row in rows], indent=2, ensure_ascii=False)
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow(["" if row.get(c) is None else row.get(c) for c in columns])
+        return buffer.getvalue().rstrip("\n")
+    cells = [[("" if row.get(c) is None else str(row.get(c))) for c in columns] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    numeric = [all(_is_number(r[i]) for r in cells if r[i]) and bool(cells) for i in range(len(columns))]
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)).rstrip()
+
+    out = [line(columns), line(["-" * w for w in widths])]
+    out.extend(line(r) for r in cells)
+    if not rows:
+        out.append("(no rows)")
+    return "\n".join(out)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,112 @@
+"""Real inotify and polling: frames written slowly, renamed into place, or in bursts are each
+recorded once and never read half-written; the backlog is processed oldest first."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.edge.conftest import count_rows, jpeg_bytes, wait_for
+
+OK = "SELECT count(*) FROM frames WHERE status = 'ok'"
+ERRORS = "SELECT count(*) FROM frames WHERE status = 'error'"
+
+
+def _write_slowly(path: Path, data: bytes, chunks: int = 6, pause: float = 0.25) -> None:
+    step = len(data) // chunks + 1
+    with open(path, "wb") as handle:
+        for start in range(0, len(data), step):
+            handle.write(data[start:start + step])
+            handle.flush()
+            os.fsync(handle.fileno())
+            time.sleep(pause)  # the writer's pace, not a wait for the daemon
+
+
+@pytest.fixture
+def frames(bird_photo):
+    """Distinct real JPEGs (same photo, distinct EXIF comment → distinct content hash)."""
+    def make(count: int, species: str = "NORTHERN CARDINAL") -> list[bytes]:
+        return [jpeg_bytes(bird_photo(species, 1 + i % 5), comment=f"frame {i} {time.time_ns()}") for i in range(count)]
+
+    return make
+
+
+@pytest.mark.parametrize("mode", ["inotify", "poll"])
+def test_slow_renamed_and_burst_writes_recorded_once(mode, tmp_path, make_config, thread_daemon, frames) -> None:
+    camera = tmp_path / "cam"
+    config = make_config([{"name": "cam", "path": str(camera), "mode": mode, "poll_interval_s": 0.2, "settle_s": 1.0}])
+    db = config.storage.database
+    runner = thread_daemon(config)
+    data = frames(14)
+
+    # 1. Written slowly in chunks (pauses shorter than the settle time in poll mode).
+    slow = threading.Thread(target=_write_slowly, args=(camera / "slow.jpg", data[0]))
+    slow.start()
+    # 2. Written under a temporary hidden name, then renamed into place (rsync style).
+    (camera / ".upload.jpg.part").write_bytes(data[1])
+    os.rename(camera / ".upload.jpg.part", camera / "renamed.jpg")
+    # 3. Written under a temporary name that looks like an image, then renamed.
+    (camera / "tmp_0001.jpg").write_bytes(data[2])
+    os.rename(camera / "tmp_0001.jpg", camera / "final_0001.jpg")
+    # 4. Written elsewhere on the same file system, then moved in (an unpaired IN_MOVED_TO).
+    outside = tmp_path / "staging"
+    outside.mkdir()
+    (outside / "moved_in.jpg").write_bytes(data[3])
+    os.rename(outside / "moved_in.jpg", camera / "moved_in.jpg")
+    # 5. A burst.
+    for index, blob in enumerate(data[4:]):
+        (camera / f"burst_{index:03d}.jpg").write_bytes(blob)
+    # Not frames: ignored.
+    (camera / "notes.txt").write_text("not a frame")
+    (camera / ".hidden.jpg").write_bytes(data[0])
+    slow.join()
+
+    wait_for(lambda: count_rows(db, OK) >= 14, 60, what="14 frames recorded")
+    # Give late duplicate events (close after rename, poll rescans) a chance to misbehave:
+    # a further frame after them must be the only new row.
+    (camera / "sentinel.jpg").write_bytes(frames(1)[0])
+    wait_for(lambda: count_rows(db, OK) >= 15, 60, what="sentinel recorded")
+    runner.stop()
+
+    assert count_rows(db, OK) == 15
+    assert count_rows(db, ERRORS) == 0, "a frame was read half-written"
+    assert count_rows(db, "SELECT count(DISTINCT sha256) FROM frames") == 15
+    paths = {Path(p).name for p in _paths(db)}
+    assert {"slow.jpg", "renamed.jpg", "final_0001.jpg", "moved_in.jpg", "sentinel.jpg"} <= paths
+    assert not any(name.startswith((".", "tmp_")) or name.endswith(".txt") for name in paths)
+
+
+def _paths(db: Path) -> list[str]:
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    try:
+        return [row[0] for row in conn.execute("SELECT path FROM frames")]
+    finally:
+        conn.close()
+
+
+def test_backlog_processed_oldest_first_including_subfolders(tmp_path, make_config, thread_daemon, frames) -> None:
+    camera = tmp_path / "cam"
+    (camera / "DCIM" / "100").mkdir(parents=True)
+    data = frames(5)
+    names = [camera / "e.jpg", camera / "DCIM" / "100" / "d.jpg", camera / "c.jpg", camera / "b.jpg", camera / "a.jpg"]
+    base = time.time() - 3600
+    for index, (path, blob) in enumerate(zip(names, data)):
+        path.write_bytes(blob)
+        os.utime(path, (base + index * 10, base + index * 10))  # e oldest … a newest
+    config = make_config([{"name": "cam", "path": str(camera), "recursive": True}])
+    runner = thread_daemon(config)
+    wait_for(lambda: count_rows(config.storage.database, OK) >= 5, 60, what="backlog processed")
+    runner.stop()
+
+    import sqlite3
+
+    conn = sqlite3.connect(config.storage.database)
+    order = [Path(row[0]).name for row in conn.execute("SELECT path FROM frames ORDER BY id")]
+    conn.close()
+    assert order == ["e.jpg", "d.jpg", "c.jpg", "b.jpg", "a.jpg"]
