@@ -100,6 +100,8 @@ class Daemon:
             config.storage.database, zone=config.station.timezone, independence_s=config.events.independence_s,
             busy_timeout_s=config.storage.busy_timeout_s, station_id=config.station.device_id,
             outbox=self._outbox_writer(classifier),
+            # Frames that stay in the folder are their own redo log; moved or deleted ones are not.
+            durable_commits=config.retention.after_processing != "keep",
         )
         self.processor = FrameProcessor(classifier, self.store, config.classify, top_k=config.model.top_k)
         self.stats.model_id = classifier.model_id
