@@ -8,7 +8,8 @@ Side by side on the same images (../shared/data/birds25 when present, else a gen
 1. Input pipeline, images/s: the trainer's tf.data pipeline (parallel decode + resize +
    prefetch; and from its in-memory cache, epoch 2 onwards) against the proposal's loader,
    Keras 2's ImageDataGenerator(rescale=1/255).flow_from_directory (tf-keras). Medians of
-   --repeats full passes after one warm-up pass each (so both read from the OS page cache).
+   --repeats rounds in which the loaders take turns, after one warm-up pass each (so all read
+   from the OS page cache); each timed pass covers at least 2,000 images.
 2. Training throughput of the proposal's convnet (224x224, 64/32 filters, Dense 32) with
    `trainer train`'s own pipeline: images/s per epoch, epoch 1 (graph tracing) apart.
 3. Export: time and .tflite size per quantisation mode (median of 2 exports each; the
@@ -58,15 +59,19 @@ def image_tree(data: Path | None, scratch: Path) -> tuple[Path, str]:
     return root / "train", "synthetic (320 generated 224x224 JPEGs, 4 classes)"
 
 
-def timed_passes(run_pass: Callable[[], int], repeats: int) -> tuple[float, int]:
-    """Median seconds of `repeats` passes after one warm-up pass; returns (seconds, images per pass)."""
-    images = run_pass()
-    times = []
+def interleaved_rates(candidates: Sequence[tuple[str, Callable[[], int]]], repeats: int) -> list[tuple[str, float]]:
+    """images/s per candidate: one warm-up pass each, then `repeats` rounds taking turns, medians.
+
+    Taking turns spreads any load from other processes over all candidates alike.
+    """
+    counts = {name: run() for name, run in candidates}
+    times: dict[str, list[float]] = {name: [] for name, _ in candidates}
     for _ in range(repeats):
-        started = time.perf_counter()
-        run_pass()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times), images
+        for name, run in candidates:
+            started = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - started)
+    return [(name, counts[name] / statistics.median(times[name])) for name, _ in candidates]
 
 
 def bench_pipelines(tree: Path, repeats: int) -> list[tuple[str, float]]:
@@ -99,15 +104,11 @@ def bench_pipelines(tree: Path, repeats: int) -> list[tuple[str, float]]:
             generator.on_epoch_end()
         return count
 
-    rows = []
-    for name, run in (
+    return interleaved_rates([
         ("ImageDataGenerator.flow_from_directory (proposal)", idg_pass),
         ("tf.data pipeline (decode every pass)", tf_pass(make_dataset(items, SIZE, BATCH, training=True, cache=False))),
         ("tf.data pipeline (cached, epoch 2+)", tf_pass(make_dataset(items, SIZE, BATCH, training=True, cache=True))),
-    ):
-        seconds, count = timed_passes(run, repeats)
-        rows.append((name, count / seconds))
-    return rows
+    ], repeats)
 
 
 def bench_training_and_export(tree: Path, scratch: Path, repeats: int) -> tuple[dict, list[tuple]]:

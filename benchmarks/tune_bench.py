@@ -13,6 +13,8 @@ which is what pruning is for.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import platform
 import statistics
 import tempfile
@@ -41,7 +43,8 @@ def run_once(data: Path, root: Path, pruner: str, trials: int, image_size: int, 
                             search_space_file=str(space), pruner=pruner, prune_startup_trials=2,
                             prune_warmup_epochs=1, base={"image_size": image_size, "batch_size": 16})
     started = time.perf_counter()
-    outcome = run_study(settings)
+    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):  # the trials' epoch lines
+        outcome = run_study(settings)
     wall = time.perf_counter() - started
     rows = outcome["rows"]
     epochs = sum(int(r["epochs_run"] or 0) for r in rows)
@@ -50,12 +53,23 @@ def run_once(data: Path, root: Path, pruner: str, trials: int, image_size: int, 
     return {"wall_s": wall, "epochs": epochs, "best": best, "pruned": pruned}
 
 
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--image-size", type=int, default=32)
-    args = parser.parse_args()
+    # parse_known_args: `python -m benchmarks tune_bench` passes the runner's own arguments through
+    args, _ = parser.parse_known_args()
 
     from trainer.synth import SynthSpec, generate_dataset
 
@@ -72,7 +86,7 @@ def main() -> int:
     def med(pruner: str, key: str) -> float:
         return statistics.median(r[key] for r in results[pruner])
 
-    print(f"machine: {platform.processor() or platform.machine()}, {__import__('os').cpu_count()} CPUs; "
+    print(f"machine: {cpu_model()}, {os.cpu_count()} CPUs; "
           f"{args.trials} trials, {args.repeats} repeat(s), medians")
     print(f"{'pruner':<8} {'wall s':>8} {'epochs':>7} {'pruned':>7} {'best val_acc':>13}")
     for pruner in ("median", "none"):

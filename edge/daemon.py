@@ -72,6 +72,7 @@ class Daemon:
         # is kept aside and retried first; these hooks pause the loop until space returns.
         self.on_disk_full: list[Callable[[BaseException], None]] = []
         self._retry: QueuedFrame | None = None
+        self.after_duplicate: list[Callable[[FrameOutcome], None]] = []
         self.store: Store | None = None
         self.processor: FrameProcessor | None = None
         self._watchers: list[InotifyWatcher | PollingWatcher] = []
@@ -176,6 +177,11 @@ class Daemon:
                         event["camera"], event["species"], event["frame_count"])
             log.debug("frame %s: %s %s", path, outcome.status, outcome.species or outcome.error or "")
             for hook in self.after_frame:
+                hook(outcome)
+        elif outcome.status == "duplicate" and outcome.frame_id is not None:
+            # Field operation: a copy of a frame already counted (a sync tool re-uploading what
+            # post-processing moved away) gets the same keep/archive/delete treatment.
+            for hook in self.after_duplicate:
                 hook(outcome)
         return outcome
 

@@ -188,9 +188,9 @@ def _db_facts(db_path: Path, rate_window_s: float) -> dict[str, Any]:
         conn.execute("PRAGMA busy_timeout = 5000")
         q = lambda sql, *args: conn.execute(sql, args).fetchone()  # noqa: E731
         total, errors = q("SELECT COUNT(*), COALESCE(SUM(status = 'error'), 0) FROM frames")
-        last = q("SELECT processed_at, captured_at, path, species FROM frames ORDER BY processed_at DESC, id DESC LIMIT 1")
+        last = q("SELECT processed_at, captured_at, path, species FROM frames ORDER BY id DESC LIMIT 1")
         last_err = q("SELECT processed_at, path, error FROM frames WHERE status = 'error' "
-                     "ORDER BY processed_at DESC, id DESC LIMIT 1")
+                     "ORDER BY id DESC LIMIT 1")  # ids grow with processing
         since = datetime.fromtimestamp(time.time() - rate_window_s, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         recent, recent_err = q("SELECT COUNT(*), COALESCE(SUM(status = 'error'), 0) FROM frames "
                                "WHERE processed_at >= ?", since)
@@ -280,7 +280,8 @@ def format_status_table(status: dict[str, Any]) -> str:
     last = status.get("last_frame") or {}
     last_err = status.get("last_error") or {}
     rows: list[tuple[str, str]] = [
-        ("daemon", daemon.get("state", "?") + (f" (pid {daemon['pid']})" if daemon.get("pid") else "")),
+        ("daemon", daemon.get("state", "?") + (f" (pid {daemon['pid']})" if daemon.get("pid")
+                                                and daemon.get("state") != "not running" else "")),
     ]
     if daemon.get("pause_reason"):
         rows.append(("paused because", daemon["pause_reason"]))
@@ -311,21 +312,27 @@ def format_status_table(status: dict[str, Any]) -> str:
 
 
 class StatusPublisher:
-    """Throttles status.json writes and systemd STATUS lines to once per interval."""
+    """systemd's STATUS= whenever the line changes (a datagram: cheap); status.json once per
+    interval (a file write: an SD card wears, so not on every frame)."""
 
     def __init__(self, state: HealthState, path: Path | str, interval_s: float,
                  notify: Callable[[str], Any] | None = None, clock: Callable[[], float] = time.monotonic):
         self.state, self.path, self.interval = state, Path(path), interval_s
         self.notify, self.clock = notify, clock
         self._last = float("-inf")
+        self._last_line: str | None = None
 
     def tick(self, force: bool = False) -> bool:
+        """Returns True when status.json was (re)written."""
+        if self.notify is not None:
+            line = self.state.status_line()
+            if force or line != self._last_line:
+                self.notify(line)
+                self._last_line = line
         if not force and self.clock() - self._last < self.interval:
             return False
         self._last = self.clock()
         write_snapshot(self.state, self.path)
-        if self.notify is not None:
-            self.notify(self.state.status_line())
         return True
 
 

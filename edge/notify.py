@@ -21,6 +21,8 @@ import time
 
 log = logging.getLogger(__name__)
 
+SEND_TIMEOUT_S = 2.0
+
 
 def _socket_address(raw: str) -> str | bytes:
     """Map $NOTIFY_SOCKET to a connectable address; '@name' is the abstract namespace."""
@@ -74,6 +76,9 @@ class Notifier:
             try:
                 if self._sock is None:
                     self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                    # A Unix datagram send blocks while the receiver's queue is full
+                    # (net.unix.max_dgram_qlen): never let a stalled manager stall counting.
+                    self._sock.settimeout(SEND_TIMEOUT_S)
                 self._sock.sendto(message, self._address)
             except OSError as exc:  # systemd gone or socket path wrong: never fatal for counting
                 log.debug("sd_notify to %r failed: %s", self._address, exc)

@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 from edge.health import HealthState, StatusPublisher, check_state_dir, status_file_for
 from edge.notify import Notifier
-from edge.retention import CommittedFrame, DiskFullError, DiskGuard, Retention
+from edge.retention import CommittedFrame, DiskFullError, DiskGuard, Retention, is_disk_full_error
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,6 @@ class FieldOperations:
                                          config.health.status_interval_s, notify=self.notifier.status)
         self.retention: Retention | None = None
         self.daemon = None
-        self._stop = threading.Event()
         pattern = os.environ.get(HANG_ENV)
         self._hang = re.compile(pattern) if pattern else None
 
@@ -71,6 +70,7 @@ class FieldOperations:
         daemon.tick_s = self.notifier.poll_timeout(daemon.tick_s)
         daemon.on_start.append(self.on_start)
         daemon.after_frame.append(self.after_frame)
+        daemon.after_duplicate.append(self.after_duplicate)
         daemon.on_tick.append(self.on_tick)
         daemon.on_stop.insert(0, self.on_stop)  # STOPPING=1 first, before the MQTT drain
         daemon.on_disk_full.append(self.on_disk_full)
@@ -78,7 +78,8 @@ class FieldOperations:
 
     # -- hooks ------------------------------------------------------------------------------
     def on_start(self, daemon) -> None:
-        self.retention = Retention(self.config.retention, daemon.store.db, daemon.store.zone)
+        self.retention = Retention(self.config.retention, daemon.store.db, daemon.store.zone,
+                                   progress=self.notifier.watchdog_tick)
         self._finish_interrupted()
         self.health.set(model_id=daemon.stats.model_id, backlog=daemon.stats.backlog)
         if self.metrics is not None:
@@ -108,15 +109,34 @@ class FieldOperations:
             log.error("frame %s: post-processing (%s) failed: %s; the file stays where it is",
                       outcome.path, self.config.retention.after_processing, error.strerror or error)
 
+    def after_duplicate(self, outcome) -> None:
+        row = self.daemon.store.db.execute(
+            "SELECT id, path, status, captured_at, species, confidence, processed_at FROM frames WHERE id = ?",
+            (outcome.frame_id,)).fetchone()
+        if row is None or self.retention is None:
+            return
+        try:
+            self.retention.apply_duplicate(CommittedFrame(*row), outcome.path)
+        except DiskFullError as error:
+            self.guard.pause(f"no space to archive {outcome.path}: {error.strerror}")
+        except OSError as error:
+            log.error("frame %s: post-processing of a duplicate failed: %s", outcome.path, error.strerror or error)
+
     def on_tick(self, daemon) -> None:
         self.notifier.watchdog_tick()
+        self.health.set(backlog=len(daemon.frames))
         if self.publisher.tick():
             self._refresh_gauges()
+        if self.retention is not None and self.retention.flush_due():
+            self._flush()
         if self.retention is not None and self.retention.housekeeping_due():
             try:
                 self.retention.housekeeping()
-            except OSError as error:
-                log.error("housekeeping failed: %s", error)
+            except Exception as error:  # noqa: BLE001 - retried at the next interval
+                if is_disk_full_error(error):
+                    self.guard.pause(f"write failed: {error}")
+                else:
+                    log.error("housekeeping failed: %s", error)
         self.guard.check()
         if self.guard.paused:
             self._wait_for_space(daemon)
@@ -125,14 +145,25 @@ class FieldOperations:
         self.guard.pause(f"write failed: {error}")
 
     def on_stop(self, daemon) -> None:
-        self._stop.set()
+        if self.retention is not None:
+            self._flush()
         self.notifier.stopping("stopping: finishing and closing the database")
         self.health.set(backlog=len(daemon.frames))
         self.publisher.tick(force=True)
         if self.metrics is not None:
             self.metrics.close()
+        self.notifier.close()
 
     # -- internals --------------------------------------------------------------------------
+    def _flush(self) -> None:
+        try:
+            self.retention.flush()
+        except Exception as error:  # noqa: BLE001 - kept pending; retried on the next tick
+            if is_disk_full_error(error):
+                self.guard.pause(f"write failed: {error}")
+            else:
+                log.error("recording archive locations failed: %s", error)
+
     def _wait_for_space(self, daemon) -> None:
         """Hold the processing loop while the disk is full; feed the watchdog; resume by itself."""
         self.health.set(paused=True, pause_reason=self.guard.reason)
@@ -151,6 +182,7 @@ class FieldOperations:
         values: dict[str, Any] = {}
         if self.daemon is not None and self.daemon.store is not None:
             values["backlog"] = len(self.daemon.frames)
+            values["model_id"] = self.daemon.stats.model_id  # follows a SIGHUP reload
             try:
                 values["outbox_depth"] = self.daemon.store.db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
             except Exception:  # noqa: BLE001 - no outbox table yet, or the disk is full: not fatal

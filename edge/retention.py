@@ -171,13 +171,19 @@ class Retention:
     """Applies the [retention] policy to one database and archive tree."""
 
     def __init__(self, config: RetentionConfig, db, station_tz: tzinfo = timezone.utc,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, progress: Callable[[], object] | None = None) -> None:
         self.config = config
+        # Called every few hundred files/rows of a long pass (walking a big archive on an SD card
+        # can take minutes): the daemon feeds the watchdog from it, as the loop is making progress.
+        self.progress = progress or (lambda: None)
         self.db = db  # sqlite_utils.Database, used only from the processing thread
         self.tz = station_tz
         self.clock = clock
         self.archive_dir = Path(config.archive_dir) if config.archive_dir else None
         self._last_housekeeping = float("-inf")
+        self._pending: list[tuple[str, int]] = []  # (stored_path, frame id) not yet written
+        self._last_flush = clock()
+        self._exemplars_over_limit = False
         self.archived = 0
         self.deleted = 0
         self.removed_from_archive = 0
@@ -197,8 +203,7 @@ class Retention:
         if mode == "delete":
             if frame.status != "ok":
                 return str(source)  # never delete evidence of a frame we could not read
-            source.unlink(missing_ok=True)
-            self._set_stored_path(frame.id, None)
+            source.unlink(missing_ok=True)  # stored_path stays NULL: no row update, no extra fsync
             self.deleted += 1
             log.debug("deleted %s after processing", source)
             return None
@@ -207,10 +212,30 @@ class Retention:
             species_folder(frame.species) if frame.status == "ok" else ERROR_FOLDER)
         target = self._free_name(target_dir / source.name, frame.id)
         _move(source, target)
-        self._set_stored_path(frame.id, str(target))
+        self._pending.append((str(target), frame.id))
         self.archived += 1
         log.debug("archived %s -> %s", source, target)
         return str(target)
+
+    def apply_duplicate(self, frame: CommittedFrame, copy_path: str) -> str | None:
+        """A second copy of an already-counted frame appeared at copy_path.
+
+        delete: remove the copy. archive: remove it when the archive holds the frame already,
+        else archive it (the limit had removed the first). keep: leave it.
+        """
+        copy = Path(copy_path)
+        if self.config.after_processing == "keep" or frame.status != "ok" or not copy.exists():
+            return None
+        row = self.db.execute("SELECT stored_path FROM frames WHERE id = ?", (frame.id,)).fetchone()
+        stored = row[0] if row else None
+        pending = next((target for target, frame_id in self._pending if frame_id == frame.id), None)
+        archived = stored or pending
+        if self.config.after_processing == "delete" or (archived and os.path.exists(archived)):
+            copy.unlink(missing_ok=True)
+            log.info("removed %s: a copy of frame %d, already recorded", copy, frame.id)
+            return None
+        return self.apply(CommittedFrame(frame.id, str(copy), frame.status, frame.captured_at, frame.species,
+                                         frame.confidence, frame.processed_at))
 
     def _day(self, frame: CommittedFrame) -> str:
         moment = _parse_utc(frame.captured_at) or _parse_utc(frame.processed_at)
@@ -224,9 +249,25 @@ class Retention:
             return target
         return target.with_name(f"{target.stem}-{frame_id}{target.suffix}")
 
-    def _set_stored_path(self, frame_id: int, stored: str | None) -> None:
+    def flush(self) -> int:
+        """Record where archived frames went, many rows in one transaction.
+
+        Why deferred: the store commits each frame with synchronous=FULL; one more commit per
+        frame would double the fsyncs, the dominant cost on an SD card. The daemon flushes
+        about once a second and at shutdown; a crash in between loses only this bookkeeping
+        (the files are safe in the archive, which the size limit walks on disk anyway).
+        """
+        if not self._pending:
+            return 0
+        pending = list(self._pending)
         with self.db.atomic():
-            self.db.execute("UPDATE frames SET stored_path = ? WHERE id = ?", (stored, frame_id))
+            self.db.conn.executemany("UPDATE frames SET stored_path = ? WHERE id = ?", pending)
+        del self._pending[:len(pending)]
+        self._last_flush = self.clock()
+        return len(pending)
+
+    def flush_due(self, interval_s: float = 1.0) -> bool:
+        return bool(self._pending) and (len(self._pending) >= 100 or self.clock() - self._last_flush >= interval_s)
 
     # ---- periodic ----------------------------------------------------------------------
     def housekeeping_due(self) -> bool:
@@ -235,6 +276,7 @@ class Retention:
     def housekeeping(self) -> dict[str, int]:
         """Archive limit, then row pruning; each step is its own small transaction."""
         self._last_housekeeping = self.clock()
+        self.flush()
         removed = self.enforce_archive_limit()
         pruned = self.prune_rows()
         return {"archive_removed": len(removed), "rows_pruned": pruned}
@@ -273,6 +315,7 @@ class Retention:
             if not day_dir.is_dir():
                 continue
             for root, _dirs, names in os.walk(day_dir):
+                self.progress()
                 for name in names:
                     path = Path(root) / name
                     try:
@@ -294,6 +337,7 @@ class Retention:
         files = self.archive_files()
         total = sum(item[3] for item in files)
         if total <= limit:
+            self._exemplars_over_limit = False
             return []
         keep = self.exemplar_paths()
         removed: list[Path] = []
@@ -315,8 +359,11 @@ class Retention:
             log.info("archive over its limit: removed %d oldest frames, %d bytes remain (limit %d)",
                      len(removed), total, limit)
         if total > limit:
-            log.warning("archive still %d bytes over its limit: the rest are exemplars "
-                        "(exemplars_per_species = %d)", total - limit, self.config.exemplars_per_species)
+            # once at WARNING, then DEBUG while it lasts (housekeeping repeats every few minutes)
+            level = logging.DEBUG if self._exemplars_over_limit else logging.WARNING
+            log.log(level, "archive still %d bytes over its limit: the rest are exemplars "
+                    "(exemplars_per_species = %d)", total - limit, self.config.exemplars_per_species)
+        self._exemplars_over_limit = total > limit
         return removed
 
     def prune_rows(self, batch: int = 500) -> int:
@@ -336,6 +383,7 @@ class Retention:
             if not rows:
                 break
             last_id = rows[-1][0]
+            self.progress()
             doomed = [frame_id for frame_id, path, stored in rows
                       if stored not in exemplars and not os.path.exists(path)]
             if doomed:

@@ -67,8 +67,8 @@ Group={user}
 # The database and status.json live in /var/lib/{STATE_DIRECTORY} (created, owned by {user}).
 StateDirectory={STATE_DIRECTORY}
 StateDirectoryMode=0750
-# MQTT password: the daemon reads $CREDENTIALS_DIRECTORY/{CREDENTIAL_NAME}
-# (an empty file means no password).
+# MQTT password: the daemon reads $CREDENTIALS_DIRECTORY/{CREDENTIAL_NAME}; install-service
+# creates the file empty (systemd refuses to start without it): write the password into it.
 LoadCredential={CREDENTIAL_NAME}:{CREDENTIAL_FILE}
 Environment=PYTHONUNBUFFERED=1
 UMask=0027
@@ -88,6 +88,8 @@ ProtectKernelLogs=yes
 ProtectControlGroups=yes
 ProtectClock=yes
 ProtectHostname=yes
+ProtectProc=invisible
+PrivateMounts=yes
 RestrictNamespaces=yes
 RestrictRealtime=yes
 RestrictSUIDSGID=yes
@@ -98,6 +100,8 @@ RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
 SystemCallArchitectures=native
 SystemCallFilter=@system-service
 SystemCallErrorNumber=EPERM
+# Not set, on purpose: MemoryDenyWriteExecute= (libffi closures need W+X pages), ProcSubset=pid
+# (the TFLite runtime reads /proc/cpuinfo for CPU features on ARM), PrivateNetwork= (MQTT).
 # A MobileNet-class model needs about 120 MB; raise this for bigger models.
 MemoryMax=400M
 
@@ -380,6 +384,10 @@ def run_install_service(args: argparse.Namespace) -> int:
     config_file = (root / args.service_config.lstrip("/")) if root else Path(args.service_config)
     installer = Installer(root, args.exec_path or default_exec_path(), args.service_config, args.user,
                           args.enable, writable_paths_from_config(config_file))
+    executable = installer.exec_path.split()[0]
+    if any(PurePosixPath(executable).is_relative_to(h) for h in ("/home", "/root", "/run/user")):
+        print(f"warning: ExecStart {executable} is under a home directory, which ProtectHome=yes hides "
+              f"from the service: install into /opt/trailcam/venv (see the README) or pass --exec", file=sys.stderr)
     changed = installer.install()
     print(f"{len(changed)} change(s)" if changed else "nothing to change")
     return 0

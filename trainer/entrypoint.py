@@ -42,14 +42,15 @@ from pathlib import Path
 from typing import Any
 
 from trainer.search_space import SearchSpaceError, coerce_hyperparameter
-from trainer.train_config import ARCHITECTURES, TrainConfig
+from trainer.train_config import ARCHITECTURES, OPTIMIZERS, TrainConfig
 
 CHANNEL_ALIASES = {
     "train": "train", "training": "train",
     "valid": "valid", "validation": "valid", "val": "valid",
     "test": "test", "testing": "test",
 }
-HP_ALIASES = {"dense_layer": "dense_units"}  # the proposal's notebook name
+HP_ALIASES = {"dense_layer": "dense_units"}
+SDK_CHANNELS = {"code", "sm_drivers"}  # ModelTrainer stages the source through these  # the proposal's notebook name
 # Entry-point options that are not TrainConfig fields.
 OPTION_DEFAULTS: dict[str, Any] = {"quantize": "int8", "calibration_images": 200, "eval_split": "auto"}
 # TrainConfig fields the platform decides, not the hyperparameters.
@@ -81,6 +82,8 @@ class SageMakerEnv:
             if key.startswith("SM_CHANNEL_"):
                 raw = key[len("SM_CHANNEL_"):].lower()
                 name = CHANNEL_ALIASES.get(raw)
+                if raw in SDK_CHANNELS:
+                    continue
                 if name is None:
                     print(f"trailcam: ignoring unknown channel {raw!r} ({key})", file=sys.stderr)
                     continue
@@ -99,12 +102,20 @@ class SageMakerEnv:
             hps=hps,
             hosts=[str(h) for h in hosts],
             current_host=environ.get("SM_CURRENT_HOST", ""),
-            job_name=environ.get("TRAINING_JOB_NAME", ""),
+            job_name=environ.get("TRAINING_JOB_NAME") or _job_name_from_training_env(environ.get("SM_TRAINING_ENV")),
         )
 
     @property
     def is_chief(self) -> bool:
         return len(self.hosts) < 2 or self.current_host == sorted(self.hosts)[0]
+
+
+def _job_name_from_training_env(raw: str | None) -> str:
+    """The container toolkit also describes the job in SM_TRAINING_ENV (JSON, `job_name`)."""
+    try:
+        return str(json.loads(raw or "{}").get("job_name") or "")
+    except (json.JSONDecodeError, AttributeError):
+        return ""
 
 
 def parse_args(argv: Sequence[str]) -> tuple[dict[str, str], list[str]]:
@@ -274,15 +285,40 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
+_CHOICES = {
+    "optimizer": OPTIMIZERS,
+    "mixed_precision": ("auto", "on", "off"),
+    "distribution": ("auto", "none", "mirrored", "multiworker"),
+    "quantize": ("none", "float16", "dynamic", "int8"),
+    "eval_split": ("auto", "train", "valid", "test"),
+}
+
+
+def check_choices(overrides: Mapping[str, Any], options: Mapping[str, Any], channels: Mapping[str, Path]) -> None:
+    """Settings with a fixed set of values fail here, before an hour of training, not after."""
+    for key, allowed in _CHOICES.items():
+        value = overrides.get(key, options.get(key))
+        if value is not None and value not in allowed:
+            raise EntryPointError(f"hyperparameter {key}: {value!r} is not one of {', '.join(allowed)}")
+    if options.get("eval_split") not in ("auto", None) and options["eval_split"] not in channels:
+        raise EntryPointError(f"hyperparameter eval_split: no {options['eval_split']} channel to evaluate on")
+
+
 def run(environ: Mapping[str, str], argv: Sequence[str]) -> int:
+    staging = Path(tempfile.gettempdir()) / f"trailcam-channels-{os.getpid()}"
+    try:
+        return _run(environ, argv, staging)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _run(environ: Mapping[str, str], argv: Sequence[str], staging: Path) -> int:
     try:
         env = SageMakerEnv.from_environ(environ)
         overrides, options, ignored = resolve_hyperparameters(env.hps, argv)
         if ignored:
             print(f"trailcam: ignoring unknown hyperparameters/arguments: {', '.join(sorted(set(ignored)))}", flush=True)
-        if options["quantize"] not in ("none", "float16", "dynamic", "int8"):
-            raise EntryPointError(f"hyperparameter quantize: {options['quantize']!r} is not one of none, float16, dynamic, int8")
-        staging = Path(tempfile.gettempdir()) / f"trailcam-channels-{os.getpid()}"
+        check_choices(overrides, options, env.channels)
         data_dir = stage_channels(env.channels, staging)
         ckpt_root = checkpoint_root(env, overrides, env.hps)
         configure_multiworker(env)
@@ -302,10 +338,8 @@ def run(environ: Mapping[str, str], argv: Sequence[str]) -> int:
     try:
         result = train(config)
     except DataError as exc:
-        shutil.rmtree(staging, ignore_errors=True)
         return _fail(f"data: {exc}", 2)
     if not env.is_chief:
-        shutil.rmtree(staging, ignore_errors=True)
         return 0
     env.model_dir.mkdir(parents=True, exist_ok=True)
     env.output_data_dir.mkdir(parents=True, exist_ok=True)
@@ -328,8 +362,6 @@ def run(environ: Mapping[str, str], argv: Sequence[str]) -> int:
         print(f"trailcam: evaluation report written to {report}", flush=True)
     except Exception as exc:  # noqa: BLE001 - the job must say why it failed, in one line
         return _fail(f"{type(exc).__name__}: {exc}", 1)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return 0
 
 

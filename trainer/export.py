@@ -67,13 +67,39 @@ def load_keras_model(path: Path):
     return keras.models.load_model(path, compile=False)
 
 
+def _float32_config(node):
+    """A model config with every mixed-precision dtype policy replaced by float32."""
+    if isinstance(node, dict):
+        if node.get("class_name") == "DTypePolicy" and str(node.get("config", {}).get("name", "")).startswith("mixed"):
+            return {**node, "config": {**node["config"], "name": "float32"}}
+        return {key: _float32_config(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_float32_config(value) for value in node]
+    if isinstance(node, str) and node.startswith("mixed_"):
+        return "float32"
+    return node
+
+
+def as_float32(model):
+    """The same model computing in float32: TFLite's builtin kernels do not take a mixed-precision graph.
+
+    A GPU run trains under mixed_float16 (variables stay float32), so rebuilding the graph in
+    float32 and copying the weights loses nothing.
+    """
+    if not any(layer.dtype_policy.name.startswith("mixed") for layer in model._flatten_layers(include_self=False)):
+        return model
+    rebuilt = model.__class__.from_config(_float32_config(model.get_config()))
+    rebuilt.set_weights(model.get_weights())
+    return rebuilt
+
+
 def convert(model, quantize: str, calibration: np.ndarray | None = None) -> bytes:
     """Keras model -> .tflite bytes. int8 = full integer with uint8 input and output."""
     import tensorflow as tf
 
     if quantize not in QUANTIZATIONS:
         raise ValueError(f"unknown quantization {quantize!r}; choose one of {', '.join(QUANTIZATIONS)}")
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter = tf.lite.TFLiteConverter.from_keras_model(as_float32(model))
     if quantize == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]

@@ -76,7 +76,8 @@ def make_dataset(
     ds = tf.data.Dataset.from_tensor_slices((paths, labels))
     if training and not cache:
         ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.map(lambda p, y: (decode_and_resize(p, image_size), y), num_parallel_calls=AUTOTUNE, deterministic=not training)
+    # deterministic=True keeps the (cached) order, hence a seeded run, reproducible.
+    ds = ds.map(lambda p, y: (decode_and_resize(p, image_size), y), num_parallel_calls=AUTOTUNE, deterministic=True)
     ds = ds.ignore_errors(log_warning=True)
     if cache:
         ds = ds.cache()

@@ -189,9 +189,12 @@ _PROPOSAL_CONVNET: dict[str, Param] = {
 _TRANSFER: dict[str, Param] = {
     "learning_rate": FloatParam(1e-4, 1e-2, "Logarithmic"),
     "dropout": FloatParam(0.0, 0.5, "Linear"),
-    "head_units": IntParam(64, 1024, "Logarithmic"),
     "fine_tune_layers": IntParam(0, 60),
 }
+# Architectures whose head has a hidden Dense(head_units) layer in trainer/models.py (the
+# proposal's ResNet152 head). The edge backbones go straight from pooled features to the
+# classes, so a head-width range there would spend trials on a setting that does nothing.
+HEAD_WIDTH_ARCHS = ("resnet152",)
 _TRANSFER_FIXED: dict[str, Any] = {"optimizer": "adam", "fine_tune_epochs": 3}
 
 
@@ -202,9 +205,10 @@ def default_search_space(arch: str) -> SearchSpace:
     if arch == "convnet":
         return SearchSpace(arch, dict(_PROPOSAL_CONVNET), {})
     params = dict(_TRANSFER)
-    if arch == "resnet152":
+    if arch in HEAD_WIDTH_ARCHS:
         # The proposal's head is Dense(1000); search around it.
         params["head_units"] = IntParam(256, 2048, "Logarithmic")
+    if arch == "resnet152":
         params["fine_tune_layers"] = IntParam(0, 100)
     return SearchSpace(arch, params, dict(_TRANSFER_FIXED))
 

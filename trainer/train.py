@@ -303,7 +303,8 @@ def train(config: TrainConfig, extra_callbacks: Sequence[Any] = ()) -> TrainResu
                 return
             early = keras.callbacks.EarlyStopping(monitor=config.early_stopping_monitor,
                                                   patience=config.early_stopping_patience,
-                                                  mode=_monitor_mode(config.early_stopping_monitor))
+                                                  mode=_monitor_mode(config.early_stopping_monitor),
+                                                  restore_best_weights=True)
             callbacks = [EpochLine(stream), RunState(run_dir, ckpt_dir, config.early_stopping_monitor, state,
                                                      int(state.get("keep", 3)), phase), early, *extra_callbacks]
             with warnings.catch_warnings():

@@ -169,7 +169,14 @@ def _pruning_callback_class():
             self.trial, self.monitor = trial, monitor
             self.pruned_at: int | None = None
 
+        def on_train_batch_begin(self, batch, logs=None):
+            # A transfer model's fine-tune phase is a second fit(): once pruned, stay stopped.
+            if self.pruned_at is not None:
+                self.model.stop_training = True
+
         def on_epoch_end(self, epoch, logs=None):
+            if self.pruned_at is not None:
+                return
             value = (logs or {}).get(self.monitor)
             if value is None or not math.isfinite(float(value)):
                 value = 0.0  # a diverged epoch is as bad as it gets, not a crash

@@ -13,6 +13,6 @@ class HealthConfig(BaseModel):
     metrics_host: str = Field(
         "127.0.0.1", description="address the metrics endpoint binds (keep it on localhost)")
     status_interval_s: float = Field(
-        5.0, gt=0, description="how often the daemon refreshes status.json and systemd's STATUS line")
+        15.0, gt=0, description="how often the daemon rewrites status.json (systemd's STATUS line follows every change)")
     rate_window_s: float = Field(
         300.0, gt=0, description="window over which `edge status` computes frames per minute")

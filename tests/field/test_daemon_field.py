@@ -176,7 +176,8 @@ def test_service_lifecycle_ready_status_watchdog_metrics_archive_stopping(tmp_pa
         wait_for(lambda: not any(camera.glob("*.jpg")), 10, what="camera folder emptied")
         archived = sorted(p.relative_to(archive).parts[1] for p in archive.rglob("*.jpg"))
         assert len(archived) == 7 and archived.count("_errors") == 1
-        assert rows(db, "SELECT COUNT(*) FROM frames WHERE stored_path LIKE ?", (f"{archive}/%",))[0][0] == 7
+        wait_for(lambda: rows(db, "SELECT COUNT(*) FROM frames WHERE stored_path LIKE ?",
+                              (f"{archive}/%",))[0][0] == 7, 10, what="archive locations recorded")
 
         # Prometheus endpoint
         body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
@@ -361,3 +362,67 @@ def test_log_level_from_config_and_frame_errors_name_the_file(tmp_path, photos, 
     assert len(lines) == 1, result.stderr  # WARNING: no INFO lines, one line for the one event
     assert " WARNING " in lines[0] and str(camera / "empty.jpg") in lines[0]
     assert ok_frames(db) == 1
+
+
+def test_archive_limit_and_row_pruning_in_the_running_daemon(tmp_path, birds25_dir, aiy_model_dir, cli_env):
+    from datetime import datetime, timedelta
+
+    camera, archive, db = tmp_path / "cam", tmp_path / "archive", tmp_path / "state" / "trailcam.db"
+    camera.mkdir()
+    taken = datetime(2020, 5, 1, 6, 0, 0)
+    for index, (species, number) in enumerate((s, n) for s in SPECIES for n in (1, 2, 3)):
+        # visits 10 minutes apart, six years old: every row is past prune_frames_after_days
+        photo = jpeg_bytes(birds25_dir / species / f"{number}.jpg", taken + timedelta(minutes=10 * index))
+        (camera / f"IMG_{index:04d}.JPG").write_bytes(photo)
+    config = write_config(tmp_path / "edge.toml", camera, db, aiy_model_dir / "model.tflite",
+                          retention={"after_processing": "archive", "archive_dir": archive,
+                                     "archive_max_gb": 1e-9, "exemplars_per_species": 1,
+                                     "prune_frames_after_days": 30, "housekeeping_interval_s": 0.3,
+                                     "min_free_mb": 1})
+    daemon = start(tmp_path, config, cli_env, None)
+    try:
+        wait_for(lambda: db.exists() and rows(db, "SELECT SUM(frames) FROM daily_tallies") == [(9,)], 90,
+                 what="9 frames counted")
+
+        def only_exemplars_left() -> bool:
+            species = rows(db, "SELECT COUNT(DISTINCT species) FROM predictions p JOIN frames f ON f.id = p.frame_id "
+                               "WHERE p.rank = 1") if db.exists() else [(0,)]
+            remaining = rows(db, "SELECT species, stored_path FROM frames")
+            files = sorted(str(p) for p in archive.rglob("*") if p.is_file())
+            return (len(remaining) == len({s for s, _ in remaining}) and species[0][0] > 0
+                    and files == sorted(p for _, p in remaining))
+
+        wait_for(only_exemplars_left, 30, what="archive and rows reduced to one exemplar per species")
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait(60) == 0
+    finally:
+        daemon.kill()
+    best = rows(db, "SELECT species, confidence FROM frames")
+    assert best and all(conf is not None for _, conf in best)
+    assert rows(db, "SELECT SUM(frames) FROM daily_tallies") == [(9,)]  # counts kept forever
+    assert rows(db, "SELECT SUM(frame_count) FROM events") == [(9,)]
+    assert rows(db, "PRAGMA integrity_check") == [("ok",)]
+    assert not list(camera.glob("*.JPG"))
+
+
+def test_delete_mode_removes_frames_and_later_copies_of_them(tmp_path, photos, aiy_model_dir, cli_env):
+    camera, db = tmp_path / "cam", tmp_path / "state" / "trailcam.db"
+    camera.mkdir()
+    config = write_config(tmp_path / "edge.toml", camera, db, aiy_model_dir / "model.tflite",
+                          retention={"after_processing": "delete", "min_free_mb": 1})
+    daemon = start(tmp_path, config, cli_env, None)
+    try:
+        wait_for(lambda: "backlog of 0" in daemon.output(), 90, what="daemon started")
+        drop(camera, "IMG_0001.JPG", photos[0])
+        wait_for(lambda: ok_frames(db) == 1 and not (camera / "IMG_0001.JPG").exists(), 60,
+                 what="frame recorded, then deleted")
+        drop(camera, "IMG_0001.JPG", photos[0])  # a sync tool restores what was deleted
+        drop(camera, "IMG_0002.JPG", photos[1])
+        wait_for(lambda: ok_frames(db) == 2 and not any(camera.iterdir()), 60,
+                 what="the new frame recorded, the copy removed")
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait(60) == 0
+    finally:
+        daemon.kill()
+    assert rows(db, "SELECT COUNT(*) FROM frames") == [(2,)]
+    assert "a copy of frame 1, already recorded" in daemon.output()

@@ -43,6 +43,8 @@ def test_archive_moves_into_day_in_station_time_zone_then_species(tmp_path, fiel
     target = retention.apply(committed(field_db, fid))
     expected = archive / "2026-11-29" / "Erithacus rubecula_robin" / "IMG_0001.JPG"
     assert target == str(expected) and expected.is_file() and not frame.exists()
+    assert stored_path(field_db, fid) is None  # recorded in batches (one commit, not one per frame)
+    assert retention.flush() == 1 and retention.flush() == 0
     assert stored_path(field_db, fid) == str(expected)
 
 
@@ -89,6 +91,7 @@ def test_archive_limit_removes_oldest_keeps_exemplars_and_never_touches_the_came
         frame = write(camera / f"f{day}.jpg", 2000)
         ids[day] = add_frame(field_db, frame, species=species, confidence=confidence, captured_at=captured)
         retention.apply(committed(field_db, ids[day]))
+    retention.flush()
     unprocessed = [write(camera / f"new{i}.jpg", 50_000) for i in range(3)]  # not in the DB
     removed = retention.enforce_archive_limit()
     assert retention.archive_usage() <= 10_000
@@ -143,7 +146,7 @@ def test_pruning_keeps_exemplar_rows(tmp_path, field_db):
     best = add_frame(field_db, write(tmp_path / "c" / "best.jpg"), confidence=0.99, captured_at=old)
     other = add_frame(field_db, write(tmp_path / "c" / "other.jpg"), confidence=0.5, captured_at=old)
     for fid in (best, other):
-        retention.apply(committed(field_db, fid))
+        retention.apply(committed(field_db, fid))  # housekeeping flushes the locations first
     assert retention.housekeeping() == {"archive_removed": 0, "rows_pruned": 1}
     assert [row[0] for row in field_db.execute("SELECT id FROM frames")] == [best]
 
@@ -197,3 +200,47 @@ def test_sqlite_full_and_enospc_are_recognised(tmp_path):
     assert is_disk_full_error(OSError(28, "No space left on device"))
     assert not is_disk_full_error(OSError(2, "No such file"))
     assert not is_disk_full_error(sqlite3.OperationalError("database is locked"))
+
+
+def test_exemplars_over_the_limit_warn_once_not_every_pass(tmp_path, field_db, caplog):
+    retention = Retention(RetentionConfig(after_processing="archive", archive_dir=tmp_path / "archive",
+                                          archive_max_gb=1e-9, exemplars_per_species=1), field_db)
+    retention.apply(committed(field_db, add_frame(field_db, write(tmp_path / "c" / "only.jpg"))))
+    retention.flush()
+    with caplog.at_level("DEBUG", logger="edge.retention"):
+        for _ in range(3):
+            assert retention.enforce_archive_limit() == []
+    warnings = [r for r in caplog.records if "over its limit" in r.message and r.levelname == "WARNING"]
+    assert len(warnings) == 1
+
+
+def test_a_copy_of_a_counted_frame_follows_the_policy(tmp_path, field_db):
+    archive = tmp_path / "archive"
+    retention = Retention(RetentionConfig(after_processing="archive", archive_dir=archive), field_db)
+    fid = add_frame(field_db, write(tmp_path / "cam" / "a.jpg"))
+    first = retention.apply(committed(field_db, fid))
+    copy = write(tmp_path / "cam" / "a-again.jpg")
+    assert retention.apply_duplicate(committed(field_db, fid), str(copy)) is None
+    assert not copy.exists() and os.path.exists(first)  # the archive has it already (even before the flush)
+    retention.flush()
+    os.unlink(first)  # the size limit removed the archived copy: the new copy takes its place
+    field_db.execute("UPDATE frames SET stored_path = NULL WHERE id = ?", (fid,))
+    copy = write(tmp_path / "cam" / "a-third.jpg")
+    second = retention.apply_duplicate(committed(field_db, fid), str(copy))
+    assert second and os.path.exists(second) and not copy.exists()
+    keep = Retention(RetentionConfig(after_processing="keep"), field_db)
+    copy = write(tmp_path / "cam" / "kept.jpg")
+    assert keep.apply_duplicate(committed(field_db, fid), str(copy)) is None and copy.exists()
+    delete = Retention(RetentionConfig(after_processing="delete"), field_db)
+    assert delete.apply_duplicate(committed(field_db, fid), str(copy)) is None and not copy.exists()
+
+
+def test_long_passes_report_progress_for_the_watchdog(tmp_path, field_db):
+    calls = []
+    archive = tmp_path / "archive"
+    for day in range(3):
+        write(archive / f"2026-11-0{day + 1}" / "robin" / "x.jpg")
+    retention = Retention(RetentionConfig(after_processing="archive", archive_dir=archive, archive_max_gb=1e-9,
+                                          exemplars_per_species=0), field_db, progress=lambda: calls.append(1))
+    assert len(retention.enforce_archive_limit()) == 3
+    assert len(calls) >= 3  # at least once per folder walked

@@ -138,3 +138,22 @@ def test_cli_install_service_into_a_root_follows_the_config(tmp_path, cli_env):
     assert "ExecStart=/opt/tc/bin/edge run --config /etc/trailcam/edge.toml" in unit
     dropin = (root / f"etc/systemd/system/{UNIT_NAME}.d/{DROPIN_NAME}").read_text()
     assert "ReadWritePaths=/srv/trailcam/archive /srv/trailcam/feeder" in dropin
+
+
+def test_systemd_analyze_security_exposure_stays_low(tmp_path, systemd_analyze):
+    unit = tmp_path / UNIT_NAME
+    unit.write_text(render_unit(exec_path=f"{sys.executable} -m edge"))
+    # --threshold is in tenths: fail above an exposure of 2.0 ("OK"; 10 is "UNSAFE")
+    result = subprocess.run([systemd_analyze, "security", "--offline=yes", "--threshold=20", str(unit)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr
+    assert "Overall exposure level for trailcam-edge.service: 1." in result.stdout
+
+
+def test_install_service_warns_about_an_executable_the_sandbox_hides(tmp_path, cli_env):
+    result = subprocess.run([sys.executable, "-m", "edge", "install-service", "--root", str(tmp_path / "root"),
+                             "--exec", "/home/pi/venv/bin/edge", "--no-enable"],
+                            env=cli_env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    assert "warning: ExecStart /home/pi/venv/bin/edge is under a home directory" in result.stderr
+    assert not (tmp_path / "root/etc/systemd/system/multi-user.target.wants").exists()

@@ -205,6 +205,8 @@ def test_missing_channel_is_a_clear_error_exit_2(tmp_path: Path, capsys):
     (["--arch", "vgg16"], "vgg16"),
     (["--quantize", "int4"], "quantize"),
     (["--calibration-images", "many"], "calibration_images"),
+    (["--optimizer", "rmsprop"], "optimizer"),
+    (["--eval-split", "test"], "no test channel"),
 ])
 def test_bad_hyperparameters_exit_2_naming_the_key(tmp_path: Path, capsys, argv, expected):
     (tmp_path / "train").mkdir()
@@ -235,7 +237,10 @@ def test_hyperparameters_from_sm_hps_and_arguments():
 
 
 def test_several_hosts_train_with_multiworker_mirrored_strategy(monkeypatch):
-    monkeypatch.delenv("TF_CONFIG", raising=False)
+    # setenv first so that monkeypatch restores the original (absent) TF_CONFIG afterwards:
+    # a leaked TF_CONFIG would make later training in this process look for other workers.
+    monkeypatch.setenv("TF_CONFIG", "placeholder")
+    monkeypatch.delenv("TF_CONFIG")
     env = SageMakerEnv.from_environ({"SM_HOSTS": '["algo-2", "algo-1"]', "SM_CURRENT_HOST": "algo-2"})
     assert configure_multiworker(env) is True
     tf_config = json.loads(os.environ["TF_CONFIG"])
@@ -243,6 +248,17 @@ def test_several_hosts_train_with_multiworker_mirrored_strategy(monkeypatch):
     assert not env.is_chief
     single = SageMakerEnv.from_environ({"SM_HOSTS": '["algo-1"]', "SM_CURRENT_HOST": "algo-1"})
     assert configure_multiworker(single) is False and single.is_chief
+
+
+def test_tuning_jobs_keep_checkpoints_per_training_job(tmp_path: Path):
+    """A tuning job's training jobs may share one checkpoint URI; each resumes only its own run."""
+    from trainer.entrypoint import checkpoint_root
+
+    env = SageMakerEnv.from_environ({"SM_TRAINING_ENV": json.dumps({"job_name": "tune-1-007-abc"})})
+    assert env.job_name == "tune-1-007-abc"
+    tuned = checkpoint_root(env, {"checkpoint_dir": tmp_path}, {"_tuning_objective_metric": "validation_accuracy"})
+    assert tuned == tmp_path / "tune-1-007-abc"
+    assert checkpoint_root(env, {"checkpoint_dir": tmp_path}, {}) == tmp_path  # a plain job: the dir itself
 
 
 def test_bad_sm_hps_json_is_an_entrypoint_error():

@@ -102,7 +102,8 @@ def test_transfer_tuning_requests_validate(capsys, arch):
     request = dry_run(capsys, "tune", "--data", "s3://birds-bucket/birds", "--arch", arch,
                       "--instance-type", "ml.g5.xlarge")
     names = {r["Name"] for group in request["HyperParameterTuningJobConfig"]["ParameterRanges"].values() for r in group}
-    assert {"learning_rate", "dropout", "head_units", "fine_tune_layers"} <= names
+    assert {"learning_rate", "dropout", "fine_tune_layers"} <= names
+    assert ("head_units" in names) == (arch == "resnet152")
 
 
 def test_validator_rejects_what_sagemaker_would_reject(capsys):

@@ -17,7 +17,7 @@ def test_kaggle_layout_uses_sorted_folder_names_as_labels(synthetic_dataset):
     data = discover(synthetic_dataset)
     assert data.layout == "kaggle"
     assert data.class_names == sorted(data.class_names) == ["BLUE_SQUARE", "GREEN_TRIANGLE", "RED_CIRCLE", "YELLOW_CROSS"]
-    assert {k: len(v) for k, v in data.splits.items()} == {"train": 160, "valid": 48, "test": 48}
+    assert {k: len(v) for k, v in data.splits.items()} == {"train": 240, "valid": 64, "test": 48}
     for item in data.splits["valid"]:
         assert item.path.parent.name == data.class_names[item.label]
 
@@ -31,7 +31,7 @@ def test_single_tree_split_is_stratified_seeded_and_disjoint(synthetic_dataset, 
     assert first.layout == "single"
     assert first.splits == again.splits
     assert first.splits["valid"] != other.splits["valid"]
-    for split, per_class in (("train", 28), ("valid", 8), ("test", 4)):
+    for split, per_class in (("train", 42), ("valid", 12), ("test", 6)):
         labels = [item.label for item in first.splits[split]]
         assert all(labels.count(label) == per_class for label in range(4)), split
     paths = [set(i.path for i in first.splits[s]) for s in ("train", "valid", "test")]
@@ -42,7 +42,7 @@ def test_kaggle_layout_without_valid_holds_out_part_of_train(synthetic_dataset, 
     root = tmp_path / "no-valid"
     shutil.copytree(synthetic_dataset / "train", root / "train")
     data = discover(root, val_fraction=0.25, seed=1)
-    assert len(data.splits["valid"]) == 40 and len(data.splits["train"]) == 120
+    assert len(data.splits["valid"]) == 60 and len(data.splits["train"]) == 180
 
 
 def test_broken_files_are_skipped_with_a_warning(broken_dataset, caplog):
@@ -56,18 +56,18 @@ def test_broken_files_are_skipped_with_a_warning(broken_dataset, caplog):
     assert "corrupt" in skipped[broken["truncated"]] or "truncated" in skipped[broken["truncated"]]
     assert skipped[broken["fake"]] == "not an image"
     assert str(broken["corrupt"]) in caplog.text and str(broken["truncated"]) in caplog.text
-    assert len(data.splits["train"]) == 160
+    assert len(data.splits["train"]) == 240
 
 
 def test_data_check_reports_broken_files_sizes_and_cross_split_duplicates(broken_dataset):
     root, broken = broken_dataset
     report = check_tree(root, expect_size=224)
-    assert report["counts"]["train"]["BLUE_SQUARE"] == 40 and report["counts"]["test"]["BLUE_SQUARE"] == 13
+    assert report["counts"]["train"]["BLUE_SQUARE"] == 60 and report["counts"]["test"]["BLUE_SQUARE"] == 13
     problems = {entry["path"]: entry["problem"] for entry in report["unreadable"]}
     rel = lambda p: p.relative_to(root).as_posix()  # noqa: E731
     assert set(problems) == {rel(broken[k]) for k in ("corrupt", "truncated", "notes", "fake")}
     assert problems[rel(broken["notes"])] == "not an image file name"
-    assert len(report["wrong_size"]) == 257 and report["wrong_size"][0]["size"] == [128, 128]
+    assert len(report["wrong_size"]) == 353 and report["wrong_size"][0]["size"] == [128, 128]
     assert report["cross_split_duplicates"] == [
         {"sha256": report["cross_split_duplicates"][0]["sha256"], "paths": sorted([rel(broken["duplicate"]), rel(broken["duplicate_of"])])}
     ]

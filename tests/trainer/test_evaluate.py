@@ -48,7 +48,7 @@ def test_cli_evaluate_a_tflite_file(run_trainer, bundle_float, synthetic_dataset
     assert result.returncode == 0, result.stderr[-2000:]
     assert "top-1" in result.stdout and "macro F1" in result.stdout and "RED_CIRCLE" in result.stdout
     report = json.loads((tmp_path / "eval" / "report.json").read_text())
-    assert report["split"] == "valid" and report["images"] == 48 and report["top1"] >= 0.9
+    assert report["split"] == "valid" and report["images"] == 64 and report["top1"] >= 0.9
 
 
 def test_cli_evaluate_a_bundle_without_data_is_a_usage_error(run_trainer, bundle_float):

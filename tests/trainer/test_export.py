@@ -17,7 +17,7 @@ EXPECTED_IO = {"none": "float32", "float16": "float32", "dynamic": "float32", "i
 def bundles(bundle_int8, bundle_float, trained_run, tmp_path_factory):
     out = {"int8": bundle_int8, "none": bundle_float}
     for mode in ("float16", "dynamic"):
-        out[mode] = export_bundle(trained_run, tmp_path_factory.mktemp(mode) / "bundle", mode, eval_images=48)
+        out[mode] = export_bundle(trained_run, tmp_path_factory.mktemp(mode) / "bundle", mode)
     return out
 
 
@@ -42,7 +42,7 @@ def test_every_mode_exports_a_verified_bundle(bundles, trained_run, synthetic_da
     assert manifest["input"]["color"] == "RGB" and manifest["input"]["value_range"] == [0, 255]
     assert manifest["output"]["activation"] == "softmax"
     metrics = manifest["metrics"]
-    assert metrics["eval_images"] == 48
+    assert metrics["eval_images"] == 64
     assert metrics["agreement"] >= DEFAULT_MIN_AGREEMENT[mode] == metrics["min_agreement"]
     assert metrics["tflite_top1"] >= 0.9
 

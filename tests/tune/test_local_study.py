@@ -179,6 +179,14 @@ def test_interrupted_study_resumes_without_repeating_finished_trials(synthetic_d
     assert retried[0].params == trials[retried[0].user_attrs["retry_of"]].params
 
 
+def test_timeout_stops_starting_new_trials(synthetic_dataset: Path, space_file: Path, tmp_path: Path):
+    study_dir = tmp_path / "timed"
+    assert trainer_main([*common_args(synthetic_dataset, study_dir, space_file, 50), "--timeout", "0.5"]) == 0
+    trials = load_study(study_dir).get_trials()
+    assert len(trials) == 1  # the running trial finishes; no new one starts after the deadline
+    assert (study_dir / "results.csv").is_file()
+
+
 def test_same_study_folder_cannot_run_twice_at_once(synthetic_dataset: Path, space_file: Path, tmp_path: Path, capsys):
     import fcntl
 
@@ -197,6 +205,8 @@ def test_bad_tune_arguments_exit_2(synthetic_dataset: Path, space_file: Path, st
     assert "--data" in capsys.readouterr().err
     assert trainer_main([*common_args(synthetic_dataset, tmp_path / "s", space_file, 0)]) == 2
     assert "--trials" in capsys.readouterr().err
+    assert trainer_main([*common_args(synthetic_dataset, tmp_path / "s", space_file, 2), "--timeout", "0"]) == 2
+    assert "--timeout" in capsys.readouterr().err
     other = tmp_path / "other.toml"
     other.write_text('[params.epochs]\ntype = "int"\nlow = 2\nhigh = 9\n')
     # Resuming a study with another search space would mix incomparable trials.

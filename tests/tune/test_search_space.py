@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from trainer.search_space import (
+    HEAD_WIDTH_ARCHS,
     CategoricalParam,
     FloatParam,
     IntParam,
@@ -36,9 +37,24 @@ def test_convnet_default_is_the_proposals_ranges_plus_optimizer_and_dropout():
 @pytest.mark.parametrize("arch", TRANSFER)
 def test_transfer_backbones_tune_rate_dropout_head_and_fine_tune_depth(arch):
     space = default_search_space(arch)
-    assert {"learning_rate", "dropout", "head_units", "fine_tune_layers"} <= set(space.params)
+    assert {"learning_rate", "dropout", "fine_tune_layers"} <= set(space.params)
+    # head width only where the trainer's head has a hidden layer of that width
+    assert ("head_units" in space.params) == (arch in HEAD_WIDTH_ARCHS)
     assert space.params["fine_tune_layers"].low == 0  # "head only" stays a candidate
     assert space.fixed["fine_tune_epochs"] > 0  # otherwise the fine-tune depth would mean nothing
+
+
+def test_head_width_is_searched_only_where_the_model_has_that_layer():
+    """If a backbone's head stops using head_units, its search space must stop offering it."""
+    import keras
+
+    from trainer.models import build_transfer
+
+    for arch in TRANSFER:
+        model = build_transfer(arch, 3, 32, "none", 0.1, head_units=77).model
+        has_head_layer = any(getattr(layer, "units", None) == 77 for layer in model.layers)
+        assert has_head_layer == (arch in HEAD_WIDTH_ARCHS), arch
+        keras.backend.clear_session()
 
 
 def test_sagemaker_ranges_carry_every_parameter_with_its_scale():
