@@ -31,7 +31,13 @@ def main(argv: list[str] | None = None) -> int:
             entry = getattr(module, "main", None)
             if entry is None:
                 raise AttributeError(f"benchmarks.{name} has no main()")
-            result = entry()
+            # A module may parse sys.argv itself: give it only its own name, not the runner's arguments.
+            saved_argv = sys.argv
+            sys.argv = [f"benchmarks.{name}"]
+            try:
+                result = entry()
+            finally:
+                sys.argv = saved_argv
             failures += int(bool(result)) if isinstance(result, int) else 0
         except Exception:  # noqa: BLE001 - one broken benchmark must not hide the others' figures
             traceback.print_exc()

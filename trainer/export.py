@@ -9,8 +9,10 @@ inspection, never in <out>, so nothing half-verified reaches a field device.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
+import io
 import json
 import logging
 import shutil
@@ -113,7 +115,13 @@ def convert(model, quantize: str, calibration: np.ndarray | None = None) -> byte
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.uint8
         converter.inference_output_type = tf.uint8
-    return converter.convert()
+    # The converter exports a SavedModel first and Keras prints its signature to stdout; keep
+    # stdout for the trainer's own results (CLI output, epoch lines) and log it instead.
+    chatter = io.StringIO()
+    with contextlib.redirect_stdout(chatter):
+        result = converter.convert()
+    log.debug("converter: %s", chatter.getvalue().strip())
+    return result
 
 
 def _representative(images: np.ndarray) -> Callable:

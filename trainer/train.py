@@ -230,12 +230,34 @@ class _LogToFile:
         self.handler.close()
 
 
+def _run_phases(state: dict, fit, model, strategy, config: TrainConfig, total: int, wants_fine_tune: bool) -> None:
+    """Head phase (frozen base), then the optional fine-tune phase; resumes inside either."""
+    import keras
+
+    if state.get("phase", "head") != "head":
+        fit("fine_tune", int(state.get("fine_tune_until", total)))
+        return
+    fit("head", config.epochs)
+    if not wants_fine_tune:
+        return
+    from trainer.models import unfreeze_top
+
+    base = next(layer for layer in model.layers if isinstance(layer, keras.Model))
+    with strategy.scope():
+        n = unfreeze_top(base, config.fine_tune_layers)
+        _compile(model, _make_optimizer(config.optimizer, config.fine_tune_learning_rate, config.momentum))
+    log.info("fine-tuning the top %d layers of %s at learning rate %g", n, base.name, config.fine_tune_learning_rate)
+    # Fine-tuning continues the epoch count from wherever the head phase stopped.
+    state["fine_tune_until"] = state["epoch"] + config.fine_tune_epochs
+    fit("fine_tune", state["fine_tune_until"])
+
+
 def train(config: TrainConfig, extra_callbacks: Sequence[Any] = ()) -> TrainResult:
     """Train the model `config` describes and write its run folder. Returns a TrainResult.
 
     extra_callbacks are Keras callbacks added to every fit (the tuner's pruning callback).
     """
-    from trainer.data import discover, fingerprint
+    from trainer.data import DataError, discover, fingerprint
 
     if config.optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {config.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
@@ -271,15 +293,14 @@ def train(config: TrainConfig, extra_callbacks: Sequence[Any] = ()) -> TrainResu
                 "train_fingerprint": fingerprint(data.root, train_items),
             })
         elif state.get("class_names") and state["class_names"] != data.class_names:
-            raise ValueError(f"cannot resume: the classes changed since the checkpoint ({state['class_names']} -> {data.class_names})")
+            raise DataError(f"cannot resume: the classes changed since the checkpoint ({state['class_names']} -> {data.class_names})")
 
         train_ds = make_dataset(train_items, config.image_size, config.batch_size, training=True, augment=config.augment,
                                 cache=config.cache, seed=config.seed)
         valid_ds = make_dataset(valid_items, config.image_size, config.batch_size, training=False, cache=config.cache)
 
-        total_head = config.epochs
         wants_fine_tune = config.arch != "convnet" and config.fine_tune_layers > 0 and config.fine_tune_epochs > 0
-        total = total_head + (config.fine_tune_epochs if wants_fine_tune else 0)
+        total = config.epochs + (config.fine_tune_epochs if wants_fine_tune else 0)
 
         with strategy.scope():
             if state is not None:
@@ -290,7 +311,7 @@ def train(config: TrainConfig, extra_callbacks: Sequence[Any] = ()) -> TrainResu
                 model = built.model
                 _compile(model, _make_optimizer(config.optimizer, config.learning_rate, config.momentum))
                 state = {"epoch": 0, "phase": "head", "history": {}, "class_names": data.class_names,
-                         "monitor": config.early_stopping_monitor, "keep": config.keep_checkpoints}
+                         "monitor": config.early_stopping_monitor}
 
         EpochLine, RunState = _make_callbacks_class()
         stream = sys.stdout
@@ -306,7 +327,7 @@ def train(config: TrainConfig, extra_callbacks: Sequence[Any] = ()) -> TrainResu
                                                   mode=_monitor_mode(config.early_stopping_monitor),
                                                   restore_best_weights=True)
             callbacks = [EpochLine(stream), RunState(run_dir, ckpt_dir, config.early_stopping_monitor, state,
-                                                     int(state.get("keep", 3)), phase), early, *extra_callbacks]
+                                                     config.keep_checkpoints, phase), early, *extra_callbacks]
             with warnings.catch_warnings():
                 # Our datasets have unknown length (corrupt files are dropped on the fly), which
                 # makes Keras warn after the first epoch that the input "ran out of data": benign.
@@ -317,21 +338,10 @@ def train(config: TrainConfig, extra_callbacks: Sequence[Any] = ()) -> TrainResu
                 stopped_early = True
                 log.info("early stopping on %s after epoch %d", config.early_stopping_monitor, state["epoch"])
 
-        if state.get("phase", "head") == "head":
-            fit("head", total_head)
-            if wants_fine_tune:
-                from trainer.models import unfreeze_top
-
-                base = next(layer for layer in model.layers if isinstance(layer, keras.Model))
-                with strategy.scope():
-                    n = unfreeze_top(base, config.fine_tune_layers)
-                    _compile(model, _make_optimizer(config.optimizer, config.fine_tune_learning_rate, config.momentum))
-                log.info("fine-tuning the top %d layers of %s at learning rate %g", n, base.name, config.fine_tune_learning_rate)
-                # Fine-tuning continues the epoch count from wherever the head phase stopped.
-                state["fine_tune_until"] = state["epoch"] + config.fine_tune_epochs
-                fit("fine_tune", state["fine_tune_until"])
-        else:
-            fit("fine_tune", int(state.get("fine_tune_until", total)))
+        try:
+            _run_phases(state, fit, model, strategy, config, total, wants_fine_tune)
+        finally:
+            keras.mixed_precision.set_global_policy("float32")  # whatever happened, the next run starts clean
 
         history = state.get("history", {})
         _write_json(run_dir / "history.json", history)
@@ -339,7 +349,6 @@ def train(config: TrainConfig, extra_callbacks: Sequence[Any] = ()) -> TrainResu
             _plot_history(history, run_dir / "history.png")
         if not (run_dir / "best.keras").exists():
             model.save(run_dir / "best.keras")
-        keras.mixed_precision.set_global_policy("float32")
 
     return TrainResult(
         run_dir=run_dir,
