@@ -109,8 +109,15 @@ class Daemon:
         if not config.cameras:
             raise DaemonError("cameras: no camera folder configured (add a [[cameras]] table or pass --watch DIR)")
         for index, camera in enumerate(config.cameras):
-            if not camera.path.is_dir():
+            if camera.path.exists() and not camera.path.is_dir():
                 raise DaemonError(f"cameras[{index}].path: {camera.path} is not a folder")
+            if not camera.path.exists():
+                if self.once:
+                    raise DaemonError(f"cameras[{index}].path: {camera.path} does not exist")
+                # A card or share mounted after the service started: not a configuration error
+                # (that would stop the service for good); watched as soon as it appears.
+                log.warning("camera %s: folder %s does not exist (yet); watching starts when it appears",
+                            camera.name, camera.path)
         classifier = load_classifier(config)  # before the store: a bad model changes nothing
         self.store = Store(
             config.storage.database, zone=config.station.timezone, independence_s=config.events.independence_s,
@@ -130,8 +137,9 @@ class Daemon:
         inotify = [c for c in config.cameras if c.mode == "inotify"]
         polled = [c for c in config.cameras if c.mode == "poll"]
         self._folder_ids = {camera.name: _folder_id(camera.path) for camera in config.cameras}
-        if not self.once and inotify:
-            self._inotify_watcher = InotifyWatcher(inotify, self.frames)
+        present = [c for c in inotify if self._folder_ids[c.name] is not None]
+        if not self.once and present:
+            self._inotify_watcher = InotifyWatcher(present, self.frames)
             self._watchers.append(self._inotify_watcher)
         backlog = scan_backlog(config.cameras)
         for path, camera in backlog:

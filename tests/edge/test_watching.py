@@ -131,3 +131,17 @@ def test_camera_folder_removed_and_back_is_watched_again(tmp_path, make_config, 
     wait_for(lambda: count_rows(db, OK) >= 3, 60, what="frame written after the folder came back")
     runner.stop()
     assert {Path(p).name for p in _paths(db)} == {"before.jpg", "meanwhile.jpg", "after.jpg"}
+
+
+def test_camera_folder_that_appears_after_start_is_watched(tmp_path, make_config, thread_daemon, frames) -> None:
+    """A USB stick mounted after the service started is not a configuration error."""
+    camera = tmp_path / "cam"
+    config = make_config([{"name": "cam", "path": str(camera)}])
+    camera.rmdir()  # make_config creates it; this camera is not mounted yet
+    runner = thread_daemon(config)
+    runner.daemon.idle_interval_s = 0.1
+    camera.mkdir()
+    wait_for(lambda: runner.daemon._inotify_watcher is not None, 30, what="folder picked up")
+    (camera / "first.jpg").write_bytes(frames(1)[0])
+    wait_for(lambda: count_rows(config.storage.database, OK) >= 1, 60, what="frame in the late folder")
+    runner.stop()
