@@ -299,12 +299,6 @@ class Store:
                 error_here = True
         return ok, error_here
 
-    def recorded_ok(self, sha256: str) -> dict[str, Any] | None:
-        row = self.db.execute(
-            "SELECT id, path FROM frames WHERE sha256 = ? AND status = 'ok'", (sha256,)
-        ).fetchone()
-        return {"id": row[0], "path": row[1]} if row else None
-
     def recorded_error(self, sha256: str, path: str) -> bool:
         row = self.db.execute(
             "SELECT 1 FROM frames WHERE sha256 = ? AND path = ? AND status = 'error'", (sha256, path)
