@@ -17,12 +17,15 @@ the old model).
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import stat
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 
 from edge.config import EdgeConfig
 from edge.model import Classifier, ModelError, resolve_model
@@ -48,6 +51,15 @@ class DaemonStats:
     last_species: str | None = None
     backlog: int = 0
     model_id: str | None = None
+
+
+def _folder_id(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of a folder, or None when it is not there: a remount changes it."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (info.st_dev, info.st_ino) if stat.S_ISDIR(info.st_mode) else None
 
 
 def load_classifier(config: EdgeConfig) -> Classifier:
@@ -79,6 +91,9 @@ class Daemon:
         self._stop = threading.Event()
         self._reload = threading.Event()
         self._last_idle_work = 0.0
+        self.idle_interval_s = 5.0  # closing idle events, checking camera folders
+        self._inotify_watcher: InotifyWatcher | None = None
+        self._folder_ids: dict[str, tuple[int, int] | None] = {}
         # MQTT area (edge/mqtt.py): the publisher thread drains the outbox; started by an
         # on_start hook, stopped by an on_stop hook before the store closes.
         self.publisher = None
@@ -94,13 +109,22 @@ class Daemon:
         if not config.cameras:
             raise DaemonError("cameras: no camera folder configured (add a [[cameras]] table or pass --watch DIR)")
         for index, camera in enumerate(config.cameras):
-            if not camera.path.is_dir():
+            if camera.path.exists() and not camera.path.is_dir():
                 raise DaemonError(f"cameras[{index}].path: {camera.path} is not a folder")
+            if not camera.path.exists():
+                if self.once:
+                    raise DaemonError(f"cameras[{index}].path: {camera.path} does not exist")
+                # A card or share mounted after the service started: not a configuration error
+                # (that would stop the service for good); watched as soon as it appears.
+                log.warning("camera %s: folder %s does not exist (yet); watching starts when it appears",
+                            camera.name, camera.path)
         classifier = load_classifier(config)  # before the store: a bad model changes nothing
         self.store = Store(
             config.storage.database, zone=config.station.timezone, independence_s=config.events.independence_s,
             busy_timeout_s=config.storage.busy_timeout_s, station_id=config.station.device_id,
             outbox=self._outbox_writer(classifier),
+            # Frames that stay in the folder are their own redo log; moved or deleted ones are not.
+            durable_commits=config.retention.after_processing != "keep",
         )
         self.processor = FrameProcessor(classifier, self.store, config.classify, top_k=config.model.top_k)
         self.stats.model_id = classifier.model_id
@@ -112,9 +136,11 @@ class Daemon:
         backlog_known: list[str] = []
         inotify = [c for c in config.cameras if c.mode == "inotify"]
         polled = [c for c in config.cameras if c.mode == "poll"]
-        if not self.once:
-            if inotify:
-                self._watchers.append(InotifyWatcher(inotify, self.frames))
+        self._folder_ids = {camera.name: _folder_id(camera.path) for camera in config.cameras}
+        present = [c for c in inotify if self._folder_ids[c.name] is not None]
+        if not self.once and present:
+            self._inotify_watcher = InotifyWatcher(present, self.frames)
+            self._watchers.append(self._inotify_watcher)
         backlog = scan_backlog(config.cameras)
         for path, camera in backlog:
             self.frames.put(path, camera)
@@ -194,11 +220,42 @@ class Daemon:
 
     def _idle_work(self) -> None:
         now = time.monotonic()
-        if self.store is not None and now - self._last_idle_work >= 5.0:
+        if self.store is not None and now - self._last_idle_work >= self.idle_interval_s:
             self._last_idle_work = now
             for change in self.store.close_stale_events():
                 log.info("event end %s: camera %s, %s, %d frame(s)", change.event["uid"][:8],
                          change.event["camera"], change.event["species"], change.event["frame_count"])
+            self._check_camera_folders()
+
+    def _check_camera_folders(self) -> None:
+        """Follow a camera folder that disappears and comes back (an SD card or USB stick
+        remounted, a network share reconnected): inotify loses its watch with the folder, so
+        the folder is watched anew and scanned for what arrived meanwhile."""
+        returned = []
+        for camera in self.config.cameras:
+            current = _folder_id(camera.path)
+            if current == self._folder_ids.get(camera.name):
+                continue
+            self._folder_ids[camera.name] = current
+            if current is None:
+                log.warning("camera %s: folder %s is gone; watching resumes when it is back", camera.name, camera.path)
+            else:
+                log.info("camera %s: folder %s is back; watching it again and scanning it", camera.name, camera.path)
+                returned.append(camera)
+        if not returned or self.once:
+            return
+        inotify = [c for c in self.config.cameras if c.mode == "inotify" and self._folder_ids.get(c.name)]
+        if any(c.mode == "inotify" for c in returned):
+            if self._inotify_watcher is not None:
+                self._inotify_watcher.stop()
+                self._watchers.remove(self._inotify_watcher)
+                self._inotify_watcher = None
+            if inotify:
+                self._inotify_watcher = InotifyWatcher(inotify, self.frames)
+                self._inotify_watcher.start()
+                self._watchers.append(self._inotify_watcher)
+        for path, camera in scan_backlog(returned):
+            self.frames.put(path, camera)
 
     def stop(self) -> None:
         for watcher in self._watchers:

@@ -21,6 +21,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 # "decompression bomb" (tiny file, huge declared size) is rejected before any pixel is decoded.
 MAX_PIXELS = 80_000_000
 IMAGE_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "TIFF", "BMP"})
+ORIENTATION = 0x0112  # EXIF tag
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"})
 
 
@@ -73,7 +74,9 @@ def decode(data: bytes, size: tuple[int, int], *, draft: bool = True) -> Decoded
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image.load()
-        oriented = ImageOps.exif_transpose(image)
+        # Only rotate when the EXIF says so (exif_transpose copies the image otherwise).
+        orientation = image.getexif().get(ORIENTATION, 1)
+        oriented = ImageOps.exif_transpose(image) if orientation in (2, 3, 4, 5, 6, 7, 8) else image
         rgb = _to_rgb(oriented)
         if rgb.size != size:
             rgb = rgb.resize(size, Image.BILINEAR)

@@ -90,12 +90,12 @@ class FrameProcessor:
             return self._error(path, camera, "unreadable:" + hashlib.sha256(path.encode()).hexdigest(),
                                stat.st_size, stat.st_mtime, f"unreadable: {error.strerror or error}")
         sha = hashlib.sha256(data).hexdigest()
-        known = self.store.recorded_ok(sha)
+        known, error_here = self.store.lookup(sha, path)
         if known is not None:
             if known["path"] != path and not os.path.exists(known["path"]):
                 self.store.update_path(known["id"], path)
             return FrameOutcome(path, camera, "duplicate", frame_id=known["id"])
-        if self.store.recorded_error(sha, path):
+        if error_here:
             return FrameOutcome(path, camera, "duplicate")
         try:
             frame = decode(data, self.classifier.input_size, draft=self.draft)

@@ -228,6 +228,7 @@ class Store:
         busy_timeout_s: float = 30.0,
         station_id: str | None = None,
         outbox: OutboxSink | None = None,
+        durable_commits: bool = True,
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
     ):
         self.path = Path(path)
@@ -243,8 +244,12 @@ class Store:
         self.db = sqlite_utils.Database(self.conn)
         try:
             self.db.enable_wal()
-            # FULL: a committed frame survives a power cut, so post-processing may delete it.
-            self.db.execute("PRAGMA synchronous = FULL")
+            # FULL fsyncs the WAL at every commit: a committed frame survives a power cut, which
+            # matters when post-processing moves or deletes the file right after the commit.
+            # NORMAL (still crash-safe, never corrupt) may lose the last commits on a power cut;
+            # when frames stay in the camera folder they are simply processed again at start,
+            # so the daemon uses NORMAL then and saves an fsync per frame (milliseconds on an SD card).
+            self.db.execute(f"PRAGMA synchronous = {'FULL' if durable_commits else 'NORMAL'}")
             self._migrate(station_id)
         except StoreError:
             self.conn.close()
@@ -281,11 +286,18 @@ class Store:
 
     # -- lookups ----------------------------------------------------------------------------
 
-    def recorded_ok(self, sha256: str) -> dict[str, Any] | None:
-        row = self.db.execute(
-            "SELECT id, path FROM frames WHERE sha256 = ? AND status = 'ok'", (sha256,)
-        ).fetchone()
-        return {"id": row[0], "path": row[1]} if row else None
+    def lookup(self, sha256: str, path: str) -> tuple[dict[str, Any] | None, bool]:
+        """(the `ok` row of this content or None, whether an error row exists for it at this path),
+        in one indexed query: the per-frame "seen before?" check."""
+        ok, error_here = None, False
+        for frame_id, recorded_path, status in self.db.execute(
+            "SELECT id, path, status FROM frames WHERE sha256 = ?", (sha256,)
+        ):
+            if status == "ok":
+                ok = {"id": frame_id, "path": recorded_path}
+            elif recorded_path == path:
+                error_here = True
+        return ok, error_here
 
     def recorded_error(self, sha256: str, path: str) -> bool:
         row = self.db.execute(
@@ -314,10 +326,20 @@ class Store:
         """Write one frame and all its consequences in one transaction."""
         now = self.clock()
         with self.db.atomic():
+            result = RecordResult(0)
+            decision = frame.decision
+            touched: set[str] = set()
+            event_id = None
+            if frame.status == "ok" and decision is not None and decision.species is not None and frame.captured_at:
+                event_id = self._count_frame(frame, result)
+                touched.add(decision.species)
+                for change in result.event_changes:
+                    touched.add(change.event["species"])
+                    touched.update(change.event.pop("_previous_species", ()) or ())
             cursor = self.db.execute(
                 """INSERT INTO frames (path, sha256, camera, size, mtime, captured_at, time_source,
-                       processed_at, status, error, model_id, inference_ms, species, confidence)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       processed_at, status, error, model_id, inference_ms, species, confidence, event_id)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     frame.path,
                     frame.sha256,
@@ -331,29 +353,22 @@ class Store:
                     frame.error,
                     frame.model_id,
                     frame.inference_ms,
-                    frame.decision.species if frame.decision else None,
-                    frame.decision.confidence if frame.decision else None,
+                    decision.species if decision else None,
+                    decision.confidence if decision else None,
+                    event_id,
                 ),
             )
-            frame_id = int(cursor.lastrowid)
-            result = RecordResult(frame_id)
+            result.frame_id = int(cursor.lastrowid)
             if frame.predictions:
                 self.conn.executemany(
                     "INSERT INTO predictions (frame_id, rank, label, score) VALUES (?, ?, ?, ?)",
-                    [(frame_id, rank, p.label, p.score) for rank, p in enumerate(frame.predictions, start=1)],
+                    [(result.frame_id, rank, p.label, p.score) for rank, p in enumerate(frame.predictions, start=1)],
                 )
-            decision = frame.decision
-            touched: set[str] = set()
-            if frame.status == "ok" and decision is not None and decision.species is not None and frame.captured_at:
-                self._count_frame(frame, frame_id, result)
-                touched.add(decision.species)
-                for change in result.event_changes:
-                    touched.add(change.event["species"])
-                    touched.update(change.event.pop("_previous_species", ()) or ())
             self._enqueue(result, touched, now)
         return result
 
-    def _count_frame(self, frame: FrameRecord, frame_id: int, result: RecordResult) -> None:
+    def _count_frame(self, frame: FrameRecord, result: RecordResult) -> int:
+        """Tally the frame and put it into an event (new or joined); returns the event id."""
         assert frame.decision is not None and frame.captured_at is not None
         species = frame.decision.species
         confidence = frame.decision.confidence
@@ -381,12 +396,10 @@ class Store:
                     (uid, frame.camera, species, confidence, captured_text, captured_text, frame.model_id),
                 ).lastrowid
             )
-            self.db.execute("UPDATE frames SET event_id = ? WHERE id = ?", (event_id, frame_id))
             self._bump_tally(day, frame.camera, species, events=1)
             result.event_changes.append(EventChange("new", self._event(event_id)))
-            return
+            return event_id
 
-        self.db.execute("UPDATE frames SET event_id = ? WHERE id = ?", (event["id"], frame_id))
         new_species = event_species(event["species"], species)
         new_confidence = event["confidence"]
         if species == new_species and confidence is not None:
@@ -410,6 +423,7 @@ class Store:
         if event["species"] != new_species:
             updated["_previous_species"] = [event["species"]]
         result.event_changes.append(EventChange("update", updated))
+        return int(event["id"])
 
     def _find_event(self, camera: str, species: str, captured: datetime) -> dict[str, Any] | None:
         """The event a counted frame joins (see edge/events.py), or None for a new visit."""

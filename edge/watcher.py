@@ -43,7 +43,8 @@ def iter_frames(folder: Path, recursive: bool) -> Iterator[os.DirEntry]:
     try:
         entries = list(os.scandir(folder))
     except OSError as error:
-        log.warning("cannot list %s: %s", folder, error.strerror or error)
+        # The daemon reports a missing camera folder once; a poll every few seconds would spam.
+        log.debug("cannot list %s: %s", folder, error.strerror or error)
         return
     for entry in entries:
         try:

@@ -53,3 +53,16 @@ def test_newer_or_foreign_database_is_refused_untouched(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="cannot use the database"):
         Store(garbage)
     assert garbage.read_text().startswith("not sqlite")
+
+
+@pytest.mark.parametrize(("after_processing", "synchronous"), [("keep", 1), ("delete", 2)])
+def test_commits_are_fsynced_when_frames_leave_the_folder(after_processing, synchronous, make_config) -> None:
+    """NORMAL (1) while frames stay where they are (they redo a lost commit); FULL (2) otherwise."""
+    from edge.daemon import Daemon
+
+    daemon = Daemon(make_config(retention={"after_processing": after_processing}), once=True)
+    daemon.start()
+    try:
+        assert daemon.store.db.execute("PRAGMA synchronous").fetchone()[0] == synchronous
+    finally:
+        daemon.stop()

@@ -110,3 +110,38 @@ def test_backlog_processed_oldest_first_including_subfolders(tmp_path, make_conf
     order = [Path(row[0]).name for row in conn.execute("SELECT path FROM frames ORDER BY id")]
     conn.close()
     assert order == ["e.jpg", "d.jpg", "c.jpg", "b.jpg", "a.jpg"]
+
+
+def test_camera_folder_removed_and_back_is_watched_again(tmp_path, make_config, thread_daemon, frames, caplog) -> None:
+    """An SD card or share remounted: the old inotify watch died with the folder."""
+    camera = tmp_path / "cam"
+    config = make_config([{"name": "cam", "path": str(camera)}])
+    db = config.storage.database
+    runner = thread_daemon(config)
+    runner.daemon.idle_interval_s = 0.1
+    data = frames(3)
+    (camera / "before.jpg").write_bytes(data[0])
+    wait_for(lambda: count_rows(db, OK) >= 1, 60, what="first frame")
+    os.rename(camera, tmp_path / "unmounted")
+    wait_for(lambda: "is gone" in caplog.text, 30, what="folder reported gone")
+    (tmp_path / "unmounted").rename(camera)  # "remounted", with a frame that arrived meanwhile
+    (camera / "meanwhile.jpg").write_bytes(data[1])
+    wait_for(lambda: count_rows(db, OK) >= 2, 60, what="frame that arrived while unwatched")
+    (camera / "after.jpg").write_bytes(data[2])
+    wait_for(lambda: count_rows(db, OK) >= 3, 60, what="frame written after the folder came back")
+    runner.stop()
+    assert {Path(p).name for p in _paths(db)} == {"before.jpg", "meanwhile.jpg", "after.jpg"}
+
+
+def test_camera_folder_that_appears_after_start_is_watched(tmp_path, make_config, thread_daemon, frames) -> None:
+    """A USB stick mounted after the service started is not a configuration error."""
+    camera = tmp_path / "cam"
+    config = make_config([{"name": "cam", "path": str(camera)}])
+    camera.rmdir()  # make_config creates it; this camera is not mounted yet
+    runner = thread_daemon(config)
+    runner.daemon.idle_interval_s = 0.1
+    camera.mkdir()
+    wait_for(lambda: runner.daemon._inotify_watcher is not None, 30, what="folder picked up")
+    (camera / "first.jpg").write_bytes(frames(1)[0])
+    wait_for(lambda: count_rows(config.storage.database, OK) >= 1, 60, what="frame in the late folder")
+    runner.stop()
