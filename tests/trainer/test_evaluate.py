@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from trainer.evaluate import evaluate, metrics_from
+from tests.fixtures.models import FIXTURE_CLASSES, FIXTURE_VALID_PER_CLASS
 
 
 def test_metrics_on_a_known_confusion():
@@ -48,7 +49,7 @@ def test_cli_evaluate_a_tflite_file(run_trainer, bundle_float, synthetic_dataset
     assert result.returncode == 0, result.stderr[-2000:]
     assert "top-1" in result.stdout and "macro F1" in result.stdout and "RED_CIRCLE" in result.stdout
     report = json.loads((tmp_path / "eval" / "report.json").read_text())
-    assert report["split"] == "valid" and report["images"] == 64 and report["top1"] >= 0.9
+    assert report["split"] == "valid" and report["images"] == FIXTURE_CLASSES * FIXTURE_VALID_PER_CLASS and report["top1"] >= 0.9
 
 
 def test_cli_evaluate_a_bundle_without_data_is_a_usage_error(run_trainer, bundle_float):

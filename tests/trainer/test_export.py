@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from trainer.export import DEFAULT_MIN_AGREEMENT, export_bundle
+from tests.fixtures.models import FIXTURE_CLASSES, FIXTURE_VALID_PER_CLASS
 
 EXPECTED_IO = {"none": "float32", "float16": "float32", "dynamic": "float32", "int8": "uint8"}
 
@@ -42,7 +43,7 @@ def test_every_mode_exports_a_verified_bundle(bundles, trained_run, synthetic_da
     assert manifest["input"]["color"] == "RGB" and manifest["input"]["value_range"] == [0, 255]
     assert manifest["output"]["activation"] == "softmax"
     metrics = manifest["metrics"]
-    assert metrics["eval_images"] == 64
+    assert metrics["eval_images"] == FIXTURE_CLASSES * FIXTURE_VALID_PER_CLASS
     assert metrics["agreement"] >= DEFAULT_MIN_AGREEMENT[mode] == metrics["min_agreement"]
     assert metrics["tflite_top1"] >= 0.9
 
