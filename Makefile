@@ -41,7 +41,7 @@ test: venv edge-venv system-deps
 
 ## The main job end to end, offline, on generated frames.
 demo: venv
-	$(PY) -m trainer synth --out $(DEMO_DIR)/dataset --train-per-class 60 --frames-per-class 4 --frames-out $(DEMO_DIR)/camera
+	$(PY) -m trainer synth --out $(DEMO_DIR)/dataset --train-per-class 60 --frames-per-class 4 --frames-out $(DEMO_DIR)/camera --frames-start 2026-05-01T07:00
 	$(PY) -m trainer train --data $(DEMO_DIR)/dataset --arch convnet --image-size 96 --epochs 6 --out $(DEMO_DIR)/run --overwrite
 	$(PY) -m trainer export $(DEMO_DIR)/run --quantize int8 --out $(DEMO_DIR)/bundle --overwrite
 	@echo "== edge daemon over $(DEMO_DIR)/camera"

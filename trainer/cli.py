@@ -69,6 +69,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _local_datetime(text: str) -> "datetime":
+    """A naive local date-time (a camera's clock), e.g. 2026-05-01T07:00."""
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date and time like 2026-05-01T07:00: {text!r}") from None
+
+
 def _add_train(subparsers) -> None:
     p = subparsers.add_parser("train", help="train a model on a folder-per-class data tree",
                               description="Train a model and write a run folder (config, class names, history, best.keras, checkpoints). "
@@ -167,6 +177,9 @@ def _add_synth(subparsers) -> None:
     p.add_argument("--test-per-class", type=_positive_int, default=10)
     p.add_argument("--image-size", type=_positive_int, default=224, help="data set image size (224, like the Kaggle set)")
     p.add_argument("--frames-out", type=Path, help="also write camera frames (JPEG) to this folder")
+    p.add_argument("--frames-start", type=_local_datetime, metavar="YYYY-MM-DDTHH:MM",
+                   help="stamp the camera frames with EXIF capture times from this local time on, "
+                        "as bursts and visits (default: no EXIF, the edge then uses file times)")
     p.add_argument("--frames-per-class", type=_positive_int, default=4)
     p.add_argument("--frame-size", type=_positive_int, default=640)
     p.add_argument("--seed", type=int, default=0)
@@ -366,7 +379,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
     total = args.classes * (args.train_per_class + args.valid_per_class + args.test_per_class)
     print(f"data set: {out} ({args.classes} classes, {total} images)")
     if args.frames_out:
-        frames = generate_frames(args.frames_out, args.frames_per_class, args.classes, args.frame_size, seed=args.seed + 1000)
+        frames = generate_frames(args.frames_out, args.frames_per_class, args.classes, args.frame_size,
+                                 seed=args.seed + 1000, start_time=args.frames_start)
         print(f"camera frames: {args.frames_out} ({len(frames)} frames)")
     return 0
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,14 @@ CLASSES: tuple[tuple[str, str, tuple[int, int, int]], ...] = (
     ("WHITE_BAR", "bar", (245, 245, 245)),
 )
 MAX_CLASSES = len(CLASSES)
+# Timing of generated camera frames (see generate_frames): far enough apart that each burst is
+# its own visit under the edge's default 60 s independence interval.
+BURST = 2
+BURST_GAP = timedelta(seconds=10)
+CLASS_GAP = timedelta(minutes=2)
+VISIT_EVERY = timedelta(minutes=30)
+EXIF_IFD = 0x8769
+DATETIME_ORIGINAL = 0x9003
 SPLITS = ("train", "valid", "test")
 
 
@@ -135,11 +144,17 @@ def generate_frames(
     num_classes: int = 4,
     image_size: int = 640,
     seed: int = 1000,
+    start_time: datetime | None = None,
 ) -> list[tuple[Path, str]]:
     """Write a flat folder of 'camera frames' (JPEGs) and return [(path, class name)].
 
     Frames are larger than the model input (like a real camera) and drawn with a different
     seed than the training set, so they are new images of known classes.
+
+    With `start_time`, each frame carries an EXIF DateTimeOriginal as a trail camera writes it
+    (local clock, no offset), laid out as visits: every class comes by once per `VISIT_EVERY`,
+    shooting a burst of `BURST` frames `BURST_GAP` apart, classes `CLASS_GAP` apart. The edge
+    then has real visits to group (frames vs events), as in the demo.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -151,6 +166,18 @@ def generate_frames(
         for name in names:
             n += 1
             path = out_dir / f"frame-{n:04d}.jpg"
-            render(_index_of(name), image_size, rng).save(path, quality=90)
+            image = render(_index_of(name), image_size, rng)
+            if start_time is None:
+                image.save(path, quality=90)
+            else:
+                taken = start_time + (i // BURST) * VISIT_EVERY + _index_of(name) * CLASS_GAP + (i % BURST) * BURST_GAP
+                image.save(path, quality=90, exif=_exif_taken_at(taken))
             frames.append((path, name))
     return frames
+
+
+def _exif_taken_at(taken: datetime) -> Image.Exif:
+    """EXIF with DateTimeOriginal in the camera's local clock, the way trail cameras write it."""
+    exif = Image.Exif()
+    exif.get_ifd(EXIF_IFD)[DATETIME_ORIGINAL] = taken.strftime("%Y:%m:%d %H:%M:%S")
+    return exif
