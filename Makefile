@@ -47,7 +47,10 @@ demo: venv
 	@echo "== edge daemon over $(DEMO_DIR)/camera"
 	rm -f $(DEMO_DIR)/counts.db $(DEMO_DIR)/counts.db-wal $(DEMO_DIR)/counts.db-shm
 	$(PY) -m edge run --once --model $(DEMO_DIR)/bundle --watch $(DEMO_DIR)/camera --db $(DEMO_DIR)/counts.db
-	$(PY) -m edge counts --db $(DEMO_DIR)/counts.db --by day
+	@echo "== visits (events) per species and day"
+	@$(PY) -m edge counts --db $(DEMO_DIR)/counts.db --by day
+	@echo "== frames per species and day"
+	@$(PY) -m edge counts --db $(DEMO_DIR)/counts.db --by day --frames
 
 bench: venv
 	$(PY) -m benchmarks
