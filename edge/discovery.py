@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from edge import __version__
 from edge.messages import COUNTS_TOPIC, EVENTS_TOPIC, species_topic, topic_segment
 
+HEALTH_TOPIC = "health"  # edge.mqtt publishes it directly (a state, not an outbox event)
+
 AVAILABILITY_TEMPLATE = "{{ 'online' if value == 'online' else 'offline' }}"
 
 
@@ -51,12 +53,14 @@ def _sensor(
 
 
 def discovery_messages(
-    discovery_prefix: str, base_topic: str, device_id: str, species: Iterable[str] = ()
+    discovery_prefix: str, base_topic: str, device_id: str, species: Iterable[str] = (), *, health: bool = False
 ) -> list[tuple[str, str]]:
-    """(topic, JSON payload) for the device's sensors: last species, today's total, each species."""
+    """(topic, JSON payload) for the device's sensors: last species, today's total, each species;
+    with `health`, a `problem` binary sensor (on while the daemon is paused, e.g. disk full)."""
     node = node_id(device_id)
-    configs: list[tuple[str, dict[str, object]]] = [
+    configs: list[tuple[str, str, dict[str, object]]] = [
         (
+            "sensor",
             "last_species",
             _sensor(
                 base_topic, device_id, "last_species", "Last species", f"{base_topic}/{EVENTS_TOPIC}",
@@ -66,6 +70,7 @@ def discovery_messages(
             ),
         ),
         (
+            "sensor",
             "events_today",
             _sensor(
                 base_topic, device_id, "events_today", "Visits today", f"{base_topic}/{COUNTS_TOPIC}",
@@ -82,6 +87,7 @@ def discovery_messages(
         slug = topic_segment(label)
         configs.append(
             (
+                "sensor",
                 f"species_{slug}",
                 _sensor(
                     base_topic, device_id, f"species_{slug}", f"{label} visits today",
@@ -94,7 +100,21 @@ def discovery_messages(
                 ),
             )
         )
+    if health:
+        configs.append(
+            (
+                "binary_sensor",
+                "problem",
+                _sensor(
+                    base_topic, device_id, "problem", "Problem", f"{base_topic}/{HEALTH_TOPIC}",
+                    "{{ 'ON' if value_json.state != 'running' else 'OFF' }}",
+                    json_attributes_topic=f"{base_topic}/{HEALTH_TOPIC}",
+                    device_class="problem",
+                    entity_category="diagnostic",
+                ),
+            )
+        )
     return [
-        (f"{discovery_prefix}/sensor/{node}/{object_id}/config", json.dumps(config, separators=(",", ":")))
-        for object_id, config in configs
+        (f"{discovery_prefix}/{component}/{node}/{object_id}/config", json.dumps(config, separators=(",", ":")))
+        for component, object_id, config in configs
     ]

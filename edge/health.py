@@ -49,8 +49,12 @@ class HealthState:
     backlog: int = 0
     paused: bool = False
     pause_reason: str = ""
+    pause_code: str = ""  # "low_space" | "disk_full" (edge.retention.DiskGuard.code) while paused
+    state_since: str | None = None  # when `paused` last flipped (None: since started_at)
+    free_bytes: int = -1  # lowest free space where we write, as the disk guard last measured it
     mqtt_state: str = "disabled"
     outbox_depth: int = 0
+    outbox_dropped: int = 0  # events the outbox bound dropped (cumulative, from outbox_stats)
     disk_paths: list[str] = field(default_factory=list)
     metrics: Any = None  # edge.metrics.Metrics when the endpoint is enabled
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -77,6 +81,8 @@ class HealthState:
             for key, value in values.items():
                 if not hasattr(self, key) or key.startswith("_"):
                     raise AttributeError(key)
+                if key == "paused" and bool(value) != self.paused:
+                    self.state_since = _utc_now_iso()
                 setattr(self, key, value)
         if self.metrics is not None:
             self.metrics.refresh(self)
@@ -102,8 +108,12 @@ class HealthState:
                 "backlog": self.backlog,
                 "paused": self.paused,
                 "pause_reason": self.pause_reason,
+                "pause_code": self.pause_code,
+                "state_since": self.state_since or self.started_at,
+                "free_bytes": self.free_bytes,
                 "mqtt_state": self.mqtt_state,
                 "outbox_depth": self.outbox_depth,
+                "outbox_dropped": self.outbox_dropped,
             }
         data["rate_per_minute"] = round(self.rate_per_minute(), 2)
         return data
@@ -116,6 +126,30 @@ class HealthState:
             if self.paused:
                 text = f"PAUSED ({self.pause_reason}); " + text
         return text
+
+
+def mqtt_health_payload(snapshot: dict[str, Any], device_id: str) -> dict[str, Any]:
+    """The retained `<prefix>/<device>/health` payload: the fields of the daemon's status
+    snapshot (`HealthState.snapshot()`, also behind status.json and `edge status`) that a remote
+    dashboard needs, under the names of the public MQTT contract (docs/readme/mqtt.md)."""
+    paused = bool(snapshot.get("paused"))
+    return {
+        "schema": 1,
+        "device": device_id,
+        "state": "paused" if paused else "running",
+        "reason": (snapshot.get("pause_code") or "paused") if paused else None,
+        "detail": (snapshot.get("pause_reason") or None) if paused else None,
+        "since": snapshot.get("state_since") or snapshot.get("started_at"),
+        "updated_at": snapshot.get("updated_at"),
+        "free_bytes": snapshot.get("free_bytes"),
+        "backlog": snapshot.get("backlog"),
+        "outbox_depth": snapshot.get("outbox_depth"),
+        "outbox_dropped": snapshot.get("outbox_dropped"),
+        "frames_processed": int(snapshot.get("frames_ok") or 0) + int(snapshot.get("frames_error") or 0),
+        "frames_error": int(snapshot.get("frames_error") or 0),
+        "last_frame_at": snapshot.get("last_frame_at"),
+        "model_id": snapshot.get("model_id"),
+    }
 
 
 SNAPSHOT_BLOCK = 4096

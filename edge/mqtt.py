@@ -17,6 +17,12 @@ Why it looks like this:
   `online` on `<discovery_prefix>/status` (it forgets entities that are not in its registry).
 - A rejected login is logged as a clear error naming the config keys; the daemon keeps counting
   (rows pile up in the bounded outbox) and the publisher keeps retrying with backoff.
+- `health` (retained) is a *state*, not an event, and must get out when the disk is full and the
+  outbox cannot be written: so it bypasses the outbox. The publisher asks a health source (the
+  daemon's field operation, edge/health.py) for the current snapshot on every connect, when told
+  the state changed (`health_changed()`), and every `health_interval_s`.
+- A full disk must not stop delivery: deleting acknowledged rows (or queueing the day snapshot)
+  that fails with SQLITE_FULL is retried later instead of ending the thread.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import sqlite3
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -39,8 +45,9 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from edge import outbox
 from edge.config.mqtt import MqttConfig
-from edge.discovery import discovery_messages
+from edge.discovery import HEALTH_TOPIC, discovery_messages
 from edge.messages import COUNTS_TOPIC, MessageContext, counts_messages, topic_segment
+from edge.retention import is_disk_full_error
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +55,7 @@ STATUS_ONLINE = "online"
 STATUS_OFFLINE = "offline"
 STATUS_STOPPED = "stopped"
 DELETE_INTERVAL_S = 0.25
+DISK_FULL_RETRY_S = 5.0
 
 
 def backoff_delay(attempt: int, minimum: float, maximum: float, rng: random.Random | None = None) -> float:
@@ -105,6 +113,7 @@ class Publisher:
         context: Callable[[], MessageContext | None] | None = None,
         clock: Callable[[], datetime] | None = None,
         rng: random.Random | None = None,
+        health: Callable[[], Mapping[str, Any] | None] | None = None,
     ) -> None:
         self.config = config
         self.db_path = Path(db_path)
@@ -117,6 +126,7 @@ class Publisher:
         self._context = context
         self._clock = clock or (lambda: datetime.now(timezone.utc))
         self._snapshot_day: str | None = None
+        self._snapshot_warned: str | None = None
         self._next_day_check = 0.0
         self._rng = rng or random.Random()
         self._stopping = threading.Event()
@@ -136,6 +146,11 @@ class Publisher:
         self._disconnected = False
         self._rediscover = False
         self._species: dict[str, str] = {}  # topic segment -> label, for discovery
+        # The retained `health` topic: a callable returning the JSON-ready payload (None = no
+        # health topic, e.g. a publisher without a daemon's field operation).
+        self._health_source = health
+        self._health_due = threading.Event()
+        self._next_health = 0.0
 
     # ---------------------------------------------------------------- public API
     def start(self) -> None:
@@ -147,6 +162,16 @@ class Publisher:
     def wake(self) -> None:
         """New rows were committed: look at the outbox now instead of at the next poll."""
         self._wake.set()
+
+    def set_health_source(self, source: Callable[[], Mapping[str, Any] | None] | None) -> None:
+        """Where the retained `health` payload comes from; set it before start() so that Home
+        Assistant discovery announces the health entity too."""
+        self._health_source = source
+
+    def health_changed(self) -> None:
+        """The health state changed (paused, resumed): publish it at the next loop pass
+        (within ~0.1 s when connected; on the next connect otherwise). Thread-safe, never blocks."""
+        self._health_due.set()
 
     def stop(self, timeout: float | None = None) -> None:
         """Drain for up to `drain_timeout_s`, publish `stopped`, disconnect, join the thread."""
@@ -306,6 +331,7 @@ class Publisher:
                 log.info("MQTT connected to %s:%d as %s", cfg.host, cfg.port, self.base_topic)
             self._last_logged_error = None
             client.publish(f"{self.base_topic}/status", STATUS_ONLINE, qos=1, retain=True)
+            self._publish_health(client)
             if cfg.discovery:
                 client.subscribe(f"{cfg.discovery_prefix}/status", qos=1)
                 self._publish_discovery(client)
@@ -315,9 +341,9 @@ class Publisher:
             return self._connack is not None and not self._connack.is_failure
         finally:
             if self._acked:  # acknowledged before the link dropped: never send these again
-                outbox.delete(conn, self._acked)
-                self._set(published=self._status.published + len(self._acked))
-                self._acked = []
+                if self._delete(conn, self._acked):
+                    self._set(published=self._status.published + len(self._acked))
+                self._acked = []  # not deletable (disk full): sent again after the reconnect
             self._inflight.clear()
             try:
                 client.disconnect() if not self._disconnected else None
@@ -358,9 +384,40 @@ class Publisher:
 
     def _publish_discovery(self, client: paho.Client) -> None:
         for topic, payload in discovery_messages(
-            self.config.discovery_prefix, self.base_topic, self.device_id, self._species.values()
+            self.config.discovery_prefix, self.base_topic, self.device_id, self._species.values(),
+            health=self._health_source is not None,
         ):
             client.publish(topic, payload, qos=1, retain=True)
+
+    def _publish_health(self, client: paho.Client) -> None:
+        """Publish the health snapshot directly (retained, QoS 1): never through the outbox,
+        which cannot be written on a full disk, and a state supersedes the previous one anyway."""
+        self._next_health = time.monotonic() + self.config.health_interval_s
+        self._health_due.clear()  # before reading: a change while we read publishes again
+        if self._health_source is None:
+            return
+        try:
+            payload = self._health_source()
+        except Exception:  # noqa: BLE001 - a broken snapshot must not stop delivery
+            log.exception("MQTT health snapshot failed")
+            return
+        if payload is not None:
+            client.publish(f"{self.base_topic}/{HEALTH_TOPIC}", json.dumps(payload, separators=(",", ":")),
+                           qos=1, retain=True)
+
+    def _delete(self, conn: sqlite3.Connection, ids: list[int]) -> bool:
+        """Delete acknowledged rows; False when the disk is full (the caller retries later)."""
+        try:
+            outbox.delete(conn, ids)
+            return True
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.rollback()
+            if not is_disk_full_error(exc):
+                raise
+            log.warning("MQTT: cannot delete %d delivered outbox row(s), the disk is full (%s); retrying later",
+                        len(ids), exc)
+            return False
 
     def _learn_species(self, client: paho.Client, row: outbox.OutboxRow) -> None:
         """A species' first counts/<species> row announces its Home Assistant sensor (and
@@ -433,6 +490,8 @@ class Publisher:
                     if drain_deadline is not None and not self._inflight and not self._acked:
                         self._finish(client)
                         return
+            if drain_deadline is None and (self._health_due.is_set() or now >= self._next_health):
+                self._publish_health(client)
             if drain_deadline is not None and now > drain_deadline:
                 log.info("MQTT drain time over; %d row(s) stay in the outbox for the next start", outbox.depth(conn))
                 self._finish(client)
@@ -449,8 +508,11 @@ class Publisher:
             if self._acked and (now >= next_delete or not self._inflight or drain_deadline is not None):
                 next_delete = now + DELETE_INTERVAL_S
                 deleted_ids, self._acked = self._acked, []
-                outbox.delete(conn, deleted_ids)
-                self._set(published=self._status.published + len(deleted_ids))
+                if self._delete(conn, deleted_ids):
+                    self._set(published=self._status.published + len(deleted_ids))
+                else:  # disk full: keep them (already sent in this session) and try again later
+                    self._acked = deleted_ids + self._acked
+                    next_delete = now + DISK_FULL_RETRY_S
             if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or self._disconnected:
                 self._error(f"MQTT connection to {cfg.host}:{cfg.port} lost ({rc.name}); will reconnect")
                 raise _SessionEnded
@@ -488,6 +550,15 @@ class Publisher:
                 messages += counts_messages(zeros, day, ctx, now=self._clock())[1:]
             outbox.enqueue(conn, messages, self.config.outbox_max_rows)
             conn.commit()
+        except sqlite3.Error as exc:
+            conn.rollback()
+            if not is_disk_full_error(exc):
+                raise
+            self._next_day_check = time.monotonic() + DISK_FULL_RETRY_S
+            level = logging.DEBUG if self._snapshot_warned == day else logging.WARNING
+            log.log(level, "MQTT counts snapshot for %s not queued, the disk is full (%s); retrying later", day, exc)
+            self._snapshot_warned = day
+            return False
         except BaseException:
             conn.rollback()
             raise

@@ -10,7 +10,10 @@ One object per daemon. It adds, without touching the processing itself:
   limit and row pruning, and the disk-space check; below the limit it *blocks the processing
   loop* (frames wait in the camera folder) while still feeding the watchdog, until space returns;
 * on_disk_full (a frame's write failed with ENOSPC/SQLITE_FULL, rolled back): pause likewise;
-* on_stop: STOPPING=1, final snapshot, metrics endpoint closed.
+* on_stop: STOPPING=1, final snapshot, metrics endpoint closed;
+* MQTT (when enabled): the same health snapshot feeds the publisher's retained `health` topic
+  (edge.health.mqtt_health_payload), sent directly, not through the outbox (a full disk cannot
+  queue anything), and at once when the daemon pauses or resumes.
 
 Every call runs on the processing thread, so the watchdog is fed only while that loop turns.
 """
@@ -24,7 +27,8 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
-from edge.health import HealthState, StatusPublisher, check_state_dir, status_file_for
+from edge import outbox
+from edge.health import HealthState, StatusPublisher, check_state_dir, mqtt_health_payload, status_file_for
 from edge.notify import Notifier
 from edge.retention import CommittedFrame, DiskFullError, DiskGuard, Retention, is_disk_full_error
 
@@ -74,14 +78,27 @@ class FieldOperations:
         daemon.on_tick.append(self.on_tick)
         daemon.on_stop.insert(0, self.on_stop)  # STOPPING=1 first, before the MQTT drain
         daemon.on_disk_full.append(self.on_disk_full)
+        if getattr(daemon, "publisher", None) is not None:  # edge.mqtt, when [mqtt] enabled
+            daemon.publisher.set_health_source(self.mqtt_health)
         return self
+
+    def mqtt_health(self) -> dict[str, Any]:
+        """The retained MQTT `health` payload (called from the publisher's thread; the
+        snapshot is taken under HealthState's lock)."""
+        return mqtt_health_payload(self.health.snapshot(), self.config.station.device_id)
+
+    def _health_changed(self) -> None:
+        publisher = getattr(self.daemon, "publisher", None)
+        if publisher is not None:
+            publisher.health_changed()
 
     # -- hooks ------------------------------------------------------------------------------
     def on_start(self, daemon) -> None:
         self.retention = Retention(self.config.retention, daemon.store.db, daemon.store.zone,
                                    progress=self.notifier.watchdog_tick)
         self._finish_interrupted()
-        self.health.set(model_id=daemon.stats.model_id, backlog=daemon.stats.backlog)
+        self.health.set(model_id=daemon.stats.model_id, backlog=daemon.stats.backlog,
+                        free_bytes=self.guard.lowest()[0])
         if self.metrics is not None:
             self.metrics.serve(self.config.health.metrics_port, self.config.health.metrics_host)
         self._refresh_gauges()
@@ -124,7 +141,7 @@ class FieldOperations:
 
     def on_tick(self, daemon) -> None:
         self.notifier.watchdog_tick()
-        self.health.set(backlog=len(daemon.frames))
+        self.health.set(backlog=len(daemon.frames), free_bytes=self.guard.last.free_bytes)
         if self.publisher.tick():
             self._refresh_gauges()
         if self.retention is not None and self.retention.flush_due():
@@ -166,16 +183,21 @@ class FieldOperations:
 
     def _wait_for_space(self, daemon) -> None:
         """Hold the processing loop while the disk is full; feed the watchdog; resume by itself."""
-        self.health.set(paused=True, pause_reason=self.guard.reason)
+        self.health.set(paused=True, pause_reason=self.guard.reason, pause_code=self.guard.code,
+                        free_bytes=self.guard.last.free_bytes)
+        self._health_changed()
         self.publisher.tick(force=True)
         interval = self.config.retention.disk_check_interval_s
         while self.guard.paused and not daemon.stop_requested:
             daemon.wait_stop(self.notifier.poll_timeout(interval))
             self.notifier.watchdog_tick()
-            self.health.set(backlog=len(daemon.frames))
+            self.health.set(backlog=len(daemon.frames), free_bytes=self.guard.last.free_bytes)
             self.publisher.tick()
             self.guard.check()
-        self.health.set(paused=False, pause_reason="")
+        if self.guard.paused:  # stopping while paused: the last state (retained on MQTT) stays "paused"
+            return
+        self.health.set(paused=False, pause_reason="", pause_code="", free_bytes=self.guard.last.free_bytes)
+        self._health_changed()
         self.publisher.tick(force=True)
 
     def _refresh_gauges(self) -> None:
@@ -184,7 +206,9 @@ class FieldOperations:
             values["backlog"] = len(self.daemon.frames)
             values["model_id"] = self.daemon.stats.model_id  # follows a SIGHUP reload
             try:
-                values["outbox_depth"] = self.daemon.store.db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+                counters = outbox.stats(self.daemon.store.db)
+                values["outbox_depth"] = counters["depth"]
+                values["outbox_dropped"] = counters.get("dropped_events", 0)
             except Exception:  # noqa: BLE001 - no outbox table yet, or the disk is full: not fatal
                 pass
         publisher = getattr(self.daemon, "publisher", None)  # edge.mqtt, when [mqtt] enabled

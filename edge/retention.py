@@ -105,6 +105,7 @@ class DiskGuard:
         self._free = free
         self.paused = False
         self.reason = ""
+        self.code = ""  # machine-readable reason for MQTT health: "low_space" | "disk_full"
         self.last = DiskState(False, -1, "")
 
     def lowest(self) -> tuple[int, str]:
@@ -116,22 +117,25 @@ class DiskGuard:
         changed = False
         if not self.paused and 0 <= free < self.min_free:
             self.pause(f"low disk space: {free // (1024 * 1024)} MB free on {path} "
-                       f"(min_free_mb = {self.min_free // (1024 * 1024)})")
+                       f"(min_free_mb = {self.min_free // (1024 * 1024)})", code="low_space")
             changed = True
         elif self.paused and free >= self.resume_free:
             log.warning("disk space back: %d MB free on %s; resuming", free // (1024 * 1024), path)
             self.paused = False
             self.reason = ""
+            self.code = ""
             changed = True
         self.last = DiskState(self.paused, free, path, changed)
         return self.last
 
-    def pause(self, reason: str) -> None:
-        """Enter the paused state (from check() or after a write failed with ENOSPC)."""
+    def pause(self, reason: str, code: str = "disk_full") -> None:
+        """Enter the paused state (from check(): `low_space`, or after a write failed with
+        ENOSPC: `disk_full`); `reason` is for people, `code` for machines (MQTT health)."""
         if not self.paused:
             log.error("pausing processing: %s; frames wait in the camera folder", reason)
         self.paused = True
         self.reason = reason
+        self.code = code
 
 
 @dataclass

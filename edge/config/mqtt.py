@@ -49,6 +49,7 @@ class MqttConfig(BaseModel):
     max_inflight: int = Field(20, ge=1, le=1000)
     drain_timeout_s: float = Field(3.0, ge=0)  # on clean shutdown, try this long to empty the outbox
     outbox_max_rows: int = Field(100_000, ge=10)
+    health_interval_s: float = Field(60.0, gt=0)  # retained `health` republished this often (and at once on pause/resume)
 
     discovery: bool = True
     discovery_prefix: str = "homeassistant"

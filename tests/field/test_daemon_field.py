@@ -20,6 +20,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.edge.conftest import DaemonProcess, jpeg_bytes, wait_for
+from tests.fixtures.disk import fill
 
 SPECIES = ["NORTHERN CARDINAL", "BLACK-CAPPED CHICKADEE", "EASTERN BLUEBIRD"]
 WATCHDOG_USEC = 1_000_000  # pings due every 0.5 s; systemd would kill after 1 s of silence
@@ -233,42 +234,6 @@ def test_no_watchdog_ping_while_the_processing_loop_hangs(tmp_path, notify, phot
         assert daemon.proc.poll() is None  # alive but silent: systemd's WatchdogSec would kill it
     finally:
         daemon.kill()
-
-
-@pytest.fixture
-def tmpfs(tmp_path):
-    """Mount a real tmpfs (root only); yields a function mount(path, size, ro=False)."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root (the test then cannot fill a disk safely)")
-    mounted: list[Path] = []
-
-    def mount(path: Path, size: str, readonly: bool = False) -> Path:
-        path.mkdir(parents=True, exist_ok=True)
-        options = f"size={size}" + (",ro" if readonly else "")
-        if subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)]).returncode != 0:
-            pytest.skip("mount -t tmpfs is not permitted in this container")
-        mounted.append(path)
-        return path
-
-    yield mount
-    for path in reversed(mounted):
-        subprocess.run(["umount", "-l", str(path)], check=False)
-
-
-def fill(path: Path) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        while True:
-            os.write(fd, b"\0" * 65536)
-    except OSError as error:
-        assert error.errno == 28, error
-    try:
-        while True:
-            os.write(fd, b"\0" * 512)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def test_disk_full_pauses_keeps_the_database_sound_and_resumes(tmp_path, tmpfs, notify, photos, aiy_model_dir,
