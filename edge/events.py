@@ -22,7 +22,8 @@ holds at most one named species, so the vote simply names an all-unknown event a
 named frame that joins it.) The event's confidence is the best confidence among its frames of
 the winning species. When the vote changes an event's species, its event count in the daily
 tallies moves from the old species to the new one; frame counts always stay with each frame's
-own species.
+own species. Frame rows pruned by retention keep voting for the event's current species
+(the store counts them from the event's frame_count).
 
 The store (edge/store.py) applies these rules inside the frame's transaction; this module
 states them once.
