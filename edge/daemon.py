@@ -121,6 +121,7 @@ class Daemon:
         classifier = load_classifier(config)  # before the store: a bad model changes nothing
         self.store = Store(
             config.storage.database, zone=config.station.timezone, independence_s=config.events.independence_s,
+            group_by=config.events.group_by,
             busy_timeout_s=config.storage.busy_timeout_s, station_id=config.station.device_id,
             outbox=self._outbox_writer(classifier),
             # Frames that stay in the folder are their own redo log; moved or deleted ones are not.
@@ -160,7 +161,8 @@ class Daemon:
         from edge.outbox_writer import OutboxWriter
 
         return OutboxWriter(self.config.station.device_id, self.config.station.timezone, classifier.model_id,
-                            classifier.spec.scientific_names, self.config.mqtt.outbox_max_rows)
+                            classifier.spec.scientific_names, self.config.mqtt.outbox_max_rows,
+                            model_version=classifier.spec.model_version)
 
     def loop(self) -> None:
         while not self._stop.is_set():
@@ -310,7 +312,8 @@ class Daemon:
             return False
         self.processor.set_classifier(classifier)
         if self.store.outbox is not None:
-            self.store.outbox.set_model(classifier.model_id, classifier.spec.scientific_names)
+            self.store.outbox.set_model(classifier.model_id, classifier.spec.scientific_names,
+                                        classifier.spec.model_version)
         self.stats.model_id = classifier.model_id
         log.info("model reloaded: %s", classifier.model_id)
         return True

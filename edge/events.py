@@ -1,27 +1,74 @@
 """Grouping frames into visits (events), as camera-trap practice does.
 
-A trail camera shoots bursts: a bird in front of the lens for 30 s is one visit, not 30. As in
-camera-trap studies ("independent detections"), a visit is per camera AND species: a frame of
-species S joins the camera's event of S whose span [start, end] it falls within
-`independence_s` of (before or after: backlog frames may arrive out of order); a longer gap
-starts a new event. Two species at a feeder at once are two visits, as an ecologist counts them.
+A trail camera shoots bursts: a bird in front of the lens for 30 s is one visit, not 30. A
+counted frame (a named species or `unknown`) joins an event whose span [start, end] it falls
+within `independence_s` of (before or after: backlog frames may arrive out of order); a longer
+gap starts a new event, which also ends the camera's open events that the frame proves over.
+Frames with no bird (or a denied species) neither join nor extend events.
 
-Frames the model is unsure about (`unknown`) do not invent visits of their own while a visit
-is going on: they join the camera's most recent event within the interval, whatever its
-species. An event of only unknown frames takes the species of the first named frame that joins
-it ("its species from its frames"). Frames with no bird neither join nor extend events.
+Which events a frame may join depends on `[events] group_by`:
+
+- `camera` (default): per camera, whatever the species. One bird in front of the lens is one
+  visit even when the model misnames a frame or two of its burst, so a single misclassified
+  frame cannot invent a visit of a (often rare) look-alike species.
+- `species`: per camera AND species: a frame of species S joins the camera's event of S (else
+  an all-`unknown` event), so two species at a feeder at once are two visits. `unknown` frames
+  join the camera's most recent event within the interval, whatever its species.
+
+The event takes "its species from its frames" by a majority vote (`vote`): the species with
+the most frames, `unknown` excluded; a tie goes to the higher summed confidence, then to the
+species seen first. An event of only `unknown` frames is `unknown`. (In `species` mode an event
+holds at most one named species, so the vote simply names an all-unknown event after the first
+named frame that joins it.) The event's confidence is the best confidence among its frames of
+the winning species. When the vote changes an event's species, its event count in the daily
+tallies moves from the old species to the new one; frame counts always stay with each frame's
+own species. Frame rows pruned by retention keep voting for the event's current species
+(the store counts them from the event's frame_count).
 
 The store (edge/store.py) applies these rules inside the frame's transaction; this module
-holds the species rule so it is stated once.
+states them once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
 from edge.decision import UNKNOWN
 
+GroupBy = Literal["camera", "species"]
+GROUP_BY_VALUES: tuple[str, ...] = ("camera", "species")
 
-def event_species(current: str, frame_species: str) -> str:
-    """The event's species after a frame of `frame_species` joined an event of `current`."""
-    if current == UNKNOWN and frame_species != UNKNOWN:
-        return frame_species
-    return current
+
+@dataclass(frozen=True)
+class SpeciesVotes:
+    """What the frames of one species contribute to an event's vote."""
+
+    species: str
+    frames: int
+    confidence_sum: float
+    best_confidence: float | None
+    first_at: str  # UTC ISO text (text order is time order)
+
+
+def vote(votes: Iterable[SpeciesVotes]) -> SpeciesVotes:
+    """The winning species' votes: most frames (unknown excluded), then the higher summed
+    confidence, then the earlier first frame. Only unknown votes → the unknown votes."""
+    merged: dict[str, SpeciesVotes] = {}
+    for item in votes:
+        seen = merged.get(item.species)
+        if seen is None:
+            merged[item.species] = item
+            continue
+        best = [c for c in (seen.best_confidence, item.best_confidence) if c is not None]
+        merged[item.species] = SpeciesVotes(
+            item.species, seen.frames + item.frames, seen.confidence_sum + item.confidence_sum,
+            max(best) if best else None, min(seen.first_at, item.first_at))
+    if not merged:
+        raise ValueError("an event has at least one frame to vote")
+    named = [v for v in merged.values() if v.species != UNKNOWN]
+    if not named:
+        return merged[UNKNOWN]
+    # max() keeps the first of equal keys, so sort by first frame time first for the last tie-break.
+    return max(sorted(named, key=lambda v: v.first_at), key=lambda v: (v.frames, v.confidence_sum))

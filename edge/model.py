@@ -75,6 +75,16 @@ class ModelSpec:
     tflite_sha256: str = ""
 
     @property
+    def model_version(self) -> str | None:
+        """Which build of the model this is, for MQTT payloads: a trainer bundle's manifest
+        `created_at` (ISO UTC: readable and ordered), else the .tflite's sha256[:12] (a
+        third-party model such as AIY carries no version of its own; its content is one)."""
+        created = (self.manifest or {}).get("created_at")
+        if created:
+            return str(created)
+        return self.tflite_sha256[:12] or None
+
+    @property
     def scientific_names(self) -> dict[str, str]:
         return {label.name: label.scientific_name for label in self.labels if label.scientific_name}
 

@@ -15,19 +15,21 @@ from edge.store import EventChange
 
 
 class OutboxWriter:
-    def __init__(self, device_id: str, timezone: str, model_id: str | None, scientific_names: Mapping[str, str], max_rows: int):
+    def __init__(self, device_id: str, timezone: str, model_id: str | None, scientific_names: Mapping[str, str],
+                 max_rows: int, model_version: str | None = None):
         from edge.messages import MessageContext  # the MQTT area's module, imported only when MQTT is on
 
         self.context = MessageContext(device_id=device_id, station_tz=timezone, model_id=model_id,
-                                      scientific_names=dict(scientific_names))
+                                      model_version=model_version, scientific_names=dict(scientific_names))
         self.max_rows = max_rows
 
-    def set_model(self, model_id: str, scientific_names: Mapping[str, str]) -> None:
+    def set_model(self, model_id: str, scientific_names: Mapping[str, str], model_version: str | None = None) -> None:
         """After a model reload (SIGHUP) new messages name the new model."""
         from edge.messages import MessageContext
 
         self.context = MessageContext(device_id=self.context.device_id, station_tz=self.context.station_tz,
-                                      model_id=model_id, scientific_names=dict(scientific_names))
+                                      model_id=model_id, model_version=model_version,
+                                      scientific_names=dict(scientific_names))
 
     def enqueue(self, db: sqlite_utils.Database, changes: list[EventChange],
                 tallies_today: dict[str, dict[str, int]] | None, today: str, species_touched: set[str]) -> None:

@@ -26,7 +26,7 @@ import sqlite_utils
 from edge import outbox
 from edge.capture_time import format_utc, parse_utc
 from edge.decision import UNKNOWN, Decision
-from edge.events import event_species
+from edge.events import GROUP_BY_VALUES, SpeciesVotes, vote
 from edge.model import Prediction
 
 log = logging.getLogger(__name__)
@@ -225,6 +225,7 @@ class Store:
         *,
         zone: ZoneInfo | str = "UTC",
         independence_s: float = 60.0,
+        group_by: str = "camera",
         busy_timeout_s: float = 30.0,
         station_id: str | None = None,
         outbox: OutboxSink | None = None,
@@ -234,6 +235,9 @@ class Store:
         self.path = Path(path)
         self.zone = ZoneInfo(zone) if isinstance(zone, str) else zone
         self.independence = timedelta(seconds=independence_s)
+        if group_by not in GROUP_BY_VALUES:
+            raise ValueError(f"group_by must be one of {GROUP_BY_VALUES}, got {group_by!r}")
+        self.group_by = group_by
         self.outbox = outbox
         self.clock = clock
         try:
@@ -400,12 +404,9 @@ class Store:
             result.event_changes.append(EventChange("new", self._event(event_id)))
             return event_id
 
-        new_species = event_species(event["species"], species)
-        new_confidence = event["confidence"]
-        if species == new_species and confidence is not None:
-            # The event's confidence is its best frame of the event's species.
-            previous = event["confidence"] if event["species"] == new_species else None
-            new_confidence = confidence if previous is None else max(previous, confidence)
+        winner = self._vote(event, species, confidence, captured_text)
+        new_species = winner.species
+        new_confidence = winner.best_confidence
         started = min(parse_utc(event["started_at"]), captured)
         ended = max(parse_utc(event["ended_at"]), captured)
         self.db.execute(
@@ -430,13 +431,32 @@ class Store:
         window = (camera, format_utc(captured + self.independence), format_utc(captured - self.independence))
         near = "SELECT * FROM events WHERE camera = ? AND started_at <= ? AND ended_at >= ?"
         latest = " ORDER BY ended_at DESC, id DESC LIMIT 1"
-        if species == UNKNOWN:
+        if self.group_by == "camera" or species == UNKNOWN:
             rows = self._rows(near + latest, window)
         else:
             rows = self._rows(near + " AND species = ?" + latest, (*window, species)) or self._rows(
                 near + " AND species = ?" + latest, (*window, UNKNOWN)
             )
         return rows[0] if rows else None
+
+    def _vote(self, event: dict[str, Any], species: str, confidence: float | None, captured_text: str) -> SpeciesVotes:
+        """The event's species and confidence after this frame joins it (edge.events.vote), from
+        the votes of its recorded frames plus the frame being recorded."""
+        votes = [
+            SpeciesVotes(label, int(frames), float(total or 0.0), best, first)
+            for label, frames, total, best, first in self.db.execute(
+                """SELECT species, COUNT(*), SUM(confidence), MAX(confidence), MIN(captured_at)
+                   FROM frames WHERE event_id = ? GROUP BY species""",
+                (event["id"],),
+            )
+        ]
+        # Rows pruned by retention (only old frames) keep voting for what the event was.
+        missing = int(event["frame_count"]) - sum(v.frames for v in votes)
+        if missing > 0:
+            kept = event["confidence"]
+            votes.append(SpeciesVotes(event["species"], missing, missing * float(kept or 0.0), kept, event["started_at"]))
+        votes.append(SpeciesVotes(species, 1, float(confidence or 0.0), confidence, captured_text))
+        return vote(votes)
 
     def _bump_tally(self, day: str, camera: str, species: str, events: int = 0, frames: int = 0) -> None:
         self.db.execute(

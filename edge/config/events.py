@@ -1,6 +1,8 @@
-"""[events] section: how frames are grouped into independent visits."""
+"""[events] section: how frames are grouped into independent visits (rules: edge/events.py)."""
 
 from __future__ import annotations
+
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -11,3 +13,6 @@ class EventsConfig(BaseModel):
     # Frames of one camera closer than this belong to one visit (camera-trap practice: 60 s
     # for bursts; ecologists often use 30 min for independent detections).
     independence_s: float = Field(default=60.0, gt=0, le=86400)
+    # "camera": one visit per camera, its species voted by its frames (a misnamed frame in a
+    # burst cannot invent a visit); "species": one visit per camera and species.
+    group_by: Literal["camera", "species"] = "camera"

@@ -41,7 +41,8 @@ def test_defaults_env_overrides_and_sections(tmp_path: Path) -> None:
     assert config.station.timezone == "Europe/Berlin"
     assert config.cameras[0].mode == "poll" and config.cameras[0].settle_s == 2.0
     assert config.mqtt.port == 8883 and config.classify.threshold == 0.7 and config.classify.deny == ["House Sparrow"]
-    assert config.events.independence_s == 60 and str(config.storage.database) == "/var/lib/trailcam/trailcam.db"
+    assert config.events.independence_s == 60 and config.events.group_by == "camera"
+    assert str(config.storage.database) == "/var/lib/trailcam/trailcam.db"
     assert config.model.top_k == 5 and config.logging.level == "INFO"
     relative = load_config(path, environ={}, overrides={"cameras": [{"name": "c", "path": "some/dir"}]})
     assert relative.cameras[0].path == Path.cwd() / "some" / "dir"  # frames are recorded by absolute path
@@ -55,6 +56,7 @@ def test_defaults_env_overrides_and_sections(tmp_path: Path) -> None:
         ('[[cameras]]\nname = "a"\n', "cameras[0].path", "required key is missing"),
         ('[classify]\nthreshold = 1.5\n', "classify.threshold", "less than or equal to 1"),
         ('[events]\nindependence_s = -3\n', "events.independence_s", "greater than 0"),
+        ('[events]\ngroup_by = "visit"\n', "events.group_by", "'camera' or 'species'"),
         ('[model]\ntop_k = "many"\n', "model.top_k", "valid integer"),
         ('[storage]\ndatabse = "/tmp/x.db"\n', "storage.databse", "unknown key"),
         ('[sation]\ndevice_id = "x"\n', "sation", "unknown key"),

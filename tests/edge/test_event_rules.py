@@ -1,25 +1,45 @@
-"""The event and tally rules on a real SQLite store, frame by frame (decisions given directly)."""
+"""The event and tally rules on a real SQLite store, frame by frame (decisions given directly).
+
+Rules that do not depend on `[events] group_by` run in both modes."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from edge.decision import Decision
+from edge.events import SpeciesVotes, vote
+from edge.outbox_writer import OutboxWriter
 from edge.store import FrameRecord, Store
 
 T0 = datetime(2026, 3, 1, 22, 58, 0, tzinfo=timezone.utc)  # 23:58 in Berlin (UTC+1)
 
 
-@pytest.fixture
-def store(tmp_path: Path):
-    store = Store(tmp_path / "t.db", zone="Europe/Berlin", independence_s=60,
+@pytest.fixture(params=["camera", "species"])
+def store(request, tmp_path: Path):
+    """A store in each grouping mode (tests that hold in both)."""
+    store = Store(tmp_path / "t.db", zone="Europe/Berlin", independence_s=60, group_by=request.param,
                   clock=lambda: T0 + timedelta(hours=1))
     yield store
     store.close()
+
+
+@pytest.fixture
+def make_store(tmp_path: Path):
+    stores: list[Store] = []
+
+    def make(group_by: str, outbox: OutboxWriter | None = None) -> Store:
+        stores.append(Store(tmp_path / f"{group_by}-{len(stores)}.db", zone="Europe/Berlin", independence_s=60,
+                            group_by=group_by, outbox=outbox, clock=lambda: T0 + timedelta(hours=1)))
+        return stores[-1]
+
+    yield make
+    for store in stores:
+        store.close()
 
 
 def frame(store: Store, seconds: float, species: str | None, camera: str = "cam", confidence: float = 0.9):
@@ -41,11 +61,86 @@ def tallies(store: Store) -> dict[tuple[str, str], tuple[int, int]]:
         if e or f}
 
 
-def test_two_species_at_once_are_two_visits(store: Store) -> None:
-    changes = [c.change for r in (frame(store, 0, "Blue Jay"), frame(store, 5, "Northern Cardinal"),
-                                  frame(store, 10, "Blue Jay")) for c in r.event_changes]
-    assert changes == ["new", "new", "update"]
-    assert [(e[1], e[2]) for e in events(store)] == [("Blue Jay", 2), ("Northern Cardinal", 1)]
+@pytest.mark.parametrize(("group_by", "changes", "visits"), [
+    ("species", ["new", "new", "update"], [("Blue Jay", 2), ("Northern Cardinal", 1)]),
+    ("camera", ["new", "update", "update"], [("Blue Jay", 3)]),
+])
+def test_two_species_at_once(make_store, group_by: str, changes: list[str], visits: list[tuple]) -> None:
+    store = make_store(group_by)
+    seen = [c.change for r in (frame(store, 0, "Blue Jay"), frame(store, 5, "Northern Cardinal"),
+                               frame(store, 10, "Blue Jay")) for c in r.event_changes]
+    assert seen == changes
+    assert [(e[1], e[2]) for e in events(store)] == visits
+
+
+@pytest.mark.parametrize("group_by", ["camera", "species"])
+def test_one_misnamed_frame_in_a_burst(make_store, group_by: str) -> None:
+    """A 10-frame burst of a jay with one frame named a cardinal: one visit per camera, or a
+    spurious one-frame cardinal visit per species."""
+    store = make_store(group_by)
+    for index in range(10):
+        frame(store, 3 * index, "Northern Cardinal" if index == 4 else "Blue Jay", confidence=0.6 + index / 100)
+    if group_by == "camera":
+        assert [(e[1], e[2], e[3], e[4]) for e in events(store)] == [
+            ("Blue Jay", 10, "2026-03-01T22:58:00.000Z", "2026-03-01T22:58:27.000Z")]
+        # The event's confidence is its best jay frame, not the (better) cardinal frame.
+        assert store.db.execute("SELECT confidence FROM events").fetchone()[0] == pytest.approx(0.69)
+        assert tallies(store) == {("2026-03-01", "Blue Jay"): (1, 9), ("2026-03-01", "Northern Cardinal"): (0, 1)}
+    else:
+        assert [(e[1], e[2]) for e in events(store)] == [("Blue Jay", 9), ("Northern Cardinal", 1)]
+        assert tallies(store) == {("2026-03-01", "Blue Jay"): (1, 9), ("2026-03-01", "Northern Cardinal"): (1, 1)}
+
+
+def test_a_flipping_vote_moves_the_event_count_and_publishes_both_species(make_store) -> None:
+    writer = OutboxWriter("dev", "Europe/Berlin", "m", {}, max_rows=1000)
+    store = make_store("camera", outbox=writer)
+    # 200 s after T0 is 00:01:20 on 2 March in Berlin: "today" for the store's clock, so
+    # every frame queues the day's counts.
+    frame(store, 200, "Northern Cardinal", confidence=0.9)
+    frame(store, 205, "Blue Jay", confidence=0.6)  # 1:1, the cardinal's higher confidence keeps it
+    assert events(store)[0][1] == "Northern Cardinal"
+    last_id = store.db.execute("SELECT MAX(id) FROM outbox").fetchone()[0]
+    result = frame(store, 210, "Blue Jay", confidence=0.5)  # 2:1 for the jay
+    assert [(c.change, c.event["species"]) for c in result.event_changes] == [("update", "Blue Jay")]
+    assert events(store)[0][1:3] == ("Blue Jay", 3)
+    assert store.db.execute("SELECT confidence FROM events").fetchone()[0] == 0.6
+    assert tallies(store) == {("2026-03-02", "Blue Jay"): (1, 2), ("2026-03-02", "Northern Cardinal"): (0, 1)}
+    queued = {topic: json.loads(payload) for topic, payload in store.db.execute(
+        "SELECT topic, payload FROM outbox WHERE id > ? ORDER BY id", (last_id,))}
+    assert queued["events"]["species"] == "Blue Jay" and queued["events"]["frame_count"] == 3
+    assert (queued["counts/blue_jay"]["events"], queued["counts/blue_jay"]["frames"]) == (1, 2)
+    assert (queued["counts/northern_cardinal"]["events"], queued["counts/northern_cardinal"]["frames"]) == (0, 1)
+    assert queued["counts"]["total"] == {"events": 1, "frames": 3}
+
+
+def test_pruned_frames_keep_voting_for_the_event(make_store) -> None:
+    """Retention may prune old frame rows; an event's vote counts them for its species."""
+    store = make_store("camera")
+    for seconds in (0, 3, 6):
+        frame(store, seconds, "Blue Jay")
+    with store.db.atomic():
+        store.db.execute("DELETE FROM frames")
+    for seconds in (9, 12, 15):
+        frame(store, seconds, "Northern Cardinal", confidence=0.8)
+    assert events(store)[0][1:3] == ("Blue Jay", 6)  # 3:3, the pruned jay frames' 0.9 each win
+    frame(store, 18, "Northern Cardinal", confidence=0.8)
+    assert events(store)[0][1:3] == ("Northern Cardinal", 7)
+    assert store.db.execute("SELECT confidence FROM events").fetchone()[0] == 0.8
+    assert tallies(store) == {("2026-03-01", "Blue Jay"): (0, 3), ("2026-03-01", "Northern Cardinal"): (1, 4)}
+
+
+def test_vote_rule() -> None:
+    def votes(species: str, frames: int, total: float, first: str) -> SpeciesVotes:
+        return SpeciesVotes(species, frames, total, total / frames, first)
+
+    assert vote([votes("A", 3, 1.5, "1"), votes("B", 2, 1.9, "0")]).species == "A"  # most frames
+    assert vote([votes("A", 2, 1.5, "0"), votes("B", 2, 1.6, "1")]).species == "B"  # then confidence
+    assert vote([votes("A", 2, 1.6, "1"), votes("B", 2, 1.6, "0")]).species == "B"  # then the first seen
+    assert vote([votes("unknown", 5, 4.0, "0"), votes("A", 1, 0.6, "1")]).species == "A"  # unknown never wins
+    only_unknown = vote([votes("unknown", 2, 0.6, "0"), votes("unknown", 1, 0.4, "1")])
+    assert (only_unknown.species, only_unknown.frames, only_unknown.best_confidence) == ("unknown", 3, 0.4)
+    with pytest.raises(ValueError):
+        vote([])
 
 
 def test_unknown_frames_join_the_visit_or_wait_for_a_name(store: Store) -> None:

@@ -106,3 +106,32 @@ def test_report_commands_and_formats(midnight_db: Path, capsys) -> None:
     assert bad.returncode == 2 and "--since/--until: 'yesterday' is not a date" in bad.stderr
     missing = _edge(["counts", "--db", str(midnight_db.parent / "absent.db")], capsys)
     assert missing.returncode == 2 and "database not found" in missing.stderr
+
+
+@pytest.mark.parametrize("group_by", ["camera", "species"])
+def test_a_misnamed_frame_in_a_burst_through_the_daemon(tmp_path: Path, make_config, bird_photo, group_by: str) -> None:
+    """The real pipeline: a cardinal's burst of six frames, the third a chickadee photo (as if
+    the model had misnamed it). Per camera it is one cardinal visit; per species, two visits."""
+    camera = tmp_path / "cam"
+    camera.mkdir()
+    start = datetime(2026, 11, 28, 12, 0, 0)
+    photos = [("NORTHERN CARDINAL", 1), ("NORTHERN CARDINAL", 2), ("BLACK-CAPPED CHICKADEE", 1),
+              ("NORTHERN CARDINAL", 3), ("NORTHERN CARDINAL", 4), ("NORTHERN CARDINAL", 5)]
+    for index, (species, number) in enumerate(photos):
+        taken = start.replace(second=5 * index)
+        (camera / f"f{index}.jpg").write_bytes(jpeg_bytes(bird_photo(species, number), taken, "+00:00"))
+    config = make_config([{"name": "cam", "path": str(camera)}], station={"timezone": "UTC"},
+                         events={"independence_s": 60, "group_by": group_by})
+    assert Daemon(config, once=True).run() == 0
+    db = open_readonly(config.storage.database)
+    frames = [s for (s,) in db.execute("SELECT species FROM frames ORDER BY captured_at")]
+    assert frames == ["Cardinalis cardinalis"] * 2 + ["Poecile atricapillus"] + ["Cardinalis cardinalis"] * 3
+    events = [tuple(r) for r in db.execute("SELECT species, frame_count FROM events ORDER BY started_at")]
+    tallies = {s: (e, f) for s, e, f in db.execute("SELECT species, events, frames FROM daily_tallies")}
+    db.close()
+    if group_by == "camera":
+        assert events == [("Cardinalis cardinalis", 6)]
+        assert tallies == {"Cardinalis cardinalis": (1, 5), "Poecile atricapillus": (0, 1)}
+    else:
+        assert events == [("Cardinalis cardinalis", 5), ("Poecile atricapillus", 1)]
+        assert tallies == {"Cardinalis cardinalis": (1, 5), "Poecile atricapillus": (1, 1)}

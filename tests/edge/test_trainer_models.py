@@ -15,7 +15,7 @@ import pytest
 
 from edge.daemon import Daemon
 from edge.imaging import decode
-from edge.model import Classifier, resolve_model
+from edge.model import Classifier, resolve_model, sha256_file
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +53,12 @@ def test_uint8_float_and_int8_models_classify_camera_frames(bundle_int8, bundle_
     floaty = Classifier(resolve_model(bundle_float))
     int8 = Classifier(resolve_model(int8_io_model / "convnet-int8io.tflite", int8_io_model / "classes.txt"))
     assert (uint8.input_dtype, floaty.input_dtype, int8.input_dtype) == (np.uint8, np.float32, np.int8)
-    assert uint8.model_id == json.loads((bundle_int8 / "manifest.json").read_text())["model_id"]
+    manifest = json.loads((bundle_int8 / "manifest.json").read_text())
+    assert uint8.model_id == manifest["model_id"]
     assert int8.model_id.startswith("convnet-int8io-")
+    # MQTT's model_version: the bundle's build time, else the bare .tflite's content hash.
+    assert uint8.spec.model_version == manifest["created_at"]
+    assert int8.spec.model_version == sha256_file(int8_io_model / "convnet-int8io.tflite")[:12]
     results = {name: _top1(c, camera_frames) for name, c in (("uint8", uint8), ("float", floaty), ("int8", int8))}
     for name, top1 in results.items():
         right = sum(a == b for a, b in zip(top1, expected))

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from edge.config import load_config
+from edge.model import sha256_file
 from tests.edge.conftest import DaemonProcess, ThreadDaemon
 from tests.fixtures.broker import Broker, Subscriber, wait_until
 from tests.mqtt.conftest import Station
@@ -45,12 +46,14 @@ def test_frames_in_events_and_retained_counts_out(broker: Broker, station: Stati
     assert len(ids) == len(set(ids))  # no reconnect, no duplicate
     rows = {r[0]: r for r in station.query(
         "SELECT uid, camera, species, started_at, ended_at, frame_count, model_id FROM events")}
+    version = sha256_file(station.model)[:12]  # AIY has no manifest: its content names the build
     for message in sub.on(f"{BASE}/events"):
         payload = json.loads(message.payload)
         uid, camera, species, started, ended, frames, model_id = rows[payload["event_id"]]
         assert (payload["camera"], payload["species"], payload["start"], payload["model_id"]) == (camera, species, started, model_id)
         assert payload["timezone"] == "Europe/Berlin" and payload["utc_offset"] in ("+01:00", "+02:00")
         assert payload["device"] == "st1" and not message.retain
+        assert payload["model_version"] == version
     statuses = [m.payload for m in sub.on(f"{BASE}/status")]
     assert statuses[0] == "online" and statuses[-1] == "stopped"
 
