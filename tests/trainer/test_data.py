@@ -10,13 +10,14 @@ import pytest
 
 from trainer.data import DataError, discover, fingerprint
 from trainer.data_check import check_tree, has_problems
+from tests.fixtures.models import FIXTURE_CLASSES, FIXTURE_VALID_PER_CLASS
 
 
 def test_kaggle_layout_uses_sorted_folder_names_as_labels(synthetic_dataset):
     data = discover(synthetic_dataset)
     assert data.layout == "kaggle"
     assert data.class_names == sorted(data.class_names) == ["BLUE_SQUARE", "GREEN_TRIANGLE", "RED_CIRCLE", "YELLOW_CROSS"]
-    assert {k: len(v) for k, v in data.splits.items()} == {"train": 240, "valid": 64, "test": 48}
+    assert {k: len(v) for k, v in data.splits.items()} == {"train": 240, "valid": FIXTURE_CLASSES * FIXTURE_VALID_PER_CLASS, "test": 48}
     for item in data.splits["valid"]:
         assert item.path.parent.name == data.class_names[item.label]
 
@@ -66,7 +67,8 @@ def test_data_check_reports_broken_files_sizes_and_cross_split_duplicates(broken
     rel = lambda p: p.relative_to(root).as_posix()  # noqa: E731
     assert set(problems) == {rel(broken[k]) for k in ("corrupt", "truncated", "notes", "fake")}
     assert problems[rel(broken["notes"])] == "not an image file name"
-    assert len(report["wrong_size"]) == 353 and report["wrong_size"][0]["size"] == [128, 128]
+    # every fixture image is 128x128, plus the one extra readable test image the test added
+    assert len(report["wrong_size"]) == 240 + FIXTURE_CLASSES * FIXTURE_VALID_PER_CLASS + 48 + 1 and report["wrong_size"][0]["size"] == [128, 128]
     assert report["cross_split_duplicates"] == [
         {"sha256": report["cross_split_duplicates"][0]["sha256"], "paths": sorted([rel(broken["duplicate"]), rel(broken["duplicate_of"])])}
     ]
