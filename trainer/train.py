@@ -161,13 +161,63 @@ def _make_callbacks_class():
             print(line, file=self.stream, flush=True)
             epoch_log.info(line)
 
-    class RunState(keras.callbacks.Callback):
-        """Checkpoint every epoch, track the best epoch, and persist both for --resume."""
+    class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+        """EarlyStopping whose patience count, best value and best weights survive --resume.
 
-        def __init__(self, run_dir: Path, ckpt_dir: Path, monitor: str, state: dict, keep: int, phase: str) -> None:
+        Keras resets all three in on_train_begin, so a resumed run would wait `patience` more
+        epochs from scratch (training longer than an uninterrupted run) and could restore a
+        different "best" model. `saved` is what RunState wrote into state.json for this phase.
+        """
+
+        def __init__(self, saved: dict | None, ckpt_dir: Path, **kwargs) -> None:
+            super().__init__(**kwargs)
+            self.saved, self.ckpt_dir = saved, ckpt_dir
+
+        def on_train_begin(self, logs=None):
+            super().on_train_begin(logs)
+            if not self.saved:
+                return
+            self.wait = int(self.saved["wait"])
+            self.best = self.saved["best"]
+            self.best_epoch = int(self.saved["best_epoch"]) - 1  # Keras counts from 0
+            if self.restore_best_weights and self.saved.get("best_weights"):
+                self.best_weights = _read_weights(self.model, self.ckpt_dir / self.saved["best_weights"])
+
+        def snapshot(self, phase: str, best_weights: str | None) -> dict:
+            """The JSON-able state that on_train_begin restores."""
+            best = None if self.best is None else float(self.best)
+            return {"phase": phase, "monitor": self.monitor, "wait": int(self.wait), "best": best,
+                    "best_epoch": int(self.best_epoch) + 1, "best_weights": best_weights}
+
+    class RunState(keras.callbacks.Callback):
+        """Checkpoint every epoch, track the best epoch, and persist both for --resume.
+
+        Runs after `early` (listed before it in callbacks), so the state.json written at the end
+        of an epoch holds early stopping's state after that same epoch.
+        """
+
+        def __init__(self, run_dir: Path, ckpt_dir: Path, monitor: str, state: dict, keep: int, phase: str,
+                     early: ResumableEarlyStopping) -> None:
             super().__init__()
             self.run_dir, self.ckpt_dir, self.monitor, self.state, self.keep, self.phase = run_dir, ckpt_dir, monitor, state, keep, phase
             self.mode = _monitor_mode(monitor)
+            self.early = early
+
+        def _save_early_stopping(self, epoch: int) -> None:
+            """Keep the weights early stopping would restore in a file named by epoch.
+
+            Named by epoch, and older files deleted only after state.json points at the new one,
+            so a job killed at any moment leaves a state.json whose weights file exists.
+            """
+            previous = (self.state.get("early_stopping") or {}).get("best_weights")
+            if self.early.best_epoch == epoch and self.early.best_weights is not None:
+                name = f"early-stopping-best-{epoch + 1:04d}.npz"
+                _write_weights(self.early.best_weights, self.ckpt_dir / name)
+            elif previous and (self.state.get("early_stopping") or {}).get("phase") == self.phase:
+                name = previous
+            else:
+                name = None
+            self.state["early_stopping"] = self.early.snapshot(self.phase, name)
 
         def on_epoch_end(self, epoch, logs=None):
             logs = {k: float(v) for k, v in (logs or {}).items()}
@@ -180,14 +230,53 @@ def _make_callbacks_class():
                 self.model.save(self.run_dir / "best.keras")
             name = f"epoch-{epoch + 1:04d}.keras"
             self.model.save(self.ckpt_dir / name)
+            self._save_early_stopping(epoch)
             self.state.update(epoch=epoch + 1, checkpoint=name, phase=self.phase)
             _write_json(self.ckpt_dir / STATE_FILE, self.state)
             _write_json(self.run_dir / "history.json", history)
             old = sorted(self.ckpt_dir.glob("epoch-*.keras"))[: -self.keep] if self.keep > 0 else []
+            keep_best = self.state["early_stopping"]["best_weights"]
+            old += [p for p in self.ckpt_dir.glob("early-stopping-best-*.npz") if p.name != keep_best]
             for path in old:
                 path.unlink(missing_ok=True)
 
-    return EpochLine, RunState
+    return EpochLine, ResumableEarlyStopping, RunState
+
+
+def _skip_shuffles(train_ds, epochs: int) -> None:
+    """Advance the training set's reshuffle to where an uninterrupted run would be after `epochs`.
+
+    A seeded `shuffle(reshuffle_each_iteration=True)` draws a new order each time an iterator
+    is made, and Keras makes one per epoch. A resumed process starts that sequence over, so
+    without this it would replay epoch 1's order at epoch `epochs + 1`. Making an iterator reads
+    nothing, so this costs next to nothing.
+    """
+    for _ in range(epochs):
+        iter(train_ds)
+
+
+def _write_weights(weights: Sequence[Any], path: Path) -> None:
+    """Save a model.get_weights() list (what EarlyStopping restores), in its order.
+
+    Not model.save_weights(): that file holds the optimizer's state too, and loading it would
+    roll the optimizer back to the best epoch as well.
+    """
+    import numpy as np
+
+    with path.open("wb") as f:
+        np.savez(f, *weights)
+
+
+def _read_weights(model, path: Path) -> list:
+    """The weights _write_weights saved, checked against the model they are meant for."""
+    import numpy as np
+
+    with np.load(path) as data:
+        weights = [data[f"arr_{i}"] for i in range(len(data.files))]
+    expected = [tuple(w.shape) for w in model.weights]
+    if [tuple(w.shape) for w in weights] != expected:
+        raise ValueError(f"cannot resume: {path} does not hold weights for this model")
+    return weights
 
 
 def _prepare_run_dir(config: TrainConfig, ckpt_dir: Path) -> dict | None:
@@ -202,7 +291,8 @@ def _prepare_run_dir(config: TrainConfig, ckpt_dir: Path) -> dict | None:
         raise RunFolderError(f"{run_dir} already holds a run; pass --resume to continue it or choose a new --out")
     elif config.overwrite:
         # A fresh run in an old folder: stale checkpoints or a stale best model must not survive it.
-        for stale in [run_dir / "best.keras", ckpt_dir / STATE_FILE, *ckpt_dir.glob("epoch-*.keras")]:
+        for stale in [run_dir / "best.keras", ckpt_dir / STATE_FILE, *ckpt_dir.glob("epoch-*.keras"),
+                      *ckpt_dir.glob("early-stopping-best-*.npz")]:
             stale.unlink(missing_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
@@ -298,6 +388,8 @@ def train(config: TrainConfig, extra_callbacks: Sequence[Any] = ()) -> TrainResu
         train_ds = make_dataset(train_items, config.image_size, config.batch_size, training=True, augment=config.augment,
                                 cache=config.cache, seed=config.seed)
         valid_ds = make_dataset(valid_items, config.image_size, config.batch_size, training=False, cache=config.cache)
+        if state is not None:
+            _skip_shuffles(train_ds, int(state["epoch"]))
 
         wants_fine_tune = config.arch != "convnet" and config.fine_tune_layers > 0 and config.fine_tune_epochs > 0
         total = config.epochs + (config.fine_tune_epochs if wants_fine_tune else 0)
@@ -313,21 +405,43 @@ def train(config: TrainConfig, extra_callbacks: Sequence[Any] = ()) -> TrainResu
                 state = {"epoch": 0, "phase": "head", "history": {}, "class_names": data.class_names,
                          "monitor": config.early_stopping_monitor}
 
-        EpochLine, RunState = _make_callbacks_class()
+        EpochLine, ResumableEarlyStopping, RunState = _make_callbacks_class()
         stream = sys.stdout
         verbose = 1 if stream.isatty() else 0
         stopped_early = False
 
+        def saved_early_stopping(phase: str) -> dict | None:
+            """Early stopping's state from state.json when it belongs to this phase and monitor."""
+            saved = state.get("early_stopping")
+            if not saved or saved.get("phase") != phase:
+                return None
+            if saved.get("monitor") != config.early_stopping_monitor:
+                log.info("early stopping now monitors %s (the checkpoint's monitored %s): its patience starts over",
+                         config.early_stopping_monitor, saved.get("monitor"))
+                return None
+            return saved
+
         def fit(phase: str, until: int) -> None:
             nonlocal stopped_early
-            if state["epoch"] >= until:
+            saved = saved_early_stopping(phase)
+            already_stopped = saved is not None and saved["wait"] >= config.early_stopping_patience
+            if already_stopped or state["epoch"] >= until:
+                # This phase ended before the interruption. An uninterrupted run restored the best
+                # weights at its end (fine-tuning starts from them), so do the same.
+                if saved is not None and saved.get("best_weights"):
+                    model.set_weights(_read_weights(model, ckpt_dir / saved["best_weights"]))
+                if already_stopped:
+                    stopped_early = True
+                    log.info("early stopping had stopped the %s phase after epoch %d: not training it further",
+                             phase, state["epoch"])
                 return
-            early = keras.callbacks.EarlyStopping(monitor=config.early_stopping_monitor,
-                                                  patience=config.early_stopping_patience,
-                                                  mode=_monitor_mode(config.early_stopping_monitor),
-                                                  restore_best_weights=True)
-            callbacks = [EpochLine(stream), RunState(run_dir, ckpt_dir, config.early_stopping_monitor, state,
-                                                     config.keep_checkpoints, phase), early, *extra_callbacks]
+            early = ResumableEarlyStopping(saved, ckpt_dir, monitor=config.early_stopping_monitor,
+                                           patience=config.early_stopping_patience,
+                                           mode=_monitor_mode(config.early_stopping_monitor),
+                                           restore_best_weights=True)
+            # early before RunState: the state.json of an epoch holds early stopping's view of it.
+            callbacks = [EpochLine(stream), early, RunState(run_dir, ckpt_dir, config.early_stopping_monitor, state,
+                                                            config.keep_checkpoints, phase, early), *extra_callbacks]
             with warnings.catch_warnings():
                 # Our datasets have unknown length (corrupt files are dropped on the fly), which
                 # makes Keras warn after the first epoch that the input "ran out of data": benign.

@@ -121,3 +121,55 @@ def test_mixed_precision_trains_and_exports_with_a_float32_softmax(synthetic_dat
     assert model.get_layer("predictions").compute_dtype == "float32"
     bundle = export_bundle(result.run_dir, tmp_path / "bundle", "none", eval_images=20)
     assert json.loads((bundle / "manifest.json").read_text())["output"]["dtype"] == "float32"
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory) -> Path:
+    from trainer.synth import SynthSpec, generate_dataset
+
+    spec = SynthSpec(num_classes=3, train_per_class=10, valid_per_class=5, test_per_class=1, image_size=32, seed=3)
+    return generate_dataset(tmp_path_factory.mktemp("tiny") / "dataset", spec)
+
+
+def test_resume_continues_early_stopping_exactly(tiny_dataset, tmp_path):
+    """Interrupted between its best epoch and its stop, a resumed run stops where an uninterrupted one does.
+
+    Before, --resume started EarlyStopping's patience (and best value) over, so the resumed run
+    trained `patience` epochs past the uninterrupted run's stop.
+    """
+    import keras
+    import tensorflow as tf
+
+    from trainer.train import train
+    from trainer.train_config import TrainConfig
+
+    tf.config.experimental.enable_op_determinism()  # same seed -> same numbers, run after run
+
+    def config(out: Path, epochs: int, resume: bool = False) -> TrainConfig:
+        return TrainConfig(data_dir=tiny_dataset, out_dir=out, image_size=32, filters=(4, 4), dense_units=8, dropout=0.0,
+                           augment=False, optimizer="adam", learning_rate=0.01, batch_size=8, epochs=epochs,
+                           early_stopping_monitor="val_accuracy", early_stopping_patience=2, seed=3, resume=resume,
+                           distribution="none", mixed_precision="off")
+
+    full = train(config(tmp_path / "full", 20))
+    assert full.stopped_early and full.epochs_completed < 20
+    assert full.epochs_completed == full.best_epoch + 2  # patience 2: stopped two epochs after the best
+
+    # Killed one epoch after the best: one epoch of patience used up, one left.
+    interrupted = train(config(tmp_path / "resumed", full.best_epoch + 1))
+    assert not interrupted.stopped_early and interrupted.best_epoch == full.best_epoch
+    resumed = train(config(tmp_path / "resumed", 20, resume=True))
+
+    assert resumed.stopped_early
+    assert resumed.epochs_completed == full.epochs_completed
+    assert resumed.best_epoch == full.best_epoch
+    assert resumed.best_metrics == full.best_metrics  # the same best value, to the last bit
+    assert resumed.history == full.history  # and the same training: data order continued too
+    for got, want in zip(keras.models.load_model(resumed.model_path).get_weights(),
+                         keras.models.load_model(full.model_path).get_weights(), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+    # Resuming a run that early stopping already ended trains nothing more.
+    again = train(config(tmp_path / "resumed", 20, resume=True))
+    assert again.stopped_early and again.epochs_completed == full.epochs_completed
+    assert len(again.history["loss"]) == full.epochs_completed
