@@ -12,7 +12,7 @@
                                                                           goal < 120 MB, never
 4. Latency from file close to committed row, p50 and p95, frames arriving one at a time.
 
-Needs ../shared (AIY model, birds25). Prints a Markdown table for docs/readme/edge.md.
+Needs ../shared (AIY model, birds25). Prints a Markdown table for README.md, section "Edge daemon".
 """
 
 from __future__ import annotations

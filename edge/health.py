@@ -131,7 +131,7 @@ class HealthState:
 def mqtt_health_payload(snapshot: dict[str, Any], device_id: str) -> dict[str, Any]:
     """The retained `<prefix>/<device>/health` payload: the fields of the daemon's status
     snapshot (`HealthState.snapshot()`, also behind status.json and `edge status`) that a remote
-    dashboard needs, under the names of the public MQTT contract (docs/readme/mqtt.md)."""
+    dashboard needs, under the names of the public MQTT contract (README.md, section "MQTT")."""
     paused = bool(snapshot.get("paused"))
     return {
         "schema": 1,

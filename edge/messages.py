@@ -3,7 +3,7 @@
 The store calls these inside its per-frame transaction and hands the result to
 `edge.outbox.enqueue`, so a message exists exactly when the frame result that caused it is
 committed. The builders are pure (no I/O, no clock unless one is passed) because the payloads
-are a public contract documented in docs/readme/mqtt.md: tests pin every field.
+are a public contract documented in README.md, section "MQTT": tests pin every field.
 
 Topics here are relative to `<prefix>/<device>/`; the publisher adds that prefix, so a renamed
 prefix needs no rewrite of queued rows.

@@ -1,7 +1,7 @@
 """[retention] section: what happens to a frame after it is recorded, and disk limits.
 
 Owned by field operation. Defaults keep everything where it is (the safest choice for a
-first install); archive and delete are opt-in. See docs/readme/field.md.
+first install); archive and delete are opt-in. See README.md, section "Running unattended".
 """
 
 from __future__ import annotations
