@@ -11,7 +11,7 @@ DEMO_DIR ?= demo-output
 # Run as root in CI; elsewhere use sudo for apt-get when it exists.
 SUDO     := $(shell [ "$$(id -u)" -ne 0 ] && command -v sudo)
 
-.PHONY: demo test test-fast bench system-deps venv edge-venv clean
+.PHONY: demo test bench system-deps venv edge-venv clean
 
 ## Full development environment: trainer (TensorFlow) + edge + test tools.
 $(VENV)/.stamp: pyproject.toml

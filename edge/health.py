@@ -56,6 +56,7 @@ class HealthState:
     outbox_depth: int = 0
     outbox_dropped: int = 0  # events the outbox bound dropped (cumulative, from outbox_stats)
     disk_paths: list[str] = field(default_factory=list)
+    rate_window_s: float = 300.0  # [health] rate_window_s: the window of rate_per_minute
     metrics: Any = None  # edge.metrics.Metrics when the endpoint is enabled
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _recent: deque = field(default_factory=lambda: deque(maxlen=2048), repr=False)
@@ -87,7 +88,8 @@ class HealthState:
         if self.metrics is not None:
             self.metrics.refresh(self)
 
-    def rate_per_minute(self, window_s: float = 300.0) -> float:
+    def rate_per_minute(self, window_s: float | None = None) -> float:
+        window_s = self.rate_window_s if window_s is None else window_s
         cutoff = time.time() - window_s
         with self._lock:
             recent = sum(1 for t in self._recent if t >= cutoff)

@@ -47,7 +47,8 @@ class FieldOperations:
         self.db_path = Path(config.storage.database).absolute()
         check_state_dir(self.db_path.parent)  # raises StateDirError before anything is opened
         self.notifier = notifier or Notifier()
-        self.health = HealthState(mqtt_state="disabled" if not config.mqtt.enabled else "starting")
+        self.health = HealthState(mqtt_state="disabled" if not config.mqtt.enabled else "starting",
+                                  rate_window_s=config.health.rate_window_s)
         self.mqtt_state = mqtt_state
         retention = config.retention
         disk_paths = [self.db_path.parent]

@@ -145,3 +145,15 @@ def test_snapshot_is_rewritten_in_place_when_the_disk_is_full(tmp_path):
         assert read_snapshot(mount / "status.json")["paused"] is True
     finally:
         subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_rate_per_minute_uses_the_configured_window() -> None:
+    from edge.health import HealthState
+
+    short, default = HealthState(rate_window_s=60.0), HealthState()
+    for state in (short, default):
+        for _ in range(3):
+            state.frame_done("ok", species="Pica pica")
+    # The same three frames, just done: 3 per minute over one minute, 0.6 over five.
+    assert short.snapshot()["rate_per_minute"] == 3.0
+    assert default.snapshot()["rate_per_minute"] == 0.6
