@@ -53,19 +53,26 @@ def jpeg_bytes(source: Path | Image.Image, taken: datetime | None = None, offset
     return buffer.getvalue()
 
 
-def count_rows(db_path: Path, sql: str, params: tuple = ()) -> int:
-    """A reader's own connection, as an operator's would be."""
+def query_rows(db_path: Path, sql: str, params: tuple = ()) -> list[tuple]:
+    """A reader's own read-only connection, as an operator's would be; no rows while the daemon
+    has not yet created the database or the table."""
     if not Path(db_path).exists():
-        return 0
-    conn = sqlite3.connect(str(db_path), timeout=30)
+        return []
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)
     try:
-        return conn.execute(sql, params).fetchone()[0]
+        return conn.execute(sql, params).fetchall()
     except sqlite3.OperationalError as error:
         if "no such table" in str(error):
-            return 0
+            return []
         raise
     finally:
         conn.close()
+
+
+def count_rows(db_path: Path, sql: str, params: tuple = ()) -> int:
+    """The first value of the first row (a COUNT), 0 before the database or table exists."""
+    rows = query_rows(db_path, sql, params)
+    return rows[0][0] if rows else 0
 
 
 @pytest.fixture(scope="session")

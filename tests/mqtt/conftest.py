@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -11,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.edge.conftest import jpeg_bytes
+from tests.edge.conftest import jpeg_bytes, query_rows
 from tests.fixtures.broker import Broker
 
 SPECIES = ("NORTHERN CARDINAL", "BLACK-CAPPED CHICKADEE", "EASTERN BLUEBIRD")
@@ -68,17 +67,7 @@ class Station:
             tmp.rename(self.camera / f"IMG_{n:04d}.JPG")
 
     def query(self, sql: str, params: tuple = ()) -> list[tuple]:
-        if not self.db.exists():
-            return []
-        conn = sqlite3.connect(self.db, timeout=30)
-        try:
-            return conn.execute(sql, params).fetchall()
-        except sqlite3.OperationalError as error:
-            if "no such table" in str(error):
-                return []
-            raise
-        finally:
-            conn.close()
+        return query_rows(self.db, sql, params)
 
     def frames_ok(self) -> int:
         rows = self.query("SELECT count(*) FROM frames WHERE status = 'ok'")
