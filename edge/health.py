@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from edge.capture_time import format_utc
+from edge.capture_time import format_utc, parse_utc
 from edge.retention import free_bytes
 
 STATUS_FILE_NAME = "status.json"
@@ -210,7 +210,7 @@ def _age_seconds(iso: str | None) -> float | None:
     if not iso:
         return None
     try:
-        moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+        moment = parse_utc(iso)
     except ValueError:
         return None
     return (datetime.now(timezone.utc) - moment).total_seconds()

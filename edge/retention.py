@@ -32,7 +32,7 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import Callable, Iterable
 
-from edge.capture_time import format_utc
+from edge.capture_time import format_utc, parse_utc
 from edge.config.retention import RetentionConfig
 
 log = logging.getLogger(__name__)
@@ -159,13 +159,13 @@ def species_folder(species: str | None) -> str:
 
 
 def _parse_utc(value: str | None) -> datetime | None:
+    """A stored time, or None when it is missing or unreadable (the caller falls back)."""
     if not value:
         return None
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_utc(value)
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 class Retention:
