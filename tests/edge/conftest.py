@@ -4,6 +4,7 @@ model, daemons in a thread or a subprocess, and waiting on conditions with deadl
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import sqlite3
@@ -198,6 +199,15 @@ def write_aiy_bundle(folder: Path, aiy_model: Path, model_id: str) -> Path:
     (folder / "manifest.json.new").write_text(json.dumps(manifest))
     os.replace(folder / "manifest.json.new", folder / "manifest.json")
     return folder
+
+
+def toml_value(value: object) -> str:
+    """One TOML value for a config written by a test (strings and paths quoted as JSON, which TOML reads alike)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return json.dumps(str(value))
 
 
 def write_toml(path: Path, camera: Path, model: Path, db: Path, extra: str = "") -> Path:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.edge.conftest import DaemonProcess, count_rows, jpeg_bytes, query_rows, wait_for
+from tests.edge.conftest import DaemonProcess, count_rows, jpeg_bytes, query_rows, toml_value, wait_for
 from tests.fixtures.disk import fill
 
 SPECIES = ["NORTHERN CARDINAL", "BLACK-CAPPED CHICKADEE", "EASTERN BLUEBIRD"]
@@ -74,14 +74,6 @@ def notify(tmp_path):
 @pytest.fixture(scope="module")
 def photos(birds25_dir: Path) -> list[bytes]:
     return [jpeg_bytes(birds25_dir / species / f"{n}.jpg") for species in SPECIES for n in (1, 2, 3)]
-
-
-def toml_value(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    return json.dumps(str(value))
 
 
 def write_config(path: Path, camera: Path, db: Path, model: Path, **sections: dict) -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -10,18 +9,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.edge.conftest import jpeg_bytes, query_rows
+from tests.edge.conftest import jpeg_bytes, query_rows, toml_value
 from tests.fixtures.broker import Broker
 
 SPECIES = ("NORTHERN CARDINAL", "BLACK-CAPPED CHICKADEE", "EASTERN BLUEBIRD")
-
-
-def _toml_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    return json.dumps(str(value))
 
 
 @dataclass
@@ -38,11 +29,11 @@ class Station:
         settings = broker.mqtt_config(prefix="tc", drain_timeout_s=2.0, **mqtt)
         lines = [
             "[station]", f'device_id = "{self.device_id}"', 'timezone = "Europe/Berlin"',
-            "[model]", f"path = {_toml_value(self.model)}",
-            "[storage]", f"database = {_toml_value(self.db)}",
+            "[model]", f"path = {toml_value(self.model)}",
+            "[storage]", f"database = {toml_value(self.db)}",
             "[events]", "independence_s = 1",
-            "[mqtt]", *(f"{k} = {_toml_value(v)}" for k, v in settings.items()),
-            "[[cameras]]", 'name = "cam1"', f"path = {_toml_value(self.camera)}",
+            "[mqtt]", *(f"{k} = {toml_value(v)}" for k, v in settings.items()),
+            "[[cameras]]", 'name = "cam1"', f"path = {toml_value(self.camera)}",
         ]
         self.toml.write_text("\n".join(lines) + "\n")
         return self.toml
