@@ -11,7 +11,6 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -22,18 +21,7 @@ from PIL import Image
 
 from edge.config import load_config
 from edge.daemon import Daemon
-
-
-def wait_for(condition: Callable[[], object], timeout: float = 30.0, interval: float = 0.05, what: str = "condition") -> object:
-    """Poll `condition` until it returns something truthy; fail with `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
+from tests.fixtures.waiting import wait_for  # noqa: F401 - the edge and field tests import it from here
 
 
 def jpeg_bytes(source: Path | Image.Image, taken: datetime | None = None, offset: str | None = None,
