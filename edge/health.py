@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from edge.capture_time import format_utc, parse_utc
 from edge.retention import free_bytes
 
 STATUS_FILE_NAME = "status.json"
@@ -211,7 +212,7 @@ def _age_seconds(iso: str | None) -> float | None:
     if not iso:
         return None
     try:
-        moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+        moment = parse_utc(iso)
     except ValueError:
         return None
     return (datetime.now(timezone.utc) - moment).total_seconds()
@@ -227,7 +228,7 @@ def _db_facts(db_path: Path, rate_window_s: float) -> dict[str, Any]:
         last = q("SELECT processed_at, captured_at, path, species FROM frames ORDER BY id DESC LIMIT 1")
         last_err = q("SELECT processed_at, path, error FROM frames WHERE status = 'error' "
                      "ORDER BY id DESC LIMIT 1")  # ids grow with processing
-        since = datetime.fromtimestamp(time.time() - rate_window_s, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        since = format_utc(datetime.fromtimestamp(time.time() - rate_window_s, timezone.utc))
         recent, recent_err = q("SELECT COUNT(*), COALESCE(SUM(status = 'error'), 0) FROM frames "
                                "WHERE processed_at >= ?", since)
         try:

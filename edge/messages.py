@@ -19,6 +19,8 @@ from datetime import datetime, timezone
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from edge.capture_time import format_utc, parse_utc
+
 PAYLOAD_SCHEMA = 1
 """Bumped when a payload field changes meaning or disappears (adding fields does not bump it)."""
 
@@ -98,23 +100,6 @@ def topic_segment(label: str) -> str:
     """
     slug = _UNSAFE.sub("_", label.strip()).strip("_").lower()
     return slug or "_"
-
-
-def parse_utc(value: str | datetime) -> datetime:
-    """Stored times are ISO 8601 UTC with `Z`; accept a datetime too (naive = UTC)."""
-    if isinstance(value, datetime):
-        dt = value
-    else:
-        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc)
-
-
-def format_utc(dt: datetime) -> str:
-    """UTC as `2026-11-29T01:02:03.000Z`, exactly as the database stores it (fixed width)."""
-    dt = dt.astimezone(timezone.utc)
-    return dt.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def _format_offset(dt: datetime) -> str:

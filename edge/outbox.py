@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from edge.messages import OutboxMessage, format_utc
+from edge.capture_time import format_utc
+from edge.messages import OutboxMessage
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from edge.capture_time import capture_time
 from edge.config.classify import ClassifyConfig
 from edge.decision import Decision, decide
 from edge.imaging import FrameError, decode
-from edge.model import Classifier, Prediction
+from edge.model import Classifier, Prediction, sha256_file
 from edge.store import FrameRecord, RecordResult, Store
 
 log = logging.getLogger(__name__)
@@ -132,11 +132,7 @@ class FrameProcessor:
 
 
 def _sha256_path(path: str) -> str:
-    digest = hashlib.sha256()
     try:
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+        return sha256_file(Path(path))
     except OSError:
         return "unreadable:" + hashlib.sha256(path.encode()).hexdigest()
-    return digest.hexdigest()

@@ -82,8 +82,22 @@ class _Snapshot:
             self.conn.execute("COMMIT")
 
 
-def _where(clauses: list[str]) -> str:
-    return (" WHERE " + " AND ".join(clauses)) if clauses else ""
+def _where(*conditions: tuple[str, Any], fixed: Sequence[str] = ()) -> tuple[str, list[Any]]:
+    """` WHERE ...` over the fixed clauses and each `(clause, value)` whose value is given
+    (an option left out is None or empty), with the values as the query's parameters."""
+    given = [(clause, value) for clause, value in conditions if value]
+    clauses = [*fixed, *(clause for clause, _ in given)]
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", [value for _, value in given]
+
+
+def _bounds(since: str | None, until: str | None, zone: ZoneInfo) -> tuple[TimeBound | None, TimeBound | None]:
+    """--since and --until, each None when not given."""
+    return (parse_bound(since, zone, end=False) if since else None,
+            parse_bound(until, zone, end=True) if until else None)
+
+
+def _utc(bound: TimeBound | None) -> str | None:
+    return format_utc(bound.moment) if bound else None
 
 
 def counts(
@@ -101,29 +115,19 @@ def counts(
     the local hour (`2026-11-28T06:00+01:00`) or "total"."""
     station = station_zone(db)
     zone = zone or station
-    lower = parse_bound(since, zone, end=False) if since else None
-    upper = parse_bound(until, zone, end=True) if until else None
+    lower, upper = _bounds(since, until, zone)
     # Tallies are bucketed by the station's local day: usable when the report uses that zone.
     whole_days = (lower is None or lower.date_only) and (upper is None or upper.date_only)
     with _Snapshot(db):
         if by in ("day", "total") and whole_days and zone.key == station.key:
-            clauses, params = [], []
-            if lower:
-                clauses.append("day >= ?")
-                params.append(lower.day)
-            if upper:
-                clauses.append("day <= ?")
-                params.append(upper.day)
-            if camera:
-                clauses.append("camera = ?")
-                params.append(camera)
-            if species:
-                clauses.append("species = ?")
-                params.append(species)
+            where, params = _where(
+                ("day >= ?", lower.day if lower else None), ("day <= ?", upper.day if upper else None),
+                ("camera = ?", camera), ("species = ?", species),
+            )
             period = "day" if by == "day" else "'total'"
             rows = _read(
                 db,
-                f"""SELECT {period} AS period, species, SUM({unit}) AS n FROM daily_tallies{_where(clauses)}
+                f"""SELECT {period} AS period, species, SUM({unit}) AS n FROM daily_tallies{where}
                     GROUP BY 1, species HAVING SUM({unit}) > 0 ORDER BY 1, species""",
                 params,
             )
@@ -133,20 +137,12 @@ def counts(
             table, column, extra = "events", "started_at", []
         else:
             table, column, extra = "frames", "captured_at", ["status = 'ok'", "species IS NOT NULL"]
-        clauses, params = list(extra), []
-        if lower:
-            clauses.append(f"{column} >= ?")
-            params.append(format_utc(lower.moment))
-        if upper:
-            clauses.append(f"{column} < ?")
-            params.append(format_utc(upper.moment))
-        if camera:
-            clauses.append("camera = ?")
-            params.append(camera)
-        if species:
-            clauses.append("species = ?")
-            params.append(species)
-        rows = _read(db, f"SELECT {column} AS at, species FROM {table}{_where(clauses)}", params)
+        where, params = _where(
+            (f"{column} >= ?", _utc(lower)), (f"{column} < ?", _utc(upper)),
+            ("camera = ?", camera), ("species = ?", species),
+            fixed=extra,
+        )
+        rows = _read(db, f"SELECT {column} AS at, species FROM {table}{where}", params)
     totals: dict[tuple[str, str], int] = defaultdict(int)
     for row in rows:
         local = parse_utc(row["at"]).astimezone(zone)
@@ -170,23 +166,15 @@ def events(
 ) -> list[dict[str, Any]]:
     """The most recent events first, with local start and end times."""
     zone = zone or station_zone(db)
-    clauses, params = [], []
-    if since:
-        clauses.append("started_at >= ?")
-        params.append(format_utc(parse_bound(since, zone, end=False).moment))
-    if until:
-        clauses.append("started_at < ?")
-        params.append(format_utc(parse_bound(until, zone, end=True).moment))
-    if camera:
-        clauses.append("camera = ?")
-        params.append(camera)
-    if species:
-        clauses.append("species = ?")
-        params.append(species)
+    lower, upper = _bounds(since, until, zone)
+    where, params = _where(
+        ("started_at >= ?", _utc(lower)), ("started_at < ?", _utc(upper)),
+        ("camera = ?", camera), ("species = ?", species),
+    )
     rows = _read(
         db,
         f"""SELECT uid, camera, species, confidence, started_at, ended_at, frame_count, state, model_id
-            FROM events{_where(clauses)} ORDER BY started_at DESC, id DESC LIMIT ?""",
+            FROM events{where} ORDER BY started_at DESC, id DESC LIMIT ?""",
         [*params, limit],
     )
     for row in rows:
@@ -202,22 +190,16 @@ def frames(
 ) -> list[dict[str, Any]]:
     """The most recently processed frames first (errors only with `errors=True`)."""
     zone = zone or station_zone(db)
-    clauses, params = [], []
-    if errors:
-        clauses.append("status = 'error'")
-    if since:
-        clauses.append("processed_at >= ?")
-        params.append(format_utc(parse_bound(since, zone, end=False).moment))
-    if until:
-        clauses.append("processed_at < ?")
-        params.append(format_utc(parse_bound(until, zone, end=True).moment))
-    if camera:
-        clauses.append("camera = ?")
-        params.append(camera)
+    lower, upper = _bounds(since, until, zone)
+    where, params = _where(
+        ("processed_at >= ?", _utc(lower)), ("processed_at < ?", _utc(upper)),
+        ("camera = ?", camera),
+        fixed=["status = 'error'"] if errors else [],
+    )
     rows = _read(
         db,
         f"""SELECT id, path, camera, status, error, species, confidence, captured_at, time_source,
-                   processed_at, inference_ms, model_id FROM frames{_where(clauses)}
+                   processed_at, inference_ms, model_id FROM frames{where}
             ORDER BY processed_at DESC, id DESC LIMIT ?""",
         [*params, limit],
     )

@@ -32,6 +32,7 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import Callable, Iterable
 
+from edge.capture_time import format_utc, parse_utc
 from edge.config.retention import RetentionConfig
 
 log = logging.getLogger(__name__)
@@ -158,17 +159,13 @@ def species_folder(species: str | None) -> str:
 
 
 def _parse_utc(value: str | None) -> datetime | None:
+    """A stored time, or None when it is missing or unreadable (the caller falls back)."""
     if not value:
         return None
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_utc(value)
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-
-
-def utc_iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Retention:
@@ -375,7 +372,7 @@ class Retention:
         days = self.config.prune_frames_after_days
         if days is None:
             return 0
-        cutoff = utc_iso(datetime.fromtimestamp(self.clock(), timezone.utc) - timedelta(days=days))
+        cutoff = format_utc(datetime.fromtimestamp(self.clock(), timezone.utc) - timedelta(days=days))
         exemplars = self.exemplar_paths()
         pruned = 0
         last_id = 0

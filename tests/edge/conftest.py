@@ -4,13 +4,13 @@ model, daemons in a thread or a subprocess, and waiting on conditions with deadl
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -21,18 +21,7 @@ from PIL import Image
 
 from edge.config import load_config
 from edge.daemon import Daemon
-
-
-def wait_for(condition: Callable[[], object], timeout: float = 30.0, interval: float = 0.05, what: str = "condition") -> object:
-    """Poll `condition` until it returns something truthy; fail with `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
+from tests.fixtures.waiting import wait_for  # noqa: F401 - the edge and field tests import it from here
 
 
 def jpeg_bytes(source: Path | Image.Image, taken: datetime | None = None, offset: str | None = None,
@@ -53,19 +42,26 @@ def jpeg_bytes(source: Path | Image.Image, taken: datetime | None = None, offset
     return buffer.getvalue()
 
 
-def count_rows(db_path: Path, sql: str, params: tuple = ()) -> int:
-    """A reader's own connection, as an operator's would be."""
+def query_rows(db_path: Path, sql: str, params: tuple = ()) -> list[tuple]:
+    """A reader's own read-only connection, as an operator's would be; no rows while the daemon
+    has not yet created the database or the table."""
     if not Path(db_path).exists():
-        return 0
-    conn = sqlite3.connect(str(db_path), timeout=30)
+        return []
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)
     try:
-        return conn.execute(sql, params).fetchone()[0]
+        return conn.execute(sql, params).fetchall()
     except sqlite3.OperationalError as error:
         if "no such table" in str(error):
-            return 0
+            return []
         raise
     finally:
         conn.close()
+
+
+def count_rows(db_path: Path, sql: str, params: tuple = ()) -> int:
+    """The first value of the first row (a COUNT), 0 before the database or table exists."""
+    rows = query_rows(db_path, sql, params)
+    return rows[0][0] if rows else 0
 
 
 @pytest.fixture(scope="session")
@@ -191,6 +187,15 @@ def write_aiy_bundle(folder: Path, aiy_model: Path, model_id: str) -> Path:
     (folder / "manifest.json.new").write_text(json.dumps(manifest))
     os.replace(folder / "manifest.json.new", folder / "manifest.json")
     return folder
+
+
+def toml_value(value: object) -> str:
+    """One TOML value for a config written by a test (strings and paths quoted as JSON, which TOML reads alike)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return json.dumps(str(value))
 
 
 def write_toml(path: Path, camera: Path, model: Path, db: Path, extra: str = "") -> Path:

@@ -8,7 +8,6 @@ import os
 import re
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -19,7 +18,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.edge.conftest import DaemonProcess, jpeg_bytes, wait_for
+from tests.edge.conftest import DaemonProcess, count_rows, jpeg_bytes, query_rows, toml_value, wait_for
 from tests.fixtures.disk import fill
 
 SPECIES = ["NORTHERN CARDINAL", "BLACK-CAPPED CHICKADEE", "EASTERN BLUEBIRD"]
@@ -77,14 +76,6 @@ def photos(birds25_dir: Path) -> list[bytes]:
     return [jpeg_bytes(birds25_dir / species / f"{n}.jpg") for species in SPECIES for n in (1, 2, 3)]
 
 
-def toml_value(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    return json.dumps(str(value))
-
-
 def write_config(path: Path, camera: Path, db: Path, model: Path, **sections: dict) -> Path:
     lines = ['[station]', 'device_id = "fieldtest"', '', '[[cameras]]', 'name = "cam"',
              f'path = {toml_value(camera)}', '', '[model]', f'path = {toml_value(model)}', '',
@@ -107,20 +98,8 @@ def start(tmp_path: Path, config: Path, cli_env: dict, notify: NotifyListener | 
     return DaemonProcess(["--config", str(config)], environ, tmp_path / "daemon.log")
 
 
-def rows(db: Path, sql: str, params: tuple = ()) -> list[tuple]:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
-    try:
-        return conn.execute(sql, params).fetchall()
-    except sqlite3.OperationalError as error:
-        if "no such table" in str(error):
-            return []
-        raise
-    finally:
-        conn.close()
-
-
 def ok_frames(db: Path) -> int:
-    return rows(db, "SELECT COUNT(*) FROM frames WHERE status = 'ok'")[0][0] if db.exists() else 0
+    return count_rows(db, "SELECT COUNT(*) FROM frames WHERE status = 'ok'")
 
 
 def free_port() -> int:
@@ -161,7 +140,7 @@ def test_service_lifecycle_ready_status_watchdog_metrics_archive_stopping(tmp_pa
             drop(camera, f"new{i}.jpg", photos[i])
             wait_for(lambda n=i + 1: ok_frames(db) >= n, 60, what=f"{i + 1} frames recorded")
         (camera / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-        wait_for(lambda: rows(db, "SELECT COUNT(*) FROM frames WHERE status = 'error'")[0][0] == 1, 30,
+        wait_for(lambda: query_rows(db, "SELECT COUNT(*) FROM frames WHERE status = 'error'")[0][0] == 1, 30,
                  what="the corrupt frame recorded as an error")
         wait_for(lambda: notify.pings(since=time.monotonic() - 0.1), 5, what="a ping after the frames")
         pings = notify.pings(since=flow_start)
@@ -177,7 +156,7 @@ def test_service_lifecycle_ready_status_watchdog_metrics_archive_stopping(tmp_pa
         wait_for(lambda: not any(camera.glob("*.jpg")), 10, what="camera folder emptied")
         archived = sorted(p.relative_to(archive).parts[1] for p in archive.rglob("*.jpg"))
         assert len(archived) == 7 and archived.count("_errors") == 1
-        wait_for(lambda: rows(db, "SELECT COUNT(*) FROM frames WHERE stored_path LIKE ?",
+        wait_for(lambda: query_rows(db, "SELECT COUNT(*) FROM frames WHERE stored_path LIKE ?",
                               (f"{archive}/%",))[0][0] == 7, 10, what="archive locations recorded")
 
         # Prometheus endpoint
@@ -267,9 +246,9 @@ def test_disk_full_pauses_keeps_the_database_sound_and_resumes(tmp_path, tmpfs, 
         assert daemon.wait(60) == 0
     finally:
         daemon.kill()
-    assert rows(db, "PRAGMA integrity_check") == [("ok",)]
-    assert rows(db, "SELECT COUNT(*), COUNT(DISTINCT sha256) FROM frames") == [(4, 4)]
-    assert rows(db, "SELECT SUM(frames) FROM daily_tallies") == [(4,)]
+    assert query_rows(db, "PRAGMA integrity_check") == [("ok",)]
+    assert query_rows(db, "SELECT COUNT(*), COUNT(DISTINCT sha256) FROM frames") == [(4, 4)]
+    assert query_rows(db, "SELECT SUM(frames) FROM daily_tallies") == [(4,)]
     assert "disk space back" in daemon.output() or "resuming" in daemon.output()
 
 
@@ -346,13 +325,13 @@ def test_archive_limit_and_row_pruning_in_the_running_daemon(tmp_path, birds25_d
                                      "min_free_mb": 1})
     daemon = start(tmp_path, config, cli_env, None)
     try:
-        wait_for(lambda: db.exists() and rows(db, "SELECT SUM(frames) FROM daily_tallies") == [(9,)], 90,
+        wait_for(lambda: db.exists() and query_rows(db, "SELECT SUM(frames) FROM daily_tallies") == [(9,)], 90,
                  what="9 frames counted")
 
         def only_exemplars_left() -> bool:
-            species = rows(db, "SELECT COUNT(DISTINCT species) FROM predictions p JOIN frames f ON f.id = p.frame_id "
+            species = query_rows(db, "SELECT COUNT(DISTINCT species) FROM predictions p JOIN frames f ON f.id = p.frame_id "
                                "WHERE p.rank = 1") if db.exists() else [(0,)]
-            remaining = rows(db, "SELECT species, stored_path FROM frames")
+            remaining = query_rows(db, "SELECT species, stored_path FROM frames")
             files = sorted(str(p) for p in archive.rglob("*") if p.is_file())
             return (len(remaining) == len({s for s, _ in remaining}) and species[0][0] > 0
                     and files == sorted(p for _, p in remaining))
@@ -362,11 +341,11 @@ def test_archive_limit_and_row_pruning_in_the_running_daemon(tmp_path, birds25_d
         assert daemon.wait(60) == 0
     finally:
         daemon.kill()
-    best = rows(db, "SELECT species, confidence FROM frames")
+    best = query_rows(db, "SELECT species, confidence FROM frames")
     assert best and all(conf is not None for _, conf in best)
-    assert rows(db, "SELECT SUM(frames) FROM daily_tallies") == [(9,)]  # counts kept forever
-    assert rows(db, "SELECT SUM(frame_count) FROM events") == [(9,)]
-    assert rows(db, "PRAGMA integrity_check") == [("ok",)]
+    assert query_rows(db, "SELECT SUM(frames) FROM daily_tallies") == [(9,)]  # counts kept forever
+    assert query_rows(db, "SELECT SUM(frame_count) FROM events") == [(9,)]
+    assert query_rows(db, "PRAGMA integrity_check") == [("ok",)]
     assert not list(camera.glob("*.JPG"))
 
 
@@ -389,5 +368,5 @@ def test_delete_mode_removes_frames_and_later_copies_of_them(tmp_path, photos, a
         assert daemon.wait(60) == 0
     finally:
         daemon.kill()
-    assert rows(db, "SELECT COUNT(*) FROM frames") == [(2,)]
+    assert query_rows(db, "SELECT COUNT(*) FROM frames") == [(2,)]
     assert "a copy of frame 1, already recorded" in daemon.output()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import math
 import urllib.request
 from datetime import datetime, timezone
@@ -16,6 +14,7 @@ from edge.health import (HealthState, StateDirError, check_state_dir, StatusPubl
                          status_file_for, write_snapshot)
 from edge.metrics import Metrics
 from tests.field.conftest import add_frame
+from tests.fixtures.disk import fill
 
 
 def now_iso() -> str:
@@ -116,35 +115,15 @@ def test_state_dir_check_names_the_directory_and_the_reason(tmp_path):
         check_state_dir(blocked / "db")
 
 
-def fill_disk(path) -> None:
-    """Write until the file system says ENOSPC (unbuffered: every block really allocated)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        while True:
-            os.write(fd, b"\0" * 4096)
-    except OSError as error:
-        assert error.errno == 28, error
-    finally:
-        os.close(fd)
-
-
-def test_snapshot_is_rewritten_in_place_when_the_disk_is_full(tmp_path):
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)]).returncode != 0:
-        pytest.skip("mount -t tmpfs not permitted here")
-    try:
-        state = HealthState(backlog=1)
-        assert write_snapshot(state, mount / "status.json")
-        assert (mount / "status.json").stat().st_size % 4096 == 0
-        fill_disk(mount / "ballast")
-        state.set(paused=True, pause_reason="low disk space")
-        assert write_snapshot(state, mount / "status.json")
-        assert read_snapshot(mount / "status.json")["paused"] is True
-    finally:
-        subprocess.run(["umount", str(mount)], check=True)
+def test_snapshot_is_rewritten_in_place_when_the_disk_is_full(tmp_path, tmpfs):
+    mount = tmpfs(tmp_path / "tiny", "64k")
+    state = HealthState(backlog=1)
+    assert write_snapshot(state, mount / "status.json")
+    assert (mount / "status.json").stat().st_size % 4096 == 0
+    fill(mount / "ballast")
+    state.set(paused=True, pause_reason="low disk space")
+    assert write_snapshot(state, mount / "status.json")
+    assert read_snapshot(mount / "status.json")["paused"] is True
 
 
 def test_rate_per_minute_uses_the_configured_window() -> None:

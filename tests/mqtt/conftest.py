@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -11,18 +9,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.edge.conftest import jpeg_bytes
+from tests.edge.conftest import jpeg_bytes, query_rows, toml_value
 from tests.fixtures.broker import Broker
 
 SPECIES = ("NORTHERN CARDINAL", "BLACK-CAPPED CHICKADEE", "EASTERN BLUEBIRD")
-
-
-def _toml_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    return json.dumps(str(value))
 
 
 @dataclass
@@ -39,11 +29,11 @@ class Station:
         settings = broker.mqtt_config(prefix="tc", drain_timeout_s=2.0, **mqtt)
         lines = [
             "[station]", f'device_id = "{self.device_id}"', 'timezone = "Europe/Berlin"',
-            "[model]", f"path = {_toml_value(self.model)}",
-            "[storage]", f"database = {_toml_value(self.db)}",
+            "[model]", f"path = {toml_value(self.model)}",
+            "[storage]", f"database = {toml_value(self.db)}",
             "[events]", "independence_s = 1",
-            "[mqtt]", *(f"{k} = {_toml_value(v)}" for k, v in settings.items()),
-            "[[cameras]]", 'name = "cam1"', f"path = {_toml_value(self.camera)}",
+            "[mqtt]", *(f"{k} = {toml_value(v)}" for k, v in settings.items()),
+            "[[cameras]]", 'name = "cam1"', f"path = {toml_value(self.camera)}",
         ]
         self.toml.write_text("\n".join(lines) + "\n")
         return self.toml
@@ -68,17 +58,7 @@ class Station:
             tmp.rename(self.camera / f"IMG_{n:04d}.JPG")
 
     def query(self, sql: str, params: tuple = ()) -> list[tuple]:
-        if not self.db.exists():
-            return []
-        conn = sqlite3.connect(self.db, timeout=30)
-        try:
-            return conn.execute(sql, params).fetchall()
-        except sqlite3.OperationalError as error:
-            if "no such table" in str(error):
-                return []
-            raise
-        finally:
-            conn.close()
+        return query_rows(self.db, sql, params)
 
     def frames_ok(self) -> int:
         rows = self.query("SELECT count(*) FROM frames WHERE status = 'ok'")

@@ -9,12 +9,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.fixtures.waiting import wait_for
 from trainer.entrypoint import EntryPointError, SageMakerEnv, configure_multiworker, resolve_hyperparameters, run
 
 IMAGE_SIZE = 32
@@ -142,16 +142,6 @@ def classify_test_images(bundle: Path, dataset: Path, labels: list[str]) -> int:
     return correct
 
 
-def _wait_for(predicate, deadline_s: float, what: str):
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_spot_interruption_resumes_from_the_checkpoint_dir(synthetic_dataset: Path, tmp_path: Path, cli_env, repo_root):
     hps = {"epochs": "6", "image_size": str(IMAGE_SIZE), "optimizer": "adam", "learning_rate": "0.003",
            "early_stopping_patience": "10", "quantize": "none", "batch_size": "16"}
@@ -167,7 +157,8 @@ def test_spot_interruption_resumes_from_the_checkpoint_dir(synthetic_dataset: Pa
     first = subprocess.Popen(entrypoint(repo_root), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              text=True, start_new_session=True)
     try:
-        _wait_for(lambda: checkpointed_epoch() >= 2 or first.poll() is not None, 240, "the second checkpoint")
+        wait_for(lambda: checkpointed_epoch() >= 2 or first.poll() is not None, 240, interval=0.1,
+                 what="the second checkpoint")
         assert first.poll() is None, "the job finished before it could be interrupted"
         os.killpg(first.pid, signal.SIGKILL)  # no warning, like a reclaimed spot instance
         first.wait(timeout=30)

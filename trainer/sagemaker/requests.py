@@ -50,6 +50,23 @@ def _script_mode_hyperparameters(spec: JobSpec) -> dict[str, str]:
     }
 
 
+def _job_setup(spec: JobSpec) -> dict[str, Any]:
+    """What a training job and a tuning job's training definition share: data, output,
+    instances, time limits, spot and checkpoints."""
+    return {
+        "InputDataConfig": _channels(spec),
+        "OutputDataConfig": {"S3OutputPath": spec.output_s3},
+        "ResourceConfig": {
+            "InstanceType": spec.instance_type,
+            "InstanceCount": spec.instance_count,
+            "VolumeSizeInGB": spec.volume_size_gb,
+        },
+        "StoppingCondition": _stopping(spec),
+        "EnableManagedSpotTraining": spec.spot,
+        "CheckpointConfig": {"S3Uri": spec.checkpoint_s3, "LocalPath": CHECKPOINT_LOCAL_PATH},
+    }
+
+
 def _tags(spec: JobSpec) -> list[dict[str, str]]:
     return [{"Key": key, "Value": value} for key, value in {"project": "trailcam", **spec.tags}.items()]
 
@@ -67,16 +84,7 @@ def training_job_request(spec: JobSpec, name: str) -> dict[str, Any]:
             "EnableSageMakerMetricsTimeSeries": True,
         },
         "HyperParameters": {k: str(v) for k, v in hps.items()},
-        "InputDataConfig": _channels(spec),
-        "OutputDataConfig": {"S3OutputPath": spec.output_s3},
-        "ResourceConfig": {
-            "InstanceType": spec.instance_type,
-            "InstanceCount": spec.instance_count,
-            "VolumeSizeInGB": spec.volume_size_gb,
-        },
-        "StoppingCondition": _stopping(spec),
-        "EnableManagedSpotTraining": spec.spot,
-        "CheckpointConfig": {"S3Uri": spec.checkpoint_s3, "LocalPath": CHECKPOINT_LOCAL_PATH},
+        **_job_setup(spec),
         "Tags": _tags(spec),
     }
 
@@ -111,16 +119,7 @@ def tuning_job_request(
             "MetricDefinitions": metric_definitions(),
         },
         "RoleArn": spec.role_arn,
-        "InputDataConfig": _channels(spec),
-        "OutputDataConfig": {"S3OutputPath": spec.output_s3},
-        "ResourceConfig": {
-            "InstanceType": spec.instance_type,
-            "InstanceCount": spec.instance_count,
-            "VolumeSizeInGB": spec.volume_size_gb,
-        },
-        "StoppingCondition": _stopping(spec),
-        "EnableManagedSpotTraining": spec.spot,
-        "CheckpointConfig": {"S3Uri": spec.checkpoint_s3, "LocalPath": CHECKPOINT_LOCAL_PATH},
+        **_job_setup(spec),
     }
     return {
         "HyperParameterTuningJobName": name,
