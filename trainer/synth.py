@@ -11,6 +11,7 @@ Only Pillow and NumPy are used (no TensorFlow), so `trainer synth` is fast to st
 from __future__ import annotations
 
 import math
+import os
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -159,20 +160,30 @@ def generate_frames(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
-    frames: list[tuple[Path, str]] = []
     names = class_names(num_classes)
-    n = 0
+    # (capture time or None, class name) in drawing order; the drawing order fixes the pixels.
+    shots: list[tuple[datetime | None, str]] = []
     for i in range(per_class):
         for name in names:
-            n += 1
-            path = out_dir / f"frame-{n:04d}.jpg"
-            image = render(_index_of(name), image_size, rng)
-            if start_time is None:
-                image.save(path, quality=90)
-            else:
+            taken = None
+            if start_time is not None:
                 taken = start_time + (i // BURST) * VISIT_EVERY + _index_of(name) * CLASS_GAP + (i % BURST) * BURST_GAP
-                image.save(path, quality=90, exif=_exif_taken_at(taken))
-            frames.append((path, name))
+            shots.append((taken, name))
+    images = [render(_index_of(name), image_size, rng) for _taken, name in shots]
+    order = range(len(shots))
+    if start_time is not None:
+        # A camera names and writes its files in shooting order: so do we (names and mtimes).
+        order = sorted(order, key=lambda k: shots[k][0])
+    frames: list[tuple[Path, str]] = []
+    for n, k in enumerate(order, start=1):
+        taken, name = shots[k]
+        path = out_dir / f"frame-{n:04d}.jpg"
+        if taken is None:
+            images[k].save(path, quality=90)
+        else:
+            images[k].save(path, quality=90, exif=_exif_taken_at(taken))
+            os.utime(path, (taken.timestamp(), taken.timestamp()))
+        frames.append((path, name))
     return frames
 
 

@@ -40,3 +40,17 @@ def test_frames_without_a_start_time_have_no_exif_time(tmp_path):
     with Image.open(path) as image:
         _taken, source = capture_time(image, mtime=1_700_000_000.0, zone=ZoneInfo("UTC"))
     assert source == "mtime"
+
+
+def test_frames_with_a_start_time_are_written_in_shooting_order(tmp_path):
+    frames = generate_frames(tmp_path, per_class=4, num_classes=3, image_size=64, seed=5,
+                             start_time=datetime(2026, 5, 1, 7, 0))
+    zone = ZoneInfo("UTC")
+    taken = []
+    for path, _name in frames:
+        with Image.open(path) as image:
+            taken.append(capture_time(image, mtime=0.0, zone=zone)[0])
+    names = [path.name for path, _ in frames]
+    mtimes = [path.stat().st_mtime for path, _ in frames]
+    assert taken == sorted(taken) and len(set(taken)) == len(taken)
+    assert names == sorted(names) and mtimes == sorted(mtimes)
