@@ -49,6 +49,7 @@ _positive_int = _checked(int, "an integer", lambda value: value >= 1, "must be a
 _non_negative_int = _checked(int, "an integer", lambda value: value >= 0, "must not be negative")
 _fraction = _checked(float, "a number", lambda value: 0.0 <= value < 1.0, "must be in [0, 1)")
 _positive_float = _checked(float, "a number", lambda value: value > 0, "must be positive")
+_fraction_or_one = _checked(float, "a number", lambda value: 0.0 < value <= 1.0, "must be in (0, 1]")
 
 
 def _local_datetime(text: str) -> "datetime":
@@ -126,13 +127,6 @@ def _add_export(subparsers) -> None:
     p.add_argument("--no-bird-label", default=None, help="the label meaning 'no bird', recorded in the manifest")
     p.add_argument("--overwrite", action="store_true", help="replace an existing bundle folder")
     p.set_defaults(func=cmd_export)
-
-
-def _fraction_or_one(text: str) -> float:
-    value = _positive_float(text)
-    if value > 1.0:
-        raise argparse.ArgumentTypeError(f"{value} must be at most 1")
-    return value
 
 
 def _add_data(subparsers) -> None:

@@ -37,6 +37,8 @@ def test_help_lists_every_subcommand_without_importing_tensorflow(run_trainer):
         (["train", "--data", "{data}", "--out", "{tmp}/run", "--params", "{tmp}/bad_type.json"], "epochs must be an integer"),
         (["train", "--data", "{data}", "--out", "{tmp}/run", "--params", "{tmp}/missing.json"], "does not exist"),
         (["export", "{tmp}/run", "--out", "{tmp}/b", "--quantize", "int4"], "invalid choice: 'int4'"),
+        (["export", "{tmp}/run", "--out", "{tmp}/b", "--min-agreement", "1.5"], "1.5 must be in (0, 1]"),
+        (["export", "{tmp}/run", "--out", "{tmp}/b", "--min-agreement", "0"], "0.0 must be in (0, 1]"),
         (["export", "{tmp}/not-a-run", "--out", "{tmp}/b"], "not a trained run"),
         (["evaluate", "{tmp}/nothing"], "does not exist"),
         (["data", "check", "{tmp}/missing"], "does not exist"),
