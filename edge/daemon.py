@@ -121,7 +121,8 @@ class Daemon:
         classifier = load_classifier(config)  # before the store: a bad model changes nothing
         self.store = Store(
             config.storage.database, zone=config.station.timezone, independence_s=config.events.independence_s,
-            group_by=config.events.group_by,
+            group_by=config.events.group_by, max_duration_s=config.events.max_duration_s,
+            retry_max_attempts=config.storage.retry_max_attempts, retry_backoff_s=config.storage.retry_backoff_s,
             busy_timeout_s=config.storage.busy_timeout_s, station_id=config.station.device_id,
             outbox=self._outbox_writer(classifier),
             # Frames that stay in the folder are their own redo log; moved or deleted ones are not.

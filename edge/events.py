@@ -6,6 +6,11 @@ within `independence_s` of (before or after: backlog frames may arrive out of or
 gap starts a new event, which also ends the camera's open events that the frame proves over.
 Frames with no bird (or a denied species) neither join nor extend events.
 
+No event is longer than `[events] max_duration_s` (default 30 min; 0 = no cap): a frame that
+would stretch the event it joins beyond that (from its first to its last frame) starts a new
+event instead, and the capped event is closed (`end`). A bird that stays all afternoon is
+several visits, as camera-trap studies count it, and no event grows without bound.
+
 Which events a frame may join depends on `[events] group_by`:
 
 - `camera` (default): per camera, whatever the species. One bird in front of the lens is one
@@ -22,8 +27,11 @@ holds at most one named species, so the vote simply names an all-unknown event a
 named frame that joins it.) The event's confidence is the best confidence among its frames of
 the winning species. When the vote changes an event's species, its event count in the daily
 tallies moves from the old species to the new one; frame counts always stay with each frame's
-own species. Frame rows pruned by retention keep voting for the event's current species
-(the store counts them from the event's frame_count).
+own species. The votes are each event's own state (per species: frames, summed and best
+confidence, first frame; `event_votes` in the store), updated with every frame, so a frame's
+cost does not grow with its visit and frame rows pruned by retention keep voting as they did.
+(A version-1 database's pruned rows, which only the event's frame_count remembers, vote for
+the event's species, as version 1 counted them.)
 
 The store (edge/store.py) applies these rules inside the frame's transaction; this module
 states them once.

@@ -31,7 +31,7 @@ from edge.model import Prediction
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 EVENT_UID_NAMESPACE = uuid.UUID("6f1c7d3e-2b8a-4c55-9e0f-7a1d2c3b4e5f")
 
 
@@ -109,8 +109,70 @@ def _schema_v1(db: sqlite_utils.Database) -> None:
     outbox.create_table(db)
 
 
+def _schema_v2(db: sqlite_utils.Database) -> None:
+    """Retries of transient frame errors, superseded error rows, and each event's vote state.
+
+    - frames.attempts / retry_at: a frame that failed for a reason that may pass (unreadable,
+      cannot stat: permissions, I/O errors, a file vanishing mid-read) is tried again; attempts
+      counts the failed tries, retry_at says when the next one is due (NULL: none is).
+      Version-1 rows of those kinds get one attempt and are due now, so that the first start
+      after the upgrade retries the frames the old version had given up on.
+    - frames.superseded_by: the later row at the same path that replaced an error row (the
+      file became readable, or valid content replaced corrupt content); superseded errors are
+      not errors any more. No foreign key: retention may prune the replacing row first.
+    - event_votes: what each species' frames contribute to an event's majority vote, kept up to
+      date in the frame's transaction so that a frame's cost does not grow with its visit (the
+      vote used to read all of the visit's frames). Built here from the frames, plus the rows
+      retention pruned, which vote for the event's species as version 1 counted them (from
+      frame_count): an old database's next vote is the one version 1 would have taken.
+    """
+    db.executescript(
+        """
+        ALTER TABLE frames ADD COLUMN attempts INTEGER;
+        ALTER TABLE frames ADD COLUMN retry_at TEXT;
+        ALTER TABLE frames ADD COLUMN superseded_by INTEGER;
+
+        UPDATE frames SET attempts = 1, retry_at = processed_at
+         WHERE status = 'error' AND (error LIKE 'unreadable: %' OR error LIKE 'cannot stat: %');
+        UPDATE frames SET superseded_by = (
+                   SELECT MIN(later.id) FROM frames AS later WHERE later.path = frames.path AND later.id > frames.id)
+         WHERE status = 'error';
+        UPDATE frames SET retry_at = NULL WHERE superseded_by IS NOT NULL;
+
+        CREATE TABLE IF NOT EXISTS event_votes (
+            event_id INTEGER NOT NULL REFERENCES events(id),
+            species TEXT NOT NULL,
+            frames INTEGER NOT NULL,
+            confidence_sum REAL NOT NULL,
+            best_confidence REAL,
+            first_at TEXT NOT NULL,
+            PRIMARY KEY (event_id, species)
+        ) WITHOUT ROWID;
+
+        INSERT INTO event_votes (event_id, species, frames, confidence_sum, best_confidence, first_at)
+        SELECT event_id, species, COUNT(*), COALESCE(SUM(confidence), 0.0), MAX(confidence), MIN(captured_at)
+          FROM frames WHERE event_id IS NOT NULL GROUP BY event_id, species;
+
+        -- Pruned frame rows: what frame_count has and the frames table lost, for the event's species.
+        INSERT INTO event_votes (event_id, species, frames, confidence_sum, best_confidence, first_at)
+        SELECT id, species, missing, missing * COALESCE(confidence, 0.0), confidence, started_at
+          FROM (SELECT e.id, e.species, e.confidence, e.started_at,
+                       e.frame_count - (SELECT COUNT(*) FROM frames AS f WHERE f.event_id = e.id) AS missing
+                  FROM events AS e)
+         WHERE missing > 0
+        ON CONFLICT (event_id, species) DO UPDATE SET
+            frames = frames + excluded.frames,
+            confidence_sum = confidence_sum + excluded.confidence_sum,
+            best_confidence = CASE WHEN best_confidence IS NULL THEN excluded.best_confidence
+                                   WHEN excluded.best_confidence IS NULL THEN best_confidence
+                                   ELSE MAX(best_confidence, excluded.best_confidence) END,
+            first_at = MIN(first_at, excluded.first_at);
+        """
+    )
+
+
 # Index i migrates schema version i to i + 1. Append; never edit a released step.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_schema_v1]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_schema_v1, _schema_v2]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
@@ -195,6 +257,10 @@ class FrameRecord:
     inference_ms: float | None = None
     predictions: Sequence[Prediction] = ()
     decision: Decision | None = None
+    # An error that may pass (permissions, I/O, a file vanishing mid-read): counted as an
+    # attempt and retried while attempts are left; permanent errors (corrupt, not an image,
+    # too large) are recorded once and never retried.
+    transient: bool = False
 
 
 @dataclass
@@ -208,6 +274,11 @@ class RecordResult:
     frame_id: int
     event_changes: list[EventChange] = field(default_factory=list)
     days: set[str] = field(default_factory=set)
+    # A transient error: the failed attempts so far, and when the next is due (None: no more).
+    attempts: int | None = None
+    retry_at: datetime | None = None
+    # (id, processed_at) of the error rows at this path that this row replaced.
+    superseded: list[tuple[int, str]] = field(default_factory=list)
 
 
 class OutboxSink(Protocol):
@@ -230,11 +301,20 @@ class Store:
         station_id: str | None = None,
         outbox: OutboxSink | None = None,
         durable_commits: bool = True,
+        max_duration_s: float = 1800.0,
+        retry_max_attempts: int = 5,
+        retry_backoff_s: float = 30.0,
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
     ):
         self.path = Path(path)
         self.zone = ZoneInfo(zone) if isinstance(zone, str) else zone
         self.independence = timedelta(seconds=independence_s)
+        # No visit longer than this (edge/events.py); None: no cap.
+        self.max_duration = timedelta(seconds=max_duration_s) if max_duration_s > 0 else None
+        if retry_max_attempts < 1 or retry_backoff_s <= 0:
+            raise ValueError("retry_max_attempts must be >= 1 and retry_backoff_s > 0")
+        self.retry_max_attempts = retry_max_attempts
+        self.retry_backoff = timedelta(seconds=retry_backoff_s)
         if group_by not in GROUP_BY_VALUES:
             raise ValueError(f"group_by must be one of {GROUP_BY_VALUES}, got {group_by!r}")
         self.group_by = group_by
@@ -291,30 +371,77 @@ class Store:
     # -- lookups ----------------------------------------------------------------------------
 
     def lookup(self, sha256: str, path: str) -> tuple[dict[str, Any] | None, bool]:
-        """(the `ok` row of this content or None, whether an error row exists for it at this path),
-        in one indexed query: the per-frame "seen before?" check."""
+        """(the `ok` row of this content or None, whether a standing error row exists for it at
+        this path), in one indexed query: the per-frame "seen before?" check."""
         ok, error_here = None, False
-        for frame_id, recorded_path, status in self.db.execute(
-            "SELECT id, path, status FROM frames WHERE sha256 = ?", (sha256,)
+        for frame_id, recorded_path, status, superseded_by in self.db.execute(
+            "SELECT id, path, status, superseded_by FROM frames WHERE sha256 = ?", (sha256,)
         ):
             if status == "ok":
                 ok = {"id": frame_id, "path": recorded_path}
-            elif recorded_path == path:
+            elif recorded_path == path and superseded_by is None:
                 error_here = True
         return ok, error_here
 
-    def recorded_error(self, sha256: str, path: str) -> bool:
+    def recorded_error(self, sha256: str, path: str, size: int | None = None, mtime: float | None = None) -> bool:
+        """An error row that settles this content at this path: not superseded, and not a
+        transient error with attempts left. A transient error whose attempts are spent settles
+        only the same file (size and mtime): a file that changed since gets attempts anew."""
         row = self.db.execute(
-            "SELECT 1 FROM frames WHERE sha256 = ? AND path = ? AND status = 'error'", (sha256, path)
+            """SELECT 1 FROM frames WHERE sha256 = ? AND path = ? AND status = 'error'
+                   AND superseded_by IS NULL AND retry_at IS NULL
+                   AND (attempts IS NULL OR (size IS ? AND mtime IS ?)) LIMIT 1""",
+            (sha256, path, size, mtime),
         ).fetchone()
         return row is not None
 
     def unchanged_known(self, path: str, size: int, mtime: float) -> bool:
-        """A file already recorded at this path with this size and mtime: skip without hashing."""
+        """A file already recorded at this path with this size and mtime: skip without hashing.
+
+        A transient error row with a retry due or pending does not count: that file is not
+        done yet (this is what lets the backlog scan at start retry it)."""
         row = self.db.execute(
-            "SELECT 1 FROM frames WHERE path = ? AND size = ? AND mtime = ? LIMIT 1", (path, size, mtime)
+            """SELECT 1 FROM frames WHERE path = ? AND size = ? AND mtime = ?
+                   AND retry_at IS NULL AND superseded_by IS NULL LIMIT 1""",
+            (path, size, mtime),
         ).fetchone()
         return row is not None
+
+    def supersede_errors(self, path: str, by_frame_id: int) -> list[tuple[int, str]]:
+        """Mark the standing error rows at `path` as replaced by row `by_frame_id` (a file now
+        valid, found to be a copy of a frame already recorded); returns (id, processed_at) of
+        each. Writes only when there is something to mark."""
+        with self.db.atomic():
+            return self._supersede(path, by_frame_id)
+
+    def _supersede(self, path: str, by_frame_id: int) -> list[tuple[int, str]]:
+        rows = [(int(i), str(at)) for i, at in self.db.execute(
+            """SELECT id, processed_at FROM frames WHERE path = ? AND status = 'error'
+                   AND superseded_by IS NULL AND id != ?""",
+            (path, by_frame_id),
+        )]
+        if rows:
+            marks = ",".join("?" * len(rows))
+            self.db.execute(f"UPDATE frames SET superseded_by = ?, retry_at = NULL WHERE id IN ({marks})",
+                            (by_frame_id, *(i for i, _ in rows)))
+        return rows
+
+    def abandon_retries(self, path: str) -> int:
+        """The file of a transient error row is gone: nothing is due any more (else `edge
+        status` would count it as being retried forever)."""
+        if self.db.execute("SELECT 1 FROM frames WHERE path = ? AND retry_at IS NOT NULL LIMIT 1", (path,)).fetchone() is None:
+            return 0
+        with self.db.atomic():
+            return self.db.execute("UPDATE frames SET retry_at = NULL WHERE path = ? AND retry_at IS NOT NULL",
+                                   (path,)).rowcount
+
+    def _next_retry(self, now: datetime, attempts: int) -> datetime | None:
+        """When the next try of a transiently failing frame is due: the backoff doubles with
+        each failed attempt (at most an hour apart); None once attempts are spent."""
+        if attempts >= self.retry_max_attempts:
+            return None
+        delay = min(self.retry_backoff * (2 ** min(attempts - 1, 30)), max(timedelta(hours=1), self.retry_backoff))
+        return now + delay
 
     def update_path(self, frame_id: int, path: str) -> None:
         """A recorded frame renamed (uploader temp name → final name): follow it."""
@@ -330,7 +457,14 @@ class Store:
         """Write one frame and all its consequences in one transaction."""
         now = self.clock()
         with self.db.atomic():
+            if frame.status == "error" and frame.transient:
+                again = self._record_attempt(frame, now)
+                if again is not None:
+                    return again
             result = RecordResult(0)
+            if frame.status == "error" and frame.transient:
+                result.attempts = 1
+                result.retry_at = self._next_retry(now, 1)
             decision = frame.decision
             touched: set[str] = set()
             event_id = None
@@ -342,8 +476,9 @@ class Store:
                     touched.update(change.event.pop("_previous_species", ()) or ())
             cursor = self.db.execute(
                 """INSERT INTO frames (path, sha256, camera, size, mtime, captured_at, time_source,
-                       processed_at, status, error, model_id, inference_ms, species, confidence, event_id)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       processed_at, status, error, model_id, inference_ms, species, confidence, event_id,
+                       attempts, retry_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     frame.path,
                     frame.sha256,
@@ -360,9 +495,13 @@ class Store:
                     decision.species if decision else None,
                     decision.confidence if decision else None,
                     event_id,
+                    result.attempts,
+                    format_utc(result.retry_at) if result.retry_at else None,
                 ),
             )
             result.frame_id = int(cursor.lastrowid)
+            # The newest row at a path says what the file there is: older errors are replaced.
+            result.superseded = self._supersede(frame.path, result.frame_id)
             if frame.predictions:
                 self.conn.executemany(
                     "INSERT INTO predictions (frame_id, rank, label, score) VALUES (?, ?, ?, ?)",
@@ -370,6 +509,28 @@ class Store:
                 )
             self._enqueue(result, touched, now)
         return result
+
+    def _record_attempt(self, frame: FrameRecord, now: datetime) -> RecordResult | None:
+        """Another failed try of a transient error already on record for this path: the same
+        row counts the attempt (one row per failing file, however often it is tried); None when
+        there is no such row. A file that changed (size, mtime) since starts counting anew."""
+        row = self.db.execute(
+            """SELECT id, attempts, size, mtime FROM frames WHERE sha256 = ? AND path = ? AND status = 'error'
+                   AND superseded_by IS NULL AND attempts IS NOT NULL ORDER BY id DESC LIMIT 1""",
+            (frame.sha256, frame.path),
+        ).fetchone()
+        if row is None:
+            return None
+        frame_id, attempts, size, mtime = row
+        attempts = int(attempts) + 1 if (size, mtime) == (frame.size, frame.mtime) else 1
+        retry_at = self._next_retry(now, attempts)
+        self.db.execute(
+            """UPDATE frames SET attempts = ?, retry_at = ?, error = ?, processed_at = ?, size = ?, mtime = ?,
+                   model_id = ? WHERE id = ?""",
+            (attempts, format_utc(retry_at) if retry_at else None, frame.error, format_utc(now), frame.size,
+             frame.mtime, frame.model_id, frame_id),
+        )
+        return RecordResult(int(frame_id), attempts=attempts, retry_at=retry_at)
 
     def _count_frame(self, frame: FrameRecord, result: RecordResult) -> int:
         """Tally the frame and put it into an event (new or joined); returns the event id."""
@@ -383,6 +544,11 @@ class Store:
         result.days.add(day)
 
         event = self._find_event(frame.camera, species, captured)
+        capped = None
+        if event is not None and self.max_duration is not None:
+            span = max(parse_utc(event["ended_at"]), captured) - min(parse_utc(event["started_at"]), captured)
+            if span > self.max_duration:
+                capped, event = event, None  # the visit is as long as it may be: a new one starts
         if event is None:
             # A new visit: first close this camera's open events that this frame proves over.
             for stale in self._rows(
@@ -392,6 +558,12 @@ class Store:
                 self.db.execute("UPDATE events SET state = 'closed' WHERE id = ?", (stale["id"],))
                 stale["state"] = "closed"
                 result.event_changes.append(EventChange("end", stale))
+            if capped is not None and capped["state"] == "open":
+                self.db.execute("UPDATE events SET state = 'closed' WHERE id = ?", (capped["id"],))
+                capped["state"] = "closed"
+                result.event_changes.append(EventChange("end", capped))
+                log.info("event %s: camera %s reached max_duration_s (%.0f s); the visit goes on as a new event",
+                         capped["uid"][:8], frame.camera, self.max_duration.total_seconds())
             uid = str(uuid.uuid5(EVENT_UID_NAMESPACE, f"{frame.camera}/{frame.sha256}"))
             event_id = int(
                 self.db.execute(
@@ -400,11 +572,13 @@ class Store:
                     (uid, frame.camera, species, confidence, captured_text, captured_text, frame.model_id),
                 ).lastrowid
             )
+            self._add_vote(event_id, species, confidence, captured_text)
             self._bump_tally(day, frame.camera, species, events=1)
             result.event_changes.append(EventChange("new", self._event(event_id)))
             return event_id
 
         winner = self._vote(event, species, confidence, captured_text)
+        self._add_vote(int(event["id"]), species, confidence, captured_text)
         new_species = winner.species
         new_confidence = winner.best_confidence
         started = min(parse_utc(event["started_at"]), captured)
@@ -441,22 +615,33 @@ class Store:
 
     def _vote(self, event: dict[str, Any], species: str, confidence: float | None, captured_text: str) -> SpeciesVotes:
         """The event's species and confidence after this frame joins it (edge.events.vote), from
-        the votes of its recorded frames plus the frame being recorded."""
+        the event's vote state (one row per species in `event_votes`, so the cost does not grow
+        with the visit) plus the frame being recorded. Frame rows pruned by retention change
+        nothing: the votes are kept with the event."""
         votes = [
-            SpeciesVotes(label, int(frames), float(total or 0.0), best, first)
+            SpeciesVotes(label, int(frames), float(total), best, first)
             for label, frames, total, best, first in self.db.execute(
-                """SELECT species, COUNT(*), SUM(confidence), MAX(confidence), MIN(captured_at)
-                   FROM frames WHERE event_id = ? GROUP BY species""",
+                "SELECT species, frames, confidence_sum, best_confidence, first_at FROM event_votes WHERE event_id = ?",
                 (event["id"],),
             )
         ]
-        # Rows pruned by retention (only old frames) keep voting for what the event was.
-        missing = int(event["frame_count"]) - sum(v.frames for v in votes)
-        if missing > 0:
-            kept = event["confidence"]
-            votes.append(SpeciesVotes(event["species"], missing, missing * float(kept or 0.0), kept, event["started_at"]))
         votes.append(SpeciesVotes(species, 1, float(confidence or 0.0), confidence, captured_text))
         return vote(votes)
+
+    def _add_vote(self, event_id: int, species: str, confidence: float | None, captured_text: str) -> None:
+        """Count one frame into its event's vote state (same transaction as the frame row)."""
+        self.db.execute(
+            """INSERT INTO event_votes (event_id, species, frames, confidence_sum, best_confidence, first_at)
+               VALUES (?, ?, 1, ?, ?, ?)
+               ON CONFLICT (event_id, species) DO UPDATE SET
+                   frames = frames + 1,
+                   confidence_sum = confidence_sum + excluded.confidence_sum,
+                   best_confidence = CASE WHEN best_confidence IS NULL THEN excluded.best_confidence
+                                          WHEN excluded.best_confidence IS NULL THEN best_confidence
+                                          ELSE MAX(best_confidence, excluded.best_confidence) END,
+                   first_at = MIN(first_at, excluded.first_at)""",
+            (event_id, species, float(confidence or 0.0), confidence, captured_text),
+        )
 
     def _bump_tally(self, day: str, camera: str, species: str, events: int = 0, frames: int = 0) -> None:
         self.db.execute(

@@ -180,3 +180,66 @@ def test_idle_visits_are_closed(store: Store) -> None:
     assert store.close_stale_events(T0 + timedelta(seconds=30)) == []
     closed = store.close_stale_events(T0 + timedelta(seconds=61))
     assert [c.change for c in closed] == ["end"] and events(store)[0][5] == "closed"
+
+
+def test_a_visit_longer_than_max_duration_becomes_a_new_event(tmp_path: Path) -> None:
+    """A bird at the feeder for 45 minutes, a frame every 30 s, cap 30 min: two visits, the
+    first closed (`end`) by the frame that would have stretched it beyond the cap."""
+    store = Store(tmp_path / "cap.db", zone="Europe/Berlin", independence_s=60, max_duration_s=1800,
+                  clock=lambda: T0 + timedelta(hours=1))
+    try:
+        changes = {seconds: [c.change for c in frame(store, seconds, "Blue Jay").event_changes]
+                   for seconds in range(0, 45 * 60 + 1, 30)}
+        assert changes[1800] == ["update"]  # exactly 30 min long: still the first visit
+        assert changes[1830] == ["end", "new"]
+        assert [(e[2], e[3], e[4], e[5]) for e in events(store)] == [
+            (61, "2026-03-01T22:58:00.000Z", "2026-03-01T23:28:00.000Z", "closed"),
+            (30, "2026-03-01T23:28:30.000Z", "2026-03-01T23:43:00.000Z", "open")]
+        # T0 is 23:58 in Berlin: the first visit counts on 1 March, the second on 2 March.
+        assert tallies(store) == {("2026-03-01", "Blue Jay"): (1, 4), ("2026-03-02", "Blue Jay"): (1, 87)}
+    finally:
+        store.close()
+    uncapped = Store(tmp_path / "nocap.db", independence_s=60, max_duration_s=0)
+    try:
+        for seconds in range(0, 45 * 60 + 1, 30):
+            frame(uncapped, seconds, "Blue Jay")
+        assert [e[2] for e in events(uncapped)] == [91]
+    finally:
+        uncapped.close()
+
+
+def _vm_steps(store: Store, record) -> int:
+    """SQLite virtual-machine instructions that one call costs (the work, not the time)."""
+    steps = [0]
+
+    def count() -> int:
+        steps[0] += 1
+        return 0
+
+    store.conn.set_progress_handler(count, 1)
+    try:
+        record()
+    finally:
+        store.conn.set_progress_handler(None, 1)
+    return steps[0]
+
+
+@pytest.mark.parametrize("group_by", ["camera", "species"])
+def test_a_frames_cost_does_not_grow_with_its_visit(tmp_path: Path, group_by: str) -> None:
+    """The vote reads the event's vote state, not all of its frames: the store's work for the
+    2,000th frame of one visit is that of the 12th (same species; it used to grow linearly)."""
+    store = Store(tmp_path / "t.db", zone="Europe/Berlin", independence_s=60, group_by=group_by,
+                  durable_commits=False, clock=lambda: T0 + timedelta(hours=1))
+    species = ["Blue Jay", "Blue Jay", "Northern Cardinal", "unknown"]
+    cost = {}
+    try:
+        for index in range(2000):
+            record = lambda: frame(store, index * 0.5, species[index % 4], confidence=0.5 + (index % 7) / 20)  # noqa: E731
+            if index + 1 in (12, 2000):
+                cost[index + 1] = _vm_steps(store, record)
+            else:
+                record()
+        assert events(store)[0][2] == (2000 if group_by == "camera" else 1000)
+    finally:
+        store.close()
+    assert cost[2000] <= cost[12] + 20, cost
