@@ -9,6 +9,10 @@ is loaded and the backlog is queued: sd_notify READY, the MQTT publisher), `afte
 each committed frame: post-processing keep/archive/delete, metrics), `on_tick` (every loop
 pass, at least every `tick_s`, also when idle: watchdog pings, STATUS) and `on_stop`.
 
+A frame that failed for a reason that may pass (unreadable, cannot stat; edge/pipeline.py)
+is scheduled for another try when its error row says one is due; the idle work puts due frames
+back on the queue (never waiting), and at a restart the backlog scan offers them again.
+
 Signals only set flags: SIGTERM/SIGINT let the current frame finish and commit, then the loop
 exits and run() returns 0; SIGHUP reloads the model between two frames (a failed reload keeps
 the old model).
@@ -46,7 +50,7 @@ class DaemonStats:
     """What `edge status`, STATUS= and metrics report about the running loop."""
 
     started_at: datetime | None = None
-    processed: dict[str, int] = field(default_factory=lambda: {"ok": 0, "error": 0, "duplicate": 0, "unchanged": 0, "vanished": 0})
+    processed: dict[str, int] = field(default_factory=lambda: {"ok": 0, "error": 0, "retry": 0, "duplicate": 0, "unchanged": 0, "vanished": 0})
     last_frame_at: datetime | None = None
     last_species: str | None = None
     backlog: int = 0
@@ -92,6 +96,9 @@ class Daemon:
         self._reload = threading.Event()
         self._last_idle_work = 0.0
         self.idle_interval_s = 5.0  # closing idle events, checking camera folders
+        # Frames that failed transiently: path → (monotonic time the next try is due, camera).
+        # Re-queued by the idle work when due; at a restart the backlog scan offers them again.
+        self._retries: dict[str, tuple[float, str]] = {}
         self._inotify_watcher: InotifyWatcher | None = None
         self._folder_ids: dict[str, tuple[int, int] | None] = {}
         # MQTT area (edge/mqtt.py): the publisher thread drains the outbox; started by an
@@ -190,9 +197,15 @@ class Daemon:
                 hook(self)
 
     def process(self, path: str, camera: str) -> FrameOutcome:
-        assert self.processor is not None
+        assert self.processor is not None and self.store is not None
+        self._retries.pop(path, None)  # whatever happens now replaces a scheduled try
         outcome = self.processor.process(path, camera)
         self.stats.processed[outcome.status] = self.stats.processed.get(outcome.status, 0) + 1
+        if outcome.status == "retry" and outcome.retry_at is not None:
+            delay = max(0.0, (outcome.retry_at - self.store.clock()).total_seconds())
+            self._retries[path] = (time.monotonic() + delay, camera)
+        elif outcome.status == "vanished":
+            self.store.abandon_retries(path)
         if outcome.committed:
             self.stats.last_frame_at = datetime.now(timezone.utc)
             if outcome.species:
@@ -223,12 +236,27 @@ class Daemon:
 
     def _idle_work(self) -> None:
         now = time.monotonic()
+        self._queue_due_retries(now)
         if self.store is not None and now - self._last_idle_work >= self.idle_interval_s:
             self._last_idle_work = now
             for change in self.store.close_stale_events():
                 log.info("event end %s: camera %s, %s, %d frame(s)", change.event["uid"][:8],
                          change.event["camera"], change.event["species"], change.event["frame_count"])
             self._check_camera_folders()
+
+    def _queue_due_retries(self, now: float) -> None:
+        """Put frames whose next try is due back on the queue (never waits: a dict scan of the
+        few frames that failed transiently)."""
+        due = [(path, camera) for path, (at, camera) in self._retries.items() if at <= now]
+        for path, camera in due:
+            del self._retries[path]
+            log.info("frame %s: trying again", path)
+            self.frames.put(path, camera)
+
+    @property
+    def retries_pending(self) -> int:
+        """Frames waiting for their next try (transient errors with attempts left)."""
+        return len(self._retries)
 
     def _check_camera_folders(self) -> None:
         """Follow a camera folder that disappears and comes back (an SD card or USB stick

@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable
 
 from edge.capture_time import format_utc, parse_utc
 from edge.retention import free_bytes
+from edge.store import standing_error_sql
 
 STATUS_FILE_NAME = "status.json"
 
@@ -77,6 +78,21 @@ class HealthState:
             self._recent.append(now)
         if self.metrics is not None:
             self.metrics.frame_done(status, inference_ms)
+
+    def errors_superseded(self, processed_at: Iterable[str]) -> int:
+        """Error rows replaced by a later row at their path (the file became readable, or valid
+        content replaced corrupt content): they are not errors any more. Those this run counted
+        (processed since it started) leave `frames_error`; returns how many."""
+        started = self.started_at
+        counted = sum(1 for at in processed_at if at and at[:19] >= started[:19])
+        if not counted:
+            return 0
+        with self._lock:
+            counted = min(counted, self.frames_error)
+            self.frames_error -= counted
+        if self.metrics is not None:
+            self.metrics.errors_superseded(counted)
+        return counted
 
     def set(self, **values: Any) -> None:
         with self._lock:
@@ -224,12 +240,14 @@ def _db_facts(db_path: Path, rate_window_s: float) -> dict[str, Any]:
     try:
         conn.execute("PRAGMA busy_timeout = 5000")
         q = lambda sql, *args: conn.execute(sql, args).fetchone()  # noqa: E731
-        total, errors = q("SELECT COUNT(*), COALESCE(SUM(status = 'error'), 0) FROM frames")
+        # Errors that a later row at their path replaced (superseded) are not errors any more.
+        error, retrying = standing_error_sql(conn)
+        total, errors, retries = q(f"SELECT COUNT(*), COALESCE(SUM({error}), 0), COALESCE(SUM({retrying}), 0) FROM frames")
         last = q("SELECT processed_at, captured_at, path, species FROM frames ORDER BY id DESC LIMIT 1")
-        last_err = q("SELECT processed_at, path, error FROM frames WHERE status = 'error' "
-                     "ORDER BY id DESC LIMIT 1")  # ids grow with processing
+        last_err = q(f"SELECT processed_at, path, error FROM frames WHERE {error} "
+                     "ORDER BY processed_at DESC, id DESC LIMIT 1")  # a retried row's processed_at moves on
         since = format_utc(datetime.fromtimestamp(time.time() - rate_window_s, timezone.utc))
-        recent, recent_err = q("SELECT COUNT(*), COALESCE(SUM(status = 'error'), 0) FROM frames "
+        recent, recent_err = q(f"SELECT COUNT(*), COALESCE(SUM({error}), 0) FROM frames "
                                "WHERE processed_at >= ?", since)
         try:
             outbox = q("SELECT COUNT(*) FROM outbox")[0]
@@ -246,6 +264,7 @@ def _db_facts(db_path: Path, rate_window_s: float) -> dict[str, Any]:
     return {
         "frames_total": total,
         "frames_error": errors,
+        "frames_retrying": retries,
         "last_frame": ({"processed_at": last[0], "captured_at": last[1], "path": last[2], "species": last[3]}
                        if last else None),
         "last_error": ({"processed_at": last_err[0], "path": last_err[1], "error": last_err[2]}
@@ -331,7 +350,8 @@ def format_status_table(status: dict[str, Any]) -> str:
     rows += [
         ("last frame", f"{last.get('processed_at') or '-'}  {last.get('species') or ''}".rstrip()),
         ("backlog", str(daemon.get("backlog", "-") if daemon.get("backlog") is not None else "-")),
-        ("frames", f"{status.get('frames_total', '-')} total, {status.get('frames_error', '-')} errors"),
+        ("frames", f"{status.get('frames_total', '-')} total, {status.get('frames_error', '-')} errors"
+                   + (f" ({status['frames_retrying']} to be retried)" if status.get("frames_retrying") else "")),
         ("rate", f"{status.get('rate_frames_per_min', '-')} frames/min, "
                  f"{status.get('rate_errors_per_min', '-')} errors/min "
                  f"(last {int(status.get('rate_window_s', 0) // 60)} min)"),

@@ -6,6 +6,9 @@ backlog and outbox depth come from the daemon's HealthState, refreshed by the pr
 
 Metric names (all prefixed `trailcam_`):
   frames_processed_total{status="ok"|"error"}   counter
+  frames_superseded_total                       counter (error frames later replaced by a valid
+                                                file at their path: errors that stand =
+                                                frames_processed_total{status="error"} minus this)
   inference_seconds                             histogram (per classified frame)
   backlog_frames                                gauge (frames waiting in the camera folder queue)
   outbox_messages                               gauge (MQTT messages waiting for a PUBACK)
@@ -39,6 +42,9 @@ class Metrics:
                               ["status"], registry=r)
         for status in ("ok", "error"):
             self.frames.labels(status=status)  # both series exist from the start (rate() needs zeros)
+        # Counters never go down: an error that a later valid file replaces is counted here.
+        self.superseded = Counter("trailcam_frames_superseded", "Error frames later replaced by a valid file at "
+                                  "their path (subtract from frames_processed_total{status=\"error\"})", registry=r)
         self.inference = Histogram("trailcam_inference_seconds", "Classifier time per frame",
                                    buckets=LATENCY_BUCKETS, registry=r)
         self.backlog = Gauge("trailcam_backlog_frames", "Frames waiting to be processed", registry=r)
@@ -63,6 +69,9 @@ class Metrics:
         if inference_ms is not None:
             self.inference.observe(inference_ms / 1000.0)
         self.last_frame.set(time.time())
+
+    def errors_superseded(self, count: int) -> None:
+        self.superseded.inc(count)
 
     def refresh(self, state) -> None:
         """Copy gauges from a HealthState (called whenever the daemon sets its fields)."""

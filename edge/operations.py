@@ -116,6 +116,7 @@ class FieldOperations:
             return
         self.health.frame_done(outcome.status, row[7], species=outcome.species, error=outcome.error,
                                path=outcome.path)
+        self.health.errors_superseded(at for _id, at in outcome.superseded)
         if self._hang is not None and self._hang.search(outcome.path):
             log.warning("test fault hook %s matched %s: blocking the processing loop", HANG_ENV, outcome.path)
             threading.Event().wait()
@@ -131,6 +132,7 @@ class FieldOperations:
         row = self.daemon.store.db.execute(
             "SELECT id, path, status, captured_at, species, confidence, processed_at FROM frames WHERE id = ?",
             (outcome.frame_id,)).fetchone()
+        self.health.errors_superseded(at for _id, at in outcome.superseded)
         if row is None or self.retention is None:
             return
         try:

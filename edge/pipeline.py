@@ -6,10 +6,12 @@ what is recorded is exactly what was classified even if the file changes afterwa
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from edge.capture_time import capture_time
@@ -24,10 +26,28 @@ log = logging.getLogger(__name__)
 # A "frame" larger than this is not read into memory (a misplaced video or disk image).
 MAX_FRAME_BYTES = 256 * 1024 * 1024
 
+# OS errors that say nothing about the frame itself and may pass: permissions (an uploader
+# that fixes them after the rename, a share's ACLs), I/O errors of a flaky card or network
+# mount, a file vanishing or replaced mid-read. Frames failing with them are retried
+# ([storage] retry_max_attempts); all other errors are final.
+TRANSIENT_ERRNOS = frozenset({
+    errno.EACCES, errno.EPERM, errno.EIO, errno.ENOENT, errno.ESTALE, errno.EAGAIN, errno.EBUSY,
+    errno.EINTR, errno.ETIMEDOUT, errno.ENXIO, errno.ENODEV, errno.ENOTCONN, errno.EHOSTDOWN,
+    errno.EHOSTUNREACH, errno.ECONNRESET, errno.ECONNABORTED,
+})
+
+
+def is_transient(error: OSError) -> bool:
+    """Whether a failure to stat or read a frame may pass, so the frame is tried again."""
+    return error.errno in TRANSIENT_ERRNOS
+
 
 @dataclass
 class FrameOutcome:
-    """What happened to one path. `status`: ok | error | duplicate | vanished | unchanged."""
+    """What happened to one path. `status`: ok | error | retry | duplicate | vanished | unchanged.
+
+    `retry`: a transient error, recorded, with attempts left; `retry_at` says when the next try
+    is due. The file is not done: no post-processing (it is not `committed`)."""
 
     path: str
     camera: str
@@ -38,10 +58,14 @@ class FrameOutcome:
     error: str | None = None
     predictions: list[Prediction] = field(default_factory=list)
     record: RecordResult | None = None
+    retry_at: datetime | None = None
+    # (id, processed_at) of the error rows at this path that this frame replaced.
+    superseded: list[tuple[int, str]] = field(default_factory=list)
 
     @property
     def committed(self) -> bool:
-        """A new row was written (post-processing may now move or delete the file)."""
+        """The frame is done and its row written (post-processing may now move or delete the
+        file). A `retry` wrote its error row too, but the file must stay for the next try."""
         return self.status in ("ok", "error")
 
 
@@ -74,7 +98,8 @@ class FrameProcessor:
         except FileNotFoundError:
             return FrameOutcome(path, camera, "vanished")
         except OSError as error:
-            return self._error(path, camera, hashlib.sha256(path.encode()).hexdigest(), None, None, f"cannot stat: {error.strerror or error}")
+            return self._error(path, camera, hashlib.sha256(path.encode()).hexdigest(), None, None,
+                               f"cannot stat: {error.strerror or error}", transient=is_transient(error))
         if self.store.unchanged_known(path, stat.st_size, stat.st_mtime):
             return FrameOutcome(path, camera, "unchanged")
         if stat.st_size > MAX_FRAME_BYTES:
@@ -88,13 +113,16 @@ class FrameProcessor:
         except OSError as error:
             # The error row needs a key; the path's hash stands in for unreadable content.
             return self._error(path, camera, "unreadable:" + hashlib.sha256(path.encode()).hexdigest(),
-                               stat.st_size, stat.st_mtime, f"unreadable: {error.strerror or error}")
+                               stat.st_size, stat.st_mtime, f"unreadable: {error.strerror or error}",
+                               transient=is_transient(error))
         sha = hashlib.sha256(data).hexdigest()
         known, error_here = self.store.lookup(sha, path)
         if known is not None:
             if known["path"] != path and not os.path.exists(known["path"]):
                 self.store.update_path(known["id"], path)
-            return FrameOutcome(path, camera, "duplicate", frame_id=known["id"])
+            # The file here failed before and is now a valid copy of a recorded frame.
+            superseded = self.store.supersede_errors(path, known["id"])
+            return FrameOutcome(path, camera, "duplicate", frame_id=known["id"], superseded=superseded)
         if error_here:
             return FrameOutcome(path, camera, "duplicate")
         try:
@@ -117,18 +145,32 @@ class FrameProcessor:
                 inference_ms=inference_ms, predictions=predictions, decision=decision,
             )
         )
+        if result.superseded:
+            log.info("frame %s: recorded; replaces %d earlier error row(s) of this path", path, len(result.superseded))
         return FrameOutcome(path, camera, "ok", result.frame_id, decision.species, decision.confidence,
-                            predictions=predictions, record=result)
+                            predictions=predictions, record=result, superseded=result.superseded)
 
-    def _error(self, path: str, camera: str, sha: str, size: int | None, mtime: float | None, message: str) -> FrameOutcome:
-        if self.store.recorded_error(sha, path):
+    def _error(self, path: str, camera: str, sha: str, size: int | None, mtime: float | None, message: str,
+               transient: bool = False) -> FrameOutcome:
+        if self.store.recorded_error(sha, path, size, mtime):
             return FrameOutcome(path, camera, "duplicate", error=message)
-        log.warning("frame %s: %s", path, message)
         result = self.store.record(
             FrameRecord(path=path, sha256=sha, camera=camera, size=size, mtime=mtime, status="error",
-                        error=message, model_id=self.classifier.model_id)
+                        error=message, model_id=self.classifier.model_id, transient=transient)
         )
-        return FrameOutcome(path, camera, "error", result.frame_id, error=message, record=result)
+        limit = self.store.retry_max_attempts
+        if result.retry_at is not None:
+            delay = (result.retry_at - self.store.clock()).total_seconds()
+            log.warning("frame %s: %s (attempt %d of %d; next try in %.0f s)", path, message, result.attempts, limit, delay)
+            return FrameOutcome(path, camera, "retry", result.frame_id, error=message, record=result,
+                                retry_at=result.retry_at, superseded=result.superseded)
+        if transient:
+            log.warning("frame %s: %s (attempt %d of %d; giving up: it stays an error until the file changes)",
+                        path, message, result.attempts, limit)
+        else:
+            log.warning("frame %s: %s", path, message)
+        return FrameOutcome(path, camera, "error", result.frame_id, error=message, record=result,
+                            superseded=result.superseded)
 
 
 def _sha256_path(path: str) -> str:

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 import sqlite_utils
 
 from edge.capture_time import format_utc, parse_utc
+from edge.store import standing_error_sql
 
 
 class ReportError(ValueError):
@@ -188,17 +189,21 @@ def frames(
     db: sqlite_utils.Database, *, errors: bool = False, since: str | None = None, until: str | None = None,
     camera: str | None = None, limit: int = 100, zone: ZoneInfo | None = None,
 ) -> list[dict[str, Any]]:
-    """The most recently processed frames first (errors only with `errors=True`)."""
+    """The most recently processed frames first (standing errors only with `errors=True`)."""
     zone = zone or station_zone(db)
     lower, upper = _bounds(since, until, zone)
+    # An error that a later row at its path replaced is no error any more: `--errors` leaves it
+    # out, and the full listing shows it as `superseded`.
+    standing, _retrying = standing_error_sql(db.conn)
     where, params = _where(
         ("processed_at >= ?", _utc(lower)), ("processed_at < ?", _utc(upper)),
         ("camera = ?", camera),
-        fixed=["status = 'error'"] if errors else [],
+        fixed=[standing] if errors else [],
     )
+    status = f"CASE WHEN status = 'error' AND NOT {standing} THEN 'superseded' ELSE status END AS status"
     rows = _read(
         db,
-        f"""SELECT id, path, camera, status, error, species, confidence, captured_at, time_source,
+        f"""SELECT id, path, camera, {status}, error, species, confidence, captured_at, time_source,
                    processed_at, inference_ms, model_id FROM frames{where}
             ORDER BY processed_at DESC, id DESC LIMIT ?""",
         [*params, limit],

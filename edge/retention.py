@@ -7,7 +7,9 @@ Three jobs, all run from the daemon's processing thread (so they never race the 
   the daemon has not processed is never moved or deleted.
 * `Retention.housekeeping()` every few minutes: holds the archive under its size limit (oldest
   day first, keeping the N highest-confidence exemplars per species) and prunes frame rows older
-  than N days. `daily_tallies` and `events` are never pruned: counts stay exact forever.
+  than N days. `daily_tallies`, `events` and `event_votes` are never pruned: counts and the
+  events' votes stay exact forever. An error row's `superseded_by` may name a pruned row (no
+  foreign key, on purpose): it stays superseded.
 * `DiskGuard` watches free space where we write (state directory, archive). Below `min_free_mb`
   the daemon pauses *before* opening a transaction, so a full disk never leaves half a frame
   behind (SQLite's journal makes a failed commit roll back anyway; `is_disk_full_error`

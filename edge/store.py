@@ -233,6 +233,16 @@ def check_database(path: Path) -> str:
     return f"{path}, schema {version}{migrate}, {frames} frame(s)"
 
 
+def standing_error_sql(conn: sqlite3.Connection) -> tuple[str, str]:
+    """SQL conditions on `frames` for readers of a database of any version: (an error that
+    stands, i.e. not superseded by a later row at its path; one with a retry pending). A
+    version-1 database, not yet migrated by the daemon, has no superseded or retried rows."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(frames)")}
+    if "superseded_by" not in columns:
+        return "status = 'error'", "0"
+    return "(status = 'error' AND superseded_by IS NULL)", "(retry_at IS NOT NULL AND superseded_by IS NULL)"
+
+
 def _schema_version(db: sqlite_utils.Database) -> int | None:
     if "meta" not in db.table_names():
         return None
