@@ -5,13 +5,15 @@
 PYTHON   ?= python3
 VENV     := .venv
 EDGE_VENV := .venv-edge
+MIN_VENV := .venv-min
+MIN_CONSTRAINTS := constraints/edge-min.txt
 PY       := $(VENV)/bin/python
 PIP_FLAGS := --disable-pip-version-check --quiet
 DEMO_DIR ?= demo-output
 # Run as root in CI; elsewhere use sudo for apt-get when it exists.
 SUDO     := $(shell [ "$$(id -u)" -ne 0 ] && command -v sudo)
 
-.PHONY: demo test bench system-deps venv edge-venv clean
+.PHONY: demo test test-min bench system-deps venv edge-venv min-venv clean
 
 ## Full development environment: trainer (TensorFlow) + edge + test tools.
 $(VENV)/.stamp: pyproject.toml
@@ -30,14 +32,34 @@ $(EDGE_VENV)/.stamp: pyproject.toml
 	touch $@
 edge-venv: $(EDGE_VENV)/.stamp
 
+## A third, lowest-versions environment: the `edge` extra with every dependency at its declared
+## `>=` floor exactly (constraints/edge-min.txt, which tests/test_dependency_floors.py keeps equal
+## to pyproject.toml), so a floor that is not true fails `make test`. Test tools come on top.
+$(MIN_VENV)/.stamp: pyproject.toml $(MIN_CONSTRAINTS)
+	rm -rf $(MIN_VENV)
+	$(PYTHON) -m venv $(MIN_VENV)
+	$(MIN_VENV)/bin/pip install $(PIP_FLAGS) --upgrade pip
+	$(MIN_VENV)/bin/pip install $(PIP_FLAGS) -c $(MIN_CONSTRAINTS) -e '.[edge]' 'pytest>=8' 'pytest-timeout>=2.2' 'piexif>=1.1'
+	touch $@
+min-venv: $(MIN_VENV)/.stamp
+
+# The whole TensorFlow-free edge suite (about 2 minutes on two cores): every area there uses
+# one of the floored dependencies, and tests needing trainer-built models skip (no TensorFlow).
+MIN_TESTS ?= tests/test_dependency_floors.py tests/edge tests/mqtt tests/field
+
+## The edge tests on the lowest declared versions.
+test-min: min-venv system-deps
+	TRAILCAM_MIN_ENV=1 TRAILCAM_REQUIRE_BROKER=1 $(MIN_VENV)/bin/python -m pytest -p no:cacheprovider $(MIN_TESTS)
+
 ## The broker the MQTT tests start on a free loopback port, and systemd-analyze.
 system-deps:
 	@command -v mosquitto >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q mosquitto mosquitto-clients; }
 	@command -v openssl >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q openssl; }
 	@command -v systemd-analyze >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q systemd; }
 
-test: venv edge-venv system-deps
-	TRAILCAM_REQUIRE_EDGE_VENV=1 TRAILCAM_REQUIRE_BROKER=1 $(PY) -m pytest
+test: venv edge-venv min-venv system-deps
+	TRAILCAM_REQUIRE_EDGE_VENV=1 TRAILCAM_REQUIRE_BROKER=1 TRAILCAM_REQUIRE_TRAINER=1 $(PY) -m pytest
+	$(MAKE) --no-print-directory test-min
 
 ## The main job end to end, offline, on generated frames.
 demo: venv
@@ -56,4 +78,4 @@ bench: venv
 	$(PY) -m benchmarks
 
 clean:
-	rm -rf $(VENV) $(EDGE_VENV) $(DEMO_DIR) .pytest_cache
+	rm -rf $(VENV) $(EDGE_VENV) $(MIN_VENV) $(DEMO_DIR) .pytest_cache

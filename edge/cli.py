@@ -250,7 +250,7 @@ def cmd_events(args: argparse.Namespace) -> int:
     except reports.ReportError as error:
         raise UsageError(f"--since/--until: {error}") from None
     columns = ["start_local", "end_local", "camera", "species", "confidence", "frame_count", "state", "uid"]
-    print(reports.render(rows, columns, args.format))
+    _print_limited(reports.render(rows, columns, args.format), reports.left_out_note(rows, "event"), args.format)
     return EXIT_OK
 
 
@@ -265,8 +265,32 @@ def cmd_frames(args: argparse.Namespace) -> int:
         raise UsageError(f"--since/--until: {error}") from None
     columns = (["processed_at", "camera", "path", "error"] if args.errors else
                ["captured_local", "camera", "path", "status", "species", "confidence", "inference_ms", "error"])
-    print(reports.render(rows, columns, args.format))
+    note = reports.left_out_note(rows, "failed frame" if args.errors else "frame")
+    _print_limited(reports.render(rows, columns, args.format), note, args.format)
     return EXIT_OK
+
+
+def _print_limited(rendered: str, note: str | None, fmt: str) -> None:
+    """A report, then the note on rows a --limit left out: a footer line under a table (read by
+    a person), on stderr for CSV and JSON so that their stdout stays pure data for a program."""
+    print(rendered)
+    if note is None:
+        return
+    if fmt == "table":
+        print(note)
+    else:
+        print(f"edge: {note}", file=sys.stderr)
+
+
+def _limit(text: str) -> int:
+    """--limit N: the newest N rows; 0 means all of them."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative (0 means all rows)")
+    return value
 
 
 # -- parser ----------------------------------------------------------------------------------
@@ -315,13 +339,13 @@ def build_parser() -> argparse.ArgumentParser:
     events = sub.add_parser("events", help="recent events (visits), newest first")
     _report_flags(events, ["table", "csv", "json"])
     events.add_argument("--species", help="only this species")
-    events.add_argument("--limit", type=int, default=50)
+    events.add_argument("--limit", type=_limit, default=50, metavar="N", help="newest N events (default 50; 0: all)")
     events.set_defaults(func=cmd_events)
 
     frames = sub.add_parser("frames", help="recently processed frames, newest first")
     _report_flags(frames, ["table", "csv", "json"])
     frames.add_argument("--errors", action="store_true", help="only frames that failed, with the reason")
-    frames.add_argument("--limit", type=int, default=50)
+    frames.add_argument("--limit", type=_limit, default=50, metavar="N", help="newest N frames (default 50; 0: all)")
     frames.set_defaults(func=cmd_frames)
 
     for name in EXTENSION_MODULES:

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from edge.capture_time import format_utc
 from edge.config import EdgeConfig
 from edge.model import Classifier, ModelError, resolve_model
 from edge.pipeline import FrameOutcome, FrameProcessor
@@ -189,6 +190,7 @@ class Daemon:
                         raise
                     self._disk_full(item, error)
             elif self.once:
+                self._close_after_backlog()
                 break
             else:
                 self._idle_work()
@@ -257,6 +259,25 @@ class Daemon:
     def retries_pending(self) -> int:
         """Frames waiting for their next try (transient errors with attempts left)."""
         return len(self._retries)
+
+    def _close_after_backlog(self) -> None:
+        """The end of --once: no later frame will come to close what the backlog left open, so
+        close every event it proves over (last frame older than the interval, relative to now
+        or to the newest frame of the same camera) and say why any other stays open."""
+        if self.store is None:
+            return
+        now = self.store.clock()
+        for change in self.store.close_stale_events(now, behind_newest_frame=True):
+            log.info("event end %s: camera %s, %s, %d frame(s)", change.event["uid"][:8],
+                     change.event["camera"], change.event["species"], change.event["frame_count"])
+        still_open = self.store.open_events()
+        if still_open:
+            ahead = sum(event["ended_at"] > format_utc(now) for event in still_open)
+            reasons = [f"{n} {why}" for n, why in (
+                (len(still_open) - ahead, f"with a last frame within {self.store.independence.total_seconds():g} s "
+                                          "of now and of their camera's newest frame (the visit may go on)"),
+                (ahead, "with a last frame after now (camera clock ahead of this device's)")) if n]
+            log.info("%d event(s) left open: %s; a later run closes them", len(still_open), "; ".join(reasons))
 
     def _check_camera_folders(self) -> None:
         """Follow a camera folder that disappears and comes back (an SD card or USB stick

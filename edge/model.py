@@ -205,57 +205,51 @@ class Prediction:
     index: int
 
 
-@dataclass
-class Classifier:
-    """One interpreter and its tensor plumbing. Not thread-safe: the daemon has one thread."""
+class TFLiteModel:
+    """One .tflite in a TFLite interpreter: raw RGB pixels in, probabilities out.
 
-    spec: ModelSpec
-    threads: int = 2
-    runtime: str = field(init=False)
-    input_size: tuple[int, int] = field(init=False)  # (width, height) as Pillow wants it
+    The one place that turns pixels into the model's input tensor and its output into
+    probabilities. The daemon's Classifier runs every frame through it, and the trainer's export
+    verification and `trainer evaluate` use it too (the trainer may import the edge, never the
+    reverse), so a bundle is verified and evaluated exactly as the field runs it. Two runners
+    drifted apart before: the trainer's quantised a uint8 input itself and agreed with the edge
+    on 0 of 40 AIY top-1s. Not thread-safe on its own; Classifier adds the lock.
+    """
 
-    def __post_init__(self) -> None:
+    def __init__(self, tflite_path: Path, threads: int | None = 2, activation: str | None = None) -> None:
+        """`activation`: the output's, when known (a bundle manifest's "linear"/"logits" means
+        softmax is applied here); threads None lets the runtime choose (the trainer's batch use)."""
+        self.path = Path(tflite_path)
         interpreter_class, self.runtime = load_interpreter_class()
         try:
-            self._interpreter = interpreter_class(model_path=str(self.spec.tflite_path), num_threads=self.threads)
+            self._interpreter = interpreter_class(model_path=str(self.path), num_threads=threads)
             self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as error:
-            raise ModelError(f"{self.spec.tflite_path}: the TFLite runtime cannot load it: {error}") from None
+            raise ModelError(f"{self.path}: the TFLite runtime cannot load it: {error}") from None
         inputs = self._interpreter.get_input_details()
         outputs = self._interpreter.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1:
-            raise ModelError(f"{self.spec.tflite_path}: expected one input and one output tensor, got {len(inputs)} and {len(outputs)}")
-        self._input, self._output = inputs[0], outputs[0]
-        shape = tuple(int(d) for d in self._input["shape"])
+            raise ModelError(f"{self.path}: expected one input and one output tensor, got {len(inputs)} and {len(outputs)}")
+        self.input_details, self.output_details = inputs[0], outputs[0]
+        shape = tuple(int(d) for d in self.input_details["shape"])
         if len(shape) != 4 or shape[0] != 1 or shape[3] != 3:
-            raise ModelError(f"{self.spec.tflite_path}: input shape {list(shape)} is not [1, height, width, 3]")
-        self.input_size = (shape[2], shape[1])
-        self.input_dtype = np.dtype(self._input["dtype"])
+            raise ModelError(f"{self.path}: input shape {list(shape)} is not [1, height, width, 3]")
+        self.input_size = (shape[2], shape[1])  # (width, height) as Pillow wants it
+        self.input_dtype = np.dtype(self.input_details["dtype"])
         if self.input_dtype not in (np.uint8, np.int8, np.float32):
-            raise ModelError(f"{self.spec.tflite_path}: unsupported input type {self.input_dtype}")
-        self.num_classes = int(np.prod(self._output["shape"]))
-        if self.num_classes != len(self.spec.labels):
-            raise ModelError(
-                f"{self.spec.tflite_path}: the model has {self.num_classes} outputs but "
-                f"{self.spec.labels_source} has {len(self.spec.labels)} labels"
-            )
-        self._in_scale, self._in_zero = self._input["quantization"]
-        self._out_scale, self._out_zero = self._output["quantization"]
-        self._out_dtype = np.dtype(self._output["dtype"])
-        activation = (self.spec.manifest or {}).get("output", {}).get("activation")
+            raise ModelError(f"{self.path}: unsupported input type {self.input_dtype}")
+        self.num_classes = int(np.prod(self.output_details["shape"]))
+        self._in_scale, self._in_zero = self.input_details["quantization"]
+        self._out_scale, self._out_zero = self.output_details["quantization"]
+        self._out_dtype = np.dtype(self.output_details["dtype"])
         self._needs_softmax = activation in ("linear", "none", "logits")
-        self._lock = threading.Lock()
-
-    @property
-    def model_id(self) -> str:
-        return self.spec.model_id
 
     def to_input(self, rgb: np.ndarray) -> np.ndarray:
         """Raw RGB uint8 (H, W, 3) → the input tensor the model expects.
 
-        uint8 models take pixels as they are (AIY's quantisation says 0..255 → [-1, 1] inside).
-        int8 models quantise pixel values with their input scale and zero point; float models
-        take float32 pixel values 0..255.
+        uint8 models take pixels as they are (AIY's quantisation says 0..255 → [-1, 1] inside;
+        a trainer bundle's input scale is 1.0, zero point 0). int8 models quantise pixel values
+        with their input scale and zero point; float models take float32 pixel values 0..255.
         """
         batch = rgb[np.newaxis, ...]
         if self.input_dtype == np.uint8:
@@ -266,13 +260,11 @@ class Classifier:
             return np.clip(quantised, -128, 127).astype(np.int8)
         return batch.astype(np.float32)
 
-    def scores(self, rgb: np.ndarray) -> np.ndarray:
+    def probabilities(self, rgb: np.ndarray) -> np.ndarray:
         """Class scores (float32, dequantised; softmax applied when the model outputs logits)."""
-        tensor = self.to_input(rgb)
-        with self._lock:
-            self._interpreter.set_tensor(self._input["index"], tensor)
-            self._interpreter.invoke()
-            raw = self._interpreter.get_tensor(self._output["index"]).reshape(-1)
+        self._interpreter.set_tensor(self.input_details["index"], self.to_input(rgb))
+        self._interpreter.invoke()
+        raw = self._interpreter.get_tensor(self.output_details["index"]).reshape(-1)
         if self._out_dtype in (np.uint8, np.int8) and self._out_scale:
             values = (raw.astype(np.float32) - self._out_zero) * self._out_scale
         else:
@@ -283,6 +275,51 @@ class Classifier:
             shifted = np.exp(values - values.max())
             values = shifted / shifted.sum()
         return values
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """images [n, H, W, 3] uint8 RGB at the model's size → probabilities [n, classes],
+        one invoke per image (batch of one, as on the edge)."""
+        if len(images) == 0:
+            return np.zeros((0, self.num_classes), np.float32)
+        return np.stack([self.probabilities(np.asarray(image, dtype=np.uint8)) for image in images])
+
+
+@dataclass
+class Classifier:
+    """A model's TFLiteModel with its labels. Not thread-safe: the daemon has one thread
+    (the lock only keeps a stray second caller from interleaving set_tensor and invoke)."""
+
+    spec: ModelSpec
+    threads: int = 2
+    runtime: str = field(init=False)
+    input_size: tuple[int, int] = field(init=False)  # (width, height) as Pillow wants it
+
+    def __post_init__(self) -> None:
+        activation = (self.spec.manifest or {}).get("output", {}).get("activation")
+        self.model = TFLiteModel(self.spec.tflite_path, self.threads, activation)
+        self.runtime = self.model.runtime
+        self.input_size = self.model.input_size
+        self.input_dtype = self.model.input_dtype
+        self.num_classes = self.model.num_classes
+        if self.num_classes != len(self.spec.labels):
+            raise ModelError(
+                f"{self.spec.tflite_path}: the model has {self.num_classes} outputs but "
+                f"{self.spec.labels_source} has {len(self.spec.labels)} labels"
+            )
+        self._lock = threading.Lock()
+
+    @property
+    def model_id(self) -> str:
+        return self.spec.model_id
+
+    def to_input(self, rgb: np.ndarray) -> np.ndarray:
+        """Raw RGB uint8 (H, W, 3) → the input tensor the model expects (TFLiteModel.to_input)."""
+        return self.model.to_input(rgb)
+
+    def scores(self, rgb: np.ndarray) -> np.ndarray:
+        """Class scores (float32, dequantised; softmax applied when the model outputs logits)."""
+        with self._lock:
+            return self.model.probabilities(rgb)
 
     def classify(self, rgb: np.ndarray, top_k: int = 5) -> tuple[list[Prediction], float]:
         """Top-k predictions (best first; ties by lower index) and inference time in ms."""

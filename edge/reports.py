@@ -161,23 +161,52 @@ def _local(text: str | None, zone: ZoneInfo) -> str | None:
     return parse_utc(text).astimezone(zone).isoformat(timespec="seconds") if text else None
 
 
+class ReportRows(list):
+    """A report's rows (a plain list to every caller) plus how many matched in all.
+
+    `events` and `frames` show the newest `limit` rows; `total` is counted in the same snapshot,
+    so `left_out` is exact and the CLI can say how many rows a limit hid instead of silently
+    stopping at it.
+    """
+
+    def __init__(self, rows: list[dict[str, Any]], total: int) -> None:
+        super().__init__(rows)
+        self.total = total
+
+    @property
+    def left_out(self) -> int:
+        return max(0, self.total - len(self))
+
+
+def _limited(db: sqlite_utils.Database, select: str, source: str, order: str, params: list[Any],
+             limit: int | None) -> ReportRows:
+    """`SELECT <select> FROM <source> ORDER BY <order>` with LIMIT `limit` (None or <= 0: all rows),
+    and the number of rows that match without the limit, both in one read transaction."""
+    with _Snapshot(db):
+        if limit is not None and limit > 0:
+            rows = _read(db, f"SELECT {select} FROM {source} ORDER BY {order} LIMIT ?", [*params, limit])
+            total = len(rows)
+            if total == limit:
+                total = int(db.conn.execute(f"SELECT COUNT(*) FROM {source}", tuple(params)).fetchone()[0])
+        else:
+            rows = _read(db, f"SELECT {select} FROM {source} ORDER BY {order}", params)
+            total = len(rows)
+    return ReportRows(rows, total)
+
+
 def events(
     db: sqlite_utils.Database, *, since: str | None = None, until: str | None = None, camera: str | None = None,
-    species: str | None = None, limit: int = 100, zone: ZoneInfo | None = None,
-) -> list[dict[str, Any]]:
-    """The most recent events first, with local start and end times."""
+    species: str | None = None, limit: int | None = 100, zone: ZoneInfo | None = None,
+) -> ReportRows:
+    """The most recent `limit` events first (None or 0: all), with local start and end times."""
     zone = zone or station_zone(db)
     lower, upper = _bounds(since, until, zone)
     where, params = _where(
         ("started_at >= ?", _utc(lower)), ("started_at < ?", _utc(upper)),
         ("camera = ?", camera), ("species = ?", species),
     )
-    rows = _read(
-        db,
-        f"""SELECT uid, camera, species, confidence, started_at, ended_at, frame_count, state, model_id
-            FROM events{where} ORDER BY started_at DESC, id DESC LIMIT ?""",
-        [*params, limit],
-    )
+    rows = _limited(db, "uid, camera, species, confidence, started_at, ended_at, frame_count, state, model_id",
+                    f"events{where}", "started_at DESC, id DESC", params, limit)
     for row in rows:
         row["start_local"] = _local(row["started_at"], zone)
         row["end_local"] = _local(row["ended_at"], zone)
@@ -187,9 +216,10 @@ def events(
 
 def frames(
     db: sqlite_utils.Database, *, errors: bool = False, since: str | None = None, until: str | None = None,
-    camera: str | None = None, limit: int = 100, zone: ZoneInfo | None = None,
-) -> list[dict[str, Any]]:
-    """The most recently processed frames first (standing errors only with `errors=True`)."""
+    camera: str | None = None, limit: int | None = 100, zone: ZoneInfo | None = None,
+) -> ReportRows:
+    """The most recently processed `limit` frames first (None or 0: all; standing errors only
+    with `errors=True`)."""
     zone = zone or station_zone(db)
     lower, upper = _bounds(since, until, zone)
     # An error that a later row at its path replaced is no error any more: `--errors` leaves it
@@ -201,13 +231,8 @@ def frames(
         fixed=[standing] if errors else [],
     )
     status = f"CASE WHEN status = 'error' AND NOT {standing} THEN 'superseded' ELSE status END AS status"
-    rows = _read(
-        db,
-        f"""SELECT id, path, camera, {status}, error, species, confidence, captured_at, time_source,
-                   processed_at, inference_ms, model_id FROM frames{where}
-            ORDER BY processed_at DESC, id DESC LIMIT ?""",
-        [*params, limit],
-    )
+    rows = _limited(db, f"""id, path, camera, {status}, error, species, confidence, captured_at, time_source,
+                   processed_at, inference_ms, model_id""", f"frames{where}", "processed_at DESC, id DESC", params, limit)
     for row in rows:
         row["captured_local"] = _local(row["captured_at"], zone)
         if row["confidence"] is not None:
@@ -215,6 +240,14 @@ def frames(
         if row["inference_ms"] is not None:
             row["inference_ms"] = round(row["inference_ms"], 1)
     return rows
+
+
+def left_out_note(rows: ReportRows, noun: str) -> str | None:
+    """The line that says a limit hid rows ("… 120 more events not shown (use --limit 0 for all)"),
+    or None when every matching row is shown. `noun` is singular ("event", "failed frame")."""
+    if not rows.left_out:
+        return None
+    return f"… {rows.left_out} more {noun}{'' if rows.left_out == 1 else 's'} not shown (use --limit 0 for all)"
 
 
 def render(rows: list[dict[str, Any]], columns: Sequence[str], fmt: Literal["table", "csv", "json"]) -> str:

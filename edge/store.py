@@ -687,21 +687,37 @@ class Store:
         tallies = self.tallies_for_day(today) if today in result.days else None
         self.outbox.enqueue(self.db, result.event_changes, tallies, today, touched)
 
-    def close_stale_events(self, now: datetime | None = None) -> list[EventChange]:
+    def close_stale_events(self, now: datetime | None = None, *, behind_newest_frame: bool = False) -> list[EventChange]:
         """Close open events whose last frame is older than the independence interval.
 
         Called when the queue is idle, so that an `end` is published even when no later frame
         of that camera arrives. Camera clocks running ahead keep their events open until then.
+
+        `behind_newest_frame` (the end of `edge run --once`) also closes open events whose last
+        frame is more than the interval older than the newest frame recorded for the same camera:
+        the camera's own clock proves the visit over, whatever this device's clock says (a
+        backlog of frames from a camera set hours ahead, or of frames that joined another
+        event and so never closed the older ones).
         """
         now = now or self.clock()
         changes: list[EventChange] = []
         with self.db.atomic():
-            for event in self._rows(
-                "SELECT * FROM events WHERE state = 'open' AND ended_at < ?", (format_utc(now - self.independence),)
-            ):
+            cutoffs = {None: format_utc(now - self.independence)}
+            if behind_newest_frame:
+                for camera, newest in self.db.execute(
+                    "SELECT camera, MAX(captured_at) FROM frames WHERE status = 'ok' AND captured_at IS NOT NULL GROUP BY camera"
+                ):
+                    cutoffs[camera] = format_utc(max(now, parse_utc(newest)) - self.independence)
+            for event in self._rows("SELECT * FROM events WHERE state = 'open' ORDER BY id"):
+                if event["ended_at"] >= cutoffs.get(event["camera"], cutoffs[None]):
+                    continue
                 self.db.execute("UPDATE events SET state = 'closed' WHERE id = ?", (event["id"],))
                 event["state"] = "closed"
                 changes.append(EventChange("end", event))
             if changes and self.outbox is not None:
                 self.outbox.enqueue(self.db, changes, None, self.local_day(now), set())
         return changes
+
+    def open_events(self) -> list[dict[str, Any]]:
+        """The events still open, oldest first (why they stay open is the caller's to say)."""
+        return self._rows("SELECT * FROM events WHERE state = 'open' ORDER BY ended_at, id")

@@ -1,7 +1,7 @@
 """`evaluate(run_or_tflite, data_dir, split)`: how good is a model, Keras or exported?
 
-The same report for a run folder (best.keras) and for a .tflite or bundle folder (through
-ai-edge-litert, as the edge runs it), so the cost of quantisation is one command away:
+The same report for a run folder (best.keras) and for a .tflite or bundle folder (through the
+edge's own runner, edge.model.TFLiteModel, so the numbers are the field's), so the cost of quantisation is one command away:
 top-1, top-5, macro F1, per-class precision/recall, the most-confused pairs, a confusion
 matrix PNG and a JSON report.
 """
@@ -40,18 +40,18 @@ def resolve_model(target: Path) -> ModelSource:
         return ModelSource("keras", target / "best.keras", names, int(config["image_size"]), config)
     tflite = target / "model.tflite" if target.is_dir() else target
     if tflite.suffix == ".tflite" and tflite.is_file():
-        from trainer.tflite_runner import TFLiteClassifier
+        from edge.model import TFLiteModel
 
         labels_file = tflite.parent / "labels.txt"
         if not labels_file.is_file():
             raise FileNotFoundError(f"{labels_file} is missing: a .tflite needs its labels.txt beside it")
         names = labels_file.read_text(encoding="utf-8").splitlines()
-        classifier = TFLiteClassifier(tflite)
-        height, width = classifier.image_size
+        runner = TFLiteModel(tflite, threads=None)
+        width, height = runner.input_size
         if height != width:
             raise ValueError(f"{tflite} has a non-square input {height}x{width}")
-        if classifier.num_classes != len(names):
-            raise ValueError(f"{tflite} has {classifier.num_classes} outputs but {labels_file} lists {len(names)} labels")
+        if runner.num_classes != len(names):
+            raise ValueError(f"{tflite} has {runner.num_classes} outputs but {labels_file} lists {len(names)} labels")
         return ModelSource("tflite", tflite, names, height, None)
     raise FileNotFoundError(f"{target} is neither a run folder (best.keras) nor a bundle/.tflite")
 
@@ -63,9 +63,20 @@ def predict(source: ModelSource, images: np.ndarray) -> np.ndarray:
 
         model = load_keras_model(source.path)
         return np.asarray(model.predict(images.astype(np.float32), batch_size=32, verbose=0))
-    from trainer.tflite_runner import TFLiteClassifier
+    return tflite_probabilities(source.path, images)
 
-    return TFLiteClassifier(source.path).predict(images)
+
+def tflite_probabilities(tflite: Path, images: np.ndarray) -> np.ndarray:
+    """Probabilities [n, classes] of a .tflite for uint8 RGB images [n, s, s, 3], computed by the
+    edge's runner (edge.model.TFLiteModel): one invoke per image, the daemon's input handling
+    (a uint8 model gets raw pixels) and output handling (dequantised; softmax for logits)."""
+    from edge.model import TFLiteModel
+
+    manifest = Path(tflite).parent / "manifest.json"
+    activation = None
+    if manifest.is_file():
+        activation = json.loads(manifest.read_text()).get("output", {}).get("activation")
+    return TFLiteModel(tflite, threads=None, activation=activation).predict(images)
 
 
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:

@@ -1,7 +1,8 @@
 """`export_bundle`: a trained run -> a verified TFLite bundle the edge loads as it is.
 
 The bundle (docs/ARCHITECTURE.md) is model.tflite + labels.txt + manifest.json. Export checks
-its own result before anything is published: it runs the .tflite with ai-edge-litert on
+its own result before anything is published: it runs the .tflite through the edge's own
+runner (edge.model.TFLiteModel: same runtime, same input and output handling as the daemon) on
 held-out images and refuses (ExportVerificationError, non-zero exit) when its top-1 agrees with
 the Keras model less often than the threshold. A refused bundle is left in <out>.rejected for
 inspection, never in <out>, so nothing half-verified reaches a field device.
@@ -193,7 +194,7 @@ def export_bundle(
     """
     from trainer.data import DataError, discover
     from trainer.pipeline import load_images
-    from trainer.tflite_runner import TFLiteClassifier
+    from edge.model import TFLiteModel
 
     if quantize not in QUANTIZATIONS:
         raise ValueError(f"unknown quantization {quantize!r}; choose one of {', '.join(QUANTIZATIONS)}")
@@ -231,8 +232,9 @@ def export_bundle(
     staging.chmod(0o755)  # mkdtemp makes it private; a bundle is meant to be copied and read
     try:
         (staging / "model.tflite").write_bytes(tflite_bytes)
-        classifier = TFLiteClassifier(staging / "model.tflite")
-        tflite_probs = classifier.predict(x_eval)
+        # The edge's runner, so what is verified here is what the daemon will compute.
+        runner = TFLiteModel(staging / "model.tflite", threads=None)
+        tflite_probs = runner.predict(x_eval)
         metrics = _agreement_metrics(keras_probs, tflite_probs, y_eval)
         sha = hashlib.sha256(tflite_bytes).hexdigest()
         arch = run.config.get("arch", "convnet")
@@ -247,8 +249,8 @@ def export_bundle(
             "num_classes": len(run.class_names),
             "labels_file": "labels.txt",
             "no_bird_label": no_bird_label,
-            "input": _tensor_info(classifier.input, {"color": "RGB", "value_range": [0, 255], "resize": "bilinear"}),
-            "output": _tensor_info(classifier.output, {"activation": "softmax"}),
+            "input": _tensor_info(runner.input_details, {"color": "RGB", "value_range": [0, 255], "resize": "bilinear"}),
+            "output": _tensor_info(runner.output_details, {"activation": "softmax"}),
             "data_fingerprint": run.data.get("train_fingerprint"),
             "metrics": {**metrics, "min_agreement": threshold},
             "tflite_sha256": sha,

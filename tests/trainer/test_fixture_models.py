@@ -21,13 +21,13 @@ def test_bundles_have_the_documented_files_and_io_types(bundle_int8, bundle_floa
 
 def test_int8_bundle_classifies_unseen_camera_frames(bundle_int8, camera_frames):
     """Decoded and resized as the edge does (Pillow bilinear), the frames get their true class."""
-    from trainer.tflite_runner import TFLiteClassifier
+    from edge.model import TFLiteModel
 
-    classifier = TFLiteClassifier(bundle_int8 / "model.tflite")
+    classifier = TFLiteModel(bundle_int8 / "model.tflite")
     labels = (bundle_int8 / "labels.txt").read_text().splitlines()
     correct = 0
     for path, true_class in camera_frames:
         with Image.open(path) as image:
-            pixels = np.asarray(image.convert("RGB").resize(classifier.image_size, Image.BILINEAR))
-        correct += labels[int(classifier.predict_one(pixels).argmax())] == true_class
+            pixels = np.asarray(image.convert("RGB").resize(classifier.input_size, Image.BILINEAR))
+        correct += labels[int(classifier.probabilities(pixels).argmax())] == true_class
     assert correct / len(camera_frames) >= 0.9, f"{correct}/{len(camera_frames)} frames classified correctly"

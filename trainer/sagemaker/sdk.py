@@ -20,7 +20,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # What the TensorFlow training container lacks for the entry point (TF itself is there).
 CONTAINER_REQUIREMENTS = (
     "ai-edge-litert>=1.2",
-    "pillow>=10.0",
+    "pillow>=10.3",
     "matplotlib>=3.7",
 )
 
