@@ -17,10 +17,13 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge import __version__
 from edge.config import ConfigError, EdgeConfig, load_config
+
+if TYPE_CHECKING:
+    from edge.preflight import Finding
 
 EXTENSION_MODULES = ("edge.health", "edge.service")
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -94,7 +97,7 @@ def keep_daemon_light() -> None:
         sys.modules["pandas"] = None  # type: ignore[assignment]  # `import pandas` → ImportError
 
 
-def _refuse(findings: list) -> int:
+def _refuse(findings: list[Finding]) -> int:
     """Print a refused start's configuration problems (one line each, naming the key); exit 2."""
     for finding in findings:
         print(f"edge: {finding.line()}", file=sys.stderr)
