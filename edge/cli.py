@@ -17,10 +17,13 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge import __version__
 from edge.config import ConfigError, EdgeConfig, load_config
+
+if TYPE_CHECKING:
+    from edge.preflight import Finding
 
 EXTENSION_MODULES = ("edge.health", "edge.service")
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -94,65 +97,61 @@ def keep_daemon_light() -> None:
         sys.modules["pandas"] = None  # type: ignore[assignment]  # `import pandas` → ImportError
 
 
+def _refuse(findings: list[Finding]) -> int:
+    """Print a refused start's configuration problems (one line each, naming the key); exit 2."""
+    for finding in findings:
+        print(f"edge: {finding.line()}", file=sys.stderr)
+    return EXIT_USAGE
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    """Check everything `edge check` checks, and only then create anything.
+
+    The preflight runs before the daemon, its field operation or the store touch the disk, so
+    a refused start (exit 2, each problem naming its key) leaves no database, no state folder
+    and no status.json behind.
+    """
     keep_daemon_light()
     from edge.daemon import Daemon, DaemonError
     from edge.model import ModelError
+    from edge.preflight import preflight
     from edge.store import StoreError
 
     config = config_from_args(args)
     setup_logging(config.logging.level)
+    checked = preflight(config, once=args.once)
+    if checked.errors:
+        return _refuse(checked.errors)
     daemon = Daemon(config, once=args.once)
-    # Field operation (systemd notify/watchdog, status.json, metrics, retention, disk pause).
+    # Field operation (systemd notify/watchdog, status.json, metrics, retention, disk pause);
+    # it makes the state folder in the daemon's before_open hook, after every check.
     from edge.health import StateDirError
     from edge.operations import FieldOperations
+    FieldOperations(config).attach(daemon)
     try:
-        FieldOperations(config).attach(daemon)
-    except StateDirError as error:
-        log.error("%s", error)
-        return EXIT_FAILURE
-    try:
-        return daemon.run(handle_signals=True)
+        return daemon.run(handle_signals=True, classifier=checked.classifier)
     except (DaemonError, ModelError) as error:
         raise UsageError(str(error)) from None
-    except StoreError as error:
+    except (StateDirError, StoreError) as error:  # the disk changed since the preflight probed it
         log.error("%s", error)
         return EXIT_FAILURE
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    """Validate config, model and database without running; one line per check."""
-    from edge.daemon import load_classifier
-    from edge.model import ModelError
+    """Run the preflight `edge run` runs, without running; one line per check.
+
+    Exit 0 when `edge run` would start, 2 when it would refuse (warnings do not count).
+    """
     from edge.config import DEFAULT_CONFIG_PATH
-    from edge.store import StoreError, check_database
+    from edge.preflight import preflight
 
     config = config_from_args(args)
-    problems = 0
     source = args.config or (DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else "defaults and flags")
     print(f"config: ok ({source})")
-    if not config.cameras:
-        print("cameras: no camera folder configured ([[cameras]] or --watch)")
-        problems += 1
-    for index, camera in enumerate(config.cameras):
-        if camera.path.is_dir():
-            print(f"cameras[{index}] {camera.name}: ok ({camera.path}, {camera.mode})")
-        else:
-            print(f"cameras[{index}].path: {camera.path} is not a folder")
-            problems += 1
-    try:
-        classifier = load_classifier(config)
-        print(f"model: ok ({classifier.model_id}, {len(classifier.spec.labels)} labels from "
-              f"{classifier.spec.labels_source}, input {classifier.input_size[0]}x{classifier.input_size[1]} "
-              f"{classifier.input_dtype}, no-bird label {classifier.spec.no_bird_label!r}, runtime {classifier.runtime})")
-    except ModelError as error:
-        print(f"model: {error}")
-        problems += 1
-    try:
-        print(f"storage.database: ok ({check_database(config.storage.database)})")
-    except StoreError as error:
-        print(f"storage.database: {error}")
-        problems += 1
+    checked = preflight(config)
+    for finding in checked.findings:
+        print(finding.line())
+    problems = len(checked.errors)
     print("check: " + ("all ok" if not problems else f"{problems} problem(s)"))
     return EXIT_OK if not problems else EXIT_USAGE
 
@@ -366,7 +365,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"edge: {error.source}: {problem}", file=sys.stderr)
         return EXIT_USAGE
     except UsageError as error:
-        print(f"edge: {error}", file=sys.stderr)
+        for line in str(error).splitlines() or [""]:  # several problems: each line says "edge:"
+            print(f"edge: {line}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130

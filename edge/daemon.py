@@ -4,7 +4,8 @@
     loop():   one thread takes frames from the queue and processes them, one transaction each
     stop():   stop watchers → close the store
 
-Other areas hook in at fixed points instead of editing the loop: `on_start` (after the model
+Other areas hook in at fixed points instead of editing the loop: `before_open` (every start-up
+check passed, nothing opened yet: the state folder is made here), `on_start` (after the model
 is loaded and the backlog is queued: sd_notify READY, the MQTT publisher), `after_frame` (after
 each committed frame: post-processing keep/archive/delete, metrics), `on_tick` (every loop
 pass, at least every `tick_s`, also when idle: watchdog pings, STATUS) and `on_stop`.
@@ -33,8 +34,9 @@ from pathlib import Path
 
 from edge.capture_time import format_utc
 from edge.config import EdgeConfig
-from edge.model import Classifier, ModelError, resolve_model
+from edge.model import Classifier, ModelError
 from edge.pipeline import FrameOutcome, FrameProcessor
+from edge.preflight import check_cameras, check_species, load_classifier
 from edge.store import Store
 from edge.retention import is_disk_full_error
 from edge.watcher import FrameQueue, QueuedFrame, InotifyWatcher, PollingWatcher, scan_backlog
@@ -67,13 +69,6 @@ def _folder_id(path: Path) -> tuple[int, int] | None:
     return (info.st_dev, info.st_ino) if stat.S_ISDIR(info.st_mode) else None
 
 
-def load_classifier(config: EdgeConfig) -> Classifier:
-    if config.model.path is None:
-        raise ModelError("model.path: no model configured (set [model] path or pass --model)")
-    spec = resolve_model(config.model.path, config.model.labels, config.model.no_bird_label)
-    return Classifier(spec, threads=config.model.threads)
-
-
 class Daemon:
     def __init__(self, config: EdgeConfig, *, once: bool = False, tick_s: float = 1.0):
         self.config = config
@@ -81,6 +76,9 @@ class Daemon:
         self.tick_s = tick_s
         self.stats = DaemonStats()
         self.frames = FrameQueue()
+        # Before the store opens, after every start-up check passed: hooks that create
+        # things (the state folder) run here, so a refused start creates nothing.
+        self.before_open: list[Callable[[Daemon], None]] = []
         self.on_start: list[Callable[[Daemon], None]] = []
         self.after_frame: list[Callable[[FrameOutcome], None]] = []
         self.on_tick: list[Callable[[Daemon], None]] = []
@@ -112,21 +110,27 @@ class Daemon:
 
     # -- lifecycle --------------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, classifier: Classifier | None = None) -> None:
+        """Check, then open. `classifier`: one already loaded (and checked) by the CLI's
+        preflight, so the model is not read twice; otherwise it is loaded here. Either way
+        the cameras and species names are checked before the store creates anything."""
         config = self.config
-        if not config.cameras:
-            raise DaemonError("cameras: no camera folder configured (add a [[cameras]] table or pass --watch DIR)")
-        for index, camera in enumerate(config.cameras):
-            if camera.path.exists() and not camera.path.is_dir():
-                raise DaemonError(f"cameras[{index}].path: {camera.path} is not a folder")
-            if not camera.path.exists():
-                if self.once:
-                    raise DaemonError(f"cameras[{index}].path: {camera.path} does not exist")
+        cameras = check_cameras(config, once=self.once)
+        errors = [finding.line() for finding in cameras if finding.level == "error"]
+        if errors:
+            raise DaemonError("\n".join(errors))
+        for finding in cameras:
+            if finding.level == "warning":
                 # A card or share mounted after the service started: not a configuration error
                 # (that would stop the service for good); watched as soon as it appears.
-                log.warning("camera %s: folder %s does not exist (yet); watching starts when it appears",
-                            camera.name, camera.path)
-        classifier = load_classifier(config)  # before the store: a bad model changes nothing
+                log.warning("%s", finding.line())
+        if classifier is None:
+            classifier = load_classifier(config)  # before the store: a bad model changes nothing
+        species = [finding.line() for finding in check_species(config, classifier) if finding.level == "error"]
+        if species:
+            raise DaemonError("\n".join(species))
+        for hook in self.before_open:
+            hook(self)
         self.store = Store(
             config.storage.database, zone=config.station.timezone, independence_s=config.events.independence_s,
             group_by=config.events.group_by, max_duration_s=config.events.max_duration_s,
@@ -319,7 +323,7 @@ class Daemon:
             self.store.close()
             self.store = None
 
-    def run(self, *, handle_signals: bool = False) -> int:
+    def run(self, *, handle_signals: bool = False, classifier: Classifier | None = None) -> int:
         """start → loop → stop; returns the exit code (0 after a signal-requested stop).
 
         With `handle_signals` (the CLI), SIGTERM/SIGINT/SIGHUP only set flags from the very
@@ -328,7 +332,7 @@ class Daemon:
         """
         if handle_signals:
             self.install_signal_handlers()
-        self.start()
+        self.start(classifier)
         try:
             self.loop()
         finally:
@@ -353,12 +357,22 @@ class Daemon:
         self._reload.set()
 
     def reload_model(self) -> bool:
-        """Load the configured model anew and swap it in between two frames."""
+        """Load the configured model anew and swap it in between two frames.
+
+        Refused (False, the old model stays) when the new one does not load or when a name in
+        [classify] allow/deny/thresholds is not one of its labels."""
         assert self.processor is not None and self.store is not None
         try:
             classifier = load_classifier(self.config)
         except ModelError as error:
             log.error("model reload failed, keeping %s: %s", self.processor.classifier.model_id, error)
+            return False
+        # A new model whose labels lack a configured name would silently stop counting (deny)
+        # or count everything as unknown (allow): keep the old model until the config fits.
+        species = [finding.line() for finding in check_species(self.config, classifier) if finding.level == "error"]
+        if species:
+            log.error("model reload refused, keeping %s: the new model %s lacks configured names: %s",
+                      self.processor.classifier.model_id, classifier.model_id, "; ".join(species))
             return False
         self.processor.set_classifier(classifier)
         if self.store.outbox is not None:

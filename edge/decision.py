@@ -5,15 +5,22 @@
 - an allow list is set and top-1 is not on it           → unknown (most likely a look-alike)
 - top-1 score below its threshold (per species or global) → unknown
 - otherwise                                             → the species
+
+Names in allow, deny and thresholds are matched case-sensitively against a label and its
+scientific and common names; `unknown_species` checks them against the model at start and
+at every model reload, so a misspelt name is refused instead of silently matching nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import difflib
+import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from edge.config.classify import ClassifyConfig
+from edge.labels import Label
 from edge.model import Prediction
 
 UNKNOWN = "unknown"
@@ -52,3 +59,43 @@ def decide(
     if top.score < threshold:
         return Decision("unknown", UNKNOWN, top.score, f"score {top.score:.3f} below threshold {threshold:.2f}")
     return Decision("species", top.label, top.score, "ok")
+
+
+def label_names(labels: Iterable[Label]) -> set[str]:
+    """Every name a configuration may use for a class: its label, scientific and common name.
+
+    The same names decide() matches (the pipeline passes the scientific and common names as
+    `aliases`), and with the same case-sensitive comparison, so a name accepted here is one
+    that can actually match a prediction.
+    """
+    names: set[str] = set()
+    for label in labels:
+        names.update(n for n in (label.name, label.scientific_name, label.common_name) if n)
+    return names
+
+
+def _suggestion(name: str, known: set[str]) -> str:
+    folded = {n.casefold(): n for n in known}
+    if name.casefold() in folded:  # only the case differs: matching is case-sensitive
+        return f" (did you mean {folded[name.casefold()]!r}? names are case-sensitive)"
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def unknown_species(config: ClassifyConfig, labels: Iterable[Label]) -> list[str]:
+    """One line per name in allow, deny or thresholds that the model cannot predict.
+
+    Such a name is always a mistake: a misspelt deny entry silently counts what the operator
+    wanted ignored, and an allow list that matches nothing turns every frame into `unknown`.
+    Each line names the dotted key, e.g.
+    `classify.deny[0]: 'Turdus migratoriuss' is not a label of the model (did you mean 'Turdus migratorius'?)`.
+    """
+    known = label_names(labels)
+    problems = []
+    entries = [(f"classify.allow[{i}]", name) for i, name in enumerate(config.allow)]
+    entries += [(f"classify.deny[{i}]", name) for i, name in enumerate(config.deny)]
+    entries += [(f"classify.thresholds.{json.dumps(name, ensure_ascii=False)}", name) for name in config.thresholds]
+    for key, name in entries:
+        if name not in known:
+            problems.append(f"{key}: {name!r} is not a label of the model{_suggestion(name, known)}")
+    return problems

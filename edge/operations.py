@@ -2,7 +2,8 @@
 
 One object per daemon. It adds, without touching the processing itself:
 
-* before start: a state-directory write probe (clear message, no SQLite traceback);
+* before_open (every start-up check passed, nothing opened yet): make the state folder and
+  probe it (clear message, no SQLite traceback); a refused start therefore creates nothing;
 * on_start (model loaded, backlog queued): finish interrupted post-processing, start the
   metrics endpoint, write status.json, sd_notify READY=1 with a STATUS line;
 * after_frame (each committed frame): health counters, metrics, keep | archive | delete;
@@ -45,7 +46,6 @@ class FieldOperations:
                  mqtt_state: Callable[[], str] | None = None) -> None:
         self.config = config
         self.db_path = Path(config.storage.database).absolute()
-        check_state_dir(self.db_path.parent)  # raises StateDirError before anything is opened
         self.notifier = notifier or Notifier()
         self.health = HealthState(mqtt_state="disabled" if not config.mqtt.enabled else "starting",
                                   rate_window_s=config.health.rate_window_s)
@@ -73,6 +73,7 @@ class FieldOperations:
         self.daemon = daemon
         # The idle loop must wake up often enough to ping within half the watchdog interval.
         daemon.tick_s = self.notifier.poll_timeout(daemon.tick_s)
+        daemon.before_open.append(self.before_open)
         daemon.on_start.append(self.on_start)
         daemon.after_frame.append(self.after_frame)
         daemon.after_duplicate.append(self.after_duplicate)
@@ -94,6 +95,12 @@ class FieldOperations:
             publisher.health_changed()
 
     # -- hooks ------------------------------------------------------------------------------
+    def before_open(self, daemon) -> None:
+        """Make and probe the state folder once every start-up check has passed (a refused
+        start must create nothing) and before the store opens the database in it; raises
+        StateDirError (one clear message instead of a SQLite traceback)."""
+        check_state_dir(self.db_path.parent)
+
     def on_start(self, daemon) -> None:
         self.retention = Retention(self.config.retention, daemon.store.db, daemon.store.zone,
                                    progress=self.notifier.watchdog_tick)

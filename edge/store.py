@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -208,15 +209,50 @@ def open_readonly(path: Path, busy_timeout_s: float = 30.0) -> sqlite_utils.Data
     return db
 
 
+def _probe_writable(folder: Path) -> None:
+    """Create and remove a file in `folder`; raises OSError when that is impossible.
+
+    Why a probe and not os.access(): root passes every access() check, and a read-only mount
+    or a full disk only shows on an actual write. The probe file is removed at once, so the
+    check leaves nothing behind.
+    """
+    fd, probe = tempfile.mkstemp(prefix=".trailcam-check-", dir=folder)
+    os.close(fd)
+    os.unlink(probe)
+
+
+def _user_name() -> str:
+    try:
+        import pwd
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except (KeyError, ImportError):
+        return str(os.geteuid())
+
+
 def check_database(path: Path) -> str:
-    """What `edge check` says about the database, without writing; raises StoreError."""
-    path = Path(path)
+    """What `edge check` and `edge run` say about the database before anything is created.
+
+    Raises StoreError with a message that starts with the offending path: a file where a
+    folder must be (`/etc/hostname is not a folder`), a folder that cannot be written (the
+    database, its WAL and status.json live there), a file that is not a trailcam database.
+    Nothing is created: the folder is not made and the database is not opened for writing.
+    """
+    path = Path(path).absolute()
+    if path.is_dir():
+        raise StoreError(f"{path} is a folder, not a database file (name the file, e.g. {path / 'trailcam.db'})")
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise StoreError(f"{ancestor} is not a folder (the database {path} would live in it)")
+    try:
+        _probe_writable(ancestor)
+    except OSError as error:
+        raise StoreError(
+            f"{ancestor} is not writable by user {_user_name()}: {error.strerror or error} (the database "
+            f"{path}, its journal and status.json go there; check its owner and mount; under systemd "
+            f"StateDirectory=trailcam creates /var/lib/trailcam for the service user)") from None
     if not path.exists():
-        parent = path.parent
-        while not parent.exists() and parent != parent.parent:
-            parent = parent.parent
-        if not os.access(parent, os.W_OK):
-            raise StoreError(f"cannot create {path}: {parent} is not writable")
         return f"{path} will be created"
     try:
         db = open_readonly(path)

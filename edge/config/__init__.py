@@ -11,11 +11,15 @@ from __future__ import annotations
 import json
 import os
 import tomllib
+import types
+import typing
 from collections.abc import Mapping
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
+
+from edge.config.base import SECTION_CONFIG
 
 from edge.config.cameras import CameraConfig
 from edge.config.classify import ClassifyConfig
@@ -47,7 +51,7 @@ __all__ = [
 
 
 class EdgeConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = SECTION_CONFIG
 
     station: StationConfig = Field(default_factory=StationConfig)
     cameras: list[CameraConfig] = Field(default_factory=list)
@@ -91,6 +95,10 @@ def _dotted(loc: tuple[Any, ...]) -> str:
     return key or "(root)"
 
 
+# Strict mode's "wrong type" errors: a quoted number or boolean is the usual cause.
+_STRICT_TYPE_ERRORS = frozenset({"int_type", "float_type", "bool_type"})
+
+
 def format_validation_error(error: ValidationError) -> list[str]:
     """One line per problem: `dotted.key: what is wrong (got ...)`."""
     lines = []
@@ -107,19 +115,62 @@ def format_validation_error(error: ValidationError) -> list[str]:
                 shown = repr(item["input"])
                 if shown not in message:
                     message += f" (got {shown})"
+            if kind in _STRICT_TYPE_ERRORS and isinstance(item.get("input"), str):
+                message += ": TOML numbers and booleans are written without quotes"
         lines.append(f"{key}: {message}")
     return lines
 
 
-def _env_value(raw: str) -> Any:
-    """Environment values are strings; JSON lists/objects are accepted for structured keys."""
+def _accepts_text(annotation: Any) -> bool:
+    """Whether a field takes text as such (str, SecretStr, paths, string literals, unknown)."""
+    if annotation is None or annotation is Any:
+        return True
+    if isinstance(annotation, type):
+        return issubclass(annotation, (str, SecretStr, PurePath))
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _accepts_text(typing.get_args(annotation)[0])
+    if origin is typing.Literal:
+        return any(isinstance(arg, str) for arg in typing.get_args(annotation))
+    if origin in (typing.Union, types.UnionType):
+        return any(_accepts_text(arg) for arg in typing.get_args(annotation) if arg is not type(None))
+    return False
+
+
+def _field_annotation(parts: list[str]) -> Any:
+    """The annotation of the key an override names (None when no such key: validation says so)."""
+    model: Any = EdgeConfig
+    annotation: Any = None
+    for part in parts:
+        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
+            return None
+        annotation = model.model_fields[part].annotation
+        model = annotation
+    return annotation
+
+
+def env_value(raw: str, annotation: Any = None) -> Any:
+    """An environment value as the TOML file would have given it.
+
+    Environment values are strings by nature, but the configuration is strictly typed (a TOML
+    string is not a number): `TRAILCAM__EVENTS__INDEPENDENCE_S=90` must still set a number.
+    So the value is read as a TOML value (`90` → 90, `true` → True, `["a", "b"]` → a list),
+    JSON objects and arrays are accepted for structured keys, and anything that does not parse
+    stays the string it was. A key that takes text (a password, a device id, a path) always
+    gets the raw string, so `TRAILCAM__MQTT__PASSWORD=123456` stays "123456".
+    """
     stripped = raw.strip()
     if stripped[:1] in "[{":
         try:
             return json.loads(stripped)
         except json.JSONDecodeError:
-            return raw
-    return raw
+            pass
+    if _accepts_text(annotation):
+        return raw
+    try:
+        return tomllib.loads(f"v = {stripped}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
 
 
 def apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> list[str]:
@@ -142,7 +193,7 @@ def apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> lis
                 child = {}
                 node[part] = child
             node = child
-        node[parts[-1]] = _env_value(raw)
+        node[parts[-1]] = env_value(raw, _field_annotation(parts))
         applied.append(".".join(parts))
     return applied
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
+
+from edge.config.base import SECTION_CONFIG, TomlPath
 
 
 class CameraConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = SECTION_CONFIG
 
     name: str = Field(min_length=1, max_length=64)
-    path: Path
+    path: TomlPath
     recursive: bool = False
     # inotify: react to close-after-write and rename-into (local disks, SD cards).
     # poll: rescan every poll_interval_s and wait until a file's size and mtime have not

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
+
+from edge.config.base import SECTION_CONFIG
 
 
 class ClassifyConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = SECTION_CONFIG
 
     # Top-1 score needed to name a species; below it the frame is `unknown`.
     threshold: float = Field(default=0.5, ge=0.0, le=1.0)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from edge.config.base import SECTION_CONFIG
 
 
 class EventsConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = SECTION_CONFIG
 
     # Frames of one camera closer than this belong to one visit (camera-trap practice: 60 s
     # for bursts; ecologists often use 30 min for independent detections).

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from edge.config.base import SECTION_CONFIG
 
 
 class HealthConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = SECTION_CONFIG
 
     metrics_port: int = Field(
         0, ge=0, le=65535, description="Prometheus text endpoint port; 0 = no endpoint")

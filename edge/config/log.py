@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
+
+from edge.config.base import SECTION_CONFIG
 
 
 class LoggingConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = SECTION_CONFIG
 
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -16,13 +16,15 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, FilePath, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+
+from edge.config.base import SECTION_CONFIG, TomlFilePath
 
 CREDENTIAL_NAME = "mqtt_password"
 
 
 class MqttConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = SECTION_CONFIG
 
     enabled: bool = False
     host: str = "localhost"
@@ -33,12 +35,12 @@ class MqttConfig(BaseModel):
 
     username: str | None = None
     password: SecretStr | None = None  # meant for TRAILCAM__MQTT__PASSWORD; prefer password_file
-    password_file: FilePath | None = None
+    password_file: TomlFilePath | None = None
 
     tls: bool = False  # implied by ca_file
-    ca_file: FilePath | None = None
-    cert_file: FilePath | None = None
-    key_file: FilePath | None = None
+    ca_file: TomlFilePath | None = None
+    cert_file: TomlFilePath | None = None
+    key_file: TomlFilePath | None = None
     tls_insecure: bool = False  # skip host name verification (self-signed lab brokers only)
 
     reconnect_min_s: float = Field(1.0, gt=0)

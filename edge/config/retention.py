@@ -9,15 +9,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
+
+from edge.config.base import SECTION_CONFIG, TomlPath
 
 
 class RetentionConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = SECTION_CONFIG
 
     after_processing: Literal["keep", "archive", "delete"] = Field(
         "keep", description="what to do with a frame once its result is committed: keep | archive | delete")
-    archive_dir: Path | None = Field(
+    archive_dir: TomlPath | None = Field(
         None, description="archive root for after_processing = \"archive\": <archive_dir>/<YYYY-MM-DD>/<species>/")
     archive_max_gb: float | None = Field(
         None, gt=0, description="keep the archive under this many GB (oldest days removed first)")

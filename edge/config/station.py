@@ -6,7 +6,9 @@ import re
 import socket
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
+
+from edge.config.base import SECTION_CONFIG
 
 _DEVICE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -18,7 +20,7 @@ def _default_device_id() -> str:
 
 
 class StationConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = SECTION_CONFIG
 
     device_id: str = Field(default_factory=_default_device_id)
     # Hour and day boundaries of reports and daily tallies; times are stored UTC.

@@ -134,3 +134,45 @@ def test_documented_example_config_is_valid(repo_root: Path, tmp_path: Path) -> 
     config = load_config(path, environ={})
     assert config.cameras[0].name == "feeder" and config.model.no_bird_label == 964
     assert config.classify.thresholds == {"House Finch": 0.8} and config.classify.deny == ["Homo sapiens"]
+
+
+@pytest.mark.parametrize(
+    ("toml", "key"),
+    [
+        ('[events]\nindependence_s = "60"\n', "events.independence_s"),
+        ('[[cameras]]\nname = "a"\npath = "/x"\nrecursive = "no"\n', "cameras[0].recursive"),
+        ('[classify]\nthreshold = "0.7"\n', "classify.threshold"),
+        ('[mqtt]\nenabled = "true"\n', "mqtt.enabled"),
+        ('[health]\nmetrics_port = "9100"\n', "health.metrics_port"),
+        ('[model]\ntop_k = 5.0\n', "model.top_k"),
+    ],
+)
+def test_quoted_numbers_and_booleans_are_refused(tmp_path: Path, toml: str, key: str) -> None:
+    """TOML has types: a quoted "60" or "no" is a mistake to name, not a value to coerce."""
+    path = tmp_path / "edge.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+    assert f": {key}: Input should be a valid" in str(caught.value)
+
+
+def test_paths_stay_toml_strings_and_env_overrides_are_toml_values(tmp_path: Path) -> None:
+    path = tmp_path / "edge.toml"
+    path.write_text('[model]\npath = "/m/model.tflite"\nlabels = "/m/labels.txt"\nno_bird_label = 964\n'
+                    '[storage]\ndatabase = "/s/t.db"\n[retention]\narchive_dir = "/a"\n'
+                    '[[cameras]]\nname = "c"\npath = "/cam"\nrecursive = true\n')
+    config = load_config(path, environ={
+        "TRAILCAM__EVENTS__INDEPENDENCE_S": "90", "TRAILCAM__MQTT__ENABLED": "true", "TRAILCAM__MQTT__PORT": "8883",
+        "TRAILCAM__CLASSIFY__THRESHOLDS": '{"House Finch": 0.8}',
+        # Text keys keep the raw string, even when it looks like a number.
+        "TRAILCAM__MQTT__PASSWORD": "123456", "TRAILCAM__STATION__DEVICE_ID": "0042",
+        "TRAILCAM__STORAGE__DATABASE": "/env/t.db"})
+    assert config.events.independence_s == 90.0 and isinstance(config.events.independence_s, float)
+    assert config.mqtt.enabled is True and config.mqtt.port == 8883
+    assert config.classify.thresholds == {"House Finch": 0.8}
+    assert config.mqtt.password.get_secret_value() == "123456" and config.station.device_id == "0042"
+    assert config.storage.database == Path("/env/t.db") and config.model.path == Path("/m/model.tflite")
+    assert config.model.labels == Path("/m/labels.txt") and config.retention.archive_dir == Path("/a")
+    assert config.cameras[0].recursive is True and config.model.no_bird_label == 964
+    with pytest.raises(ConfigError, match="events.independence_s: Input should be a valid number"):
+        load_config(path, environ={"TRAILCAM__EVENTS__INDEPENDENCE_S": "soon"})

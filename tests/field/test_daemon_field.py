@@ -286,8 +286,9 @@ def test_unwritable_state_directory_stops_the_start_with_a_clear_message(tmp_pat
     state = tmpfs(tmp_path / "state", "1m", readonly=True)
     config = write_config(tmp_path / "edge.toml", camera, state / "trailcam.db", aiy_model_dir / "model.tflite")
     result = edge(["run", "--config", str(config)], cli_env)
-    assert result.returncode == 1
-    assert f"state directory {state} is not writable" in result.stderr
+    # A configuration problem found by the start-up preflight: exit 2, naming the key.
+    assert result.returncode == 2
+    assert f"storage.database: {state} is not writable" in result.stderr
     assert "Read-only file system" in result.stderr and "Traceback" not in result.stderr
 
 

@@ -1,0 +1,163 @@
+"""The one start-up validation, shared by `edge check` and `edge run`.
+
+Why one function: when `edge check` and `edge run` each had their own checks, they drifted
+apart (check said a database under /etc/hostname/ "will be created", run then failed with a
+misleading "File exists"). Both now call `preflight()`, so check passes exactly what run
+accepts, and run refuses exactly what check reports.
+
+It checks everything only the operator can get wrong, and reports every problem at once,
+each naming its dotted configuration key:
+
+* cameras: at least one, each path a folder (a missing one is a warning unless --once: a card
+  mounted later is not a mistake);
+* model.path / model.labels: the model loads with its labels (the classifier is returned, so
+  run does not load it twice);
+* classify.allow / deny / thresholds: every name is one of the model's labels;
+* storage.database: its folder (also the state folder, where status.json lives) is a folder
+  and writable, an existing file is a trailcam database.
+
+It has no side effects: nothing is created (no database, no state folder, no status.json),
+so a refused start leaves the machine as it was. A write probe file is created and removed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from edge.config import EdgeConfig
+from edge.decision import unknown_species
+from edge.model import Classifier, ModelError, resolve_model
+from edge.store import StoreError, check_database
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One result line: `key` is the dotted configuration key it is about."""
+
+    key: str
+    message: str
+    level: Literal["ok", "warning", "error"] = "error"
+
+    def line(self) -> str:
+        if self.level == "ok":
+            return f"{self.key}: ok ({self.message})"
+        if self.level == "warning":
+            return f"{self.key}: warning: {self.message}"
+        return f"{self.key}: {self.message}"
+
+
+@dataclass
+class Preflight:
+    findings: list[Finding] = field(default_factory=list)
+    classifier: Classifier | None = None
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.level == "error"]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.level == "warning"]
+
+
+def _model_key(config: EdgeConfig, message: str) -> str:
+    """Which key a model error is about: the labels file when it names it, else the model."""
+    labels = config.model.labels
+    if labels is not None and str(labels) in message:
+        return "model.labels"
+    return "model.path"
+
+
+def load_classifier(config: EdgeConfig) -> Classifier:
+    """The configured classifier; a ModelError's message starts with the key it is about.
+
+    Used at start (through preflight) and at every model reload (SIGHUP).
+    """
+    model = config.model
+    if model.path is None:
+        raise ModelError("model.path: no model configured (set [model] path or pass --model)")
+    if not model.path.exists():
+        raise ModelError(f"model.path: {model.path}: model not found (a bundle folder or a .tflite file)")
+    if model.labels is not None and not model.labels.is_file():
+        raise ModelError(f"model.labels: {model.labels}: labels file not found (a .txt or .csv file)")
+    try:
+        spec = resolve_model(model.path, model.labels, model.no_bird_label)
+        return Classifier(spec, threads=model.threads)
+    except ModelError as error:
+        message = str(error)
+        if message.startswith("model."):
+            raise
+        raise ModelError(f"{_model_key(config, message)}: {message}") from None
+
+
+def check_cameras(config: EdgeConfig, *, once: bool = False) -> list[Finding]:
+    """Camera folders: a file (or a file above the folder) is an error; a folder that is not
+    there yet is a warning for the daemon (a card or share mounted after the service started
+    is watched as soon as it appears) and an error for --once (nothing could be processed)."""
+    if not config.cameras:
+        return [Finding("cameras", "no camera folder configured (add a [[cameras]] table or pass --watch DIR)")]
+    findings = []
+    for index, camera in enumerate(config.cameras):
+        key, path = f"cameras[{index}].path", camera.path
+        if path.is_dir():
+            findings.append(Finding(f"cameras[{index}] {camera.name}", f"{path}, {camera.mode}", "ok"))
+            continue
+        ancestor = path
+        while not ancestor.exists() and ancestor != ancestor.parent:
+            ancestor = ancestor.parent
+        if not ancestor.is_dir():
+            findings.append(Finding(key, f"{ancestor} is not a folder"))
+        elif once:
+            findings.append(Finding(key, f"{path} does not exist"))
+        else:
+            findings.append(Finding(key, f"{path} does not exist (yet); watching starts when it appears", "warning"))
+    return findings
+
+
+def check_species(config: EdgeConfig, classifier: Classifier) -> list[Finding]:
+    """Names in [classify] allow, deny and thresholds against the model's labels."""
+    problems = unknown_species(config.classify, classifier.spec.labels)
+    findings = []
+    for problem in problems:
+        key, _, message = problem.partition(": ")
+        findings.append(Finding(key, message))
+    named = len(config.classify.allow) + len(config.classify.deny) + len(config.classify.thresholds)
+    if named and not problems:
+        findings.append(Finding("classify", f"{named} species name(s) are labels of the model", "ok"))
+    return findings
+
+
+def check_model(config: EdgeConfig) -> tuple[list[Finding], Classifier | None]:
+    try:
+        classifier = load_classifier(config)
+    except ModelError as error:
+        key, _, message = str(error).partition(": ")
+        return [Finding(key, message)], None
+    spec = classifier.spec
+    summary = (f"{classifier.model_id}, {len(spec.labels)} labels from {spec.labels_source}, "
+               f"input {classifier.input_size[0]}x{classifier.input_size[1]} {classifier.input_dtype}, "
+               f"no-bird label {spec.no_bird_label!r}, runtime {classifier.runtime}")
+    return [Finding("model", summary, "ok"), *check_species(config, classifier)], classifier
+
+
+def check_storage(config: EdgeConfig) -> list[Finding]:
+    try:
+        return [Finding("storage.database", check_database(Path(config.storage.database)), "ok")]
+    except StoreError as error:
+        return [Finding("storage.database", str(error))]
+
+
+def preflight(config: EdgeConfig, *, once: bool = False) -> Preflight:
+    """Every start-up check, in the order an operator fixes them; no side effects."""
+    result = Preflight()
+    result.findings += check_cameras(config, once=once)
+    model_findings, result.classifier = check_model(config)
+    result.findings += model_findings
+    result.findings += check_storage(config)
+    return result
+
+
+__all__ = ["Finding", "Preflight", "check_cameras", "check_model", "check_species", "check_storage",
+           "load_classifier", "preflight"]
