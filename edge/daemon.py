@@ -46,7 +46,8 @@ class DaemonStats:
     """What `edge status`, STATUS= and metrics report about the running loop."""
 
     started_at: datetime | None = None
-    processed: dict[str, int] = field(default_factory=lambda: {"ok": 0, "error": 0, "duplicate": 0, "unchanged": 0, "vanished": 0})
+    processed: dict[str, int] = field(default_factory=lambda: {"ok": 0, "error": 0, "duplicate": 0, "unchanged": 0, "vanished": 0, "skipped": 0})
+    skipped: dict[str, int] = field(default_factory=dict)  # by reason: "symlink", "not_regular"
     last_frame_at: datetime | None = None
     last_species: str | None = None
     backlog: int = 0
@@ -127,7 +128,8 @@ class Daemon:
             # Frames that stay in the folder are their own redo log; moved or deleted ones are not.
             durable_commits=config.retention.after_processing != "keep",
         )
-        self.processor = FrameProcessor(classifier, self.store, config.classify, top_k=config.model.top_k)
+        self.processor = FrameProcessor(classifier, self.store, config.classify, top_k=config.model.top_k,
+                                        symlink_roots={c.name: c.path for c in config.cameras if c.symlinks == "inside"})
         self.stats.model_id = classifier.model_id
         self.stats.started_at = datetime.now(timezone.utc)
         log.info("model %s (%s, %d labels, runtime %s)", classifier.model_id, classifier.spec.tflite_path,
@@ -192,6 +194,8 @@ class Daemon:
         assert self.processor is not None
         outcome = self.processor.process(path, camera)
         self.stats.processed[outcome.status] = self.stats.processed.get(outcome.status, 0) + 1
+        if outcome.skip_reason:
+            self.stats.skipped[outcome.skip_reason] = self.stats.skipped.get(outcome.skip_reason, 0) + 1
         if outcome.committed:
             self.stats.last_frame_at = datetime.now(timezone.utc)
             if outcome.species:

@@ -10,6 +10,9 @@
   reports ENOENT; a field device must keep trying.
 - backlog: at start, every image already in the folder is queued, oldest first, so frames that
   arrived while the daemon was down are counted (the store skips those already recorded).
+
+Entries are offered by name, whatever they are (symlinks, FIFOs included): edge.frame_file decides
+what is read, so live watching and the backlog treat a non-frame alike (skipped, logged).
 """
 
 from __future__ import annotations
@@ -39,7 +42,9 @@ def is_frame_name(path: str | Path) -> bool:
 
 
 def iter_frames(folder: Path, recursive: bool) -> Iterator[os.DirEntry]:
-    """Image files in a folder (hidden folders skipped); unreadable sub-folders are logged."""
+    """Entries with a frame name in a folder (hidden folders skipped, symlinked folders not
+    followed). Not only regular files: a symlink or FIFO named x.jpg is yielded too, so that the
+    pipeline skips it with a log line, as it does when live watching offers it."""
     try:
         entries = list(os.scandir(folder))
     except OSError as error:
@@ -48,10 +53,11 @@ def iter_frames(folder: Path, recursive: bool) -> Iterator[os.DirEntry]:
         return
     for entry in entries:
         try:
-            if entry.is_file(follow_symlinks=False) and is_frame_name(entry.name):
+            if entry.is_dir(follow_symlinks=False):
+                if recursive and not entry.name.startswith("."):
+                    yield from iter_frames(Path(entry.path), recursive)
+            elif is_frame_name(entry.name):
                 yield entry
-            elif recursive and entry.is_dir(follow_symlinks=False) and not entry.name.startswith("."):
-                yield from iter_frames(Path(entry.path), recursive)
         except OSError:
             continue
 

@@ -20,6 +20,10 @@ class CameraConfig(BaseModel):
     mode: Literal["inotify", "poll"] = "inotify"
     poll_interval_s: float = Field(default=2.0, gt=0, le=3600)
     settle_s: float = Field(default=2.0, ge=0, le=3600)
+    symlinks: Literal["skip", "inside"] = Field(
+        default="skip",
+        description='"skip": a symbolic link is never read (logged, counted); "inside": read it when its '
+                    "target is a regular file inside this camera folder")
 
     @field_validator("path")
     @classmethod

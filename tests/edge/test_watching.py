@@ -4,6 +4,7 @@ recorded once and never read half-written; the backlog is processed oldest first
 from __future__ import annotations
 
 import os
+import resource
 import threading
 import time
 from pathlib import Path
@@ -145,3 +146,70 @@ def test_camera_folder_that_appears_after_start_is_watched(tmp_path, make_config
     (camera / "first.jpg").write_bytes(frames(1)[0])
     wait_for(lambda: count_rows(config.storage.database, OK) >= 1, 60, what="frame in the late folder")
     runner.stop()
+
+
+# -- FIFOs and symlinks (issue 9) ------------------------------------------------------------------
+
+def test_a_fifo_renamed_in_does_not_stall_the_loop(tmp_path, make_config, thread_daemon, frames, caplog) -> None:
+    camera, staging = tmp_path / "cam", tmp_path / "staging"
+    staging.mkdir()
+    config = make_config([{"name": "cam", "path": str(camera)}])
+    db = config.storage.database
+    runner = thread_daemon(config)
+    os.mkfifo(staging / "x.jpg")
+    os.rename(staging / "x.jpg", camera / "x.jpg")
+    try:
+        (camera / "after.jpg").write_bytes(frames(1)[0])
+        wait_for(lambda: count_rows(db, OK) >= 1, 60, what="the frame after the FIFO recorded")
+    finally:
+        try:  # a daemon blocked in open() on the FIFO (the bug) is released so the test can end
+            os.close(os.open(camera / "x.jpg", os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass
+    assert runner.daemon.stats.skipped == {"not_regular": 1}
+    runner.stop()
+    assert [Path(p).name for p in _paths(db)] == ["after.jpg"]  # no row for the FIFO
+    lines = [r.getMessage() for r in caplog.records if "x.jpg" in r.getMessage()]
+    assert lines == [f"frame {camera / 'x.jpg'}: skipped: a FIFO, not a regular file: not read"]
+
+
+@pytest.mark.parametrize("symlinks", ["skip", "inside"])
+@pytest.mark.parametrize("arrival", ["live", "backlog"])
+def test_symlinks_skipped_unless_inside_allowed_live_and_backlog_alike(arrival, symlinks, tmp_path, make_config,
+                                                                      thread_daemon, frames, caplog) -> None:
+    camera, staging, elsewhere = tmp_path / "cam", tmp_path / "staging", tmp_path / "elsewhere"
+    for folder in (camera / "originals", staging, elsewhere):
+        folder.mkdir(parents=True)
+    data = frames(3)
+    (camera / "originals" / "kept.jpg").write_bytes(data[0])  # not itself a frame: not recursive
+    (elsewhere / "secret.jpg").write_bytes(data[1])
+    links = {"zero.jpg": Path("/dev/zero"), "outside.jpg": elsewhere / "secret.jpg",
+             "inside.jpg": camera / "originals" / "kept.jpg"}
+    config = make_config([{"name": "cam", "path": str(camera), "symlinks": symlinks}])
+    db = config.storage.database
+
+    def place() -> None:
+        for name, target in links.items():
+            os.symlink(target, staging / name)
+            os.rename(staging / name, camera / name)  # renamed in, as an uploader would
+
+    if arrival == "backlog":
+        place()
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB
+    runner = thread_daemon(config)
+    if arrival == "live":
+        place()
+    (camera / "real.jpg").write_bytes(data[2])
+    expected = {"real.jpg"} | ({"inside.jpg"} if symlinks == "inside" else set())
+    wait_for(lambda: count_rows(db, OK) >= len(expected) and sum(runner.daemon.stats.skipped.values()) >= 4 - len(expected),
+             60, what="frames recorded and symlinks skipped")
+    runner.stop()
+
+    assert {Path(p).name for p in _paths(db)} == expected
+    assert count_rows(db, ERRORS) == 0
+    assert runner.daemon.stats.skipped == {"symlink": 4 - len(expected)}
+    skipped = {r.getMessage().split(":")[0].removeprefix("frame ") for r in caplog.records if ": skipped: " in r.getMessage()}
+    refused = {"zero.jpg", "outside.jpg"} | ({"inside.jpg"} if symlinks == "skip" else set())
+    assert skipped == {str(camera / name) for name in refused}
+    # /dev/zero was never read: an unbounded read grows by about 0.5 GB a second until it fails.
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before < 200 * 1024
