@@ -32,7 +32,7 @@ from edge.model import Classifier, ModelError, resolve_model
 from edge.pipeline import FrameOutcome, FrameProcessor
 from edge.store import Store
 from edge.retention import is_disk_full_error
-from edge.watcher import FrameQueue, QueuedFrame, InotifyWatcher, PollingWatcher, scan_backlog
+from edge.watcher import FrameQueue, QueuedFrame, InotifyWatcher, PollingWatcher, Rescanner, scan_backlog
 
 log = logging.getLogger(__name__)
 
@@ -88,12 +88,13 @@ class Daemon:
         self.after_duplicate: list[Callable[[FrameOutcome], None]] = []
         self.store: Store | None = None
         self.processor: FrameProcessor | None = None
-        self._watchers: list[InotifyWatcher | PollingWatcher] = []
+        self._watchers: list[InotifyWatcher | PollingWatcher | Rescanner] = []
         self._stop = threading.Event()
         self._reload = threading.Event()
         self._last_idle_work = 0.0
         self.idle_interval_s = 5.0  # closing idle events, checking camera folders
         self._inotify_watcher: InotifyWatcher | None = None
+        self.rescanner: Rescanner | None = None
         self._folder_ids: dict[str, tuple[int, int] | None] = {}
         # MQTT area (edge/mqtt.py): the publisher thread drains the outbox; started by an
         # on_start hook, stopped by an on_stop hook before the store closes.
@@ -141,8 +142,11 @@ class Daemon:
         polled = [c for c in config.cameras if c.mode == "poll"]
         self._folder_ids = {camera.name: _folder_id(camera.path) for camera in config.cameras}
         present = [c for c in inotify if self._folder_ids[c.name] is not None]
+        if not self.once and inotify:
+            self.rescanner = Rescanner(inotify, self.frames, config.storage.database)
+            self._watchers.append(self.rescanner)
         if not self.once and present:
-            self._inotify_watcher = InotifyWatcher(present, self.frames)
+            self._inotify_watcher = InotifyWatcher(present, self.frames, self.rescanner)
             self._watchers.append(self._inotify_watcher)
         backlog = scan_backlog(config.cameras)
         for path, camera in backlog:
@@ -182,6 +186,8 @@ class Daemon:
                     if not is_disk_full_error(error):
                         raise
                     self._disk_full(item, error)
+                if self._retry is not item:
+                    self.frames.done(item.path)
             elif self.once:
                 break
             else:
@@ -196,6 +202,8 @@ class Daemon:
         self.stats.processed[outcome.status] = self.stats.processed.get(outcome.status, 0) + 1
         if outcome.skip_reason:
             self.stats.skipped[outcome.skip_reason] = self.stats.skipped.get(outcome.skip_reason, 0) + 1
+        if outcome.status in ("duplicate", "skipped") and self.rescanner is not None:
+            self.rescanner.note_handled(path, camera)  # no row of its own: not "missed" at the next rescan
         if outcome.committed:
             self.stats.last_frame_at = datetime.now(timezone.utc)
             if outcome.species:
@@ -257,11 +265,20 @@ class Daemon:
                 self._watchers.remove(self._inotify_watcher)
                 self._inotify_watcher = None
             if inotify:
-                self._inotify_watcher = InotifyWatcher(inotify, self.frames)
+                self._inotify_watcher = InotifyWatcher(inotify, self.frames, self.rescanner)
                 self._inotify_watcher.start()
                 self._watchers.append(self._inotify_watcher)
         for path, camera in scan_backlog(returned):
             self.frames.put(path, camera)
+
+    def watch_figures(self) -> dict:
+        """What `edge status` and the metrics show about watching: frames skipped (symlinks,
+        FIFOs, devices: not frames) by reason, and frames the periodic rescan found that inotify
+        had not reported."""
+        rescanner = self.rescanner
+        return {"frames_skipped": dict(self.stats.skipped),
+                "rescan_found": rescanner.found_total if rescanner else 0,
+                "last_rescan_at": rescanner.last_rescan_at if rescanner else None}
 
     def stop(self) -> None:
         for watcher in self._watchers:

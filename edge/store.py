@@ -14,7 +14,7 @@ import logging
 import os
 import sqlite3
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -144,6 +144,15 @@ def open_readonly(path: Path, busy_timeout_s: float = 30.0) -> sqlite_utils.Data
     if version > SCHEMA_VERSION:
         raise StoreError(f"{path}: schema version {version} is newer than this trailcam ({SCHEMA_VERSION}); upgrade trailcam")
     return db
+
+
+def known_states(conn: sqlite3.Connection, folder: str | Path) -> Iterator[tuple[str, int | None, float | None]]:
+    """(path, size, mtime) of every frame row whose path lies under `folder`, streamed from one
+    range scan of the path index: what a folder rescan compares the files it finds against
+    (the same test as Store.unchanged_known, without a query per file)."""
+    prefix = os.path.join(str(folder), "")
+    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)  # "/cam/" .. "/cam0": everything below /cam/
+    yield from conn.execute("SELECT path, size, mtime FROM frames WHERE path >= ? AND path < ?", (prefix, upper))
 
 
 def check_database(path: Path) -> str:
