@@ -80,8 +80,10 @@ class FrameProcessor:
             return FrameOutcome(path, camera, "vanished")
         except FrameRefused as refusal:
             return self._skipped(path, camera, refusal)
-        except OSError as error:
-            return self._error(path, camera, hashlib.sha256(path.encode()).hexdigest(), None, None, f"cannot stat: {error.strerror or error}")
+        except OSError as error:  # lstat or open failed (EACCES, EIO, ELOOP on the way ...)
+            # The error row needs a key; the path's hash stands in for unreadable content.
+            return self._error(path, camera, "unreadable:" + hashlib.sha256(path.encode()).hexdigest(), None, None,
+                               f"unreadable: {error.strerror or error}")
         with handle:
             stat = handle.stat
             if self.store.unchanged_known(path, stat.st_size, stat.st_mtime):

@@ -187,6 +187,12 @@ class _InotifyHandler(FileSystemEventHandler):
         file not modified for settle_s is taken as complete, a younger one is queued once its
         size and mtime have stayed unchanged that long (or by its close event, whichever is first).
         """
+        try:
+            relative = Path(os.path.realpath(folder)).relative_to(self.root)
+        except ValueError:
+            return
+        if any(part.startswith(".") for part in relative.parts):
+            return  # a hidden folder (an upload in progress): the backlog and rescans skip it too
         now = time.time()
         offered = settling = 0
         for entry in iter_frames(folder, True):
