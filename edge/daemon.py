@@ -1,6 +1,7 @@
 """The daemon's lifecycle, kept small and explicit:
 
     start():  open the store → load the model → start watchers → queue the backlog
+              (inotify cameras also get a Rescanner thread: new sub-folders, periodic rescans)
     loop():   one thread takes frames from the queue and processes them, one transaction each
     stop():   stop watchers → close the store
 

@@ -362,8 +362,8 @@ class Rescanner:
         """`path` was processed and left no row with its (path, size, mtime) (a duplicate of a
         frame recorded elsewhere, a skipped non-frame): a rescan must not count it as missed."""
         config = self.cameras.get(camera)
-        if config is None:
-            return
+        if config is None or config.rescan_interval_s <= 0:
+            return  # no rescan to mislead: remember nothing
         try:
             info = os.stat(path, follow_symlinks=config.symlinks == "inside")
         except OSError:
@@ -427,8 +427,10 @@ class Rescanner:
         # already recorded when the store is read, so it is never taken for a missed one.
         for path in self.frames.busy():
             found.pop(path, None)
+        prefix = os.path.join(str(camera.path), "")
         with self._lock:
-            self._handled = {p: s for p, s in self._handled.items() if p in seen}
+            # Forget what left this camera's folder (other cameras' entries are theirs to prune).
+            self._handled = {p: s for p, s in self._handled.items() if p in seen or not p.startswith(prefix)}
             for path, state in self._handled.items():
                 if found.get(path) == state:
                     del found[path]

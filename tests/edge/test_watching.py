@@ -211,7 +211,10 @@ def test_rescan_finds_what_inotify_did_not_report_and_nothing_else(tmp_path, mak
 
     camera, staging = tmp_path / "cam", tmp_path / "staging"
     staging.mkdir()
-    config = make_config([{"name": "cam", "path": str(camera), "rescan_interval_s": 0, "settle_s": 2.0}])
+    # The thread's own rescans are an hour away: the test calls them; a second camera's rescan
+    # must not make this one forget what it has handled.
+    config = make_config([{"name": "cam", "path": str(camera), "rescan_interval_s": 3600, "settle_s": 2.0},
+                          {"name": "cam2", "path": str(tmp_path / "cam2"), "rescan_interval_s": 3600}])
     db = config.storage.database
     data = frames(4)
     old = time.time() - 600
@@ -255,6 +258,8 @@ def test_rescan_finds_what_inotify_did_not_report_and_nothing_else(tmp_path, mak
         assert sorted(rescan()) == [str(camera / "copy_of_a.jpg"), str(camera / "pipe.jpg")]
         assert sorted([process_next(), process_next()]) == ["duplicate", "skipped"]
         assert rescan() == []  # handled without a row of their own: not found again
+        assert daemon.rescanner.rescan_once(config.cameras[1]) == []
+        assert rescan() == []
         assert daemon.watch_figures()["rescan_found"] == 3
         assert daemon.watch_figures()["frames_skipped"] == {"not_regular": 1}
         assert daemon.rescanner.last_rescan_at is not None
