@@ -1,6 +1,7 @@
 """The daemon's lifecycle, kept small and explicit:
 
     start():  open the store → load the model → start watchers → queue the backlog
+              (inotify cameras also get a Rescanner thread: new sub-folders, periodic rescans)
     loop():   one thread takes frames from the queue and processes them, one transaction each
     stop():   stop watchers → close the store
 
@@ -39,7 +40,7 @@ from edge.pipeline import FrameOutcome, FrameProcessor
 from edge.preflight import check_cameras, check_species, load_classifier
 from edge.store import Store
 from edge.retention import is_disk_full_error
-from edge.watcher import FrameQueue, QueuedFrame, InotifyWatcher, PollingWatcher, scan_backlog
+from edge.watcher import FrameQueue, QueuedFrame, InotifyWatcher, PollingWatcher, Rescanner, scan_backlog
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,8 @@ class DaemonStats:
     """What `edge status`, STATUS= and metrics report about the running loop."""
 
     started_at: datetime | None = None
-    processed: dict[str, int] = field(default_factory=lambda: {"ok": 0, "error": 0, "retry": 0, "duplicate": 0, "unchanged": 0, "vanished": 0})
+    processed: dict[str, int] = field(default_factory=lambda: {"ok": 0, "error": 0, "retry": 0, "duplicate": 0, "unchanged": 0, "vanished": 0, "skipped": 0})
+    skipped: dict[str, int] = field(default_factory=dict)  # by reason: "symlink", "not_regular"
     last_frame_at: datetime | None = None
     last_species: str | None = None
     backlog: int = 0
@@ -90,7 +92,7 @@ class Daemon:
         self.after_duplicate: list[Callable[[FrameOutcome], None]] = []
         self.store: Store | None = None
         self.processor: FrameProcessor | None = None
-        self._watchers: list[InotifyWatcher | PollingWatcher] = []
+        self._watchers: list[InotifyWatcher | PollingWatcher | Rescanner] = []
         self._stop = threading.Event()
         self._reload = threading.Event()
         self._last_idle_work = 0.0
@@ -99,6 +101,7 @@ class Daemon:
         # Re-queued by the idle work when due; at a restart the backlog scan offers them again.
         self._retries: dict[str, tuple[float, str]] = {}
         self._inotify_watcher: InotifyWatcher | None = None
+        self.rescanner: Rescanner | None = None
         self._folder_ids: dict[str, tuple[int, int] | None] = {}
         # MQTT area (edge/mqtt.py): the publisher thread drains the outbox; started by an
         # on_start hook, stopped by an on_stop hook before the store closes.
@@ -140,7 +143,8 @@ class Daemon:
             # Frames that stay in the folder are their own redo log; moved or deleted ones are not.
             durable_commits=config.retention.after_processing != "keep",
         )
-        self.processor = FrameProcessor(classifier, self.store, config.classify, top_k=config.model.top_k)
+        self.processor = FrameProcessor(classifier, self.store, config.classify, top_k=config.model.top_k,
+                                        symlink_roots={c.name: c.path for c in config.cameras if c.symlinks == "inside"})
         self.stats.model_id = classifier.model_id
         self.stats.started_at = datetime.now(timezone.utc)
         log.info("model %s (%s, %d labels, runtime %s)", classifier.model_id, classifier.spec.tflite_path,
@@ -152,8 +156,11 @@ class Daemon:
         polled = [c for c in config.cameras if c.mode == "poll"]
         self._folder_ids = {camera.name: _folder_id(camera.path) for camera in config.cameras}
         present = [c for c in inotify if self._folder_ids[c.name] is not None]
+        if not self.once and inotify:
+            self.rescanner = Rescanner(inotify, self.frames, config.storage.database)
+            self._watchers.append(self.rescanner)
         if not self.once and present:
-            self._inotify_watcher = InotifyWatcher(present, self.frames)
+            self._inotify_watcher = InotifyWatcher(present, self.frames, self.rescanner)
             self._watchers.append(self._inotify_watcher)
         backlog = scan_backlog(config.cameras)
         for path, camera in backlog:
@@ -193,6 +200,8 @@ class Daemon:
                     if not is_disk_full_error(error):
                         raise
                     self._disk_full(item, error)
+                if self._retry is not item:
+                    self.frames.done(item.path)
             elif self.once:
                 self._close_after_backlog()
                 break
@@ -212,6 +221,10 @@ class Daemon:
             self._retries[path] = (time.monotonic() + delay, camera)
         elif outcome.status == "vanished":
             self.store.abandon_retries(path)
+        if outcome.skip_reason:
+            self.stats.skipped[outcome.skip_reason] = self.stats.skipped.get(outcome.skip_reason, 0) + 1
+        if outcome.status in ("duplicate", "skipped") and self.rescanner is not None:
+            self.rescanner.note_handled(path, camera)  # no row of its own: not "missed" at the next rescan
         if outcome.committed:
             self.stats.last_frame_at = datetime.now(timezone.utc)
             if outcome.species:
@@ -307,11 +320,20 @@ class Daemon:
                 self._watchers.remove(self._inotify_watcher)
                 self._inotify_watcher = None
             if inotify:
-                self._inotify_watcher = InotifyWatcher(inotify, self.frames)
+                self._inotify_watcher = InotifyWatcher(inotify, self.frames, self.rescanner)
                 self._inotify_watcher.start()
                 self._watchers.append(self._inotify_watcher)
         for path, camera in scan_backlog(returned):
             self.frames.put(path, camera)
+
+    def watch_figures(self) -> dict:
+        """What `edge status` and the metrics show about watching: frames skipped (symlinks,
+        FIFOs, devices: not frames) by reason, and frames the periodic rescan found that inotify
+        had not reported."""
+        rescanner = self.rescanner
+        return {"frames_skipped": dict(self.stats.skipped),
+                "rescan_found": rescanner.found_total if rescanner else 0,
+                "last_rescan_at": rescanner.last_rescan_at if rescanner else None}
 
     def stop(self) -> None:
         for watcher in self._watchers:

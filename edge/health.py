@@ -58,6 +58,12 @@ class HealthState:
     outbox_depth: int = 0
     outbox_dropped: int = 0  # events the outbox bound dropped (cumulative, from outbox_stats)
     disk_paths: list[str] = field(default_factory=list)
+    # Watching (edge.daemon.Daemon.watch_figures): entries skipped because they are not frames
+    # (symlinks, FIFOs, devices), by reason; frames found by the periodic rescan that inotify had
+    # not reported (each was logged); when the last rescan ran.
+    frames_skipped: dict[str, int] = field(default_factory=dict)
+    rescan_found: int = 0
+    last_rescan_at: str | None = None
     rate_window_s: float = 300.0  # [health] rate_window_s: the window of rate_per_minute
     metrics: Any = None  # edge.metrics.Metrics when the endpoint is enabled
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -133,6 +139,9 @@ class HealthState:
                 "mqtt_state": self.mqtt_state,
                 "outbox_depth": self.outbox_depth,
                 "outbox_dropped": self.outbox_dropped,
+                "frames_skipped": dict(self.frames_skipped),
+                "rescan_found": self.rescan_found,
+                "last_rescan_at": self.last_rescan_at,
             }
         data["rate_per_minute"] = round(self.rate_per_minute(), 2)
         return data
@@ -308,7 +317,8 @@ def collect_status(db_path: Path | str, status_path: Path | str | None = None,
         result["daemon"] = {"state": state, "snapshot_age_s": None if age is None else round(age, 1),
                             **{k: snap.get(k) for k in ("pid", "started_at", "model_id", "backlog", "paused",
                                                        "pause_reason", "mqtt_state",
-                                                       "last_species", "rate_per_minute")}}
+                                                       "last_species", "rate_per_minute",
+                                                       "frames_skipped", "rescan_found", "last_rescan_at")}}
     disks = []
     for path in dict.fromkeys([str(db_path.parent), *map(str, disk_paths)]):
         try:
@@ -328,6 +338,17 @@ def _human_bytes(n: int | None) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1000
     return f"{n} B"
+
+
+def _watching_text(daemon: dict[str, Any]) -> str:
+    """e.g. "2 skipped (symlink 1, not_regular 1), 3 found by rescan (last 2026-12-01T20:00:00Z)"."""
+    skipped = daemon.get("frames_skipped") or {}
+    text = f"{sum(skipped.values())} skipped" + (
+        " (" + ", ".join(f"{k} {v}" for k, v in sorted(skipped.items())) + ")" if skipped else "")
+    text += f", {daemon.get('rescan_found') or 0} found by rescan"
+    if daemon.get("last_rescan_at"):
+        text += f" (last {daemon['last_rescan_at']})"
+    return text
 
 
 def format_status_table(status: dict[str, Any]) -> str:
@@ -357,6 +378,7 @@ def format_status_table(status: dict[str, Any]) -> str:
                  f"(last {int(status.get('rate_window_s', 0) // 60)} min)"),
         ("last error", f"{last_err.get('processed_at')} {last_err.get('path')}: {last_err.get('error')}"
          if last_err else "-"),
+        ("watching", _watching_text(daemon)),
         ("mqtt", str(daemon.get("mqtt_state") or "-")),
         ("outbox", f"{status.get('outbox_depth', '-')} waiting"
          + (f", {status['outbox_dropped_events']} events dropped when full"

@@ -16,6 +16,9 @@ Metric names (all prefixed `trailcam_`):
   paused                                        gauge (1 while paused for low disk space)
   last_frame_timestamp_seconds                  gauge (Unix time of the last committed frame)
   model_info{model_id}                          info (value 1)
+  frames_skipped_total{reason="symlink"|"not_regular"}   counter (not frames: never read, logged)
+  rescan_found_frames_total                     counter (frames the periodic rescan found that
+                                                inotify had not reported)
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pathlib import Path
 from typing import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
+from prometheus_client.core import CounterMetricFamily
 
 from edge.retention import free_bytes
 
@@ -57,6 +61,8 @@ class Metrics:
         for path in dict.fromkeys(str(p) for p in disk_paths):
             self.disk_free.labels(path=path).set_function(lambda p=path: _free_or_nan(p))
         self.model = Info("trailcam_model", "The classifier model in use", registry=r)
+        self._watching = _WatchingCollector()
+        r.register(self._watching)
         self.set_model(model_id)
         self._server = None
         self._thread = None
@@ -78,6 +84,8 @@ class Metrics:
         self.backlog.set(state.backlog)
         self.outbox.set(state.outbox_depth)
         self.paused.set(1 if state.paused else 0)
+        self._watching.skipped = dict(state.frames_skipped)
+        self._watching.rescan_found = state.rescan_found
         if state.model_id:
             self.set_model(state.model_id)
 
@@ -93,6 +101,25 @@ class Metrics:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+class _WatchingCollector:
+    """Counters whose totals the daemon keeps (Daemon.watch_figures, copied into HealthState):
+    reported as they are at scrape time rather than re-counted here."""
+
+    def __init__(self) -> None:
+        self.skipped: dict[str, int] = {}
+        self.rescan_found = 0
+
+    def collect(self):
+        skipped = CounterMetricFamily("trailcam_frames_skipped", "Entries with a frame name that are not "
+                                      "regular files (symlinks, FIFOs, devices): never read", labels=["reason"])
+        counts = {"symlink": 0, "not_regular": 0, **self.skipped}
+        for reason, count in sorted(counts.items()):
+            skipped.add_metric([reason], count)
+        yield skipped
+        yield CounterMetricFamily("trailcam_rescan_found_frames", "Frames the periodic folder rescan found "
+                                  "that inotify had not reported", value=self.rescan_found)
 
 
 def _free_or_nan(path: str) -> float:

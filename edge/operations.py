@@ -151,7 +151,7 @@ class FieldOperations:
 
     def on_tick(self, daemon) -> None:
         self.notifier.watchdog_tick()
-        self.health.set(backlog=len(daemon.frames), free_bytes=self.guard.last.free_bytes)
+        self.health.set(backlog=len(daemon.frames), free_bytes=self.guard.last.free_bytes, **daemon.watch_figures())
         if self.publisher.tick():
             self._refresh_gauges()
         if self.retention is not None and self.retention.flush_due():
@@ -175,7 +175,7 @@ class FieldOperations:
         if self.retention is not None:
             self._flush()
         self.notifier.stopping("stopping: finishing and closing the database")
-        self.health.set(backlog=len(daemon.frames))
+        self.health.set(backlog=len(daemon.frames), **daemon.watch_figures())
         self.publisher.tick(force=True)
         if self.metrics is not None:
             self.metrics.close()

@@ -18,7 +18,8 @@ from edge.capture_time import capture_time
 from edge.config.classify import ClassifyConfig
 from edge.decision import Decision, decide
 from edge.imaging import FrameError, decode
-from edge.model import Classifier, Prediction, sha256_file
+from edge.frame_file import FrameRefused, FrameTooLarge, open_frame
+from edge.model import Classifier, Prediction
 from edge.store import FrameRecord, RecordResult, Store
 
 log = logging.getLogger(__name__)
@@ -44,10 +45,11 @@ def is_transient(error: OSError) -> bool:
 
 @dataclass
 class FrameOutcome:
-    """What happened to one path. `status`: ok | error | retry | duplicate | vanished | unchanged.
+    """What happened to one path. `status`: ok | error | retry | duplicate | vanished | unchanged | skipped.
 
     `retry`: a transient error, recorded, with attempts left; `retry_at` says when the next try
-    is due. The file is not done: no post-processing (it is not `committed`)."""
+    is due. The file is not done: no post-processing (it is not `committed`). `skipped`: a
+    symlink, FIFO, device or socket under an image name; no row (`skip_reason` says which)."""
 
     path: str
     camera: str
@@ -61,6 +63,7 @@ class FrameOutcome:
     retry_at: datetime | None = None
     # (id, processed_at) of the error rows at this path that this frame replaced.
     superseded: list[tuple[int, str]] = field(default_factory=list)
+    skip_reason: str | None = None  # "symlink" | "not_regular" when status is "skipped"
 
     @property
     def committed(self) -> bool:
@@ -76,6 +79,8 @@ class FrameProcessor:
     classify_config: ClassifyConfig = field(default_factory=ClassifyConfig)
     top_k: int = 5
     draft: bool = True
+    # Camera name → its folder, for cameras with `symlinks = "inside"`; others refuse every symlink.
+    symlink_roots: dict[str, Path] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.set_classifier(self.classifier)
@@ -94,27 +99,35 @@ class FrameProcessor:
     def process(self, path: str | Path, camera: str) -> FrameOutcome:
         path = str(path)
         try:
-            stat = os.stat(path)
+            # Never blocks (FIFO), never follows a symlink out of the folder, fstat of what was opened.
+            handle = open_frame(path, allow_symlink_inside=self.symlink_roots.get(camera))
         except FileNotFoundError:
             return FrameOutcome(path, camera, "vanished")
-        except OSError as error:
-            return self._error(path, camera, hashlib.sha256(path.encode()).hexdigest(), None, None,
-                               f"cannot stat: {error.strerror or error}", transient=is_transient(error))
-        if self.store.unchanged_known(path, stat.st_size, stat.st_mtime):
-            return FrameOutcome(path, camera, "unchanged")
-        if stat.st_size > MAX_FRAME_BYTES:
-            return self._error(path, camera, _sha256_path(path), stat.st_size, stat.st_mtime,
-                               f"file too large for a frame ({stat.st_size} bytes > {MAX_FRAME_BYTES})")
-        try:
-            with open(path, "rb") as handle:
-                data = handle.read()
-        except FileNotFoundError:
-            return FrameOutcome(path, camera, "vanished")
-        except OSError as error:
-            # The error row needs a key; the path's hash stands in for unreadable content.
-            return self._error(path, camera, "unreadable:" + hashlib.sha256(path.encode()).hexdigest(),
-                               stat.st_size, stat.st_mtime, f"unreadable: {error.strerror or error}",
-                               transient=is_transient(error))
+        except FrameRefused as refusal:
+            return self._skipped(path, camera, refusal)
+        except OSError as error:  # lstat or open failed (EACCES, EIO, ELOOP on the way ...)
+            # The error row needs a key; the path's hash stands in for unreadable content. Its
+            # size and mtime (lstat works without read permission) let a retry, a restart and a
+            # rescan tell this file from a changed one.
+            size, mtime = _size_and_mtime(path)
+            if size is not None and self.store.unchanged_known(path, size, mtime):
+                return FrameOutcome(path, camera, "unchanged")  # tries spent, file unchanged
+            return self._error(path, camera, "unreadable:" + hashlib.sha256(path.encode()).hexdigest(), size, mtime,
+                               f"unreadable: {error.strerror or error}", transient=is_transient(error))
+        with handle:
+            stat = handle.stat
+            if self.store.unchanged_known(path, stat.st_size, stat.st_mtime):
+                return FrameOutcome(path, camera, "unchanged")
+            try:
+                data = handle.read(MAX_FRAME_BYTES)  # at most MAX_FRAME_BYTES + 1, whatever fstat said
+            except FrameTooLarge as error:
+                # Keyed by path, size and mtime: hashing the content would mean reading all of it.
+                key = "too-large:" + hashlib.sha256(f"{path}\0{stat.st_size}\0{stat.st_mtime}".encode()).hexdigest()
+                return self._error(path, camera, key, stat.st_size, stat.st_mtime, error.message)
+            except OSError as error:
+                # The error row needs a key; the path's hash stands in for unreadable content.
+                return self._error(path, camera, "unreadable:" + hashlib.sha256(path.encode()).hexdigest(),
+                                   stat.st_size, stat.st_mtime, f"unreadable: {error.strerror or error}", transient=is_transient(error))
         sha = hashlib.sha256(data).hexdigest()
         known, error_here = self.store.lookup(sha, path)
         if known is not None:
@@ -150,6 +163,12 @@ class FrameProcessor:
         return FrameOutcome(path, camera, "ok", result.frame_id, decision.species, decision.confidence,
                             predictions=predictions, record=result, superseded=result.superseded)
 
+    def _skipped(self, path: str, camera: str, refusal: FrameRefused) -> FrameOutcome:
+        """A symlink, FIFO, device or socket under an image name: not a frame, so no row (it has
+        no content of its own to key one by); a log line, and the daemon counts it by reason."""
+        log.warning("frame %s: skipped: %s", path, refusal.message)
+        return FrameOutcome(path, camera, "skipped", error=refusal.message, skip_reason=refusal.reason)
+
     def _error(self, path: str, camera: str, sha: str, size: int | None, mtime: float | None, message: str,
                transient: bool = False) -> FrameOutcome:
         if self.store.recorded_error(sha, path, size, mtime):
@@ -173,8 +192,10 @@ class FrameProcessor:
                             superseded=result.superseded)
 
 
-def _sha256_path(path: str) -> str:
+def _size_and_mtime(path: str) -> tuple[int | None, float | None]:
+    """(size, mtime) of the entry itself, or (None, None) when even lstat fails."""
     try:
-        return sha256_file(Path(path))
+        info = os.lstat(path)
     except OSError:
-        return "unreadable:" + hashlib.sha256(path.encode()).hexdigest()
+        return None, None
+    return info.st_size, info.st_mtime

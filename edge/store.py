@@ -15,7 +15,7 @@ import os
 import sqlite3
 import tempfile
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -227,6 +227,15 @@ def _user_name() -> str:
         return pwd.getpwuid(os.geteuid()).pw_name
     except (KeyError, ImportError):
         return str(os.geteuid())
+
+
+def known_states(conn: sqlite3.Connection, folder: str | Path) -> Iterator[tuple[str, int | None, float | None]]:
+    """(path, size, mtime) of every frame row whose path lies under `folder`, streamed from one
+    range scan of the path index: what a folder rescan compares the files it finds against
+    (the same test as Store.unchanged_known, without a query per file)."""
+    prefix = os.path.join(str(folder), "")
+    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)  # "/cam/" .. "/cam0": everything below /cam/
+    yield from conn.execute("SELECT path, size, mtime FROM frames WHERE path >= ? AND path < ?", (prefix, upper))
 
 
 def check_database(path: Path) -> str:

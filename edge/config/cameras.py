@@ -21,7 +21,18 @@ class CameraConfig(BaseModel):
     # changed for settle_s (network and FUSE mounts, where inotify sees nothing).
     mode: Literal["inotify", "poll"] = "inotify"
     poll_interval_s: float = Field(default=2.0, gt=0, le=3600)
+    # settle_s also applies to inotify mode's folder scans (a new sub-folder, the periodic
+    # rescan): a file modified less than settle_s ago may still be being written, so it is left
+    # to its close event (new sub-folder: re-checked once it has settled).
     settle_s: float = Field(default=2.0, ge=0, le=3600)
+    rescan_interval_s: float = Field(
+        default=300.0, ge=0, le=86400,
+        description="inotify: rescan the folder this often for frames inotify missed "
+                    "(queue overflow, hard links, a late mount); 0 = never")
+    symlinks: Literal["skip", "inside"] = Field(
+        default="skip",
+        description='"skip": a symbolic link is never read (logged, counted); "inside": read it when its '
+                    "target is a regular file inside this camera folder")
 
     @field_validator("path")
     @classmethod

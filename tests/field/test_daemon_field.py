@@ -371,3 +371,59 @@ def test_delete_mode_removes_frames_and_later_copies_of_them(tmp_path, photos, a
         daemon.kill()
     assert query_rows(db, "SELECT COUNT(*) FROM frames") == [(2,)]
     assert "a copy of frame 1, already recorded" in daemon.output()
+
+
+def test_watching_figures_in_status_and_metrics(tmp_path, photos, aiy_model_dir, cli_env):
+    """What inotify missed (a hard link: IN_CREATE only, no close, no rename) is found by the periodic
+    rescan; a symlink and a FIFO renamed in are skipped. Each shows in the log, in `edge status`
+    and in the Prometheus metrics."""
+    camera, staging, db = tmp_path / "cam", tmp_path / "staging", tmp_path / "state" / "trailcam.db"
+    camera.mkdir()
+    staging.mkdir()
+    port = free_port()
+    config = write_config(tmp_path / "edge.toml", camera, db, aiy_model_dir / "model.tflite",
+                          health={"metrics_port": port})
+    config.write_text(config.read_text().replace('name = "cam"\n', 'name = "cam"\nrescan_interval_s = 0.5\n'))
+    daemon = start(tmp_path, config, cli_env, None)
+    try:
+        wait_for(lambda: "ready: model" in daemon.output(), 90, what="daemon ready")
+        (staging / "linked.jpg").write_bytes(photos[0])
+        os.utime(staging / "linked.jpg", (time.time() - 600,) * 2)  # complete long ago: not "young"
+        os.link(staging / "linked.jpg", camera / "linked.jpg")
+        os.symlink(staging / "linked.jpg", staging / "link.jpg")
+        os.rename(staging / "link.jpg", camera / "link.jpg")
+        os.mkfifo(staging / "pipe.jpg")
+        os.rename(staging / "pipe.jpg", camera / "pipe.jpg")
+        wait_for(lambda: ok_frames(db) >= 1, 60, what="the hard-linked frame recorded")
+
+        def status() -> dict:
+            result = edge(["status", "--config", str(config), "--format", "json"], cli_env)
+            assert result.returncode == 0, result.stderr
+            return json.loads(result.stdout)["daemon"]
+
+        figures = wait_for(lambda: (d := status())["rescan_found"] == 1 and len(d["frames_skipped"]) == 2 and d, 30,
+                           what="rescan and skip figures in edge status")
+        assert figures["frames_skipped"] == {"symlink": 1, "not_regular": 1}
+        assert figures["last_rescan_at"]
+        table = edge(["status", "--config", str(config)], cli_env).stdout
+        assert "2 skipped (not_regular 1, symlink 1), 1 found by rescan (last " in table
+
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+                   for family in text_string_to_metric_families(body) for s in family.samples}
+        assert samples[("trailcam_rescan_found_frames_total", ())] == 1
+        assert samples[("trailcam_frames_skipped_total", (("reason", "symlink"),))] == 1
+        assert samples[("trailcam_frames_skipped_total", (("reason", "not_regular"),))] == 1
+        # A later rescan (its time has moved on) found nothing more: nothing is taken twice.
+        later = wait_for(lambda: (d := status())["last_rescan_at"] > figures["last_rescan_at"] and d, 30,
+                         what="a later rescan")
+        assert later["rescan_found"] == 1
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait(60) == 0
+    finally:
+        daemon.kill()
+    log = daemon.output()
+    assert f"camera cam: rescan found 1 frame(s) that inotify did not report (e.g. {camera / 'linked.jpg'})" in log
+    assert f"frame {camera / 'link.jpg'}: skipped: symbolic link" in log
+    assert f"frame {camera / 'pipe.jpg'}: skipped: a FIFO" in log
+    assert ok_frames(db) == 1 and "Traceback" not in log
