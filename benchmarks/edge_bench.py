@@ -64,7 +64,7 @@ def bare_loop(paths: list[Path], threads: int, draft: bool = False) -> tuple[flo
 
     `draft=True` shrinks in the JPEG decoder first, as the daemon does with big frames.
     """
-    from edge.model import load_interpreter_class
+    from edge.classify.model import load_interpreter_class
 
     interpreter_class, _ = load_interpreter_class()
     interpreter = interpreter_class(model_path=str(AIY), num_threads=threads)
@@ -87,7 +87,7 @@ class InProcessDaemon:
 
     def __init__(self, workdir: Path, threads: int):
         from edge.config import load_config
-        from edge.daemon import Daemon
+        from edge.daemon.lifecycle import Daemon
 
         self.camera = workdir / "cam"
         self.camera.mkdir(parents=True)
@@ -188,8 +188,8 @@ def large_frames(paths: list[Path], folder: Path) -> list[Path]:
 
 
 def draft_vs_full(frames: list[Path], threads: int) -> dict[str, float]:
-    from edge.imaging import decode
-    from edge.model import load_classifier
+    from edge.ingest.imaging import decode
+    from edge.classify.model import load_classifier
 
     classifier = load_classifier(AIY, threads=threads)
     timings = {True: [], False: []}
@@ -258,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     if not AIY.is_file() or not BIRDS.is_dir():
         print(f"needs the AIY model and birds25 under {SHARED} (TRAILCAM_SHARED)", file=sys.stderr)
         return 2
-    from edge.model import load_interpreter_class
+    from edge.classify.model import load_interpreter_class
 
     runtime = load_interpreter_class()[1]
     paths = photos()

@@ -28,8 +28,8 @@ import time
 from pathlib import Path
 
 from edge.config import load_config
-from edge.daemon import Daemon
-from edge.operations import FieldOperations
+from edge.daemon.lifecycle import Daemon
+from edge.operate.field import FieldOperations
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("TRAILCAM_SHARED", REPO.parent / "shared"))

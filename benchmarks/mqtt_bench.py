@@ -36,10 +36,10 @@ import paho.mqtt.client as paho
 import sqlite_utils
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge import outbox
+from edge.store import outbox
 from edge.config.mqtt import MqttConfig
-from edge.messages import MessageContext, counts_messages, event_message
-from edge.mqtt import Publisher
+from edge.publish.messages import MessageContext, counts_messages, event_message
+from edge.publish.mqtt import Publisher
 from tests.fixtures.broker import Broker
 
 CTX = MessageContext(device_id="bench", station_tz="Europe/Berlin", model_id="bench-model", model_version="1")
@@ -129,7 +129,7 @@ def daemon_rate(broker: Broker | None, workdir: Path, photos: list[Path], model:
     wall time to other processes sharing the cores.
     """
     from edge.config import load_config
-    from edge.daemon import Daemon
+    from edge.daemon.lifecycle import Daemon
 
     camera = workdir / f"camera-{tag}"
     camera.mkdir()

@@ -28,8 +28,8 @@ T0 = datetime(2026, 5, 1, 6, 0, tzinfo=timezone.utc)
 
 
 def _frame(index: int):
-    from edge.decision import Decision
-    from edge.store import FrameRecord
+    from edge.classify.decision import Decision
+    from edge.store.writer import FrameRecord
 
     species = SPECIES[index % len(SPECIES)]
     sha = hashlib.sha256(f"bench-{index}".encode()).hexdigest()
@@ -42,7 +42,7 @@ def _frame(index: int):
 
 def one_round(folder: Path, frames: int, sample: int) -> dict[str, float]:
     """Median ms per record() for the first `sample` frames and for `sample` frames after `frames`."""
-    from edge.store import Store
+    from edge.store.writer import Store
 
     store = Store(folder / "bench.db", independence_s=60, durable_commits=False, max_duration_s=0,
                   clock=lambda: T0 + timedelta(days=1))

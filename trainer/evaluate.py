@@ -1,7 +1,7 @@
 """`evaluate(run_or_tflite, data_dir, split)`: how good is a model, Keras or exported?
 
 The same report for a run folder (best.keras) and for a .tflite or bundle folder (through the
-edge's own runner, edge.model.TFLiteModel, so the numbers are the field's), so the cost of quantisation is one command away:
+edge's own runner, edge.classify.model.TFLiteModel, so the numbers are the field's), so the cost of quantisation is one command away:
 top-1, top-5, macro F1, per-class precision/recall, the most-confused pairs, a confusion
 matrix PNG and a JSON report.
 """
@@ -40,7 +40,7 @@ def resolve_model(target: Path) -> ModelSource:
         return ModelSource("keras", target / "best.keras", names, int(config["image_size"]), config)
     tflite = target / "model.tflite" if target.is_dir() else target
     if tflite.suffix == ".tflite" and tflite.is_file():
-        from edge.model import TFLiteModel
+        from edge.classify.model import TFLiteModel
 
         labels_file = tflite.parent / "labels.txt"
         if not labels_file.is_file():
@@ -68,9 +68,9 @@ def predict(source: ModelSource, images: np.ndarray) -> np.ndarray:
 
 def tflite_probabilities(tflite: Path, images: np.ndarray) -> np.ndarray:
     """Probabilities [n, classes] of a .tflite for uint8 RGB images [n, s, s, 3], computed by the
-    edge's runner (edge.model.TFLiteModel): one invoke per image, the daemon's input handling
+    edge's runner (edge.classify.model.TFLiteModel): one invoke per image, the daemon's input handling
     (a uint8 model gets raw pixels) and output handling (dequantised; softmax for logits)."""
-    from edge.model import TFLiteModel
+    from edge.classify.model import TFLiteModel
 
     manifest = Path(tflite).parent / "manifest.json"
     activation = None

@@ -2,7 +2,7 @@
 
 The bundle (docs/ARCHITECTURE.md) is model.tflite + labels.txt + manifest.json. Export checks
 its own result before anything is published: it runs the .tflite through the edge's own
-runner (edge.model.TFLiteModel: same runtime, same input and output handling as the daemon) on
+runner (edge.classify.model.TFLiteModel: same runtime, same input and output handling as the daemon) on
 held-out images and refuses (ExportVerificationError, non-zero exit) when its top-1 agrees with
 the Keras model less often than the threshold. A refused bundle is left in <out>.rejected for
 inspection, never in <out>, so nothing half-verified reaches a field device.
@@ -194,7 +194,7 @@ def export_bundle(
     """
     from trainer.data import DataError, discover
     from trainer.pipeline import load_images
-    from edge.model import TFLiteModel
+    from edge.classify.model import TFLiteModel
 
     if quantize not in QUANTIZATIONS:
         raise ValueError(f"unknown quantization {quantize!r}; choose one of {', '.join(QUANTIZATIONS)}")

@@ -1,4 +1,4 @@
-"""[events] section: how frames are grouped into independent visits (rules: edge/events.py)."""
+"""[events] section: how frames are grouped into independent visits (rules: edge/store/events.py)."""
 
 from __future__ import annotations
 

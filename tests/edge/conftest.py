@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from edge.config import load_config
-from edge.daemon import Daemon
+from edge.daemon.lifecycle import Daemon
 from tests.fixtures.waiting import wait_for  # noqa: F401 - the edge and field tests import it from here
 
 

@@ -64,7 +64,7 @@ def test_bad_frames_recorded_as_errors_and_daemon_goes_on(tmp_path, make_config,
 
 def test_a_frame_that_crashes_the_interpreter_is_recorded_not_retried_forever(tmp_path, make_config, bird_photo) -> None:
     """Fault injection (a runtime that throws on one frame cannot be produced on demand)."""
-    from edge.daemon import Daemon
+    from edge.daemon.lifecycle import Daemon
 
     camera = tmp_path / "cam"
     config = make_config([{"name": "cam", "path": str(camera)}])

@@ -12,8 +12,8 @@ from tests.edge.conftest import count_rows, jpeg_bytes, wait_for
 
 READER = r"""
 import json, sys, time
-from edge.store import open_readonly
-from edge import reports
+from edge.store.db import open_readonly
+from edge.store import reports
 db_path, expected = sys.argv[1], int(sys.argv[2])
 while True:
     try:

@@ -20,12 +20,12 @@ def _main(args: list[str], capsys, monkeypatch, env: dict[str, str] | None = Non
     """The CLI entry point in-process: same parsing, validation and exit codes, no startup cost."""
     from types import SimpleNamespace
 
-    import edge.cli
-    from edge.cli import main
+    import edge.cli.commands
+    from edge.cli.commands import main
 
-    monkeypatch.setattr(edge.cli, "setup_logging", lambda level: None)  # leave pytest's logging alone
-    monkeypatch.setattr(edge.cli, "keep_daemon_light", lambda: None)  # pytest's process may want pandas
-    monkeypatch.setattr("edge.daemon.Daemon.install_signal_handlers", lambda self: None)  # keep pytest's
+    monkeypatch.setattr(edge.cli.commands, "setup_logging", lambda level: None)  # leave pytest's logging alone
+    monkeypatch.setattr(edge.cli.commands, "keep_daemon_light", lambda: None)  # pytest's process may want pandas
+    monkeypatch.setattr("edge.daemon.lifecycle.Daemon.install_signal_handlers", lambda self: None)  # keep pytest's
     for key, value in (env or {}).items():
         monkeypatch.setenv(key, value)
     code = main(args)

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from edge.decision import Decision
-from edge.events import SpeciesVotes, vote
-from edge.outbox_writer import OutboxWriter
-from edge.store import FrameRecord, Store
+from edge.classify.decision import Decision
+from edge.store.events import SpeciesVotes, vote
+from edge.publish.outbox_writer import OutboxWriter
+from edge.store.writer import FrameRecord, Store
 
 T0 = datetime(2026, 3, 1, 22, 58, 0, tzinfo=timezone.utc)  # 23:58 in Berlin (UTC+1)
 

@@ -1,4 +1,4 @@
-"""edge.frame_file on real files, FIFOs, devices, procfs and symlinks: only regular files are read,
+"""edge.ingest.frame_file on real files, FIFOs, devices, procfs and symlinks: only regular files are read,
 nothing blocks, no symlink leads out of the camera folder, and no read goes past the limit."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.frame_file import FrameTooLarge, NotRegularFile, SymlinkRefused, open_frame, read_frame
+from edge.ingest.frame_file import FrameTooLarge, NotRegularFile, SymlinkRefused, open_frame, read_frame
 
 
 def _call_with_deadline(function, seconds: float = 10.0):

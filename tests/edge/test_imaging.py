@@ -8,7 +8,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from edge.imaging import decode
+from edge.ingest.imaging import decode
 from tests.edge.conftest import jpeg_bytes
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from edge.config.classify import ClassifyConfig
-from edge.decision import decide
-from edge.model import Classifier, ModelError, Prediction, resolve_model
+from edge.classify.decision import decide
+from edge.classify.model import Classifier, ModelError, Prediction, resolve_model
 from tests.edge.conftest import write_aiy_bundle
 
 

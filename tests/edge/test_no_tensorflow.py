@@ -18,8 +18,8 @@ import edge
 names = sorted(m.name for m in pkgutil.walk_packages(edge.__path__, "edge.") if m.name != "edge.__main__")
 for name in names:
     importlib.import_module(name)
-from edge.model import load_classifier
-from edge.imaging import decode
+from edge.classify.model import load_classifier
+from edge.ingest.imaging import decode
 clf = load_classifier(sys.argv[1])
 frame = decode(open(sys.argv[2], "rb").read(), clf.input_size)
 preds, _ = clf.classify(frame.rgb, 1)

@@ -18,10 +18,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from edge.daemon import Daemon
-from edge.decision import Decision
-from edge.model import load_classifier
-from edge.store import FrameRecord, Store
+from edge.daemon.lifecycle import Daemon
+from edge.classify.decision import Decision
+from edge.classify.model import load_classifier
+from edge.store.writer import FrameRecord, Store
 from tests.edge.conftest import jpeg_bytes
 
 T0 = datetime(2026, 5, 1, 6, 0, 0, tzinfo=timezone.utc)
@@ -49,7 +49,7 @@ def busy_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _edge(args: list[str], capsys: pytest.CaptureFixture[str]) -> SimpleNamespace:
-    from edge.cli import main
+    from edge.cli.commands import main
 
     code = main(args)
     out, err = capsys.readouterr()
@@ -97,7 +97,7 @@ def test_run_once_closes_what_the_backlog_proves_over_and_says_why_the_rest_stay
 ) -> None:
     now = datetime.now(timezone.utc).replace(microsecond=0)
     classifier = load_classifier(aiy_model)
-    from edge.imaging import decode
+    from edge.ingest.imaging import decode
 
     dove = bird_photo("MOURNING DOVE", 1)
     denied = classifier.classify(decode(dove.read_bytes(), classifier.input_size).rgb, 1)[0][0].label
@@ -123,7 +123,7 @@ def test_run_once_closes_what_the_backlog_proves_over_and_says_why_the_rest_stay
         cameras.append({"name": name, "path": str(folder)})
     config = make_config(cameras, station={"timezone": "UTC"}, events={"independence_s": 60},
                          classify={"deny": [denied]})
-    with caplog.at_level(logging.INFO, logger="edge.daemon"):
+    with caplog.at_level(logging.INFO, logger="edge.daemon.lifecycle"):
         assert Daemon(config, once=True).run() == 0
 
     conn = sqlite3.connect(config.storage.database)

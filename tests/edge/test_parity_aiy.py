@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edge.daemon import Daemon
-from edge.labels import load_labels_file
+from edge.daemon.lifecycle import Daemon
+from edge.classify.labels import load_labels_file
 
 ALIASES = {"COMMONSTARLING": "EUROPEANSTARLING"}
 

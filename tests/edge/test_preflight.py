@@ -148,7 +148,7 @@ def test_reload_to_a_model_without_a_configured_name_keeps_the_old_model(
         tmp_path: Path, aiy_model: Path, make_config: Callable, caplog: pytest.LogCaptureFixture) -> None:
     bundle = write_aiy_bundle(tmp_path / "bundle", aiy_model, "aiy-bundle")
     config = make_config(model={"path": str(bundle)}, classify={"deny": ["Turdus migratorius"]})
-    from edge.daemon import Daemon
+    from edge.daemon.lifecycle import Daemon
 
     daemon = Daemon(config, once=True)
     daemon.start()
@@ -158,7 +158,7 @@ def test_reload_to_a_model_without_a_configured_name_keeps_the_old_model(
         original = labels.read_text()
         # The retrained model lost the class (same number of outputs, another name in its place).
         labels.write_text(original.replace("Turdus migratorius\n", "Turdus migratorius robustus\n"))
-        with caplog.at_level(logging.ERROR, logger="edge.daemon"):
+        with caplog.at_level(logging.ERROR, logger="edge.daemon.lifecycle"):
             assert daemon.reload_model() is False
         assert daemon.processor.classifier is before
         assert ("classify.deny[0]: 'Turdus migratorius' is not a label of the model "
@@ -171,7 +171,7 @@ def test_reload_to_a_model_without_a_configured_name_keeps_the_old_model(
 
 
 def test_start_in_process_refuses_a_species_typo_before_opening_the_store(tmp_path: Path, make_config) -> None:
-    from edge.daemon import Daemon, DaemonError
+    from edge.daemon.lifecycle import Daemon, DaemonError
 
     config = make_config(classify={"thresholds": {"Turdus migratoriuss": 0.9}})
     with pytest.raises(DaemonError, match=r"classify\.thresholds\.\"Turdus migratoriuss\".*did you mean 'Turdus migratorius'"):

@@ -19,11 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from edge import reports
-from edge.capture_time import parse_utc
-from edge.health import collect_status
-from edge.pipeline import is_transient
-from edge.store import FrameRecord, Store, open_readonly
+from edge.store import reports
+from edge.store.times import parse_utc
+from edge.operate.health import collect_status
+from edge.daemon.pipeline import is_transient
+from edge.store.writer import FrameRecord, Store
+from edge.store.db import open_readonly
 from tests.edge.conftest import count_rows, jpeg_bytes, query_rows, wait_for, write_toml
 
 DROP_CAPS = ["setpriv", "--inh-caps=-all", "--bounding-set=-dac_override,-dac_read_search", "--"]
@@ -181,7 +182,7 @@ def test_a_corrupt_frame_is_not_retried_until_valid_content_replaces_it(tmp_path
     """Permanent errors are final: no retry is scheduled and a restart does not decode the file
     again. Valid content written at the same path later (new size and mtime) gets its ok row,
     and the error row is superseded."""
-    from edge.daemon import Daemon
+    from edge.daemon.lifecycle import Daemon
 
     config = make_config(storage={"retry_backoff_s": 0.01})
     camera = Path(config.cameras[0].path)
@@ -247,8 +248,8 @@ def test_transient_error_bookkeeping(tmp_path: Path) -> None:
 def test_superseded_errors_leave_the_daemons_error_count_and_metrics() -> None:
     """The running daemon's own count (status.json, STATUS=, MQTT health) and the Prometheus
     counters: an error this run counted and a later valid file replaced no longer stands."""
-    from edge.health import HealthState
-    from edge.metrics import Metrics
+    from edge.operate.health import HealthState
+    from edge.operate.metrics import Metrics
 
     metrics = Metrics()
     state = HealthState(metrics=metrics)

@@ -1,7 +1,7 @@
 """The trainer's evaluation path and the edge's classifier compute the same thing.
 
 `trainer evaluate` and export verification run a .tflite through `trainer.evaluate.predict`;
-the daemon through `edge.model.Classifier`. Fed the same decoded pixels, their top-1 must be
+the daemon through `edge.classify.model.Classifier`. Fed the same decoded pixels, their top-1 must be
 equal frame by frame, on a third-party uint8 model (AIY birds, input quantisation scale 1/128,
 zero point 128: the case an earlier trainer runner got wrong on every image) and on the
 trainer's own int8 bundle (uint8 in and out, scale 1.0). Needs no TensorFlow for AIY.
@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.imaging import decode
-from edge.model import Classifier, resolve_model
+from edge.ingest.imaging import decode
+from edge.classify.model import Classifier, resolve_model
 from tests.edge.conftest import write_aiy_bundle
 
 

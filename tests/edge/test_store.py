@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from edge.store import SCHEMA_VERSION, Store, StoreError, check_database, open_readonly
+from edge.store.schema import SCHEMA_VERSION
+from edge.store.writer import Store
+from edge.store.db import StoreError, check_database, open_readonly
 
 
 def test_new_database_is_wal_versioned_and_reopens_unchanged(tmp_path: Path) -> None:
@@ -58,7 +60,7 @@ def test_newer_or_foreign_database_is_refused_untouched(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("after_processing", "synchronous"), [("keep", 1), ("delete", 2)])
 def test_commits_are_fsynced_when_frames_leave_the_folder(after_processing, synchronous, make_config) -> None:
     """NORMAL (1) while frames stay where they are (they redo a lost commit); FULL (2) otherwise."""
-    from edge.daemon import Daemon
+    from edge.daemon.lifecycle import Daemon
 
     daemon = Daemon(make_config(retention={"after_processing": after_processing}), once=True)
     daemon.start()
@@ -71,7 +73,7 @@ def test_commits_are_fsynced_when_frames_leave_the_folder(after_processing, sync
 def _v1_vote(db, event: dict, species: str, confidence: float, at: str):
     """Version 1's vote, verbatim: every frame of the event read back, pruned rows counted for
     the event's species from frame_count. The oracle the migrated vote state must agree with."""
-    from edge.events import SpeciesVotes, vote
+    from edge.store.events import SpeciesVotes, vote
 
     votes = [SpeciesVotes(label, int(n), float(total or 0.0), best, first) for label, n, total, best, first in db.execute(
         """SELECT species, COUNT(*), SUM(confidence), MAX(confidence), MIN(captured_at)
@@ -93,7 +95,7 @@ def test_version_1_database_migrates_and_votes_as_before(tmp_path: Path) -> None
 
     import sqlite_utils
 
-    from edge.store import MIGRATIONS
+    from edge.store.schema import MIGRATIONS
 
     path = tmp_path / "v1.db"
     db = sqlite_utils.Database(sqlite3.connect(path))

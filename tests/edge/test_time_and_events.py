@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from edge import reports
-from edge.daemon import Daemon
-from edge.store import open_readonly
+from edge.store import reports
+from edge.daemon.lifecycle import Daemon
+from edge.store.db import open_readonly
 from tests.edge.conftest import jpeg_bytes
 
 
@@ -78,7 +78,7 @@ def _edge(args, capsys):
     """The real CLI entry point in-process (reports are read-only; a subprocess adds only startup)."""
     from types import SimpleNamespace
 
-    from edge.cli import main
+    from edge.cli.commands import main
 
     code = main(args)
     out, err = capsys.readouterr()

@@ -10,9 +10,8 @@ from datetime import datetime, timezone
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from edge.health import (HealthState, StateDirError, check_state_dir, StatusPublisher, collect_status, format_status_table, read_snapshot,
-                         status_file_for, write_snapshot)
-from edge.metrics import Metrics
+from edge.operate.health import HealthState, StateDirError, check_state_dir, StatusPublisher, collect_status, format_status_table, read_snapshot, status_file_for, write_snapshot
+from edge.operate.metrics import Metrics
 from tests.field.conftest import add_frame
 from tests.fixtures.disk import fill
 
@@ -127,7 +126,7 @@ def test_snapshot_is_rewritten_in_place_when_the_disk_is_full(tmp_path, tmpfs):
 
 
 def test_rate_per_minute_uses_the_configured_window() -> None:
-    from edge.health import HealthState
+    from edge.operate.health import HealthState
 
     short, default = HealthState(rate_window_s=60.0), HealthState()
     for state in (short, default):

@@ -9,9 +9,9 @@ import uuid
 
 import pytest
 
-import edge.notify
+import edge.operate.notify
 
-from edge.notify import Notifier, watchdog_usec_from_env
+from edge.operate.notify import Notifier, watchdog_usec_from_env
 
 
 @pytest.fixture
@@ -107,7 +107,7 @@ def test_watchdog_env_is_ignored_when_meant_for_another_pid():
 
 
 def test_a_manager_that_stops_reading_never_blocks_the_daemon_for_long(path_socket, monkeypatch, notifier_factory):
-    monkeypatch.setattr(edge.notify, "SEND_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(edge.operate.notify, "SEND_TIMEOUT_S", 0.2)
     address, _sock = path_socket  # bound, never read: its queue fills (net.unix.max_dgram_qlen)
     notifier = notifier_factory(notify_socket=address)
     for sent in range(10_000):

@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from edge.config.retention import RetentionConfig
-from edge.retention import (CommittedFrame, DiskGuard, Retention, free_bytes, is_disk_full_error,
-                            species_folder)
+from edge.operate.retention import CommittedFrame, DiskGuard, Retention, species_folder
+from edge.store.disk import free_bytes, is_disk_full_error
 from tests.field.conftest import add_frame
 
 
@@ -207,7 +207,7 @@ def test_exemplars_over_the_limit_warn_once_not_every_pass(tmp_path, field_db, c
                                           archive_max_gb=1e-9, exemplars_per_species=1), field_db)
     retention.apply(committed(field_db, add_frame(field_db, write(tmp_path / "c" / "only.jpg"))))
     retention.flush()
-    with caplog.at_level("DEBUG", logger="edge.retention"):
+    with caplog.at_level("DEBUG", logger="edge.operate.retention"):
         for _ in range(3):
             assert retention.enforce_archive_limit() == []
     warnings = [r for r in caplog.records if "over its limit" in r.message and r.levelname == "WARNING"]

@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from edge.config import EdgeConfig
-from edge.service import (CREDENTIAL_FILE, DROPIN_NAME, UNIT_NAME, Installer, render_config_skeleton,
-                          render_paths_dropin, render_unit)
+from edge.operate.service import CREDENTIAL_FILE, DROPIN_NAME, UNIT_NAME, Installer, render_config_skeleton, render_paths_dropin, render_unit
 
 REPO = Path(__file__).resolve().parents[2]
 

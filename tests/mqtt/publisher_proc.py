@@ -14,7 +14,7 @@ import sys
 import threading
 
 from edge.config.mqtt import MqttConfig
-from edge.mqtt import Publisher
+from edge.publish.mqtt import Publisher
 
 
 def main() -> int:

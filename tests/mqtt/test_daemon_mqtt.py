@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from edge.config import load_config
-from edge.model import sha256_file
+from edge.classify.model import sha256_file
 from tests.edge.conftest import DaemonProcess, ThreadDaemon
 from tests.fixtures.broker import Broker, Subscriber, wait_until
 from tests.mqtt.conftest import Station

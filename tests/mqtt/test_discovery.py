@@ -10,8 +10,8 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.config.mqtt import MqttConfig
-from edge.discovery import discovery_messages
-from edge.mqtt import Publisher
+from edge.publish.discovery import discovery_messages
+from edge.publish.mqtt import Publisher
 from tests.fixtures.broker import Broker, Subscriber, wait_until
 from tests.mqtt.helpers import enqueue_frame, make_db
 

@@ -7,13 +7,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from edge.messages import (
-    MessageContext,
-    OutboxMessage,
-    counts_messages,
-    event_message,
-    topic_segment,
-)
+from edge.publish.messages import MessageContext, counts_messages, event_message, topic_segment
+from edge.store.outbox import OutboxMessage
 
 EVENT = {
     "uid": "cam1-20261129T010203Z-ab12",

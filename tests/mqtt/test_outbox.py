@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
-from edge import outbox
-from edge.messages import OutboxMessage
+from edge.store import outbox
+from edge.store.outbox import OutboxMessage
 
 
 def event(n: int) -> OutboxMessage:

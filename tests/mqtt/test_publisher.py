@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from edge import outbox
+from edge.store import outbox
 from edge.config.mqtt import MqttConfig
-from edge.mqtt import Publisher, backoff_delay
+from edge.publish.mqtt import Publisher, backoff_delay
 from tests.fixtures.broker import Broker, Subscriber, wait_until
 from tests.mqtt.helpers import enqueue_frame, event_ids, make_db
 

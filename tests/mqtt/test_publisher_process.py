@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from edge import outbox
+from edge.store import outbox
 from tests.fixtures.broker import Broker, Subscriber, wait_until
 from tests.mqtt.helpers import enqueue_frame, event_ids, make_db
 

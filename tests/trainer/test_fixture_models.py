@@ -21,7 +21,7 @@ def test_bundles_have_the_documented_files_and_io_types(bundle_int8, bundle_floa
 
 def test_int8_bundle_classifies_unseen_camera_frames(bundle_int8, camera_frames):
     """Decoded and resized as the edge does (Pillow bilinear), the frames get their true class."""
-    from edge.model import TFLiteModel
+    from edge.classify.model import TFLiteModel
 
     classifier = TFLiteModel(bundle_int8 / "model.tflite")
     labels = (bundle_int8 / "labels.txt").read_text().splitlines()

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 from PIL import Image
 
-from edge.capture_time import capture_time
+from edge.ingest.capture_time import capture_time
 from trainer.synth import BURST, BURST_GAP, CLASS_GAP, VISIT_EVERY, generate_frames
 
 

@@ -13,7 +13,7 @@ One object per daemon. It adds, without touching the processing itself:
 * on_disk_full (a frame's write failed with ENOSPC/SQLITE_FULL, rolled back): pause likewise;
 * on_stop: STOPPING=1, final snapshot, metrics endpoint closed;
 * MQTT (when enabled): the same health snapshot feeds the publisher's retained `health` topic
-  (edge.health.mqtt_health_payload), sent directly, not through the outbox (a full disk cannot
+  (edge.operate.health.mqtt_health_payload), sent directly, not through the outbox (a full disk cannot
   queue anything), and at once when the daemon pauses or resumes.
 
 Every call runs on the processing thread, so the watchdog is fed only while that loop turns.
@@ -28,10 +28,11 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
-from edge import outbox
-from edge.health import HealthState, StatusPublisher, check_state_dir, mqtt_health_payload, status_file_for
-from edge.notify import Notifier
-from edge.retention import CommittedFrame, DiskFullError, DiskGuard, Retention, is_disk_full_error
+from edge.store import outbox
+from edge.operate.health import HealthState, StatusPublisher, check_state_dir, mqtt_health_payload, status_file_for
+from edge.operate.notify import Notifier
+from edge.operate.retention import CommittedFrame, DiskGuard, Retention
+from edge.store.disk import DiskFullError, is_disk_full_error
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class FieldOperations:
         self.health.disk_paths = [str(p) for p in disk_paths]
         self.metrics = None
         if config.health.metrics_port:
-            from edge.metrics import Metrics
+            from edge.operate.metrics import Metrics
             self.metrics = Metrics(disk_paths)
             self.health.metrics = self.metrics
         self.publisher = StatusPublisher(self.health, status_file_for(self.db_path),
@@ -80,7 +81,7 @@ class FieldOperations:
         daemon.on_tick.append(self.on_tick)
         daemon.on_stop.insert(0, self.on_stop)  # STOPPING=1 first, before the MQTT drain
         daemon.on_disk_full.append(self.on_disk_full)
-        if getattr(daemon, "publisher", None) is not None:  # edge.mqtt, when [mqtt] enabled
+        if getattr(daemon, "publisher", None) is not None:  # edge.publish.mqtt, when [mqtt] enabled
             daemon.publisher.set_health_source(self.mqtt_health)
         return self
 
@@ -221,7 +222,7 @@ class FieldOperations:
                 values["outbox_dropped"] = counters.get("dropped_events", 0)
             except Exception:  # noqa: BLE001 - no outbox table yet, or the disk is full: not fatal
                 pass
-        publisher = getattr(self.daemon, "publisher", None)  # edge.mqtt, when [mqtt] enabled
+        publisher = getattr(self.daemon, "publisher", None)  # edge.publish.mqtt, when [mqtt] enabled
         if self.mqtt_state is not None:
             values["mqtt_state"] = self.mqtt_state()
         elif publisher is not None:

@@ -31,7 +31,7 @@ from typing import Iterable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
 from prometheus_client.core import CounterMetricFamily
 
-from edge.retention import free_bytes
+from edge.store.disk import free_bytes
 
 log = logging.getLogger(__name__)
 

@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from edge.capture_time import capture_time
+from edge.ingest.capture_time import capture_time
 from edge.config.classify import ClassifyConfig
-from edge.decision import Decision, decide
-from edge.imaging import FrameError, decode
-from edge.frame_file import FrameRefused, FrameTooLarge, open_frame
-from edge.model import Classifier, Prediction
-from edge.store import FrameRecord, RecordResult, Store
+from edge.classify.decision import Decision, decide
+from edge.ingest.imaging import FrameError, decode
+from edge.ingest.frame_file import FrameRefused, FrameTooLarge, open_frame
+from edge.classify.model import Classifier, Prediction
+from edge.store.writer import FrameRecord, RecordResult, Store
 
 log = logging.getLogger(__name__)
 

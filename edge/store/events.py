@@ -33,7 +33,7 @@ cost does not grow with its visit and frame rows pruned by retention keep voting
 (A version-1 database's pruned rows, which only the event's frame_count remembers, vote for
 the event's species, as version 1 counted them.)
 
-The store (edge/store.py) applies these rules inside the frame's transaction; this module
+The store (edge/store/writer.py) applies these rules inside the frame's transaction; this module
 states them once.
 """
 
@@ -43,7 +43,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from edge.decision import UNKNOWN
+from edge.classify.decision import UNKNOWN
 
 GroupBy = Literal["camera", "species"]
 GROUP_BY_VALUES: tuple[str, ...] = ("camera", "species")

@@ -19,7 +19,7 @@
   overflow, a hard link, a folder mounted late) is found by comparing the folder with the store's
   (path, size, mtime), logged, counted and queued.
 
-Entries are offered by name, whatever they are (symlinks, FIFOs included): edge.frame_file decides
+Entries are offered by name, whatever they are (symlinks, FIFOs included): edge.ingest.frame_file decides
 what is read, so live watching, the backlog and rescans treat a non-frame alike (skipped, logged).
 """
 
@@ -28,10 +28,9 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -41,8 +40,7 @@ from watchdog.events import (DirCreatedEvent, DirMovedEvent, FileClosedEvent, Fi
 from watchdog.observers.inotify import InotifyObserver
 
 from edge.config.cameras import CameraConfig
-from edge.imaging import IMAGE_SUFFIXES
-from edge.store import StoreError, connect, known_states
+from edge.ingest.imaging import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)
 
@@ -308,6 +306,10 @@ def _utc_now_iso() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# (path, size, mtime) of every recorded frame under a folder: what a rescan compares against.
+KnownStates = Callable[[Path], Iterable[tuple[str, int | None, float | None]]]
+
+
 class Rescanner:
     """inotify mode's safety net, on its own thread (a slow folder walk never holds up frames or
     the watchdog ping):
@@ -319,19 +321,21 @@ class Rescanner:
       and not modified within settle_s is one inotify missed. It is logged, counted
       (`found_total`: `edge status`, metrics) and queued.
 
-    The store is read through a read-only connection of its own, with one range query per
-    camera (edge.store.known_states), never a query per file. Files processed without a row of
+    What is recorded comes from `known(folder)`: the (path, size, mtime) of every recorded frame
+    under a folder. The daemon passes edge.store.db.known_states_reader (a read-only connection
+    of this thread's own, one range query per camera, never a query per file); ingest itself
+    knows nothing of the database. Files processed without a row of
     their own (a copy of a frame recorded elsewhere, a skipped symlink or FIFO) are remembered
     with their (size, mtime) via note_handled(), so a rescan does not take them again and again.
     """
 
     SETTLE_CHECK_S = 0.25
 
-    def __init__(self, cameras: Iterable[CameraConfig], frames: FrameQueue, db_path: Path | str,
+    def __init__(self, cameras: Iterable[CameraConfig], frames: FrameQueue, known: KnownStates,
                  clock=time.monotonic) -> None:
         self.cameras = {c.name: c for c in cameras if c.mode == "inotify"}
         self.frames = frames
-        self.db_path = Path(db_path)
+        self.known = known
         self.clock = clock
         self.found_total = 0
         self.rescans = 0
@@ -436,19 +440,12 @@ class Rescanner:
                     del found[path]
         if found:
             try:
-                conn = connect(self.db_path, busy_timeout_s=10, readonly=True)
-            except StoreError as error:
-                log.warning("camera %s: rescan cannot read the database: %s", camera.name, error)
-                return []
-            try:
-                for path, size, mtime in known_states(conn, camera.path):
+                for path, size, mtime in self.known(camera.path):
                     if found.get(path) == (size, mtime):
                         del found[path]
-            except sqlite3.Error as error:
-                log.warning("camera %s: rescan cannot read the database: %s", camera.name, error)
+            except Exception as error:  # noqa: BLE001 - the safety net must outlive a locked or missing database
+                log.warning("camera %s: rescan cannot read the recorded frames: %s", camera.name, error)
                 return []
-            finally:
-                conn.close()
         missed = [p for p in sorted(found, key=lambda p: (found[p][1], p)) if self.frames.put(p, camera.name)]
         self.rescans += 1
         self.found_total += len(missed)

@@ -12,7 +12,6 @@ The unit in systemd/trailcam-edge.service is `render_unit()` with the default Ex
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import pwd
@@ -363,45 +362,3 @@ def camera_dirs_from_config(data: dict[str, Any]) -> list[str]:
                 elif isinstance(value, list):
                     found += [v for v in value if isinstance(v, str)]
     return found
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--root", type=Path, default=None,
-                        help="install under this directory instead of / (no useradd, no systemctl)")
-    parser.add_argument("--exec", dest="exec_path", default=None,
-                        help="command for ExecStart (default: the edge script of this Python)")
-    parser.add_argument("--user", default=DEFAULT_USER, help="system user the service runs as")
-    parser.add_argument("--service-config", dest="service_config", default=DEFAULT_CONFIG,
-                        help="config path written into the unit's ExecStart")
-    parser.add_argument("--no-enable", dest="enable", action="store_false", help="install without enabling")
-
-
-def run_install_service(args: argparse.Namespace) -> int:
-    if args.root is None and os.geteuid() != 0:
-        print("edge install-service: must run as root (or pass --root DIR to stage the files)", file=sys.stderr)
-        return 2
-    root = args.root.absolute() if args.root is not None else None
-    config_file = (root / args.service_config.lstrip("/")) if root else Path(args.service_config)
-    installer = Installer(root, args.exec_path or default_exec_path(), args.service_config, args.user,
-                          args.enable, writable_paths_from_config(config_file))
-    executable = installer.exec_path.split()[0]
-    if any(PurePosixPath(executable).is_relative_to(h) for h in ("/home", "/root", "/run/user")):
-        print(f"warning: ExecStart {executable} is under a home directory, which ProtectHome=yes hides "
-              f"from the service: install into /opt/trailcam/venv (see the README) or pass --exec", file=sys.stderr)
-    changed = installer.install()
-    print(f"{len(changed)} change(s)" if changed else "nothing to change")
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="edge install-service", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run_install_service(parser.parse_args(argv))
-
-
-def register(subparsers) -> None:
-    """Called by edge.cli (EXTENSION_MODULES) to add `edge install-service`."""
-    parser = subparsers.add_parser("install-service", help="create the system user, a commented config, "
-                                                           "the credential file and the systemd unit; enable it")
-    add_arguments(parser)
-    parser.set_defaults(func=run_install_service)

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.labels import Label, LabelError, embedded_labels, load_labels_file
+from edge.classify.labels import Label, LabelError, embedded_labels, load_labels_file
 
 BUNDLE_FORMAT = "trailcam-bundle"
 RUNTIME_ENV = "TRAILCAM_TFLITE_RUNTIME"  # "ai-edge-litert" | "tflite-runtime": force one (benchmarks, tests)

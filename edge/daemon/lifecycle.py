@@ -11,7 +11,7 @@ is loaded and the backlog is queued: sd_notify READY, the MQTT publisher), `afte
 each committed frame: post-processing keep/archive/delete, metrics), `on_tick` (every loop
 pass, at least every `tick_s`, also when idle: watchdog pings, STATUS) and `on_stop`.
 
-A frame that failed for a reason that may pass (unreadable, cannot stat; edge/pipeline.py)
+A frame that failed for a reason that may pass (unreadable, cannot stat; edge/daemon/pipeline.py)
 is scheduled for another try when its error row says one is due; the idle work puts due frames
 back on the queue (never waiting), and at a restart the backlog scan offers them again.
 
@@ -33,14 +33,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from edge.capture_time import format_utc
+from edge.store.times import format_utc
 from edge.config import EdgeConfig
-from edge.model import Classifier, ModelError
-from edge.pipeline import FrameOutcome, FrameProcessor
-from edge.preflight import check_cameras, check_species, load_classifier
-from edge.store import Store
-from edge.retention import is_disk_full_error
-from edge.watcher import FrameQueue, QueuedFrame, InotifyWatcher, PollingWatcher, Rescanner, scan_backlog
+from edge.classify.model import Classifier, ModelError
+from edge.daemon.pipeline import FrameOutcome, FrameProcessor
+from edge.daemon.preflight import check_cameras, check_species, load_classifier
+from edge.store.db import known_states_reader
+from edge.store.writer import Store
+from edge.store.disk import is_disk_full_error
+from edge.ingest.watcher import FrameQueue, QueuedFrame, InotifyWatcher, PollingWatcher, Rescanner, scan_backlog
 
 log = logging.getLogger(__name__)
 
@@ -103,11 +104,11 @@ class Daemon:
         self._inotify_watcher: InotifyWatcher | None = None
         self.rescanner: Rescanner | None = None
         self._folder_ids: dict[str, tuple[int, int] | None] = {}
-        # MQTT area (edge/mqtt.py): the publisher thread drains the outbox; started by an
+        # MQTT area (edge/publish/mqtt.py): the publisher thread drains the outbox; started by an
         # on_start hook, stopped by an on_stop hook before the store closes.
         self.publisher = None
         if config.mqtt.enabled:
-            from edge.mqtt import attach_publisher
+            from edge.publish.mqtt import attach_publisher
 
             attach_publisher(self)
 
@@ -157,7 +158,7 @@ class Daemon:
         self._folder_ids = {camera.name: _folder_id(camera.path) for camera in config.cameras}
         present = [c for c in inotify if self._folder_ids[c.name] is not None]
         if not self.once and inotify:
-            self.rescanner = Rescanner(inotify, self.frames, config.storage.database)
+            self.rescanner = Rescanner(inotify, self.frames, known_states_reader(config.storage.database))
             self._watchers.append(self.rescanner)
         if not self.once and present:
             self._inotify_watcher = InotifyWatcher(present, self.frames, self.rescanner)
@@ -178,7 +179,7 @@ class Daemon:
     def _outbox_writer(self, classifier: Classifier):
         if not self.config.mqtt.enabled:
             return None
-        from edge.outbox_writer import OutboxWriter
+        from edge.publish.outbox_writer import OutboxWriter
 
         return OutboxWriter(self.config.station.device_id, self.config.station.timezone, classifier.model_id,
                             classifier.spec.scientific_names, self.config.mqtt.outbox_max_rows,

@@ -1,7 +1,7 @@
 """Glue between the store and the MQTT area: event changes and tallies → outbox rows.
 
 The store calls `enqueue` inside the frame's transaction; this turns what changed into
-messages with edge/messages.py and writes them with edge/outbox.py, so a message exists
+messages with edge/publish/messages.py and writes them with edge/store/outbox.py, so a message exists
 exactly when its frame result is committed. Nothing here touches the network.
 """
 
@@ -11,13 +11,13 @@ from collections.abc import Mapping
 
 import sqlite_utils
 
-from edge.store import EventChange
+from edge.store.writer import EventChange
 
 
 class OutboxWriter:
     def __init__(self, device_id: str, timezone: str, model_id: str | None, scientific_names: Mapping[str, str],
                  max_rows: int, model_version: str | None = None):
-        from edge.messages import MessageContext  # the MQTT area's module, imported only when MQTT is on
+        from edge.publish.messages import MessageContext  # the MQTT area's module, imported only when MQTT is on
 
         self.context = MessageContext(device_id=device_id, station_tz=timezone, model_id=model_id,
                                       model_version=model_version, scientific_names=dict(scientific_names))
@@ -25,7 +25,7 @@ class OutboxWriter:
 
     def set_model(self, model_id: str, scientific_names: Mapping[str, str], model_version: str | None = None) -> None:
         """After a model reload (SIGHUP) new messages name the new model."""
-        from edge.messages import MessageContext
+        from edge.publish.messages import MessageContext
 
         self.context = MessageContext(device_id=self.context.device_id, station_tz=self.context.station_tz,
                                       model_id=model_id, model_version=model_version,
@@ -33,7 +33,8 @@ class OutboxWriter:
 
     def enqueue(self, db: sqlite_utils.Database, changes: list[EventChange],
                 tallies_today: dict[str, dict[str, int]] | None, today: str, species_touched: set[str]) -> None:
-        from edge import messages, outbox
+        from edge.publish import messages
+        from edge.store import outbox
 
         batch = [messages.event_message(change.event, change.change, self.context) for change in changes]
         if tallies_today is not None:

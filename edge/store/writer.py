@@ -11,11 +11,9 @@ and count nothing twice: the file system is the queue, the database the ledger.
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
-import tempfile
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -24,275 +22,16 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
-from edge import outbox
-from edge.capture_time import format_utc, parse_utc
-from edge.decision import UNKNOWN, Decision
-from edge.events import GROUP_BY_VALUES, SpeciesVotes, vote
-from edge.model import Prediction
+from edge.classify.decision import UNKNOWN, Decision
+from edge.classify.model import Prediction
+from edge.store.db import StoreError, schema_version, connect
+from edge.store.events import GROUP_BY_VALUES, SpeciesVotes, vote
+from edge.store.schema import MIGRATIONS, SCHEMA_VERSION
+from edge.store.times import format_utc, parse_utc
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
 EVENT_UID_NAMESPACE = uuid.UUID("6f1c7d3e-2b8a-4c55-9e0f-7a1d2c3b4e5f")
-
-
-class StoreError(Exception):
-    """The database cannot be opened or is from a newer trailcam."""
-
-
-def _schema_v1(db: sqlite_utils.Database) -> None:
-    # Database.executescript stays inside the open transaction (sqlite3's would commit first).
-    db.executescript(
-        """
-        CREATE TABLE IF NOT EXISTS frames (
-            id INTEGER PRIMARY KEY,
-            path TEXT NOT NULL,
-            sha256 TEXT NOT NULL,
-            camera TEXT NOT NULL,
-            size INTEGER,
-            mtime REAL,
-            captured_at TEXT,
-            time_source TEXT,
-            processed_at TEXT NOT NULL,
-            status TEXT NOT NULL CHECK (status IN ('ok', 'error')),
-            error TEXT,
-            model_id TEXT,
-            inference_ms REAL,
-            species TEXT,
-            confidence REAL,
-            event_id INTEGER REFERENCES events(id),
-            stored_path TEXT
-        );
-        -- A frame recorded ok is never recorded again, whatever its path (idempotence).
-        CREATE UNIQUE INDEX IF NOT EXISTS frames_sha256_ok ON frames (sha256) WHERE status = 'ok';
-        CREATE INDEX IF NOT EXISTS frames_sha256 ON frames (sha256);
-        CREATE INDEX IF NOT EXISTS frames_camera_captured ON frames (camera, captured_at);
-        CREATE INDEX IF NOT EXISTS frames_status ON frames (status);
-        CREATE INDEX IF NOT EXISTS frames_path ON frames (path);
-        CREATE INDEX IF NOT EXISTS frames_event ON frames (event_id);
-
-        CREATE TABLE IF NOT EXISTS predictions (
-            frame_id INTEGER NOT NULL REFERENCES frames(id) ON DELETE CASCADE,
-            rank INTEGER NOT NULL,
-            label TEXT NOT NULL,
-            score REAL NOT NULL,
-            PRIMARY KEY (frame_id, rank)
-        );
-
-        CREATE TABLE IF NOT EXISTS events (
-            id INTEGER PRIMARY KEY,
-            uid TEXT NOT NULL UNIQUE,
-            camera TEXT NOT NULL,
-            species TEXT NOT NULL,
-            confidence REAL,
-            started_at TEXT NOT NULL,
-            ended_at TEXT NOT NULL,
-            frame_count INTEGER NOT NULL,
-            model_id TEXT,
-            state TEXT NOT NULL CHECK (state IN ('open', 'closed'))
-        );
-        CREATE INDEX IF NOT EXISTS events_camera_started ON events (camera, started_at);
-        CREATE INDEX IF NOT EXISTS events_species_started ON events (species, started_at);
-        CREATE INDEX IF NOT EXISTS events_state ON events (state);
-
-        CREATE TABLE IF NOT EXISTS daily_tallies (
-            day TEXT NOT NULL,
-            camera TEXT NOT NULL,
-            species TEXT NOT NULL,
-            events INTEGER NOT NULL DEFAULT 0,
-            frames INTEGER NOT NULL DEFAULT 0,
-            PRIMARY KEY (day, camera, species)
-        );
-
-        """
-    )
-    # The MQTT outbox and its drop counters belong to edge/outbox.py (same transaction).
-    outbox.create_table(db)
-
-
-def _schema_v2(db: sqlite_utils.Database) -> None:
-    """Retries of transient frame errors, superseded error rows, and each event's vote state.
-
-    - frames.attempts / retry_at: a frame that failed for a reason that may pass (unreadable,
-      cannot stat: permissions, I/O errors, a file vanishing mid-read) is tried again; attempts
-      counts the failed tries, retry_at says when the next one is due (NULL: none is).
-      Version-1 rows of those kinds get one attempt and are due now, so that the first start
-      after the upgrade retries the frames the old version had given up on.
-    - frames.superseded_by: the later row at the same path that replaced an error row (the
-      file became readable, or valid content replaced corrupt content); superseded errors are
-      not errors any more. No foreign key: retention may prune the replacing row first.
-    - event_votes: what each species' frames contribute to an event's majority vote, kept up to
-      date in the frame's transaction so that a frame's cost does not grow with its visit (the
-      vote used to read all of the visit's frames). Built here from the frames, plus the rows
-      retention pruned, which vote for the event's species as version 1 counted them (from
-      frame_count): an old database's next vote is the one version 1 would have taken.
-    """
-    db.executescript(
-        """
-        ALTER TABLE frames ADD COLUMN attempts INTEGER;
-        ALTER TABLE frames ADD COLUMN retry_at TEXT;
-        ALTER TABLE frames ADD COLUMN superseded_by INTEGER;
-
-        UPDATE frames SET attempts = 1, retry_at = processed_at
-         WHERE status = 'error' AND (error LIKE 'unreadable: %' OR error LIKE 'cannot stat: %');
-        UPDATE frames SET superseded_by = (
-                   SELECT MIN(later.id) FROM frames AS later WHERE later.path = frames.path AND later.id > frames.id)
-         WHERE status = 'error';
-        UPDATE frames SET retry_at = NULL WHERE superseded_by IS NOT NULL;
-
-        CREATE TABLE IF NOT EXISTS event_votes (
-            event_id INTEGER NOT NULL REFERENCES events(id),
-            species TEXT NOT NULL,
-            frames INTEGER NOT NULL,
-            confidence_sum REAL NOT NULL,
-            best_confidence REAL,
-            first_at TEXT NOT NULL,
-            PRIMARY KEY (event_id, species)
-        ) WITHOUT ROWID;
-
-        INSERT INTO event_votes (event_id, species, frames, confidence_sum, best_confidence, first_at)
-        SELECT event_id, species, COUNT(*), COALESCE(SUM(confidence), 0.0), MAX(confidence), MIN(captured_at)
-          FROM frames WHERE event_id IS NOT NULL GROUP BY event_id, species;
-
-        -- Pruned frame rows: what frame_count has and the frames table lost, for the event's species.
-        INSERT INTO event_votes (event_id, species, frames, confidence_sum, best_confidence, first_at)
-        SELECT id, species, missing, missing * COALESCE(confidence, 0.0), confidence, started_at
-          FROM (SELECT e.id, e.species, e.confidence, e.started_at,
-                       e.frame_count - (SELECT COUNT(*) FROM frames AS f WHERE f.event_id = e.id) AS missing
-                  FROM events AS e)
-         WHERE missing > 0
-        ON CONFLICT (event_id, species) DO UPDATE SET
-            frames = frames + excluded.frames,
-            confidence_sum = confidence_sum + excluded.confidence_sum,
-            best_confidence = CASE WHEN best_confidence IS NULL THEN excluded.best_confidence
-                                   WHEN excluded.best_confidence IS NULL THEN best_confidence
-                                   ELSE MAX(best_confidence, excluded.best_confidence) END,
-            first_at = MIN(first_at, excluded.first_at);
-        """
-    )
-
-
-# Index i migrates schema version i to i + 1. Append; never edit a released step.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_schema_v1, _schema_v2]
-assert len(MIGRATIONS) == SCHEMA_VERSION
-
-
-def connect(path: Path, *, busy_timeout_s: float = 30.0, readonly: bool = False) -> sqlite3.Connection:
-    """A connection with the settings every user of the database needs.
-
-    busy_timeout makes a reader wait for the rare checkpoint lock instead of failing with
-    "database is locked"; WAL is a property of the file, set once by the writer.
-    """
-    path = Path(path)
-    if readonly and not path.exists():
-        raise StoreError(f"{path}: database not found (has the daemon run yet? check [storage] database / --db)")
-    try:
-        conn = sqlite3.connect(str(path), timeout=busy_timeout_s, check_same_thread=False)
-        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-        conn.execute("PRAGMA foreign_keys = ON")
-        if readonly:
-            conn.execute("PRAGMA query_only = ON")
-    except sqlite3.Error as error:
-        raise StoreError(f"{path}: cannot open the database: {error}") from None
-    return conn
-
-
-def open_readonly(path: Path, busy_timeout_s: float = 30.0) -> sqlite_utils.Database:
-    """A reader's own connection (reports, status, tests): never writes, waits instead of failing."""
-    conn = connect(path, busy_timeout_s=busy_timeout_s, readonly=True)
-    db = sqlite_utils.Database(conn)
-    version = _schema_version(db)
-    if version is None:
-        raise StoreError(f"{path}: not a trailcam database (no schema_version)")
-    if version > SCHEMA_VERSION:
-        raise StoreError(f"{path}: schema version {version} is newer than this trailcam ({SCHEMA_VERSION}); upgrade trailcam")
-    return db
-
-
-def _probe_writable(folder: Path) -> None:
-    """Create and remove a file in `folder`; raises OSError when that is impossible.
-
-    Why a probe and not os.access(): root passes every access() check, and a read-only mount
-    or a full disk only shows on an actual write. The probe file is removed at once, so the
-    check leaves nothing behind.
-    """
-    fd, probe = tempfile.mkstemp(prefix=".trailcam-check-", dir=folder)
-    os.close(fd)
-    os.unlink(probe)
-
-
-def _user_name() -> str:
-    try:
-        import pwd
-        return pwd.getpwuid(os.geteuid()).pw_name
-    except (KeyError, ImportError):
-        return str(os.geteuid())
-
-
-def known_states(conn: sqlite3.Connection, folder: str | Path) -> Iterator[tuple[str, int | None, float | None]]:
-    """(path, size, mtime) of every frame row whose path lies under `folder`, streamed from one
-    range scan of the path index: what a folder rescan compares the files it finds against
-    (the same test as Store.unchanged_known, without a query per file)."""
-    prefix = os.path.join(str(folder), "")
-    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)  # "/cam/" .. "/cam0": everything below /cam/
-    yield from conn.execute("SELECT path, size, mtime FROM frames WHERE path >= ? AND path < ?", (prefix, upper))
-
-
-def check_database(path: Path) -> str:
-    """What `edge check` and `edge run` say about the database before anything is created.
-
-    Raises StoreError with a message that starts with the offending path: a file where a
-    folder must be (`/etc/hostname is not a folder`), a folder that cannot be written (the
-    database, its WAL and status.json live there), a file that is not a trailcam database.
-    Nothing is created: the folder is not made and the database is not opened for writing.
-    """
-    path = Path(path).absolute()
-    if path.is_dir():
-        raise StoreError(f"{path} is a folder, not a database file (name the file, e.g. {path / 'trailcam.db'})")
-    ancestor = path.parent
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise StoreError(f"{ancestor} is not a folder (the database {path} would live in it)")
-    try:
-        _probe_writable(ancestor)
-    except OSError as error:
-        raise StoreError(
-            f"{ancestor} is not writable by user {_user_name()}: {error.strerror or error} (the database "
-            f"{path}, its journal and status.json go there; check its owner and mount; under systemd "
-            f"StateDirectory=trailcam creates /var/lib/trailcam for the service user)") from None
-    if not path.exists():
-        return f"{path} will be created"
-    try:
-        db = open_readonly(path)
-    except sqlite3.DatabaseError as error:
-        raise StoreError(f"{path}: not a usable SQLite database: {error}") from None
-    try:
-        version = _schema_version(db)
-        frames = db.execute("SELECT count(*) FROM frames").fetchone()[0]
-    except sqlite3.DatabaseError as error:
-        raise StoreError(f"{path}: damaged database: {error}") from None
-    finally:
-        db.close()
-    migrate = f", will migrate to {SCHEMA_VERSION}" if version is not None and version < SCHEMA_VERSION else ""
-    return f"{path}, schema {version}{migrate}, {frames} frame(s)"
-
-
-def standing_error_sql(conn: sqlite3.Connection) -> tuple[str, str]:
-    """SQL conditions on `frames` for readers of a database of any version: (an error that
-    stands, i.e. not superseded by a later row at its path; one with a retry pending). A
-    version-1 database, not yet migrated by the daemon, has no superseded or retried rows."""
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(frames)")}
-    if "superseded_by" not in columns:
-        return "status = 'error'", "0"
-    return "(status = 'error' AND superseded_by IS NULL)", "(retry_at IS NOT NULL AND superseded_by IS NULL)"
-
-
-def _schema_version(db: sqlite_utils.Database) -> int | None:
-    if "meta" not in db.table_names():
-        return None
-    row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    return int(row[0]) if row else None
 
 
 @dataclass(frozen=True)
@@ -364,7 +103,7 @@ class Store:
         self.path = Path(path)
         self.zone = ZoneInfo(zone) if isinstance(zone, str) else zone
         self.independence = timedelta(seconds=independence_s)
-        # No visit longer than this (edge/events.py); None: no cap.
+        # No visit longer than this (edge/store/events.py); None: no cap.
         self.max_duration = timedelta(seconds=max_duration_s) if max_duration_s > 0 else None
         if retry_max_attempts < 1 or retry_backoff_s <= 0:
             raise ValueError("retry_max_attempts must be >= 1 and retry_backoff_s > 0")
@@ -402,7 +141,7 @@ class Store:
     def _migrate(self, station_id: str | None) -> None:
         with self.db.atomic():
             self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-            version = _schema_version(self.db) or 0
+            version = schema_version(self.db) or 0
             if version > SCHEMA_VERSION:
                 raise StoreError(
                     f"{self.path}: schema version {version} is newer than this trailcam ({SCHEMA_VERSION}); upgrade trailcam"
@@ -418,7 +157,7 @@ class Store:
 
     @property
     def schema_version(self) -> int:
-        return _schema_version(self.db) or 0
+        return schema_version(self.db) or 0
 
     def close(self) -> None:
         self.conn.close()
@@ -656,7 +395,7 @@ class Store:
         return int(event["id"])
 
     def _find_event(self, camera: str, species: str, captured: datetime) -> dict[str, Any] | None:
-        """The event a counted frame joins (see edge/events.py), or None for a new visit."""
+        """The event a counted frame joins (see edge/store/events.py), or None for a new visit."""
         window = (camera, format_utc(captured + self.independence), format_utc(captured - self.independence))
         near = "SELECT * FROM events WHERE camera = ? AND started_at <= ? AND ended_at >= ?"
         latest = " ORDER BY ended_at DESC, id DESC LIMIT 1"
@@ -669,7 +408,7 @@ class Store:
         return rows[0] if rows else None
 
     def _vote(self, event: dict[str, Any], species: str, confidence: float | None, captured_text: str) -> SpeciesVotes:
-        """The event's species and confidence after this frame joins it (edge.events.vote), from
+        """The event's species and confidence after this frame joins it (edge.store.events.vote), from
         the event's vote state (one row per species in `event_votes`, so the cost does not grow
         with the visit) plus the frame being recorded. Frame rows pruned by retention change
         nothing: the votes are kept with the event."""

@@ -1,7 +1,7 @@
 """MQTT payload builders: what the outside world sees of an event or a day's tallies.
 
 The store calls these inside its per-frame transaction and hands the result to
-`edge.outbox.enqueue`, so a message exists exactly when the frame result that caused it is
+`edge.store.outbox.enqueue`, so a message exists exactly when the frame result that caused it is
 committed. The builders are pure (no I/O, no clock unless one is passed) because the payloads
 are a public contract documented in README.md, section "MQTT": tests pin every field.
 
@@ -19,7 +19,8 @@ from datetime import datetime, timezone
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from edge.capture_time import format_utc, parse_utc
+from edge.store.outbox import OutboxMessage
+from edge.store.times import format_utc, parse_utc
 
 PAYLOAD_SCHEMA = 1
 """Bumped when a payload field changes meaning or disappears (adding fields does not bump it)."""
@@ -29,26 +30,6 @@ COUNTS_TOPIC = "counts"
 
 Change = Literal["new", "update", "end"]
 CHANGES: tuple[str, ...] = ("new", "update", "end")
-KINDS: tuple[str, ...] = ("event", "counts")
-
-
-@dataclass(frozen=True)
-class OutboxMessage:
-    """One row of the outbox: a message waiting for the broker's PUBACK."""
-
-    topic: str
-    payload: str
-    qos: int = 1
-    retain: bool = False
-    kind: str = "event"
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"outbox message kind must be one of {KINDS}, got {self.kind!r}")
-        if self.qos not in (0, 1, 2):
-            raise ValueError(f"qos must be 0, 1 or 2, got {self.qos!r}")
-        if not self.topic or self.topic.startswith("/") or any(c in self.topic for c in "+#\0"):
-            raise ValueError(f"invalid relative MQTT topic {self.topic!r}")
 
 
 @dataclass(frozen=True)

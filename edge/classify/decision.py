@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from edge.config.classify import ClassifyConfig
-from edge.labels import Label
-from edge.model import Prediction
+from edge.classify.labels import Label
+from edge.classify.model import Prediction
 
 UNKNOWN = "unknown"
 

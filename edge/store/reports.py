@@ -22,8 +22,8 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
-from edge.capture_time import format_utc, parse_utc
-from edge.store import standing_error_sql
+from edge.store.times import format_utc, parse_utc
+from edge.store.db import standing_error_sql
 
 
 class ReportError(ValueError):

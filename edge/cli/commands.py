@@ -11,8 +11,6 @@ EXTENSION_MODULES (e.g. `edge status`, `edge install-service`).
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import json
 import logging
 import sys
@@ -20,12 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edge import __version__
+from edge.cli import install_service, status
 from edge.config import ConfigError, EdgeConfig, load_config
 
 if TYPE_CHECKING:
-    from edge.preflight import Finding
+    from edge.daemon.preflight import Finding
 
-EXTENSION_MODULES = ("edge.health", "edge.service")
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 log = logging.getLogger("edge")
@@ -112,10 +110,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     and no status.json behind.
     """
     keep_daemon_light()
-    from edge.daemon import Daemon, DaemonError
-    from edge.model import ModelError
-    from edge.preflight import preflight
-    from edge.store import StoreError
+    from edge.daemon.lifecycle import Daemon, DaemonError
+    from edge.classify.model import ModelError
+    from edge.daemon.preflight import preflight
+    from edge.store.db import StoreError
 
     config = config_from_args(args)
     setup_logging(config.logging.level)
@@ -125,8 +123,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     daemon = Daemon(config, once=args.once)
     # Field operation (systemd notify/watchdog, status.json, metrics, retention, disk pause);
     # it makes the state folder in the daemon's before_open hook, after every check.
-    from edge.health import StateDirError
-    from edge.operations import FieldOperations
+    from edge.operate.health import StateDirError
+    from edge.operate.field import FieldOperations
     FieldOperations(config).attach(daemon)
     try:
         return daemon.run(handle_signals=True, classifier=checked.classifier)
@@ -143,7 +141,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     Exit 0 when `edge run` would start, 2 when it would refuse (warnings do not count).
     """
     from edge.config import DEFAULT_CONFIG_PATH
-    from edge.preflight import preflight
+    from edge.daemon.preflight import preflight
 
     config = config_from_args(args)
     source = args.config or (DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else "defaults and flags")
@@ -158,8 +156,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_classify(args: argparse.Namespace) -> int:
     """One-shot: no database, no config file unless --config names one."""
-    from edge.imaging import FrameError, decode
-    from edge.model import Classifier, ModelError, resolve_model
+    from edge.ingest.imaging import FrameError, decode
+    from edge.classify.model import Classifier, ModelError, resolve_model
 
     model_path, labels, no_bird, threads = args.model, args.labels, None, 2
     if args.config is not None or model_path is None:
@@ -202,7 +200,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 
 def _open_reader(args: argparse.Namespace):
-    from edge.store import StoreError, open_readonly
+    from edge.store.db import StoreError, open_readonly
 
     if args.db is not None and args.config is None:
         database, busy = args.db, 30.0
@@ -217,7 +215,7 @@ def _open_reader(args: argparse.Namespace):
 
 def _zone(args: argparse.Namespace, db):
     from zoneinfo import ZoneInfoNotFoundError
-    from edge.reports import station_zone
+    from edge.store.reports import station_zone
 
     try:
         return station_zone(db, args.timezone)
@@ -226,7 +224,7 @@ def _zone(args: argparse.Namespace, db):
 
 
 def cmd_counts(args: argparse.Namespace) -> int:
-    from edge import reports
+    from edge.store import reports
 
     db = _open_reader(args)
     unit = "frames" if args.frames else "events"
@@ -240,7 +238,7 @@ def cmd_counts(args: argparse.Namespace) -> int:
 
 
 def cmd_events(args: argparse.Namespace) -> int:
-    from edge import reports
+    from edge.store import reports
 
     db = _open_reader(args)
     try:
@@ -254,7 +252,7 @@ def cmd_events(args: argparse.Namespace) -> int:
 
 
 def cmd_frames(args: argparse.Namespace) -> int:
-    from edge import reports
+    from edge.store import reports
 
     db = _open_reader(args)
     try:
@@ -347,12 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
     frames.add_argument("--limit", type=_limit, default=50, metavar="N", help="newest N frames (default 50; 0: all)")
     frames.set_defaults(func=cmd_frames)
 
-    for name in EXTENSION_MODULES:
-        if importlib.util.find_spec(name) is not None:
-            module = importlib.import_module(name)
-            register = getattr(module, "register", None)
-            if register is not None:
-                register(sub)
+    status.register(sub)
+    install_service.register(sub)
     return parser
 
 

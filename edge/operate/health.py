@@ -21,9 +21,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from edge.capture_time import format_utc, parse_utc
-from edge.retention import free_bytes
-from edge.store import standing_error_sql
+from edge.store.times import format_utc, parse_utc
+from edge.store.disk import free_bytes
+from edge.store.db import standing_error_sql
 
 STATUS_FILE_NAME = "status.json"
 
@@ -51,7 +51,7 @@ class HealthState:
     backlog: int = 0
     paused: bool = False
     pause_reason: str = ""
-    pause_code: str = ""  # "low_space" | "disk_full" (edge.retention.DiskGuard.code) while paused
+    pause_code: str = ""  # "low_space" | "disk_full" (edge.operate.retention.DiskGuard.code) while paused
     state_since: str | None = None  # when `paused` last flipped (None: since started_at)
     free_bytes: int = -1  # lowest free space where we write, as the disk guard last measured it
     mqtt_state: str = "disabled"
@@ -65,7 +65,7 @@ class HealthState:
     rescan_found: int = 0
     last_rescan_at: str | None = None
     rate_window_s: float = 300.0  # [health] rate_window_s: the window of rate_per_minute
-    metrics: Any = None  # edge.metrics.Metrics when the endpoint is enabled
+    metrics: Any = None  # edge.operate.metrics.Metrics when the endpoint is enabled
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _recent: deque = field(default_factory=lambda: deque(maxlen=2048), repr=False)
 
@@ -262,7 +262,7 @@ def _db_facts(db_path: Path, rate_window_s: float) -> dict[str, Any]:
             outbox = q("SELECT COUNT(*) FROM outbox")[0]
         except sqlite3.OperationalError:
             outbox = None
-        try:  # cumulative coalesced/dropped counters kept by edge.outbox
+        try:  # cumulative coalesced/dropped counters kept by edge.store.outbox
             outbox_stats = dict(conn.execute("SELECT key, value FROM outbox_stats").fetchall())
         except sqlite3.OperationalError:
             outbox_stats = {}
@@ -452,31 +452,3 @@ def _user_name() -> str:
 
 
 # ---- `edge status` ------------------------------------------------------------------------
-
-def register(subparsers) -> None:
-    """Called by edge.cli (EXTENSION_MODULES) to add `edge status`."""
-    parser = subparsers.add_parser("status", help="health of the daemon: last frame, backlog, rates, errors, "
-                                                  "MQTT, outbox, free disk")
-    parser.add_argument("--config", type=Path, help="TOML configuration (default /etc/trailcam/edge.toml when it exists)")
-    parser.add_argument("--db", type=Path, help="SQLite database (overrides [storage] database)")
-    parser.add_argument("--format", choices=["table", "json"], default="table")
-    parser.set_defaults(func=cmd_status)
-
-
-def cmd_status(args) -> int:
-    """Exit 0 when the daemon is running, 1 when it is not, paused or stalled (scriptable)."""
-    from edge.config import load_config
-
-    overrides = {"storage": {"database": str(args.db)}} if args.db else None
-    config = load_config(args.config, overrides=overrides)
-    disk_paths = []
-    if config.retention.after_processing == "archive" and config.retention.archive_dir is not None:
-        disk_paths.append(config.retention.archive_dir)
-    status = collect_status(config.storage.database, disk_paths=disk_paths,
-                            rate_window_s=config.health.rate_window_s,
-                            stale_after_s=max(60.0, 6 * config.health.status_interval_s))
-    if args.format == "json":
-        print(json.dumps(status, indent=2, sort_keys=True))
-    else:
-        print(format_status_table(status))
-    return 0 if status["daemon"]["state"] == "running" else 1

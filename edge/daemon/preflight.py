@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Literal
 
 from edge.config import EdgeConfig
-from edge.decision import unknown_species
-from edge.model import Classifier, ModelError, resolve_model
-from edge.store import StoreError, check_database
+from edge.classify.decision import unknown_species
+from edge.classify.model import Classifier, ModelError, resolve_model
+from edge.store.db import StoreError, check_database
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ import json
 from collections.abc import Iterable
 
 from edge import __version__
-from edge.messages import COUNTS_TOPIC, EVENTS_TOPIC, species_topic, topic_segment
+from edge.publish.messages import COUNTS_TOPIC, EVENTS_TOPIC, species_topic, topic_segment
 
-HEALTH_TOPIC = "health"  # edge.mqtt publishes it directly (a state, not an outbox event)
+HEALTH_TOPIC = "health"  # edge.publish.mqtt publishes it directly (a state, not an outbox event)
 
 AVAILABILITY_TEMPLATE = "{{ 'online' if value == 'online' else 'offline' }}"
 

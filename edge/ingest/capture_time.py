@@ -73,17 +73,3 @@ def capture_time(image: Image.Image | None, mtime: float, zone: ZoneInfo) -> tup
     return datetime.fromtimestamp(mtime, tz=timezone.utc), "mtime"
 
 
-def format_utc(moment: datetime) -> str:
-    """UTC ISO 8601 with milliseconds and `Z`, the database's one format.
-
-    Always with milliseconds so that text order is time order (`03.500Z` < `03Z` otherwise).
-    """
-    moment = moment.astimezone(timezone.utc)
-    return moment.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
-
-
-def parse_utc(text: str) -> datetime:
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)

@@ -2,7 +2,7 @@
 
 Why a table and not paho's in-memory queue: a message is written in the same transaction as
 the frame result that caused it, so a crash, a power cut or a broker that is away for days
-loses nothing, and counting never waits for the network. The publisher (edge/mqtt.py) reads
+loses nothing, and counting never waits for the network. The publisher (edge/publish/mqtt.py) reads
 rows in id order and deletes a row only after the broker's PUBACK: at-least-once delivery.
 
 The outbox is bounded (`[mqtt] outbox_max_rows`) so months without a broker cannot fill the
@@ -24,8 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from edge.capture_time import format_utc
-from edge.messages import OutboxMessage
+from edge.store.times import format_utc
 
 log = logging.getLogger(__name__)
 
@@ -212,3 +211,24 @@ def stats(db_or_conn: Any) -> dict[str, int]:
         values.update(dict(conn.execute("SELECT key, value FROM outbox_stats").fetchall()))
     values["depth"] = depth(conn)
     return values
+
+
+KINDS: tuple[str, ...] = ("event", "counts")
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """One row of the outbox: a message waiting for the broker's PUBACK."""
+
+    topic: str
+    payload: str
+    qos: int = 1
+    retain: bool = False
+    kind: str = "event"
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"outbox message kind must be one of {KINDS}, got {self.kind!r}")
+        if self.qos not in (0, 1, 2):
+            raise ValueError(f"qos must be 0, 1 or 2, got {self.qos!r}")
+        if not self.topic or self.topic.startswith("/") or any(c in self.topic for c in "+#\0"):
+            raise ValueError(f"invalid relative MQTT topic {self.topic!r}")

@@ -2,7 +2,7 @@
 
 Why it looks like this:
 - Its own thread and its own SQLite connection, so counting never waits for the network: the
-  processing thread only writes outbox rows inside its frame transaction (edge/outbox.py).
+  processing thread only writes outbox rows inside its frame transaction (edge/store/outbox.py).
 - Rows are published in id order with QoS 1 and deleted only after the broker's PUBACK. A row
   published but not acknowledged when the connection drops (or the process dies) is published
   again after the reconnect: duplicates are possible only across a reconnect, never lost rows.
@@ -19,7 +19,7 @@ Why it looks like this:
   (rows pile up in the bounded outbox) and the publisher keeps retrying with backoff.
 - `health` (retained) is a *state*, not an event, and must get out when the disk is full and the
   outbox cannot be written: so it bypasses the outbox. The publisher asks a health source (the
-  daemon's field operation, edge/health.py) for the current snapshot on every connect, when told
+  daemon's field operation, edge/operate/health.py) for the current snapshot on every connect, when told
   the state changed (`health_changed()`), and every `health_interval_s`.
 - A full disk must not stop delivery: deleting acknowledged rows (or queueing the day snapshot)
   that fails with SQLITE_FULL is retried later instead of ending the thread.
@@ -43,11 +43,11 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
-from edge import outbox
+from edge.store import outbox
 from edge.config.mqtt import MqttConfig
-from edge.discovery import HEALTH_TOPIC, discovery_messages
-from edge.messages import COUNTS_TOPIC, MessageContext, counts_messages, topic_segment
-from edge.retention import is_disk_full_error
+from edge.publish.discovery import HEALTH_TOPIC, discovery_messages
+from edge.publish.messages import COUNTS_TOPIC, MessageContext, counts_messages, topic_segment
+from edge.store.disk import is_disk_full_error
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,6 @@
+"""The operator's front door: `edge run | check | classify | counts | events | frames | status |
+install-service`. Parses flags, calls the layers below, prints; nothing below imports it."""
+
+from edge.cli.commands import main
+
+__all__ = ["main"]

@@ -1,0 +1,155 @@
+"""The edge database's schema and its migrations.
+
+`MIGRATIONS[i]` migrates schema version i to i + 1; `Store` applies the missing steps in one
+transaction at start. Append a step for every change; never edit a released one (a device
+in the field may hold a database of any earlier version).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlite_utils
+
+from edge.store import outbox
+
+
+SCHEMA_VERSION = 2
+
+
+def _schema_v1(db: sqlite_utils.Database) -> None:
+    # Database.executescript stays inside the open transaction (sqlite3's would commit first).
+    db.executescript(
+        """
+        CREATE TABLE IF NOT EXISTS frames (
+            id INTEGER PRIMARY KEY,
+            path TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            camera TEXT NOT NULL,
+            size INTEGER,
+            mtime REAL,
+            captured_at TEXT,
+            time_source TEXT,
+            processed_at TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('ok', 'error')),
+            error TEXT,
+            model_id TEXT,
+            inference_ms REAL,
+            species TEXT,
+            confidence REAL,
+            event_id INTEGER REFERENCES events(id),
+            stored_path TEXT
+        );
+        -- A frame recorded ok is never recorded again, whatever its path (idempotence).
+        CREATE UNIQUE INDEX IF NOT EXISTS frames_sha256_ok ON frames (sha256) WHERE status = 'ok';
+        CREATE INDEX IF NOT EXISTS frames_sha256 ON frames (sha256);
+        CREATE INDEX IF NOT EXISTS frames_camera_captured ON frames (camera, captured_at);
+        CREATE INDEX IF NOT EXISTS frames_status ON frames (status);
+        CREATE INDEX IF NOT EXISTS frames_path ON frames (path);
+        CREATE INDEX IF NOT EXISTS frames_event ON frames (event_id);
+
+        CREATE TABLE IF NOT EXISTS predictions (
+            frame_id INTEGER NOT NULL REFERENCES frames(id) ON DELETE CASCADE,
+            rank INTEGER NOT NULL,
+            label TEXT NOT NULL,
+            score REAL NOT NULL,
+            PRIMARY KEY (frame_id, rank)
+        );
+
+        CREATE TABLE IF NOT EXISTS events (
+            id INTEGER PRIMARY KEY,
+            uid TEXT NOT NULL UNIQUE,
+            camera TEXT NOT NULL,
+            species TEXT NOT NULL,
+            confidence REAL,
+            started_at TEXT NOT NULL,
+            ended_at TEXT NOT NULL,
+            frame_count INTEGER NOT NULL,
+            model_id TEXT,
+            state TEXT NOT NULL CHECK (state IN ('open', 'closed'))
+        );
+        CREATE INDEX IF NOT EXISTS events_camera_started ON events (camera, started_at);
+        CREATE INDEX IF NOT EXISTS events_species_started ON events (species, started_at);
+        CREATE INDEX IF NOT EXISTS events_state ON events (state);
+
+        CREATE TABLE IF NOT EXISTS daily_tallies (
+            day TEXT NOT NULL,
+            camera TEXT NOT NULL,
+            species TEXT NOT NULL,
+            events INTEGER NOT NULL DEFAULT 0,
+            frames INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (day, camera, species)
+        );
+
+        """
+    )
+    # The MQTT outbox and its drop counters belong to edge/store/outbox.py (same transaction).
+    outbox.create_table(db)
+
+
+def _schema_v2(db: sqlite_utils.Database) -> None:
+    """Retries of transient frame errors, superseded error rows, and each event's vote state.
+
+    - frames.attempts / retry_at: a frame that failed for a reason that may pass (unreadable,
+      cannot stat: permissions, I/O errors, a file vanishing mid-read) is tried again; attempts
+      counts the failed tries, retry_at says when the next one is due (NULL: none is).
+      Version-1 rows of those kinds get one attempt and are due now, so that the first start
+      after the upgrade retries the frames the old version had given up on.
+    - frames.superseded_by: the later row at the same path that replaced an error row (the
+      file became readable, or valid content replaced corrupt content); superseded errors are
+      not errors any more. No foreign key: retention may prune the replacing row first.
+    - event_votes: what each species' frames contribute to an event's majority vote, kept up to
+      date in the frame's transaction so that a frame's cost does not grow with its visit (the
+      vote used to read all of the visit's frames). Built here from the frames, plus the rows
+      retention pruned, which vote for the event's species as version 1 counted them (from
+      frame_count): an old database's next vote is the one version 1 would have taken.
+    """
+    db.executescript(
+        """
+        ALTER TABLE frames ADD COLUMN attempts INTEGER;
+        ALTER TABLE frames ADD COLUMN retry_at TEXT;
+        ALTER TABLE frames ADD COLUMN superseded_by INTEGER;
+
+        UPDATE frames SET attempts = 1, retry_at = processed_at
+         WHERE status = 'error' AND (error LIKE 'unreadable: %' OR error LIKE 'cannot stat: %');
+        UPDATE frames SET superseded_by = (
+                   SELECT MIN(later.id) FROM frames AS later WHERE later.path = frames.path AND later.id > frames.id)
+         WHERE status = 'error';
+        UPDATE frames SET retry_at = NULL WHERE superseded_by IS NOT NULL;
+
+        CREATE TABLE IF NOT EXISTS event_votes (
+            event_id INTEGER NOT NULL REFERENCES events(id),
+            species TEXT NOT NULL,
+            frames INTEGER NOT NULL,
+            confidence_sum REAL NOT NULL,
+            best_confidence REAL,
+            first_at TEXT NOT NULL,
+            PRIMARY KEY (event_id, species)
+        ) WITHOUT ROWID;
+
+        INSERT INTO event_votes (event_id, species, frames, confidence_sum, best_confidence, first_at)
+        SELECT event_id, species, COUNT(*), COALESCE(SUM(confidence), 0.0), MAX(confidence), MIN(captured_at)
+          FROM frames WHERE event_id IS NOT NULL GROUP BY event_id, species;
+
+        -- Pruned frame rows: what frame_count has and the frames table lost, for the event's species.
+        INSERT INTO event_votes (event_id, species, frames, confidence_sum, best_confidence, first_at)
+        SELECT id, species, missing, missing * COALESCE(confidence, 0.0), confidence, started_at
+          FROM (SELECT e.id, e.species, e.confidence, e.started_at,
+                       e.frame_count - (SELECT COUNT(*) FROM frames AS f WHERE f.event_id = e.id) AS missing
+                  FROM events AS e)
+         WHERE missing > 0
+        ON CONFLICT (event_id, species) DO UPDATE SET
+            frames = frames + excluded.frames,
+            confidence_sum = confidence_sum + excluded.confidence_sum,
+            best_confidence = CASE WHEN best_confidence IS NULL THEN excluded.best_confidence
+                                   WHEN excluded.best_confidence IS NULL THEN best_confidence
+                                   ELSE MAX(best_confidence, excluded.best_confidence) END,
+            first_at = MIN(first_at, excluded.first_at);
+        """
+    )
+
+# Index i migrates schema version i to i + 1. Append; never edit a released step.
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_schema_v1, _schema_v2]
+
+assert len(MIGRATIONS) == SCHEMA_VERSION
