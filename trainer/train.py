@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import sys
 import warnings
 from collections.abc import Mapping, Sequence
@@ -67,12 +66,6 @@ def _checkpoint_dir(config: TrainConfig) -> Path:
 
 def _monitor_mode(monitor: str) -> str:
     return "max" if "acc" in monitor or "auc" in monitor else "min"
-
-
-def _improved(value: float, best: float | None, mode: str) -> bool:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return False
-    return best is None or (value > best if mode == "max" else value < best)
 
 
 def _make_optimizer(name: str, learning_rate: float, momentum: float):
@@ -145,104 +138,6 @@ def _plot_history(history: Mapping[str, Sequence[float]], path: Path) -> None:
     plt.close(fig)
 
 
-def _make_callbacks_class():
-    """Define the Keras callbacks lazily so importing this module does not import TensorFlow."""
-    import keras
-
-    class EpochLine(keras.callbacks.Callback):
-        """Print the stable epoch line, and mirror it to train.log."""
-
-        def __init__(self, stream) -> None:
-            super().__init__()
-            self.stream = stream
-
-        def on_epoch_end(self, epoch, logs=None):
-            line = format_epoch_line(epoch + 1, logs or {})
-            print(line, file=self.stream, flush=True)
-            epoch_log.info(line)
-
-    class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
-        """EarlyStopping whose patience count, best value and best weights survive --resume.
-
-        Keras resets all three in on_train_begin, so a resumed run would wait `patience` more
-        epochs from scratch (training longer than an uninterrupted run) and could restore a
-        different "best" model. `saved` is what RunState wrote into state.json for this phase.
-        """
-
-        def __init__(self, saved: dict | None, ckpt_dir: Path, **kwargs) -> None:
-            super().__init__(**kwargs)
-            self.saved, self.ckpt_dir = saved, ckpt_dir
-
-        def on_train_begin(self, logs=None):
-            super().on_train_begin(logs)
-            if not self.saved:
-                return
-            self.wait = int(self.saved["wait"])
-            self.best = self.saved["best"]
-            self.best_epoch = int(self.saved["best_epoch"]) - 1  # Keras counts from 0
-            if self.restore_best_weights and self.saved.get("best_weights"):
-                self.best_weights = _read_weights(self.model, self.ckpt_dir / self.saved["best_weights"])
-
-        def snapshot(self, phase: str, best_weights: str | None) -> dict:
-            """The JSON-able state that on_train_begin restores."""
-            best = None if self.best is None else float(self.best)
-            return {"phase": phase, "monitor": self.monitor, "wait": int(self.wait), "best": best,
-                    "best_epoch": int(self.best_epoch) + 1, "best_weights": best_weights}
-
-    class RunState(keras.callbacks.Callback):
-        """Checkpoint every epoch, track the best epoch, and persist both for --resume.
-
-        Runs after `early` (listed before it in callbacks), so the state.json written at the end
-        of an epoch holds early stopping's state after that same epoch.
-        """
-
-        def __init__(self, run_dir: Path, ckpt_dir: Path, monitor: str, state: dict, keep: int, phase: str,
-                     early: ResumableEarlyStopping) -> None:
-            super().__init__()
-            self.run_dir, self.ckpt_dir, self.monitor, self.state, self.keep, self.phase = run_dir, ckpt_dir, monitor, state, keep, phase
-            self.mode = _monitor_mode(monitor)
-            self.early = early
-
-        def _save_early_stopping(self, epoch: int) -> None:
-            """Keep the weights early stopping would restore in a file named by epoch.
-
-            Named by epoch, and older files deleted only after state.json points at the new one,
-            so a job killed at any moment leaves a state.json whose weights file exists.
-            """
-            previous = (self.state.get("early_stopping") or {}).get("best_weights")
-            if self.early.best_epoch == epoch and self.early.best_weights is not None:
-                name = f"early-stopping-best-{epoch + 1:04d}.npz"
-                _write_weights(self.early.best_weights, self.ckpt_dir / name)
-            elif previous and (self.state.get("early_stopping") or {}).get("phase") == self.phase:
-                name = previous
-            else:
-                name = None
-            self.state["early_stopping"] = self.early.snapshot(self.phase, name)
-
-        def on_epoch_end(self, epoch, logs=None):
-            logs = {k: float(v) for k, v in (logs or {}).items()}
-            history = self.state.setdefault("history", {})
-            for key, value in logs.items():
-                history.setdefault(key, []).append(value)
-            value = logs.get(self.monitor)
-            if _improved(value, self.state.get("best_value"), self.mode):
-                self.state.update(best_value=value, best_epoch=epoch + 1, best_metrics=logs)
-                self.model.save(self.run_dir / "best.keras")
-            name = f"epoch-{epoch + 1:04d}.keras"
-            self.model.save(self.ckpt_dir / name)
-            self._save_early_stopping(epoch)
-            self.state.update(epoch=epoch + 1, checkpoint=name, phase=self.phase)
-            _write_json(self.ckpt_dir / STATE_FILE, self.state)
-            _write_json(self.run_dir / "history.json", history)
-            old = sorted(self.ckpt_dir.glob("epoch-*.keras"))[: -self.keep] if self.keep > 0 else []
-            keep_best = self.state["early_stopping"]["best_weights"]
-            old += [p for p in self.ckpt_dir.glob("early-stopping-best-*.npz") if p.name != keep_best]
-            for path in old:
-                path.unlink(missing_ok=True)
-
-    return EpochLine, ResumableEarlyStopping, RunState
-
-
 def _skip_shuffles(train_ds, epochs: int) -> None:
     """Advance the training set's reshuffle to where an uninterrupted run would be after `epochs`.
 
@@ -253,30 +148,6 @@ def _skip_shuffles(train_ds, epochs: int) -> None:
     """
     for _ in range(epochs):
         iter(train_ds)
-
-
-def _write_weights(weights: Sequence[Any], path: Path) -> None:
-    """Save a model.get_weights() list (what EarlyStopping restores), in its order.
-
-    Not model.save_weights(): that file holds the optimizer's state too, and loading it would
-    roll the optimizer back to the best epoch as well.
-    """
-    import numpy as np
-
-    with path.open("wb") as f:
-        np.savez(f, *weights)
-
-
-def _read_weights(model, path: Path) -> list:
-    """The weights _write_weights saved, checked against the model they are meant for."""
-    import numpy as np
-
-    with np.load(path) as data:
-        weights = [data[f"arr_{i}"] for i in range(len(data.files))]
-    expected = [tuple(w.shape) for w in model.weights]
-    if [tuple(w.shape) for w in weights] != expected:
-        raise ValueError(f"cannot resume: {path} does not hold weights for this model")
-    return weights
 
 
 def _prepare_run_dir(config: TrainConfig, ckpt_dir: Path) -> dict | None:
@@ -405,7 +276,8 @@ def train(config: TrainConfig, extra_callbacks: Sequence[Any] = ()) -> TrainResu
                 state = {"epoch": 0, "phase": "head", "history": {}, "class_names": data.class_names,
                          "monitor": config.early_stopping_monitor}
 
-        EpochLine, ResumableEarlyStopping, RunState = _make_callbacks_class()
+        from trainer.callbacks import EpochLine, ResumableEarlyStopping, RunState, read_weights
+
         stream = sys.stdout
         verbose = 1 if stream.isatty() else 0
         stopped_early = False
@@ -429,7 +301,7 @@ def train(config: TrainConfig, extra_callbacks: Sequence[Any] = ()) -> TrainResu
                 # This phase ended before the interruption. An uninterrupted run restored the best
                 # weights at its end (fine-tuning starts from them), so do the same.
                 if saved is not None and saved.get("best_weights"):
-                    model.set_weights(_read_weights(model, ckpt_dir / saved["best_weights"]))
+                    model.set_weights(read_weights(model, ckpt_dir / saved["best_weights"]))
                 if already_stopped:
                     stopped_early = True
                     log.info("early stopping had stopped the %s phase after epoch %d: not training it further",
