@@ -18,9 +18,12 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trainer.train_config import OPTIMIZERS, TrainConfig
+
+if TYPE_CHECKING:
+    from trainer.data import DataSplits
 
 log = logging.getLogger(__name__)
 # Epoch lines go to stdout themselves; this logger copies them into train.log only.
@@ -213,128 +216,205 @@ def _run_phases(state: dict, fit, model, strategy, config: TrainConfig, total: i
     fit("fine_tune", state["fine_tune_until"])
 
 
+def _prepare_run(config: TrainConfig) -> tuple[DataSplits, dict | None]:
+    """Check the config, read the data, then create the run folder; returns (data, saved state).
+
+    The data folder is read before out_dir is touched, so a bad --data leaves no half-made run
+    folder behind; the saved state is None unless resuming from a checkpoint's state.json.
+    """
+    from trainer.data import discover
+
+    if config.optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {config.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+    ckpt_dir = _checkpoint_dir(config)
+    data = discover(config.data_dir, config.val_fraction, config.test_fraction, config.seed)  # before touching out_dir
+    for split in ("train", "valid"):
+        data.split(split)  # raises DataError for an empty split: also before out_dir is touched
+    state = _prepare_run_dir(config, ckpt_dir)
+    # A resume returns before creating them, and checkpoint_dir may live apart from a new out_dir.
+    Path(config.out_dir).mkdir(parents=True, exist_ok=True)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    return data, state
+
+
+def _start_session(config: TrainConfig, data: DataSplits):
+    """Reset Keras, seed it, set precision and pick the distribution strategy; returns the strategy.
+
+    One process may train many runs (the tuner's trials, the tests), so each starts from a clean
+    session and its own seed instead of depending on what ran before it in the process.
+    """
+    import keras
+
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(config.seed)
+    mixed = _set_precision(config.mixed_precision)
+    strategy = _strategy(config.distribution)
+    log.info("training %s on %d classes: %d train / %d valid images; mixed precision %s; %d replica(s)",
+             config.arch, len(data.class_names), len(data.split("train")), len(data.split("valid")),
+             "on" if mixed else "off", strategy.num_replicas_in_sync)
+    return strategy
+
+
+def _write_run_files(config: TrainConfig, data: DataSplits, state: dict | None) -> None:
+    """config.json and class_names.json always; data.json for a fresh run; refuse a resume whose classes changed.
+
+    data.json describes the data the run started from (export copies its train fingerprint
+    into the bundle's manifest), so a resume keeps the first one. A resume on other classes
+    would silently mislabel every output, hence the error.
+    """
+    from trainer.data import DataError, fingerprint
+
+    run_dir = Path(config.out_dir)
+    (run_dir / "config.json").write_text(config.to_json() + "\n")
+    _write_json(run_dir / "class_names.json", data.class_names)
+    if state is None:
+        _write_json(run_dir / "data.json", {
+            "root": str(data.root), "layout": data.layout, "class_names": data.class_names,
+            "counts": {k: len(v) for k, v in data.splits.items()},
+            "skipped": [[str(p), reason] for p, reason in data.skipped],
+            "train_fingerprint": fingerprint(data.root, data.split("train")),
+        })
+    elif state.get("class_names") and state["class_names"] != data.class_names:
+        raise DataError(f"cannot resume: the classes changed since the checkpoint ({state['class_names']} -> {data.class_names})")
+
+
+def _make_datasets(config: TrainConfig, data: DataSplits, state: dict | None):
+    """The training and validation tf.data pipelines; a resume's training set reshuffles where it left off."""
+    from trainer.pipeline import make_dataset
+
+    train_ds = make_dataset(data.split("train"), config.image_size, config.batch_size, training=True,
+                            augment=config.augment, cache=config.cache, seed=config.seed)
+    valid_ds = make_dataset(data.split("valid"), config.image_size, config.batch_size, training=False, cache=config.cache)
+    if state is not None:
+        _skip_shuffles(train_ds, int(state["epoch"]))
+    return train_ds, valid_ds
+
+
+def _build_or_resume_model(config: TrainConfig, data: DataSplits, state: dict | None, strategy):
+    """The compiled model and the run's state: loaded from the checkpoint, or built fresh.
+
+    Inside the strategy's scope, so that variables (and the optimizer's) are mirrored across
+    replicas. A checkpoint carries its optimizer state, so a resumed model is not recompiled.
+    """
+    import keras
+
+    from trainer.models import build_model  # also registers the custom layers load_model needs
+
+    ckpt_dir = _checkpoint_dir(config)
+    with strategy.scope():
+        if state is not None:
+            model = keras.models.load_model(ckpt_dir / state["checkpoint"])
+            log.info("resuming from %s after epoch %d", state["checkpoint"], state["epoch"])
+        else:
+            built = build_model(config, len(data.class_names))
+            model = built.model
+            _compile(model, _make_optimizer(config.optimizer, config.learning_rate, config.momentum))
+            state = {"epoch": 0, "phase": "head", "history": {}, "class_names": data.class_names,
+                     "monitor": config.early_stopping_monitor}
+    return model, state
+
+
+class _PhaseFit:
+    """`fit(phase, until)`: train one phase up to epoch `until` with the run's callbacks.
+
+    _run_phases decides which phases run (and unfreezes and recompiles between them); this runs
+    one, or on resume skips one that had already ended. `stopped_early` says whether early
+    stopping ended any phase.
+    """
+
+    def __init__(self, config: TrainConfig, model, state: dict, train_ds, valid_ds, extra_callbacks: Sequence[Any]) -> None:
+        self.config, self.model, self.state = config, model, state
+        self.train_ds, self.valid_ds, self.extra_callbacks = train_ds, valid_ds, extra_callbacks
+        self.run_dir, self.ckpt_dir = Path(config.out_dir), _checkpoint_dir(config)
+        self.stream = sys.stdout
+        self.verbose = 1 if self.stream.isatty() else 0
+        self.stopped_early = False
+
+    def saved_early_stopping(self, phase: str) -> dict | None:
+        """Early stopping's state from state.json when it belongs to this phase and monitor."""
+        saved = self.state.get("early_stopping")
+        if not saved or saved.get("phase") != phase:
+            return None
+        if saved.get("monitor") != self.config.early_stopping_monitor:
+            log.info("early stopping now monitors %s (the checkpoint's monitored %s): its patience starts over",
+                     self.config.early_stopping_monitor, saved.get("monitor"))
+            return None
+        return saved
+
+    def __call__(self, phase: str, until: int) -> None:
+        from trainer.callbacks import EpochLine, ResumableEarlyStopping, RunState, read_weights
+
+        config, model, state = self.config, self.model, self.state
+        saved = self.saved_early_stopping(phase)
+        already_stopped = saved is not None and saved["wait"] >= config.early_stopping_patience
+        if already_stopped or state["epoch"] >= until:
+            # This phase ended before the interruption. An uninterrupted run restored the best
+            # weights at its end (fine-tuning starts from them), so do the same.
+            if saved is not None and saved.get("best_weights"):
+                model.set_weights(read_weights(model, self.ckpt_dir / saved["best_weights"]))
+            if already_stopped:
+                self.stopped_early = True
+                log.info("early stopping had stopped the %s phase after epoch %d: not training it further",
+                         phase, state["epoch"])
+            return
+        early = ResumableEarlyStopping(saved, self.ckpt_dir, monitor=config.early_stopping_monitor,
+                                       patience=config.early_stopping_patience,
+                                       mode=_monitor_mode(config.early_stopping_monitor),
+                                       restore_best_weights=True)
+        # early before RunState: the state.json of an epoch holds early stopping's view of it.
+        callbacks = [EpochLine(self.stream), early,
+                     RunState(self.run_dir, self.ckpt_dir, config.early_stopping_monitor, state,
+                              config.keep_checkpoints, phase, early),
+                     *self.extra_callbacks]
+        with warnings.catch_warnings():
+            # Our datasets have unknown length (corrupt files are dropped on the fly), which
+            # makes Keras warn after the first epoch that the input "ran out of data": benign.
+            warnings.filterwarnings("ignore", message="Your input ran out of data")
+            model.fit(self.train_ds, validation_data=self.valid_ds, epochs=until, initial_epoch=state["epoch"],
+                      callbacks=callbacks, verbose=self.verbose, shuffle=False)
+        if early.stopped_epoch > 0:
+            self.stopped_early = True
+            log.info("early stopping on %s after epoch %d", config.early_stopping_monitor, state["epoch"])
+
+
+def _write_results(run_dir: Path, state: dict, model) -> dict[str, list[float]]:
+    """history.json and history.png from the run's state; returns the history.
+
+    RunState saves best.keras when the monitored value improves. If no epoch saved one (the
+    value was never a number, say), the final model stands in: evaluate and export load
+    run_dir/best.keras, and refuse a run folder without one.
+    """
+    history = state.get("history", {})
+    _write_json(run_dir / "history.json", history)
+    if history:
+        _plot_history(history, run_dir / "history.png")
+    if not (run_dir / "best.keras").exists():
+        model.save(run_dir / "best.keras")
+    return history
+
+
 def train(config: TrainConfig, extra_callbacks: Sequence[Any] = ()) -> TrainResult:
     """Train the model `config` describes and write its run folder. Returns a TrainResult.
 
     extra_callbacks are Keras callbacks added to every fit (the tuner's pruning callback).
     """
-    from trainer.data import DataError, discover, fingerprint
-
-    if config.optimizer not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {config.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+    data, state = _prepare_run(config)
     run_dir = Path(config.out_dir)
-    ckpt_dir = _checkpoint_dir(config)
-    data = discover(config.data_dir, config.val_fraction, config.test_fraction, config.seed)  # before touching out_dir
-    train_items, valid_items = data.split("train"), data.split("valid")
-    state = _prepare_run_dir(config, ckpt_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-
     with _LogToFile(run_dir / "train.log"):
         import keras
 
-        from trainer.models import build_model
-        from trainer.pipeline import make_dataset
-
-        keras.backend.clear_session()
-        keras.utils.set_random_seed(config.seed)
-        mixed = _set_precision(config.mixed_precision)
-        strategy = _strategy(config.distribution)
-        log.info("training %s on %d classes: %d train / %d valid images; mixed precision %s; %d replica(s)",
-                 config.arch, len(data.class_names), len(train_items), len(valid_items), "on" if mixed else "off",
-                 strategy.num_replicas_in_sync)
-
-        (run_dir / "config.json").write_text(config.to_json() + "\n")
-        _write_json(run_dir / "class_names.json", data.class_names)
-        if state is None:
-            _write_json(run_dir / "data.json", {
-                "root": str(data.root), "layout": data.layout, "class_names": data.class_names,
-                "counts": {k: len(v) for k, v in data.splits.items()},
-                "skipped": [[str(p), reason] for p, reason in data.skipped],
-                "train_fingerprint": fingerprint(data.root, train_items),
-            })
-        elif state.get("class_names") and state["class_names"] != data.class_names:
-            raise DataError(f"cannot resume: the classes changed since the checkpoint ({state['class_names']} -> {data.class_names})")
-
-        train_ds = make_dataset(train_items, config.image_size, config.batch_size, training=True, augment=config.augment,
-                                cache=config.cache, seed=config.seed)
-        valid_ds = make_dataset(valid_items, config.image_size, config.batch_size, training=False, cache=config.cache)
-        if state is not None:
-            _skip_shuffles(train_ds, int(state["epoch"]))
-
+        strategy = _start_session(config, data)
+        _write_run_files(config, data, state)
+        train_ds, valid_ds = _make_datasets(config, data, state)
         wants_fine_tune = config.arch != "convnet" and config.fine_tune_layers > 0 and config.fine_tune_epochs > 0
         total = config.epochs + (config.fine_tune_epochs if wants_fine_tune else 0)
-
-        with strategy.scope():
-            if state is not None:
-                model = keras.models.load_model(ckpt_dir / state["checkpoint"])
-                log.info("resuming from %s after epoch %d", state["checkpoint"], state["epoch"])
-            else:
-                built = build_model(config, len(data.class_names))
-                model = built.model
-                _compile(model, _make_optimizer(config.optimizer, config.learning_rate, config.momentum))
-                state = {"epoch": 0, "phase": "head", "history": {}, "class_names": data.class_names,
-                         "monitor": config.early_stopping_monitor}
-
-        from trainer.callbacks import EpochLine, ResumableEarlyStopping, RunState, read_weights
-
-        stream = sys.stdout
-        verbose = 1 if stream.isatty() else 0
-        stopped_early = False
-
-        def saved_early_stopping(phase: str) -> dict | None:
-            """Early stopping's state from state.json when it belongs to this phase and monitor."""
-            saved = state.get("early_stopping")
-            if not saved or saved.get("phase") != phase:
-                return None
-            if saved.get("monitor") != config.early_stopping_monitor:
-                log.info("early stopping now monitors %s (the checkpoint's monitored %s): its patience starts over",
-                         config.early_stopping_monitor, saved.get("monitor"))
-                return None
-            return saved
-
-        def fit(phase: str, until: int) -> None:
-            nonlocal stopped_early
-            saved = saved_early_stopping(phase)
-            already_stopped = saved is not None and saved["wait"] >= config.early_stopping_patience
-            if already_stopped or state["epoch"] >= until:
-                # This phase ended before the interruption. An uninterrupted run restored the best
-                # weights at its end (fine-tuning starts from them), so do the same.
-                if saved is not None and saved.get("best_weights"):
-                    model.set_weights(read_weights(model, ckpt_dir / saved["best_weights"]))
-                if already_stopped:
-                    stopped_early = True
-                    log.info("early stopping had stopped the %s phase after epoch %d: not training it further",
-                             phase, state["epoch"])
-                return
-            early = ResumableEarlyStopping(saved, ckpt_dir, monitor=config.early_stopping_monitor,
-                                           patience=config.early_stopping_patience,
-                                           mode=_monitor_mode(config.early_stopping_monitor),
-                                           restore_best_weights=True)
-            # early before RunState: the state.json of an epoch holds early stopping's view of it.
-            callbacks = [EpochLine(stream), early, RunState(run_dir, ckpt_dir, config.early_stopping_monitor, state,
-                                                            config.keep_checkpoints, phase, early), *extra_callbacks]
-            with warnings.catch_warnings():
-                # Our datasets have unknown length (corrupt files are dropped on the fly), which
-                # makes Keras warn after the first epoch that the input "ran out of data": benign.
-                warnings.filterwarnings("ignore", message="Your input ran out of data")
-                model.fit(train_ds, validation_data=valid_ds, epochs=until, initial_epoch=state["epoch"],
-                          callbacks=callbacks, verbose=verbose, shuffle=False)
-            if early.stopped_epoch > 0:
-                stopped_early = True
-                log.info("early stopping on %s after epoch %d", config.early_stopping_monitor, state["epoch"])
-
+        model, state = _build_or_resume_model(config, data, state, strategy)
+        fit = _PhaseFit(config, model, state, train_ds, valid_ds, extra_callbacks)
         try:
             _run_phases(state, fit, model, strategy, config, total, wants_fine_tune)
         finally:
             keras.mixed_precision.set_global_policy("float32")  # whatever happened, the next run starts clean
-
-        history = state.get("history", {})
-        _write_json(run_dir / "history.json", history)
-        if history:
-            _plot_history(history, run_dir / "history.png")
-        if not (run_dir / "best.keras").exists():
-            model.save(run_dir / "best.keras")
+        history = _write_results(run_dir, state, model)
 
     return TrainResult(
         run_dir=run_dir,
@@ -345,5 +425,5 @@ def train(config: TrainConfig, extra_callbacks: Sequence[Any] = ()) -> TrainResu
         model_path=run_dir / "best.keras",
         epochs_completed=int(state["epoch"]),
         class_names=data.class_names,
-        stopped_early=stopped_early,
+        stopped_early=fit.stopped_early,
     )
