@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trainer.train_config import OPTIMIZERS, TrainConfig
+
+if TYPE_CHECKING:
+    from trainer.data import DataSplits
 
 log = logging.getLogger(__name__)
 # Epoch lines go to stdout themselves; this logger copies them into train.log only.
@@ -67,12 +69,6 @@ def _checkpoint_dir(config: TrainConfig) -> Path:
 
 def _monitor_mode(monitor: str) -> str:
     return "max" if "acc" in monitor or "auc" in monitor else "min"
-
-
-def _improved(value: float, best: float | None, mode: str) -> bool:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return False
-    return best is None or (value > best if mode == "max" else value < best)
 
 
 def _make_optimizer(name: str, learning_rate: float, momentum: float):
@@ -145,104 +141,6 @@ def _plot_history(history: Mapping[str, Sequence[float]], path: Path) -> None:
     plt.close(fig)
 
 
-def _make_callbacks_class():
-    """Define the Keras callbacks lazily so importing this module does not import TensorFlow."""
-    import keras
-
-    class EpochLine(keras.callbacks.Callback):
-        """Print the stable epoch line, and mirror it to train.log."""
-
-        def __init__(self, stream) -> None:
-            super().__init__()
-            self.stream = stream
-
-        def on_epoch_end(self, epoch, logs=None):
-            line = format_epoch_line(epoch + 1, logs or {})
-            print(line, file=self.stream, flush=True)
-            epoch_log.info(line)
-
-    class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
-        """EarlyStopping whose patience count, best value and best weights survive --resume.
-
-        Keras resets all three in on_train_begin, so a resumed run would wait `patience` more
-        epochs from scratch (training longer than an uninterrupted run) and could restore a
-        different "best" model. `saved` is what RunState wrote into state.json for this phase.
-        """
-
-        def __init__(self, saved: dict | None, ckpt_dir: Path, **kwargs) -> None:
-            super().__init__(**kwargs)
-            self.saved, self.ckpt_dir = saved, ckpt_dir
-
-        def on_train_begin(self, logs=None):
-            super().on_train_begin(logs)
-            if not self.saved:
-                return
-            self.wait = int(self.saved["wait"])
-            self.best = self.saved["best"]
-            self.best_epoch = int(self.saved["best_epoch"]) - 1  # Keras counts from 0
-            if self.restore_best_weights and self.saved.get("best_weights"):
-                self.best_weights = _read_weights(self.model, self.ckpt_dir / self.saved["best_weights"])
-
-        def snapshot(self, phase: str, best_weights: str | None) -> dict:
-            """The JSON-able state that on_train_begin restores."""
-            best = None if self.best is None else float(self.best)
-            return {"phase": phase, "monitor": self.monitor, "wait": int(self.wait), "best": best,
-                    "best_epoch": int(self.best_epoch) + 1, "best_weights": best_weights}
-
-    class RunState(keras.callbacks.Callback):
-        """Checkpoint every epoch, track the best epoch, and persist both for --resume.
-
-        Runs after `early` (listed before it in callbacks), so the state.json written at the end
-        of an epoch holds early stopping's state after that same epoch.
-        """
-
-        def __init__(self, run_dir: Path, ckpt_dir: Path, monitor: str, state: dict, keep: int, phase: str,
-                     early: ResumableEarlyStopping) -> None:
-            super().__init__()
-            self.run_dir, self.ckpt_dir, self.monitor, self.state, self.keep, self.phase = run_dir, ckpt_dir, monitor, state, keep, phase
-            self.mode = _monitor_mode(monitor)
-            self.early = early
-
-        def _save_early_stopping(self, epoch: int) -> None:
-            """Keep the weights early stopping would restore in a file named by epoch.
-
-            Named by epoch, and older files deleted only after state.json points at the new one,
-            so a job killed at any moment leaves a state.json whose weights file exists.
-            """
-            previous = (self.state.get("early_stopping") or {}).get("best_weights")
-            if self.early.best_epoch == epoch and self.early.best_weights is not None:
-                name = f"early-stopping-best-{epoch + 1:04d}.npz"
-                _write_weights(self.early.best_weights, self.ckpt_dir / name)
-            elif previous and (self.state.get("early_stopping") or {}).get("phase") == self.phase:
-                name = previous
-            else:
-                name = None
-            self.state["early_stopping"] = self.early.snapshot(self.phase, name)
-
-        def on_epoch_end(self, epoch, logs=None):
-            logs = {k: float(v) for k, v in (logs or {}).items()}
-            history = self.state.setdefault("history", {})
-            for key, value in logs.items():
-                history.setdefault(key, []).append(value)
-            value = logs.get(self.monitor)
-            if _improved(value, self.state.get("best_value"), self.mode):
-                self.state.update(best_value=value, best_epoch=epoch + 1, best_metrics=logs)
-                self.model.save(self.run_dir / "best.keras")
-            name = f"epoch-{epoch + 1:04d}.keras"
-            self.model.save(self.ckpt_dir / name)
-            self._save_early_stopping(epoch)
-            self.state.update(epoch=epoch + 1, checkpoint=name, phase=self.phase)
-            _write_json(self.ckpt_dir / STATE_FILE, self.state)
-            _write_json(self.run_dir / "history.json", history)
-            old = sorted(self.ckpt_dir.glob("epoch-*.keras"))[: -self.keep] if self.keep > 0 else []
-            keep_best = self.state["early_stopping"]["best_weights"]
-            old += [p for p in self.ckpt_dir.glob("early-stopping-best-*.npz") if p.name != keep_best]
-            for path in old:
-                path.unlink(missing_ok=True)
-
-    return EpochLine, ResumableEarlyStopping, RunState
-
-
 def _skip_shuffles(train_ds, epochs: int) -> None:
     """Advance the training set's reshuffle to where an uninterrupted run would be after `epochs`.
 
@@ -253,30 +151,6 @@ def _skip_shuffles(train_ds, epochs: int) -> None:
     """
     for _ in range(epochs):
         iter(train_ds)
-
-
-def _write_weights(weights: Sequence[Any], path: Path) -> None:
-    """Save a model.get_weights() list (what EarlyStopping restores), in its order.
-
-    Not model.save_weights(): that file holds the optimizer's state too, and loading it would
-    roll the optimizer back to the best epoch as well.
-    """
-    import numpy as np
-
-    with path.open("wb") as f:
-        np.savez(f, *weights)
-
-
-def _read_weights(model, path: Path) -> list:
-    """The weights _write_weights saved, checked against the model they are meant for."""
-    import numpy as np
-
-    with np.load(path) as data:
-        weights = [data[f"arr_{i}"] for i in range(len(data.files))]
-    expected = [tuple(w.shape) for w in model.weights]
-    if [tuple(w.shape) for w in weights] != expected:
-        raise ValueError(f"cannot resume: {path} does not hold weights for this model")
-    return weights
 
 
 def _prepare_run_dir(config: TrainConfig, ckpt_dir: Path) -> dict | None:
@@ -342,127 +216,205 @@ def _run_phases(state: dict, fit, model, strategy, config: TrainConfig, total: i
     fit("fine_tune", state["fine_tune_until"])
 
 
+def _prepare_run(config: TrainConfig) -> tuple[DataSplits, dict | None]:
+    """Check the config, read the data, then create the run folder; returns (data, saved state).
+
+    The data folder is read before out_dir is touched, so a bad --data leaves no half-made run
+    folder behind; the saved state is None unless resuming from a checkpoint's state.json.
+    """
+    from trainer.data import discover
+
+    if config.optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {config.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+    ckpt_dir = _checkpoint_dir(config)
+    data = discover(config.data_dir, config.val_fraction, config.test_fraction, config.seed)  # before touching out_dir
+    for split in ("train", "valid"):
+        data.split(split)  # raises DataError for an empty split: also before out_dir is touched
+    state = _prepare_run_dir(config, ckpt_dir)
+    # A resume returns before creating them, and checkpoint_dir may live apart from a new out_dir.
+    Path(config.out_dir).mkdir(parents=True, exist_ok=True)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    return data, state
+
+
+def _start_session(config: TrainConfig, data: DataSplits):
+    """Reset Keras, seed it, set precision and pick the distribution strategy; returns the strategy.
+
+    One process may train many runs (the tuner's trials, the tests), so each starts from a clean
+    session and its own seed instead of depending on what ran before it in the process.
+    """
+    import keras
+
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(config.seed)
+    mixed = _set_precision(config.mixed_precision)
+    strategy = _strategy(config.distribution)
+    log.info("training %s on %d classes: %d train / %d valid images; mixed precision %s; %d replica(s)",
+             config.arch, len(data.class_names), len(data.split("train")), len(data.split("valid")),
+             "on" if mixed else "off", strategy.num_replicas_in_sync)
+    return strategy
+
+
+def _write_run_files(config: TrainConfig, data: DataSplits, state: dict | None) -> None:
+    """config.json and class_names.json always; data.json for a fresh run; refuse a resume whose classes changed.
+
+    data.json describes the data the run started from (export copies its train fingerprint
+    into the bundle's manifest), so a resume keeps the first one. A resume on other classes
+    would silently mislabel every output, hence the error.
+    """
+    from trainer.data import DataError, fingerprint
+
+    run_dir = Path(config.out_dir)
+    (run_dir / "config.json").write_text(config.to_json() + "\n")
+    _write_json(run_dir / "class_names.json", data.class_names)
+    if state is None:
+        _write_json(run_dir / "data.json", {
+            "root": str(data.root), "layout": data.layout, "class_names": data.class_names,
+            "counts": {k: len(v) for k, v in data.splits.items()},
+            "skipped": [[str(p), reason] for p, reason in data.skipped],
+            "train_fingerprint": fingerprint(data.root, data.split("train")),
+        })
+    elif state.get("class_names") and state["class_names"] != data.class_names:
+        raise DataError(f"cannot resume: the classes changed since the checkpoint ({state['class_names']} -> {data.class_names})")
+
+
+def _make_datasets(config: TrainConfig, data: DataSplits, state: dict | None):
+    """The training and validation tf.data pipelines; a resume's training set reshuffles where it left off."""
+    from trainer.pipeline import make_dataset
+
+    train_ds = make_dataset(data.split("train"), config.image_size, config.batch_size, training=True,
+                            augment=config.augment, cache=config.cache, seed=config.seed)
+    valid_ds = make_dataset(data.split("valid"), config.image_size, config.batch_size, training=False, cache=config.cache)
+    if state is not None:
+        _skip_shuffles(train_ds, int(state["epoch"]))
+    return train_ds, valid_ds
+
+
+def _build_or_resume_model(config: TrainConfig, data: DataSplits, state: dict | None, strategy):
+    """The compiled model and the run's state: loaded from the checkpoint, or built fresh.
+
+    Inside the strategy's scope, so that variables (and the optimizer's) are mirrored across
+    replicas. A checkpoint carries its optimizer state, so a resumed model is not recompiled.
+    """
+    import keras
+
+    from trainer.models import build_model  # also registers the custom layers load_model needs
+
+    ckpt_dir = _checkpoint_dir(config)
+    with strategy.scope():
+        if state is not None:
+            model = keras.models.load_model(ckpt_dir / state["checkpoint"])
+            log.info("resuming from %s after epoch %d", state["checkpoint"], state["epoch"])
+        else:
+            built = build_model(config, len(data.class_names))
+            model = built.model
+            _compile(model, _make_optimizer(config.optimizer, config.learning_rate, config.momentum))
+            state = {"epoch": 0, "phase": "head", "history": {}, "class_names": data.class_names,
+                     "monitor": config.early_stopping_monitor}
+    return model, state
+
+
+class _PhaseFit:
+    """`fit(phase, until)`: train one phase up to epoch `until` with the run's callbacks.
+
+    _run_phases decides which phases run (and unfreezes and recompiles between them); this runs
+    one, or on resume skips one that had already ended. `stopped_early` says whether early
+    stopping ended any phase.
+    """
+
+    def __init__(self, config: TrainConfig, model, state: dict, train_ds, valid_ds, extra_callbacks: Sequence[Any]) -> None:
+        self.config, self.model, self.state = config, model, state
+        self.train_ds, self.valid_ds, self.extra_callbacks = train_ds, valid_ds, extra_callbacks
+        self.run_dir, self.ckpt_dir = Path(config.out_dir), _checkpoint_dir(config)
+        self.stream = sys.stdout
+        self.verbose = 1 if self.stream.isatty() else 0
+        self.stopped_early = False
+
+    def saved_early_stopping(self, phase: str) -> dict | None:
+        """Early stopping's state from state.json when it belongs to this phase and monitor."""
+        saved = self.state.get("early_stopping")
+        if not saved or saved.get("phase") != phase:
+            return None
+        if saved.get("monitor") != self.config.early_stopping_monitor:
+            log.info("early stopping now monitors %s (the checkpoint's monitored %s): its patience starts over",
+                     self.config.early_stopping_monitor, saved.get("monitor"))
+            return None
+        return saved
+
+    def __call__(self, phase: str, until: int) -> None:
+        from trainer.callbacks import EpochLine, ResumableEarlyStopping, RunState, read_weights
+
+        config, model, state = self.config, self.model, self.state
+        saved = self.saved_early_stopping(phase)
+        already_stopped = saved is not None and saved["wait"] >= config.early_stopping_patience
+        if already_stopped or state["epoch"] >= until:
+            # This phase ended before the interruption. An uninterrupted run restored the best
+            # weights at its end (fine-tuning starts from them), so do the same.
+            if saved is not None and saved.get("best_weights"):
+                model.set_weights(read_weights(model, self.ckpt_dir / saved["best_weights"]))
+            if already_stopped:
+                self.stopped_early = True
+                log.info("early stopping had stopped the %s phase after epoch %d: not training it further",
+                         phase, state["epoch"])
+            return
+        early = ResumableEarlyStopping(saved, self.ckpt_dir, monitor=config.early_stopping_monitor,
+                                       patience=config.early_stopping_patience,
+                                       mode=_monitor_mode(config.early_stopping_monitor),
+                                       restore_best_weights=True)
+        # early before RunState: the state.json of an epoch holds early stopping's view of it.
+        callbacks = [EpochLine(self.stream), early,
+                     RunState(self.run_dir, self.ckpt_dir, config.early_stopping_monitor, state,
+                              config.keep_checkpoints, phase, early),
+                     *self.extra_callbacks]
+        with warnings.catch_warnings():
+            # Our datasets have unknown length (corrupt files are dropped on the fly), which
+            # makes Keras warn after the first epoch that the input "ran out of data": benign.
+            warnings.filterwarnings("ignore", message="Your input ran out of data")
+            model.fit(self.train_ds, validation_data=self.valid_ds, epochs=until, initial_epoch=state["epoch"],
+                      callbacks=callbacks, verbose=self.verbose, shuffle=False)
+        if early.stopped_epoch > 0:
+            self.stopped_early = True
+            log.info("early stopping on %s after epoch %d", config.early_stopping_monitor, state["epoch"])
+
+
+def _write_results(run_dir: Path, state: dict, model) -> dict[str, list[float]]:
+    """history.json and history.png from the run's state; returns the history.
+
+    RunState saves best.keras when the monitored value improves. If no epoch saved one (the
+    value was never a number, say), the final model stands in: evaluate and export load
+    run_dir/best.keras, and refuse a run folder without one.
+    """
+    history = state.get("history", {})
+    _write_json(run_dir / "history.json", history)
+    if history:
+        _plot_history(history, run_dir / "history.png")
+    if not (run_dir / "best.keras").exists():
+        model.save(run_dir / "best.keras")
+    return history
+
+
 def train(config: TrainConfig, extra_callbacks: Sequence[Any] = ()) -> TrainResult:
     """Train the model `config` describes and write its run folder. Returns a TrainResult.
 
     extra_callbacks are Keras callbacks added to every fit (the tuner's pruning callback).
     """
-    from trainer.data import DataError, discover, fingerprint
-
-    if config.optimizer not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {config.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+    data, state = _prepare_run(config)
     run_dir = Path(config.out_dir)
-    ckpt_dir = _checkpoint_dir(config)
-    data = discover(config.data_dir, config.val_fraction, config.test_fraction, config.seed)  # before touching out_dir
-    train_items, valid_items = data.split("train"), data.split("valid")
-    state = _prepare_run_dir(config, ckpt_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-
     with _LogToFile(run_dir / "train.log"):
         import keras
 
-        from trainer.models import build_model
-        from trainer.pipeline import make_dataset
-
-        keras.backend.clear_session()
-        keras.utils.set_random_seed(config.seed)
-        mixed = _set_precision(config.mixed_precision)
-        strategy = _strategy(config.distribution)
-        log.info("training %s on %d classes: %d train / %d valid images; mixed precision %s; %d replica(s)",
-                 config.arch, len(data.class_names), len(train_items), len(valid_items), "on" if mixed else "off",
-                 strategy.num_replicas_in_sync)
-
-        (run_dir / "config.json").write_text(config.to_json() + "\n")
-        _write_json(run_dir / "class_names.json", data.class_names)
-        if state is None:
-            _write_json(run_dir / "data.json", {
-                "root": str(data.root), "layout": data.layout, "class_names": data.class_names,
-                "counts": {k: len(v) for k, v in data.splits.items()},
-                "skipped": [[str(p), reason] for p, reason in data.skipped],
-                "train_fingerprint": fingerprint(data.root, train_items),
-            })
-        elif state.get("class_names") and state["class_names"] != data.class_names:
-            raise DataError(f"cannot resume: the classes changed since the checkpoint ({state['class_names']} -> {data.class_names})")
-
-        train_ds = make_dataset(train_items, config.image_size, config.batch_size, training=True, augment=config.augment,
-                                cache=config.cache, seed=config.seed)
-        valid_ds = make_dataset(valid_items, config.image_size, config.batch_size, training=False, cache=config.cache)
-        if state is not None:
-            _skip_shuffles(train_ds, int(state["epoch"]))
-
+        strategy = _start_session(config, data)
+        _write_run_files(config, data, state)
+        train_ds, valid_ds = _make_datasets(config, data, state)
         wants_fine_tune = config.arch != "convnet" and config.fine_tune_layers > 0 and config.fine_tune_epochs > 0
         total = config.epochs + (config.fine_tune_epochs if wants_fine_tune else 0)
-
-        with strategy.scope():
-            if state is not None:
-                model = keras.models.load_model(ckpt_dir / state["checkpoint"])
-                log.info("resuming from %s after epoch %d", state["checkpoint"], state["epoch"])
-            else:
-                built = build_model(config, len(data.class_names))
-                model = built.model
-                _compile(model, _make_optimizer(config.optimizer, config.learning_rate, config.momentum))
-                state = {"epoch": 0, "phase": "head", "history": {}, "class_names": data.class_names,
-                         "monitor": config.early_stopping_monitor}
-
-        EpochLine, ResumableEarlyStopping, RunState = _make_callbacks_class()
-        stream = sys.stdout
-        verbose = 1 if stream.isatty() else 0
-        stopped_early = False
-
-        def saved_early_stopping(phase: str) -> dict | None:
-            """Early stopping's state from state.json when it belongs to this phase and monitor."""
-            saved = state.get("early_stopping")
-            if not saved or saved.get("phase") != phase:
-                return None
-            if saved.get("monitor") != config.early_stopping_monitor:
-                log.info("early stopping now monitors %s (the checkpoint's monitored %s): its patience starts over",
-                         config.early_stopping_monitor, saved.get("monitor"))
-                return None
-            return saved
-
-        def fit(phase: str, until: int) -> None:
-            nonlocal stopped_early
-            saved = saved_early_stopping(phase)
-            already_stopped = saved is not None and saved["wait"] >= config.early_stopping_patience
-            if already_stopped or state["epoch"] >= until:
-                # This phase ended before the interruption. An uninterrupted run restored the best
-                # weights at its end (fine-tuning starts from them), so do the same.
-                if saved is not None and saved.get("best_weights"):
-                    model.set_weights(_read_weights(model, ckpt_dir / saved["best_weights"]))
-                if already_stopped:
-                    stopped_early = True
-                    log.info("early stopping had stopped the %s phase after epoch %d: not training it further",
-                             phase, state["epoch"])
-                return
-            early = ResumableEarlyStopping(saved, ckpt_dir, monitor=config.early_stopping_monitor,
-                                           patience=config.early_stopping_patience,
-                                           mode=_monitor_mode(config.early_stopping_monitor),
-                                           restore_best_weights=True)
-            # early before RunState: the state.json of an epoch holds early stopping's view of it.
-            callbacks = [EpochLine(stream), early, RunState(run_dir, ckpt_dir, config.early_stopping_monitor, state,
-                                                            config.keep_checkpoints, phase, early), *extra_callbacks]
-            with warnings.catch_warnings():
-                # Our datasets have unknown length (corrupt files are dropped on the fly), which
-                # makes Keras warn after the first epoch that the input "ran out of data": benign.
-                warnings.filterwarnings("ignore", message="Your input ran out of data")
-                model.fit(train_ds, validation_data=valid_ds, epochs=until, initial_epoch=state["epoch"],
-                          callbacks=callbacks, verbose=verbose, shuffle=False)
-            if early.stopped_epoch > 0:
-                stopped_early = True
-                log.info("early stopping on %s after epoch %d", config.early_stopping_monitor, state["epoch"])
-
+        model, state = _build_or_resume_model(config, data, state, strategy)
+        fit = _PhaseFit(config, model, state, train_ds, valid_ds, extra_callbacks)
         try:
             _run_phases(state, fit, model, strategy, config, total, wants_fine_tune)
         finally:
             keras.mixed_precision.set_global_policy("float32")  # whatever happened, the next run starts clean
-
-        history = state.get("history", {})
-        _write_json(run_dir / "history.json", history)
-        if history:
-            _plot_history(history, run_dir / "history.png")
-        if not (run_dir / "best.keras").exists():
-            model.save(run_dir / "best.keras")
+        history = _write_results(run_dir, state, model)
 
     return TrainResult(
         run_dir=run_dir,
@@ -473,5 +425,5 @@ def train(config: TrainConfig, extra_callbacks: Sequence[Any] = ()) -> TrainResu
         model_path=run_dir / "best.keras",
         epochs_completed=int(state["epoch"]),
         class_names=data.class_names,
-        stopped_early=stopped_early,
+        stopped_early=fit.stopped_early,
     )

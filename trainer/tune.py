@@ -24,10 +24,9 @@ import json
 import math
 import multiprocessing
 import os
-import sys
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 

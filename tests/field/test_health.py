@@ -10,9 +10,10 @@ from datetime import datetime, timezone
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from edge.operate.health import HealthState, StateDirError, check_state_dir, StatusPublisher, collect_status, format_status_table, read_snapshot, status_file_for, write_snapshot
+from edge.operate.health import (HealthState, StateDirError, check_state_dir, StatusPublisher, collect_status,
+                                 format_status_table, read_snapshot, status_file_for, write_snapshot)
 from edge.operate.metrics import Metrics
-from tests.field.conftest import add_frame
+from tests.field.conftest import add_frame, add_outbox_message, set_outbox_stat
 from tests.fixtures.disk import fill
 
 
@@ -24,10 +25,8 @@ def test_status_combines_database_snapshot_and_disk(tmp_path, field_db):
     db_path = tmp_path / "state" / "edge.db"
     add_frame(field_db, "/cam/a.jpg", species="robin", processed_at=now_iso())
     add_frame(field_db, "/cam/b.jpg", status="error", error="truncated JPEG", processed_at=now_iso())
-    field_db.execute("INSERT INTO outbox(created_at, topic, payload, qos, retain, kind) "
-                     "VALUES (?, 'events', '{}', 1, 0, 'event')", (now_iso(),))
-    field_db.execute("CREATE TABLE outbox_stats(key TEXT PRIMARY KEY, value INTEGER)")
-    field_db.execute("INSERT INTO outbox_stats VALUES ('dropped_events', 3)")
+    add_outbox_message(field_db, "events", "{}", kind="event")
+    set_outbox_stat(field_db, "dropped_events", 3)
     state = HealthState(model_id="convnet-int8-3f2a9c1d", backlog=4, mqtt_state="connected")
     state.frame_done("ok", 12.5, species="robin")
     assert write_snapshot(state, status_file_for(db_path))

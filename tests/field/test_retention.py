@@ -1,4 +1,4 @@
-"""Retention on a temporary tree with a real SQLite file of the documented schema."""
+"""Retention on a temporary tree with a real SQLite file made by edge.store.Store (its migrations)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from edge.config.retention import RetentionConfig
 from edge.operate.retention import CommittedFrame, DiskGuard, Retention, species_folder
 from edge.store.disk import free_bytes, is_disk_full_error
-from tests.field.conftest import add_frame
+from tests.field.conftest import add_event, add_frame, add_tally
 
 
 def write(path, size=1000, mtime=None):
@@ -120,9 +120,8 @@ def test_pruning_drops_old_rows_only_when_their_file_left_the_camera_folder(tmp_
     now = datetime(2026, 11, 29, tzinfo=timezone.utc)
     old = (now - timedelta(days=40)).strftime("%Y-%m-%dT%H:%M:%SZ")
     recent = (now - timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    field_db.execute("INSERT INTO daily_tallies VALUES ('2026-10-20', 'cam1', 'robin', 3, 7)")
-    field_db.execute("INSERT INTO events(uid, camera, species, started_at, ended_at, frame_count, state) "
-                     "VALUES ('e1', 'cam1', 'robin', ?, ?, 7, 'closed')", (old, old))
+    add_tally(field_db, "2026-10-20", "robin", events=3, frames=7)
+    add_event(field_db, "e1", started_at=old, ended_at=old, frame_count=7)
     archived_old = add_frame(field_db, tmp_path / "camera" / "gone.jpg", captured_at=old)  # file gone
     still_there = add_frame(field_db, write(tmp_path / "camera" / "there.jpg"), captured_at=old)
     fresh = add_frame(field_db, tmp_path / "camera" / "fresh.jpg", captured_at=recent)
