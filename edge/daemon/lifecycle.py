@@ -230,7 +230,7 @@ class Daemon:
             self.stats.last_frame_at = datetime.now(timezone.utc)
             if outcome.species:
                 self.stats.last_species = outcome.species
-            for change in outcome.record.event_changes if outcome.record else ():
+            for change in outcome.commit.event_changes if outcome.commit else ():
                 event = change.event
                 level = logging.DEBUG if change.change == "update" else logging.INFO
                 log.log(level, "event %s %s: camera %s, %s, %d frame(s)", change.change, event["uid"][:8],

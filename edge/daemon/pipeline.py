@@ -10,7 +10,7 @@ import errno
 import hashlib
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -20,7 +20,7 @@ from edge.classify.decision import Decision, decide
 from edge.ingest.imaging import FrameError, decode
 from edge.ingest.frame_file import FrameRefused, FrameTooLarge, open_frame
 from edge.classify.model import Classifier, Prediction
-from edge.store.writer import FrameRecord, RecordResult, Store
+from edge.store.writer import Commit, CommittedFrame, FrameRecord, Store
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,11 @@ class FrameOutcome:
     confidence: float | None = None
     error: str | None = None
     predictions: list[Prediction] = field(default_factory=list)
-    record: RecordResult | None = None
+    # What the store committed for this frame (ok, error, retry): the frame row, its event
+    # changes and outbox rows. The hooks take it from here; nothing re-reads the row.
+    commit: Commit | None = None
+    # A duplicate: the recorded frame whose copy this is (post-processing treats the copy alike).
+    known: CommittedFrame | None = None
     retry_at: datetime | None = None
     # (id, processed_at) of the error rows at this path that this frame replaced.
     superseded: list[tuple[int, str]] = field(default_factory=list)
@@ -131,11 +135,12 @@ class FrameProcessor:
         sha = hashlib.sha256(data).hexdigest()
         known, error_here = self.store.lookup(sha, path)
         if known is not None:
-            if known["path"] != path and not os.path.exists(known["path"]):
-                self.store.update_path(known["id"], path)
+            if known.path != path and not os.path.exists(known.path):
+                self.store.update_path(known.id, path)
+                known = replace(known, path=path)
             # The file here failed before and is now a valid copy of a recorded frame.
-            superseded = self.store.supersede_errors(path, known["id"])
-            return FrameOutcome(path, camera, "duplicate", frame_id=known["id"], superseded=superseded)
+            superseded = self.store.supersede_errors(path, known.id)
+            return FrameOutcome(path, camera, "duplicate", frame_id=known.id, superseded=superseded, known=known)
         if error_here:
             return FrameOutcome(path, camera, "duplicate")
         try:
@@ -161,7 +166,7 @@ class FrameProcessor:
         if result.superseded:
             log.info("frame %s: recorded; replaces %d earlier error row(s) of this path", path, len(result.superseded))
         return FrameOutcome(path, camera, "ok", result.frame_id, decision.species, decision.confidence,
-                            predictions=predictions, record=result, superseded=result.superseded)
+                            predictions=predictions, commit=result, superseded=result.superseded)
 
     def _skipped(self, path: str, camera: str, refusal: FrameRefused) -> FrameOutcome:
         """A symlink, FIFO, device or socket under an image name: not a frame, so no row (it has
@@ -181,14 +186,14 @@ class FrameProcessor:
         if result.retry_at is not None:
             delay = (result.retry_at - self.store.clock()).total_seconds()
             log.warning("frame %s: %s (attempt %d of %d; next try in %.0f s)", path, message, result.attempts, limit, delay)
-            return FrameOutcome(path, camera, "retry", result.frame_id, error=message, record=result,
+            return FrameOutcome(path, camera, "retry", result.frame_id, error=message, commit=result,
                                 retry_at=result.retry_at, superseded=result.superseded)
         if transient:
             log.warning("frame %s: %s (attempt %d of %d; giving up: it stays an error until the file changes)",
                         path, message, result.attempts, limit)
         else:
             log.warning("frame %s: %s", path, message)
-        return FrameOutcome(path, camera, "error", result.frame_id, error=message, record=result,
+        return FrameOutcome(path, camera, "error", result.frame_id, error=message, commit=result,
                             superseded=result.superseded)
 
 

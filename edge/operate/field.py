@@ -31,7 +31,7 @@ from typing import Any, Callable
 from edge.store import outbox
 from edge.operate.health import HealthState, StatusPublisher, check_state_dir, mqtt_health_payload, status_file_for
 from edge.operate.notify import Notifier
-from edge.operate.retention import CommittedFrame, DiskGuard, Retention
+from edge.operate.retention import DiskGuard, Retention
 from edge.store.disk import DiskFullError, is_disk_full_error
 
 log = logging.getLogger(__name__)
@@ -117,19 +117,17 @@ class FieldOperations:
                  ", systemd notified" if self.notifier.enabled else "")
 
     def after_frame(self, outcome) -> None:
-        row = self.daemon.store.db.execute(
-            "SELECT id, path, status, captured_at, species, confidence, processed_at, inference_ms "
-            "FROM frames WHERE id = ?", (outcome.frame_id,)).fetchone()
-        if row is None:
-            return
-        self.health.frame_done(outcome.status, row[7], species=outcome.species, error=outcome.error,
+        """A committed frame (`outcome.commit`, as the store wrote it): count it, then keep,
+        archive or delete its file."""
+        frame = outcome.commit.frame
+        self.health.frame_done(outcome.status, frame.inference_ms, species=outcome.species, error=outcome.error,
                                path=outcome.path)
         self.health.errors_superseded(at for _id, at in outcome.superseded)
         if self._hang is not None and self._hang.search(outcome.path):
             log.warning("test fault hook %s matched %s: blocking the processing loop", HANG_ENV, outcome.path)
             threading.Event().wait()
         try:
-            self.retention.apply(CommittedFrame(*row[:7]))
+            self.retention.apply(frame)
         except DiskFullError as error:
             self.guard.pause(f"no space to archive {outcome.path}: {error.strerror}")
         except OSError as error:
@@ -137,14 +135,12 @@ class FieldOperations:
                       outcome.path, self.config.retention.after_processing, error.strerror or error)
 
     def after_duplicate(self, outcome) -> None:
-        row = self.daemon.store.db.execute(
-            "SELECT id, path, status, captured_at, species, confidence, processed_at FROM frames WHERE id = ?",
-            (outcome.frame_id,)).fetchone()
+        """A copy of a recorded frame (`outcome.known`, the store's row of it): treated alike."""
         self.health.errors_superseded(at for _id, at in outcome.superseded)
-        if row is None or self.retention is None:
+        if outcome.known is None or self.retention is None:
             return
         try:
-            self.retention.apply_duplicate(CommittedFrame(*row), outcome.path)
+            self.retention.apply_duplicate(outcome.known, outcome.path)
         except DiskFullError as error:
             self.guard.pause(f"no space to archive {outcome.path}: {error.strerror}")
         except OSError as error:
@@ -245,12 +241,9 @@ class FieldOperations:
         """
         if self.config.retention.after_processing == "keep" or self.retention is None:
             return
-        rows = self.daemon.store.db.execute(
-            "SELECT id, path, status, captured_at, species, confidence, processed_at FROM frames "
-            "WHERE stored_path IS NULL ORDER BY id DESC LIMIT ?", (recent,)).fetchall()
-        for row in rows:
-            if os.path.exists(row[1]):
+        for frame in self.daemon.store.unfinished_frames(recent):
+            if os.path.exists(frame.path):
                 try:
-                    self.retention.apply(CommittedFrame(*row))
+                    self.retention.apply(frame)
                 except OSError as error:
-                    log.error("frame %s: post-processing failed: %s", row[1], error)
+                    log.error("frame %s: post-processing failed: %s", frame.path, error)

@@ -28,7 +28,7 @@ import os
 import re
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import Callable, Iterable
@@ -36,6 +36,7 @@ from typing import Callable, Iterable
 from edge.store.times import format_utc, parse_utc
 from edge.config.retention import RetentionConfig
 from edge.store.disk import DiskFullError, disk_total_bytes, free_bytes, is_disk_full_error
+from edge.store.writer import CommittedFrame
 
 log = logging.getLogger(__name__)
 
@@ -97,19 +98,6 @@ class DiskGuard:
         self.paused = True
         self.reason = reason
         self.code = code
-
-
-@dataclass
-class CommittedFrame:
-    """What retention needs to know about one committed frame row."""
-
-    id: int
-    path: str
-    status: str                 # 'ok' | 'error'
-    captured_at: str | None     # UTC ISO 8601 with Z
-    species: str | None
-    confidence: float | None = None
-    processed_at: str | None = None
 
 
 def species_folder(species: str | None) -> str:
@@ -195,8 +183,7 @@ class Retention:
             copy.unlink(missing_ok=True)
             log.info("removed %s: a copy of frame %d, already recorded", copy, frame.id)
             return None
-        return self.apply(CommittedFrame(frame.id, str(copy), frame.status, frame.captured_at, frame.species,
-                                         frame.confidence, frame.processed_at))
+        return self.apply(replace(frame, path=str(copy)))
 
     def _day(self, frame: CommittedFrame) -> str:
         moment = _parse_utc(frame.captured_at) or _parse_utc(frame.processed_at)

@@ -32,7 +32,9 @@ class OutboxWriter:
                                       scientific_names=dict(scientific_names))
 
     def enqueue(self, db: sqlite_utils.Database, changes: list[EventChange],
-                tallies_today: dict[str, dict[str, int]] | None, today: str, species_touched: set[str]) -> None:
+                tallies_today: dict[str, dict[str, int]] | None, today: str, species_touched: set[str]) -> list:
+        """Write the messages for these changes (and today's counts snapshot when given) into the
+        open transaction; returns them, for the store's Commit."""
         from edge.publish import messages
         from edge.store import outbox
 
@@ -41,3 +43,4 @@ class OutboxWriter:
             batch.extend(messages.counts_messages(tallies_today, today, self.context, changed=species_touched))
         if batch:
             outbox.enqueue(db, batch, self.max_rows)
+        return batch

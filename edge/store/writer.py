@@ -57,16 +57,46 @@ class FrameRecord:
     transient: bool = False
 
 
+@dataclass(frozen=True)
+class CommittedFrame:
+    """One frame row as it was committed (or as the store reads it back for a duplicate or an
+    interrupted post-processing): what retention, health and metrics need, typed, so that no
+    one re-reads the row the store has just written or unpacks it by position."""
+
+    id: int
+    path: str
+    status: str                 # 'ok' | 'error'
+    captured_at: str | None     # UTC ISO 8601 with Z
+    species: str | None
+    confidence: float | None = None
+    processed_at: str | None = None
+    camera: str | None = None
+    sha256: str | None = None
+    inference_ms: float | None = None
+
+
+# The frames columns a CommittedFrame is read from, in its field order.
+COMMITTED_COLUMNS = "id, path, status, captured_at, species, confidence, processed_at, camera, sha256, inference_ms"
+
+
 @dataclass
 class EventChange:
     change: str  # new | update | end
     event: dict[str, Any]
+    # An `update` whose vote changed the event's species: the species it had before (its
+    # counts snapshot changes too).
+    previous_species: str | None = None
 
 
 @dataclass
-class RecordResult:
-    frame_id: int
+class Commit:
+    """Everything one frame's transaction committed, returned as one value: the frame row, its
+    event changes and the outbox rows written with them. The pipeline puts it in its outcome
+    and the daemon's hooks receive it; nothing downstream reads back what was just written."""
+
+    frame: CommittedFrame
     event_changes: list[EventChange] = field(default_factory=list)
+    outbox: list[Any] = field(default_factory=list)  # edge.store.outbox.OutboxMessage, in order
     days: set[str] = field(default_factory=set)
     # A transient error: the failed attempts so far, and when the next is due (None: no more).
     attempts: int | None = None
@@ -74,11 +104,29 @@ class RecordResult:
     # (id, processed_at) of the error rows at this path that this row replaced.
     superseded: list[tuple[int, str]] = field(default_factory=list)
 
+    @property
+    def frame_id(self) -> int:
+        return self.frame.id
+
 
 class OutboxSink(Protocol):
-    """Turns committed-to-be changes into outbox rows, inside the frame's transaction."""
+    """Turns committed-to-be changes into outbox rows, inside the frame's transaction; returns
+    the messages it wrote."""
 
-    def enqueue(self, db: sqlite_utils.Database, changes: list[EventChange], tallies_today: dict[str, dict[str, int]] | None, today: str, species_touched: set[str]) -> None: ...
+    def enqueue(self, db: sqlite_utils.Database, changes: list[EventChange], tallies_today: dict[str, dict[str, int]] | None, today: str, species_touched: set[str]) -> list[Any]: ...
+
+
+def tallies_for_day(conn: Any, day: str) -> dict[str, dict[str, int]]:
+    """species → {events, frames} summed over cameras: the `counts` snapshot of one station-local
+    day, on any connection (the writer's, inside its transaction; the MQTT publisher's own)."""
+    return {
+        species: {"events": int(events), "frames": int(frames)}
+        for species, events, frames in conn.execute(
+            """SELECT species, SUM(events), SUM(frames) FROM daily_tallies WHERE day = ?
+               GROUP BY species HAVING SUM(events) > 0 OR SUM(frames) > 0 ORDER BY species""",
+            (day,),
+        )
+    }
 
 
 class Store:
@@ -164,18 +212,24 @@ class Store:
 
     # -- lookups ----------------------------------------------------------------------------
 
-    def lookup(self, sha256: str, path: str) -> tuple[dict[str, Any] | None, bool]:
+    def lookup(self, sha256: str, path: str) -> tuple[CommittedFrame | None, bool]:
         """(the `ok` row of this content or None, whether a standing error row exists for it at
         this path), in one indexed query: the per-frame "seen before?" check."""
         ok, error_here = None, False
-        for frame_id, recorded_path, status, superseded_by in self.db.execute(
-            "SELECT id, path, status, superseded_by FROM frames WHERE sha256 = ?", (sha256,)
-        ):
-            if status == "ok":
-                ok = {"id": frame_id, "path": recorded_path}
-            elif recorded_path == path and superseded_by is None:
+        for row in self.db.execute(f"SELECT {COMMITTED_COLUMNS}, superseded_by FROM frames WHERE sha256 = ?",
+                                   (sha256,)):
+            frame = CommittedFrame(*row[:-1])
+            if frame.status == "ok":
+                ok = frame
+            elif frame.path == path and row[-1] is None:
                 error_here = True
         return ok, error_here
+
+    def unfinished_frames(self, limit: int) -> list[CommittedFrame]:
+        """The newest `limit` frames whose post-processing left no stored_path, newest first: what
+        a crash between a commit and its move or delete may have left in the camera folder."""
+        return [CommittedFrame(*row) for row in self.db.execute(
+            f"SELECT {COMMITTED_COLUMNS} FROM frames WHERE stored_path IS NULL ORDER BY id DESC LIMIT ?", (limit,))]
 
     def recorded_error(self, sha256: str, path: str, size: int | None = None, mtime: float | None = None) -> bool:
         """An error row that settles this content at this path: not superseded, and not a
@@ -247,27 +301,30 @@ class Store:
     def local_day(self, moment: datetime) -> str:
         return moment.astimezone(self.zone).date().isoformat()
 
-    def record(self, frame: FrameRecord) -> RecordResult:
-        """Write one frame and all its consequences in one transaction."""
+    def record(self, frame: FrameRecord) -> Commit:
+        """Write one frame and all its consequences in one transaction; returns what it committed."""
         now = self.clock()
         with self.db.atomic():
             if frame.status == "error" and frame.transient:
                 again = self._record_attempt(frame, now)
                 if again is not None:
                     return again
-            result = RecordResult(0)
+            attempts = retry_at = None
             if frame.status == "error" and frame.transient:
-                result.attempts = 1
-                result.retry_at = self._next_retry(now, 1)
+                attempts = 1
+                retry_at = self._next_retry(now, 1)
             decision = frame.decision
+            changes: list[EventChange] = []
+            days: set[str] = set()
             touched: set[str] = set()
             event_id = None
             if frame.status == "ok" and decision is not None and decision.species is not None and frame.captured_at:
-                event_id = self._count_frame(frame, result)
+                event_id = self._count_frame(frame, changes, days)
                 touched.add(decision.species)
-                for change in result.event_changes:
+                for change in changes:
                     touched.add(change.event["species"])
-                    touched.update(change.event.pop("_previous_species", ()) or ())
+                    if change.previous_species is not None:
+                        touched.add(change.previous_species)
             cursor = self.db.execute(
                 """INSERT INTO frames (path, sha256, camera, size, mtime, captured_at, time_source,
                        processed_at, status, error, model_id, inference_ms, species, confidence, event_id,
@@ -289,22 +346,33 @@ class Store:
                     decision.species if decision else None,
                     decision.confidence if decision else None,
                     event_id,
-                    result.attempts,
-                    format_utc(result.retry_at) if result.retry_at else None,
+                    attempts,
+                    format_utc(retry_at) if retry_at else None,
                 ),
             )
-            result.frame_id = int(cursor.lastrowid)
+            frame_id = int(cursor.lastrowid)
             # The newest row at a path says what the file there is: older errors are replaced.
-            result.superseded = self._supersede(frame.path, result.frame_id)
+            superseded = self._supersede(frame.path, frame_id)
             if frame.predictions:
                 self.conn.executemany(
                     "INSERT INTO predictions (frame_id, rank, label, score) VALUES (?, ?, ?, ?)",
-                    [(result.frame_id, rank, p.label, p.score) for rank, p in enumerate(frame.predictions, start=1)],
+                    [(frame_id, rank, p.label, p.score) for rank, p in enumerate(frame.predictions, start=1)],
                 )
-            self._enqueue(result, touched, now)
-        return result
+            messages = self._enqueue(changes, days, touched, now)
+        return Commit(self._committed(frame, frame_id, now), changes, messages, days, attempts, retry_at, superseded)
 
-    def _record_attempt(self, frame: FrameRecord, now: datetime) -> RecordResult | None:
+    @staticmethod
+    def _committed(frame: FrameRecord, frame_id: int, now: datetime) -> CommittedFrame:
+        """The row just written, as the typed value the Commit carries (built, not read back)."""
+        decision = frame.decision
+        return CommittedFrame(
+            id=frame_id, path=frame.path, status=frame.status,
+            captured_at=format_utc(frame.captured_at) if frame.captured_at else None,
+            species=decision.species if decision else None,
+            confidence=decision.confidence if decision else None,
+            processed_at=format_utc(now), camera=frame.camera, sha256=frame.sha256, inference_ms=frame.inference_ms)
+
+    def _record_attempt(self, frame: FrameRecord, now: datetime) -> Commit | None:
         """Another failed try of a transient error already on record for this path: the same
         row counts the attempt (one row per failing file, however often it is tried); None when
         there is no such row. A file that changed (size, mtime) since starts counting anew."""
@@ -324,9 +392,9 @@ class Store:
             (attempts, format_utc(retry_at) if retry_at else None, frame.error, format_utc(now), frame.size,
              frame.mtime, frame.model_id, frame_id),
         )
-        return RecordResult(int(frame_id), attempts=attempts, retry_at=retry_at)
+        return Commit(self._committed(frame, int(frame_id), now), attempts=attempts, retry_at=retry_at)
 
-    def _count_frame(self, frame: FrameRecord, result: RecordResult) -> int:
+    def _count_frame(self, frame: FrameRecord, changes: list[EventChange], days: set[str]) -> int:
         """Tally the frame and put it into an event (new or joined); returns the event id."""
         assert frame.decision is not None and frame.captured_at is not None
         species = frame.decision.species
@@ -335,7 +403,7 @@ class Store:
         captured_text = format_utc(captured)
         day = self.local_day(captured)
         self._bump_tally(day, frame.camera, species, frames=1)
-        result.days.add(day)
+        days.add(day)
 
         event = self._find_event(frame.camera, species, captured)
         capped = None
@@ -351,11 +419,11 @@ class Store:
             ):
                 self.db.execute("UPDATE events SET state = 'closed' WHERE id = ?", (stale["id"],))
                 stale["state"] = "closed"
-                result.event_changes.append(EventChange("end", stale))
+                changes.append(EventChange("end", stale))
             if capped is not None and capped["state"] == "open":
                 self.db.execute("UPDATE events SET state = 'closed' WHERE id = ?", (capped["id"],))
                 capped["state"] = "closed"
-                result.event_changes.append(EventChange("end", capped))
+                changes.append(EventChange("end", capped))
                 log.info("event %s: camera %s reached max_duration_s (%.0f s); the visit goes on as a new event",
                          capped["uid"][:8], frame.camera, self.max_duration.total_seconds())
             uid = str(uuid.uuid5(EVENT_UID_NAMESPACE, f"{frame.camera}/{frame.sha256}"))
@@ -368,7 +436,7 @@ class Store:
             )
             self._add_vote(event_id, species, confidence, captured_text)
             self._bump_tally(day, frame.camera, species, events=1)
-            result.event_changes.append(EventChange("new", self._event(event_id)))
+            changes.append(EventChange("new", self._event(event_id)))
             return event_id
 
         winner = self._vote(event, species, confidence, captured_text)
@@ -387,11 +455,9 @@ class Store:
         if (old_day, event["species"]) != (new_day, new_species):
             self._bump_tally(old_day, frame.camera, event["species"], events=-1)
             self._bump_tally(new_day, frame.camera, new_species, events=1)
-            result.days.update({old_day, new_day})
-        updated = self._event(event["id"])
-        if event["species"] != new_species:
-            updated["_previous_species"] = [event["species"]]
-        result.event_changes.append(EventChange("update", updated))
+            days.update({old_day, new_day})
+        previous = event["species"] if event["species"] != new_species else None
+        changes.append(EventChange("update", self._event(event["id"]), previous_species=previous))
         return int(event["id"])
 
     def _find_event(self, camera: str, species: str, captured: datetime) -> dict[str, Any] | None:
@@ -455,21 +521,15 @@ class Store:
 
     def tallies_for_day(self, day: str) -> dict[str, dict[str, int]]:
         """species → {events, frames} summed over cameras: the `counts` snapshot of one day."""
-        return {
-            species: {"events": int(events), "frames": int(frames)}
-            for species, events, frames in self.db.execute(
-                """SELECT species, SUM(events), SUM(frames) FROM daily_tallies WHERE day = ?
-                   GROUP BY species HAVING SUM(events) > 0 OR SUM(frames) > 0 ORDER BY species""",
-                (day,),
-            )
-        }
+        return tallies_for_day(self.db, day)
 
-    def _enqueue(self, result: RecordResult, touched: set[str], now: datetime) -> None:
-        if self.outbox is None or (not result.event_changes and not result.days):
-            return
+    def _enqueue(self, changes: list[EventChange], days: set[str], touched: set[str], now: datetime) -> list[Any]:
+        """The frame's outbox rows (inside its transaction); returns the messages written."""
+        if self.outbox is None or (not changes and not days):
+            return []
         today = self.local_day(now)
-        tallies = self.tallies_for_day(today) if today in result.days else None
-        self.outbox.enqueue(self.db, result.event_changes, tallies, today, touched)
+        tallies = self.tallies_for_day(today) if today in days else None
+        return list(self.outbox.enqueue(self.db, changes, tallies, today, touched) or [])
 
     def close_stale_events(self, now: datetime | None = None, *, behind_newest_frame: bool = False) -> list[EventChange]:
         """Close open events whose last frame is older than the independence interval.

@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from edge.config.retention import RetentionConfig
-from edge.operate.retention import CommittedFrame, DiskGuard, Retention, species_folder
+from edge.operate.retention import DiskGuard, Retention, species_folder
+from edge.store.writer import CommittedFrame
 from edge.store.disk import free_bytes, is_disk_full_error
 from tests.field.conftest import add_event, add_frame, add_tally
 
