@@ -87,7 +87,7 @@ class InProcessDaemon:
 
     def __init__(self, workdir: Path, threads: int):
         from edge.config import load_config
-        from edge.daemon.lifecycle import Daemon
+        from edge.daemon.wiring import build
 
         self.camera = workdir / "cam"
         self.camera.mkdir(parents=True)
@@ -98,7 +98,7 @@ class InProcessDaemon:
             "model": {"path": str(AIY), "threads": threads},
             "storage": {"database": str(workdir / "bench.db")},
         })
-        self.daemon = Daemon(config, tick_s=0.2)
+        self.daemon = build(config, tick_s=0.2, field=False)
         self.committed: dict[str, float] = {}
         self._target = 0
         self._reached = threading.Event()

@@ -28,8 +28,7 @@ import time
 from pathlib import Path
 
 from edge.config import load_config
-from edge.daemon.lifecycle import Daemon
-from edge.operate.field import FieldOperations
+from edge.daemon.wiring import build
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("TRAILCAM_SHARED", REPO.parent / "shared"))
@@ -76,11 +75,12 @@ def _one_run(mode: str, photos: list[Path], work: Path, notify_path: str) -> tup
         "retention": retention,
         "health": {"status_interval_s": 1.0, "metrics_port": 0 if mode == "bare" else _free_port()},
     })
-    daemon = Daemon(config, once=True)
-    if mode != "bare":
+    if mode == "bare":
+        daemon = build(config, once=True, field=False)
+    else:
         os.environ.update(NOTIFY_SOCKET=notify_path, WATCHDOG_USEC="1000000")
         try:
-            FieldOperations(config).attach(daemon)
+            daemon = build(config, once=True)
         finally:
             os.environ.pop("NOTIFY_SOCKET"), os.environ.pop("WATCHDOG_USEC")
     spent = [0.0]

@@ -129,7 +129,7 @@ def daemon_rate(broker: Broker | None, workdir: Path, photos: list[Path], model:
     wall time to other processes sharing the cores.
     """
     from edge.config import load_config
-    from edge.daemon.lifecycle import Daemon
+    from edge.daemon.wiring import build
 
     camera = workdir / f"camera-{tag}"
     camera.mkdir()
@@ -145,7 +145,7 @@ def daemon_rate(broker: Broker | None, workdir: Path, photos: list[Path], model:
         data["mqtt"] = broker.mqtt_config(prefix="bench", drain_timeout_s=5.0)
     empty = workdir / "empty.toml"
     empty.touch()
-    daemon = Daemon(load_config(empty, overrides=data, environ={}), once=True)
+    daemon = build(load_config(empty, overrides=data, environ={}), once=True, field=False)
     daemon.start()
     cpu_start = time.process_time()
     start = time.perf_counter()

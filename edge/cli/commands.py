@@ -110,9 +110,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     and no status.json behind.
     """
     keep_daemon_light()
-    from edge.daemon.lifecycle import Daemon, DaemonError
+    from edge.daemon.lifecycle import DaemonError
+    from edge.daemon.preflight import StateDirError, preflight
+    from edge.daemon.wiring import build
     from edge.classify.model import ModelError
-    from edge.daemon.preflight import preflight
     from edge.store.db import StoreError
 
     config = config_from_args(args)
@@ -120,12 +121,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     checked = preflight(config, once=args.once)
     if checked.errors:
         return _refuse(checked.errors)
-    daemon = Daemon(config, once=args.once)
-    # Field operation (systemd notify/watchdog, status.json, metrics, retention, disk pause);
-    # it makes the state folder in the daemon's before_open hook, after every check.
-    from edge.operate.health import StateDirError
-    from edge.operate.field import FieldOperations
-    FieldOperations(config).attach(daemon)
+    # The daemon with its field operation (systemd notify/watchdog, status.json, metrics,
+    # retention, disk pause) and MQTT when enabled; the state folder is made in its before_open
+    # hook, after every check.
+    daemon = build(config, once=args.once)
     try:
         return daemon.run(handle_signals=True, classifier=checked.classifier)
     except (DaemonError, ModelError) as error:

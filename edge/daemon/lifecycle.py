@@ -73,8 +73,16 @@ def _folder_id(path: Path) -> tuple[int, int] | None:
 
 
 class Daemon:
-    def __init__(self, config: EdgeConfig, *, once: bool = False, tick_s: float = 1.0):
+    """The lifecycle and the loop. What it runs is handed in by edge/daemon/wiring.py (`build`):
+    `open_store(classifier)` opens the store once the checks passed, `make_processor(classifier,
+    store)` builds the frame pipeline, and the hook lists say what else runs and in which order."""
+
+    def __init__(self, config: EdgeConfig, *, open_store: Callable[[Classifier], Store],
+                 make_processor: Callable[[Classifier, Store], FrameProcessor], once: bool = False,
+                 tick_s: float = 1.0):
         self.config = config
+        self.open_store = open_store
+        self.make_processor = make_processor
         self.once = once
         self.tick_s = tick_s
         self.stats = DaemonStats()
@@ -85,7 +93,9 @@ class Daemon:
         self.on_start: list[Callable[[Daemon], None]] = []
         self.after_frame: list[Callable[[FrameOutcome], None]] = []
         self.on_tick: list[Callable[[Daemon], None]] = []
-        self.on_stop: list[Callable[[Daemon], None]] = []
+        self.on_stop: list[Callable[[Daemon], None]] = []  # in this order, before the store closes
+        # After a model reload (SIGHUP) swapped the classifier in: e.g. the outbox names the new model.
+        self.on_reload: list[Callable[[Classifier], None]] = []
         # Field operation: a frame whose write failed for lack of disk space (rolled back whole)
         # is kept aside and retried first; these hooks pause the loop until space returns.
         self.on_disk_full: list[Callable[[BaseException], None]] = []
@@ -104,13 +114,9 @@ class Daemon:
         self._inotify_watcher: InotifyWatcher | None = None
         self.rescanner: Rescanner | None = None
         self._folder_ids: dict[str, tuple[int, int] | None] = {}
-        # MQTT area (edge/publish/mqtt.py): the publisher thread drains the outbox; started by an
-        # on_start hook, stopped by an on_stop hook before the store closes.
+        # The MQTT publisher (edge/publish/mqtt.py) when [mqtt] is enabled, for `edge status`
+        # glue and tests; the wiring starts and stops it through the hooks.
         self.publisher = None
-        if config.mqtt.enabled:
-            from edge.publish.mqtt import attach_publisher
-
-            attach_publisher(self)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -135,17 +141,8 @@ class Daemon:
             raise DaemonError("\n".join(species))
         for hook in self.before_open:
             hook(self)
-        self.store = Store(
-            config.storage.database, zone=config.station.timezone, independence_s=config.events.independence_s,
-            group_by=config.events.group_by, max_duration_s=config.events.max_duration_s,
-            retry_max_attempts=config.storage.retry_max_attempts, retry_backoff_s=config.storage.retry_backoff_s,
-            busy_timeout_s=config.storage.busy_timeout_s, station_id=config.station.device_id,
-            outbox=self._outbox_writer(classifier),
-            # Frames that stay in the folder are their own redo log; moved or deleted ones are not.
-            durable_commits=config.retention.after_processing != "keep",
-        )
-        self.processor = FrameProcessor(classifier, self.store, config.classify, top_k=config.model.top_k,
-                                        symlink_roots={c.name: c.path for c in config.cameras if c.symlinks == "inside"})
+        self.store = self.open_store(classifier)
+        self.processor = self.make_processor(classifier, self.store)
         self.stats.model_id = classifier.model_id
         self.stats.started_at = datetime.now(timezone.utc)
         log.info("model %s (%s, %d labels, runtime %s)", classifier.model_id, classifier.spec.tflite_path,
@@ -175,15 +172,6 @@ class Daemon:
         log.info("watching %d camera(s); backlog of %d frame(s)", len(config.cameras), len(backlog))
         for hook in self.on_start:
             hook(self)
-
-    def _outbox_writer(self, classifier: Classifier):
-        if not self.config.mqtt.enabled:
-            return None
-        from edge.publish.outbox_writer import OutboxWriter
-
-        return OutboxWriter(self.config.station.device_id, self.config.station.timezone, classifier.model_id,
-                            classifier.spec.scientific_names, self.config.mqtt.outbox_max_rows,
-                            model_version=classifier.spec.model_version)
 
     def loop(self) -> None:
         while not self._stop.is_set():
@@ -398,9 +386,8 @@ class Daemon:
                       self.processor.classifier.model_id, classifier.model_id, "; ".join(species))
             return False
         self.processor.set_classifier(classifier)
-        if self.store.outbox is not None:
-            self.store.outbox.set_model(classifier.model_id, classifier.spec.scientific_names,
-                                        classifier.spec.model_version)
+        for hook in self.on_reload:
+            hook(classifier)
         self.stats.model_id = classifier.model_id
         log.info("model reloaded: %s", classifier.model_id)
         return True

@@ -145,7 +145,7 @@ class FrameProcessor:
             return FrameOutcome(path, camera, "duplicate")
         try:
             frame = decode(data, self.classifier.input_size, draft=self.draft)
-            captured_at, source = capture_time(frame.image, stat.st_mtime, self.store.zone)
+            captured_at, source = capture_time(frame.image, stat.st_mtime, self.store.station_tz)
             predictions, inference_ms = self.classifier.classify(frame.rgb, self.top_k)
             decision: Decision = decide(predictions, self.classify_config, self._no_bird, self._aliases)
         except FrameError as error:

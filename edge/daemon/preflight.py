@@ -22,6 +22,7 @@ so a refused start leaves the machine as it was. A write probe file is created a
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -29,7 +30,7 @@ from typing import Literal
 from edge.config import EdgeConfig
 from edge.classify.decision import unknown_species
 from edge.classify.model import Classifier, ModelError, resolve_model
-from edge.store.db import StoreError, check_database
+from edge.store.db import StoreError, check_database, user_name
 
 
 @dataclass(frozen=True)
@@ -159,5 +160,35 @@ def preflight(config: EdgeConfig, *, once: bool = False) -> Preflight:
     return result
 
 
+class StateDirError(RuntimeError):
+    """The state directory cannot hold the database: the daemon must not start."""
+
+
+def make_state_dir(directory: Path | str) -> None:
+    """Make the state folder and prove we can create, write and fsync a file where the database
+    lives: `edge run` calls it once every check passed (a refused start creates nothing), just
+    before the store opens the database (see edge/daemon/wiring.py).
+
+    Why a probe and not os.access(): root passes every access() check, and a read-only mount
+    or a full disk only shows on an actual write. Called before the database is opened, so the
+    operator sees one clear message instead of a SQLite traceback.
+    """
+    directory = Path(directory).absolute()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / f".trailcam-write-test-{os.getpid()}"
+        with open(probe, "wb") as handle:
+            handle.write(b"ok")
+            handle.flush()
+            os.fsync(handle.fileno())
+        probe.unlink()
+    except OSError as exc:
+        user = user_name()
+        raise StateDirError(
+            f"state directory {directory} is not writable by user {user}: {exc.strerror or exc}. "
+            f"The database lives there; check its owner and mount (under systemd: StateDirectory=trailcam "
+            f"creates /var/lib/trailcam for the service user)") from exc
+
+
 __all__ = ["Finding", "Preflight", "check_cameras", "check_model", "check_species", "check_storage",
-           "load_classifier", "preflight"]
+           "load_classifier", "make_state_dir", "preflight", "StateDirError"]

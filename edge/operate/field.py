@@ -1,9 +1,8 @@
-"""Field operation wired into the daemon's lifecycle through its hooks.
+"""Field operation wired into the daemon's lifecycle through its hooks (edge/daemon/wiring.py
+registers them; the state folder is made there too, by edge.daemon.preflight.make_state_dir).
 
 One object per daemon. It adds, without touching the processing itself:
 
-* before_open (every start-up check passed, nothing opened yet): make the state folder and
-  probe it (clear message, no SQLite traceback); a refused start therefore creates nothing;
 * on_start (model loaded, backlog queued): finish interrupted post-processing, start the
   metrics endpoint, write status.json, sd_notify READY=1 with a STATUS line;
 * after_frame (each committed frame): health counters, metrics, keep | archive | delete;
@@ -23,27 +22,37 @@ from __future__ import annotations
 
 import logging
 import os
-import re
-import threading
 from pathlib import Path
 from typing import Any, Callable
 
 from edge.store import outbox
-from edge.operate.health import HealthState, StatusPublisher, check_state_dir, mqtt_health_payload, status_file_for
+from edge.operate.health import HealthState, StatusPublisher, mqtt_health_payload, status_file_for
 from edge.operate.notify import Notifier
 from edge.operate.retention import DiskGuard, Retention
 from edge.store.disk import DiskFullError, is_disk_full_error
 
 log = logging.getLogger(__name__)
 
-# Test-only fault hook: a frame whose path matches this regular expression blocks the processing
-# loop forever, as a hung interpreter would. Used by tests/field to prove that the watchdog
-# pings stop; it has no other effect and is read once, at construction.
-HANG_ENV = "TRAILCAM_TEST_HANG_ON"
+
+
+def disk_paths(config) -> list[Path]:
+    """Where the daemon writes: the state folder (database, status.json) and, when archiving,
+    the archive. The disk guard and the metrics watch their free space."""
+    retention = config.retention
+    paths = [Path(config.storage.database).absolute().parent]
+    if retention.after_processing == "archive" and retention.archive_dir is not None:
+        paths.append(Path(retention.archive_dir))
+    return paths
 
 
 class FieldOperations:
-    def __init__(self, config, notifier: Notifier | None = None,
+    """The daemon's hooks for running unattended (edge/daemon/wiring.py registers them).
+
+    `notifier`, `metrics` (None: no endpoint) and `publisher` (the MQTT publisher, None when
+    [mqtt] is off) are built by the wiring and passed in; nothing here reaches into the daemon
+    for them."""
+
+    def __init__(self, config, notifier: Notifier | None = None, *, metrics=None, publisher=None,
                  mqtt_state: Callable[[], str] | None = None) -> None:
         self.config = config
         self.db_path = Path(config.storage.database).absolute()
@@ -51,39 +60,17 @@ class FieldOperations:
         self.health = HealthState(mqtt_state="disabled" if not config.mqtt.enabled else "starting",
                                   rate_window_s=config.health.rate_window_s)
         self.mqtt_state = mqtt_state
+        self.publisher = publisher  # edge.publish.mqtt.Publisher, when [mqtt] enabled
         retention = config.retention
-        disk_paths = [self.db_path.parent]
-        if retention.after_processing == "archive" and retention.archive_dir is not None:
-            disk_paths.append(Path(retention.archive_dir))
-        self.guard = DiskGuard(disk_paths, retention.min_free_bytes, retention.resume_free_bytes)
-        self.health.disk_paths = [str(p) for p in disk_paths]
-        self.metrics = None
-        if config.health.metrics_port:
-            from edge.operate.metrics import Metrics
-            self.metrics = Metrics(disk_paths)
-            self.health.metrics = self.metrics
-        self.publisher = StatusPublisher(self.health, status_file_for(self.db_path),
-                                         config.health.status_interval_s, notify=self.notifier.status)
+        paths = disk_paths(config)
+        self.guard = DiskGuard(paths, retention.min_free_bytes, retention.resume_free_bytes)
+        self.health.disk_paths = [str(p) for p in paths]
+        self.metrics = metrics
+        if metrics is not None:
+            self.health.metrics = metrics
+        self.status_writer = StatusPublisher(self.health, status_file_for(self.db_path),
+                                             config.health.status_interval_s, notify=self.notifier.status)
         self.retention: Retention | None = None
-        self.daemon = None
-        pattern = os.environ.get(HANG_ENV)
-        self._hang = re.compile(pattern) if pattern else None
-
-    # -- wiring -----------------------------------------------------------------------------
-    def attach(self, daemon) -> "FieldOperations":
-        self.daemon = daemon
-        # The idle loop must wake up often enough to ping within half the watchdog interval.
-        daemon.tick_s = self.notifier.poll_timeout(daemon.tick_s)
-        daemon.before_open.append(self.before_open)
-        daemon.on_start.append(self.on_start)
-        daemon.after_frame.append(self.after_frame)
-        daemon.after_duplicate.append(self.after_duplicate)
-        daemon.on_tick.append(self.on_tick)
-        daemon.on_stop.insert(0, self.on_stop)  # STOPPING=1 first, before the MQTT drain
-        daemon.on_disk_full.append(self.on_disk_full)
-        if getattr(daemon, "publisher", None) is not None:  # edge.publish.mqtt, when [mqtt] enabled
-            daemon.publisher.set_health_source(self.mqtt_health)
-        return self
 
     def mqtt_health(self) -> dict[str, Any]:
         """The retained MQTT `health` payload (called from the publisher's thread; the
@@ -91,27 +78,20 @@ class FieldOperations:
         return mqtt_health_payload(self.health.snapshot(), self.config.station.device_id)
 
     def _health_changed(self) -> None:
-        publisher = getattr(self.daemon, "publisher", None)
-        if publisher is not None:
-            publisher.health_changed()
+        if self.publisher is not None:
+            self.publisher.health_changed()
 
     # -- hooks ------------------------------------------------------------------------------
-    def before_open(self, daemon) -> None:
-        """Make and probe the state folder once every start-up check has passed (a refused
-        start must create nothing) and before the store opens the database in it; raises
-        StateDirError (one clear message instead of a SQLite traceback)."""
-        check_state_dir(self.db_path.parent)
-
     def on_start(self, daemon) -> None:
-        self.retention = Retention(self.config.retention, daemon.store.db, daemon.store.zone,
+        self.retention = Retention(self.config.retention, daemon.store.db, daemon.store.station_tz,
                                    progress=self.notifier.watchdog_tick)
-        self._finish_interrupted()
+        self._finish_interrupted(daemon)
         self.health.set(model_id=daemon.stats.model_id, backlog=daemon.stats.backlog,
                         free_bytes=self.guard.lowest()[0])
         if self.metrics is not None:
             self.metrics.serve(self.config.health.metrics_port, self.config.health.metrics_host)
-        self._refresh_gauges()
-        self.publisher.tick(force=True)
+        self._refresh_gauges(daemon)
+        self.status_writer.tick(force=True)
         self.notifier.ready(self.health.status_line())
         log.info("ready: model %s, backlog %d frame(s)%s", daemon.stats.model_id, daemon.stats.backlog,
                  ", systemd notified" if self.notifier.enabled else "")
@@ -123,9 +103,6 @@ class FieldOperations:
         self.health.frame_done(outcome.status, frame.inference_ms, species=outcome.species, error=outcome.error,
                                path=outcome.path)
         self.health.errors_superseded(at for _id, at in outcome.superseded)
-        if self._hang is not None and self._hang.search(outcome.path):
-            log.warning("test fault hook %s matched %s: blocking the processing loop", HANG_ENV, outcome.path)
-            threading.Event().wait()
         try:
             self.retention.apply(frame)
         except DiskFullError as error:
@@ -149,8 +126,8 @@ class FieldOperations:
     def on_tick(self, daemon) -> None:
         self.notifier.watchdog_tick()
         self.health.set(backlog=len(daemon.frames), free_bytes=self.guard.last.free_bytes, **daemon.watch_figures())
-        if self.publisher.tick():
-            self._refresh_gauges()
+        if self.status_writer.tick():
+            self._refresh_gauges(daemon)
         if self.retention is not None and self.retention.flush_due():
             self._flush()
         if self.retention is not None and self.retention.housekeeping_due():
@@ -173,7 +150,7 @@ class FieldOperations:
             self._flush()
         self.notifier.stopping("stopping: finishing and closing the database")
         self.health.set(backlog=len(daemon.frames), **daemon.watch_figures())
-        self.publisher.tick(force=True)
+        self.status_writer.tick(force=True)
         if self.metrics is not None:
             self.metrics.close()
         self.notifier.close()
@@ -193,32 +170,32 @@ class FieldOperations:
         self.health.set(paused=True, pause_reason=self.guard.reason, pause_code=self.guard.code,
                         free_bytes=self.guard.last.free_bytes)
         self._health_changed()
-        self.publisher.tick(force=True)
+        self.status_writer.tick(force=True)
         interval = self.config.retention.disk_check_interval_s
         while self.guard.paused and not daemon.stop_requested:
             daemon.wait_stop(self.notifier.poll_timeout(interval))
             self.notifier.watchdog_tick()
             self.health.set(backlog=len(daemon.frames), free_bytes=self.guard.last.free_bytes)
-            self.publisher.tick()
+            self.status_writer.tick()
             self.guard.check()
         if self.guard.paused:  # stopping while paused: the last state (retained on MQTT) stays "paused"
             return
         self.health.set(paused=False, pause_reason="", pause_code="", free_bytes=self.guard.last.free_bytes)
         self._health_changed()
-        self.publisher.tick(force=True)
+        self.status_writer.tick(force=True)
 
-    def _refresh_gauges(self) -> None:
+    def _refresh_gauges(self, daemon) -> None:
         values: dict[str, Any] = {}
-        if self.daemon is not None and self.daemon.store is not None:
-            values["backlog"] = len(self.daemon.frames)
-            values["model_id"] = self.daemon.stats.model_id  # follows a SIGHUP reload
+        if daemon.store is not None:
+            values["backlog"] = len(daemon.frames)
+            values["model_id"] = daemon.stats.model_id  # follows a SIGHUP reload
             try:
-                counters = outbox.stats(self.daemon.store.db)
+                counters = outbox.stats(daemon.store.db)
                 values["outbox_depth"] = counters["depth"]
                 values["outbox_dropped"] = counters.get("dropped_events", 0)
             except Exception:  # noqa: BLE001 - no outbox table yet, or the disk is full: not fatal
                 pass
-        publisher = getattr(self.daemon, "publisher", None)  # edge.publish.mqtt, when [mqtt] enabled
+        publisher = self.publisher
         if self.mqtt_state is not None:
             values["mqtt_state"] = self.mqtt_state()
         elif publisher is not None:
@@ -233,7 +210,7 @@ class FieldOperations:
         if values:
             self.health.set(**values)
 
-    def _finish_interrupted(self, recent: int = 200) -> None:
+    def _finish_interrupted(self, daemon, recent: int = 200) -> None:
         """Apply post-processing to the last frames committed before a crash or restart.
 
         A kill between a frame's commit and its move/delete leaves the file in the camera folder;
@@ -241,7 +218,7 @@ class FieldOperations:
         """
         if self.config.retention.after_processing == "keep" or self.retention is None:
             return
-        for frame in self.daemon.store.unfinished_frames(recent):
+        for frame in daemon.store.unfinished_frames(recent):
             if os.path.exists(frame.path):
                 try:
                     self.retention.apply(frame)

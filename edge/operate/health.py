@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable
 
 from edge.store.times import format_utc, parse_utc
 from edge.store.disk import free_bytes
-from edge.store.db import standing_error_sql
+from edge.store.db import StoreError, connect, standing_error_sql
 
 STATUS_FILE_NAME = "status.json"
 
@@ -244,10 +244,9 @@ def _age_seconds(iso: str | None) -> float | None:
 
 
 def _db_facts(db_path: Path, rate_window_s: float) -> dict[str, Any]:
-    """Read-only queries (a `mode=ro` connection never takes a write lock)."""
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
+    """Read-only queries over the one connection helper (query_only: never takes a write lock)."""
+    conn = connect(db_path, busy_timeout_s=5.0, readonly=True)
     try:
-        conn.execute("PRAGMA busy_timeout = 5000")
         q = lambda sql, *args: conn.execute(sql, args).fetchone()  # noqa: E731
         # Errors that a later row at their path replaced (superseded) are not errors any more.
         error, retrying = standing_error_sql(conn)
@@ -298,7 +297,7 @@ def collect_status(db_path: Path | str, status_path: Path | str | None = None,
     if db_path.exists():
         try:
             result.update(_db_facts(db_path, rate_window_s))
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, StoreError) as exc:
             result["database_error"] = str(exc)
     else:
         result["database_error"] = "database file does not exist (the daemon has not run yet?)"
@@ -414,41 +413,3 @@ class StatusPublisher:
         write_snapshot(self.state, self.path)
         return True
 
-
-class StateDirError(RuntimeError):
-    """The state directory cannot hold the database: the daemon must not start."""
-
-
-def check_state_dir(directory: Path | str) -> None:
-    """Prove we can create, write and fsync a file where the database lives.
-
-    Why a probe and not os.access(): root passes every access() check, and a read-only mount
-    or a full disk only shows on an actual write. Called before the database is opened, so the
-    operator sees one clear message instead of a SQLite traceback.
-    """
-    directory = Path(directory).absolute()
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        probe = directory / f".trailcam-write-test-{os.getpid()}"
-        with open(probe, "wb") as handle:
-            handle.write(b"ok")
-            handle.flush()
-            os.fsync(handle.fileno())
-        probe.unlink()
-    except OSError as exc:
-        user = _user_name()
-        raise StateDirError(
-            f"state directory {directory} is not writable by user {user}: {exc.strerror or exc}. "
-            f"The database lives there; check its owner and mount (under systemd: StateDirectory=trailcam "
-            f"creates /var/lib/trailcam for the service user)") from exc
-
-
-def _user_name() -> str:
-    try:
-        import pwd
-        return pwd.getpwuid(os.geteuid()).pw_name
-    except (KeyError, ImportError):
-        return str(os.geteuid())
-
-
-# ---- `edge status` ------------------------------------------------------------------------

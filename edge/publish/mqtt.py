@@ -47,7 +47,9 @@ from edge.store import outbox
 from edge.config.mqtt import MqttConfig
 from edge.publish.discovery import HEALTH_TOPIC, discovery_messages
 from edge.publish.messages import COUNTS_TOPIC, MessageContext, counts_messages, topic_segment
+from edge.store.db import connect
 from edge.store.disk import is_disk_full_error
+from edge.store.writer import tallies_for_day
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +113,7 @@ class Publisher:
         known_species: Callable[[], Iterable[str]] | None = None,
         on_state: Callable[[str], None] | None = None,
         context: Callable[[], MessageContext | None] | None = None,
+        tallies: Callable[[sqlite3.Connection, str], Mapping[str, Mapping[str, int]]] = tallies_for_day,
         clock: Callable[[], datetime] | None = None,
         rng: random.Random | None = None,
         health: Callable[[], Mapping[str, Any] | None] | None = None,
@@ -121,9 +124,11 @@ class Publisher:
         self.base_topic = config.base_topic(device_id)
         self._known_species = known_species
         self._on_state = on_state  # e.g. HealthState.set(mqtt_state=...) for `edge status`
-        # The store's MessageContext (station zone, model, scientific names), for the day
-        # snapshots; None = no day snapshots (a publisher without a daemon).
+        # The outbox writer's MessageContext (station zone, model, scientific names) and the
+        # store's tallies_for_day, handed in by the wiring (edge/daemon/wiring.py), for the day
+        # snapshots; no context = no day snapshots (a publisher without a daemon).
         self._context = context
+        self._tallies = tallies
         self._clock = clock or (lambda: datetime.now(timezone.utc))
         self._snapshot_day: str | None = None
         self._snapshot_warned: str | None = None
@@ -158,10 +163,6 @@ class Publisher:
             raise RuntimeError("publisher already started")
         self._thread = threading.Thread(target=self._run, name="mqtt-publisher", daemon=True)
         self._thread.start()
-
-    def wake(self) -> None:
-        """New rows were committed: look at the outbox now instead of at the next poll."""
-        self._wake.set()
 
     def set_health_source(self, source: Callable[[], Mapping[str, Any] | None] | None) -> None:
         """Where the retained `health` payload comes from; set it before start() so that Home
@@ -215,9 +216,8 @@ class Publisher:
 
     # ---------------------------------------------------------------- thread
     def _run(self) -> None:
-        conn = sqlite3.connect(self.db_path, timeout=30.0, check_same_thread=True)
+        conn = connect(self.db_path, busy_timeout_s=30.0)
         try:
-            conn.execute("PRAGMA busy_timeout = 30000")
             # Deleting a delivered row needs no fsync: after a power cut the row is merely
             # published again (at least once). FULL would fsync per batch and hold the write
             # lock the counting thread needs.
@@ -457,7 +457,7 @@ class Publisher:
             room = cfg.max_inflight - len(self._inflight)
             if room > 0:
                 # data_version changes when another connection (the store) commits: new rows are
-                # seen within batch_window_s without a wake() call and without a disk read.
+                # seen within batch_window_s without a disk read.
                 # The short window lets a burst of frames go out as one batch, in which
                 # superseded counts snapshots are skipped (see below).
                 current = conn.execute("PRAGMA data_version").fetchone()[0]
@@ -536,14 +536,7 @@ class Publisher:
         conn.commit()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            tallies = {
-                species: {"events": int(events), "frames": int(frames)}
-                for species, events, frames in conn.execute(
-                    "SELECT species, SUM(events), SUM(frames) FROM daily_tallies WHERE day = ? GROUP BY species "
-                    "HAVING SUM(events) > 0 OR SUM(frames) > 0",
-                    (day,),
-                )
-            }
+            tallies = self._tallies(conn, day)
             zeros = {label: {"events": 0, "frames": 0} for label in self._species.values() if label not in tallies}
             messages = counts_messages(tallies, day, ctx, now=self._clock())
             if zeros:
@@ -576,19 +569,3 @@ class Publisher:
         client.disconnect()
         self._disconnected = True
         client.loop(0.05)
-
-
-def attach_publisher(daemon: Any) -> Publisher:
-    """Tie a Publisher to the daemon's lifecycle: start after the model and backlog are ready,
-    stop (drain briefly, `stopped`) before the store closes. `daemon.publisher` exposes it to
-    `edge status` glue (`daemon.publisher.status()`)."""
-    config = daemon.config
-    def context() -> MessageContext | None:
-        store = daemon.store
-        return getattr(store.outbox, "context", None) if store is not None and store.outbox is not None else None
-
-    publisher = Publisher(config.mqtt, config.storage.database, config.station.device_id, context=context)
-    daemon.on_start.append(lambda _daemon: publisher.start())
-    daemon.on_stop.insert(0, lambda _daemon: publisher.stop())
-    daemon.publisher = publisher
-    return publisher

@@ -31,6 +31,16 @@ class OutboxWriter:
                                       model_id=model_id, model_version=model_version,
                                       scientific_names=dict(scientific_names))
 
+    def follow_model(self, classifier) -> None:
+        """Name this classifier (edge.classify.model.Classifier) in new messages: called when the
+        store opens with the loaded model and after each reload."""
+        self.set_model(classifier.model_id, classifier.spec.scientific_names, classifier.spec.model_version)
+
+    def message_context(self):
+        """The current MessageContext (station zone, model, scientific names): what the MQTT
+        publisher's day snapshots are written with, handed to it by the wiring."""
+        return self.context
+
     def enqueue(self, db: sqlite_utils.Database, changes: list[EventChange],
                 tallies_today: dict[str, dict[str, int]] | None, today: str, species_touched: set[str]) -> list:
         """Write the messages for these changes (and today's counts snapshot when given) into the

@@ -67,7 +67,8 @@ def _probe_writable(folder: Path) -> None:
     os.unlink(probe)
 
 
-def _user_name() -> str:
+def user_name() -> str:
+    """Who this process runs as, for messages about permissions."""
     try:
         import pwd
         return pwd.getpwuid(os.geteuid()).pw_name
@@ -118,7 +119,7 @@ def check_database(path: Path) -> str:
         _probe_writable(ancestor)
     except OSError as error:
         raise StoreError(
-            f"{ancestor} is not writable by user {_user_name()}: {error.strerror or error} (the database "
+            f"{ancestor} is not writable by user {user_name()}: {error.strerror or error} (the database "
             f"{path}, its journal and status.json go there; check its owner and mount; under systemd "
             f"StateDirectory=trailcam creates /var/lib/trailcam for the service user)") from None
     if not path.exists():

@@ -136,7 +136,7 @@ class Store:
         self,
         path: Path,
         *,
-        zone: ZoneInfo | str = "UTC",
+        station_tz: ZoneInfo | str = "UTC",
         independence_s: float = 60.0,
         group_by: str = "camera",
         busy_timeout_s: float = 30.0,
@@ -149,7 +149,7 @@ class Store:
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
     ):
         self.path = Path(path)
-        self.zone = ZoneInfo(zone) if isinstance(zone, str) else zone
+        self.station_tz = ZoneInfo(station_tz) if isinstance(station_tz, str) else station_tz
         self.independence = timedelta(seconds=independence_s)
         # No visit longer than this (edge/store/events.py); None: no cap.
         self.max_duration = timedelta(seconds=max_duration_s) if max_duration_s > 0 else None
@@ -201,7 +201,7 @@ class Store:
             if station_id:
                 self.db["meta"].upsert({"key": "station_id", "value": station_id}, pk="key")
             # Reports read the station's zone from here, so `edge counts --db F` needs no config.
-            self.db["meta"].upsert({"key": "timezone", "value": self.zone.key}, pk="key")
+            self.db["meta"].upsert({"key": "timezone", "value": self.station_tz.key}, pk="key")
 
     @property
     def schema_version(self) -> int:
@@ -299,7 +299,7 @@ class Store:
     # -- the one write per frame ------------------------------------------------------------
 
     def local_day(self, moment: datetime) -> str:
-        return moment.astimezone(self.zone).date().isoformat()
+        return moment.astimezone(self.station_tz).date().isoformat()
 
     def record(self, frame: FrameRecord) -> Commit:
         """Write one frame and all its consequences in one transaction; returns what it committed."""

@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from edge.config import load_config
-from edge.daemon.lifecycle import Daemon
+from edge.daemon.wiring import build
 from tests.fixtures.waiting import wait_for  # noqa: F401 - the edge and field tests import it from here
 
 
@@ -81,7 +81,7 @@ class ThreadDaemon:
     """The real Daemon with its loop on a thread (signals are tested with subprocesses)."""
 
     def __init__(self, config):
-        self.daemon = Daemon(config)
+        self.daemon = build(config, field=False)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -139,10 +139,11 @@ def thread_daemon() -> Iterator[Callable]:
 class DaemonProcess:
     """`python -m edge run` as the service manager would run it."""
 
-    def __init__(self, args: list[str], env: dict[str, str], log_path: Path):
+    def __init__(self, args: list[str], env: dict[str, str], log_path: Path, program: list[str] | None = None):
         self.log_path = log_path
         self.log = open(log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "edge", "run", *args], env=env,
+        program = program or ["-m", "edge", "run"]  # tests may run `edge run` through a wrapper
+        self.proc = subprocess.Popen([sys.executable, *program, *args], env=env,
                                      stdout=self.log, stderr=subprocess.STDOUT)
 
     def signal(self, signum: int) -> None:

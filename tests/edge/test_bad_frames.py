@@ -64,13 +64,13 @@ def test_bad_frames_recorded_as_errors_and_daemon_goes_on(tmp_path, make_config,
 
 def test_a_frame_that_crashes_the_interpreter_is_recorded_not_retried_forever(tmp_path, make_config, bird_photo) -> None:
     """Fault injection (a runtime that throws on one frame cannot be produced on demand)."""
-    from edge.daemon.lifecycle import Daemon
+    from edge.daemon.wiring import build
 
     camera = tmp_path / "cam"
     config = make_config([{"name": "cam", "path": str(camera)}])
     (camera / "a_poison.jpg").write_bytes(jpeg_bytes(bird_photo("NORTHERN CARDINAL", 1), comment="poison"))
     (camera / "b_fine.jpg").write_bytes(jpeg_bytes(bird_photo("NORTHERN CARDINAL", 2)))
-    daemon = Daemon(config, once=True)
+    daemon = build(config, once=True, field=False)
     daemon.start()
     original = daemon.processor.classifier.classify
 

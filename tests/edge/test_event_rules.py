@@ -22,7 +22,7 @@ T0 = datetime(2026, 3, 1, 22, 58, 0, tzinfo=timezone.utc)  # 23:58 in Berlin (UT
 @pytest.fixture(params=["camera", "species"])
 def store(request, tmp_path: Path):
     """A store in each grouping mode (tests that hold in both)."""
-    store = Store(tmp_path / "t.db", zone="Europe/Berlin", independence_s=60, group_by=request.param,
+    store = Store(tmp_path / "t.db", station_tz="Europe/Berlin", independence_s=60, group_by=request.param,
                   clock=lambda: T0 + timedelta(hours=1))
     yield store
     store.close()
@@ -33,7 +33,7 @@ def make_store(tmp_path: Path):
     stores: list[Store] = []
 
     def make(group_by: str, outbox: OutboxWriter | None = None) -> Store:
-        stores.append(Store(tmp_path / f"{group_by}-{len(stores)}.db", zone="Europe/Berlin", independence_s=60,
+        stores.append(Store(tmp_path / f"{group_by}-{len(stores)}.db", station_tz="Europe/Berlin", independence_s=60,
                             group_by=group_by, outbox=outbox, clock=lambda: T0 + timedelta(hours=1)))
         return stores[-1]
 
@@ -185,7 +185,7 @@ def test_idle_visits_are_closed(store: Store) -> None:
 def test_a_visit_longer_than_max_duration_becomes_a_new_event(tmp_path: Path) -> None:
     """A bird at the feeder for 45 minutes, a frame every 30 s, cap 30 min: two visits, the
     first closed (`end`) by the frame that would have stretched it beyond the cap."""
-    store = Store(tmp_path / "cap.db", zone="Europe/Berlin", independence_s=60, max_duration_s=1800,
+    store = Store(tmp_path / "cap.db", station_tz="Europe/Berlin", independence_s=60, max_duration_s=1800,
                   clock=lambda: T0 + timedelta(hours=1))
     try:
         changes = {seconds: [c.change for c in frame(store, seconds, "Blue Jay").event_changes]
@@ -228,7 +228,7 @@ def _vm_steps(store: Store, record) -> int:
 def test_a_frames_cost_does_not_grow_with_its_visit(tmp_path: Path, group_by: str) -> None:
     """The vote reads the event's vote state, not all of its frames: the store's work for the
     2,000th frame of one visit is that of the 12th (same species; it used to grow linearly)."""
-    store = Store(tmp_path / "t.db", zone="Europe/Berlin", independence_s=60, group_by=group_by,
+    store = Store(tmp_path / "t.db", station_tz="Europe/Berlin", independence_s=60, group_by=group_by,
                   durable_commits=False, clock=lambda: T0 + timedelta(hours=1))
     species = ["Blue Jay", "Blue Jay", "Northern Cardinal", "unknown"]
     cost = {}

@@ -18,7 +18,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from edge.daemon.lifecycle import Daemon
+from edge.daemon.wiring import build
 from edge.classify.decision import Decision
 from edge.classify.model import load_classifier
 from edge.store.writer import FrameRecord, Store
@@ -32,7 +32,7 @@ EVENTS, FAILED = 120, 7  # 120 visits (one counted frame each, 5 minutes apart) 
 def busy_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real store with more events and frames than the default --limit of 50."""
     path = tmp_path_factory.mktemp("busy") / "busy.db"
-    store = Store(path, zone="UTC", independence_s=60)
+    store = Store(path, station_tz="UTC", independence_s=60)
     try:
         for n in range(EVENTS):
             sha = hashlib.sha256(f"visit {n}".encode()).hexdigest()
@@ -124,7 +124,7 @@ def test_run_once_closes_what_the_backlog_proves_over_and_says_why_the_rest_stay
     config = make_config(cameras, station={"timezone": "UTC"}, events={"independence_s": 60},
                          classify={"deny": [denied]})
     with caplog.at_level(logging.INFO, logger="edge.daemon.lifecycle"):
-        assert Daemon(config, once=True).run() == 0
+        assert build(config, once=True, field=False).run() == 0
 
     conn = sqlite3.connect(config.storage.database)
     states = dict(conn.execute("SELECT camera, group_concat(state) FROM events GROUP BY camera").fetchall())

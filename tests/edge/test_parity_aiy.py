@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edge.daemon.lifecycle import Daemon
+from edge.daemon.wiring import build
 from edge.classify.labels import load_labels_file
 
 ALIASES = {"COMMONSTARLING": "EUROPEANSTARLING"}
@@ -44,7 +44,7 @@ def reference_top1(aiy_model: Path, birds25_dir: Path) -> dict[str, int]:
 def test_daemon_top1_equals_reference_loop_on_birds25(tmp_path, aiy_model, aiy_model_dir, birds25_dir, make_config, reference_top1) -> None:
     config = make_config([{"name": "birds25", "path": str(birds25_dir), "recursive": True}],
                          model={"labels": str(aiy_model_dir / "labelmap.csv"), "top_k": 3})
-    assert Daemon(config, once=True).run() == 0
+    assert build(config, once=True, field=False).run() == 0
     labels = load_labels_file(aiy_model_dir / "labelmap.csv")
     conn = sqlite3.connect(config.storage.database)
     daemon_top1 = dict(conn.execute(

@@ -148,9 +148,9 @@ def test_reload_to_a_model_without_a_configured_name_keeps_the_old_model(
         tmp_path: Path, aiy_model: Path, make_config: Callable, caplog: pytest.LogCaptureFixture) -> None:
     bundle = write_aiy_bundle(tmp_path / "bundle", aiy_model, "aiy-bundle")
     config = make_config(model={"path": str(bundle)}, classify={"deny": ["Turdus migratorius"]})
-    from edge.daemon.lifecycle import Daemon
+    from edge.daemon.wiring import build
 
-    daemon = Daemon(config, once=True)
+    daemon = build(config, once=True, field=False)
     daemon.start()
     try:
         before = daemon.processor.classifier
@@ -171,9 +171,10 @@ def test_reload_to_a_model_without_a_configured_name_keeps_the_old_model(
 
 
 def test_start_in_process_refuses_a_species_typo_before_opening_the_store(tmp_path: Path, make_config) -> None:
-    from edge.daemon.lifecycle import Daemon, DaemonError
+    from edge.daemon.lifecycle import DaemonError
+    from edge.daemon.wiring import build
 
     config = make_config(classify={"thresholds": {"Turdus migratoriuss": 0.9}})
     with pytest.raises(DaemonError, match=r"classify\.thresholds\.\"Turdus migratoriuss\".*did you mean 'Turdus migratorius'"):
-        Daemon(config).start()
+        build(config, field=False).start()
     assert not (tmp_path / "trailcam.db").exists()

@@ -182,27 +182,27 @@ def test_a_corrupt_frame_is_not_retried_until_valid_content_replaces_it(tmp_path
     """Permanent errors are final: no retry is scheduled and a restart does not decode the file
     again. Valid content written at the same path later (new size and mtime) gets its ok row,
     and the error row is superseded."""
-    from edge.daemon.lifecycle import Daemon
+    from edge.daemon.wiring import build
 
     config = make_config(storage={"retry_backoff_s": 0.01})
     camera = Path(config.cameras[0].path)
     good = jpeg_bytes(bird_photo("NORTHERN CARDINAL", 3))
     corrupt = camera / "frame.jpg"
     corrupt.write_bytes(good[: len(good) // 2])
-    daemon = Daemon(config, once=True)
+    daemon = build(config, once=True, field=False)
     daemon.run()
     assert daemon.stats.processed["error"] == 1 and daemon.retries_pending == 0
     [(_id, status, error, attempts, retry_at, superseded)] = frame_rows(config.storage.database, "frame.jpg")
     assert (status, attempts, retry_at, superseded) == ("error", None, None, None) and "truncated" in error
 
-    restarted = Daemon(config, once=True)
+    restarted = build(config, once=True, field=False)
     restarted.run()
     assert restarted.stats.processed["unchanged"] == 1 and restarted.stats.processed["error"] == 0
     assert len(frame_rows(config.storage.database, "frame.jpg")) == 1
 
     corrupt.write_bytes(good)
     os.utime(corrupt, (corrupt.stat().st_atime, corrupt.stat().st_mtime + 10))
-    fixed = Daemon(config, once=True)
+    fixed = build(config, once=True, field=False)
     fixed.run()
     assert fixed.stats.processed["ok"] == 1
     rows = frame_rows(config.storage.database, "frame.jpg")

@@ -15,14 +15,14 @@ from edge.store.db import StoreError, check_database, open_readonly
 
 def test_new_database_is_wal_versioned_and_reopens_unchanged(tmp_path: Path) -> None:
     path = tmp_path / "state" / "trailcam.db"
-    store = Store(path, zone="Europe/Berlin", station_id="feeder-1")
+    store = Store(path, station_tz="Europe/Berlin", station_id="feeder-1")
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert store.db.execute("PRAGMA busy_timeout").fetchone()[0] == 30000
     assert store.schema_version == SCHEMA_VERSION
     tables = set(store.db.table_names())
     assert {"meta", "frames", "predictions", "events", "daily_tallies", "outbox", "outbox_stats"} <= tables
     store.close()
-    again = Store(path, zone="Europe/Berlin")  # idempotent: nothing to migrate
+    again = Store(path, station_tz="Europe/Berlin")  # idempotent: nothing to migrate
     meta = dict(again.db.execute("SELECT key, value FROM meta").fetchall())
     again.close()
     assert meta == {"schema_version": str(SCHEMA_VERSION), "station_id": "feeder-1", "timezone": "Europe/Berlin"}
@@ -60,9 +60,9 @@ def test_newer_or_foreign_database_is_refused_untouched(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("after_processing", "synchronous"), [("keep", 1), ("delete", 2)])
 def test_commits_are_fsynced_when_frames_leave_the_folder(after_processing, synchronous, make_config) -> None:
     """NORMAL (1) while frames stay where they are (they redo a lost commit); FULL (2) otherwise."""
-    from edge.daemon.lifecycle import Daemon
+    from edge.daemon.wiring import build
 
-    daemon = Daemon(make_config(retention={"after_processing": after_processing}), once=True)
+    daemon = build(make_config(retention={"after_processing": after_processing}), once=True, field=False)
     daemon.start()
     try:
         assert daemon.store.db.execute("PRAGMA synchronous").fetchone()[0] == synchronous

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from edge.store import reports
-from edge.daemon.lifecycle import Daemon
+from edge.daemon.wiring import build
 from edge.store.db import open_readonly
 from tests.edge.conftest import jpeg_bytes
 
@@ -34,7 +34,7 @@ def midnight_db(tmp_path: Path, make_config, bird_photo) -> Path:
     os.utime(camera / "d1.jpg", (mtime, mtime))
     config = make_config([{"name": "cam", "path": str(camera)}], station={"timezone": "America/New_York"},
                          events={"independence_s": 60})
-    assert Daemon(config, once=True).run() == 0
+    assert build(config, once=True, field=False).run() == 0
     return config.storage.database
 
 
@@ -122,7 +122,7 @@ def test_a_misnamed_frame_in_a_burst_through_the_daemon(tmp_path: Path, make_con
         (camera / f"f{index}.jpg").write_bytes(jpeg_bytes(bird_photo(species, number), taken, "+00:00"))
     config = make_config([{"name": "cam", "path": str(camera)}], station={"timezone": "UTC"},
                          events={"independence_s": 60, "group_by": group_by})
-    assert Daemon(config, once=True).run() == 0
+    assert build(config, once=True, field=False).run() == 0
     db = open_readonly(config.storage.database)
     frames = [s for (s,) in db.execute("SELECT species FROM frames ORDER BY captured_at")]
     assert frames == ["Cardinalis cardinalis"] * 2 + ["Poecile atricapillus"] + ["Cardinalis cardinalis"] * 3

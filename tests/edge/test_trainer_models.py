@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.daemon.lifecycle import Daemon
+from edge.daemon.wiring import build
 from edge.ingest.imaging import decode
 from edge.classify.model import Classifier, resolve_model, sha256_file
 
@@ -74,7 +74,7 @@ def test_daemon_with_bundle_counts_frames(tmp_path, bundle_int8, camera_frames, 
     for path, _ in camera_frames:
         shutil.copy(path, camera / path.name)
     config = make_config([{"name": "cam", "path": str(camera)}], model={"path": str(bundle_int8)}, classify={"threshold": 0.3})
-    assert Daemon(config, once=True).run() == 0
+    assert build(config, once=True, field=False).run() == 0
     conn = sqlite3.connect(config.storage.database)
     rows = dict(conn.execute("SELECT path, species FROM frames WHERE status = 'ok'").fetchall())
     conn.close()

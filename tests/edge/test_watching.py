@@ -207,7 +207,7 @@ def test_rescan_finds_what_inotify_did_not_report_and_nothing_else(tmp_path, mak
     """A hard link into the folder is a new frame with no close or rename event (IN_CREATE only).
     The rescan takes it, but not frames waiting, being processed, recorded, young, a copy of a
     recorded frame, or a skipped non-frame. The loop is driven by hand to hold those states."""
-    from edge.daemon.lifecycle import Daemon
+    from edge.daemon.wiring import build
 
     camera, staging = tmp_path / "cam", tmp_path / "staging"
     staging.mkdir()
@@ -221,7 +221,7 @@ def test_rescan_finds_what_inotify_did_not_report_and_nothing_else(tmp_path, mak
     for name, blob in (("a.jpg", data[0]), ("b.jpg", data[1])):
         (camera / name).write_bytes(blob)
         os.utime(camera / name, (old, old))
-    daemon = Daemon(config)
+    daemon = build(config, field=False)
     daemon.start()  # a.jpg and b.jpg are the backlog, waiting in the queue
     rescan = lambda: daemon.rescanner.rescan_once(config.cameras[0])  # noqa: E731
 

@@ -89,13 +89,14 @@ def write_config(path: Path, camera: Path, db: Path, model: Path, **sections: di
     return path
 
 
-def start(tmp_path: Path, config: Path, cli_env: dict, notify: NotifyListener | None, **env: str) -> DaemonProcess:
+def start(tmp_path: Path, config: Path, cli_env: dict, notify: NotifyListener | None,
+          program: list[str] | None = None, **env: str) -> DaemonProcess:
     environ = dict(cli_env)
     environ.pop("NOTIFY_SOCKET", None)
     if notify is not None:
         environ.update(NOTIFY_SOCKET=notify.path, WATCHDOG_USEC=str(WATCHDOG_USEC))
     environ.update(env)
-    return DaemonProcess(["--config", str(config)], environ, tmp_path / "daemon.log")
+    return DaemonProcess(["--config", str(config)], environ, tmp_path / "daemon.log", program=program)
 
 
 def ok_frames(db: Path) -> int:
@@ -197,7 +198,7 @@ def test_no_watchdog_ping_while_the_processing_loop_hangs(tmp_path, notify, phot
     camera, db = tmp_path / "cam", tmp_path / "state" / "trailcam.db"
     camera.mkdir()
     config = write_config(tmp_path / "edge.toml", camera, db, aiy_model_dir / "model.tflite")
-    daemon = start(tmp_path, config, cli_env, notify, TRAILCAM_TEST_HANG_ON="HANG")
+    daemon = start(tmp_path, config, cli_env, notify, program=["-m", "tests.field.hanging_daemon", "HANG"])
     try:
         wait_for(lambda: notify.with_key("READY"), 90, what="READY=1")
         idle_from = time.monotonic()

@@ -10,7 +10,8 @@ from datetime import datetime, timezone
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from edge.operate.health import (HealthState, StateDirError, check_state_dir, StatusPublisher, collect_status,
+from edge.daemon.preflight import StateDirError, make_state_dir
+from edge.operate.health import (HealthState, StatusPublisher, collect_status,
                                  format_status_table, read_snapshot, status_file_for, write_snapshot)
 from edge.operate.metrics import Metrics
 from tests.field.conftest import add_frame, add_outbox_message, set_outbox_stat
@@ -105,12 +106,12 @@ def test_metrics_endpoint_scraped_and_parsed(tmp_path):
 
 
 def test_state_dir_check_names_the_directory_and_the_reason(tmp_path):
-    check_state_dir(tmp_path / "new" / "state")  # created on demand
+    make_state_dir(tmp_path / "new" / "state")  # created on demand
     assert (tmp_path / "new" / "state").is_dir() and not list((tmp_path / "new" / "state").iterdir())
     blocked = tmp_path / "file-not-dir"
     blocked.write_text("x")
     with pytest.raises(StateDirError, match=r"state directory .*file-not-dir/db is not writable"):
-        check_state_dir(blocked / "db")
+        make_state_dir(blocked / "db")
 
 
 def test_snapshot_is_rewritten_in_place_when_the_disk_is_full(tmp_path, tmpfs):

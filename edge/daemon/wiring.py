@@ -1,0 +1,109 @@
+"""All of the daemon's wiring, in one place: `build(config) -> Daemon`.
+
+What runs, built from the configuration, and in which order it is hooked in:
+
+    store            Store (edge/store/writer.py), opened by Daemon.start once every check passed,
+                     with the OutboxWriter (edge/publish/outbox_writer.py) when [mqtt] is enabled
+    processor        FrameProcessor (edge/daemon/pipeline.py) over that store
+    publisher        the MQTT Publisher (edge/publish/mqtt.py): it gets the outbox writer's
+                     MessageContext and the store's tallies_for_day handed in, and reads the
+                     outbox over its own connection
+    field operations FieldOperations (edge/operate/field.py) with its Notifier (sd_notify) and
+                     Metrics (Prometheus, when [health] metrics_port is set); `edge run` has
+                     them, tests may build a daemon without (`field=False`)
+
+Start order: before_open makes and probes the state folder; on_start starts the publisher, then
+the field operations (READY=1). Stop order (`on_stop`, before the store closes): the field
+operations first (flush archive locations, STOPPING=1, final status.json), then the publisher
+(drain briefly, `stopped`), so systemd hears STOPPING before the MQTT drain waits on the network.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from edge.classify.model import Classifier
+from edge.config import EdgeConfig
+from edge.daemon.lifecycle import Daemon
+from edge.daemon.pipeline import FrameProcessor
+from edge.daemon.preflight import make_state_dir
+from edge.store.writer import Store, tallies_for_day
+
+
+def open_store(config: EdgeConfig, outbox_writer, classifier: Classifier) -> Store:
+    """The one writer of the database, for this classifier (its model id goes into the outbox)."""
+    if outbox_writer is not None:
+        outbox_writer.follow_model(classifier)
+    return Store(
+        config.storage.database, station_tz=config.station.timezone, independence_s=config.events.independence_s,
+        group_by=config.events.group_by, max_duration_s=config.events.max_duration_s,
+        retry_max_attempts=config.storage.retry_max_attempts, retry_backoff_s=config.storage.retry_backoff_s,
+        busy_timeout_s=config.storage.busy_timeout_s, station_id=config.station.device_id,
+        outbox=outbox_writer,
+        # Frames that stay in the folder are their own redo log; moved or deleted ones are not.
+        durable_commits=config.retention.after_processing != "keep",
+    )
+
+
+def make_processor(config: EdgeConfig, classifier: Classifier, store: Store) -> FrameProcessor:
+    """One frame's path (read → decode → classify → decide → store) over this store."""
+    return FrameProcessor(classifier, store, config.classify, top_k=config.model.top_k,
+                          symlink_roots={c.name: c.path for c in config.cameras if c.symlinks == "inside"})
+
+
+def build(config: EdgeConfig, *, once: bool = False, tick_s: float = 1.0, field: bool = True,
+          notifier=None) -> Daemon:
+    """The daemon `edge run` runs, wired from `config`. `field=False`: without the field
+    operations (no sd_notify, status.json, metrics, retention or disk guard), as tests of the
+    processing itself run it. `notifier`: an edge.operate.notify.Notifier other than the
+    environment's."""
+    outbox_writer = publisher = None
+    if config.mqtt.enabled:
+        from edge.publish.mqtt import Publisher
+        from edge.publish.outbox_writer import OutboxWriter
+
+        outbox_writer = OutboxWriter(config.station.device_id, config.station.timezone, None, {},
+                                     config.mqtt.outbox_max_rows)
+        publisher = Publisher(config.mqtt, config.storage.database, config.station.device_id,
+                              context=outbox_writer.message_context, tallies=tallies_for_day)
+
+    operations = None
+    if field:
+        from edge.operate.field import FieldOperations, disk_paths
+        from edge.operate.notify import Notifier
+
+        notifier = notifier or Notifier()
+        metrics = None
+        if config.health.metrics_port:
+            from edge.operate.metrics import Metrics
+            metrics = Metrics(disk_paths(config))
+        operations = FieldOperations(config, notifier, metrics=metrics, publisher=publisher)
+        if publisher is not None:
+            # Before start, so that Home Assistant discovery announces the health entity too.
+            publisher.set_health_source(operations.mqtt_health)
+        # The idle loop must wake up often enough to ping within half the watchdog interval.
+        tick_s = notifier.poll_timeout(tick_s)
+
+    daemon = Daemon(config, open_store=partial(open_store, config, outbox_writer),
+                    make_processor=partial(make_processor, config), once=once, tick_s=tick_s)
+    daemon.publisher = publisher
+    if outbox_writer is not None:
+        daemon.on_reload.append(outbox_writer.follow_model)
+    if operations is not None:
+        # Every start-up check passed, nothing opened yet: a refused start creates nothing.
+        daemon.before_open.append(lambda _daemon: make_state_dir(operations.db_path.parent))
+    if publisher is not None:
+        daemon.on_start.append(lambda _daemon: publisher.start())
+    if operations is not None:
+        daemon.on_start.append(operations.on_start)
+        daemon.after_frame.append(operations.after_frame)
+        daemon.after_duplicate.append(operations.after_duplicate)
+        daemon.on_tick.append(operations.on_tick)
+        daemon.on_disk_full.append(operations.on_disk_full)
+    # The stop order, explicit: STOPPING=1 and the final snapshot first, then the MQTT drain
+    # (which may wait on the network), then Daemon.stop closes the store.
+    if operations is not None:
+        daemon.on_stop.append(operations.on_stop)
+    if publisher is not None:
+        daemon.on_stop.append(lambda _daemon: publisher.stop())
+    return daemon
