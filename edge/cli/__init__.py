@@ -1,5 +1,6 @@
 """The operator's front door: `edge run | check | classify | counts | events | frames | status |
-install-service`. Parses flags, calls the layers below, prints; nothing below imports it."""
+install-service`. Parses flags, calls the layers below, prints (every table through
+edge/cli/tables.py); nothing below imports it."""
 
 from edge.cli.commands import main
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edge import __version__
-from edge.cli import install_service, status
+from edge.cli import install_service, status, tables
 from edge.config import ConfigError, EdgeConfig, load_config
 
 if TYPE_CHECKING:
@@ -232,7 +232,7 @@ def cmd_counts(args: argparse.Namespace) -> int:
                               species=args.species, zone=_zone(args, db))
     except reports.ReportError as error:
         raise UsageError(f"--since/--until: {error}") from None
-    print(reports.render(rows, ["period", "species", unit], args.format))
+    print(tables.render(rows, ["period", "species", unit], args.format))
     return EXIT_OK
 
 
@@ -246,7 +246,7 @@ def cmd_events(args: argparse.Namespace) -> int:
     except reports.ReportError as error:
         raise UsageError(f"--since/--until: {error}") from None
     columns = ["start_local", "end_local", "camera", "species", "confidence", "frame_count", "state", "uid"]
-    _print_limited(reports.render(rows, columns, args.format), reports.left_out_note(rows, "event"), args.format)
+    _print_limited(tables.render(rows, columns, args.format), tables.left_out_note(rows, "event"), args.format)
     return EXIT_OK
 
 
@@ -261,8 +261,8 @@ def cmd_frames(args: argparse.Namespace) -> int:
         raise UsageError(f"--since/--until: {error}") from None
     columns = (["processed_at", "camera", "path", "error"] if args.errors else
                ["captured_local", "camera", "path", "status", "species", "confidence", "inference_ms", "error"])
-    note = reports.left_out_note(rows, "failed frame" if args.errors else "frame")
-    _print_limited(reports.render(rows, columns, args.format), note, args.format)
+    note = tables.left_out_note(rows, "failed frame" if args.errors else "frame")
+    _print_limited(tables.render(rows, columns, args.format), note, args.format)
     return EXIT_OK
 
 

@@ -1,7 +1,7 @@
 """`edge status`: the daemon's health as the operator reads it (table or JSON).
 
-The facts come from edge.operate.health (status.json and a read-only look at the database);
-this module only parses the flags and prints. Exit 0 when the daemon is running, 1 when it is
+The facts come from edge.operate.status_reader (status.json and a read-only look at the
+database); this module only parses the flags and prints (the table: edge.cli.tables). Exit 0 when the daemon is running, 1 when it is
 not, paused or stalled, so a script or a monitoring check can use it.
 """
 
@@ -11,7 +11,8 @@ import json
 from pathlib import Path
 
 from edge.config import load_config
-from edge.operate.health import collect_status, format_status_table
+from edge.cli.tables import status_table
+from edge.operate.status_reader import collect_status
 
 
 def register(subparsers) -> None:
@@ -36,5 +37,5 @@ def cmd_status(args) -> int:
     if args.format == "json":
         print(json.dumps(status, indent=2, sort_keys=True))
     else:
-        print(format_status_table(status))
+        print(status_table(status))
     return 0 if status["daemon"]["state"] == "running" else 1

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from edge.store import outbox
-from edge.operate.health import HealthState, StatusPublisher, mqtt_health_payload, status_file_for
+from edge.operate.health import HealthState, StatusWriter, mqtt_health_payload, status_file_for
 from edge.operate.notify import Notifier
 from edge.operate.retention import DiskGuard, Retention
 from edge.store.disk import DiskFullError, is_disk_full_error
@@ -68,7 +68,7 @@ class FieldOperations:
         self.metrics = metrics
         if metrics is not None:
             self.health.metrics = metrics
-        self.status_writer = StatusPublisher(self.health, status_file_for(self.db_path),
+        self.status_writer = StatusWriter(self.health, status_file_for(self.db_path),
                                              config.health.status_interval_s, notify=self.notifier.status)
         self.retention: Retention | None = None
 

@@ -1,4 +1,4 @@
-"""Read-only queries for operators: counts, events, frames.
+"""Read-only queries for operators: counts, events, frames (rows; edge/cli/tables.py renders them).
 
 Each report runs in one read transaction on its own connection, so it sees one consistent
 snapshot while the daemon keeps writing (WAL: readers never wait for the writer). Hour and day
@@ -10,9 +10,6 @@ hourly counts come from the events and frames tables.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -240,44 +237,3 @@ def frames(
         if row["inference_ms"] is not None:
             row["inference_ms"] = round(row["inference_ms"], 1)
     return rows
-
-
-def left_out_note(rows: ReportRows, noun: str) -> str | None:
-    """The line that says a limit hid rows ("… 120 more events not shown (use --limit 0 for all)"),
-    or None when every matching row is shown. `noun` is singular ("event", "failed frame")."""
-    if not rows.left_out:
-        return None
-    return f"… {rows.left_out} more {noun}{'' if rows.left_out == 1 else 's'} not shown (use --limit 0 for all)"
-
-
-def render(rows: list[dict[str, Any]], columns: Sequence[str], fmt: Literal["table", "csv", "json"]) -> str:
-    """Rows as an aligned table, CSV (header + rows) or a JSON array."""
-    if fmt == "json":
-        return json.dumps([{c: row.get(c) for c in columns} for row in rows], indent=2, ensure_ascii=False)
-    if fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(columns)
-        for row in rows:
-            writer.writerow(["" if row.get(c) is None else row.get(c) for c in columns])
-        return buffer.getvalue().rstrip("\n")
-    cells = [[("" if row.get(c) is None else str(row.get(c))) for c in columns] for row in rows]
-    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
-    numeric = [all(_is_number(r[i]) for r in cells if r[i]) and bool(cells) for i in range(len(columns))]
-
-    def line(values: Sequence[str]) -> str:
-        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)).rstrip()
-
-    out = [line(columns), line(["-" * w for w in widths])]
-    out.extend(line(r) for r in cells)
-    if not rows:
-        out.append("(no rows)")
-    return "\n".join(out)
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True

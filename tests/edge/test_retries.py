@@ -21,7 +21,7 @@ import pytest
 
 from edge.store import reports
 from edge.store.times import parse_utc
-from edge.operate.health import collect_status
+from edge.operate.status_reader import collect_status
 from edge.daemon.pipeline import is_transient
 from edge.store.writer import FrameRecord, Store
 from edge.store.db import open_readonly

@@ -11,8 +11,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from edge.daemon.preflight import StateDirError, make_state_dir
-from edge.operate.health import (HealthState, StatusPublisher, collect_status,
-                                 format_status_table, read_snapshot, status_file_for, write_snapshot)
+from edge.cli.tables import status_table
+from edge.operate.health import HealthState, StatusWriter, read_snapshot, status_file_for, write_snapshot
+from edge.operate.status_reader import collect_status
 from edge.operate.metrics import Metrics
 from tests.field.conftest import add_frame, add_outbox_message, set_outbox_stat
 from tests.fixtures.disk import fill
@@ -43,7 +44,7 @@ def test_status_combines_database_snapshot_and_disk(tmp_path, field_db):
     assert all(d["free_bytes"] > 0 for d in status["disk"])
     json.dumps(status)  # --format json must serialise
 
-    table = format_status_table(status)
+    table = status_table(status)
     for needle in ("running", "backlog", "4", "truncated JPEG", "connected", "1 waiting, 3 events dropped", "free disk"):
         assert needle in table
 
@@ -65,7 +66,7 @@ def test_paused_state_and_status_line(tmp_path):
     line = state.status_line()
     assert line.startswith("PAUSED (low disk space") and "backlog 7" in line and "1 errors" in line
     sent = []
-    publisher = StatusPublisher(state, tmp_path / "status.json", interval_s=3600, notify=sent.append)
+    publisher = StatusWriter(state, tmp_path / "status.json", interval_s=3600, notify=sent.append)
     assert publisher.tick() and not publisher.tick()  # throttled
     assert sent == [line] and read_snapshot(tmp_path / "status.json")["paused"] is True
     assert read_snapshot(tmp_path / "status.json")["last_error"] == "/cam/x.jpg: cannot identify image file"
