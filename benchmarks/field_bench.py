@@ -92,7 +92,7 @@ def _one_run(mode: str, photos: list[Path], work: Path, notify_path: str) -> tup
     started = time.perf_counter()
     daemon.loop()  # --once: ends after an idle tick, which is not counted
     elapsed = last_commit[0] - started
-    done = sum(daemon.stats.processed.get(k, 0) for k in ("ok", "error"))
+    done = sum(daemon.health.processed.get(k, 0) for k in ("ok", "error"))
     daemon.stop()
     if done != len(photos):
         raise SystemExit(f"{mode}: processed {done} of {len(photos)} frames")

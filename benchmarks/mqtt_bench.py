@@ -153,7 +153,7 @@ def daemon_rate(broker: Broker | None, workdir: Path, photos: list[Path], model:
     elapsed = time.perf_counter() - start
     daemon.stop()
     cpu = time.process_time() - cpu_start
-    assert daemon.stats.processed["ok"] == len(photos), daemon.stats.processed
+    assert daemon.health.processed["ok"] == len(photos), daemon.health.processed
     publisher_cpu = 0.0
     if broker is not None:
         assert outbox.depth(sqlite_utils.Database(workdir / f"{tag}.db")) == 0, "publisher did not drain"

@@ -29,8 +29,6 @@ import stat
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 from edge.store.times import format_utc
@@ -40,6 +38,7 @@ from edge.daemon.pipeline import FrameOutcome, FrameProcessor
 from edge.daemon.preflight import check_cameras, check_species, load_classifier
 from edge.store.db import known_states_reader
 from edge.store.writer import Store
+from edge.operate.health import HealthState
 from edge.store.disk import is_disk_full_error
 from edge.ingest.watcher import FrameQueue, QueuedFrame, InotifyWatcher, PollingWatcher, Rescanner, scan_backlog
 
@@ -48,19 +47,6 @@ log = logging.getLogger(__name__)
 
 class DaemonError(Exception):
     """The daemon cannot start (no cameras, missing folder, model or database problems)."""
-
-
-@dataclass
-class DaemonStats:
-    """What `edge status`, STATUS= and metrics report about the running loop."""
-
-    started_at: datetime | None = None
-    processed: dict[str, int] = field(default_factory=lambda: {"ok": 0, "error": 0, "retry": 0, "duplicate": 0, "unchanged": 0, "vanished": 0, "skipped": 0})
-    skipped: dict[str, int] = field(default_factory=dict)  # by reason: "symlink", "not_regular"
-    last_frame_at: datetime | None = None
-    last_species: str | None = None
-    backlog: int = 0
-    model_id: str | None = None
 
 
 def _folder_id(path: Path) -> tuple[int, int] | None:
@@ -79,13 +65,16 @@ class Daemon:
 
     def __init__(self, config: EdgeConfig, *, open_store: Callable[[Classifier], Store],
                  make_processor: Callable[[Classifier, Store], FrameProcessor], once: bool = False,
-                 tick_s: float = 1.0):
+                 tick_s: float = 1.0, health: HealthState | None = None):
         self.config = config
         self.open_store = open_store
         self.make_processor = make_processor
         self.once = once
         self.tick_s = tick_s
-        self.stats = DaemonStats()
+        # What the loop did (outcomes by status, skipped entries by reason, model, backlog): the
+        # one HealthState that status.json, STATUS= and the metrics also report (the field
+        # operations' own, when the wiring has them).
+        self.health = health if health is not None else HealthState()
         self.frames = FrameQueue()
         # Before the store opens, after every start-up check passed: hooks that create
         # things (the state folder) run here, so a refused start creates nothing.
@@ -143,8 +132,7 @@ class Daemon:
             hook(self)
         self.store = self.open_store(classifier)
         self.processor = self.make_processor(classifier, self.store)
-        self.stats.model_id = classifier.model_id
-        self.stats.started_at = datetime.now(timezone.utc)
+        self.health.model_id = classifier.model_id
         log.info("model %s (%s, %d labels, runtime %s)", classifier.model_id, classifier.spec.tflite_path,
                  len(classifier.spec.labels), classifier.runtime)
         # Watchers first, backlog second: a frame arriving in between is seen by both and
@@ -168,7 +156,7 @@ class Daemon:
             self._watchers.append(PollingWatcher(polled, self.frames, known=backlog_known))
         for watcher in self._watchers:
             watcher.start()
-        self.stats.backlog = len(self.frames)
+        self.health.backlog = len(self.frames)
         log.info("watching %d camera(s); backlog of %d frame(s)", len(config.cameras), len(backlog))
         for hook in self.on_start:
             hook(self)
@@ -196,7 +184,7 @@ class Daemon:
                 break
             else:
                 self._idle_work()
-            self.stats.backlog = len(self.frames)
+            self.health.backlog = len(self.frames)
             for hook in self.on_tick:
                 hook(self)
 
@@ -204,20 +192,15 @@ class Daemon:
         assert self.processor is not None and self.store is not None
         self._retries.pop(path, None)  # whatever happens now replaces a scheduled try
         outcome = self.processor.process(path, camera)
-        self.stats.processed[outcome.status] = self.stats.processed.get(outcome.status, 0) + 1
+        self.health.count_outcome(outcome.status, outcome.skip_reason)
         if outcome.status == "retry" and outcome.retry_at is not None:
             delay = max(0.0, (outcome.retry_at - self.store.clock()).total_seconds())
             self._retries[path] = (time.monotonic() + delay, camera)
         elif outcome.status == "vanished":
             self.store.abandon_retries(path)
-        if outcome.skip_reason:
-            self.stats.skipped[outcome.skip_reason] = self.stats.skipped.get(outcome.skip_reason, 0) + 1
         if outcome.status in ("duplicate", "skipped") and self.rescanner is not None:
             self.rescanner.note_handled(path, camera)  # no row of its own: not "missed" at the next rescan
         if outcome.committed:
-            self.stats.last_frame_at = datetime.now(timezone.utc)
-            if outcome.species:
-                self.stats.last_species = outcome.species
             for change in outcome.commit.event_changes if outcome.commit else ():
                 event = change.event
                 level = logging.DEBUG if change.change == "update" else logging.INFO
@@ -320,7 +303,7 @@ class Daemon:
         FIFOs, devices: not frames) by reason, and frames the periodic rescan found that inotify
         had not reported."""
         rescanner = self.rescanner
-        return {"frames_skipped": dict(self.stats.skipped),
+        return {"frames_skipped": self.health.skipped_by_reason(),
                 "rescan_found": rescanner.found_total if rescanner else 0,
                 "last_rescan_at": rescanner.last_rescan_at if rescanner else None}
 
@@ -348,7 +331,7 @@ class Daemon:
             self.loop()
         finally:
             self.stop()
-        log.info("stopped after %s", ", ".join(f"{k} {v}" for k, v in self.stats.processed.items() if v))
+        log.info("stopped after %s", ", ".join(f"{k} {v}" for k, v in self.health.processed.items() if v))
         return 0
 
     # -- control ----------------------------------------------------------------------------
@@ -388,7 +371,7 @@ class Daemon:
         self.processor.set_classifier(classifier)
         for hook in self.on_reload:
             hook(classifier)
-        self.stats.model_id = classifier.model_id
+        self.health.model_id = classifier.model_id
         log.info("model reloaded: %s", classifier.model_id)
         return True
 

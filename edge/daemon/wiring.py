@@ -85,7 +85,8 @@ def build(config: EdgeConfig, *, once: bool = False, tick_s: float = 1.0, field:
         tick_s = notifier.poll_timeout(tick_s)
 
     daemon = Daemon(config, open_store=partial(open_store, config, outbox_writer),
-                    make_processor=partial(make_processor, config), once=once, tick_s=tick_s)
+                    make_processor=partial(make_processor, config), once=once, tick_s=tick_s,
+                    health=operations.health if operations is not None else None)
     daemon.publisher = publisher
     if outbox_writer is not None:
         daemon.on_reload.append(outbox_writer.follow_model)

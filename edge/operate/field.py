@@ -86,14 +86,14 @@ class FieldOperations:
         self.retention = Retention(self.config.retention, daemon.store.db, daemon.store.station_tz,
                                    progress=self.notifier.watchdog_tick)
         self._finish_interrupted(daemon)
-        self.health.set(model_id=daemon.stats.model_id, backlog=daemon.stats.backlog,
+        self.health.set(model_id=daemon.health.model_id, backlog=daemon.health.backlog,
                         free_bytes=self.guard.lowest()[0])
         if self.metrics is not None:
             self.metrics.serve(self.config.health.metrics_port, self.config.health.metrics_host)
         self._refresh_gauges(daemon)
         self.status_writer.tick(force=True)
         self.notifier.ready(self.health.status_line())
-        log.info("ready: model %s, backlog %d frame(s)%s", daemon.stats.model_id, daemon.stats.backlog,
+        log.info("ready: model %s, backlog %d frame(s)%s", daemon.health.model_id, daemon.health.backlog,
                  ", systemd notified" if self.notifier.enabled else "")
 
     def after_frame(self, outcome) -> None:
@@ -188,7 +188,7 @@ class FieldOperations:
         values: dict[str, Any] = {}
         if daemon.store is not None:
             values["backlog"] = len(daemon.frames)
-            values["model_id"] = daemon.stats.model_id  # follows a SIGHUP reload
+            values["model_id"] = daemon.health.model_id  # follows a SIGHUP reload
             try:
                 counters = outbox.stats(daemon.store.db)
                 values["outbox_depth"] = counters["depth"]

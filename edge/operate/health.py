@@ -33,9 +33,13 @@ def _utc_now_iso() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+OUTCOMES = ("ok", "error", "retry", "duplicate", "unchanged", "vanished", "skipped")
+
+
 @dataclass
 class HealthState:
-    """Counters the daemon updates as it goes; thread-safe; feeds status.json and metrics."""
+    """What the running daemon reports about itself, kept in one place: its loop counts outcomes
+    here, the field operations the rest. Thread-safe; feeds status.json, STATUS= and metrics."""
 
     model_id: str | None = None
     started_at: str = field(default_factory=_utc_now_iso)
@@ -60,6 +64,9 @@ class HealthState:
     frames_skipped: dict[str, int] = field(default_factory=dict)
     rescan_found: int = 0
     last_rescan_at: str | None = None
+    # Every outcome of the daemon's loop by status (ok, error, retry, duplicate, unchanged,
+    # vanished, skipped): what `edge run` logs when it stops and tests read.
+    processed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
     rate_window_s: float = 300.0  # [health] rate_window_s: the window of rate_per_minute
     metrics: Any = None  # edge.operate.metrics.Metrics when the endpoint is enabled
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -80,6 +87,18 @@ class HealthState:
             self._recent.append(now)
         if self.metrics is not None:
             self.metrics.frame_done(status, inference_ms)
+
+    def count_outcome(self, status: str, skip_reason: str | None = None) -> None:
+        """The daemon's loop handled one path (edge.daemon.pipeline.FrameOutcome's status; a
+        skipped entry also by its reason: "symlink", "not_regular")."""
+        with self._lock:
+            self.processed[status] = self.processed.get(status, 0) + 1
+            if skip_reason:
+                self.frames_skipped[skip_reason] = self.frames_skipped.get(skip_reason, 0) + 1
+
+    def skipped_by_reason(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self.frames_skipped)
 
     def errors_superseded(self, processed_at: Iterable[str]) -> int:
         """Error rows replaced by a later row at their path (the file became readable, or valid

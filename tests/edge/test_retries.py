@@ -191,20 +191,20 @@ def test_a_corrupt_frame_is_not_retried_until_valid_content_replaces_it(tmp_path
     corrupt.write_bytes(good[: len(good) // 2])
     daemon = build(config, once=True, field=False)
     daemon.run()
-    assert daemon.stats.processed["error"] == 1 and daemon.retries_pending == 0
+    assert daemon.health.processed["error"] == 1 and daemon.retries_pending == 0
     [(_id, status, error, attempts, retry_at, superseded)] = frame_rows(config.storage.database, "frame.jpg")
     assert (status, attempts, retry_at, superseded) == ("error", None, None, None) and "truncated" in error
 
     restarted = build(config, once=True, field=False)
     restarted.run()
-    assert restarted.stats.processed["unchanged"] == 1 and restarted.stats.processed["error"] == 0
+    assert restarted.health.processed["unchanged"] == 1 and restarted.health.processed["error"] == 0
     assert len(frame_rows(config.storage.database, "frame.jpg")) == 1
 
     corrupt.write_bytes(good)
     os.utime(corrupt, (corrupt.stat().st_atime, corrupt.stat().st_mtime + 10))
     fixed = build(config, once=True, field=False)
     fixed.run()
-    assert fixed.stats.processed["ok"] == 1
+    assert fixed.health.processed["ok"] == 1
     rows = frame_rows(config.storage.database, "frame.jpg")
     assert [r[1] for r in rows] == ["error", "ok"] and rows[0][5] == rows[1][0]
     db = config.storage.database

@@ -286,7 +286,7 @@ def test_a_fifo_renamed_in_does_not_stall_the_loop(tmp_path, make_config, thread
             os.close(os.open(camera / "x.jpg", os.O_WRONLY | os.O_NONBLOCK))
         except OSError:
             pass
-    assert runner.daemon.stats.skipped == {"not_regular": 1}
+    assert runner.daemon.health.frames_skipped == {"not_regular": 1}
     runner.stop()
     assert [Path(p).name for p in _paths(db)] == ["after.jpg"]  # no row for the FIFO
     lines = [r.getMessage() for r in caplog.records if "x.jpg" in r.getMessage()]
@@ -321,13 +321,13 @@ def test_symlinks_skipped_unless_inside_allowed_live_and_backlog_alike(arrival, 
         place()
     (camera / "real.jpg").write_bytes(data[2])
     expected = {"real.jpg"} | ({"inside.jpg"} if symlinks == "inside" else set())
-    wait_for(lambda: count_rows(db, OK) >= len(expected) and sum(runner.daemon.stats.skipped.values()) >= 4 - len(expected),
+    wait_for(lambda: count_rows(db, OK) >= len(expected) and sum(runner.daemon.health.frames_skipped.values()) >= 4 - len(expected),
              60, what="frames recorded and symlinks skipped")
     runner.stop()
 
     assert {Path(p).name for p in _paths(db)} == expected
     assert count_rows(db, ERRORS) == 0
-    assert runner.daemon.stats.skipped == {"symlink": 4 - len(expected)}
+    assert runner.daemon.health.frames_skipped == {"symlink": 4 - len(expected)}
     skipped = {r.getMessage().split(":")[0].removeprefix("frame ") for r in caplog.records if ": skipped: " in r.getMessage()}
     refused = {"zero.jpg", "outside.jpg"} | ({"inside.jpg"} if symlinks == "skip" else set())
     assert skipped == {str(camera / name) for name in refused}
