@@ -35,7 +35,7 @@ from edge.store.times import format_utc
 from edge.config import EdgeConfig
 from edge.classify.model import Classifier, ModelError
 from edge.daemon.pipeline import FrameOutcome, FrameProcessor
-from edge.daemon.preflight import check_cameras, check_species, load_classifier
+from edge.daemon.preflight import check_cameras, check_species, load_configured_classifier
 from edge.store.db import known_states_reader
 from edge.store.writer import Store
 from edge.operate.health import HealthState
@@ -124,7 +124,7 @@ class Daemon:
                 # (that would stop the service for good); watched as soon as it appears.
                 log.warning("%s", finding.line())
         if classifier is None:
-            classifier = load_classifier(config)  # before the store: a bad model changes nothing
+            classifier = load_configured_classifier(config)  # before the store: a bad model changes nothing
         species = [finding.line() for finding in check_species(config, classifier) if finding.level == "error"]
         if species:
             raise DaemonError("\n".join(species))
@@ -357,7 +357,7 @@ class Daemon:
         [classify] allow/deny/thresholds is not one of its labels."""
         assert self.processor is not None and self.store is not None
         try:
-            classifier = load_classifier(self.config)
+            classifier = load_configured_classifier(self.config)
         except ModelError as error:
             log.error("model reload failed, keeping %s: %s", self.processor.classifier.model_id, error)
             return False

@@ -71,7 +71,7 @@ def _model_key(config: EdgeConfig, message: str) -> str:
     return "model.path"
 
 
-def load_classifier(config: EdgeConfig) -> Classifier:
+def load_configured_classifier(config: EdgeConfig) -> Classifier:
     """The configured classifier; a ModelError's message starts with the key it is about.
 
     Used at start (through preflight) and at every model reload (SIGHUP).
@@ -132,7 +132,7 @@ def check_species(config: EdgeConfig, classifier: Classifier) -> list[Finding]:
 
 def check_model(config: EdgeConfig) -> tuple[list[Finding], Classifier | None]:
     try:
-        classifier = load_classifier(config)
+        classifier = load_configured_classifier(config)
     except ModelError as error:
         key, _, message = str(error).partition(": ")
         return [Finding(key, message)], None
@@ -191,4 +191,4 @@ def make_state_dir(directory: Path | str) -> None:
 
 
 __all__ = ["Finding", "Preflight", "check_cameras", "check_model", "check_species", "check_storage",
-           "load_classifier", "make_state_dir", "preflight", "StateDirError"]
+           "load_configured_classifier", "make_state_dir", "preflight", "StateDirError"]

@@ -53,7 +53,7 @@ def parse_offset(value: object) -> timezone | None:
     return timezone(-delta if sign == "-" else delta)
 
 
-def capture_time(image: Image.Image | None, mtime: float, zone: ZoneInfo) -> tuple[datetime, str]:
+def capture_time(image: Image.Image | None, mtime: float, station_tz: ZoneInfo) -> tuple[datetime, str]:
     """(aware UTC datetime, source) for one frame; never fails (falls back to mtime)."""
     if image is not None:
         try:
@@ -69,7 +69,7 @@ def capture_time(image: Image.Image | None, mtime: float, zone: ZoneInfo) -> tup
             offset = parse_offset(sub.get(OFFSET_TIME_ORIGINAL))
             if offset is not None:
                 return taken.replace(tzinfo=offset).astimezone(timezone.utc), "exif"
-            return taken.replace(tzinfo=zone).astimezone(timezone.utc), "exif-local"
+            return taken.replace(tzinfo=station_tz).astimezone(timezone.utc), "exif-local"
     return datetime.fromtimestamp(mtime, tz=timezone.utc), "mtime"
 
 

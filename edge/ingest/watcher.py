@@ -338,7 +338,6 @@ class Rescanner:
         self.known = known
         self.clock = clock
         self.found_total = 0
-        self.rescans = 0
         self.last_rescan_at: str | None = None
         self._lock = threading.Lock()
         self._settling: dict[str, tuple[str, tuple[int, float], float]] = {}  # path → (camera, state, since)
@@ -447,7 +446,6 @@ class Rescanner:
                 log.warning("camera %s: rescan cannot read the recorded frames: %s", camera.name, error)
                 return []
         missed = [p for p in sorted(found, key=lambda p: (found[p][1], p)) if self.frames.put(p, camera.name)]
-        self.rescans += 1
         self.found_total += len(missed)
         self.last_rescan_at = _utc_now_iso()
         if missed:

@@ -126,17 +126,13 @@ class Retention:
         # can take minutes): the daemon feeds the watchdog from it, as the loop is making progress.
         self.progress = progress or (lambda: None)
         self.db = db  # sqlite_utils.Database, used only from the processing thread
-        self.tz = station_tz
+        self.station_tz = station_tz
         self.clock = clock
         self.archive_dir = Path(config.archive_dir) if config.archive_dir else None
         self._last_housekeeping = float("-inf")
         self._pending: list[tuple[str, int]] = []  # (stored_path, frame id) not yet written
         self._last_flush = clock()
         self._exemplars_over_limit = False
-        self.archived = 0
-        self.deleted = 0
-        self.removed_from_archive = 0
-        self.pruned_rows = 0
 
     # ---- after each commit -------------------------------------------------------------
     def apply(self, frame: CommittedFrame) -> str | None:
@@ -153,7 +149,6 @@ class Retention:
             if frame.status != "ok":
                 return str(source)  # never delete evidence of a frame we could not read
             source.unlink(missing_ok=True)  # stored_path stays NULL: no row update, no extra fsync
-            self.deleted += 1
             log.debug("deleted %s after processing", source)
             return None
         assert self.archive_dir is not None
@@ -162,7 +157,6 @@ class Retention:
         target = self._free_name(target_dir / source.name, frame.id)
         _move(source, target)
         self._pending.append((str(target), frame.id))
-        self.archived += 1
         log.debug("archived %s -> %s", source, target)
         return str(target)
 
@@ -189,7 +183,7 @@ class Retention:
         moment = _parse_utc(frame.captured_at) or _parse_utc(frame.processed_at)
         if moment is None:
             moment = datetime.fromtimestamp(self.clock(), timezone.utc)
-        return moment.astimezone(self.tz).strftime("%Y-%m-%d")
+        return moment.astimezone(self.station_tz).strftime("%Y-%m-%d")
 
     @staticmethod
     def _free_name(target: Path, frame_id: int) -> Path:
@@ -303,7 +297,6 @@ class Retention:
                     self.db.execute("UPDATE frames SET stored_path = NULL WHERE stored_path = ?", (str(path),))
             for path in removed:
                 _remove_empty_parents(path.parent, self.archive_dir)
-            self.removed_from_archive += len(removed)
             log.info("archive over its limit: removed %d oldest frames, %d bytes remain (limit %d)",
                      len(removed), total, limit)
         if total > limit:
@@ -342,7 +335,6 @@ class Retention:
                 pruned += len(doomed)
         if pruned:
             log.info("pruned %d frame rows older than %d days (daily tallies and events kept)", pruned, days)
-        self.pruned_rows += pruned
         return pruned
 
 

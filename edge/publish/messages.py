@@ -56,10 +56,6 @@ class MessageContext:
                 "(1-64 letters, digits, '-' or '_')"
             )
 
-    @property
-    def tz(self) -> ZoneInfo:
-        return self.station_tz  # type: ignore[return-value]
-
     def scientific_name(self, label: str | None) -> str | None:
         if label is None:
             return None
@@ -92,8 +88,8 @@ def _format_offset(dt: datetime) -> str:
     return f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
 
 
-def _local(dt: datetime, tz: ZoneInfo) -> dict[str, str]:
-    local = dt.astimezone(tz)
+def _local(dt: datetime, station_tz: ZoneInfo) -> dict[str, str]:
+    local = dt.astimezone(station_tz)
     return {"local": local.isoformat(timespec="milliseconds"), "offset": _format_offset(local)}
 
 
@@ -125,8 +121,8 @@ def event_message(event: Mapping[str, Any], change: Change, ctx: MessageContext)
         raise ValueError(f"event is missing the field {exc.args[0]!r}") from None
     species = event.get("species")
     confidence = event.get("confidence")
-    start_local = _local(started, ctx.tz)
-    end_local = _local(ended, ctx.tz)
+    start_local = _local(started, ctx.station_tz)
+    end_local = _local(ended, ctx.station_tz)
     payload = {
         "schema": PAYLOAD_SCHEMA,
         "id": event_message_id(uid, change, frame_count),
@@ -142,7 +138,7 @@ def event_message(event: Mapping[str, Any], change: Change, ctx: MessageContext)
         "start_local": start_local["local"],
         "end_local": end_local["local"],
         "utc_offset": end_local["offset"],
-        "timezone": ctx.tz.key,
+        "timezone": ctx.station_tz.key,
         "duration_s": round((ended - started).total_seconds(), 3),
         "frame_count": frame_count,
         "model_id": event.get("model_id") or ctx.model_id,
@@ -194,7 +190,7 @@ def counts_messages(
         "id": snapshot_id,
         "device": ctx.device_id,
         "day": day,
-        "timezone": ctx.tz.key,
+        "timezone": ctx.station_tz.key,
         "updated_at": updated_at,
         "total": {"events": total_events, "frames": total_frames},
         "species": species_rows,
@@ -209,7 +205,7 @@ def counts_messages(
             "id": f"{snapshot_id}:{topic_segment(label)}",
             "device": ctx.device_id,
             "day": day,
-            "timezone": ctx.tz.key,
+            "timezone": ctx.station_tz.key,
             "updated_at": updated_at,
             "species": label,
             "scientific_name": row["scientific_name"],

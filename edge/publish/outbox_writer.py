@@ -15,11 +15,11 @@ from edge.store.writer import EventChange
 
 
 class OutboxWriter:
-    def __init__(self, device_id: str, timezone: str, model_id: str | None, scientific_names: Mapping[str, str],
+    def __init__(self, device_id: str, station_tz: str, model_id: str | None, scientific_names: Mapping[str, str],
                  max_rows: int, model_version: str | None = None):
         from edge.publish.messages import MessageContext  # the MQTT area's module, imported only when MQTT is on
 
-        self.context = MessageContext(device_id=device_id, station_tz=timezone, model_id=model_id,
+        self.context = MessageContext(device_id=device_id, station_tz=station_tz, model_id=model_id,
                                       model_version=model_version, scientific_names=dict(scientific_names))
         self.max_rows = max_rows
 

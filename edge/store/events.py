@@ -41,11 +41,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
 
 from edge.classify.decision import UNKNOWN
 
-GroupBy = Literal["camera", "species"]
 GROUP_BY_VALUES: tuple[str, ...] = ("camera", "species")
 
 

@@ -18,7 +18,7 @@ def test_frames_with_a_start_time_are_bursts_of_visits_the_edge_reads(tmp_path):
     by_class: dict[str, list[datetime]] = {}
     for path, name in frames:
         with Image.open(path) as image:
-            taken, source = capture_time(image, mtime=0.0, zone=zone)
+            taken, source = capture_time(image, mtime=0.0, station_tz=zone)
         assert source == "exif-local"  # DateTimeOriginal without an offset, as trail cameras write it
         by_class.setdefault(name, []).append(taken)
 
@@ -38,7 +38,7 @@ def test_frames_with_a_start_time_are_bursts_of_visits_the_edge_reads(tmp_path):
 def test_frames_without_a_start_time_have_no_exif_time(tmp_path):
     (path, _name), *_ = generate_frames(tmp_path, per_class=1, num_classes=2, image_size=64, seed=1)
     with Image.open(path) as image:
-        _taken, source = capture_time(image, mtime=1_700_000_000.0, zone=ZoneInfo("UTC"))
+        _taken, source = capture_time(image, mtime=1_700_000_000.0, station_tz=ZoneInfo("UTC"))
     assert source == "mtime"
 
 
@@ -49,7 +49,7 @@ def test_frames_with_a_start_time_are_written_in_shooting_order(tmp_path):
     taken = []
     for path, _name in frames:
         with Image.open(path) as image:
-            taken.append(capture_time(image, mtime=0.0, zone=zone)[0])
+            taken.append(capture_time(image, mtime=0.0, station_tz=zone)[0])
     names = [path.name for path, _ in frames]
     mtimes = [path.stat().st_mtime for path, _ in frames]
     assert taken == sorted(taken) and len(set(taken)) == len(taken)
