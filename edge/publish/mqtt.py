@@ -101,6 +101,17 @@ class _SessionEnded(Exception):
     """The broker connection ended (lost, refused or timed out); the reason is in the status."""
 
 
+@dataclass
+class _Pump:
+    """One session's sending state (Publisher._pump and its steps; the publisher thread only)."""
+
+    last_sent_id: int = 0       # rows up to this id are sent (or skipped) in this session
+    next_poll: float = 0.0      # monotonic time the outbox is read again without news
+    next_delete: float = 0.0    # monotonic time acknowledged rows are deleted next
+    data_version: int = -1      # PRAGMA data_version last seen: changes when the store commits
+    drain_deadline: float | None = None  # set once stop() was asked: drain until then
+
+
 class Publisher:
     """Owns the MQTT connection; `start()` spawns the thread, `stop()` drains briefly and says `stopped`."""
 
@@ -439,60 +450,32 @@ class Publisher:
                 client.publish(topic, payload, qos=1, retain=True)
 
     def _pump(self, client: paho.Client, conn: sqlite3.Connection) -> None:
-        """Keep up to `max_inflight` rows in flight; delete acknowledged ones; until stop or link loss."""
+        """Keep up to `max_inflight` rows in flight; delete acknowledged ones; until stop or link loss.
+
+        One pass: queue the day snapshot when the day changed, send the next batch when rows are
+        due, publish health when due, end the drain when it is done or its time is over, let paho
+        do its I/O, delete what the broker acknowledged."""
         cfg = self.config
-        last_sent_id = 0
-        next_poll = 0.0
-        next_delete = 0.0
-        data_version = -1
-        drain_deadline: float | None = None
+        pump = _Pump()
         while True:
             now = time.monotonic()
             if now >= self._next_day_check:
                 self._next_day_check = now + 1.0
                 if self._day_snapshot(conn):
-                    next_poll = 0.0
-            if self._stopping.is_set() and drain_deadline is None:
-                drain_deadline = now + cfg.drain_timeout_s
+                    pump.next_poll = 0.0
+            if self._stopping.is_set() and pump.drain_deadline is None:
+                pump.drain_deadline = now + cfg.drain_timeout_s
             room = cfg.max_inflight - len(self._inflight)
-            if room > 0:
-                # data_version changes when another connection (the store) commits: new rows are
-                # seen within batch_window_s without a disk read.
-                # The short window lets a burst of frames go out as one batch, in which
-                # superseded counts snapshots are skipped (see below).
-                current = conn.execute("PRAGMA data_version").fetchone()[0]
-                if current != data_version:
-                    data_version = current
-                    next_poll = min(next_poll, now + cfg.batch_window_s)
-            if room > 0 and (self._wake.is_set() or now >= next_poll or drain_deadline is not None):
-                self._wake.clear()
-                rows = outbox.peek(conn, limit=room, after_id=last_sent_id)
-                conn.commit()  # end the read transaction so WAL checkpoints are not held back
-                newest = {row.topic: row.id for row in rows if row.kind == "counts"}
-                for row in rows:
-                    if row.kind == "counts" and newest[row.topic] != row.id:
-                        # A retained snapshot followed by a newer one of the same topic in this
-                        # batch: the broker would keep only the newer one anyway.
-                        self._acked.append(row.id)
-                        last_sent_id = row.id
-                        continue
-                    info = client.publish(f"{self.base_topic}/{row.topic}", row.payload, qos=row.qos, retain=row.retain)
-                    if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                        raise _SessionEnded
-                    if row.qos == 0:
-                        self._acked.append(row.id)
-                    else:
-                        self._inflight[info.mid] = row.id
-                    last_sent_id = row.id
-                    self._learn_species(client, row)
-                if len(rows) < room:
-                    next_poll = now + cfg.poll_interval_s
-                    if drain_deadline is not None and not self._inflight and not self._acked:
+            if room > 0 and self._rows_due(conn, pump, now):
+                sent_all = self._send_batch(client, conn, pump, room) < room
+                if sent_all:
+                    pump.next_poll = now + cfg.poll_interval_s
+                    if pump.drain_deadline is not None and not self._inflight and not self._acked:
                         self._finish(client)
                         return
-            if drain_deadline is None and (self._health_due.is_set() or now >= self._next_health):
+            if pump.drain_deadline is None and (self._health_due.is_set() or now >= self._next_health):
                 self._publish_health(client)
-            if drain_deadline is not None and now > drain_deadline:
+            if pump.drain_deadline is not None and now > pump.drain_deadline:
                 log.info("MQTT drain time over; %d row(s) stay in the outbox for the next start", outbox.depth(conn))
                 self._finish(client)
                 return
@@ -501,21 +484,63 @@ class Publisher:
                 log.info("Home Assistant came online: republishing discovery")
                 self._publish_discovery(client)
             rc = client.loop(0.05 if self._inflight else 0.1)
-            # Acknowledged rows are deleted in batches (every DELETE_INTERVAL_S, or at once when
-            # the window is empty or we are draining): one short write transaction instead of
-            # one per PUBACK keeps the write lock free for the counting thread.
-            now = time.monotonic()
-            if self._acked and (now >= next_delete or not self._inflight or drain_deadline is not None):
-                next_delete = now + DELETE_INTERVAL_S
-                deleted_ids, self._acked = self._acked, []
-                if self._delete(conn, deleted_ids):
-                    self._set(published=self._status.published + len(deleted_ids))
-                else:  # disk full: keep them (already sent in this session) and try again later
-                    self._acked = deleted_ids + self._acked
-                    next_delete = now + DISK_FULL_RETRY_S
+            self._delete_acked(conn, pump, time.monotonic())
             if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or self._disconnected:
                 self._error(f"MQTT connection to {cfg.host}:{cfg.port} lost ({rc.name}); will reconnect")
                 raise _SessionEnded
+
+    def _rows_due(self, conn: sqlite3.Connection, pump: "_Pump", now: float) -> bool:
+        """Whether to read the outbox now: stop's wake-up, the poll interval, a drain, or new rows.
+
+        data_version changes when another connection (the store) commits: new rows are seen
+        within batch_window_s without a disk read. The short window lets a burst of frames go
+        out as one batch, in which superseded counts snapshots are skipped (_send_batch)."""
+        current = conn.execute("PRAGMA data_version").fetchone()[0]
+        if current != pump.data_version:
+            pump.data_version = current
+            pump.next_poll = min(pump.next_poll, now + self.config.batch_window_s)
+        return self._wake.is_set() or now >= pump.next_poll or pump.drain_deadline is not None
+
+    def _send_batch(self, client: paho.Client, conn: sqlite3.Connection, pump: "_Pump", room: int) -> int:
+        """Publish up to `room` rows after the last one sent, in id order; returns how many rows
+        were read (fewer than `room`: the outbox is empty for now). Raises _SessionEnded when
+        paho refuses a publish (the link is gone)."""
+        self._wake.clear()
+        rows = outbox.peek(conn, limit=room, after_id=pump.last_sent_id)
+        conn.commit()  # end the read transaction so WAL checkpoints are not held back
+        newest = {row.topic: row.id for row in rows if row.kind == "counts"}
+        for row in rows:
+            if row.kind == "counts" and newest[row.topic] != row.id:
+                # A retained snapshot followed by a newer one of the same topic in this
+                # batch: the broker would keep only the newer one anyway.
+                self._acked.append(row.id)
+                pump.last_sent_id = row.id
+                continue
+            info = client.publish(f"{self.base_topic}/{row.topic}", row.payload, qos=row.qos, retain=row.retain)
+            if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                raise _SessionEnded
+            if row.qos == 0:
+                self._acked.append(row.id)
+            else:
+                self._inflight[info.mid] = row.id
+            pump.last_sent_id = row.id
+            self._learn_species(client, row)
+        return len(rows)
+
+    def _delete_acked(self, conn: sqlite3.Connection, pump: "_Pump", now: float) -> None:
+        """Delete acknowledged rows in batches (every DELETE_INTERVAL_S, or at once when the
+        window is empty or we are draining): one short write transaction instead of one per
+        PUBACK keeps the write lock free for the counting thread. On a full disk they are kept
+        (already sent in this session) and tried again after DISK_FULL_RETRY_S."""
+        if not self._acked or not (now >= pump.next_delete or not self._inflight or pump.drain_deadline is not None):
+            return
+        pump.next_delete = now + DELETE_INTERVAL_S
+        deleted_ids, self._acked = self._acked, []
+        if self._delete(conn, deleted_ids):
+            self._set(published=self._status.published + len(deleted_ids))
+        else:
+            self._acked = deleted_ids + self._acked
+            pump.next_delete = now + DISK_FULL_RETRY_S
 
     def _day_snapshot(self, conn: sqlite3.Connection) -> bool:
         """At start and when the station's day changes: queue the day's full counts snapshot.
