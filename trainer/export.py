@@ -191,41 +191,16 @@ def export_bundle(
     Calibration (int8) uses up to `calibration_images` training images; verification uses up
     to `eval_images` images of the valid split. Raises ExportVerificationError below the
     agreement threshold (DEFAULT_MIN_AGREEMENT unless min_agreement is given).
+
+    The bundle is built in a staging folder beside out_dir and only renamed into place once it
+    passed, so out_dir never holds a half-written or unverified bundle.
     """
-    from trainer.data import DataError, discover
-    from trainer.pipeline import load_images
     from edge.classify.model import TFLiteModel
 
-    if quantize not in QUANTIZATIONS:
-        raise ValueError(f"unknown quantization {quantize!r}; choose one of {', '.join(QUANTIZATIONS)}")
     out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        raise FileExistsError(f"{out_dir} exists and is not empty; choose a new --out or pass --overwrite")
-    run = RunInfo.load(run_dir)
-    threshold = DEFAULT_MIN_AGREEMENT[quantize] if min_agreement is None else float(min_agreement)
-    seed = int(run.config.get("seed", 42))
-    image_size = int(run.config["image_size"])
-    if no_bird_label is not None and no_bird_label not in run.class_names:
-        raise DataError(f"no_bird_label {no_bird_label!r} is not one of the run's classes")
-
-    data = discover(
-        Path(data_dir) if data_dir else Path(run.config["data_dir"]),
-        float(run.config.get("val_fraction", 0.15)),
-        float(run.config.get("test_fraction", 0.10)),
-        seed,
-    )
-    if data.class_names != run.class_names:
-        raise DataError(f"the data's classes {data.class_names} differ from the run's {run.class_names}")
-    held_out = _select(data.split("valid"), eval_images, seed)
-    x_eval, y_eval = load_images(held_out, image_size)
-    calibration = None
-    if quantize == "int8":
-        calibration, _ = load_images(_select(data.split("train"), calibration_images, seed + 1), image_size)
-
-    model = load_keras_model(run.run_dir / "best.keras")
-    log.info("converting %s with quantization %s", run.run_dir / "best.keras", quantize)
-    tflite_bytes = convert(model, quantize, calibration)
-    keras_probs = model.predict(x_eval.astype(np.float32), batch_size=32, verbose=0) if len(x_eval) else np.zeros((0, len(run.class_names)))
+    run, threshold = _check_request(run_dir, out_dir, quantize, min_agreement, no_bird_label, overwrite)
+    x_eval, y_eval, calibration = _verification_images(run, data_dir, quantize, eval_images, calibration_images)
+    tflite_bytes, keras_probs = _convert_with_reference(run, quantize, calibration, x_eval)
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
@@ -234,50 +209,117 @@ def export_bundle(
         (staging / "model.tflite").write_bytes(tflite_bytes)
         # The edge's runner, so what is verified here is what the daemon will compute.
         runner = TFLiteModel(staging / "model.tflite", threads=None)
-        tflite_probs = runner.predict(x_eval)
-        metrics = _agreement_metrics(keras_probs, tflite_probs, y_eval)
-        sha = hashlib.sha256(tflite_bytes).hexdigest()
-        arch = run.config.get("arch", "convnet")
-        manifest = {
-            "format": BUNDLE_FORMAT,
-            "format_version": BUNDLE_FORMAT_VERSION,
-            "model_id": f"{arch}-{quantize}-{sha[:8]}",
-            "architecture": arch,
-            "quantization": quantize,
-            "created_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "trainer_version": __version__,
-            "num_classes": len(run.class_names),
-            "labels_file": "labels.txt",
-            "no_bird_label": no_bird_label,
-            "input": _tensor_info(runner.input_details, {"color": "RGB", "value_range": [0, 255], "resize": "bilinear"}),
-            "output": _tensor_info(runner.output_details, {"activation": "softmax"}),
-            "data_fingerprint": run.data.get("train_fingerprint"),
-            "metrics": {**metrics, "min_agreement": threshold},
-            "tflite_sha256": sha,
-        }
+        metrics = _agreement_metrics(keras_probs, runner.predict(x_eval), y_eval)
+        manifest = _manifest(run, quantize, tflite_bytes, runner, metrics, threshold, no_bird_label)
         (staging / "labels.txt").write_text("".join(f"{name}\n" for name in run.class_names), encoding="utf-8")
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        if metrics["eval_images"] == 0:
-            raise ExportVerificationError("no held-out images to verify the export on", metrics)
-        if metrics["agreement"] < threshold:
-            rejected = out_dir.with_name(out_dir.name + ".rejected")
-            shutil.rmtree(rejected, ignore_errors=True)
-            staging.replace(rejected)
-            raise ExportVerificationError(
-                f"{quantize} export agrees with the Keras model on {metrics['agreement']:.2%} of "
-                f"{metrics['eval_images']} held-out images, below the required {threshold:.2%} "
-                f"(Keras top-1 {metrics['keras_top1']:.2%}, TFLite top-1 {metrics['tflite_top1']:.2%}); "
-                f"the rejected bundle is in {rejected}",
-                metrics,
-            )
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        staging.replace(out_dir)
+        _accept_or_reject(staging, out_dir, quantize, metrics, threshold)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     log.info("bundle %s: %s", out_dir, manifest["metrics"])
     return out_dir
+
+
+def _check_request(run_dir: Path, out_dir: Path, quantize: str, min_agreement: float | None,
+                   no_bird_label: str | None, overwrite: bool) -> tuple[RunInfo, float]:
+    """Refuse a bad request before any slow step (loading images, converting): returns the run
+    and the agreement threshold the export must reach."""
+    from trainer.data import DataError
+
+    if quantize not in QUANTIZATIONS:
+        raise ValueError(f"unknown quantization {quantize!r}; choose one of {', '.join(QUANTIZATIONS)}")
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        raise FileExistsError(f"{out_dir} exists and is not empty; choose a new --out or pass --overwrite")
+    run = RunInfo.load(run_dir)
+    threshold = DEFAULT_MIN_AGREEMENT[quantize] if min_agreement is None else float(min_agreement)
+    if no_bird_label is not None and no_bird_label not in run.class_names:
+        raise DataError(f"no_bird_label {no_bird_label!r} is not one of the run's classes")
+    return run, threshold
+
+
+def _verification_images(run: RunInfo, data_dir: Path | None, quantize: str, eval_images: int,
+                         calibration_images: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(held-out images, their labels, calibration images or None): the data split exactly as
+    training split it (same seed and fractions), so the images the export is verified on were
+    never trained on, and int8 calibration sees training images only."""
+    from trainer.data import DataError, discover
+    from trainer.pipeline import load_images
+
+    seed = int(run.config.get("seed", 42))
+    image_size = int(run.config["image_size"])
+    data = discover(
+        Path(data_dir) if data_dir else Path(run.config["data_dir"]),
+        float(run.config.get("val_fraction", 0.15)),
+        float(run.config.get("test_fraction", 0.10)),
+        seed,
+    )
+    if data.class_names != run.class_names:
+        raise DataError(f"the data's classes {data.class_names} differ from the run's {run.class_names}")
+    x_eval, y_eval = load_images(_select(data.split("valid"), eval_images, seed), image_size)
+    calibration = None
+    if quantize == "int8":
+        calibration, _ = load_images(_select(data.split("train"), calibration_images, seed + 1), image_size)
+    return x_eval, y_eval, calibration
+
+
+def _convert_with_reference(run: RunInfo, quantize: str, calibration: np.ndarray | None,
+                            x_eval: np.ndarray) -> tuple[bytes, np.ndarray]:
+    """(the TFLite flatbuffer, the Keras model's probabilities on the held-out images): the
+    reference the converted model must agree with."""
+    model = load_keras_model(run.run_dir / "best.keras")
+    log.info("converting %s with quantization %s", run.run_dir / "best.keras", quantize)
+    tflite_bytes = convert(model, quantize, calibration)
+    keras_probs = (model.predict(x_eval.astype(np.float32), batch_size=32, verbose=0) if len(x_eval)
+                   else np.zeros((0, len(run.class_names))))
+    return tflite_bytes, keras_probs
+
+
+def _manifest(run: RunInfo, quantize: str, tflite_bytes: bytes, runner, metrics: dict, threshold: float,
+              no_bird_label: str | None) -> dict:
+    """manifest.json: what the edge needs to run the model without guessing (tensor details,
+    labels, no-bird label) and what says where it came from (model id from the flatbuffer's
+    hash, data fingerprint, verification metrics)."""
+    sha = hashlib.sha256(tflite_bytes).hexdigest()
+    arch = run.config.get("arch", "convnet")
+    return {
+        "format": BUNDLE_FORMAT,
+        "format_version": BUNDLE_FORMAT_VERSION,
+        "model_id": f"{arch}-{quantize}-{sha[:8]}",
+        "architecture": arch,
+        "quantization": quantize,
+        "created_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "trainer_version": __version__,
+        "num_classes": len(run.class_names),
+        "labels_file": "labels.txt",
+        "no_bird_label": no_bird_label,
+        "input": _tensor_info(runner.input_details, {"color": "RGB", "value_range": [0, 255], "resize": "bilinear"}),
+        "output": _tensor_info(runner.output_details, {"activation": "softmax"}),
+        "data_fingerprint": run.data.get("train_fingerprint"),
+        "metrics": {**metrics, "min_agreement": threshold},
+        "tflite_sha256": sha,
+    }
+
+
+def _accept_or_reject(staging: Path, out_dir: Path, quantize: str, metrics: dict, threshold: float) -> None:
+    """Move the staged bundle to out_dir when it agrees well enough with the Keras model; else
+    keep it as out_dir.rejected (to inspect) and raise ExportVerificationError."""
+    if metrics["eval_images"] == 0:
+        raise ExportVerificationError("no held-out images to verify the export on", metrics)
+    if metrics["agreement"] < threshold:
+        rejected = out_dir.with_name(out_dir.name + ".rejected")
+        shutil.rmtree(rejected, ignore_errors=True)
+        staging.replace(rejected)
+        raise ExportVerificationError(
+            f"{quantize} export agrees with the Keras model on {metrics['agreement']:.2%} of "
+            f"{metrics['eval_images']} held-out images, below the required {threshold:.2%} "
+            f"(Keras top-1 {metrics['keras_top1']:.2%}, TFLite top-1 {metrics['tflite_top1']:.2%}); "
+            f"the rejected bundle is in {rejected}",
+            metrics,
+        )
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    staging.replace(out_dir)
 
 
 def read_manifest(bundle_dir: Path) -> dict:
