@@ -1,15 +1,19 @@
 """The daemon's lifecycle, kept small and explicit:
 
-    start():  open the store → load the model → start watchers → queue the backlog
+    start():  check cameras → load and check the model → open the store → start watchers → queue
+              the backlog
               (inotify cameras also get a Rescanner thread: new sub-folders, periodic rescans)
     loop():   one thread takes frames from the queue and processes them, one transaction each
-    stop():   stop watchers → close the store
+    stop():   stop watchers → the on_stop hooks, in their order → close the store
 
-Other areas hook in at fixed points instead of editing the loop: `before_open` (every start-up
-check passed, nothing opened yet: the state folder is made here), `on_start` (after the model
-is loaded and the backlog is queued: sd_notify READY, the MQTT publisher), `after_frame` (after
-each committed frame: post-processing keep/archive/delete, metrics), `on_tick` (every loop
-pass, at least every `tick_s`, also when idle: watchdog pings, STATUS) and `on_stop`.
+What it runs is handed in: edge/daemon/wiring.py (`build`) gives it the store and the frame
+pipeline to open, and registers everything else at fixed hook points instead of editing the
+loop: `before_open` (every start-up check passed, nothing opened yet: the state folder is made
+here), `on_start` (after the model is loaded and the backlog is queued: the MQTT publisher,
+sd_notify READY), `after_frame` (after each committed frame, with the outcome and its store
+Commit: post-processing keep/archive/delete, health, metrics), `after_duplicate`, `on_tick`
+(every loop pass, at least every `tick_s`, also when idle: watchdog pings, STATUS),
+`on_disk_full`, `on_reload` (after a SIGHUP model swap) and `on_stop`.
 
 A frame that failed for a reason that may pass (unreadable, cannot stat; edge/daemon/pipeline.py)
 is scheduled for another try when its error row says one is due; the idle work puts due frames

@@ -19,7 +19,7 @@ Why it looks like this:
   (rows pile up in the bounded outbox) and the publisher keeps retrying with backoff.
 - `health` (retained) is a *state*, not an event, and must get out when the disk is full and the
   outbox cannot be written: so it bypasses the outbox. The publisher asks a health source (the
-  daemon's field operation, edge/operate/health.py) for the current snapshot on every connect, when told
+  daemon's field operation, edge/operate/field.py, wired by edge/daemon/wiring.py) for the current snapshot on every connect, when told
   the state changed (`health_changed()`), and every `health_interval_s`.
 - A full disk must not stop delivery: deleting acknowledged rows (or queueing the day snapshot)
   that fails with SQLITE_FULL is retried later instead of ending the thread.
