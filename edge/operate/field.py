@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from edge.store import outbox
 from edge.operate.health import HealthState, StatusWriter, mqtt_health_payload, status_file_for
@@ -52,14 +52,12 @@ class FieldOperations:
     [mqtt] is off) are built by the wiring and passed in; nothing here reaches into the daemon
     for them."""
 
-    def __init__(self, config, notifier: Notifier | None = None, *, metrics=None, publisher=None,
-                 mqtt_state: Callable[[], str] | None = None) -> None:
+    def __init__(self, config, notifier: Notifier | None = None, *, metrics=None, publisher=None) -> None:
         self.config = config
         self.db_path = Path(config.storage.database).absolute()
         self.notifier = notifier or Notifier()
         self.health = HealthState(mqtt_state="disabled" if not config.mqtt.enabled else "starting",
                                   rate_window_s=config.health.rate_window_s)
-        self.mqtt_state = mqtt_state
         self.publisher = publisher  # edge.publish.mqtt.Publisher, when [mqtt] enabled
         retention = config.retention
         paths = disk_paths(config)
@@ -196,9 +194,7 @@ class FieldOperations:
             except Exception:  # noqa: BLE001 - no outbox table yet, or the disk is full: not fatal
                 pass
         publisher = self.publisher
-        if self.mqtt_state is not None:
-            values["mqtt_state"] = self.mqtt_state()
-        elif publisher is not None:
+        if publisher is not None:
             try:
                 mqtt = publisher.status()
                 text = str(mqtt.get("state"))
