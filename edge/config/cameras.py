@@ -30,16 +30,16 @@ class CameraConfig(Section):
                     "sees nothing)")
     poll_interval_s: float = Field(
         default=2.0, gt=0, le=3600,
-        description='mode = "poll": seconds between two scans of the folder')
+        description='With mode = "poll": seconds between two scans of the folder')
     settle_s: float = Field(
         default=2.0, ge=0, le=3600,
-        description='mode = "poll": a file is taken once its size and mtime have not changed for this many '
+        description='With mode = "poll": a file is taken once its size and mtime have not changed for this many '
                     "seconds. Also inotify's folder scans (a new sub-folder, the periodic rescan): a file "
                     "modified less than settle_s ago may still be being written, so it is left to its close "
                     "event (in a new sub-folder: checked again once it has settled)")
     rescan_interval_s: float = Field(
         default=300.0, ge=0, le=86400,
-        description='mode = "inotify": rescan the folder this often for frames inotify missed '
+        description='With mode = "inotify": rescan the folder this often for frames inotify missed '
                     "(queue overflow, hard links, a late mount); 0 = never")
     symlinks: Literal["skip", "inside"] = Field(
         default="skip",

@@ -16,7 +16,7 @@ class HealthConfig(Section):
     status_interval_s: float = Field(
         15.0, gt=0, description="How often the daemon rewrites status.json beside the database (systemd's "
                                 "STATUS= line follows every change); `edge status` calls a snapshot older "
-                                "than 6 intervals (at least 60 s) stale")
+                                "than 6 intervals (and at least a minute) stale")
     rate_window_s: float = Field(
         300.0, gt=0, description="Window over which the frames-per-minute rate is computed (status.json, "
                                  "`edge status`)")
