@@ -30,10 +30,10 @@ class MqttConfig(Section):
     host: str = Field("localhost", description="Broker host name or address")
     port: int = Field(1883, ge=1, le=65535, description="Broker port (usually 8883 with TLS)")
     prefix: str = Field(
-        "trailcam", description="First topic level: messages go to <prefix>/<[station] device_id>/...; no "
-                                "wildcards (+, #), no leading or trailing '/'")
+        "trailcam", description="First topic level: messages go to `<prefix>/<device_id>/...` (device_id "
+                                "from [station]); no wildcards (+, #), no leading or trailing '/'")
     client_id: str | None = Field(
-        None, description='MQTT client id. Unset: "trailcam-<[station] device_id>"')
+        None, description="MQTT client id. Unset: `trailcam-<device_id>` ([station] device_id)")
     keepalive_s: int = Field(60, ge=5, le=65535, description="MQTT keepalive interval, seconds")
 
     username: str | None = Field(

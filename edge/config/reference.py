@@ -204,8 +204,26 @@ def _sentence(text: str) -> str:
 
 # ---- Markdown reference -----------------------------------------------------------------
 
+def markdown_text(text: str) -> str:
+    """Prose for Markdown: `<prefix>` and `>= 1` outside code spans would read as HTML."""
+    parts = text.split("`")
+    for index in range(0, len(parts), 2):  # the parts outside code spans
+        parts[index] = parts[index].replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return "`".join(parts)
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _markdown_type(info: FieldInfo) -> str:
+    """The Type column: the type, then each limit as code (`> 0`), choices as code too."""
+    annotation = info.annotation
+    if typing.get_origin(annotation) is typing.Literal:
+        kind = " | ".join(_code(json.dumps(arg)) for arg in typing.get_args(annotation))
+    else:
+        kind = type_text(annotation)
+    return ", ".join([kind] + [_code(item) for item in limits(info)])
 
 
 def _code(text: str) -> str:
@@ -272,7 +290,7 @@ def render_markdown() -> str:
     all_sections = sections()
     lines += ["Sections: " + ", ".join(f"[`{_heading(s)}`](#{s.name})" for s in all_sections) + ".", ""]
     for section in all_sections:
-        lines += [f"## {_heading(section)}", "", section.description, ""]
+        lines += [f"## {_heading(section)}", "", markdown_text(section.description), ""]
         if section.array:
             lines += [f"Repeat the `[[{section.name}]]` table for each entry. Its keys have no environment",
                       f"variables of their own: `{ENV_PREFIX}{section.name.upper()}` takes the whole array as JSON.", ""]
@@ -282,10 +300,10 @@ def render_markdown() -> str:
         for key in section.keys():
             kind, value = default_of(key.info)
             default = _code(value) if value is not None else f"*{kind}*"
-            cells = [_code(key.name), type_and_limits(key.info), default]
+            cells = [_code(key.name), _markdown_type(key.info), default]
             if not section.array:
                 cells.append(_code(key.env or ""))
-            cells.append(_sentence(key.info.description or ""))
+            cells.append(markdown_text(_sentence(key.info.description or "")))
             lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
@@ -359,6 +377,19 @@ def render_skeleton(config_path: str = str(DEFAULT_CONFIG_PATH), credential_file
     return "\n".join(lines).rstrip() + "\n"
 
 
+def descriptions(root: type[BaseModel] = EdgeConfig) -> Iterator[tuple[str, str]]:
+    """(section or dotted key, description) for every section and key of `root`."""
+    for section in sections(root):
+        yield section.name, section.description
+        for key in section.keys():
+            yield key.dotted, key.info.description or ""
+
+
+def undocumented(root: type[BaseModel] = EdgeConfig) -> list[str]:
+    """Sections and keys without a description (tests/docs wants none)."""
+    return [name for name, text in descriptions(root) if not text.strip()]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     what = args[0] if args else "markdown"
@@ -370,14 +401,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("usage: python -m edge.config.reference [markdown | skeleton]", file=sys.stderr)
         return 2
     return 0
-
-
-def descriptions() -> Iterator[tuple[str, str]]:
-    """(dotted key or section, description) for every section and key; tests want none empty."""
-    for section in sections():
-        yield section.name, section.description
-        for key in section.keys():
-            yield key.dotted, key.info.description or ""
 
 
 if __name__ == "__main__":

@@ -17,10 +17,11 @@ from edge.config.base import Section, TomlPath
 class RetentionConfig(Section):
     after_processing: Literal["keep", "archive", "delete"] = Field(
         "keep", description='What happens to a frame file once its result is committed: "keep" leaves it; '
-                            '"archive" moves it to <archive_dir>/<YYYY-MM-DD>/<species>/ (frames that failed '
-                            'to <archive_dir>/<YYYY-MM-DD>/_errors/); "delete" removes it (frames that failed '
-                            "are kept). The service needs the camera folder writable: rerun "
-                            "`edge install-service` after changing this")
+                            '"archive" moves it to `<archive_dir>/<YYYY-MM-DD>/<species>/` (frames that '
+                            'failed to `<archive_dir>/<YYYY-MM-DD>/_errors/`); "delete" removes it (frames that failed '
+                            "are kept). Archive and delete need the camera folder (and the archive) writable "
+                            "by the service: rerun `edge install-service` after changing this (it writes the "
+                            "systemd drop-in with ReadWritePaths=)")
     archive_dir: TomlPath | None = Field(
         None, description='Archive root; required when after_processing = "archive"')
     archive_max_gb: float | None = Field(

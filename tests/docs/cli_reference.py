@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import PurePath
 
+from edge.config.reference import markdown_text
+
 GENERATOR = "make docs (python -m tests.docs.generate)"
 USAGE_WIDTH = 100
 # argparse's own group titles (they differ between Python versions), as the reference names them.
@@ -103,6 +105,10 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ").strip()
 
 
+def _prose_cell(text: str) -> str:
+    return _cell(markdown_text(text))
+
+
 def _value_text(value: object) -> str:
     if isinstance(value, (list, tuple)):
         return " ".join(str(item) for item in value)
@@ -149,8 +155,9 @@ def _table(parser: argparse.ArgumentParser, actions: list[argparse.Action]) -> l
     lines = ["| Argument | Default | Description |", "|---|---|---|"]
     for action in actions:
         parts = [", ".join(f"`{part}`" for part in invocation(parser, action).split(", ")),
-                 default_text(action), description_text(parser, action)]
-        lines.append("| " + " | ".join(_cell(part) for part in parts) + " |")
+                 default_text(action)]
+        lines.append("| " + " | ".join([_cell(part) for part in parts] + [_prose_cell(description_text(parser, action))])
+                     + " |")
     return lines + [""]
 
 
@@ -160,7 +167,7 @@ def _description(parser: argparse.ArgumentParser) -> list[str]:
         return []
     if issubclass(parser.formatter_class, argparse.RawDescriptionHelpFormatter):
         return textwrap.dedent(text).strip().splitlines() + [""]
-    return [" ".join(text.split()), ""]
+    return [markdown_text(" ".join(text.split())), ""]
 
 
 def render_command(command: Command) -> list[str]:
@@ -168,7 +175,7 @@ def render_command(command: Command) -> list[str]:
     level = "#" * min(2 + command.depth, 4)
     lines = [f"{level} `{command.name}`", ""]
     if command.help:
-        lines += [command.help[:1].upper() + command.help[1:] + ("" if command.help.endswith(".") else "."), ""]
+        lines += [markdown_text(command.help[:1].upper() + command.help[1:] + ("" if command.help.endswith(".") else ".")), ""]
     lines += _description(parser)
     lines += ["```text", usage(parser), "```", ""]
     sub = _subparsers(parser)
@@ -176,7 +183,7 @@ def render_command(command: Command) -> list[str]:
         lines += ["| Command | Description |", "|---|---|"]
         for choice in sub._choices_actions:
             child = sub.choices[choice.dest]
-            lines.append(f"| [`{child.prog}`](#{anchor(child.prog)}) | {_cell(choice.help or '')} |")
+            lines.append(f"| [`{child.prog}`](#{anchor(child.prog)}) | {_prose_cell(choice.help or '')} |")
         lines.append("")
     for group in parser._action_groups:
         actions = [action for action in group._group_actions if action in options(parser)]
