@@ -189,7 +189,8 @@ def render_command(command: Command) -> list[str]:
         actions = [action for action in group._group_actions if action in options(parser)]
         if not actions:
             continue
-        lines += [f"**{GROUP_TITLES.get(group.title or '', group.title)}**", ""]
+        title = GROUP_TITLES.get(group.title or "", group.title or "")
+        lines += [f"**{markdown_text(title[:1].upper() + title[1:])}**", ""]
         lines += _table(parser, actions)
     return lines
 
