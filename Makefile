@@ -13,7 +13,7 @@ DEMO_DIR ?= demo-output
 # Run as root in CI; elsewhere use sudo for apt-get when it exists.
 SUDO     := $(shell [ "$$(id -u)" -ne 0 ] && command -v sudo)
 
-.PHONY: demo test test-min bench system-deps venv edge-venv min-venv clean
+.PHONY: demo test test-min bench docs system-deps venv edge-venv min-venv clean
 
 ## Full development environment: trainer (TensorFlow) + edge + test tools.
 $(VENV)/.stamp: pyproject.toml
@@ -76,6 +76,13 @@ demo: venv
 
 bench: venv
 	$(PY) -m benchmarks
+
+## The generated references: docs/configuration.md from the config models in edge/config/,
+## docs/cli.md from the edge and trainer argparse parsers. tests/docs fails when they are stale.
+## (Any existing .venv will do: the generators import neither TensorFlow nor anything new.)
+docs:
+	@test -x $(PY) || $(MAKE) --no-print-directory venv
+	$(PY) -m tests.docs.generate
 
 clean:
 	rm -rf $(VENV) $(EDGE_VENV) $(MIN_VENV) $(DEMO_DIR) .pytest_cache

@@ -106,7 +106,7 @@ def _add_evaluate(subparsers) -> None:
                               description="Evaluate a run folder (Keras) or a bundle folder / .tflite (LiteRT) on a split.")
     p.add_argument("model", type=Path, help="run folder, bundle folder or .tflite file")
     p.add_argument("--data", dest="data_dir", type=Path, help="data tree (default: the run's own; required for a bundle)")
-    p.add_argument("--split", choices=("train", "valid", "test"), default="test")
+    p.add_argument("--split", choices=("train", "valid", "test"), default="test", help="split to evaluate on")
     p.add_argument("--out", dest="out_dir", type=Path, help="report folder (default RUN/eval-SPLIT or BUNDLE-eval-SPLIT)")
     p.add_argument("--json", action="store_true", help="print the whole report as JSON")
     p.set_defaults(func=cmd_evaluate)
@@ -148,17 +148,17 @@ def _add_synth(subparsers) -> None:
                                           "in the Kaggle layout, and optionally a flat folder of larger 'camera frames'.")
     p.add_argument("--out", type=Path, required=True, help="data set folder to create")
     p.add_argument("--classes", type=_positive_int, default=4, help="number of classes, 2..8 (4)")
-    p.add_argument("--train-per-class", type=_positive_int, default=40)
-    p.add_argument("--valid-per-class", type=_positive_int, default=10)
-    p.add_argument("--test-per-class", type=_positive_int, default=10)
+    p.add_argument("--train-per-class", type=_positive_int, default=40, help="training images per class")
+    p.add_argument("--valid-per-class", type=_positive_int, default=10, help="validation images per class")
+    p.add_argument("--test-per-class", type=_positive_int, default=10, help="test images per class")
     p.add_argument("--image-size", type=_positive_int, default=224, help="data set image size (224, like the Kaggle set)")
     p.add_argument("--frames-out", type=Path, help="also write camera frames (JPEG) to this folder")
     p.add_argument("--frames-start", type=_local_datetime, metavar="YYYY-MM-DDTHH:MM",
                    help="stamp the camera frames with EXIF capture times from this local time on, "
                         "as bursts and visits (default: no EXIF, the edge then uses file times)")
-    p.add_argument("--frames-per-class", type=_positive_int, default=4)
-    p.add_argument("--frame-size", type=_positive_int, default=640)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--frames-per-class", type=_positive_int, default=4, help="with --frames-out: camera frames per class")
+    p.add_argument("--frame-size", type=_positive_int, default=640, help="with --frames-out: camera frame size in pixels")
+    p.add_argument("--seed", type=int, default=0, help="random seed (the same seed writes the same images)")
     p.set_defaults(func=cmd_synth)
 
 

@@ -28,7 +28,7 @@ def _add_job_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--output", help="S3 URI for model.tar.gz/output.tar.gz (default s3://<data bucket>/trailcam/output)")
     data.add_argument("--checkpoints", help="S3 URI prefix for spot checkpoints (default s3://<data bucket>/trailcam/checkpoints)")
     job = parser.add_argument_group("job")
-    job.add_argument("--arch", default="convnet", choices=ARCHITECTURES)
+    job.add_argument("--arch", default="convnet", choices=ARCHITECTURES, help="model architecture")
     job.add_argument("--role", default=os.environ.get("SAGEMAKER_ROLE_ARN"),
                      help="IAM execution role ARN (default $SAGEMAKER_ROLE_ARN)")
     job.add_argument("--region", default=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
@@ -65,21 +65,24 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     tune.add_argument("--search-space", type=Path, help="TOML/JSON file overriding the default ranges")
     tune.add_argument("--max-jobs", type=int, default=20, help="training jobs in total (the proposal ran 20)")
     tune.add_argument("--max-parallel-jobs", type=int, default=2, help="training jobs at a time")
-    tune.add_argument("--strategy", default="Bayesian", choices=("Bayesian", "Random", "Hyperband", "Grid"))
+    tune.add_argument("--strategy", default="Bayesian", choices=("Bayesian", "Random", "Hyperband", "Grid"),
+                      help="SageMaker's search strategy")
     tune.add_argument("--early-stopping", default="Off", choices=("Off", "Auto"),
                       help="Auto lets SageMaker stop trials that trail the median (like the local pruner)")
     tune.add_argument("--max-tuning-runtime", type=int, default=None, help="seconds for the whole tuning job")
     tune.set_defaults(func=cmd_tune)
 
     status = sub.add_parser("status", help="state of a training or tuning job")
-    status.add_argument("name")
-    status.add_argument("--region", default=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"))
+    status.add_argument("name", help="training or tuning job name")
+    status.add_argument("--region", default=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
+                        help="AWS region (default $AWS_REGION / $AWS_DEFAULT_REGION)")
     status.set_defaults(func=cmd_status)
 
     fetch = sub.add_parser("fetch", help="download a finished job's model and unpack the TFLite bundle for the edge")
     fetch.add_argument("name", nargs="?", help="training job, or tuning job (its best training job is fetched)")
     fetch.add_argument("--out", type=Path, required=True, help="bundle folder to write (what `edge --model` reads)")
-    fetch.add_argument("--region", default=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"))
+    fetch.add_argument("--region", default=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
+                       help="AWS region (default $AWS_REGION / $AWS_DEFAULT_REGION)")
     fetch.add_argument("--from-file", type=Path, help="unpack an already downloaded model.tar.gz instead")
     fetch.add_argument("--overwrite", action="store_true", help="replace an existing bundle folder")
     fetch.set_defaults(func=cmd_fetch)

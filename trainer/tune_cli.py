@@ -22,9 +22,10 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     """Add the `tune` subcommand to the trainer CLI."""
     parser = subparsers.add_parser("tune", help="search hyperparameters (Optuna locally; SageMaker via `trainer sagemaker tune`)",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--backend", default="local", choices=("local", "sagemaker"))
+    parser.add_argument("--backend", default="local", choices=("local", "sagemaker"),
+                        help="local: Optuna here; sagemaker: use `trainer sagemaker tune` instead")
     parser.add_argument("--data", type=Path, help="data folder (train/ valid/ [test/] or one tree to split)")
-    parser.add_argument("--arch", default="convnet", choices=ARCHITECTURES)
+    parser.add_argument("--arch", default="convnet", choices=ARCHITECTURES, help="model architecture to tune")
     parser.add_argument("--study-dir", type=Path, help="study folder (default runs/tune-<arch>); rerun to resume")
     parser.add_argument("--study-name", help="Optuna study name (default trailcam-<arch>)")
     parser.add_argument("--trials", type=int, default=20, help="finished trials wanted in the study (the proposal ran 20)")
@@ -33,19 +34,21 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
                         help="trials in parallel (separate processes sharing the study); 1 on a laptop, one per GPU")
     parser.add_argument("--search-space", type=Path, help="TOML/JSON file overriding the default ranges")
     parser.add_argument("--show-space", action="store_true", help="print the search space and exit")
-    parser.add_argument("--pruner", default="median", choices=("median", "none"))
+    parser.add_argument("--pruner", default="median", choices=("median", "none"),
+                        help="median: stop trials that trail the median of earlier ones at the same epoch")
     parser.add_argument("--prune-startup-trials", type=int, default=3,
                         help="finished trials before the pruner may stop any")
     parser.add_argument("--prune-warmup-epochs", type=int, default=1, help="epochs every trial runs before it can be pruned")
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--seed", type=int, default=42, help="random seed of the sampler and of every trial's training")
     parser.add_argument("--enqueue", type=Path, action="append", metavar="JSON",
                         help="a configuration to try first (best.json or {param: value}), repeatable")
     base = parser.add_argument_group("settings shared by every trial (not tuned)")
-    base.add_argument("--image-size", type=int, default=None)
-    base.add_argument("--batch-size", type=int, default=None)
+    base.add_argument("--image-size", type=int, default=None, help="model input size in pixels when the space does not tune it")
+    base.add_argument("--batch-size", type=int, default=None, help="batch size when the space does not tune it")
     base.add_argument("--weights", default=None, help="imagenet | none | FILE (transfer backbones)")
     base.add_argument("--epochs", type=int, default=None, help="fixed epochs when the space does not tune them")
-    base.add_argument("--no-augment", dest="augment", action="store_false", default=None)
+    base.add_argument("--no-augment", dest="augment", action="store_false", default=None,
+                      help="no flip/rotation/zoom augmentation")
     parser.set_defaults(func=cmd_tune)
 
 

@@ -52,7 +52,8 @@ def _add_config_flags(parser: argparse.ArgumentParser, *, daemon: bool) -> None:
         parser.add_argument("--poll", action="store_true", help="with --watch: poll instead of inotify (network mounts)")
         parser.add_argument("--recursive", action="store_true", help="with --watch: include sub-folders")
         parser.add_argument("--timezone", help="station time zone (overrides [station] timezone)")
-        parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+        parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                            help="log level (overrides [logging] level)")
 
 
 def config_from_args(args: argparse.Namespace) -> EdgeConfig:
@@ -299,7 +300,7 @@ def _report_flags(parser: argparse.ArgumentParser, formats: list[str]) -> None:
     parser.add_argument("--until", help="local date (inclusive, whole day) or date-time (exclusive)")
     parser.add_argument("--camera", help="only this camera")
     parser.add_argument("--timezone", help="report in this zone instead of the station's")
-    parser.add_argument("--format", choices=formats, default="table")
+    parser.add_argument("--format", choices=formats, default="table", help="output format")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -317,17 +318,19 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_check)
 
     classify = sub.add_parser("classify", help="classify images one-off (no database, no config needed)")
-    classify.add_argument("images", nargs="+", type=Path, metavar="IMG")
+    classify.add_argument("images", nargs="+", type=Path, metavar="IMG", help="image files to classify")
     classify.add_argument("--model", type=Path, help="bundle folder or .tflite")
     classify.add_argument("--labels", type=Path, help="labels .txt or .csv (default: bundle's or embedded)")
     classify.add_argument("--config", type=Path, help="take model settings from this TOML")
-    classify.add_argument("--top-k", type=int, default=5, choices=range(1, 101), metavar="K")
-    classify.add_argument("--format", choices=["table", "json"], default="table")
+    classify.add_argument("--top-k", type=int, default=5, choices=range(1, 101), metavar="K",
+                          help="predictions shown per image")
+    classify.add_argument("--format", choices=["table", "json"], default="table", help="output format")
     classify.set_defaults(func=cmd_classify)
 
     counts = sub.add_parser("counts", help="species counts per hour or day (events by default)")
     _report_flags(counts, ["table", "csv", "json"])
-    counts.add_argument("--by", choices=["hour", "day", "total"], default="day")
+    counts.add_argument("--by", choices=["hour", "day", "total"], default="day",
+                        help="one row per species and local hour, day, or for the whole period")
     counts.add_argument("--species", help="only this species (label as stored)")
     counts.add_argument("--frames", action="store_true", help="count frames instead of events")
     counts.set_defaults(func=cmd_counts)

@@ -21,7 +21,7 @@ def register(subparsers) -> None:
                                                   "MQTT, outbox, free disk")
     parser.add_argument("--config", type=Path, help="TOML configuration (default /etc/trailcam/edge.toml when it exists)")
     parser.add_argument("--db", type=Path, help="SQLite database (overrides [storage] database)")
-    parser.add_argument("--format", choices=["table", "json"], default="table")
+    parser.add_argument("--format", choices=["table", "json"], default="table", help="output format")
     parser.set_defaults(func=cmd_status)
 
 def cmd_status(args) -> int:

@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 
-from edge.config.base import SECTION_CONFIG
+from edge.config.base import Section
 
 from edge.config.cameras import CameraConfig
 from edge.config.classify import ClassifyConfig
@@ -50,19 +50,47 @@ __all__ = [
 ]
 
 
-class EdgeConfig(BaseModel):
-    model_config = SECTION_CONFIG
+class EdgeConfig(Section):
+    """The whole edge configuration: one table per section, `[[cameras]]` one per camera."""
 
-    station: StationConfig = Field(default_factory=StationConfig)
-    cameras: list[CameraConfig] = Field(default_factory=list)
-    model: ModelConfig = Field(default_factory=ModelConfig)
-    classify: ClassifyConfig = Field(default_factory=ClassifyConfig)
-    events: EventsConfig = Field(default_factory=EventsConfig)
-    storage: StorageConfig = Field(default_factory=StorageConfig)
-    logging: LoggingConfig = Field(default_factory=LoggingConfig)
-    mqtt: MqttConfig = Field(default_factory=MqttConfig)
-    retention: RetentionConfig = Field(default_factory=RetentionConfig)
-    health: HealthConfig = Field(default_factory=HealthConfig)
+    station: StationConfig = Field(
+        default_factory=StationConfig,
+        description="Who this device is and which clock its reports follow.")
+    cameras: list[CameraConfig] = Field(
+        default_factory=list,
+        description="One table per camera folder: where frames arrive and how new ones are noticed. "
+                    "At least one is needed to run (or `edge run --watch DIR`, which replaces them); "
+                    "camera names are unique.")
+    model: ModelConfig = Field(
+        default_factory=ModelConfig,
+        description="Which classifier to load and how to read its labels.")
+    classify: ClassifyConfig = Field(
+        default_factory=ClassifyConfig,
+        description="When a prediction counts as a species. Names in thresholds, allow and deny are a "
+                    "label, scientific or common name of the model, matched case-sensitively; a name the "
+                    "model does not know is refused at start.")
+    events: EventsConfig = Field(
+        default_factory=EventsConfig,
+        description="How counted frames are grouped into independent visits (events); frames with no "
+                    "bird or a denied species join none.")
+    storage: StorageConfig = Field(
+        default_factory=StorageConfig,
+        description="Where the SQLite database lives, and when a frame's error is final.")
+    logging: LoggingConfig = Field(
+        default_factory=LoggingConfig,
+        description="How much the daemon says on stderr (journald picks it up).")
+    mqtt: MqttConfig = Field(
+        default_factory=MqttConfig,
+        description="Broker, topics, security and outbox bound. The password does not belong in this file: "
+                    "give it in TRAILCAM__MQTT__PASSWORD, in password_file, or in the systemd credential "
+                    "mqtt_password ($CREDENTIALS_DIRECTORY/mqtt_password).")
+    retention: RetentionConfig = Field(
+        default_factory=RetentionConfig,
+        description="What happens to a frame file after it is recorded, and disk limits. The defaults keep "
+                    "everything where it is; archive and delete are opt-in.")
+    health: HealthConfig = Field(
+        default_factory=HealthConfig,
+        description="Status snapshot (status.json), systemd status and the Prometheus metrics endpoint.")
 
     @model_validator(mode="after")
     def _camera_names_unique(self) -> "EdgeConfig":

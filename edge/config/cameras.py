@@ -5,29 +5,41 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
 
-from edge.config.base import SECTION_CONFIG, TomlPath
+from edge.config.base import Section, TomlPath
 
 
-class CameraConfig(BaseModel):
-    model_config = SECTION_CONFIG
-
-    name: str = Field(min_length=1, max_length=64)
-    path: TomlPath
-    recursive: bool = False
-    # inotify: react to close-after-write and rename-into (local disks, SD cards).
-    # poll: rescan every poll_interval_s and wait until a file's size and mtime have not
-    # changed for settle_s (network and FUSE mounts, where inotify sees nothing).
-    mode: Literal["inotify", "poll"] = "inotify"
-    poll_interval_s: float = Field(default=2.0, gt=0, le=3600)
-    # settle_s also applies to inotify mode's folder scans (a new sub-folder, the periodic
-    # rescan): a file modified less than settle_s ago may still be being written, so it is left
-    # to its close event (new sub-folder: re-checked once it has settled).
-    settle_s: float = Field(default=2.0, ge=0, le=3600)
+class CameraConfig(Section):
+    name: str = Field(
+        min_length=1, max_length=64,
+        description="The camera's name, recorded with each of its frames and events and sent in MQTT messages; "
+                    "unique among the cameras, without '/', '#', '+' or control characters")
+    path: TomlPath = Field(
+        description="The folder the camera writes its frames into (made absolute at start); frames already "
+                    "there when the daemon starts are processed as its backlog, and a folder that does not "
+                    "exist yet is watched once it appears (an error for `edge run --once`)")
+    recursive: bool = Field(
+        default=False,
+        description="Also watch the folder's sub-folders (including ones created later)")
+    mode: Literal["inotify", "poll"] = Field(
+        default="inotify",
+        description='"inotify": react when a file is closed after writing or renamed into the folder '
+                    '(local disks, SD cards); "poll": rescan every poll_interval_s and take a file once its '
+                    "size and mtime have not changed for settle_s (network and FUSE mounts, where inotify "
+                    "sees nothing)")
+    poll_interval_s: float = Field(
+        default=2.0, gt=0, le=3600,
+        description='With mode = "poll": seconds between two scans of the folder')
+    settle_s: float = Field(
+        default=2.0, ge=0, le=3600,
+        description='With mode = "poll": a file is taken once its size and mtime have not changed for this many '
+                    "seconds. Also inotify's folder scans (a new sub-folder, the periodic rescan): a file "
+                    "modified less than settle_s ago may still be being written, so it is left to its close "
+                    "event (in a new sub-folder: checked again once it has settled)")
     rescan_interval_s: float = Field(
         default=300.0, ge=0, le=86400,
-        description="inotify: rescan the folder this often for frames inotify missed "
+        description='With mode = "inotify": rescan the folder this often for frames inotify missed '
                     "(queue overflow, hard links, a late mount); 0 = never")
     symlinks: Literal["skip", "inside"] = Field(
         default="skip",

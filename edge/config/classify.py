@@ -1,23 +1,28 @@
-"""[classify] section: when a prediction counts as a species."""
+"""[classify] section: when a prediction counts as a species (rules: edge/classify/decision.py)."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 
-from edge.config.base import SECTION_CONFIG
+from edge.config.base import Section
 
 
-class ClassifyConfig(BaseModel):
-    model_config = SECTION_CONFIG
-
-    # Top-1 score needed to name a species; below it the frame is `unknown`.
-    threshold: float = Field(default=0.5, ge=0.0, le=1.0)
-    # Per-species overrides, keyed by label (e.g. a look-alike that needs more certainty).
-    thresholds: dict[str, float] = Field(default_factory=dict)
-    # Only these species are counted (empty = all); others become `unknown`.
-    allow: list[str] = Field(default_factory=list)
-    # These species are never counted; they become `unknown`.
-    deny: list[str] = Field(default_factory=list)
+class ClassifyConfig(Section):
+    threshold: float = Field(
+        default=0.5, ge=0.0, le=1.0,
+        description="Top-1 score a prediction needs to name a species; below it the frame counts as `unknown`")
+    thresholds: dict[str, float] = Field(
+        default_factory=dict,
+        description="Per-species thresholds (0 to 1) that replace `threshold`, keyed by label, scientific or "
+                    'common name, e.g. { "Corvus corone" = 0.8 } for a look-alike that needs more certainty')
+    allow: list[str] = Field(
+        default_factory=list,
+        description="Only these species are counted (empty = all); a frame whose top-1 is another species "
+                    "counts as `unknown`")
+    deny: list[str] = Field(
+        default_factory=list,
+        description="These species are never counted: a frame whose top-1 is one of them counts as nothing "
+                    "(like a no-bird frame: no species, no event); a name may not be in allow and deny both")
 
     @model_validator(mode="after")
     def _consistent(self) -> "ClassifyConfig":

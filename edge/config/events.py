@@ -4,21 +4,24 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from edge.config.base import SECTION_CONFIG
+from edge.config.base import Section
 
 
-class EventsConfig(BaseModel):
-    model_config = SECTION_CONFIG
-
-    # Frames of one camera closer than this belong to one visit (camera-trap practice: 60 s
-    # for bursts; ecologists often use 30 min for independent detections).
-    independence_s: float = Field(default=60.0, gt=0, le=86400)
-    # "camera": one visit per camera, its species voted by its frames (a misnamed frame in a
-    # burst cannot invent a visit); "species": one visit per camera and species.
-    group_by: Literal["camera", "species"] = "camera"
-    # No visit lasts longer than this: a bird that sits at the feeder all afternoon (or a
-    # branch that keeps triggering the camera) is several visits, and a frame's cost stays
-    # bounded. A frame that would stretch an event beyond it starts a new one. 0 = no cap.
-    max_duration_s: float = Field(default=1800.0, ge=0, le=7 * 86400)
+class EventsConfig(Section):
+    independence_s: float = Field(
+        default=60.0, gt=0, le=86400,
+        description="A counted frame within this many seconds of an event's span joins that visit; a longer "
+                    "gap starts a new one (camera-trap practice: 60 s for bursts; ecologists often use "
+                    "30 min, 1800, for independent detections)")
+    group_by: Literal["camera", "species"] = Field(
+        default="camera",
+        description='"camera": one visit per camera whatever the species, named by a majority vote of its '
+                    'frames (a misnamed frame in a burst cannot invent a visit); "species": one visit per '
+                    "camera and species (two species at a feeder at once are two visits)")
+    max_duration_s: float = Field(
+        default=1800.0, ge=0, le=7 * 86400,
+        description="No visit lasts longer than this: a frame that would stretch an event beyond it starts a "
+                    "new one (a bird at the feeder all afternoon, or a branch that keeps triggering the "
+                    "camera, is several visits); 0 = no cap")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import Field
 
-from edge.config.base import SECTION_CONFIG
+from edge.config.base import Section
 
 
-class LoggingConfig(BaseModel):
-    model_config = SECTION_CONFIG
-
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+class LoggingConfig(Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO",
+        description="Lowest level of the log lines `edge run` writes to stderr (journald under systemd); "
+                    "`edge run --log-level` overrides it")

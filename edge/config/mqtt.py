@@ -16,45 +16,78 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
-from edge.config.base import SECTION_CONFIG, TomlFilePath
+from edge.config.base import Section, TomlFilePath
 
 CREDENTIAL_NAME = "mqtt_password"
 
 
-class MqttConfig(BaseModel):
-    model_config = SECTION_CONFIG
+class MqttConfig(Section):
+    enabled: bool = Field(
+        False, description="Publish events, counts, status and health to an MQTT broker (through the outbox "
+                           "table in the database, so nothing is lost while the broker is away)")
+    host: str = Field("localhost", description="Broker host name or address")
+    port: int = Field(1883, ge=1, le=65535, description="Broker port (usually 8883 with TLS)")
+    prefix: str = Field(
+        "trailcam", description="First topic level: messages go to `<prefix>/<device_id>/...` (device_id "
+                                "from [station]); no wildcards (+, #), no leading or trailing '/'")
+    client_id: str | None = Field(
+        None, description="MQTT client id. Unset: `trailcam-<device_id>` ([station] device_id)")
+    keepalive_s: int = Field(60, ge=5, le=65535, description="MQTT keepalive interval, seconds")
 
-    enabled: bool = False
-    host: str = "localhost"
-    port: int = Field(1883, ge=1, le=65535)
-    prefix: str = "trailcam"
-    client_id: str | None = None  # None: "trailcam-<[station] device_id>"
-    keepalive_s: int = Field(60, ge=5, le=65535)
+    username: str | None = Field(
+        None, description="User name to log in with; unset = no login (a password is then not sent either)")
+    password: SecretStr | None = Field(
+        None, description="Password to log in with. Meant for the environment (TRAILCAM__MQTT__PASSWORD), not "
+                          "this file; prefer password_file or the systemd credential mqtt_password, which is "
+                          "read when neither is given. Not together with password_file")
+    password_file: TomlFilePath | None = Field(
+        None, description="A file holding the password (one line), read afresh at every connection attempt")
 
-    username: str | None = None
-    password: SecretStr | None = None  # meant for TRAILCAM__MQTT__PASSWORD; prefer password_file
-    password_file: TomlFilePath | None = None
+    tls: bool = Field(
+        False, description="Connect with TLS, verifying the broker against the system's CA certificates "
+                           "(implied by ca_file or cert_file)")
+    ca_file: TomlFilePath | None = Field(
+        None, description="CA certificate (PEM) to verify the broker with, instead of the system's")
+    cert_file: TomlFilePath | None = Field(
+        None, description="Client certificate (PEM) for brokers that require one; needs key_file")
+    key_file: TomlFilePath | None = Field(
+        None, description="Private key (PEM) of cert_file; needs cert_file")
+    tls_insecure: bool = Field(
+        False, description="Skip the check that the broker's certificate names its host (self-signed lab "
+                           "brokers only)")
 
-    tls: bool = False  # implied by ca_file
-    ca_file: TomlFilePath | None = None
-    cert_file: TomlFilePath | None = None
-    key_file: TomlFilePath | None = None
-    tls_insecure: bool = False  # skip host name verification (self-signed lab brokers only)
+    reconnect_min_s: float = Field(
+        1.0, gt=0, description="First delay before reconnecting after a failure; it doubles (with jitter) "
+                               "up to reconnect_max_s")
+    reconnect_max_s: float = Field(
+        300.0, gt=0, description="Longest delay between reconnection attempts; at least reconnect_min_s")
+    connect_timeout_s: float = Field(
+        10.0, gt=0, description="How long to wait for the broker to answer a connection attempt")
+    poll_interval_s: float = Field(
+        1.0, gt=0, le=60, description="Fallback interval for looking at the outbox; new rows are noticed "
+                                      "at once anyway")
+    batch_window_s: float = Field(
+        0.1, ge=0, le=10, description="Wait this long after a commit to gather a burst of frames into one "
+                                      "batch (superseded counts snapshots in it are skipped)")
+    max_inflight: int = Field(
+        20, ge=1, le=1000, description="Messages published but not yet acknowledged by the broker, at most")
+    drain_timeout_s: float = Field(
+        3.0, ge=0, description="On a clean shutdown, keep publishing the outbox for up to this long; what "
+                               "is left is sent after the next start")
+    outbox_max_rows: int = Field(
+        100_000, ge=10, description="Bound of the outbox while the broker is away: when full, queued counts "
+                                    "snapshots are coalesced, then the oldest messages dropped (logged)")
+    health_interval_s: float = Field(
+        60.0, gt=0, description="The retained `health` message is republished this often (and at once on "
+                                "pause and resume)")
 
-    reconnect_min_s: float = Field(1.0, gt=0)
-    reconnect_max_s: float = Field(300.0, gt=0)
-    connect_timeout_s: float = Field(10.0, gt=0)
-    poll_interval_s: float = Field(1.0, gt=0, le=60)  # fallback; commits are noticed at once
-    batch_window_s: float = Field(0.1, ge=0, le=10)  # gather a burst of frames into one batch
-    max_inflight: int = Field(20, ge=1, le=1000)
-    drain_timeout_s: float = Field(3.0, ge=0)  # on clean shutdown, try this long to empty the outbox
-    outbox_max_rows: int = Field(100_000, ge=10)
-    health_interval_s: float = Field(60.0, gt=0)  # retained `health` republished this often (and at once on pause/resume)
-
-    discovery: bool = True
-    discovery_prefix: str = "homeassistant"
+    discovery: bool = Field(
+        True, description="Publish Home Assistant MQTT discovery configs (retained; again whenever Home "
+                          "Assistant announces itself online)")
+    discovery_prefix: str = Field(
+        "homeassistant", description="Home Assistant's discovery topic prefix; same rules as prefix")
 
     @field_validator("prefix", "discovery_prefix")
     @classmethod

@@ -9,34 +9,44 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 
-from edge.config.base import SECTION_CONFIG, TomlPath
+from edge.config.base import Section, TomlPath
 
 
-class RetentionConfig(BaseModel):
-    model_config = SECTION_CONFIG
-
+class RetentionConfig(Section):
     after_processing: Literal["keep", "archive", "delete"] = Field(
-        "keep", description="what to do with a frame once its result is committed: keep | archive | delete")
+        "keep", description='What happens to a frame file once its result is committed: "keep" leaves it; '
+                            '"archive" moves it to `<archive_dir>/<YYYY-MM-DD>/<species>/` (frames that '
+                            'failed to `<archive_dir>/<YYYY-MM-DD>/_errors/`); "delete" removes it (frames that failed '
+                            "are kept). Archive and delete need the camera folder (and the archive) writable "
+                            "by the service: rerun `edge install-service` after changing this (it writes the "
+                            "systemd drop-in with ReadWritePaths=)")
     archive_dir: TomlPath | None = Field(
-        None, description="archive root for after_processing = \"archive\": <archive_dir>/<YYYY-MM-DD>/<species>/")
+        None, description='Archive root; required when after_processing = "archive"')
     archive_max_gb: float | None = Field(
-        None, gt=0, description="keep the archive under this many GB (oldest days removed first)")
+        None, gt=0, description="Keep the archive under this many GB: the oldest days are removed first, "
+                                "except the exemplars. Unset: no size limit")
     archive_max_percent: float | None = Field(
-        None, gt=0, le=100, description="keep the archive under this percentage of its disk")
+        None, gt=0, le=100, description="Keep the archive under this percentage of its disk's size (with "
+                                        "archive_max_gb as well, the smaller limit wins). Unset: no limit")
     exemplars_per_species: int = Field(
-        3, ge=0, description="best (highest-confidence) archived frames per species never removed by the size limit")
+        3, ge=0, description="The best (highest-confidence) archived frames per species that the size limit "
+                             "and row pruning never remove")
     prune_frames_after_days: int | None = Field(
-        None, ge=1, description="delete frame rows older than this many days (daily tallies and events are kept)")
+        None, ge=1, description="Delete frame rows (and their predictions) older than this many days, once "
+                                "their file has left the camera folder; events and daily tallies are kept. "
+                                "Unset: rows are kept forever")
     min_free_mb: int = Field(
-        200, ge=0, description="pause processing when the state or archive disk has less free space than this")
+        200, ge=0, description="Pause processing when the disk of the database (or of the archive) has less "
+                               "free space than this many MB")
     resume_free_mb: int | None = Field(
-        None, ge=0, description="resume when free space is back above this (default: 2 x min_free_mb)")
+        None, ge=0, description="Resume processing when free space is back above this many MB; at least "
+                                "min_free_mb. Unset: 2 x min_free_mb")
     disk_check_interval_s: float = Field(
-        10.0, gt=0, description="how often a paused daemon re-checks free space")
+        10.0, gt=0, description="How often a paused daemon checks free space again")
     housekeeping_interval_s: float = Field(
-        600.0, gt=0, description="how often the archive limit and row pruning run")
+        600.0, gt=0, description="How often the archive size limit and row pruning run")
 
     @model_validator(mode="after")
     def _coherent(self) -> "RetentionConfig":

@@ -6,9 +6,9 @@ import re
 import socket
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
 
-from edge.config.base import SECTION_CONFIG
+from edge.config.base import Section
 
 _DEVICE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -19,12 +19,16 @@ def _default_device_id() -> str:
     return cleaned or "trailcam"
 
 
-class StationConfig(BaseModel):
-    model_config = SECTION_CONFIG
-
-    device_id: str = Field(default_factory=_default_device_id)
-    # Hour and day boundaries of reports and daily tallies; times are stored UTC.
-    timezone: str = "UTC"
+class StationConfig(Section):
+    device_id: str = Field(
+        default_factory=_default_device_id,
+        description="This device's identity in the database, the MQTT topics and Home Assistant: 1-64 "
+                    "letters, digits, '-' or '_'. Unset: the host name, cleaned to fit")
+    timezone: str = Field(
+        default="UTC",
+        description="IANA time zone (e.g. \"Europe/Berlin\") of the hour and day boundaries of reports and "
+                    "daily tallies, and of camera clocks whose EXIF times carry no offset; times are "
+                    "stored in UTC")
 
     @field_validator("device_id")
     @classmethod

@@ -12,16 +12,13 @@ The unit in systemd/trailcam-edge.service is `render_unit()` with the default Ex
 
 from __future__ import annotations
 
-import json
 import os
 import pwd
 import shutil
 import subprocess
 import sys
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Iterable, get_args, get_origin
-
-from pydantic import BaseModel
+from typing import Any, Callable, Iterable
 
 UNIT_NAME = "trailcam-edge.service"
 DEFAULT_USER = "trailcam"
@@ -124,85 +121,13 @@ def render_paths_dropin(writable: Iterable[str]) -> str | None:
 
 # ---- config skeleton ---------------------------------------------------------------------
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, BaseModel):
-        value = value.model_dump(mode="json")
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, (str, os.PathLike)):
-        return json.dumps(str(value))
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
-    return json.dumps(str(value))
+def render_config_skeleton(config_path: str = DEFAULT_CONFIG) -> str:
+    """Every key of EdgeConfig, commented out, with its default and description.
 
-
-def _is_model(annotation: Any) -> bool:
-    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
-
-
-def _list_model(annotation: Any) -> type[BaseModel] | None:
-    """The table type of an array of tables (`cameras: list[CameraConfig]`), else None."""
-    if get_origin(annotation) is list:
-        args = get_args(annotation)
-        if args and _is_model(args[0]):
-            return args[0]
-    return None
-
-
-def _key_lines(model: type[BaseModel], indent: str = "") -> list[str]:
-    lines: list[str] = []
-    for key, info in model.model_fields.items():
-        if _is_model(info.annotation) or _list_model(info.annotation):
-            continue
-        toml_key = info.alias or key
-        if info.description:
-            lines.append(f"#{indent} {info.description}")
-        if info.is_required():
-            lines.append(f"#{indent} {toml_key} = ...   (required)")
-        else:
-            default = info.get_default(call_default_factory=True)
-            if default is None:
-                lines.append(f"#{indent} {toml_key} =   (unset by default)")
-            elif info.default_factory is not None and not isinstance(default, (list, dict, set, tuple, BaseModel)):
-                # e.g. the device id from the host name: computed on the device, not baked in here
-                lines.append(f"#{indent} {toml_key} =   (computed at start when unset)")
-            else:
-                lines.append(f"#{indent} {toml_key} = {_toml_value(default)}")
-    return lines
-
-
-def _section_lines(model: type[BaseModel], name: str | None) -> list[str]:
-    lines: list[str] = []
-    keys = _key_lines(model)
-    if name is not None:
-        lines.append(f"[{name}]")
-    lines += keys
-    if keys or name is not None:
-        lines.append("")
-    for key, info in model.model_fields.items():
-        toml_key = info.alias or key
-        full = f"{name}.{toml_key}" if name else toml_key
-        if _is_model(info.annotation):
-            lines += _section_lines(info.annotation, full)
-        elif (table := _list_model(info.annotation)) is not None:
-            lines.append(f"# [[{full}]]   (repeat the table for each entry)")
-            lines += _key_lines(table, indent="  ")
-            lines.append("")
-    return lines
-
-
-def render_config_skeleton() -> str:
-    """Every key of EdgeConfig, commented out, with its default and description."""
-    from edge.config import EdgeConfig
-    head = ["# trailcam edge configuration (TOML). Every key is shown with its default, commented out;",
-            "# uncomment and change what you need. `edge check --config /etc/trailcam/edge.toml`",
-            "# validates this file. Secrets do not belong here: the MQTT password comes from the",
-            f"# systemd credential {CREDENTIAL_FILE}.", ""]
-    return "\n".join(head + _section_lines(EdgeConfig, None)).rstrip() + "\n"
+    Generated from the configuration models by edge.config.reference, like docs/configuration.md.
+    """
+    from edge.config.reference import render_skeleton
+    return render_skeleton(config_path=config_path, credential_file=CREDENTIAL_FILE)
 
 
 # ---- installation -----------------------------------------------------------------------
@@ -264,7 +189,7 @@ class Installer:
         if path.exists():
             self.out(f"kept existing {path}")
             return
-        self._write(self.config_path, render_config_skeleton(), 0o640)
+        self._write(self.config_path, render_config_skeleton(self.config_path), 0o640)
         self._chown_group(path)
 
     def ensure_credential(self) -> None:

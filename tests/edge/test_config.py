@@ -125,9 +125,9 @@ def test_check_validates_config_model_and_database(tmp_path: Path, aiy_model: Pa
 
 
 def test_documented_example_config_is_valid(repo_root: Path, tmp_path: Path) -> None:
-    """The example in the README's edge configuration section is what users copy: it must validate as written."""
-    text = (repo_root / "README.md").read_text()
-    section = text[text.index("### Configuration reference (`/etc/trailcam/edge.toml`)"):]
+    """The example in docs/configuring.md is what users copy: it must validate as written."""
+    text = (repo_root / "docs" / "configuring.md").read_text()
+    section = text[text.index("## Example"):]
     example = section[section.index("```toml") + len("```toml"):section.index("```", section.index("```toml") + 7)]
     path = tmp_path / "edge.toml"
     path.write_text(example)

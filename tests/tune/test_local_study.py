@@ -131,9 +131,15 @@ def _running_trials(db: Path) -> int:
         return 0
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10) as conn:
         try:
-            # running and past drawing its parameters (so there is something to re-run)
-            return conn.execute("SELECT COUNT(DISTINCT t.trial_id) FROM trials t JOIN trial_params p "
-                                "ON p.trial_id = t.trial_id WHERE t.state = 'RUNNING'").fetchone()[0]
+            # Running and done drawing ALL its parameters (as many as a finished trial has): a
+            # trial killed between two draws is re-run with the drawn ones fixed and the rest drawn
+            # anew, which is not the "same parameters" this test checks.
+            return conn.execute(
+                """SELECT COUNT(*) FROM (SELECT t.trial_id, COUNT(p.param_name) AS drawn FROM trials t
+                       JOIN trial_params p ON p.trial_id = t.trial_id WHERE t.state = 'RUNNING' GROUP BY t.trial_id)
+                   WHERE drawn >= (SELECT MAX(n) FROM (SELECT COUNT(p.param_name) AS n FROM trials t
+                       JOIN trial_params p ON p.trial_id = t.trial_id WHERE t.state = 'COMPLETE' GROUP BY t.trial_id))"""
+            ).fetchone()[0]
         except sqlite3.OperationalError:
             return 0
 
