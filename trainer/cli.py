@@ -16,10 +16,13 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trainer import __version__
 from trainer.train_config import ARCHITECTURES, MIN_IMAGE_SIZE, OPTIMIZERS, TrainConfig
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")  # trainer.export.QUANTIZATIONS, without importing it
 EXIT_USAGE = 2

@@ -4,8 +4,9 @@ Exit codes: 0 success, 1 runtime failure, 2 bad configuration or arguments (the 
 the key or argument and the problem). Commands that need no database or config (classify)
 never read /etc/trailcam/edge.toml unless asked to.
 
-Other areas add subcommands by exposing `register(subparsers)` in the modules listed in
-EXTENSION_MODULES (e.g. `edge status`, `edge install-service`).
+`edge status` and `edge install-service` live in edge/cli/status.py and
+edge/cli/install_service.py, each adding itself with `register(subparsers)`; every table is
+rendered by edge/cli/tables.py.
 """
 
 from __future__ import annotations

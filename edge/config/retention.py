@@ -6,7 +6,6 @@ first install); archive and delete are opt-in. See README.md, section "Running u
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator

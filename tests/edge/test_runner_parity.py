@@ -12,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from edge.ingest.imaging import decode
 from edge.classify.model import Classifier, resolve_model
