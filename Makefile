@@ -57,8 +57,12 @@ system-deps:
 	@command -v openssl >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q openssl; }
 	@command -v systemd-analyze >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q systemd; }
 
+# Two pytest workers (pytest-xdist), a test file never split across them (--dist loadfile): the
+# edge tests mostly wait on daemons, brokers and inotify while the trainer tests use the CPU.
+# TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= 2
 test: venv edge-venv min-venv system-deps
-	TRAILCAM_REQUIRE_EDGE_VENV=1 TRAILCAM_REQUIRE_BROKER=1 TRAILCAM_REQUIRE_TRAINER=1 $(PY) -m pytest
+	TRAILCAM_REQUIRE_EDGE_VENV=1 TRAILCAM_REQUIRE_BROKER=1 TRAILCAM_REQUIRE_TRAINER=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 	$(MAKE) --no-print-directory test-min
 
 ## The main job end to end, offline, on generated frames.
