@@ -15,6 +15,8 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from edge.classify.model import sha256_file  # one file hash for trainer and edge (the edge never imports trainer)
+
 log = logging.getLogger(__name__)
 
 # Formats tf.io.decode_image reads as a still image (GIF is excluded: animations).
@@ -201,14 +203,6 @@ def _drop_unusable(data: DataSplits, verify: bool) -> None:
     non_images = sum(1 for p, _ in data.skipped if not is_image_name(p))
     if non_images:
         log.warning("ignoring %d non-image files in %s", non_images, data.root)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def fingerprint(root: Path, items: list[Item]) -> str:
