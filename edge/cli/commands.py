@@ -224,16 +224,23 @@ def _zone(args: argparse.Namespace, db):
         raise UsageError(f"--timezone: unknown time zone {args.timezone!r}") from None
 
 
+def _report(query, db, **options):
+    """One report query; a --since/--until it cannot read is a usage error (exit 2)."""
+    from edge.store import reports
+
+    try:
+        return query(db, **options)
+    except reports.ReportError as error:
+        raise UsageError(f"--since/--until: {error}") from None
+
+
 def cmd_counts(args: argparse.Namespace) -> int:
     from edge.store import reports
 
     db = _open_reader(args)
     unit = "frames" if args.frames else "events"
-    try:
-        rows = reports.counts(db, by=args.by, unit=unit, since=args.since, until=args.until, camera=args.camera,
-                              species=args.species, zone=_zone(args, db))
-    except reports.ReportError as error:
-        raise UsageError(f"--since/--until: {error}") from None
+    rows = _report(reports.counts, db, by=args.by, unit=unit, since=args.since, until=args.until,
+                   camera=args.camera, species=args.species, zone=_zone(args, db))
     print(tables.render(rows, ["period", "species", unit], args.format))
     return EXIT_OK
 
@@ -242,11 +249,8 @@ def cmd_events(args: argparse.Namespace) -> int:
     from edge.store import reports
 
     db = _open_reader(args)
-    try:
-        rows = reports.events(db, since=args.since, until=args.until, camera=args.camera, species=args.species,
-                              limit=args.limit, zone=_zone(args, db))
-    except reports.ReportError as error:
-        raise UsageError(f"--since/--until: {error}") from None
+    rows = _report(reports.events, db, since=args.since, until=args.until, camera=args.camera,
+                   species=args.species, limit=args.limit, zone=_zone(args, db))
     columns = ["start_local", "end_local", "camera", "species", "confidence", "frame_count", "state", "uid"]
     _print_limited(tables.render(rows, columns, args.format), tables.left_out_note(rows, "event"), args.format)
     return EXIT_OK
@@ -256,11 +260,8 @@ def cmd_frames(args: argparse.Namespace) -> int:
     from edge.store import reports
 
     db = _open_reader(args)
-    try:
-        rows = reports.frames(db, errors=args.errors, since=args.since, until=args.until, camera=args.camera,
-                              limit=args.limit, zone=_zone(args, db))
-    except reports.ReportError as error:
-        raise UsageError(f"--since/--until: {error}") from None
+    rows = _report(reports.frames, db, errors=args.errors, since=args.since, until=args.until,
+                   camera=args.camera, limit=args.limit, zone=_zone(args, db))
     columns = (["processed_at", "camera", "path", "error"] if args.errors else
                ["captured_local", "camera", "path", "status", "species", "confidence", "inference_ms", "error"])
     note = tables.left_out_note(rows, "failed frame" if args.errors else "frame")
