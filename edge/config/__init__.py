@@ -23,6 +23,7 @@ from edge.config.base import Section
 
 from edge.config.cameras import CameraConfig
 from edge.config.classify import ClassifyConfig
+from edge.config.detector import DetectorConfig
 from edge.config.events import EventsConfig
 from edge.config.health import HealthConfig
 from edge.config.log import LoggingConfig
@@ -38,6 +39,7 @@ ENV_PREFIX = "TRAILCAM__"
 __all__ = [
     "CameraConfig",
     "ClassifyConfig",
+    "DetectorConfig",
     "ConfigError",
     "DEFAULT_CONFIG_PATH",
     "EdgeConfig",
@@ -64,6 +66,11 @@ class EdgeConfig(Section):
     model: ModelConfig = Field(
         default_factory=ModelConfig,
         description="Which classifier to load and how to read its labels.")
+    detector: DetectorConfig = Field(
+        default_factory=DetectorConfig,
+        description="Detect, then classify: a bird detector finds each bird in a wide frame (full frame "
+                    "and tiles), and the classifier names each crop; counts become counts of individuals. "
+                    "Without it each frame is classified whole, as before.")
     classify: ClassifyConfig = Field(
         default_factory=ClassifyConfig,
         description="When a prediction counts as a species. Names in thresholds, allow and deny are a "

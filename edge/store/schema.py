@@ -14,7 +14,7 @@ import sqlite_utils
 from edge.store import outbox
 
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def _schema_v1(db: sqlite_utils.Database) -> None:
@@ -148,8 +148,58 @@ def _schema_v2(db: sqlite_utils.Database) -> None:
         """
     )
 
+def _schema_v3(db: sqlite_utils.Database) -> None:
+    """Detect, then classify: the birds found in each frame, and counts of individuals.
+
+    - detections: one row per bird the detector found in a frame (box normalised to the
+      oriented frame, detector score and label), with what the classifier made of its crop
+      (decision kind, species, confidence, top-k as JSON) and the event it was counted in.
+    - frames.birds: how many birds the detector found (0: an empty frame, recorded and not
+      classified); NULL for frames classified whole (no detector), as every version-2 row was.
+      frames.detector_id: the detector model that looked at the frame.
+    - events.individuals: the most birds of the event in any one of its frames (MaxN, the
+      camera-trap convention). A version-2 event was one bird per frame: 1.
+      events.best_detection_id / snapshot: the detection whose crop shows the event best, and the
+      file name of that crop (a small JPEG under the state directory's snapshots/ folder).
+    - daily_tallies.individuals: the summed MaxN of the day's events per camera and species; a
+      version-2 tally counted one bird per event, so it starts as its events.
+    """
+    db.executescript(
+        """
+        ALTER TABLE frames ADD COLUMN birds INTEGER;
+        ALTER TABLE frames ADD COLUMN detector_id TEXT;
+
+        CREATE TABLE IF NOT EXISTS detections (
+            id INTEGER PRIMARY KEY,
+            frame_id INTEGER NOT NULL REFERENCES frames(id) ON DELETE CASCADE,
+            rank INTEGER NOT NULL,
+            ymin REAL NOT NULL,
+            xmin REAL NOT NULL,
+            ymax REAL NOT NULL,
+            xmax REAL NOT NULL,
+            score REAL NOT NULL,
+            detector_label TEXT,
+            kind TEXT NOT NULL CHECK (kind IN ('species', 'unknown', 'none')),
+            species TEXT,
+            confidence REAL,
+            top_k TEXT,
+            event_id INTEGER REFERENCES events(id),
+            UNIQUE (frame_id, rank)
+        );
+        CREATE INDEX IF NOT EXISTS detections_event ON detections (event_id);
+
+        ALTER TABLE events ADD COLUMN individuals INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE events ADD COLUMN best_detection_id INTEGER;
+        ALTER TABLE events ADD COLUMN snapshot TEXT;
+
+        ALTER TABLE daily_tallies ADD COLUMN individuals INTEGER NOT NULL DEFAULT 0;
+        UPDATE daily_tallies SET individuals = events;
+        """
+    )
+
+
 # Index i migrates schema version i to i + 1. Append; never edit a released step.
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_schema_v1, _schema_v2]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_schema_v1, _schema_v2, _schema_v3]
 
 assert len(MIGRATIONS) == SCHEMA_VERSION

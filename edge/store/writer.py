@@ -10,7 +10,9 @@ and count nothing twice: the file system is the queue, the database the ledger.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -35,6 +37,17 @@ EVENT_UID_NAMESPACE = uuid.UUID("6f1c7d3e-2b8a-4c55-9e0f-7a1d2c3b4e5f")
 
 
 @dataclass(frozen=True)
+class BirdRecord:
+    """One bird the detector found in a frame, and what the classifier made of its crop."""
+
+    box: tuple[float, float, float, float]  # ymin, xmin, ymax, xmax normalised to the oriented frame
+    score: float                            # the detector's
+    detector_label: str | None
+    predictions: Sequence[Prediction]
+    decision: Decision
+
+
+@dataclass(frozen=True)
 class FrameRecord:
     """Everything the pipeline learnt about one frame (ok or error)."""
 
@@ -55,6 +68,42 @@ class FrameRecord:
     # attempt and retried while attempts are left; permanent errors (corrupt, not an image,
     # too large) are recorded once and never retried.
     transient: bool = False
+    # Detect, then classify: the birds found (best detector score first; [] = an empty frame,
+    # not classified). None: the frame was classified whole (no detector), `decision` says it all.
+    birds: Sequence[BirdRecord] | None = None
+    detector_id: str | None = None
+
+    def groups(self) -> list[BirdGroup]:
+        """What the frame counts, one group per species (`unknown` included): the whole-frame
+        route's one bird, or the detected birds grouped by their decision; most birds first,
+        then the best confidence. Birds whose crop is denied count as nothing."""
+        if self.birds is None:
+            decision = self.decision
+            if decision is None or decision.species is None:
+                return []
+            return [BirdGroup(decision.species, decision.confidence, ())]
+        by_species: dict[str, list[int]] = {}
+        for rank, bird in enumerate(self.birds, start=1):
+            if bird.decision.species is not None:
+                by_species.setdefault(bird.decision.species, []).append(rank)
+        groups = []
+        for species, ranks in by_species.items():
+            confidences = [c for c in (self.birds[r - 1].decision.confidence for r in ranks) if c is not None]
+            groups.append(BirdGroup(species, max(confidences) if confidences else None, tuple(ranks)))
+        return sorted(groups, key=lambda g: (-g.individuals, -(g.confidence or 0.0), g.species))
+
+
+@dataclass(frozen=True)
+class BirdGroup:
+    """The birds of one species in one frame: they join one event together."""
+
+    species: str
+    confidence: float | None
+    ranks: tuple[int, ...]  # the detections' ranks in the frame; () for a frame classified whole
+
+    @property
+    def individuals(self) -> int:
+        return max(len(self.ranks), 1)
 
 
 @dataclass(frozen=True)
@@ -73,10 +122,11 @@ class CommittedFrame:
     camera: str | None = None
     sha256: str | None = None
     inference_ms: float | None = None
+    birds: int | None = None    # birds the detector found (0: empty); None: classified whole
 
 
 # The frames columns a CommittedFrame is read from, in its field order.
-COMMITTED_COLUMNS = "id, path, status, captured_at, species, confidence, processed_at, camera, sha256, inference_ms"
+COMMITTED_COLUMNS = "id, path, status, captured_at, species, confidence, processed_at, camera, sha256, inference_ms, birds"
 
 
 @dataclass
@@ -103,6 +153,9 @@ class Commit:
     retry_at: datetime | None = None
     # (id, processed_at) of the error rows at this path that this row replaced.
     superseded: list[tuple[int, str]] = field(default_factory=list)
+    # Events whose best crop is now one of this frame's birds: (snapshot file name, bird rank).
+    # The daemon writes those crops after the commit (edge/operate/snapshots.py).
+    snapshots: list[tuple[str, int]] = field(default_factory=list)
 
     @property
     def frame_id(self) -> int:
@@ -117,12 +170,14 @@ class OutboxSink(Protocol):
 
 
 def tallies_for_day(conn: Any, day: str) -> dict[str, dict[str, int]]:
-    """species → {events, frames} summed over cameras: the `counts` snapshot of one station-local
-    day, on any connection (the writer's, inside its transaction; the MQTT publisher's own)."""
+    """species → {events, frames, individuals} summed over cameras: the `counts` snapshot of one
+    station-local day, on any connection (the writer's, inside its transaction; the MQTT
+    publisher's own). `individuals` sums the day's events' MaxN (the most birds of the visit
+    in one frame): a count of birds seen, as camera-trap studies report it."""
     return {
-        species: {"events": int(events), "frames": int(frames)}
-        for species, events, frames in conn.execute(
-            """SELECT species, SUM(events), SUM(frames) FROM daily_tallies WHERE day = ?
+        species: {"events": int(events), "frames": int(frames), "individuals": int(individuals)}
+        for species, events, frames, individuals in conn.execute(
+            """SELECT species, SUM(events), SUM(frames), SUM(individuals) FROM daily_tallies WHERE day = ?
                GROUP BY species HAVING SUM(events) > 0 OR SUM(frames) > 0 ORDER BY species""",
             (day,),
         )
@@ -187,21 +242,61 @@ class Store:
     # -- schema -----------------------------------------------------------------------------
 
     def _migrate(self, station_id: str | None) -> None:
-        with self.db.atomic():
-            self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+        backup = self._backup_before_migrating()
+        try:
+            with self.db.atomic():
+                self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+                version = schema_version(self.db) or 0
+                if version > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"{self.path}: schema version {version} is newer than this trailcam ({SCHEMA_VERSION}); upgrade trailcam"
+                    )
+                for step in range(version, SCHEMA_VERSION):
+                    log.info("database %s: migrating schema %d → %d", self.path, step, step + 1)
+                    MIGRATIONS[step](self.db)
+                self.db["meta"].upsert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
+                if station_id:
+                    self.db["meta"].upsert({"key": "station_id", "value": station_id}, pk="key")
+                # Reports read the station's zone from here, so `edge counts --db F` needs no config.
+                self.db["meta"].upsert({"key": "timezone", "value": self.station_tz.key}, pk="key")
+        except (sqlite3.DatabaseError, StoreError) as error:
+            if backup is not None:
+                raise StoreError(f"{self.path}: migration failed ({error}); the database before it is kept "
+                                 f"in {backup}") from None
+            raise
+        if backup is not None:
+            backup.unlink(missing_ok=True)
+            log.info("database %s: migrated to schema %d; removed the backup taken before it", self.path, SCHEMA_VERSION)
+
+    def _backup_before_migrating(self) -> Path | None:
+        """A copy of a database that is about to be migrated, next to it, kept until the
+        migration commits: the migration is one transaction, so SQLite alone rolls a failure
+        back, but a copy is what an operator wants in hand when a new release touches months
+        of counts (a power cut during the copy leaves the original untouched; a copy left from
+        a failed earlier try is overwritten). Taken with SQLite's online backup, so the WAL's
+        committed content is in it. None when there is nothing to migrate."""
+        try:
             version = schema_version(self.db) or 0
-            if version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"{self.path}: schema version {version} is newer than this trailcam ({SCHEMA_VERSION}); upgrade trailcam"
-                )
-            for step in range(version, SCHEMA_VERSION):
-                log.info("database %s: migrating schema %d → %d", self.path, step, step + 1)
-                MIGRATIONS[step](self.db)
-            self.db["meta"].upsert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
-            if station_id:
-                self.db["meta"].upsert({"key": "station_id", "value": station_id}, pk="key")
-            # Reports read the station's zone from here, so `edge counts --db F` needs no config.
-            self.db["meta"].upsert({"key": "timezone", "value": self.station_tz.key}, pk="key")
+        except sqlite3.DatabaseError:
+            return None  # a new or foreign file: the migration itself says what is wrong
+        if version == 0 or version >= SCHEMA_VERSION:
+            return None
+        target = self.path.with_name(f"{self.path.name}.schema{version}.bak")
+        partial = target.with_name(target.name + ".partial")
+        try:
+            copy = sqlite3.connect(partial)
+            try:
+                self.conn.backup(copy)
+            finally:
+                copy.close()
+            os.replace(partial, target)
+        except (OSError, sqlite3.DatabaseError) as error:
+            partial.unlink(missing_ok=True)
+            raise StoreError(f"{self.path}: schema {version} needs migrating to {SCHEMA_VERSION}, but the backup "
+                             f"copy {target} cannot be written ({error}); free some space and start again") from None
+        log.info("database %s: schema %d → %d; backup copy in %s until the migration commits",
+                 self.path, version, SCHEMA_VERSION, target)
+        return target
 
     @property
     def schema_version(self) -> int:
@@ -317,19 +412,23 @@ class Store:
             changes: list[EventChange] = []
             days: set[str] = set()
             touched: set[str] = set()
-            event_id = None
-            if frame.status == "ok" and decision is not None and decision.species is not None and frame.captured_at:
-                event_id = self._count_frame(frame, changes, days)
-                touched.add(decision.species)
+            # event id → this frame's birds counted in it (MaxN), in the order the groups joined.
+            joined: dict[int, int] = {}
+            group_events: list[tuple[BirdGroup, int]] = []
+            if frame.status == "ok" and frame.captured_at:
+                for group in frame.groups():
+                    group_events.append((group, self._count_group(frame, group, joined, changes, days)))
+                    touched.add(group.species)
                 for change in changes:
                     touched.add(change.event["species"])
                     if change.previous_species is not None:
                         touched.add(change.previous_species)
+            main = group_events[0] if group_events else None
             cursor = self.db.execute(
                 """INSERT INTO frames (path, sha256, camera, size, mtime, captured_at, time_source,
                        processed_at, status, error, model_id, inference_ms, species, confidence, event_id,
-                       attempts, retry_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       attempts, retry_at, birds, detector_id)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     frame.path,
                     frame.sha256,
@@ -343,11 +442,12 @@ class Store:
                     frame.error,
                     frame.model_id,
                     frame.inference_ms,
-                    decision.species if decision else None,
-                    decision.confidence if decision else None,
-                    event_id,
+                    *self._frame_species(frame, main[0] if main else None),
+                    main[1] if main else None,
                     attempts,
                     format_utc(retry_at) if retry_at else None,
+                    len(frame.birds) if frame.birds is not None and frame.status == "ok" else None,
+                    frame.detector_id,
                 ),
             )
             frame_id = int(cursor.lastrowid)
@@ -358,19 +458,70 @@ class Store:
                     "INSERT INTO predictions (frame_id, rank, label, score) VALUES (?, ?, ?, ?)",
                     [(frame_id, rank, p.label, p.score) for rank, p in enumerate(frame.predictions, start=1)],
                 )
+            snapshots = self._record_birds(frame, frame_id, group_events, changes) if frame.birds else []
             messages = self._enqueue(changes, days, touched, now)
-        return Commit(self._committed(frame, frame_id, now), changes, messages, days, attempts, retry_at, superseded)
+        return Commit(self._committed(frame, frame_id, now, main[0] if main else None), changes, messages, days,
+                      attempts, retry_at, superseded, snapshots)
 
     @staticmethod
-    def _committed(frame: FrameRecord, frame_id: int, now: datetime) -> CommittedFrame:
+    def _frame_species(frame: FrameRecord, main: BirdGroup | None) -> tuple[str | None, float | None]:
+        """The frame row's species and confidence: its main group's (most birds); for a frame
+        classified whole, its decision (a no-bird decision keeps its score, as before)."""
+        if frame.birds is None:
+            decision = frame.decision
+            return (decision.species, decision.confidence) if decision else (None, None)
+        return (main.species, main.confidence) if main else (None, None)
+
+    def _record_birds(self, frame: FrameRecord, frame_id: int, group_events: list[tuple[BirdGroup, int]],
+                      changes: list[EventChange]) -> list[tuple[str, int]]:
+        """The frame's detection rows, and each touched event's best crop: the detection of the
+        event's species with the best classifier confidence (then detector score). Returns the
+        (snapshot name, rank) of the events whose best crop is now one of this frame's birds."""
+        assert frame.birds is not None
+        event_of_rank = {rank: event_id for group, event_id in group_events for rank in group.ranks}
+        rows = []
+        for rank, bird in enumerate(frame.birds, start=1):
+            decision = bird.decision
+            top = json.dumps([[p.label, round(float(p.score), 6)] for p in bird.predictions], ensure_ascii=False)
+            rows.append((frame_id, rank, *(float(v) for v in bird.box), float(bird.score), bird.detector_label,
+                         decision.kind, decision.species, decision.confidence, top, event_of_rank.get(rank)))
+        self.conn.executemany(
+            """INSERT INTO detections (frame_id, rank, ymin, xmin, ymax, xmax, score, detector_label, kind,
+                   species, confidence, top_k, event_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            rows,
+        )
+        snapshots = []
+        for event_id in dict.fromkeys(event_id for _, event_id in group_events):
+            event = self._event(event_id)
+            best = self.db.execute(
+                """SELECT d.id, d.frame_id, d.rank FROM detections AS d WHERE d.event_id = ? AND d.species = ?
+                   ORDER BY d.confidence DESC, d.score DESC, d.id LIMIT 1""",
+                (event_id, event["species"]),
+            ).fetchone()
+            if best is None or best[0] == event["best_detection_id"]:
+                continue
+            if best[1] == frame_id:
+                name = f"{event['uid']}.jpg"
+                self.db.execute("UPDATE events SET best_detection_id = ?, snapshot = ? WHERE id = ?",
+                                (best[0], name, event_id))
+                snapshots.append((name, int(best[2])))
+            else:  # the vote moved to a species seen earlier: its crop is no longer in memory
+                self.db.execute("UPDATE events SET best_detection_id = ? WHERE id = ?", (best[0], event_id))
+            for change in changes:
+                if change.event["id"] == event_id:
+                    change.event = self._event(event_id)
+        return snapshots
+
+    @staticmethod
+    def _committed(frame: FrameRecord, frame_id: int, now: datetime, main: BirdGroup | None = None) -> CommittedFrame:
         """The row just written, as the typed value the Commit carries (built, not read back)."""
-        decision = frame.decision
+        species, confidence = Store._frame_species(frame, main)
         return CommittedFrame(
             id=frame_id, path=frame.path, status=frame.status,
             captured_at=format_utc(frame.captured_at) if frame.captured_at else None,
-            species=decision.species if decision else None,
-            confidence=decision.confidence if decision else None,
-            processed_at=format_utc(now), camera=frame.camera, sha256=frame.sha256, inference_ms=frame.inference_ms)
+            species=species, confidence=confidence,
+            processed_at=format_utc(now), camera=frame.camera, sha256=frame.sha256, inference_ms=frame.inference_ms,
+            birds=len(frame.birds) if frame.birds is not None and frame.status == "ok" else None)
 
     def _record_attempt(self, frame: FrameRecord, now: datetime) -> Commit | None:
         """Another failed try of a transient error already on record for this path: the same
@@ -394,11 +545,14 @@ class Store:
         )
         return Commit(self._committed(frame, int(frame_id), now), attempts=attempts, retry_at=retry_at)
 
-    def _count_frame(self, frame: FrameRecord, changes: list[EventChange], days: set[str]) -> int:
-        """Tally the frame and put it into an event (new or joined); returns the event id."""
-        assert frame.decision is not None and frame.captured_at is not None
-        species = frame.decision.species
-        confidence = frame.decision.confidence
+    def _count_group(self, frame: FrameRecord, group: BirdGroup, joined: dict[int, int],
+                     changes: list[EventChange], days: set[str]) -> int:
+        """Tally one species' birds of the frame and put them into an event (new or joined);
+        returns the event id. `joined` (event id → birds of this frame in it) makes the event's
+        individuals the most birds in any one frame (MaxN) when several groups of one frame join
+        the same event (group_by = "camera"), and keeps the frame from counting twice in it."""
+        assert frame.captured_at is not None
+        species, confidence, birds = group.species, group.confidence, group.individuals
         captured = frame.captured_at.astimezone(timezone.utc)
         captured_text = format_utc(captured)
         day = self.local_day(captured)
@@ -407,7 +561,7 @@ class Store:
 
         event = self._find_event(frame.camera, species, captured)
         capped = None
-        if event is not None and self.max_duration is not None:
+        if event is not None and self.max_duration is not None and int(event["id"]) not in joined:
             span = max(parse_utc(event["ended_at"]), captured) - min(parse_utc(event["started_at"]), captured)
             if span > self.max_duration:
                 capped, event = event, None  # the visit is as long as it may be: a new one starts
@@ -426,39 +580,66 @@ class Store:
                 changes.append(EventChange("end", capped))
                 log.info("event %s: camera %s reached max_duration_s (%.0f s); the visit goes on as a new event",
                          capped["uid"][:8], frame.camera, self.max_duration.total_seconds())
-            uid = str(uuid.uuid5(EVENT_UID_NAMESPACE, f"{frame.camera}/{frame.sha256}"))
+            # The first event a frame starts keeps the uid it always had; a second species of the
+            # same frame (group_by = "species") needs its own.
+            key = f"{frame.camera}/{frame.sha256}" + ("" if not joined else f"/{species}")
+            uid = str(uuid.uuid5(EVENT_UID_NAMESPACE, key))
             event_id = int(
                 self.db.execute(
                     """INSERT INTO events (uid, camera, species, confidence, started_at, ended_at,
-                           frame_count, model_id, state) VALUES (?, ?, ?, ?, ?, ?, 1, ?, 'open')""",
-                    (uid, frame.camera, species, confidence, captured_text, captured_text, frame.model_id),
+                           frame_count, model_id, state, individuals) VALUES (?, ?, ?, ?, ?, ?, 1, ?, 'open', ?)""",
+                    (uid, frame.camera, species, confidence, captured_text, captured_text, frame.model_id, birds),
                 ).lastrowid
             )
+            joined[event_id] = birds
             self._add_vote(event_id, species, confidence, captured_text)
-            self._bump_tally(day, frame.camera, species, events=1)
+            self._bump_tally(day, frame.camera, species, events=1, individuals=birds)
             changes.append(EventChange("new", self._event(event_id)))
             return event_id
 
+        event_id = int(event["id"])
+        again = event_id in joined  # another species of this frame joined this event already
+        joined[event_id] = joined.get(event_id, 0) + birds
         winner = self._vote(event, species, confidence, captured_text)
-        self._add_vote(int(event["id"]), species, confidence, captured_text)
+        self._add_vote(event_id, species, confidence, captured_text)
         new_species = winner.species
         new_confidence = winner.best_confidence
+        old_individuals = int(event["individuals"])
+        new_individuals = max(old_individuals, joined[event_id])
         started = min(parse_utc(event["started_at"]), captured)
         ended = max(parse_utc(event["ended_at"]), captured)
         self.db.execute(
             """UPDATE events SET species = ?, confidence = ?, started_at = ?, ended_at = ?,
-                   frame_count = frame_count + 1 WHERE id = ?""",
-            (new_species, new_confidence, format_utc(started), format_utc(ended), event["id"]),
+                   frame_count = frame_count + ?, individuals = ? WHERE id = ?""",
+            (new_species, new_confidence, format_utc(started), format_utc(ended), 0 if again else 1,
+             new_individuals, event_id),
         )
         old_day = self.local_day(parse_utc(event["started_at"]))
         new_day = self.local_day(started)
         if (old_day, event["species"]) != (new_day, new_species):
-            self._bump_tally(old_day, frame.camera, event["species"], events=-1)
-            self._bump_tally(new_day, frame.camera, new_species, events=1)
+            self._bump_tally(old_day, frame.camera, event["species"], events=-1, individuals=-old_individuals)
+            self._bump_tally(new_day, frame.camera, new_species, events=1, individuals=new_individuals)
             days.update({old_day, new_day})
+        elif new_individuals != old_individuals:
+            self._bump_tally(new_day, frame.camera, new_species, individuals=new_individuals - old_individuals)
         previous = event["species"] if event["species"] != new_species else None
-        changes.append(EventChange("update", self._event(event["id"]), previous_species=previous))
-        return int(event["id"])
+        self._note_change(changes, EventChange("update", self._event(event_id), previous_species=previous))
+        return event_id
+
+    @staticmethod
+    def _note_change(changes: list[EventChange], change: EventChange) -> None:
+        """One change per event and frame: a second group of the same frame joining an event
+        that this frame created or updated already refreshes that change instead of adding one
+        (a `new` stays `new`; the species it had before this frame stays the one reported)."""
+        for earlier in changes:
+            if earlier.change != "end" and earlier.event["id"] == change.event["id"]:
+                earlier.event = change.event
+                if earlier.previous_species is None and earlier.change == "update":
+                    earlier.previous_species = change.previous_species
+                if earlier.previous_species == earlier.event["species"]:
+                    earlier.previous_species = None
+                return
+        changes.append(change)
 
     def _find_event(self, camera: str, species: str, captured: datetime) -> dict[str, Any] | None:
         """The event a counted frame joins (see edge/store/events.py), or None for a new visit."""
@@ -503,12 +684,14 @@ class Store:
             (event_id, species, float(confidence or 0.0), confidence, captured_text),
         )
 
-    def _bump_tally(self, day: str, camera: str, species: str, events: int = 0, frames: int = 0) -> None:
+    def _bump_tally(self, day: str, camera: str, species: str, events: int = 0, frames: int = 0,
+                    individuals: int = 0) -> None:
         self.db.execute(
-            """INSERT INTO daily_tallies (day, camera, species, events, frames) VALUES (?, ?, ?, ?, ?)
+            """INSERT INTO daily_tallies (day, camera, species, events, frames, individuals) VALUES (?, ?, ?, ?, ?, ?)
                ON CONFLICT (day, camera, species) DO UPDATE SET
-                   events = events + excluded.events, frames = frames + excluded.frames""",
-            (day, camera, species, events, frames),
+                   events = events + excluded.events, frames = frames + excluded.frames,
+                   individuals = individuals + excluded.individuals""",
+            (day, camera, species, events, frames, individuals),
         )
 
     def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:

@@ -1,0 +1,78 @@
+"""[detector] section: find the birds in a wide frame before naming them (edge/detect/).
+
+Unset `path` keeps the whole-frame route exactly as before: the frame is shrunk to the
+classifier's input and counts as one bird at most. That is right for a photo-booth feeder
+camera whose bird fills the picture, and wrong for a trail camera's wide scene, where a bird is
+a few percent of the frame and two or three may be in it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from edge.config.base import Section, TomlPath
+
+TILES_PATTERN = re.compile(r"^(auto|off|[1-9][0-9]?x[1-9][0-9]?)$")
+
+
+class DetectorConfig(Section):
+    path: TomlPath | None = Field(
+        default=None,
+        description="A TFLite object detector (.tflite or a folder holding one): the TF object-detection "
+                    "post-processing outputs (SSD, EfficientDet-Lite) or a YOLO-style raw output "
+                    "(YOLOv5/v8, MegaDetector v6 exports). Unset: no detector, each frame is classified "
+                    "whole, as a feeder camera whose bird fills the frame wants (`edge models pull "
+                    "ssd-mobilenet-v1-coco` fetches one)")
+    labels: TomlPath | None = Field(
+        default=None,
+        description="The detector's labels file, one label per line. Unset: labels.txt or labelmap.txt "
+                    "beside the .tflite, else the label file embedded in it")
+    label_offset: int | None = Field(
+        default=None, ge=0, le=10,
+        description="Line of the labels file = class index + this. Unset: 1 when the file's first line is "
+                    "\"???\" or \"background\" (the TF model zoo's `class + 1` convention), else 0")
+    bird_labels: list[str] = Field(
+        default_factory=lambda: ["bird"], min_length=1,
+        description='Detector labels that are a bird (case-insensitive); MegaDetector users write ["animal"]. '
+                    "Other detections (people, vehicles, cats) are ignored")
+    threshold: float = Field(
+        default=0.5, gt=0.0, le=1.0,
+        description="Detector score a box needs to count as a bird; a frame with no box above it is empty: "
+                    "recorded as such and not classified")
+    tiles: str = Field(
+        default="auto",
+        description='"auto": the full frame plus overlapping tiles chosen from the frame size against the '
+                    'detector\'s input (small birds are found in the tiles); "off": the full frame only; '
+                    '"CxR", e.g. "3x2": that grid of tiles plus the full frame')
+    tile_overlap: float = Field(
+        default=0.2, ge=0.0, lt=0.5,
+        description="Fraction of a tile shared with its neighbour, so a bird on a tile border is whole in one")
+    iou_threshold: float = Field(
+        default=0.5, gt=0.0, le=1.0,
+        description="Boxes of the full frame and the tiles that overlap more than this (intersection over "
+                    "union) are one bird")
+    containment: float = Field(
+        default=0.8, gt=0.0, le=1.0,
+        description="A box lying at least this fraction inside a bigger box is part of that bird (a tile "
+                    "that sees half a bird calls it a bird) and is dropped")
+    crop_margin: float = Field(
+        default=0.15, ge=0.0, le=1.0,
+        description="Margin around each box, as a fraction of its longer side, before the square crop the "
+                    "classifier sees")
+    threads: int = Field(
+        default=2, ge=1, le=64,
+        description="CPU threads of the detector's TFLite interpreter")
+
+    @field_validator("tiles")
+    @classmethod
+    def _tiles(cls, value: Any) -> str:
+        if not isinstance(value, str) or not TILES_PATTERN.match(value.strip().lower()):
+            raise ValueError(f'expected "auto", "off" or a grid "CxR" such as "3x2", got {value!r}')
+        return value.strip().lower()
+
+    @property
+    def enabled(self) -> bool:
+        return self.path is not None
