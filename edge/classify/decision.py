@@ -6,6 +6,10 @@
 - top-1 score below its threshold (per species or global) → unknown
 - otherwise                                             → the species
 
+With a detector, each bird's crop is decided by the same rules (`decide_bird`), with one
+difference: the detector already said "a bird", so a crop the classifier calls no-bird is a
+bird it cannot name: `unknown`, counted. A denied species still counts as nothing.
+
 Names in allow, deny and thresholds are matched case-sensitively against a label and its
 scientific and common names; `unknown_species` checks them against the model at start and
 at every model reload, so a misspelt name is refused instead of silently matching nothing.
@@ -59,6 +63,19 @@ def decide(
     if top.score < threshold:
         return Decision("unknown", UNKNOWN, top.score, f"score {top.score:.3f} below threshold {threshold:.2f}")
     return Decision("species", top.label, top.score, "ok")
+
+
+def decide_bird(
+    predictions: Sequence[Prediction],
+    config: ClassifyConfig,
+    no_bird_labels: frozenset[str] = frozenset(),
+    aliases: dict[str, set[str]] | None = None,
+) -> Decision:
+    """The decision for a detector's bird: as `decide`, except that no-bird is `unknown`."""
+    decision = decide(predictions, config, no_bird_labels, aliases)
+    if decision.kind == "none" and decision.reason in ("no bird", "no predictions"):
+        return Decision("unknown", UNKNOWN, decision.confidence, "the detector's bird, the classifier's no-bird")
+    return decision
 
 
 def label_names(labels: Iterable[Label]) -> set[str]:

@@ -128,7 +128,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     # hook, after every check.
     daemon = build(config, once=args.once)
     try:
-        return daemon.run(handle_signals=True, classifier=checked.classifier)
+        return daemon.run(handle_signals=True, classifier=checked.classifier, finder=checked.finder)
     except (DaemonError, ModelError) as error:
         raise UsageError(str(error)) from None
     except (StateDirError, StoreError) as error:  # the disk changed since the preflight probed it
@@ -238,7 +238,7 @@ def cmd_counts(args: argparse.Namespace) -> int:
     from edge.store import reports
 
     db = _open_reader(args)
-    unit = "frames" if args.frames else "events"
+    unit = "frames" if args.frames else "individuals" if args.individuals else "events"
     rows = _report(reports.counts, db, by=args.by, unit=unit, since=args.since, until=args.until,
                    camera=args.camera, species=args.species, zone=_zone(args, db))
     print(tables.render(rows, ["period", "species", unit], args.format))
@@ -251,7 +251,7 @@ def cmd_events(args: argparse.Namespace) -> int:
     db = _open_reader(args)
     rows = _report(reports.events, db, since=args.since, until=args.until, camera=args.camera,
                    species=args.species, limit=args.limit, zone=_zone(args, db))
-    columns = ["start_local", "end_local", "camera", "species", "confidence", "frame_count", "state", "uid"]
+    columns = ["start_local", "end_local", "camera", "species", "individuals", "confidence", "frame_count", "state", "uid"]
     _print_limited(tables.render(rows, columns, args.format), tables.left_out_note(rows, "event"), args.format)
     return EXIT_OK
 
@@ -263,7 +263,7 @@ def cmd_frames(args: argparse.Namespace) -> int:
     rows = _report(reports.frames, db, errors=args.errors, since=args.since, until=args.until,
                    camera=args.camera, limit=args.limit, zone=_zone(args, db))
     columns = (["processed_at", "camera", "path", "error"] if args.errors else
-               ["captured_local", "camera", "path", "status", "species", "confidence", "inference_ms", "error"])
+               ["captured_local", "camera", "path", "status", "species", "confidence", "birds", "inference_ms", "error"])
     note = tables.left_out_note(rows, "failed frame" if args.errors else "frame")
     _print_limited(tables.render(rows, columns, args.format), note, args.format)
     return EXIT_OK
@@ -334,7 +334,10 @@ def build_parser() -> argparse.ArgumentParser:
     counts.add_argument("--by", choices=["hour", "day", "total"], default="day",
                         help="one row per species and local hour, day, or for the whole period")
     counts.add_argument("--species", help="only this species (label as stored)")
-    counts.add_argument("--frames", action="store_true", help="count frames instead of events")
+    unit = counts.add_mutually_exclusive_group()
+    unit.add_argument("--frames", action="store_true", help="count frames instead of events")
+    unit.add_argument("--individuals", action="store_true",
+                      help="count birds: each visit's most birds in one frame (MaxN), summed")
     counts.set_defaults(func=cmd_counts)
 
     events = sub.add_parser("events", help="recent events (visits), newest first")

@@ -34,17 +34,21 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edge.store.times import format_utc
 from edge.config import EdgeConfig
 from edge.classify.model import Classifier, ModelError
 from edge.daemon.pipeline import FrameOutcome, FrameProcessor
-from edge.daemon.preflight import check_cameras, check_species, load_configured_classifier
+from edge.daemon.preflight import check_cameras, check_species, load_configured_classifier, load_configured_finder
 from edge.store.db import known_states_reader
 from edge.store.writer import Store
 from edge.operate.health import HealthState
 from edge.store.disk import is_disk_full_error
 from edge.ingest.watcher import FrameQueue, QueuedFrame, InotifyWatcher, PollingWatcher, Rescanner, scan_backlog
+
+if TYPE_CHECKING:
+    from edge.detect.finder import BirdFinder
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +69,11 @@ def _folder_id(path: Path) -> tuple[int, int] | None:
 class Daemon:
     """The lifecycle and the loop. What it runs is handed in by edge/daemon/wiring.py (`build`):
     `open_store(classifier)` opens the store once the checks passed, `make_processor(classifier,
-    store)` builds the frame pipeline, and the hook lists say what else runs and in which order."""
+    store, finder)` builds the frame pipeline (finder: the detector route or None), and the hook lists say what else runs and in which order."""
 
     def __init__(self, config: EdgeConfig, *, open_store: Callable[[Classifier], Store],
-                 make_processor: Callable[[Classifier, Store], FrameProcessor], once: bool = False,
+                 make_processor: Callable[[Classifier, Store, "BirdFinder | None"], FrameProcessor],
+                 once: bool = False,
                  tick_s: float = 1.0, health: HealthState | None = None):
         self.config = config
         self.open_store = open_store
@@ -113,10 +118,10 @@ class Daemon:
 
     # -- lifecycle --------------------------------------------------------------------------
 
-    def start(self, classifier: Classifier | None = None) -> None:
-        """Check, then open. `classifier`: one already loaded (and checked) by the CLI's
-        preflight, so the model is not read twice; otherwise it is loaded here. Either way
-        the cameras and species names are checked before the store creates anything."""
+    def start(self, classifier: Classifier | None = None, finder: "BirdFinder | None" = None) -> None:
+        """Check, then open. `classifier` (and `finder`, the detector route): already loaded
+        (and checked) by the CLI's preflight, so no model is read twice; otherwise loaded here.
+        Either way the cameras and species names are checked before the store creates anything."""
         config = self.config
         cameras = check_cameras(config, once=self.once)
         errors = [finding.line() for finding in cameras if finding.level == "error"]
@@ -129,16 +134,23 @@ class Daemon:
                 log.warning("%s", finding.line())
         if classifier is None:
             classifier = load_configured_classifier(config)  # before the store: a bad model changes nothing
+        if finder is None:
+            finder = load_configured_finder(config)
         species = [finding.line() for finding in check_species(config, classifier) if finding.level == "error"]
         if species:
             raise DaemonError("\n".join(species))
         for hook in self.before_open:
             hook(self)
         self.store = self.open_store(classifier)
-        self.processor = self.make_processor(classifier, self.store)
+        self.processor = self.make_processor(classifier, self.store, finder)
         self.health.model_id = classifier.model_id
         log.info("model %s (%s, %d labels, runtime %s)", classifier.model_id, classifier.spec.tflite_path,
                  len(classifier.spec.labels), classifier.runtime)
+        if finder is not None:
+            spec = finder.detector.spec
+            log.info("detector %s (%s, %s outputs, birds: %s, tiles %s): detect, then classify each bird",
+                     spec.model_id, spec.tflite_path, finder.detector.output_format,
+                     ", ".join(sorted(spec.bird_labels)), config.detector.tiles)
         # Watchers first, backlog second: a frame arriving in between is seen by both and
         # processed once (queue dedupes paths, the store dedupes content).
         backlog_known: list[str] = []
@@ -321,7 +333,8 @@ class Daemon:
             self.store.close()
             self.store = None
 
-    def run(self, *, handle_signals: bool = False, classifier: Classifier | None = None) -> int:
+    def run(self, *, handle_signals: bool = False, classifier: Classifier | None = None,
+            finder: "BirdFinder | None" = None) -> int:
         """start → loop → stop; returns the exit code (0 after a signal-requested stop).
 
         With `handle_signals` (the CLI), SIGTERM/SIGINT/SIGHUP only set flags from the very
@@ -330,7 +343,7 @@ class Daemon:
         """
         if handle_signals:
             self.install_signal_handlers()
-        self.start(classifier)
+        self.start(classifier, finder)
         try:
             self.loop()
         finally:
@@ -362,6 +375,7 @@ class Daemon:
         assert self.processor is not None and self.store is not None
         try:
             classifier = load_configured_classifier(self.config)
+            finder = load_configured_finder(self.config)
         except ModelError as error:
             log.error("model reload failed, keeping %s: %s", self.processor.classifier.model_id, error)
             return False
@@ -373,6 +387,7 @@ class Daemon:
                       self.processor.classifier.model_id, classifier.model_id, "; ".join(species))
             return False
         self.processor.set_classifier(classifier)
+        self.processor.finder = finder
         for hook in self.on_reload:
             hook(classifier)
         self.health.model_id = classifier.model_id

@@ -1,5 +1,12 @@
 """One frame, start to finish: hash → skip if known → decode → time → classify → decide → store.
 
+With a detector ([detector] path) the middle is detect → crop → classify each bird: the
+detector looks at the whole frame and its tiles (edge/detect/finder.py), each bird's square
+crop is classified and decided on its own, and the frame records one detection row per bird.
+A frame with no bird is recorded as empty without a classifier call (the common case on a
+trail camera: wind, leaves, light). Without a detector the frame is classified whole, exactly
+as before.
+
 The content hash is taken from the bytes that are then decoded (the file is read once), so
 what is recorded is exactly what was classified even if the file changes afterwards.
 """
@@ -13,14 +20,18 @@ import os
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from edge.ingest.capture_time import capture_time
 from edge.config.classify import ClassifyConfig
-from edge.classify.decision import Decision, decide
+from edge.classify.decision import Decision, decide, decide_bird
 from edge.ingest.imaging import FrameError, decode
 from edge.ingest.frame_file import FrameRefused, FrameTooLarge, open_frame
 from edge.classify.model import Classifier, Prediction
-from edge.store.writer import Commit, CommittedFrame, FrameRecord, Store
+from edge.store.writer import BirdRecord, Commit, CommittedFrame, FrameRecord, Store
+
+if TYPE_CHECKING:
+    from edge.detect.finder import BirdFinder
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +79,10 @@ class FrameOutcome:
     # (id, processed_at) of the error rows at this path that this frame replaced.
     superseded: list[tuple[int, str]] = field(default_factory=list)
     skip_reason: str | None = None  # "symlink" | "not_regular" when status is "skipped"
+    # Detect, then classify: the birds found (None: classified whole) and each bird's crop as
+    # the classifier saw it (rank order), for the events' best-crop snapshots.
+    birds: list[BirdRecord] | None = None
+    crops: list[Any] = field(default_factory=list)
 
     @property
     def committed(self) -> bool:
@@ -85,6 +100,8 @@ class FrameProcessor:
     draft: bool = True
     # Camera name → its folder, for cameras with `symlinks = "inside"`; others refuse every symlink.
     symlink_roots: dict[str, Path] = field(default_factory=dict)
+    # The detector route; None classifies each frame whole.
+    finder: BirdFinder | None = None
 
     def __post_init__(self) -> None:
         self.set_classifier(self.classifier)
@@ -143,11 +160,29 @@ class FrameProcessor:
             return FrameOutcome(path, camera, "duplicate", frame_id=known.id, superseded=superseded, known=known)
         if error_here:
             return FrameOutcome(path, camera, "duplicate")
+        birds: list[BirdRecord] | None = None
+        crops: list[Any] = []
+        predictions: list[Prediction] = []
+        decision: Decision | None = None
         try:
-            frame = decode(data, self.classifier.input_size, draft=self.draft)
-            captured_at, source = capture_time(frame.image, stat.st_mtime, self.store.station_tz)
-            predictions, inference_ms = self.classifier.classify(frame.rgb, self.top_k)
-            decision: Decision = decide(predictions, self.classify_config, self._no_bird, self._aliases)
+            if self.finder is None:
+                frame = decode(data, self.classifier.input_size, draft=self.draft)
+                captured_at, source = capture_time(frame.image, stat.st_mtime, self.store.station_tz)
+                predictions, inference_ms = self.classifier.classify(frame.rgb, self.top_k)
+                decision = decide(predictions, self.classify_config, self._no_bird, self._aliases)
+            else:
+                located = self.finder.locate(data, self.classifier.input_size)
+                captured_at, source = capture_time(located.image, stat.st_mtime, self.store.station_tz)
+                inference_ms = located.detector_ms
+                birds = []
+                for found in located.birds:
+                    bird_predictions, ms = self.classifier.classify(found.crop, self.top_k)
+                    inference_ms += ms
+                    box = found.box
+                    birds.append(BirdRecord(
+                        (box.ymin, box.xmin, box.ymax, box.xmax), box.score, box.label, bird_predictions,
+                        decide_bird(bird_predictions, self.classify_config, self._no_bird, self._aliases)))
+                    crops.append(found.crop)
         except FrameError as error:
             return self._error(path, camera, sha, len(data), stat.st_mtime, str(error))
         except Exception as error:  # noqa: BLE001 - a poison frame must not crash-loop the service
@@ -160,13 +195,15 @@ class FrameProcessor:
             FrameRecord(
                 path=path, sha256=sha, camera=camera, size=len(data), mtime=stat.st_mtime,
                 captured_at=captured_at, time_source=source, model_id=self.classifier.model_id,
-                inference_ms=inference_ms, predictions=predictions, decision=decision,
+                inference_ms=inference_ms, predictions=predictions, decision=decision, birds=birds,
+                detector_id=self.finder.detector.spec.model_id if self.finder is not None else None,
             )
         )
         if result.superseded:
             log.info("frame %s: recorded; replaces %d earlier error row(s) of this path", path, len(result.superseded))
-        return FrameOutcome(path, camera, "ok", result.frame_id, decision.species, decision.confidence,
-                            predictions=predictions, commit=result, superseded=result.superseded)
+        return FrameOutcome(path, camera, "ok", result.frame_id, result.frame.species, result.frame.confidence,
+                            predictions=predictions, commit=result, superseded=result.superseded, birds=birds,
+                            crops=crops)
 
     def _skipped(self, path: str, camera: str, refusal: FrameRefused) -> FrameOutcome:
         """A symlink, FIFO, device or socket under an image name: not a frame, so no row (it has

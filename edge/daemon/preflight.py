@@ -12,6 +12,8 @@ each naming its dotted configuration key:
   mounted later is not a mistake);
 * model.path / model.labels: the model loads with its labels (the classifier is returned, so
   run does not load it twice);
+* detector.*: with [detector] path, the detector loads, its outputs are understood and its
+  bird labels are among its labels (the detect-then-classify route is returned too);
 * classify.allow / deny / thresholds: every name is one of the model's labels;
 * storage.database: its folder (also the state folder, where status.json lives) is a folder
   and writable, an existing file is a trailcam database.
@@ -25,12 +27,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from edge.config import EdgeConfig
 from edge.classify.decision import unknown_species
 from edge.classify.model import Classifier, ModelError, resolve_model
 from edge.store.db import StoreError, check_database, user_name
+
+if TYPE_CHECKING:
+    from edge.detect.finder import BirdFinder
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,7 @@ class Finding:
 class Preflight:
     findings: list[Finding] = field(default_factory=list)
     classifier: Classifier | None = None
+    finder: "BirdFinder | None" = None
 
     @property
     def errors(self) -> list[Finding]:
@@ -91,6 +97,57 @@ def load_configured_classifier(config: EdgeConfig) -> Classifier:
         if message.startswith("model."):
             raise
         raise ModelError(f"{_model_key(config, message)}: {message}") from None
+
+
+def load_configured_finder(config: EdgeConfig) -> "BirdFinder | None":
+    """The configured detector route, None without [detector] path; a DetectorError's
+    message starts with the key it is about. Used at start and at every reload (SIGHUP)."""
+    settings = config.detector
+    if settings.path is None:
+        return None
+    from edge.detect.finder import BirdFinder, FinderSettings
+    from edge.detect.model import Detector, DetectorError, resolve_detector
+    from edge.detect.tiles import parse_tiles
+
+    if not settings.path.exists():
+        raise DetectorError(f"detector.path: {settings.path}: detector not found (a .tflite or a folder holding one)")
+    if settings.labels is not None and not settings.labels.is_file():
+        raise DetectorError(f"detector.labels: {settings.labels}: labels file not found")
+    try:
+        spec = resolve_detector(settings.path, settings.labels, settings.label_offset, settings.bird_labels)
+        detector = Detector(spec, threads=settings.threads, score_threshold=settings.threshold,
+                            iou_threshold=settings.iou_threshold)
+    except DetectorError as error:
+        message = str(error)
+        if message.startswith("detector."):
+            raise
+        bird = "bird label" in message or "bird_labels" in message
+        key = "detector.labels" if settings.labels is not None and str(settings.labels) in message else (
+            "detector.bird_labels" if bird else "detector.path")
+        raise DetectorError(f"{key}: {message}") from None
+    return BirdFinder(detector, FinderSettings(
+        tiles=parse_tiles(settings.tiles), tile_overlap=settings.tile_overlap, iou_threshold=settings.iou_threshold,
+        containment=settings.containment, crop_margin=settings.crop_margin))
+
+
+def check_detector(config: EdgeConfig) -> tuple[list[Finding], "BirdFinder | None"]:
+    """The detector loads, its outputs are understood and its bird labels exist."""
+    if config.detector.path is None:
+        return [], None
+    from edge.detect.model import DetectorError
+
+    try:
+        finder = load_configured_finder(config)
+    except DetectorError as error:
+        key, _, message = str(error).partition(": ")
+        return [Finding(key, message)], None
+    assert finder is not None
+    detector, spec = finder.detector, finder.detector.spec
+    birds = ", ".join(sorted(spec.bird_labels))
+    summary = (f"{spec.model_id}, {detector.output_format} outputs, input {detector.input_size[0]}x"
+               f"{detector.input_size[1]} {detector.input_dtype}, {len(spec.labels)} labels (offset "
+               f"{spec.label_offset}), birds: {birds}, tiles {config.detector.tiles}, runtime {detector.runtime}")
+    return [Finding("detector", summary, "ok")], finder
 
 
 def check_cameras(config: EdgeConfig, *, once: bool = False) -> list[Finding]:
@@ -156,6 +213,8 @@ def preflight(config: EdgeConfig, *, once: bool = False) -> Preflight:
     result.findings += check_cameras(config, once=once)
     model_findings, result.classifier = check_model(config)
     result.findings += model_findings
+    detector_findings, result.finder = check_detector(config)
+    result.findings += detector_findings
     result.findings += check_storage(config)
     return result
 
@@ -191,4 +250,4 @@ def make_state_dir(directory: Path | str) -> None:
 
 
 __all__ = ["Finding", "Preflight", "check_cameras", "check_model", "check_species", "check_storage",
-           "load_configured_classifier", "make_state_dir", "preflight", "StateDirError"]
+           "load_configured_classifier", "load_configured_finder", "make_state_dir", "preflight", "StateDirError"]

@@ -45,10 +45,12 @@ def open_store(config: EdgeConfig, outbox_writer, classifier: Classifier) -> Sto
     )
 
 
-def make_processor(config: EdgeConfig, classifier: Classifier, store: Store) -> FrameProcessor:
-    """One frame's path (read → decode → classify → decide → store) over this store."""
+def make_processor(config: EdgeConfig, classifier: Classifier, store: Store, finder=None) -> FrameProcessor:
+    """One frame's path (read → decode → [detect → crop] → classify → decide → store) over this
+    store; `finder` (edge.detect.finder.BirdFinder) is the detector route, None classifies whole."""
     return FrameProcessor(classifier, store, config.classify, top_k=config.model.top_k,
-                          symlink_roots={c.name: c.path for c in config.cameras if c.symlinks == "inside"})
+                          symlink_roots={c.name: c.path for c in config.cameras if c.symlinks == "inside"},
+                          finder=finder)
 
 
 def build(config: EdgeConfig, *, once: bool = False, tick_s: float = 1.0, field: bool = True,

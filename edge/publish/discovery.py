@@ -82,6 +82,18 @@ def discovery_messages(
                 icon="mdi:counter",
             ),
         ),
+        (
+            "sensor",
+            "birds_today",
+            _sensor(
+                base_topic, device_id, "birds_today", "Birds today", f"{base_topic}/{COUNTS_TOPIC}",
+                # Each visit's most birds in one frame (MaxN), summed; 1 per visit without a detector.
+                "{{ value_json.total.individuals }}",
+                state_class="total_increasing",
+                unit_of_measurement="birds",
+                icon="mdi:bird",
+            ),
+        ),
     ]
     for label in sorted(set(species)):
         slug = topic_segment(label)

@@ -141,6 +141,8 @@ def event_message(event: Mapping[str, Any], change: Change, ctx: MessageContext)
         "timezone": ctx.station_tz.key,
         "duration_s": round((ended - started).total_seconds(), 3),
         "frame_count": frame_count,
+        # The most birds of the visit in any one frame (MaxN): 1 when frames are classified whole.
+        "individuals": int(event.get("individuals") or 1),
         "model_id": event.get("model_id") or ctx.model_id,
         "model_version": ctx.model_version,
     }
@@ -162,7 +164,8 @@ def counts_messages(
 ) -> list[OutboxMessage]:
     """Retained snapshots of one station-local day: `counts` plus `counts/<species>` per species.
 
-    `tallies` maps species label → {"events": n, "frames": m}, summed over cameras, and must be
+    `tallies` maps species label → {"events": n, "frames": m, "individuals": k}, summed over
+    cameras (individuals: the day's visits' MaxN summed; absent = one per event), and must be
     the full day so far (a snapshot, not a delta): retained messages replace each other, and
     the outbox may coalesce queued snapshots of one topic down to the newest.
     `changed` limits the per-species messages to the species a frame touched (the summary
@@ -172,16 +175,19 @@ def counts_messages(
     """
     updated_at = format_utc(now or datetime.now(timezone.utc))
     species_rows: dict[str, dict[str, Any]] = {}
-    total_events = total_frames = 0
+    total_events = total_frames = total_individuals = 0
     for label in sorted(tallies):
         counts = tallies[label]
         events = int(counts.get("events", 0))
         frames = int(counts.get("frames", 0))
+        individuals = int(counts.get("individuals", events))
         total_events += events
         total_frames += frames
+        total_individuals += individuals
         species_rows[label] = {
             "events": events,
             "frames": frames,
+            "individuals": individuals,
             "scientific_name": ctx.scientific_name(label),
         }
     snapshot_id = f"counts:{day}:{total_events}:{total_frames}"
@@ -192,7 +198,7 @@ def counts_messages(
         "day": day,
         "timezone": ctx.station_tz.key,
         "updated_at": updated_at,
-        "total": {"events": total_events, "frames": total_frames},
+        "total": {"events": total_events, "frames": total_frames, "individuals": total_individuals},
         "species": species_rows,
     }
     messages = [OutboxMessage(COUNTS_TOPIC, _dumps(summary), qos=1, retain=True, kind="counts")]
@@ -211,6 +217,7 @@ def counts_messages(
             "scientific_name": row["scientific_name"],
             "events": row["events"],
             "frames": row["frames"],
+            "individuals": row["individuals"],
         }
         messages.append(
             OutboxMessage(species_topic(label), _dumps(per_species), qos=1, retain=True, kind="counts")

@@ -102,7 +102,7 @@ def counts(
     db: sqlite_utils.Database,
     *,
     by: Literal["hour", "day", "total"] = "day",
-    unit: Literal["events", "frames"] = "events",
+    unit: Literal["events", "frames", "individuals"] = "events",
     since: str | None = None,
     until: str | None = None,
     camera: str | None = None,
@@ -110,7 +110,8 @@ def counts(
     zone: ZoneInfo | None = None,
 ) -> list[dict[str, Any]]:
     """Rows {period, species, <unit>} sorted by period then species; `period` is the local day,
-    the local hour (`2026-11-28T06:00+01:00`) or "total"."""
+    the local hour (`2026-11-28T06:00+01:00`) or "total". `individuals` sums each visit's most
+    birds in one frame (MaxN; 1 per visit for frames classified whole), by the visit's start."""
     station = station_zone(db)
     zone = zone or station
     lower, upper = _bounds(since, until, zone)
@@ -131,16 +132,18 @@ def counts(
             )
             return [{"period": r["period"], "species": r["species"], unit: int(r["n"])} for r in rows]
         # Hourly (or bounded by a time of day): from the rows themselves.
-        if unit == "events":
+        if unit in ("events", "individuals"):
             table, column, extra = "events", "started_at", []
+            weight = "individuals" if unit == "individuals" else "1"
         else:
             table, column, extra = "frames", "captured_at", ["status = 'ok'", "species IS NOT NULL"]
+            weight = "1"
         where, params = _where(
             (f"{column} >= ?", _utc(lower)), (f"{column} < ?", _utc(upper)),
             ("camera = ?", camera), ("species = ?", species),
             fixed=extra,
         )
-        rows = _read(db, f"SELECT {column} AS at, species FROM {table}{where}", params)
+        rows = _read(db, f"SELECT {column} AS at, species, {weight} AS n FROM {table}{where}", params)
     totals: dict[tuple[str, str], int] = defaultdict(int)
     for row in rows:
         local = parse_utc(row["at"]).astimezone(zone)
@@ -150,8 +153,8 @@ def counts(
             key = local.date().isoformat()
         else:
             key = "total"
-        totals[(key, row["species"])] += 1
-    return [{"period": p, "species": s, unit: n} for (p, s), n in sorted(totals.items())]
+        totals[(key, row["species"])] += int(row["n"])
+    return [{"period": p, "species": s, unit: n} for (p, s), n in sorted(totals.items()) if n > 0]
 
 
 def _local(text: str | None, zone: ZoneInfo) -> str | None:
@@ -202,7 +205,7 @@ def events(
         ("started_at >= ?", _utc(lower)), ("started_at < ?", _utc(upper)),
         ("camera = ?", camera), ("species = ?", species),
     )
-    rows = _limited(db, "uid, camera, species, confidence, started_at, ended_at, frame_count, state, model_id",
+    rows = _limited(db, "uid, camera, species, individuals, confidence, started_at, ended_at, frame_count, state, model_id, snapshot",
                     f"events{where}", "started_at DESC, id DESC", params, limit)
     for row in rows:
         row["start_local"] = _local(row["started_at"], zone)
@@ -228,7 +231,7 @@ def frames(
         fixed=[standing] if errors else [],
     )
     status = f"CASE WHEN status = 'error' AND NOT {standing} THEN 'superseded' ELSE status END AS status"
-    rows = _limited(db, f"""id, path, camera, {status}, error, species, confidence, captured_at, time_source,
+    rows = _limited(db, f"""id, path, camera, {status}, error, species, confidence, birds, captured_at, time_source,
                    processed_at, inference_ms, model_id""", f"frames{where}", "processed_at DESC, id DESC", params, limit)
     for row in rows:
         row["captured_local"] = _local(row["captured_at"], zone)

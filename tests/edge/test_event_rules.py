@@ -110,7 +110,7 @@ def test_a_flipping_vote_moves_the_event_count_and_publishes_both_species(make_s
     assert queued["events"]["species"] == "Blue Jay" and queued["events"]["frame_count"] == 3
     assert (queued["counts/blue_jay"]["events"], queued["counts/blue_jay"]["frames"]) == (1, 2)
     assert (queued["counts/northern_cardinal"]["events"], queued["counts/northern_cardinal"]["frames"]) == (0, 1)
-    assert queued["counts"]["total"] == {"events": 1, "frames": 3}
+    assert queued["counts"]["total"] == {"events": 1, "frames": 3, "individuals": 1}
 
 
 def test_pruned_frames_keep_voting_for_the_event(make_store) -> None:

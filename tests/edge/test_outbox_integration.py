@@ -36,6 +36,6 @@ def test_frames_counted_and_queued_without_a_broker(tmp_path, make_config, threa
     assert {e["species"] for e in events} == {"Cardinalis cardinalis"} and events[0]["device"] == "test"
     # Each frame queued today's snapshot (the publisher may add one of its own at start).
     summaries = [json.loads(p) for t, p, r, k in rows if t == "counts"]
-    assert [s["total"] for s in summaries][-4:] == [{"events": 1, "frames": n} for n in (1, 2, 3, 4)]
+    assert [s["total"] for s in summaries][-4:] == [{"events": 1, "frames": n, "individuals": 1} for n in (1, 2, 3, 4)]
     assert all(r == 1 for t, p, r, k in rows if k == "counts")
     assert [t for t, p, r, k in rows if t.startswith("counts/")] == ["counts/cardinalis_cardinalis"] * 4

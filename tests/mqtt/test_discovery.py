@@ -44,12 +44,17 @@ def test_discovery_payloads_match_home_assistant_schema() -> None:
         check_sensor_config(topic, config)
         unique_ids.add(config["unique_id"])
     assert unique_ids == {
-        "trailcam_dev1_last_species", "trailcam_dev1_events_today",
+        "trailcam_dev1_last_species", "trailcam_dev1_events_today", "trailcam_dev1_birds_today",
         "trailcam_dev1_species_blue_jay", "trailcam_dev1_species_cassin_s_finch",
     }
+    assert by_id_of(messages)["trailcam_dev1_birds_today"]["value_template"] == "{{ value_json.total.individuals }}"
     by_id = {json.loads(p)["unique_id"]: json.loads(p) for _, p in messages}
     assert by_id["trailcam_dev1_species_blue_jay"]["state_topic"] == "tc/dev1/counts/blue_jay"
     assert by_id["trailcam_dev1_last_species"]["state_topic"] == "tc/dev1/events"
+
+
+def by_id_of(messages: list[tuple[str, str]]) -> dict[str, dict]:
+    return {json.loads(p)["unique_id"]: json.loads(p) for _, p in messages}
 
 
 def discovered(sub: Subscriber) -> dict[str, dict]:
@@ -65,7 +70,7 @@ def test_discovery_is_retained_stable_across_restarts_and_republished(broker: Br
     first.start()
     sub = Subscriber(broker, ["homeassistant/#"], persistent=False)
     try:
-        sub.wait_for(lambda ms: len(discovered(sub)) == 3, what="3 discovery configs")
+        sub.wait_for(lambda ms: len(discovered(sub)) == 4, what="4 discovery configs")
         for topic, cfg in discovered(sub).items():
             check_sensor_config(topic, cfg)
         first.stop()

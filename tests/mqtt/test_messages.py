@@ -24,7 +24,7 @@ EVENT = {
 EVENT_FIELDS = {
     "schema", "id", "event_id", "change", "device", "camera", "species", "scientific_name",
     "confidence", "start", "end", "start_local", "end_local", "utc_offset", "timezone",
-    "duration_s", "frame_count", "model_id", "model_version",
+    "duration_s", "frame_count", "individuals", "model_id", "model_version",
 }
 
 
@@ -58,6 +58,8 @@ def test_event_payload_has_every_documented_field() -> None:
     assert payload["timezone"] == "Europe/Berlin"
     assert payload["duration_s"] == 30.0
     assert payload["frame_count"] == 4
+    assert payload["individuals"] == 1  # an event row without the column: one bird per frame
+    assert json.loads(event_message({**EVENT, "individuals": 3}, "update", ctx()).payload)["individuals"] == 3
     assert payload["model_id"] == "convnet-int8-3f2a9c1d"
     assert payload["model_version"] == "2026-11-29T00:00:00Z"
 
@@ -98,7 +100,7 @@ def test_event_rejects_bad_change_and_missing_field() -> None:
 
 def test_counts_messages_summary_and_per_species() -> None:
     now = datetime(2026, 11, 29, 1, 5, tzinfo=timezone.utc)
-    tallies = {"Blue Jay": {"events": 2, "frames": 7}, "unknown": {"events": 1, "frames": 1}}
+    tallies = {"Blue Jay": {"events": 2, "frames": 7, "individuals": 5}, "unknown": {"events": 1, "frames": 1, "individuals": 1}}
     messages = counts_messages(tallies, "2026-11-29", ctx(), now=now)
     assert [m.topic for m in messages] == ["counts", "counts/blue_jay", "counts/unknown"]
     assert all(m.retain and m.qos == 1 and m.kind == "counts" for m in messages)
@@ -110,15 +112,15 @@ def test_counts_messages_summary_and_per_species() -> None:
         "day": "2026-11-29",
         "timezone": "Europe/Berlin",
         "updated_at": "2026-11-29T01:05:00.000Z",
-        "total": {"events": 3, "frames": 8},
+        "total": {"events": 3, "frames": 8, "individuals": 6},
         "species": {
-            "Blue Jay": {"events": 2, "frames": 7, "scientific_name": "Cyanocitta cristata"},
-            "unknown": {"events": 1, "frames": 1, "scientific_name": None},
+            "Blue Jay": {"events": 2, "frames": 7, "individuals": 5, "scientific_name": "Cyanocitta cristata"},
+            "unknown": {"events": 1, "frames": 1, "individuals": 1, "scientific_name": None},
         },
     }
     jay = json.loads(messages[1].payload)
     assert jay["species"] == "Blue Jay"
-    assert (jay["events"], jay["frames"], jay["day"]) == (2, 7, "2026-11-29")
+    assert (jay["events"], jay["frames"], jay["individuals"], jay["day"]) == (2, 7, 5, "2026-11-29")
     assert jay["scientific_name"] == "Cyanocitta cristata"
 
 

@@ -54,7 +54,7 @@ def test_drains_outbox_in_order_and_deletes_after_ack(broker: Broker, tmp_path: 
         sub.close()
     assert pub.status()["state"] == "stopped"
     counts = json.loads(sub.on(f"{BASE}/counts")[-1].payload)
-    assert counts["total"] == {"events": 41, "frames": 41}
+    assert counts["total"] == {"events": 41, "frames": 41, "individuals": 41}
     # the 40 queued snapshots went out in batches, each sending only its newest snapshot
     assert len(sub.on(f"{BASE}/counts")) < 40
 
@@ -235,9 +235,9 @@ def test_day_snapshots_at_start_and_at_local_midnight(broker: Broker, tmp_path: 
 
     db = make_db(tmp_path / "edge.db")
     db.execute("CREATE TABLE daily_tallies (day TEXT, camera TEXT, species TEXT, events INTEGER, frames INTEGER, "
-               "PRIMARY KEY (day, camera, species))")
-    db.execute("INSERT INTO daily_tallies VALUES ('2026-11-28', 'cam1', 'Blue Jay', 2, 5), "
-               "('2026-11-29', 'cam1', 'Parus major', 1, 3), ('2026-11-29', 'cam2', 'Parus major', 1, 1)")
+               "individuals INTEGER, PRIMARY KEY (day, camera, species))")
+    db.execute("INSERT INTO daily_tallies VALUES ('2026-11-28', 'cam1', 'Blue Jay', 2, 5, 2), "
+               "('2026-11-29', 'cam1', 'Parus major', 1, 3, 2), ('2026-11-29', 'cam2', 'Parus major', 1, 1, 1)")
     db.conn.commit()
     clock = [datetime(2026, 11, 29, 23, 59, 58, tzinfo=ZoneInfo("Europe/Berlin")).astimezone(timezone.utc)]
     pub = Publisher(MqttConfig(**broker.mqtt_config(prefix="tc", discovery=False)), tmp_path / "edge.db", "dev1",
@@ -250,13 +250,13 @@ def test_day_snapshots_at_start_and_at_local_midnight(broker: Broker, tmp_path: 
     pub.start()
     try:
         now = sub.wait_for(lambda ms: len(latest(ms)) == 3 and latest(ms), what="start snapshot")
-        assert now["counts"]["day"] == "2026-11-29" and now["counts"]["total"] == {"events": 2, "frames": 4}
+        assert now["counts"]["day"] == "2026-11-29" and now["counts"]["total"] == {"events": 2, "frames": 4, "individuals": 3}
         assert (now["counts/parus_major"]["events"], now["counts/blue_jay"]["events"]) == (2, 0)
         assert now["counts/blue_jay"]["day"] == "2026-11-29"
         clock[0] += timedelta(seconds=3)  # 00:00:01 in Berlin
         sub.wait_for(lambda ms: all(v["day"] == "2026-11-30" for v in latest(ms).values()), what="all topics rolled")
         after = latest(sub.messages)
-        assert after["counts"]["total"] == {"events": 0, "frames": 0} and after["counts"]["species"] == {}
+        assert after["counts"]["total"] == {"events": 0, "frames": 0, "individuals": 0} and after["counts"]["species"] == {}
         assert after["counts/parus_major"]["events"] == 0 and after["counts/blue_jay"]["frames"] == 0
     finally:
         pub.stop()
