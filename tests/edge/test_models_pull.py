@@ -317,6 +317,22 @@ def test_cli_pull_prints_the_config_lines_and_verify_exit_codes(server: str, tmp
     assert "--force downloads it again" in capsys.readouterr().err
 
 
+def test_progress_on_a_terminal_rewrites_one_line() -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Terminal()
+    line = models_cli.ProgressLine(screen)
+    for done in (0, 10, 10, 500, 1000):
+        line("m.tflite", done, 1000, False)
+    line("m.tflite", 1000, 1000, True)
+
+    shown = screen.getvalue()
+    assert shown.count("\r") == 5  # 0%, 1%, 50%, 100% and the final line; the repeated 1% is not redrawn
+    assert shown.endswith("\rm.tflite: 0.0 MB of 0.0 MB (100%)\n") and shown.count("\n") == 1
+
+
 def test_cli_usage_errors_exit_2(tmp_path: Path, capsys) -> None:
     assert _run(["models", "pull", "no-such-model", "--dir", str(tmp_path)]) == 2
     assert "unknown model 'no-such-model' (known: ssd-mobilenet-v1-coco" in capsys.readouterr().err
