@@ -40,6 +40,14 @@ def aiy_model_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def ssd_detector_dir() -> Path:
+    path = SHARED_DIR / "models" / "ssd_mobilenet_v1_coco"
+    if not (path / "detect.tflite").is_file():
+        pytest.skip(f"SSD MobileNet detector not available: {path}/detect.tflite is absent")
+    return path
+
+
+@pytest.fixture(scope="session")
 def cli_env() -> dict[str, str]:
     """Environment for running `python -m edge|trainer` in a subprocess against this checkout."""
     env = dict(os.environ)

@@ -1,5 +1,5 @@
 """The operator's front door: `edge run | check | classify | counts | events | frames | status |
-install-service`. Parses flags, calls the layers below, prints (every table through
+models | install-service`. Parses flags, calls the layers below, prints (every table through
 edge/cli/tables.py); nothing below imports it."""
 
 from edge.cli.commands import main
