@@ -36,6 +36,10 @@ class RetentionConfig(Section):
         None, ge=1, description="Delete frame rows (and their predictions) older than this many days, once "
                                 "their file has left the camera folder; events and daily tallies are kept. "
                                 "Unset: rows are kept forever")
+    snapshot_days: int | None = Field(
+        90, ge=1, description="Delete the best-crop JPEG of events that ended more than this many days ago "
+                              "(the event and its counts stay; a detector writes one small file per visit). "
+                              "Unset: keep them all")
     min_free_mb: int = Field(
         200, ge=0, description="Pause processing when the disk of the database (or of the archive) has less "
                                "free space than this many MB")

@@ -115,6 +115,8 @@ class Daemon:
         # The MQTT publisher (edge/publish/mqtt.py) when [mqtt] is enabled, for `edge status`
         # glue and tests; the wiring starts and stops it through the hooks.
         self.publisher = None
+        # The best-crop writer (edge/operate/snapshots.py) when a detector is configured.
+        self.snapshots = None
 
     # -- lifecycle --------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from edge.config import EdgeConfig
 from edge.daemon.lifecycle import Daemon
 from edge.daemon.pipeline import FrameProcessor
 from edge.daemon.preflight import make_state_dir
+from edge.operate.snapshots import SnapshotWriter, snapshot_folder
 from edge.store.writer import Store, tallies_for_day
 
 
@@ -67,7 +68,9 @@ def build(config: EdgeConfig, *, once: bool = False, tick_s: float = 1.0, field:
         outbox_writer = OutboxWriter(config.station.device_id, config.station.timezone, None, {},
                                      config.mqtt.outbox_max_rows)
         publisher = Publisher(config.mqtt, config.storage.database, config.station.device_id,
-                              context=outbox_writer.message_context, tallies=tallies_for_day)
+                              context=outbox_writer.message_context, tallies=tallies_for_day,
+                              # Best-crop camera entities exist only where a detector cuts crops.
+                              cameras=[c.name for c in config.cameras] if config.detector.enabled else ())
 
     operations = None
     if field:
@@ -95,6 +98,12 @@ def build(config: EdgeConfig, *, once: bool = False, tick_s: float = 1.0, field:
     if operations is not None:
         # Every start-up check passed, nothing opened yet: a refused start creates nothing.
         daemon.before_open.append(lambda _daemon: make_state_dir(operations.db_path.parent))
+    if config.detector.enabled:
+        # Each event's best crop, written after its commit and published retained (edge/operate/snapshots.py).
+        snapshots = SnapshotWriter(snapshot_folder(config.storage.database),
+                                   publisher.snapshot_changed if publisher is not None else None)
+        daemon.snapshots = snapshots
+        daemon.after_frame.append(lambda outcome: snapshots.write(outcome.camera, outcome.commit, outcome.crops))
     if publisher is not None:
         daemon.on_start.append(lambda _daemon: publisher.start())
     if operations is not None:

@@ -28,6 +28,7 @@ from typing import Any
 from edge.store import outbox
 from edge.operate.health import HealthState, StatusWriter, mqtt_health_payload, status_file_for
 from edge.operate.notify import Notifier
+from edge.operate.snapshots import snapshot_folder
 from edge.operate.retention import DiskGuard, Retention
 from edge.store.disk import DiskFullError, is_disk_full_error
 
@@ -82,7 +83,8 @@ class FieldOperations:
     # -- hooks ------------------------------------------------------------------------------
     def on_start(self, daemon) -> None:
         self.retention = Retention(self.config.retention, daemon.store.db, daemon.store.station_tz,
-                                   progress=self.notifier.watchdog_tick)
+                                   progress=self.notifier.watchdog_tick,
+                                   snapshot_dir=snapshot_folder(self.config.storage.database))
         self._finish_interrupted(daemon)
         self.health.set(model_id=daemon.health.model_id, backlog=daemon.health.backlog,
                         free_bytes=self.guard.lowest()[0])

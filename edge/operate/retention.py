@@ -120,8 +120,10 @@ class Retention:
     """Applies the [retention] policy to one database and archive tree."""
 
     def __init__(self, config: RetentionConfig, db, station_tz: tzinfo = timezone.utc,
-                 clock: Callable[[], float] = time.time, progress: Callable[[], object] | None = None) -> None:
+                 clock: Callable[[], float] = time.time, progress: Callable[[], object] | None = None,
+                 snapshot_dir: Path | None = None) -> None:
         self.config = config
+        self.snapshot_dir = Path(snapshot_dir) if snapshot_dir is not None else None
         # Called every few hundred files/rows of a long pass (walking a big archive on an SD card
         # can take minutes): the daemon feeds the watchdog from it, as the loop is making progress.
         self.progress = progress or (lambda: None)
@@ -221,7 +223,8 @@ class Retention:
         self.flush()
         removed = self.enforce_archive_limit()
         pruned = self.prune_rows()
-        return {"archive_removed": len(removed), "rows_pruned": pruned}
+        snapshots = self.prune_snapshots()
+        return {"archive_removed": len(removed), "rows_pruned": pruned, "snapshots_removed": snapshots}
 
     def archive_limit_bytes(self) -> int | None:
         if self.archive_dir is None:
@@ -331,11 +334,39 @@ class Retention:
                 marks = ",".join("?" * len(doomed))
                 with self.db.atomic():
                     self.db.execute(f"DELETE FROM predictions WHERE frame_id IN ({marks})", doomed)
+                    self.db.execute(f"DELETE FROM detections WHERE frame_id IN ({marks})", doomed)
                     self.db.execute(f"DELETE FROM frames WHERE id IN ({marks})", doomed)
                 pruned += len(doomed)
         if pruned:
             log.info("pruned %d frame rows older than %d days (daily tallies and events kept)", pruned, days)
         return pruned
+
+
+    def prune_snapshots(self, batch: int = 500) -> int:
+        """Remove the best-crop files of closed events that ended more than snapshot_days ago,
+        and forget their names (the events and their counts stay)."""
+        days = self.config.snapshot_days
+        if days is None or self.snapshot_dir is None:
+            return 0
+        cutoff = format_utc(datetime.fromtimestamp(self.clock(), timezone.utc) - timedelta(days=days))
+        removed = 0
+        while True:
+            rows = self.db.execute(
+                """SELECT id, snapshot FROM events WHERE snapshot IS NOT NULL AND state = 'closed' AND ended_at < ?
+                   ORDER BY id LIMIT ?""", (cutoff, batch)).fetchall()
+            if not rows:
+                break
+            self.progress()
+            for _event_id, name in rows:
+                # The name is the store's own `<uid>.jpg`; never a path out of the folder.
+                (self.snapshot_dir / Path(name).name).unlink(missing_ok=True)
+            marks = ",".join("?" * len(rows))
+            with self.db.atomic():
+                self.db.execute(f"UPDATE events SET snapshot = NULL WHERE id IN ({marks})", [r[0] for r in rows])
+            removed += len(rows)
+        if removed:
+            log.info("removed %d event snapshots older than %d days (the events are kept)", removed, days)
+        return removed
 
 
 def _move(source: Path, target: Path) -> None:

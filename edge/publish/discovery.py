@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable
 
 from edge import __version__
-from edge.publish.messages import COUNTS_TOPIC, EVENTS_TOPIC, species_topic, topic_segment
+from edge.publish.messages import COUNTS_TOPIC, EVENTS_TOPIC, snapshot_topic, species_topic, topic_segment
 
 HEALTH_TOPIC = "health"  # edge.publish.mqtt publishes it directly (a state, not an outbox event)
 
@@ -53,10 +53,13 @@ def _sensor(
 
 
 def discovery_messages(
-    discovery_prefix: str, base_topic: str, device_id: str, species: Iterable[str] = (), *, health: bool = False
+    discovery_prefix: str, base_topic: str, device_id: str, species: Iterable[str] = (), *, health: bool = False,
+    cameras: Iterable[str] = (),
 ) -> list[tuple[str, str]]:
-    """(topic, JSON payload) for the device's sensors: last species, today's total, each species;
-    with `health`, a `problem` binary sensor (on while the daemon is paused, e.g. disk full)."""
+    """(topic, JSON payload) for the device's sensors: last species, today's visits and birds,
+    each species; with `health`, a `problem` binary sensor (on while the daemon is paused, e.g.
+    disk full); per camera in `cameras` (the detector route's), a camera entity showing the
+    best crop of the camera's latest event (the retained `snapshot/<camera>` JPEG)."""
     node = node_id(device_id)
     configs: list[tuple[str, str, dict[str, object]]] = [
         (
@@ -112,6 +115,15 @@ def discovery_messages(
                 ),
             )
         )
+    for camera in sorted(set(cameras)):
+        slug = topic_segment(camera)
+        config = _sensor(base_topic, device_id, f"snapshot_{slug}", f"{camera} last bird",
+                         f"{base_topic}/{snapshot_topic(camera)}", "", icon="mdi:bird")
+        # A camera entity reads raw image bytes from `topic`; it has no state or template.
+        config["topic"] = config.pop("state_topic")
+        config.pop("value_template")
+        config.pop("qos")
+        configs.append(("camera", f"snapshot_{slug}", config))
     if health:
         configs.append(
             (

@@ -27,6 +27,7 @@ PAYLOAD_SCHEMA = 1
 
 EVENTS_TOPIC = "events"
 COUNTS_TOPIC = "counts"
+SNAPSHOT_TOPIC = "snapshot"  # snapshot/<camera>: retained JPEG of the camera's latest event's best crop
 
 Change = Literal["new", "update", "end"]
 CHANGES: tuple[str, ...] = ("new", "update", "end")
@@ -147,6 +148,12 @@ def event_message(event: Mapping[str, Any], change: Change, ctx: MessageContext)
         "model_version": ctx.model_version,
     }
     return OutboxMessage(EVENTS_TOPIC, _dumps(payload), qos=1, retain=False, kind="event")
+
+
+def snapshot_topic(camera: str) -> str:
+    """Relative topic of one camera's retained best-crop JPEG (raw bytes, as Frigate publishes
+    its snapshots: a Home Assistant MQTT camera shows it as it is)."""
+    return f"{SNAPSHOT_TOPIC}/{topic_segment(camera)}"
 
 
 def species_topic(label: str) -> str:

@@ -46,7 +46,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from edge.store import outbox
 from edge.config.mqtt import MqttConfig
 from edge.publish.discovery import HEALTH_TOPIC, discovery_messages
-from edge.publish.messages import COUNTS_TOPIC, MessageContext, counts_messages, topic_segment
+from edge.publish.messages import COUNTS_TOPIC, MessageContext, counts_messages, snapshot_topic, topic_segment
 from edge.store.db import connect
 from edge.store.disk import is_disk_full_error
 from edge.store.writer import tallies_for_day
@@ -128,6 +128,7 @@ class Publisher:
         clock: Callable[[], datetime] | None = None,
         rng: random.Random | None = None,
         health: Callable[[], Mapping[str, Any] | None] | None = None,
+        cameras: Iterable[str] = (),
     ) -> None:
         self.config = config
         self.db_path = Path(db_path)
@@ -167,6 +168,13 @@ class Publisher:
         self._health_source = health
         self._health_due = threading.Event()
         self._next_health = 0.0
+        # Each camera's latest best-crop JPEG (camera → file), published retained and directly
+        # like health: only the newest matters, so it never queues in the outbox; after a
+        # reconnect every camera's latest is sent again.
+        self._cameras = tuple(cameras)  # cameras with best-crop snapshots (the detector route)
+        self._snapshots: dict[str, Path] = {}
+        self._snapshots_due: set[str] = set()
+        self._snapshots_lock = threading.Lock()
 
     # ---------------------------------------------------------------- public API
     def start(self) -> None:
@@ -184,6 +192,14 @@ class Publisher:
         """The health state changed (paused, resumed): publish it at the next loop pass
         (within ~0.1 s when connected; on the next connect otherwise). Thread-safe, never blocks."""
         self._health_due.set()
+
+    def snapshot_changed(self, camera: str, path: Path) -> None:
+        """Camera `camera`'s latest event has a new best crop in `path`: publish it (retained)
+        at the next loop pass, or on the next connect. Thread-safe, never blocks."""
+        with self._snapshots_lock:
+            self._snapshots[camera] = Path(path)
+            self._snapshots_due.add(camera)
+        self._wake.set()
 
     def stop(self, timeout: float | None = None) -> None:
         """Drain for up to `drain_timeout_s`, publish `stopped`, disconnect, join the thread."""
@@ -343,6 +359,9 @@ class Publisher:
             self._last_logged_error = None
             client.publish(f"{self.base_topic}/status", STATUS_ONLINE, qos=1, retain=True)
             self._publish_health(client)
+            with self._snapshots_lock:
+                self._snapshots_due.update(self._snapshots)
+            self._publish_snapshots(client)
             if cfg.discovery:
                 client.subscribe(f"{cfg.discovery_prefix}/status", qos=1)
                 self._publish_discovery(client)
@@ -396,7 +415,7 @@ class Publisher:
     def _publish_discovery(self, client: paho.Client) -> None:
         for topic, payload in discovery_messages(
             self.config.discovery_prefix, self.base_topic, self.device_id, self._species.values(),
-            health=self._health_source is not None,
+            health=self._health_source is not None, cameras=self._cameras,
         ):
             client.publish(topic, payload, qos=1, retain=True)
 
@@ -415,6 +434,21 @@ class Publisher:
         if payload is not None:
             client.publish(f"{self.base_topic}/{HEALTH_TOPIC}", json.dumps(payload, separators=(",", ":")),
                            qos=1, retain=True)
+
+    def _publish_snapshots(self, client: paho.Client) -> None:
+        """Send each due camera's latest best crop as raw JPEG bytes, retained, QoS 0 (a newer
+        one replaces it anyway; a lost one is sent again at the next connect). A file that
+        retention removed in between is skipped."""
+        with self._snapshots_lock:
+            due = {camera: self._snapshots[camera] for camera in self._snapshots_due}
+            self._snapshots_due.clear()
+        for camera, path in due.items():
+            try:
+                data = path.read_bytes()
+            except OSError as error:
+                log.debug("snapshot of camera %s not published: %s", camera, error)
+                continue
+            client.publish(f"{self.base_topic}/{snapshot_topic(camera)}", data, qos=0, retain=True)
 
     def _delete(self, conn: sqlite3.Connection, ids: list[int]) -> bool:
         """Delete acknowledged rows; False when the disk is full (the caller retries later)."""
@@ -475,6 +509,8 @@ class Publisher:
                         return
             if pump.drain_deadline is None and (self._health_due.is_set() or now >= self._next_health):
                 self._publish_health(client)
+            if self._snapshots_due:
+                self._publish_snapshots(client)
             if pump.drain_deadline is not None and now > pump.drain_deadline:
                 log.info("MQTT drain time over; %d row(s) stay in the outbox for the next start", outbox.depth(conn))
                 self._finish(client)

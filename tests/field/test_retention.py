@@ -147,7 +147,7 @@ def test_pruning_keeps_exemplar_rows(tmp_path, field_db):
     other = add_frame(field_db, write(tmp_path / "c" / "other.jpg"), confidence=0.5, captured_at=old)
     for fid in (best, other):
         retention.apply(committed(field_db, fid))  # housekeeping flushes the locations first
-    assert retention.housekeeping() == {"archive_removed": 0, "rows_pruned": 1}
+    assert retention.housekeeping() == {"archive_removed": 0, "rows_pruned": 1, "snapshots_removed": 0}
     assert [row[0] for row in field_db.execute("SELECT id FROM frames")] == [best]
 
 
