@@ -40,6 +40,15 @@ def aiy_model_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def ssd_detector_dir() -> Path:
+    """The COCO SSD MobileNet v1 detector (detect.tflite + labels.txt; "bird" is class 15)."""
+    path = SHARED_DIR / "models" / "ssd_mobilenet_v1_coco"
+    if not (path / "detect.tflite").is_file():
+        pytest.skip(f"SSD detector not available: {path}/detect.tflite is absent")
+    return path
+
+
+@pytest.fixture(scope="session")
 def cli_env() -> dict[str, str]:
     """Environment for running `python -m edge|trainer` in a subprocess against this checkout."""
     env = dict(os.environ)
