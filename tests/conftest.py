@@ -41,9 +41,10 @@ def aiy_model_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def ssd_detector_dir() -> Path:
+    """The COCO SSD MobileNet v1 detector (detect.tflite + labels.txt; "bird" is class 15)."""
     path = SHARED_DIR / "models" / "ssd_mobilenet_v1_coco"
     if not (path / "detect.tflite").is_file():
-        pytest.skip(f"SSD MobileNet detector not available: {path}/detect.tflite is absent")
+        pytest.skip(f"SSD detector not available: {path}/detect.tflite is absent")
     return path
 
 

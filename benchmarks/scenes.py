@@ -1,0 +1,341 @@
+"""Deterministic trail-camera scenes: real bird photos pasted small into a wide synthetic frame.
+
+Why: real trail-camera frames are wide (1920x1080 to 12 MP) with 0-3 small birds (a few % of
+the frame) and many empty frames, while ../shared/data/birds25 holds 224x224 photos in which
+the bird fills about half the picture. The detect-then-classify benchmark and tests need frames
+of the first kind with known ground truth; this module builds them from the second kind.
+NumPy + Pillow only (no TensorFlow, no detector), so tests and benchmarks can import it.
+
+    background(size, seed)                         foliage-like synthetic frame, no bird in it
+    compose(birds25_dir, size, n_birds, area_fractions, seed) -> Scene
+    scene_set(birds25_dir, size, count, seed, ...) -> list[Scene]   ~30 % empty, 1-3 birds
+
+Ground truth: a PastedBird's `box` is the whole pasted region (the square centre crop of the
+photo, scaled), not a tight box around the bird. The bird fills roughly half of that region,
+so a detector's tight box around it overlaps the pasted box by IoU ~0.4-0.7: match with a
+lenient IoU (the benchmark uses 0.3). `area_fraction` is that region's area over the frame's.
+
+The background is generated (smoothed noise in greens and browns, branch strokes, a light
+gradient), never cut from the photos, so nothing of the photos' own backgrounds appears
+outside the pasted regions. Each paste is blended through a feathered elliptical alpha mask
+so its edge is not a hard rectangle that a detector could key on.
+
+Everything is a function of the seed (NumPy's PCG64 and Pillow's deterministic drawing,
+resampling and JPEG encoding): the same arguments give byte-identical JPEGs on one install.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+Box = tuple[float, float, float, float]  # ymin, xmin, ymax, xmax, normalised to the scene
+
+CROP_FRACTION = 0.8  # side of the square centre crop taken from a birds25 photo (bird stays inside)
+MASK_FEATHER = 0.06  # blur radius of the elliptical mask, as a fraction of the paste side
+PLACEMENT_TRIES = 400
+WORKING_PIXELS = 1920 * 1080  # backgrounds larger than this are drawn at this size and scaled up  # random positions tried per bird before giving up on a layout
+
+# Foliage palette (RGB): dark shade, mid leaf green, light leaf, bark brown, dry-leaf tan.
+_SHADE = np.array([28, 40, 22], np.float32)
+_LEAF = np.array([62, 96, 44], np.float32)
+_LIGHT = np.array([128, 150, 84], np.float32)
+_BARK = np.array([84, 64, 42], np.float32)
+_TAN = np.array([140, 118, 80], np.float32)
+
+
+@dataclass(frozen=True)
+class PastedBird:
+    """One bird photo pasted into a scene: the ground truth the benchmark scores against."""
+
+    species: str  # the birds25 folder name, e.g. "AMERICAN ROBIN"
+    source: Path  # the photo it came from
+    box: Box  # the pasted region (ymin, xmin, ymax, xmax), normalised to the scene
+    area_fraction: float  # pasted region area / frame area (from the integer pixel box)
+
+
+@dataclass
+class Scene:
+    """A composed frame and what is in it."""
+
+    image: Image.Image  # RGB
+    birds: list[PastedBird] = field(default_factory=list)
+    name: str = ""
+
+    def jpeg(self, quality: int = 90) -> bytes:
+        """The frame as a camera would write it (baseline JPEG, fixed settings: reproducible)."""
+        buffer = io.BytesIO()
+        self.image.save(buffer, format="JPEG", quality=quality, optimize=False, progressive=False)
+        return buffer.getvalue()
+
+
+# -- background -------------------------------------------------------------------------------
+
+
+def _smooth_noise(rng: np.random.Generator, size: tuple[int, int], cells: int) -> np.ndarray:
+    """Value noise: a coarse random grid (`cells` across the short side) upsampled bicubically."""
+    width, height = size
+    short = min(width, height)
+    grid_w = max(2, round(cells * width / short)) + 1
+    grid_h = max(2, round(cells * height / short)) + 1
+    grid = rng.random((grid_h, grid_w), dtype=np.float32)
+    image = Image.fromarray(grid, mode="F").resize((width, height), Image.BICUBIC)
+    return np.asarray(image, np.float32)
+
+
+def _octaves(rng: np.random.Generator, size: tuple[int, int], cells: Sequence[int], decay: float = 0.55) -> np.ndarray:
+    """Several octaves of smooth noise summed and scaled to 0..1."""
+    total = np.zeros((size[1], size[0]), np.float32)
+    weight = 1.0
+    for count in cells:
+        total += weight * _smooth_noise(rng, size, count)
+        weight *= decay
+    low, high = float(total.min()), float(total.max())
+    return (total - low) / max(high - low, 1e-6)
+
+
+def _mix(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+    return a + (b - a) * t[..., None]
+
+
+def background(size: tuple[int, int], seed: int) -> Image.Image:
+    """A foliage-like frame (leaf greens, shade, bark and dry-leaf browns, branches, light fall-off).
+
+    Built at full size from noise and strokes only, so no pixel comes from a bird photo. Its
+    shapes are blobs and thin strokes with no bird-like silhouette; tests check that the
+    shared COCO SSD detector finds no bird in it, whole and in tiles.
+    """
+    width, height = size
+    if width < 16 or height < 16:
+        raise ValueError(f"background size {size}: both sides must be >= 16 px")
+    rng = np.random.default_rng([seed, 0xB6])
+    # Large frames are drawn at about 2 MP and scaled up: 12 MP of noise costs seconds per
+    # frame, and the detector never sees finer than a tile's 300x300 anyway.
+    scale = min(1.0, float(np.sqrt(WORKING_PIXELS / (width * height))))
+    full = size
+    size = (max(16, round(width * scale)), max(16, round(height * scale)))
+    width, height = size
+    leaves = _octaves(rng, size, (3, 7, 16, 40, 90))  # leaf masses down to leaf-sized grain
+    dryness = _octaves(rng, size, (2, 5, 11))  # where the foliage turns brown
+    light = _octaves(rng, size, (2, 4))  # dappled light
+    rgb = _mix(_SHADE, _LEAF, np.clip(leaves * 1.6 - 0.2, 0, 1))
+    rgb = _mix(rgb, _LIGHT, np.clip(leaves * 2.0 - 1.2, 0, 1))
+    rgb = _mix(rgb, _TAN, np.clip(dryness * 1.8 - 1.0, 0, 0.7))
+    # Light gradient: brighter towards a random top corner, darker at the bottom.
+    ys = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None]
+    xs = np.linspace(0.0, 1.0, width, dtype=np.float32)[None, :]
+    corner = float(rng.random())
+    gradient = 1.12 - 0.3 * ys - 0.1 * np.abs(xs - corner)
+    rgb *= (gradient * (0.8 + 0.4 * light))[..., None]
+    image = Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8), mode="RGB")
+    _draw_branches(image, rng)
+    # Soften the strokes and grain a little, as a lens and JPEG would.
+    image = image.filter(ImageFilter.GaussianBlur(radius=max(1.0, min(size) / 900)))
+    return image if size == full else image.resize(full, Image.BICUBIC)
+
+
+def _draw_branches(image: Image.Image, rng: np.random.Generator) -> None:
+    """One to three bark-brown branches: gently bending polylines thinning towards their ends.
+
+    Few and fairly straight on purpose: dense, twisting, forking twigs make the COCO SSD see
+    "bird" (perched birds sit on exactly such shapes) at scores up to ~0.55 on an empty frame.
+    """
+    width, height = image.size
+    short = min(width, height)
+    draw = ImageDraw.Draw(image)
+    for _ in range(int(rng.integers(1, 4))):
+        # Branches enter from the left or right edge and run roughly across, drooping or rising.
+        x = 0.0 if rng.random() < 0.5 else float(width)
+        y = float(rng.uniform(0.1, 0.9) * height)
+        heading = (0.0 if x == 0 else np.pi) + float(rng.uniform(-0.5, 0.5))
+        thickness = float(rng.uniform(0.008, 0.022) * short)
+        _branch(draw, rng, (x, y), heading, thickness, length=float(rng.uniform(0.5, 1.1) * width), depth=0)
+
+
+def _branch(draw: ImageDraw.ImageDraw, rng: np.random.Generator, start: tuple[float, float], heading: float,
+            thickness: float, length: float, depth: int) -> None:
+    steps = 14
+    step = length / steps
+    x, y = start
+    shade = tuple(int(c) for c in np.clip(_BARK * float(rng.uniform(0.7, 1.15)), 0, 255))
+    for i in range(steps):
+        heading += float(rng.normal(0.0, 0.04))
+        nx, ny = x + step * np.cos(heading), y + step * np.sin(heading)
+        width_px = max(1, round(thickness * (1.0 - 0.6 * i / steps)))
+        draw.line([(x, y), (nx, ny)], fill=shade, width=width_px)
+        if depth < 1 and rng.random() < 0.12:
+            _branch(draw, rng, (nx, ny), heading + float(rng.choice([-1, 1]) * rng.uniform(0.4, 0.9)),
+                    thickness * 0.5, length * 0.35, depth + 1)
+        x, y = nx, ny
+
+
+# -- pasting ----------------------------------------------------------------------------------
+
+
+def species_photos(birds25_dir: Path) -> dict[str, list[Path]]:
+    """Species folder name -> its photos (sorted), for every folder holding at least one JPEG."""
+    folders = sorted(p for p in Path(birds25_dir).iterdir() if p.is_dir())
+    found = {f.name: sorted(f.glob("*.jpg")) for f in folders}
+    found = {name: paths for name, paths in found.items() if paths}
+    if not found:
+        raise ValueError(f"{birds25_dir}: no species folders with .jpg photos")
+    return found
+
+
+def _elliptical_mask(side: int) -> Image.Image:
+    """An 'L' mask: an ellipse inscribed in the square, feathered so the paste fades in."""
+    scale = 4 if side < 512 else 1  # supersample small masks for a smooth rim
+    big = side * scale
+    mask = Image.new("L", (big, big), 0)
+    inset = round(big * MASK_FEATHER)
+    ImageDraw.Draw(mask).ellipse([inset, inset, big - 1 - inset, big - 1 - inset], fill=255)
+    mask = mask.filter(ImageFilter.GaussianBlur(radius=big * MASK_FEATHER / 2))
+    return mask.resize((side, side), Image.BILINEAR) if scale > 1 else mask
+
+
+def _bird_patch(source: Path, side: int) -> Image.Image:
+    """The photo's square centre crop (CROP_FRACTION of its short side), scaled to `side`."""
+    with Image.open(source) as photo:
+        photo = photo.convert("RGB")
+        w, h = photo.size
+        crop = round(min(w, h) * CROP_FRACTION)
+        left, top = (w - crop) // 2, (h - crop) // 2
+        return photo.crop((left, top, left + crop, top + crop)).resize((side, side), Image.LANCZOS)
+
+
+def _overlaps(a: tuple[int, int, int, int], b: tuple[int, int, int, int], gap: int) -> bool:
+    """Pixel boxes (left, top, right, bottom) closer than `gap` on both axes."""
+    return a[0] < b[2] + gap and b[0] < a[2] + gap and a[1] < b[3] + gap and b[1] < a[3] + gap
+
+
+def _place(rng: np.random.Generator, size: tuple[int, int], sides: Sequence[int]) -> list[tuple[int, int, int, int]] | None:
+    """Non-overlapping random positions for squares of `sides` (largest first), or None."""
+    width, height = size
+    gap = max(4, min(size) // 100)
+    order = sorted(range(len(sides)), key=lambda i: -sides[i])
+    placed: dict[int, tuple[int, int, int, int]] = {}
+    for index in order:
+        side = sides[index]
+        if side > width or side > height:
+            return None
+        for _ in range(PLACEMENT_TRIES):
+            left = int(rng.integers(0, width - side + 1))
+            top = int(rng.integers(0, height - side + 1))
+            box = (left, top, left + side, top + side)
+            if not any(_overlaps(box, other, gap) for other in placed.values()):
+                placed[index] = box
+                break
+        else:
+            return None
+    return [placed[i] for i in range(len(sides))]
+
+
+def compose(
+    birds25_dir: Path,
+    size: tuple[int, int] = (1920, 1080),
+    n_birds: int = 1,
+    area_fractions: Sequence[float] = (0.08,),
+    seed: int = 0,
+    *,
+    sources: Sequence[Path] | None = None,
+    name: str | None = None,
+) -> Scene:
+    """A background frame with `n_birds` photos pasted at the given fractions of the frame area.
+
+    `area_fractions` gives one fraction per bird (a single value is used for all). Photos are
+    drawn at random from all species folders unless `sources` names them (one per bird; the
+    species is the photo's folder name). Positions are random and non-overlapping (a small
+    gap between pastes); raises ValueError where the pastes cannot fit.
+    """
+    width, height = size
+    fractions = list(area_fractions)
+    if len(fractions) == 1 and n_birds > 1:
+        fractions *= n_birds
+    if n_birds < 0 or len(fractions) != n_birds:
+        raise ValueError(f"compose: n_birds={n_birds} needs that many area_fractions, got {len(fractions)}")
+    if any(not 0.0 < f < 1.0 for f in fractions):
+        raise ValueError(f"compose: area_fractions must lie in (0, 1), got {fractions}")
+    rng = np.random.default_rng([seed, 0x5C3])
+    if sources is None:
+        photos = species_photos(birds25_dir)
+        names = sorted(photos)
+        chosen = []
+        for _ in range(n_birds):
+            species = names[int(rng.integers(len(names)))]
+            chosen.append(photos[species][int(rng.integers(len(photos[species])))])
+    else:
+        chosen = [Path(p) for p in sources]
+        if len(chosen) != n_birds:
+            raise ValueError(f"compose: n_birds={n_birds} but {len(chosen)} sources given")
+    sides = [max(8, round(np.sqrt(f * width * height))) for f in fractions]
+    boxes = _place(rng, size, sides)
+    if boxes is None:
+        raise ValueError(f"compose: {n_birds} pastes of {fractions} of the frame do not fit in {width}x{height}")
+    image = background(size, seed)
+    birds = []
+    for source, side, (left, top, right, bottom) in zip(chosen, sides, boxes):
+        image.paste(_bird_patch(source, side), (left, top), _elliptical_mask(side))
+        birds.append(PastedBird(
+            species=source.parent.name,
+            source=source,
+            box=(top / height, left / width, bottom / height, right / width),
+            area_fraction=(right - left) * (bottom - top) / (width * height),
+        ))
+    return Scene(image=image, birds=birds, name=name or f"scene-{seed}-{width}x{height}")
+
+
+def scene_set(
+    birds25_dir: Path,
+    size: tuple[int, int] = (1920, 1080),
+    count: int = 60,
+    seed: int = 0,
+    empty_fraction: float = 0.3,
+    fractions: Sequence[float] = (0.03, 0.08, 0.20),
+    max_birds: int = 3,
+) -> list[Scene]:
+    """`count` scenes: round(count*empty_fraction) empty, the rest 1..max_birds birds each.
+
+    Each bird's size is drawn from `fractions`; photos come from one shuffled pass over every
+    photo of every species (then another pass), so all species appear about equally. A layout
+    that does not fit (three large birds) is redrawn. Deterministic from `seed`; a 12 MP set
+    is `size=(4000, 3000)`.
+    """
+    if not 0.0 <= empty_fraction <= 1.0:
+        raise ValueError(f"scene_set: empty_fraction must lie in [0, 1], got {empty_fraction}")
+    if max_birds < 1:
+        raise ValueError(f"scene_set: max_birds must be >= 1, got {max_birds}")
+    rng = np.random.default_rng([seed, 0x5E7])
+    photos = species_photos(birds25_dir)
+    pool = [p for name in sorted(photos) for p in photos[name]]
+    queue: list[Path] = []
+
+    def next_photo() -> Path:
+        if not queue:
+            queue.extend(pool[i] for i in rng.permutation(len(pool)))
+        return queue.pop()
+
+    empty = set(rng.permutation(count)[: round(count * empty_fraction)].tolist())
+    scenes = []
+    for index in range(count):
+        scene_seed = int(rng.integers(2**31))
+        name = f"scene-{seed}-{index:03d}"
+        if index in empty:
+            scenes.append(Scene(image=background(size, scene_seed), birds=[], name=name))
+            continue
+        n = int(rng.integers(1, max_birds + 1))
+        sources = [next_photo() for _ in range(n)]
+        for _attempt in range(20):
+            drawn = [float(fractions[int(rng.integers(len(fractions)))]) for _ in range(n)]
+            try:
+                scenes.append(compose(birds25_dir, size, n, drawn, scene_seed, sources=sources, name=name))
+                break
+            except ValueError:
+                scene_seed = int(rng.integers(2**31))
+        else:
+            raise ValueError(f"scene_set: no layout of {n} birds from {fractions} fits in {size}")
+    return scenes
