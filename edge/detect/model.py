@@ -51,8 +51,9 @@ DEFAULT_FLOAT_RANGE = {"yolo": (0.0, 1.0), "ssd": (-1.0, 1.0)}
 PIXEL_COORDINATES_ABOVE = 2.0
 
 
-class DetectorError(Exception):
-    """A detector that cannot be loaded, whose labels do not fit, or whose outputs are unusable."""
+class DetectorError(ModelError):
+    """A detector that cannot be loaded, whose labels do not fit, or whose outputs are unusable.
+    A ModelError, so that every place that refuses a bad model (start, reload) refuses it too."""
 
 
 @dataclass(frozen=True)
