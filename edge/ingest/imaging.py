@@ -67,20 +67,41 @@ def decode(data: bytes, size: tuple[int, int], *, draft: bool = True) -> Decoded
     """Bytes of a frame → uint8 RGB at `size` (width, height). Raises FrameError."""
     image = open_image(data)
     original_size = image.size
+    side = 2 * max(size)
+    rgb = load_oriented(image, (side, side) if draft else None)
     try:
-        if draft and image.format in ("JPEG", "MPO"):
-            side = 2 * max(size)
-            image.draft(None, (side, side))
+        if rgb.size != size:
+            rgb = rgb.resize(size, Image.BILINEAR)
+        array = np.asarray(rgb, dtype=np.uint8)
+    except (OSError, ValueError) as error:
+        raise FrameError(f"corrupt or truncated image: {error}") from None
+    if array.shape != (size[1], size[0], 3):
+        raise FrameError(f"decoded to unexpected shape {array.shape}")
+    return DecodedFrame(array, original_size, image)
+
+
+def oriented_size(image: Image.Image) -> tuple[int, int]:
+    """(width, height) after the EXIF orientation is applied (90° turns swap them); header only."""
+    width, height = image.size
+    return (height, width) if image.getexif().get(ORIENTATION, 1) in (5, 6, 7, 8) else (width, height)
+
+
+def load_oriented(image: Image.Image, draft_size: tuple[int, int] | None) -> Image.Image:
+    """An opened image → decoded, EXIF-oriented 8-bit RGB, in the one order every caller shares
+    (draft, load, orientation, RGB), so the classifier's frames and the detector's tiles and
+    crops are made alike. `draft_size` (stored orientation, before EXIF turns): for a JPEG, the
+    decoder shrinks by the largest power of two (at most 8) that keeps the image >= that size;
+    None decodes every pixel. Raises FrameError."""
+    try:
+        if draft_size is not None and image.format in ("JPEG", "MPO"):
+            image.draft(None, draft_size)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image.load()
         # Only rotate when the EXIF says so (exif_transpose copies the image otherwise).
         orientation = image.getexif().get(ORIENTATION, 1)
         oriented = ImageOps.exif_transpose(image) if orientation in (2, 3, 4, 5, 6, 7, 8) else image
-        rgb = _to_rgb(oriented)
-        if rgb.size != size:
-            rgb = rgb.resize(size, Image.BILINEAR)
-        array = np.asarray(rgb, dtype=np.uint8)
+        return _to_rgb(oriented)
     except FrameError:
         raise
     except Image.DecompressionBombError as error:
@@ -88,9 +109,6 @@ def decode(data: bytes, size: tuple[int, int], *, draft: bool = True) -> Decoded
     except (OSError, ValueError, SyntaxError, EOFError) as error:
         # Pillow says "image file is truncated" / "broken data stream" for damaged JPEGs.
         raise FrameError(f"corrupt or truncated image: {error}") from None
-    if array.shape != (size[1], size[0], 3):
-        raise FrameError(f"decoded to unexpected shape {array.shape}")
-    return DecodedFrame(array, original_size, image)
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

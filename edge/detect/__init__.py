@@ -1,0 +1,13 @@
+"""Finding birds in a frame before classifying them: "detect, then classify".
+
+    model.py     resolve_detector (the .tflite, its labels, the label offset, which classes are
+                 birds), Detector (SSD post-processed or raw YOLO outputs → Box), DetectorError
+    boxes.py     iou, nms, suppress_contained: pure NumPy box arithmetic
+    tiles.py     parse_tiles, tile_grid, plan_tiles: the overlapping tiles a wide frame is cut into
+    finder.py    BirdFinder.locate (decode with a JPEG draft scale, full frame + tiles, merge,
+                 square crops at the classifier's size), crop_birds (the same crops for the trainer)
+    annotate.py  draw: boxes and captions on a picture
+
+Layer: after edge.classify (it reuses the classifier's runtime loader and label files), before
+edge.store. Never imports TensorFlow.
+"""

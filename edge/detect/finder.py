@@ -1,0 +1,237 @@
+"""From a frame's bytes to square crops of the birds in it, at the classifier's input size.
+
+    locate(data, crop_size)
+      open_image (format, size, decompression-bomb checks)
+      → decode once with a JPEG draft scale: the largest power of two (<= 8) that keeps every
+        tile (or the whole frame when there are no tiles) >= the detector's input
+      → the detector on the whole frame resized to its input (BILINEAR), and on every tile
+      → boxes mapped to the frame, merged: NMS across all passes, then suppress_contained
+        (a tile's half-bird inside the full pass's whole bird goes)
+      → no bird: done (the common, cheap case: one decode, no crops)
+      → crops: the detection decode when it is fine enough that the smallest crop is still
+        >= crop_size, else one more decode from the bytes at the draft scale that is; square
+        crops with crop_margin, resized to crop_size with Image.resize(size, BILINEAR).
+
+Decoding goes through edge.ingest.imaging.load_oriented, the function decode() uses (draft,
+load, EXIF orientation, RGB, in that order), so a crop is made the way the classifier's
+training pictures were. The trainer cuts its crops with crop_birds, the same code as here.
+
+Crop geometry (crop_box): the box's longer side plus crop_margin of it on each side, centred
+on the box, in the aspect of crop_size (square for a square classifier). A square that pokes
+out of the frame is shifted back inside; one bigger than the frame along an axis is clamped to
+the frame along that axis and becomes a rectangle (stretched by the resize), never padded:
+padding would show the classifier borders it never saw in training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from edge.detect.boxes import nms, suppress_contained
+from edge.detect.model import Box, Detector
+from edge.detect.tiles import Tile, TileSetting, plan_tiles, tile_grid
+from edge.ingest.imaging import load_oriented, open_image, oriented_size
+
+DRAFT_SCALES = (8, 4, 2, 1)  # what a JPEG decoder can shrink by in the IDCT
+
+
+@dataclass(frozen=True)
+class FinderSettings:
+    """How a frame is searched: `tiles` "auto" | "off" | (cols, rows) (see edge.detect.tiles),
+    `tile_overlap` shared between neighbouring tiles, `iou_threshold` of the NMS across passes,
+    `containment` of suppress_contained, `crop_margin` (fraction of the box's longer side added
+    on each side), `draft` (JPEG draft decoding; off decodes every pixel, for comparisons)."""
+
+    tiles: TileSetting = "auto"
+    tile_overlap: float = 0.2
+    iou_threshold: float = 0.5
+    containment: float = 0.8
+    crop_margin: float = 0.15
+    draft: bool = True
+
+
+@dataclass
+class Bird:
+    box: Box  # normalised to the whole (EXIF-oriented) frame
+    crop: np.ndarray  # uint8 RGB (height, width, 3) exactly crop_size
+    crop_box: tuple[int, int, int, int]  # (x0, y0, x1, y1) in pixels of the full-resolution oriented frame
+
+
+@dataclass
+class LocatedFrame:
+    original_size: tuple[int, int]  # (width, height) as stored in the file
+    image: Image.Image  # the opened image, for EXIF (capture time), like DecodedFrame.image
+    birds: list[Bird] = field(default_factory=list)  # best score first
+    invokes: int = 0  # detector invokes: 1 + the number of tiles
+    detector_ms: float = 0.0  # summed detect() times
+    decode_sizes: list[tuple[int, int]] = field(default_factory=list)  # (w, h) of each decode, oriented
+
+
+def crop_box(box: Box, image_size: tuple[int, int], margin: float, aspect: float = 1.0) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) pixels of an image of `image_size` (w, h) to crop for `box`: its
+    longer side plus `margin` of it on each side, of width/height `aspect`, centred on the
+    box, shifted to stay inside the image, clamped to it where it is bigger."""
+    width, height = image_size
+    left, right = box.xmin * width, box.xmax * width
+    top, bottom = box.ymin * height, box.ymax * height
+    longer = max(right - left, (bottom - top) * aspect, 1.0)
+    crop_w = longer * (1 + 2 * margin)
+    crop_h = crop_w / aspect
+
+    def place(centre: float, size: float, limit: int) -> tuple[int, int]:
+        if size >= limit:
+            return 0, limit
+        start = min(max(centre - size / 2, 0.0), limit - size)
+        x0 = round(start)
+        x1 = min(limit, max(x0 + 1, round(start + size)))
+        return x0, x1
+
+    x0, x1 = place((left + right) / 2, crop_w, width)
+    y0, y1 = place((top + bottom) / 2, crop_h, height)
+    return x0, y0, x1, y1
+
+
+def crop_birds(image: Image.Image, boxes: Sequence[Box], crop_size: tuple[int, int], margin: float = 0.15) -> list[np.ndarray]:
+    """Crops of `boxes` (normalised to `image`) from a decoded, oriented RGB image, each resized
+    to `crop_size` (w, h) with Image.resize(size, BILINEAR), as the edge classifies them. The
+    trainer's crop command uses this function so that it cuts what the edge cuts."""
+    aspect = crop_size[0] / crop_size[1]
+    crops = []
+    for box in boxes:
+        region = image.crop(crop_box(box, image.size, margin, aspect))
+        if region.size != tuple(crop_size):
+            region = region.resize(tuple(crop_size), Image.BILINEAR)
+        crops.append(np.asarray(region, dtype=np.uint8))
+    return crops
+
+
+def _draft_request(stored: tuple[int, int], scale: int) -> tuple[int, int] | None:
+    """The size to pass Image.draft so that it picks exactly `scale` (None: no draft)."""
+    if scale <= 1:
+        return None
+    return max(1, stored[0] // scale), max(1, stored[1] // scale)
+
+
+def _scaled(size: tuple[int, int], scale: int) -> tuple[int, int]:
+    """A JPEG's size at a draft scale (the decoder rounds up)."""
+    return -(-size[0] // scale), -(-size[1] // scale)
+
+
+def _check(settings: FinderSettings) -> None:
+    """A bad setting fails when the finder is built, not on every frame. Raises ValueError."""
+    tile_grid((1, 1), (1, 1), settings.tiles)
+    plan_tiles((1, 1), (1, 1), "off", settings.tile_overlap)
+    if not 0.0 < settings.iou_threshold <= 1.0:
+        raise ValueError(f"iou_threshold {settings.iou_threshold!r} must be in (0, 1]")
+    if not 0.0 < settings.containment <= 1.0:
+        raise ValueError(f"containment {settings.containment!r} must be in (0, 1]")
+    if not 0.0 <= settings.crop_margin <= 2.0:
+        raise ValueError(f"crop_margin {settings.crop_margin!r} must be in 0..2 (a fraction of the box's longer side)")
+
+
+class BirdFinder:
+    """A Detector and the settings it searches frames with."""
+
+    def __init__(self, detector: Detector, settings: FinderSettings = FinderSettings()) -> None:
+        self.detector = detector
+        self.settings = settings
+        _check(settings)
+
+    def locate(self, data: bytes, crop_size: tuple[int, int]) -> LocatedFrame:
+        """Every bird in the frame (best first) with its crop at `crop_size` (w, h).
+        Raises edge.ingest.imaging.FrameError for a frame that cannot be decoded."""
+        settings, detector = self.settings, self.detector
+        image = open_image(data)
+        stored = image.size
+        full = oriented_size(image)
+        grid = tile_grid(full, detector.input_size, settings.tiles)
+        jpeg = image.format in ("JPEG", "MPO") and settings.draft
+        scale = self._detection_scale(full, grid) if jpeg else 1
+        frame = load_oriented(image, _draft_request(stored, scale))
+        located = LocatedFrame(stored, image, decode_sizes=[frame.size])
+
+        boxes = self._search(frame, grid, located)
+        if not boxes:
+            return located
+
+        aspect = crop_size[0] / crop_size[1]
+        crop_image = frame
+        if not self._fine_enough(boxes, frame.size, crop_size, aspect):
+            fine = self._crop_scale(boxes, full, crop_size, aspect) if jpeg else 1
+            if _scaled(full, fine)[0] > frame.size[0]:
+                crop_image = load_oriented(open_image(data), _draft_request(stored, fine))
+                located.decode_sizes.append(crop_image.size)
+        crops = crop_birds(crop_image, boxes, crop_size, settings.crop_margin)
+        located.birds = [
+            Bird(box, crop, crop_box(box, full, settings.crop_margin, aspect)) for box, crop in zip(boxes, crops)
+        ]
+        return located
+
+    # ---- decoding scales -----------------------------------------------------------------
+
+    def _detection_scale(self, full: tuple[int, int], grid: tuple[int, int] | None) -> int:
+        """The largest draft scale at which every tile (or the frame) is >= the detector input."""
+        det_w, det_h = self.detector.input_size
+        for scale in DRAFT_SCALES:
+            size = _scaled(full, scale)
+            if grid is None:
+                regions = [Tile(0, 0, *size)]
+            else:
+                regions = plan_tiles(size, self.detector.input_size, grid, self.settings.tile_overlap)
+            if all(t.width >= det_w and t.height >= det_h for t in regions):
+                return scale
+        return 1
+
+    def _fine_enough(self, boxes: list[Box], size: tuple[int, int], crop_size: tuple[int, int], aspect: float) -> bool:
+        """Whether every crop cut from an image of `size` is at least crop_size."""
+        for box in boxes:
+            x0, y0, x1, y1 = crop_box(box, size, self.settings.crop_margin, aspect)
+            if x1 - x0 < crop_size[0] or y1 - y0 < crop_size[1]:
+                return False
+        return True
+
+    def _crop_scale(self, boxes: list[Box], full: tuple[int, int], crop_size: tuple[int, int], aspect: float) -> int:
+        """The largest draft scale at which the smallest crop is still >= crop_size."""
+        for scale in DRAFT_SCALES:
+            size = _scaled(full, scale)
+            if self._fine_enough(boxes, size, crop_size, aspect):
+                return scale
+        return 1
+
+    # ---- detection passes ----------------------------------------------------------------
+
+    def _run(self, region: Image.Image, located: LocatedFrame) -> list[Box]:
+        size = self.detector.input_size
+        if region.size != size:
+            region = region.resize(size, Image.BILINEAR)
+        boxes = self.detector.detect(np.asarray(region, dtype=np.uint8))
+        located.invokes += 1
+        located.detector_ms += self.detector.last_ms
+        return boxes
+
+    def _search(self, frame: Image.Image, grid: tuple[int, int] | None, located: LocatedFrame) -> list[Box]:
+        """The full-frame pass and the tile passes, merged, normalised to the frame."""
+        width, height = frame.size
+        found: list[Box] = list(self._run(frame, located))
+        tiles = plan_tiles(frame.size, self.detector.input_size, grid, self.settings.tile_overlap) if grid else []
+        for tile in tiles:
+            for box in self._run(frame.crop((tile.x0, tile.y0, tile.x1, tile.y1)), located):
+                found.append(Box(
+                    ymin=(tile.y0 + box.ymin * tile.height) / height,
+                    xmin=(tile.x0 + box.xmin * tile.width) / width,
+                    ymax=(tile.y0 + box.ymax * tile.height) / height,
+                    xmax=(tile.x0 + box.xmax * tile.width) / width,
+                    score=box.score, class_index=box.class_index, label=box.label,
+                ))
+        if len(found) <= 1:
+            return found
+        coords = np.asarray([b.coords for b in found])
+        scores = np.asarray([b.score for b in found])
+        kept = nms(coords, scores, self.settings.iou_threshold)
+        inner = suppress_contained(coords[kept], scores[kept], self.settings.containment)
+        return [found[int(kept[i])] for i in inner]
+
