@@ -1,6 +1,6 @@
 """The edge's imports point one way, so the architecture in the folder names cannot rot.
 
-The frame's path is ingest → classify → store → publish; operate hooks into the running
+The frame's path is ingest → classify → detect → store → publish; operate hooks into the running
 daemon; daemon wires them together; cli is the operator's front door. A package may import
 from its own layer and from the layers before it, never from a later one (configuration is
 the foundation every layer reads). Checked statically over every module's source, imports
@@ -21,6 +21,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("edge", "edge.config"),   # the package root (version) and the configuration models
     ("edge.ingest",),          # noticing and reading frames: watching, safe opening, decoding, EXIF time
     ("edge.classify",),        # models, labels, decisions
+    ("edge.detect",),          # the bird detector, tiles, box merging, crops (reuses classify's runtime and labels)
     ("edge.store",),           # the database: schema, the writer, event rules, reports, times, outbox table
     ("edge.publish",),         # MQTT: messages, the outbox writer, the publisher, discovery
     ("edge.operate",),         # field operation: notify, health, metrics, retention, service files
