@@ -133,7 +133,7 @@ def test_the_background_is_no_bird_to_the_shared_ssd_detector(ssd_detector_dir: 
         n = int(count[0])
         return max((float(scores[0, i]) for i in range(n) if int(classes[0, i]) == SSD_BIRD_CLASS), default=0.0)
 
-    for seed in range(4):
+    for seed in range(6):
         frame = background((1920, 1080), seed)
         scores = [bird_score(frame)] + [bird_score(tile) for tile in _tiles(frame, 3, 2)]
         assert max(scores) < DETECTOR_THRESHOLD, (seed, scores)
