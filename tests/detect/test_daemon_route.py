@@ -49,7 +49,7 @@ def burst(birds25_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder.mkdir()
     cardinals = sorted((birds25_dir / "NORTHERN CARDINAL").glob("*.jpg"))
     for index, n in enumerate((1, 3, 2, 0)):
-        scene = compose(birds25_dir, (1920, 1080), n, (0.08,) * n, seed=11 + index, sources=cardinals[:n])
+        scene = compose(birds25_dir, (1920, 1080), n, (0.08,) * n, seed=41 + index, sources=cardinals[:n])
         path = folder / f"IMG_{index:04d}.JPG"
         path.write_bytes(scene.jpeg())
         os.utime(path, (T0 + 5 * index, T0 + 5 * index))

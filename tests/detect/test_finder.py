@@ -43,7 +43,7 @@ def _assert_crops(located, size=CROP) -> None:
         assert bird.crop.shape == (size[1], size[0], 3) and bird.crop.dtype == np.uint8
 
 
-@pytest.mark.parametrize(("fraction", "seed"), [(0.08, 0), (0.08, 1), (0.20, 1)])
+@pytest.mark.parametrize(("fraction", "seed"), [(0.08, 0), (0.08, 2), (0.20, 2)])
 def test_boxes_are_found_where_the_birds_were_pasted(detector: Detector, birds25_dir: Path, fraction: float, seed: int) -> None:
     scene = compose(birds25_dir, (1920, 1080), 1, (fraction,), seed=seed)
     located = BirdFinder(detector).locate(scene.jpeg(), CROP)
@@ -58,7 +58,7 @@ def test_boxes_are_found_where_the_birds_were_pasted(detector: Detector, birds25
 
 
 def test_tiling_finds_a_small_bird_the_full_frame_pass_misses(detector: Detector, birds25_dir: Path) -> None:
-    scene = compose(birds25_dir, (1920, 1080), 1, (0.03,), seed=2)  # a hawfinch, 3 % of the frame
+    scene = compose(birds25_dir, (1920, 1080), 1, (0.03,), seed=3)  # one bird, 3 % of the frame
     data = scene.jpeg()
     whole = BirdFinder(detector, FinderSettings(tiles="off")).locate(data, CROP)
     assert whole.invokes == 1
