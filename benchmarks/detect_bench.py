@@ -159,13 +159,17 @@ class Models:
     finders: dict[str, object] = field(default_factory=dict)
 
 
-def load_models(threads: int) -> Models:
+def load_models(threads: int, containment: float | None = None, threshold: float | None = None) -> Models:
     from edge.classify.model import load_classifier
+    from edge.config.detector import DetectorConfig
     from edge.detect.finder import BirdFinder, FinderSettings
     from edge.detect.model import Detector, resolve_detector
 
     classifier = load_classifier(AIY_DIR / "model.tflite", AIY_DIR / "labelmap.csv", "background", threads=threads)
-    detector = Detector(resolve_detector(SSD_DIR), threads=threads, score_threshold=0.5)
+    defaults = DetectorConfig()  # the daemon's defaults, unless the command line says otherwise
+    detector = Detector(resolve_detector(SSD_DIR), threads=threads,
+                        score_threshold=threshold if threshold is not None else defaults.threshold,
+                        iou_threshold=defaults.iou_threshold)
     aliases = {}
     for label in classifier.spec.labels:
         others = {n for n in (label.scientific_name, label.common_name) if n and n != label.name}
@@ -173,16 +177,23 @@ def load_models(threads: int) -> Models:
             aliases[label.name] = others
     no_bird = frozenset({classifier.spec.no_bird_label}) if classifier.spec.no_bird_label else frozenset()
     models = Models(classifier, detector, no_bird, aliases)
-    models.finders = {"b": BirdFinder(detector, FinderSettings(tiles="off")), "c": BirdFinder(detector, FinderSettings(tiles="auto"))}
+    common = dict(tile_overlap=defaults.tile_overlap, iou_threshold=defaults.iou_threshold,
+                  containment=containment if containment is not None else defaults.containment,
+                  crop_margin=defaults.crop_margin)
+    models.finders = {"b": BirdFinder(detector, FinderSettings(tiles="off", **common)),
+                      "c": BirdFinder(detector, FinderSettings(tiles="auto", **common))}
     return models
 
 
-def _decide(models: Models, rgb: np.ndarray) -> tuple[object, float]:
-    from edge.classify.decision import decide
+def _decide(models: Models, rgb: np.ndarray, *, bird: bool = False) -> tuple[object, float]:
+    """The daemon's decision: a whole frame by `decide`, a detector's bird by `decide_bird`
+    (which counts a crop the classifier calls background as an `unknown` bird, as the daemon does)."""
+    from edge.classify.decision import decide, decide_bird
     from edge.config.classify import ClassifyConfig
 
     predictions, ms = models.classifier.classify(rgb, top_k=5)
-    return decide(predictions, ClassifyConfig(), models.no_bird, models.aliases), ms
+    rule = decide_bird if bird else decide
+    return rule(predictions, ClassifyConfig(), models.no_bird, models.aliases), ms
 
 
 def run_whole(models: Models, data: bytes) -> FrameRun:
@@ -200,7 +211,7 @@ def run_detect(models: Models, route: str, data: bytes) -> FrameRun:
     located = models.finders[route].locate(data, models.classifier.input_size)
     found, classify_ms = [], 0.0
     for bird in located.birds:
-        decision, ms = _decide(models, bird.crop)
+        decision, ms = _decide(models, bird.crop, bird=True)
         classify_ms += ms
         found.append(Found(bird.box.coords, decision.kind, decision.species))
     wall = (time.perf_counter() - started) * 1000.0
@@ -379,6 +390,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenes-12mp", type=int, default=12, help="4000x3000 scenes (default 12)")
     parser.add_argument("--seed", type=int, default=0, help="scene set seed (default 0; the 12 MP set uses seed + 1)")
     parser.add_argument("--threads", type=int, default=2, help="interpreter threads of each model (default 2)")
+    parser.add_argument("--containment", type=float, help="[detector] containment (default: the daemon's)")
+    parser.add_argument("--detector-threshold", type=float, help="[detector] threshold (default: the daemon's)")
     args = parser.parse_args(argv)
 
     missing = [p for p in (AIY_DIR / "model.tflite", SSD_DIR / "detect.tflite", BIRDS) if not p.exists()]
@@ -391,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"detect_bench: edge.detect is not available in this checkout ({error})", file=sys.stderr)
         return 2
 
-    models = load_models(args.threads)
+    models = load_models(args.threads, args.containment, args.detector_threshold)
     folders = sorted(p.name for p in BIRDS.iterdir() if p.is_dir())
     species, unmappable = species_map(folders, models.classifier.spec.labels)
     print(f"species: {len(species)} of {len(folders)} birds25 folders map to AIY labels"

@@ -52,11 +52,8 @@ def open_readonly(path: Path, busy_timeout_s: float = 30.0) -> sqlite_utils.Data
         raise StoreError(f"{path}: not a trailcam database (no schema_version)")
     if version > SCHEMA_VERSION:
         raise StoreError(f"{path}: schema version {version} is newer than this trailcam ({SCHEMA_VERSION}); upgrade trailcam")
-    if version < SCHEMA_VERSION:
-        # Readers never migrate (they may not write); the daemon does at its next start.
-        raise StoreError(f"{path}: schema version {version} is older than this trailcam ({SCHEMA_VERSION}); "
-                         "restart the daemon (systemctl restart trailcam-edge, or edge run) to migrate it "
-                         "(it keeps a backup copy until the migration commits)")
+    # An older schema is read as it is (reports fill in what it lacks: edge/store/reports.py):
+    # readers never migrate, so the reports work between an upgrade and the daemon's restart.
     return db
 
 

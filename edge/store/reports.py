@@ -98,6 +98,13 @@ def _utc(bound: TimeBound | None) -> str | None:
     return format_utc(bound.moment) if bound else None
 
 
+def _has(db: sqlite_utils.Database, table: str, column: str) -> bool:
+    """Whether `table` has `column`: a database of an older schema (read before the daemon's
+    first start after an upgrade migrated it) lacks the newer columns, and the reports fill in
+    what they meant then (one bird per event, no detections)."""
+    return any(row[1] == column for row in db.conn.execute(f"PRAGMA table_info({table})"))
+
+
 def counts(
     db: sqlite_utils.Database,
     *,
@@ -118,6 +125,8 @@ def counts(
     # Tallies are bucketed by the station's local day: usable when the report uses that zone.
     whole_days = (lower is None or lower.date_only) and (upper is None or upper.date_only)
     with _Snapshot(db):
+        # Before schema 3 every event was one bird.
+        tally_unit = unit if unit != "individuals" or _has(db, "daily_tallies", "individuals") else "events"
         if by in ("day", "total") and whole_days and zone.key == station.key:
             where, params = _where(
                 ("day >= ?", lower.day if lower else None), ("day <= ?", upper.day if upper else None),
@@ -126,15 +135,15 @@ def counts(
             period = "day" if by == "day" else "'total'"
             rows = _read(
                 db,
-                f"""SELECT {period} AS period, species, SUM({unit}) AS n FROM daily_tallies{where}
-                    GROUP BY 1, species HAVING SUM({unit}) > 0 ORDER BY 1, species""",
+                f"""SELECT {period} AS period, species, SUM({tally_unit}) AS n FROM daily_tallies{where}
+                    GROUP BY 1, species HAVING SUM({tally_unit}) > 0 ORDER BY 1, species""",
                 params,
             )
             return [{"period": r["period"], "species": r["species"], unit: int(r["n"])} for r in rows]
         # Hourly (or bounded by a time of day): from the rows themselves.
         if unit in ("events", "individuals"):
             table, column, extra = "events", "started_at", []
-            weight = "individuals" if unit == "individuals" else "1"
+            weight = "individuals" if unit == "individuals" and _has(db, "events", "individuals") else "1"
         else:
             table, column, extra = "frames", "captured_at", ["status = 'ok'", "species IS NOT NULL"]
             weight = "1"
@@ -205,7 +214,9 @@ def events(
         ("started_at >= ?", _utc(lower)), ("started_at < ?", _utc(upper)),
         ("camera = ?", camera), ("species = ?", species),
     )
-    rows = _limited(db, "uid, camera, species, individuals, confidence, started_at, ended_at, frame_count, state, model_id, snapshot",
+    newer = "individuals, snapshot" if _has(db, "events", "individuals") else "1 AS individuals, NULL AS snapshot"
+    rows = _limited(db, f"uid, camera, species, {newer.split(', ')[0]}, confidence, started_at, ended_at, frame_count, "
+                        f"state, model_id, {newer.split(', ')[1]}",
                     f"events{where}", "started_at DESC, id DESC", params, limit)
     for row in rows:
         row["start_local"] = _local(row["started_at"], zone)
@@ -231,7 +242,8 @@ def frames(
         fixed=[standing] if errors else [],
     )
     status = f"CASE WHEN status = 'error' AND NOT {standing} THEN 'superseded' ELSE status END AS status"
-    rows = _limited(db, f"""id, path, camera, {status}, error, species, confidence, birds, captured_at, time_source,
+    birds = "birds" if _has(db, "frames", "birds") else "NULL AS birds"
+    rows = _limited(db, f"""id, path, camera, {status}, error, species, confidence, {birds}, captured_at, time_source,
                    processed_at, inference_ms, model_id""", f"frames{where}", "processed_at DESC, id DESC", params, limit)
     for row in rows:
         row["captured_local"] = _local(row["captured_at"], zone)

@@ -212,3 +212,27 @@ def test_failed_migration_keeps_the_backup_and_the_old_database(tmp_path: Path) 
     assert backup.is_file() and not (tmp_path / "edge.db.schema2.bak.partial").exists()
     assert _contents(backup) == before == _contents(path)
     assert sqlite3.connect(path).execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
+
+
+def test_reports_read_the_release_database_before_it_is_migrated(tmp_path: Path) -> None:
+    """Between an upgrade and the daemon's restart the reports read the old schema as it is:
+    one bird per event, no detections; the file is not changed."""
+    from edge.store import reports
+    from edge.store.db import open_readonly
+
+    path = tmp_path / "edge.db"
+    shutil.copy(RELEASE_DB, path)
+    before = path.read_bytes()
+    db = open_readonly(path)
+    try:
+        events = reports.counts(db, by="total")
+        individuals = reports.counts(db, by="total", unit="individuals")
+        assert [r["events"] for r in events] == [r["individuals"] for r in individuals] and len(events) == 4
+        hourly = reports.counts(db, by="hour", unit="individuals")
+        assert sum(r["individuals"] for r in hourly) == 4
+        listed = reports.events(db, limit=0)
+        assert len(listed) == 4 and {(r["individuals"], r["snapshot"]) for r in listed} == {(1, None)}
+        assert {r["birds"] for r in reports.frames(db, limit=0)} == {None}
+    finally:
+        db.conn.close()
+    assert path.read_bytes() == before
