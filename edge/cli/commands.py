@@ -48,6 +48,8 @@ def _add_config_flags(parser: argparse.ArgumentParser, *, daemon: bool) -> None:
     if daemon:
         parser.add_argument("--model", type=Path, help="bundle folder or .tflite (overrides [model] path)")
         parser.add_argument("--labels", type=Path, help="labels .txt or .csv (overrides [model] labels)")
+        parser.add_argument("--detector", type=Path, metavar="PATH",
+                            help="bird detector .tflite: detect, then classify each bird (overrides [detector] path)")
         parser.add_argument("--watch", type=Path, action="append", metavar="DIR",
                             help="camera folder (repeatable; replaces [[cameras]]; camera name = folder name)")
         parser.add_argument("--poll", action="store_true", help="with --watch: poll instead of inotify (network mounts)")
@@ -65,6 +67,8 @@ def config_from_args(args: argparse.Namespace) -> EdgeConfig:
         overrides.setdefault("model", {})["path"] = str(args.model)
     if getattr(args, "labels", None):
         overrides.setdefault("model", {})["labels"] = str(args.labels)
+    if getattr(args, "detector", None):
+        overrides.setdefault("detector", {})["path"] = str(args.detector)
     if getattr(args, "timezone", None):
         overrides.setdefault("station", {})["timezone"] = args.timezone
     if getattr(args, "log_level", None):

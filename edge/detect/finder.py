@@ -49,7 +49,7 @@ class FinderSettings:
     tiles: TileSetting = "auto"
     tile_overlap: float = 0.2
     iou_threshold: float = 0.5
-    containment: float = 0.8
+    containment: float = 0.6
     crop_margin: float = 0.15
     draft: bool = True
 

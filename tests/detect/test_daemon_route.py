@@ -2,7 +2,7 @@
 folder → `edge run --once` with the shared SSD detector and the AIY classifier → individuals.
 
 Also: an empty frame costs no classifier call, and without a detector the whole-frame route
-records exactly what release 0.1.0 recorded for the same frames."""
+records exactly what the commit before detection (3c1b25a) recorded for the same frames."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from edge.config import EdgeConfig
 from edge.store.writer import Store
 
 T0 = 1_780_000_000  # 2026-05-28, a burst five seconds apart
-RELEASE_DB = Path(__file__).resolve().parents[1] / "edge" / "data" / "schema2-release-0.1.0.db"
+RELEASE_DB = Path(__file__).resolve().parents[1] / "edge" / "data" / "schema2-3c1b25a.db"
 
 
 def _edge(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -131,10 +131,10 @@ def test_an_empty_frame_costs_no_classifier_call(burst: Path, tmp_path: Path, ss
         store.close()
 
 
-def test_without_a_detector_the_whole_frame_route_records_what_release_0_1_0_did(
+def test_without_a_detector_the_whole_frame_route_records_what_it_did_before(
         birds25_dir: Path, aiy_model_dir: Path, tmp_path: Path, cli_env: dict[str, str]) -> None:
     """The frames tests/edge/data/README.md describes, through today's daemon without [detector]:
-    the same species, confidences, predictions, events and tallies as the 0.1.0 database."""
+    the same species, confidences, predictions, events and tallies as the database 3c1b25a wrote."""
     camera = tmp_path / "cam"
     camera.mkdir()
     species = sorted(p.name for p in birds25_dir.iterdir() if p.is_dir())[:4]

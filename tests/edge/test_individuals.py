@@ -1,7 +1,7 @@
 """Counting individuals: detections per frame, MaxN per event, tallies and the schema-3 migration.
 
 Store-level rules with decisions given directly (the detector and classifier are tested in
-tests/detect and through the daemon); the migration runs on a database written by release 0.1.0.
+tests/detect and through the daemon); the migration runs on a database written by the commit before schema 3 (3c1b25a).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from edge.store.schema import SCHEMA_VERSION
 from edge.store.writer import BirdRecord, FrameRecord, Store
 
 T0 = datetime(2026, 5, 1, 8, 0, 0, tzinfo=timezone.utc)
-RELEASE_DB = Path(__file__).parent / "data" / "schema2-release-0.1.0.db"
+RELEASE_DB = Path(__file__).parent / "data" / "schema2-3c1b25a.db"
 
 
 def bird(species: str | None, confidence: float = 0.9, score: float = 0.8, x: float = 0.1) -> BirdRecord:
@@ -159,7 +159,7 @@ def test_whole_frame_route_counts_one_bird_per_frame(store: Store) -> None:
     assert store.db.execute("SELECT birds FROM frames").fetchall() == [(None,), (None,)]
 
 
-# -- migration from the previous release -------------------------------------------------
+# -- migration from the previous schema --------------------------------------------------
 
 def _contents(path: Path) -> dict[str, list[tuple]]:
     conn = sqlite3.connect(path)
