@@ -118,10 +118,14 @@ def test_crop_box_is_a_square_with_margin_shifted_inside_then_clamped() -> None:
     assert (x1 - x0, y1 - y0) == (100, 50)
 
 
-def test_finder_settings_defaults() -> None:
-    settings = FinderSettings()
+def test_finder_settings_defaults_are_the_configuration_defaults() -> None:
+    """The library (FinderSettings) and the daemon ([detector]) search frames alike by default."""
+    from edge.config.detector import DetectorConfig
+
+    settings, config = FinderSettings(), DetectorConfig()
     assert (settings.tiles, settings.tile_overlap, settings.iou_threshold, settings.containment,
-            settings.crop_margin, settings.draft) == ("auto", 0.2, 0.5, 0.8, 0.15, True)
+            settings.crop_margin, settings.draft) == (config.tiles, config.tile_overlap, config.iou_threshold,
+                                                      config.containment, config.crop_margin, True)
 
 
 def test_classes_and_scores_are_told_apart_by_their_values() -> None:
