@@ -87,16 +87,16 @@ def test_plan_tiles_cover_the_frame_with_the_overlap_and_never_include_the_full_
         plan_tiles((1920, 1080), (300, 300), (3, 2), overlap=0.95)
 
 
-def test_auto_tiles_about_twice_the_detector_input_at_most_three_per_axis() -> None:
+def test_auto_tiles_about_twice_the_detector_input_at_most_three_per_axis_and_six_in_all() -> None:
     assert tile_grid((1920, 1080), (300, 300), "auto") == (3, 2)
     assert plan_tiles((300, 300), (300, 300), "auto") == []
     assert plan_tiles((640, 480), (300, 300), "auto") == []
-    assert tile_grid((4000, 3000), (300, 300), "auto") == (3, 3)  # 12 MP: more, capped at 3 per axis
-    assert tile_grid((3000, 4000), (300, 300), "auto") == (3, 3)
+    assert tile_grid((4000, 3000), (300, 300), "auto") == (3, 2)  # 12 MP: 3 per axis at most, 6 in all
+    assert tile_grid((3000, 4000), (300, 300), "auto") == (2, 3)  # portrait: the shorter axis gives way
     assert tile_grid((1080, 1920), (300, 300), "auto") == (2, 3)  # portrait frames turn the grid
     assert tile_grid((1920, 1080), (640, 640), "auto") == (2, 1)  # a YOLO's bigger input: fewer
     assert tile_grid((900, 300), (300, 300), "auto") == (2, 1)  # 1.5 rounds up, not to even
-    assert len(plan_tiles((4000, 3000), (300, 300), "auto")) == 9
+    assert len(plan_tiles((4000, 3000), (300, 300), "auto")) == 6
 
 
 def _box(ymin: float, xmin: float, ymax: float, xmax: float) -> Box:

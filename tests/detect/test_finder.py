@@ -95,8 +95,8 @@ def test_a_12_megapixel_frame_is_never_decoded_whole_for_detection(detector: Det
     scene = compose(birds25_dir, (4000, 3000), 1, (0.20,), seed=0)
     data = scene.jpeg()
     tiled = BirdFinder(detector).locate(data, CROP)
-    assert tiled.invokes == 10  # 3x3 tiles + the full frame
-    assert tiled.decode_sizes == [(2000, 1500)]  # tiles 769x577 at half size; the crops fit too
+    assert tiled.invokes == 7  # 3x2 tiles + the full frame
+    assert tiled.decode_sizes == [(1000, 750)]  # tiles of about 385x416 at a quarter size; the crop fits too
     assert len(tiled.birds) == 1 and _ious(scene, tiled.birds)[0, 0] >= MATCH_IOU
     _assert_crops(tiled)
     # Without tiles detection needs only 500x375; the crop then asks for a finer decode, yet
