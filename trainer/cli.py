@@ -383,7 +383,12 @@ def cmd_data_check(args: argparse.Namespace) -> int:
 
 
 def cmd_crops(args: argparse.Namespace) -> int:
-    from trainer.crops import check_out_dir, classifier_input_size, cut_crops, load_finder
+    from trainer.crops import (
+        check_out_dir,
+        classifier_input_size,
+        cut_crops,
+        load_finder,
+    )
 
     data = args.data_dir.expanduser()
     if not data.is_dir():  # answer before loading any model

@@ -277,9 +277,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from collections import Counter
 
     from edge.classify.decision import decide_bird, label_aliases, unknown_species
+    from edge.classify.model import Classifier, ModelError, resolve_model
     from edge.config.classify import ClassifyConfig
     from edge.ingest.imaging import FrameError, decode
-    from edge.classify.model import Classifier, ModelError, resolve_model
 
     config = _classify_config(args)
     model_path, labels, no_bird, threads = args.model, args.labels, None, 2
@@ -490,7 +490,8 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("images", nargs="+", type=Path, metavar="IMG", help="image files to classify")
     classify.add_argument("--model", type=Path, help="bundle folder or .tflite")
     classify.add_argument("--labels", type=Path, help="labels .txt or .csv (default: bundle's or embedded)")
-    classify.add_argument("--config", type=Path, help="take model settings from this TOML")
+    classify.add_argument("--config", type=Path,
+                          help="take [model], [detector] and [classify] settings from this TOML")
     classify.add_argument("--top-k", type=int, default=5, choices=range(1, 101), metavar="K",
                           help="predictions shown per image")
     classify.add_argument("--format", choices=["table", "json"], default="table", help="output format")
