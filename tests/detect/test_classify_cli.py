@@ -167,3 +167,30 @@ def test_bad_detector_options_exit_2(extra: list[str], named: str, frames, aiy_m
     assert run.returncode == 2, run.stderr
     assert named in run.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_classify_says_what_edge_run_records(detected, frames, aiy_model_dir: Path, ssd_detector_dir: Path, cli_env,
+                                             tmp_path: Path) -> None:
+    """The same frame through `edge run --once` (same detector, same model, default [classify]):
+    the detections table holds the boxes, scores and decisions `edge classify` printed."""
+    import shutil
+    import sqlite3
+
+    camera = tmp_path / "camera"
+    camera.mkdir()
+    shutil.copy(frames["two"], camera / "two_cardinals.jpg")
+    db = tmp_path / "counts.db"
+    config = tmp_path / "edge.toml"
+    config.write_text(f'[model]\npath = "{aiy_model_dir}"\n\n[detector]\npath = "{ssd_detector_dir}"\n\n'
+                      f'[storage]\ndatabase = "{db}"\n\n[[cameras]]\nname = "cam"\npath = "{camera}"\n')
+    run = _edge(["run", "--once", "--config", str(config)], cli_env)
+    assert run.returncode == 0, run.stderr
+    with sqlite3.connect(db) as connection:
+        rows = connection.execute("SELECT ymin, xmin, ymax, xmax, score, kind, species, confidence FROM detections "
+                                  "ORDER BY rank").fetchall()
+    printed = detected["images"]["two_cardinals.jpg"]["detections"]
+    assert len(rows) == len(printed) == 2
+    for (ymin, xmin, ymax, xmax, score, kind, species, confidence), shown in zip(rows, printed):
+        assert [round(v, 4) for v in (ymin, xmin, ymax, xmax)] == shown["box"]
+        assert round(score, 6) == shown["score"]
+        assert (kind, species, round(confidence, 6)) == (shown["kind"], shown["species"], shown["confidence"])
