@@ -1,4 +1,4 @@
-"""`trainer` command line: synth, data check, train, evaluate, export (+ tune, sagemaker).
+"""`trainer` command line: synth, data check, crops, train, evaluate, export (+ tune, sagemaker).
 
 Argument parsing imports no TensorFlow, so `trainer --help` and usage errors answer at once;
 each command imports what it needs when it runs. Exit codes: 0 success, 1 a failure while
@@ -165,6 +165,40 @@ def _add_synth(subparsers) -> None:
     p.set_defaults(func=cmd_synth)
 
 
+def _add_crops(subparsers) -> None:
+    p = subparsers.add_parser(
+        "crops", help="cut labelled trail-camera frames into bird crops, as the edge's detector cuts them",
+        description="Run the edge's detector (edge.detect BirdFinder.locate, the daemon's own code) on every frame "
+                    "of a folder-per-species tree (splits such as train/valid/test are kept) and write each bird's "
+                    "crop, bit-identical to what the edge classifies, into the same folder under --out as "
+                    "<frame stem>_<rank>.png. Frames with no bird are listed in OUT/no_birds.txt, frames with "
+                    "several in OUT/several_birds.txt (each crop takes its folder's label: sort mixed-species "
+                    "frames by hand), unreadable ones in OUT/unreadable.txt.")
+    p.add_argument("--detector", type=Path, required=True, metavar="MODEL",
+                   help="detector .tflite or a folder holding one (the edge's [detector] path)")
+    p.add_argument("--detector-labels", type=Path, metavar="PATH", help="the detector's labels file (default: beside it, or embedded)")
+    p.add_argument("--data", dest="data_dir", type=Path, required=True, metavar="DIR",
+                   help="labelled frames: <species>/ or train|valid|test/<species>/")
+    p.add_argument("--out", dest="out_dir", type=Path, required=True, metavar="DIR", help="crop folder to create (must be new or empty)")
+    p.add_argument("--tiles", default="auto", metavar="auto|off|CxR", help="tiles besides the full frame, as [detector] tiles (auto)")
+    p.add_argument("--threshold", type=_fraction_or_one, default=0.5, metavar="X",
+                   help="detector score a box needs to be a bird, as [detector] threshold (0.5)")
+    p.add_argument("--margin", type=_checked(float, "a number", lambda v: 0.0 <= v <= 1.0, "must be in [0, 1]"),
+                   default=0.15, metavar="F", help="margin around each box, a fraction of its longer side, as [detector] crop_margin (0.15)")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--size", type=_positive_int, metavar="N", help="square crop size in pixels (default 224)")
+    size.add_argument("--model", type=Path, metavar="BUNDLE_OR_TFLITE",
+                      help="crop at this classifier's input size (the size the edge resizes crops to)")
+    p.add_argument("--min-score", type=_fraction_or_one, default=None, metavar="X",
+                   help="write only birds scoring at least X (the boxes themselves are found with --threshold, "
+                        "as on the edge; default: write every bird)")
+    p.add_argument("--format", dest="crop_format", choices=("png", "jpeg"), default="png",
+                   help="png: lossless, the pixels the edge classifies (default); jpeg: quality 95, smaller")
+    p.add_argument("--force", action="store_true", help="write into a non-empty --out (same names replaced)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_crops)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from trainer import sagemaker_cli, tune_cli
 
@@ -174,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_synth(subparsers)
     _add_data(subparsers)
+    _add_crops(subparsers)
     _add_train(subparsers)
     _add_evaluate(subparsers)
     _add_export(subparsers)
@@ -345,6 +380,28 @@ def cmd_data_check(args: argparse.Namespace) -> int:
     report = check_tree(args.data_dir, expect_size=args.expect_size or None)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 1 if args.strict and has_problems(report) else 0
+
+
+def cmd_crops(args: argparse.Namespace) -> int:
+    from trainer.crops import (
+        check_out_dir,
+        classifier_input_size,
+        cut_crops,
+        load_finder,
+    )
+
+    data = args.data_dir.expanduser()
+    if not data.is_dir():  # answer before loading any model
+        raise UsageError(f"--data: {data} does not exist" if not data.exists() else f"--data: {data} is not a folder")
+    check_out_dir(args.out_dir.expanduser(), data, args.force)
+    if args.min_score is not None and args.min_score < args.threshold:
+        raise UsageError(f"--min-score {args.min_score} is below --threshold {args.threshold}: no box under the threshold is found")
+    crop_size = classifier_input_size(args.model) if args.model is not None else (args.size or 224,) * 2
+    finder = load_finder(args.detector, args.detector_labels, tiles=args.tiles, threshold=args.threshold, margin=args.margin)
+    report = cut_crops(finder, data, args.out_dir, crop_size, fmt=args.crop_format, min_score=args.min_score,
+                       force=args.force)
+    print(json.dumps(report.as_dict(), indent=2, ensure_ascii=False) if args.json else "\n".join(report.lines()))
+    return 0
 
 
 def cmd_synth(args: argparse.Namespace) -> int:

@@ -78,6 +78,18 @@ def decide_bird(
     return decision
 
 
+def label_aliases(labels: Iterable[Label]) -> dict[str, set[str]]:
+    """Label → its other names (scientific, common), the `aliases` decide() takes, so that a
+    configuration may name a species either way. One function for the daemon and `edge
+    classify`, so both decide a prediction alike."""
+    aliases: dict[str, set[str]] = {}
+    for label in labels:
+        others = {n for n in (label.scientific_name, label.common_name) if n and n != label.name}
+        if others:
+            aliases[label.name] = others
+    return aliases
+
+
 def label_names(labels: Iterable[Label]) -> set[str]:
     """Every name a configuration may use for a class: its label, scientific and common name.
 

@@ -159,36 +159,196 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK if not problems else EXIT_USAGE
 
 
-def cmd_classify(args: argparse.Namespace) -> int:
-    """One-shot: no database, no config file unless --config names one."""
-    from edge.ingest.imaging import FrameError, decode
-    from edge.classify.model import Classifier, ModelError, resolve_model
+def _tiles_option(text: str) -> str:
+    """--tiles: "auto", "off" or a grid "CxR" (the [detector] tiles values)."""
+    from edge.config.detector import TILES_PATTERN
 
+    value = text.strip().lower()
+    if not TILES_PATTERN.match(value):
+        raise argparse.ArgumentTypeError(f'expected "auto", "off" or a grid "CxR" such as "3x2", got {text!r}')
+    return value
+
+
+def _score_option(text: str) -> float:
+    """--detector-threshold: a score in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value} must be in (0, 1]")
+    return value
+
+
+# The classify options that override a [detector] key, and the key each one stands for.
+DETECTOR_OPTIONS = {"detector": "path", "detector_labels": "labels", "tiles": "tiles", "detector_threshold": "threshold"}
+
+
+def _classify_config(args: argparse.Namespace) -> EdgeConfig | None:
+    """The configuration `edge classify` runs with: --config (or, without --model, the default
+    file as before) with the detector options laid over its [detector] section; without a file
+    but with --detector, the defaults with those options. None: no file and no detector, the
+    whole-frame route, which needs no configuration at all."""
+    detector: dict[str, Any] = {}
+    for option, key in DETECTOR_OPTIONS.items():
+        value = getattr(args, option, None)
+        if value is not None:
+            detector[key] = str(value) if isinstance(value, Path) else value
+    overrides = {"detector": detector} if detector else None
+    if args.config is not None or args.model is None:
+        return load_config(args.config, overrides=overrides)
+    if args.detector is None:
+        return None
+    from pydantic import ValidationError
+
+    from edge.config import format_validation_error
+
+    try:
+        return EdgeConfig.model_validate(overrides)
+    except ValidationError as error:
+        raise ConfigError("command line", format_validation_error(error)) from None
+
+
+def _classify_finder(args: argparse.Namespace, config: EdgeConfig | None):
+    """The daemon's BirdFinder for these options (load_configured_finder, the function `edge
+    run` builds its own with), or None. A bad detector is a usage error naming the option
+    given on the command line, else the configuration key."""
+    if config is None or config.detector.path is None:
+        return None
+    from edge.daemon.preflight import load_configured_finder
+    from edge.detect.model import DetectorError
+
+    try:
+        return load_configured_finder(config)
+    except DetectorError as error:
+        key, _, message = str(error).partition(": ")
+        option = {"detector.path": "detector", "detector.labels": "detector_labels"}.get(key)
+        if option is not None and getattr(args, option, None) is not None:
+            key = "--" + option.replace("_", "-")
+        raise UsageError(f"{key}: {message}") from None
+
+
+def _top(predictions, names) -> list[dict[str, Any]]:
+    return [{"label": p.label, "score": round(p.score, 6), "index": p.index,
+             "scientific_name": names[p.index].scientific_name} for p in predictions]
+
+
+def _caption(detection: dict[str, Any]) -> str:
+    """What a bird is called in the table and on an --annotate picture, e.g.
+    "Cardinalis cardinalis 0.93", "unknown 0.31", "Passer domesticus (denied) 0.88"."""
+    confidence = detection["confidence"]
+    score = f" {confidence:.2f}" if confidence is not None else ""
+    if detection["kind"] == "none":
+        top = detection["top"][0]["label"] if detection["top"] else "?"
+        return f"{top} (denied){score}"
+    return f"{detection['species']}{score}"
+
+
+def _write_annotated(directory: Path, image: Path, data: bytes, boxes, captions: list[str]) -> None:
+    """DIR/<input's stem>.jpg: the full-resolution, EXIF-oriented frame with the boxes drawn.
+    Only the input's base name is used, so nothing lands outside DIR; the picture is written
+    to a temporary file in DIR and renamed over the target, which replaces an existing file
+    (or a symlink, never followed) of that name."""
+    import os
+
+    from edge.detect.annotate import draw
+    from edge.ingest.imaging import load_oriented, open_image
+
+    picture = draw(load_oriented(open_image(data), None), boxes, captions)
+    target = directory / (Path(image.name).stem + ".jpg")
+    temporary = directory / f".{target.name}.{os.getpid()}.tmp"
+    temporary.unlink(missing_ok=True)  # a leftover of a killed run with this pid
+    # O_EXCL | O_NOFOLLOW: never through a symlink planted under the temporary name; mode
+    # 0o666 less the umask, as any file the user writes.
+    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            picture.save(out, format="JPEG", quality=90)
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    """One-shot: no database, no config file unless --config names one.
+
+    With a detector (--detector, or [detector] path of --config) each image goes the daemon's
+    way: BirdFinder.locate (built by load_configured_finder), each bird's crop classified and
+    decided by decide_bird with the [classify] section (its defaults without --config), so
+    `edge classify` and `edge run` say the same of the same frame.
+    """
+    from collections import Counter
+
+    from edge.classify.decision import decide_bird, label_aliases, unknown_species
+    from edge.classify.model import Classifier, ModelError, resolve_model
+    from edge.config.classify import ClassifyConfig
+    from edge.ingest.imaging import FrameError, decode
+
+    config = _classify_config(args)
     model_path, labels, no_bird, threads = args.model, args.labels, None, 2
-    if args.config is not None or model_path is None:
-        config = load_config(args.config)
+    if config is not None and (args.config is not None or model_path is None):
         model_path = model_path or config.model.path
         labels = labels or config.model.labels
         no_bird, threads = config.model.no_bird_label, config.model.threads
     if model_path is None:
         raise UsageError("--model: no model given (and none in the configuration)")
+    finder = _classify_finder(args, config)
+    if args.annotate is not None and finder is None:
+        raise UsageError("--annotate: needs a detector to draw its boxes (--detector PATH, or [detector] path in --config)")
     try:
         classifier = Classifier(resolve_model(model_path, labels, no_bird), threads=threads)
     except ModelError as error:
         raise UsageError(str(error)) from None
+    names = classifier.spec.labels
+    classify_config = config.classify if config is not None and finder is not None else ClassifyConfig()
+    if finder is not None:
+        problems = unknown_species(classify_config, names)
+        if problems:
+            raise UsageError("\n".join(problems))
+        no_birds = frozenset({classifier.spec.no_bird_label}) if classifier.spec.no_bird_label else frozenset()
+        aliases = label_aliases(names)
+    if args.annotate is not None:
+        try:
+            args.annotate.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise UsageError(f"--annotate: {args.annotate}: {error.strerror or error}") from None
     results = []
     failed = 0
     for image in args.images:
         entry: dict[str, Any] = {"path": str(image)}
         try:
-            frame = decode(Path(image).read_bytes(), classifier.input_size)
-            predictions, elapsed = classifier.classify(frame.rgb, args.top_k)
-            names = classifier.spec.labels
-            entry["top"] = [{"label": p.label, "score": round(p.score, 6), "index": p.index,
-                             "scientific_name": names[p.index].scientific_name} for p in predictions]
-            entry["inference_ms"] = round(elapsed, 2)
+            data = Path(image).read_bytes()
+            if finder is None:
+                frame = decode(data, classifier.input_size)
+                predictions, elapsed = classifier.classify(frame.rgb, args.top_k)
+                entry["top"] = _top(predictions, names)
+                entry["inference_ms"] = round(elapsed, 2)
+            else:
+                located = finder.locate(data, classifier.input_size)
+                elapsed = located.detector_ms
+                detections = []
+                for bird in located.birds:
+                    predictions, ms = classifier.classify(bird.crop, args.top_k)
+                    elapsed += ms
+                    decision = decide_bird(predictions, classify_config, no_birds, aliases)
+                    box = bird.box
+                    detections.append({
+                        "box": [round(v, 4) for v in (box.ymin, box.xmin, box.ymax, box.xmax)],
+                        "score": round(box.score, 6), "detector_label": box.label,
+                        "species": decision.species, "kind": decision.kind,
+                        "confidence": round(decision.confidence, 6) if decision.confidence is not None else None,
+                        "top": _top(predictions, names)})
+                counted = Counter(d["species"] for d in detections if d["kind"] != "none")
+                entry.update({"birds": len(detections), "detections": detections,
+                              "counts": dict(sorted(counted.items(), key=lambda item: (-item[1], item[0]))),
+                              "inference_ms": round(elapsed, 2)})
+                if args.annotate is not None:
+                    _write_annotated(args.annotate, Path(image), data, [b.box for b in located.birds],
+                                     [_caption(d) for d in detections])
         except (OSError, FrameError) as error:
-            entry["error"] = str(error.strerror if isinstance(error, OSError) and error.strerror else error)
+            entry = {"path": str(image),
+                     "error": str(error.strerror if isinstance(error, OSError) and error.strerror else error)}
             failed += 1
         results.append(entry)
     if args.format == "json":
@@ -198,9 +358,16 @@ def cmd_classify(args: argparse.Namespace) -> int:
         for entry in results:
             if "error" in entry:
                 print(f"{entry['path']}: error: {entry['error']}")
-                continue
-            top = ", ".join(f"{t['label']} {t['score']:.3f}" for t in entry["top"])
-            print(f"{entry['path']}: {top}")
+            elif "detections" in entry:
+                found = entry["detections"]
+                if not found:
+                    print(f"{entry['path']}: empty")
+                else:
+                    noun = "bird" if len(found) == 1 else "birds"
+                    print(f"{entry['path']}: {len(found)} {noun}: " + ", ".join(_caption(d) for d in found))
+            else:
+                top = ", ".join(f"{t['label']} {t['score']:.3f}" for t in entry["top"])
+                print(f"{entry['path']}: {top}")
     return EXIT_OK if not failed else EXIT_FAILURE
 
 
@@ -327,10 +494,24 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("images", nargs="+", type=Path, metavar="IMG", help="image files to classify")
     classify.add_argument("--model", type=Path, help="bundle folder or .tflite")
     classify.add_argument("--labels", type=Path, help="labels .txt or .csv (default: bundle's or embedded)")
-    classify.add_argument("--config", type=Path, help="take model settings from this TOML")
+    classify.add_argument("--config", type=Path,
+                          help="take [model], [detector] and [classify] settings from this TOML")
     classify.add_argument("--top-k", type=int, default=5, choices=range(1, 101), metavar="K",
                           help="predictions shown per image")
     classify.add_argument("--format", choices=["table", "json"], default="table", help="output format")
+    detect = classify.add_argument_group(
+        "detect, then classify", "find the birds first and classify each bird's crop, as edge run does with [detector]")
+    detect.add_argument("--detector", type=Path, metavar="PATH",
+                        help="detector .tflite or a folder holding one (default: [detector] path of --config)")
+    detect.add_argument("--detector-labels", type=Path, metavar="PATH",
+                        help="the detector's labels file (default: beside the .tflite, or embedded)")
+    detect.add_argument("--tiles", type=_tiles_option, metavar="auto|off|CxR",
+                        help='tiles besides the full frame (default: [detector] tiles, else "auto")')
+    detect.add_argument("--detector-threshold", type=_score_option, metavar="X",
+                        help="detector score a box needs to be a bird, 0 < X <= 1 (default: [detector] threshold, 0.5)")
+    detect.add_argument("--annotate", type=Path, metavar="DIR",
+                        help="write each image as DIR/<name>.jpg with its boxes and captions drawn "
+                             "(needs a detector; DIR is created; a file of that name is replaced)")
     classify.set_defaults(func=cmd_classify)
 
     counts = sub.add_parser("counts", help="species counts per hour or day (events by default)")

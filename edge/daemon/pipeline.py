@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from edge.ingest.capture_time import capture_time
 from edge.config.classify import ClassifyConfig
-from edge.classify.decision import Decision, decide, decide_bird
+from edge.classify.decision import Decision, decide, decide_bird, label_aliases
 from edge.ingest.imaging import FrameError, decode
 from edge.ingest.frame_file import FrameRefused, FrameTooLarge, open_frame
 from edge.classify.model import Classifier, Prediction
@@ -110,11 +110,7 @@ class FrameProcessor:
         """Swap the model (SIGHUP) between two frames."""
         self.classifier = classifier
         spec = classifier.spec
-        self._aliases: dict[str, set[str]] = {}
-        for label in spec.labels:
-            others = {n for n in (label.scientific_name, label.common_name) if n and n != label.name}
-            if others:
-                self._aliases[label.name] = others
+        self._aliases = label_aliases(spec.labels)
         self._no_bird = frozenset({spec.no_bird_label}) if spec.no_bird_label else frozenset()
 
     def process(self, path: str | Path, camera: str) -> FrameOutcome:
