@@ -133,11 +133,6 @@ def _check(settings: FinderSettings) -> None:
         raise ValueError(f"crop_margin {settings.crop_margin!r} must be in 0..2 (a fraction of the box's longer side)")
 
 
-# Pillow's two-step resize for the detector's input: reduce by whole factors while the result
-# stays >= this many times the target, then filter (see BirdFinder._run).
-DETECTOR_REDUCING_GAP = 2.0
-
-
 class BirdFinder:
     """A Detector and the settings it searches frames with."""
 
@@ -210,19 +205,12 @@ class BirdFinder:
     # ---- detection passes ----------------------------------------------------------------
 
     def _run(self, frame: Image.Image, located: LocatedFrame, tile: Tile | None = None) -> list[Box]:
-        """One detector pass over the frame or one tile of it, resized to the detector's input.
-
-        The resize reads the tile straight from the frame (no intermediate crop) and first
-        reduces by whole factors (`reducing_gap`): a 2000x1500 frame shrunk to 300x300 otherwise
-        costs a 7-pixel-wide filter per output pixel, more than the detector's invoke on a small
-        CPU. Only the detector's input is made this way; crops for the classifier keep the
-        training resize exactly (crop_birds)."""
+        """One detector pass over the frame or one tile of it, resized to the detector's input."""
         size = self.detector.input_size
         box = (tile.x0, tile.y0, tile.x1, tile.y1) if tile is not None else (0, 0, *frame.size)
-        if (box[2] - box[0], box[3] - box[1]) != size:
-            region = frame.resize(size, Image.BILINEAR, box=box, reducing_gap=DETECTOR_REDUCING_GAP)
-        else:
-            region = frame if tile is None else frame.crop(box)
+        region = frame if tile is None else frame.crop(box)
+        if region.size != size:
+            region = region.resize(size, Image.BILINEAR)
         boxes = self.detector.detect(np.asarray(region, dtype=np.uint8))
         located.invokes += 1
         located.detector_ms += self.detector.last_ms
