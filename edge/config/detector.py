@@ -55,11 +55,10 @@ class DetectorConfig(Section):
         description="Boxes of the full frame and the tiles that overlap more than this (intersection over "
                     "union) are one bird")
     containment: float = Field(
-        default=0.6, gt=0.0, le=1.0,
+        default=0.8, gt=0.0, le=1.0,
         description="A box lying at least this fraction inside a bigger box is part of that bird (a tile "
-                    "that sees half a bird calls it a bird) and is dropped. 0.6 counted right in 77 % of the "
-                    "benchmark's 1080p scenes, 0.7 in 73 %, 0.8 in 70 %; raise it where birds often sit "
-                    "one in front of another")
+                    "that sees half a bird calls it a bird) and is dropped; a lower value also drops a bird "
+                    "sitting partly in front of a bigger one")
     crop_margin: float = Field(
         default=0.15, ge=0.0, le=1.0,
         description="Margin around each box, as a fraction of its longer side, before the square crop the "

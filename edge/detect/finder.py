@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from edge.detect.boxes import nms, suppress_contained
+from edge.detect.boxes import CUT_TOLERANCE, Cuts, join_tile_cuts, nms, suppress_contained
 from edge.detect.model import Box, Detector
 from edge.detect.tiles import Tile, TileSetting, plan_tiles, tile_grid
 from edge.ingest.imaging import load_oriented, open_image, oriented_size
@@ -49,7 +49,7 @@ class FinderSettings:
     tiles: TileSetting = "auto"
     tile_overlap: float = 0.2
     iou_threshold: float = 0.5
-    containment: float = 0.6
+    containment: float = 0.8
     crop_margin: float = 0.15
     draft: bool = True
 
@@ -220,8 +220,11 @@ class BirdFinder:
         """The full-frame pass and the tile passes, merged, normalised to the frame."""
         width, height = frame.size
         found: list[Box] = list(self._run(frame, located))
+        cuts: list[Cuts] = [(False, False, False, False)] * len(found)
         tiles = plan_tiles(frame.size, self.detector.input_size, grid, self.settings.tile_overlap) if grid else []
         for tile in tiles:
+            # Which of this tile's edges are inner borders (not the frame's own edges).
+            inner = (tile.y0 > 0, tile.x0 > 0, tile.y1 < height, tile.x1 < width)
             for box in self._run(frame, located, tile):
                 found.append(Box(
                     ymin=(tile.y0 + box.ymin * tile.height) / height,
@@ -230,11 +233,21 @@ class BirdFinder:
                     xmax=(tile.x0 + box.xmax * tile.width) / width,
                     score=box.score, class_index=box.class_index, label=box.label,
                 ))
+                near = (box.ymin <= CUT_TOLERANCE, box.xmin <= CUT_TOLERANCE,
+                        box.ymax >= 1 - CUT_TOLERANCE, box.xmax >= 1 - CUT_TOLERANCE)
+                cuts.append(tuple(a and b for a, b in zip(inner, near)))  # type: ignore[arg-type]
         if len(found) <= 1:
             return found
         coords = np.asarray([b.coords for b in found])
         scores = np.asarray([b.score for b in found])
+        if any(any(c) for c in cuts):
+            # The pieces of a bird that tile borders cut apart become one box (its union).
+            joined, joined_scores, origins = join_tile_cuts(coords, scores, cuts)
+            if len(joined) != len(coords):
+                found = [Box(*map(float, row), score=float(score), class_index=found[k].class_index,
+                             label=found[k].label) for row, score, k in zip(joined, joined_scores, origins)]
+                coords, scores = joined, joined_scores
         kept = nms(coords, scores, self.settings.iou_threshold)
-        inner = suppress_contained(coords[kept], scores[kept], self.settings.containment)
-        return [found[int(kept[i])] for i in inner]
+        inner_kept = suppress_contained(coords[kept], scores[kept], self.settings.containment)
+        return [found[int(kept[i])] for i in inner_kept]
 

@@ -408,7 +408,6 @@ class Store:
             if frame.status == "error" and frame.transient:
                 attempts = 1
                 retry_at = self._next_retry(now, 1)
-            decision = frame.decision
             changes: list[EventChange] = []
             days: set[str] = set()
             touched: set[str] = set()

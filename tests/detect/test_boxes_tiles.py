@@ -136,3 +136,29 @@ def test_classes_and_scores_are_told_apart_by_their_values() -> None:
     assert _tell_classes(np.array([1.0, 0.0]), np.array([15.0, 2.0])) is False  # both whole: scores <= 1
     assert _tell_classes(np.zeros(3), np.zeros(3)) is None  # nothing to tell: the op order decides
     assert _tell_classes(np.zeros(0), np.zeros(0)) is None
+
+
+def test_pieces_cut_by_a_tile_border_are_joined() -> None:
+    from edge.detect.boxes import join_tile_cuts
+
+    none = (False, False, False, False)
+    right, left = (False, False, False, True), (False, True, False, False)
+    # A bird across the border x = 0.40..0.35 of two tiles: left piece cut at its right edge,
+    # right piece cut at its left edge, lined up vertically.
+    halves = np.array([[0.20, 0.25, 0.50, 0.40], [0.22, 0.35, 0.48, 0.55]])
+    boxes, scores, origins = join_tile_cuts(halves, np.array([0.6, 0.8]), [right, left])
+    assert boxes.tolist() == [[0.20, 0.25, 0.50, 0.55]] and scores.tolist() == [0.8] and origins == [1]
+    # The same boxes uncut (two birds side by side, seen whole): left alone.
+    assert len(join_tile_cuts(halves, np.array([0.6, 0.8]), [none, none])[0]) == 2
+    # Cut, but not lined up along the border (one high, one low): two birds.
+    apart = np.array([[0.05, 0.25, 0.20, 0.40], [0.60, 0.35, 0.80, 0.55]])
+    assert len(join_tile_cuts(apart, np.array([0.6, 0.8]), [right, left])[0]) == 2
+    # Cut on the wrong side (the right piece's cut faces away): two birds.
+    assert len(join_tile_cuts(halves, np.array([0.6, 0.8]), [right, right])[0]) == 2
+    # A bird under a tile corner, in four pieces: one box.
+    tl, tr = (False, False, True, True), (False, True, True, False)
+    bl, br = (True, False, False, True), (True, True, False, False)
+    quarters = np.array([[0.10, 0.10, 0.42, 0.42], [0.11, 0.38, 0.41, 0.70],
+                         [0.38, 0.09, 0.70, 0.41], [0.39, 0.39, 0.69, 0.71]])
+    boxes, _, _ = join_tile_cuts(quarters, np.array([0.7, 0.6, 0.5, 0.9]), [tl, tr, bl, br])
+    assert boxes.tolist() == [[0.10, 0.09, 0.70, 0.71]]

@@ -178,3 +178,16 @@ def test_annotate_draws_boxes_and_captions_on_a_copy() -> None:
     assert pixels[130:150, 100:160].any()  # its caption sits above it
     with pytest.raises(ValueError, match="2 boxes but 1 captions"):
         draw(picture, boxes, ["one"])
+
+
+def test_a_bird_cut_by_a_tile_border_is_one_bird(detector: Detector, birds25_dir: Path) -> None:
+    """Scene 25 of the benchmark's set: two birds, each seen only in pieces by the tiles on
+    either side of a border (the full-frame pass finds neither); each is one box once joined."""
+    from benchmarks.scenes import scene_set
+
+    scene = scene_set(birds25_dir, (1920, 1080), count=60, seed=0)[25]
+    assert len(scene.birds) == 2
+    located = BirdFinder(detector).locate(scene.jpeg(), CROP)
+    matrix = _ious(scene, located.birds)
+    assert len(located.birds) == 2
+    assert ((matrix >= MATCH_IOU).sum(axis=1) == 1).all() and ((matrix >= MATCH_IOU).sum(axis=0) == 1).all()
