@@ -1,6 +1,6 @@
 """Detect, then classify: three routes side by side on the same synthetic trail-camera frames.
 
-    python -m benchmarks.detect_bench [--scenes 60] [--scenes-12mp 12] [--seed 0] [--threads 2]
+    python -m benchmarks.detect_bench [--scenes 60] [--scenes-12mp 30] [--seed 0] [--threads 2] [--containment X] [--detector-threshold X]
 
 Frames: benchmarks.scenes.scene_set, real birds25 photos pasted at 3 / 8 / 20 % of the frame
 into generated foliage, ~30 % empty, 1-3 birds otherwise; 1920x1080 and a 12 MP (4000x3000)
@@ -387,7 +387,7 @@ def goals(hd: dict[str, RouteScore], mp: dict[str, RouteScore]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.detect_bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenes", type=int, default=60, help="1920x1080 scenes (default 60)")
-    parser.add_argument("--scenes-12mp", type=int, default=12, help="4000x3000 scenes (default 12)")
+    parser.add_argument("--scenes-12mp", type=int, default=30, help="4000x3000 scenes (default 30)")
     parser.add_argument("--seed", type=int, default=0, help="scene set seed (default 0; the 12 MP set uses seed + 1)")
     parser.add_argument("--threads", type=int, default=2, help="interpreter threads of each model (default 2)")
     parser.add_argument("--containment", type=float, help="[detector] containment (default: the daemon's)")
