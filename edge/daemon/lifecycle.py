@@ -166,14 +166,22 @@ class Daemon:
         if not self.once and present:
             self._inotify_watcher = InotifyWatcher(present, self.frames, self.rescanner)
             self._watchers.append(self._inotify_watcher)
+        # inotify watches are added when the observer starts (synchronously), and must be in
+        # place before the backlog is listed: a frame closed in between is then seen by one or
+        # both (the queue dedupes paths, the store content). Started after the listing, a frame
+        # written in that gap was seen by neither until the next rescan.
+        for watcher in self._watchers:
+            watcher.start()
         backlog = scan_backlog(config.cameras)
         for path, camera in backlog:
             self.frames.put(path, camera)
             backlog_known.append(path)
         if not self.once and polled:
-            self._watchers.append(PollingWatcher(polled, self.frames, known=backlog_known))
-        for watcher in self._watchers:
-            watcher.start()
+            # The poller learns the backlog's files at its start; one written after the listing
+            # is not among them, so its first poll queues it.
+            poller = PollingWatcher(polled, self.frames, known=backlog_known)
+            poller.start()
+            self._watchers.append(poller)
         self.health.backlog = len(self.frames)
         log.info("watching %d camera(s); backlog of %d frame(s)", len(config.cameras), len(backlog))
         for hook in self.on_start:

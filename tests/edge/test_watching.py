@@ -333,3 +333,27 @@ def test_symlinks_skipped_unless_inside_allowed_live_and_backlog_alike(arrival, 
     assert skipped == {str(camera / name) for name in refused}
     # /dev/zero was never read: an unbounded read grows by about 0.5 GB a second until it fails.
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before < 200 * 1024
+
+
+def test_a_frame_closed_right_after_the_backlog_listing_is_recorded(tmp_path, make_config, thread_daemon, frames,
+                                                                     monkeypatch) -> None:
+    """The gap between listing the backlog and watching the folder: a frame closed there used
+    to be seen by neither (the watch started after the listing) until the next rescan, minutes
+    later. The real scan runs, and the frame is written the moment it returns."""
+    import edge.daemon.lifecycle as lifecycle
+
+    camera = tmp_path / "cam"
+    blob = frames(1)[0]
+    real_scan = lifecycle.scan_backlog
+
+    def scan_then_a_frame_arrives(cameras):
+        found = real_scan(cameras)
+        (camera / "arrived.jpg").write_bytes(blob)
+        return found
+
+    monkeypatch.setattr(lifecycle, "scan_backlog", scan_then_a_frame_arrives)
+    config = make_config(cameras=[{"name": "cam", "path": str(camera), "rescan_interval_s": 0}])
+    daemon = thread_daemon(config)
+    wait_for(lambda: count_rows(tmp_path / "trailcam.db", "SELECT count(*) FROM frames WHERE status = 'ok'") == 1, 20,
+             what="the frame written after the backlog listing")
+    assert daemon.daemon.health.processed.get("ok") == 1
