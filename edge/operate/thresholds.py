@@ -90,7 +90,9 @@ def suggest(outcomes: list[Outcome], precision: float, min_reviews: int) -> list
 
 def toml_lines(suggestions: list[Suggestion]) -> list[str]:
     """The [classify] thresholds lines for the species that have a suggestion."""
-    from edge.config.reference import toml_value  # quoting as the configuration reference quotes
+    from edge.config.reference import (
+        toml_value,  # quoting as the configuration reference quotes
+    )
 
     entries = ", ".join(f"{toml_value(s.species)} = {s.threshold}" for s in suggestions if s.threshold is not None)
     return ["[classify]", f"thresholds = {{ {entries} }}"]
