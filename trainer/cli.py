@@ -101,6 +101,9 @@ def _add_train(subparsers) -> None:
     p.add_argument("--mixed-precision", dest="mixed_precision", choices=("auto", "on", "off"), help="(default auto: on with a GPU)")
     p.add_argument("--distribution", choices=("auto", "none", "mirrored", "multiworker"), help="(default auto: mirrored with >1 GPU)")
     p.add_argument("--overwrite", action="store_true", help="train into a folder that already holds a run")
+    p.add_argument("--init-from", dest="init_from", type=Path, metavar="RUN_OR_BUNDLE",
+                   help="fine-tune from this run folder or bundle (one exported with its model.keras): its weights "
+                        "and classes, in its order, then the data's new classes; --arch and --image-size default to its")
     p.set_defaults(func=cmd_train)
 
 
@@ -129,6 +132,8 @@ def _add_export(subparsers) -> None:
                    help="top-1 agreement required with Keras (default 0.995 none/float16, 0.98 dynamic/int8)")
     p.add_argument("--no-bird-label", default=None, help="the label meaning 'no bird', recorded in the manifest")
     p.add_argument("--overwrite", action="store_true", help="replace an existing bundle folder")
+    p.add_argument("--no-keras-model", dest="include_keras", action="store_false",
+                   help="leave the trainable model.keras out of the bundle (smaller; --init-from then needs the run folder)")
     p.set_defaults(func=cmd_export)
 
 
@@ -248,7 +253,7 @@ def _read_params(path: Path) -> dict[str, Any]:
 
 def _coerce(key: str, value: Any) -> Any:
     """Check a --params value's type against TrainConfig's default, naming the key on failure."""
-    if key in ("data_dir", "out_dir", "checkpoint_dir"):
+    if key in ("data_dir", "out_dir", "checkpoint_dir", "init_from"):
         return Path(value) if value is not None else None
     if key == "filters":
         if not (isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) and v > 0 for v in value)):
@@ -309,9 +314,27 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     for key in ("data_dir", "out_dir"):
         if values.get(key) is None:
             raise UsageError(f"--{key.removesuffix('_dir')} is required (or give {key} in --params)")
+    if values.get("init_from") is not None:
+        _take_init_source_shape(values)
     config = TrainConfig(**values)
     _validate_config(config)
     return config
+
+
+def _take_init_source_shape(values: dict[str, Any]) -> None:
+    """--init-from: the architecture and input size are the source model's (a given one must match)."""
+    from trainer.init_from import InitSourceError, resolve_init_source
+
+    try:
+        source = resolve_init_source(values["init_from"])
+    except InitSourceError as error:
+        raise UsageError(str(error)) from None
+    for key in ("arch", "image_size"):
+        if key not in source.config:
+            continue
+        if key in values and values[key] != source.config[key]:
+            raise UsageError(f"{key}: {values[key]!r} given, but --init-from {source.path} is {source.config[key]!r}")
+        values[key] = source.config[key]
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -363,7 +386,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         bundle = export_bundle(args.run, args.out_dir, args.quantize, data_dir=args.data_dir,
                                calibration_images=args.calibration_images, eval_images=args.eval_images,
                                min_agreement=args.min_agreement, no_bird_label=args.no_bird_label,
-                               overwrite=args.overwrite)
+                               overwrite=args.overwrite, include_keras=args.include_keras)
     except ExportVerificationError as exc:
         print(f"trainer: export failed verification: {exc}", file=sys.stderr)
         return 1
@@ -427,11 +450,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     from trainer.data import DataError
+    from trainer.init_from import InitSourceError
     from trainer.train import RunFolderError
 
     try:
         return int(args.func(args) or 0)
-    except (UsageError, DataError, RunFolderError, FileNotFoundError, FileExistsError) as exc:
+    except (UsageError, DataError, InitSourceError, RunFolderError, FileNotFoundError, FileExistsError) as exc:
         # Bad input, found after parsing: one line naming the problem, exit 2 like argparse.
         print(f"trainer: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -78,8 +78,15 @@ def check_image(path: Path) -> tuple[tuple[int, int] | None, str | None]:
         return None, f"corrupt: {exc}"
 
 
+def is_class_folder_name(name: str) -> bool:
+    """Folders named `.x` (hidden) or `_x` are not classes: `edge export training-set` keeps its
+    hard negatives in `_negatives/` beside the species folders, so a training set can carry
+    them without them silently becoming a class (rename the folder to train a no-bird class)."""
+    return not name.startswith((".", "_"))
+
+
 def _class_folders(tree: Path) -> list[Path]:
-    return sorted((p for p in tree.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.name)
+    return sorted((p for p in tree.iterdir() if p.is_dir() and is_class_folder_name(p.name)), key=lambda p: p.name)
 
 
 def _files_of(folder: Path) -> list[Path]:
@@ -175,6 +182,24 @@ def discover(
         data.splits = _stratified_split(per_class, val_fraction, test_fraction, seed)
     _drop_unusable(data, verify)
     return data
+
+
+def order_classes(data: DataSplits, class_names: list[str]) -> DataSplits:
+    """The same images labelled by the index of their class in `class_names`.
+
+    A fine-tuned model (`trainer train --init-from`) keeps its parent's output order and adds
+    new classes after it, so its labels are not the data's sorted folder order. Every class of
+    the data must be in `class_names`; classes of `class_names` the data lacks simply have no
+    images (the model keeps them from its parent).
+    """
+    missing = [name for name in data.class_names if name not in class_names]
+    if missing:
+        raise DataError(f"the data's classes {missing} are not among the model's {class_names}")
+    index = {name: class_names.index(name) for name in data.class_names}
+    splits = {split: [Item(item.path, index[data.class_names[item.label]]) for item in items]
+              for split, items in data.splits.items()}
+    return DataSplits(root=data.root, layout=data.layout, class_names=list(class_names), splits=splits,
+                      skipped=list(data.skipped))
 
 
 def _drop_unusable(data: DataSplits, verify: bool) -> None:

@@ -155,7 +155,7 @@ def evaluate(run_or_tflite: Path, data_dir: Path | None = None, split: str = "te
     data_dir defaults to the run's own data folder (a bare .tflite needs it given). The split
     is reproduced with the run's seed and fractions when the data is a single tree.
     """
-    from trainer.data import DataError, discover
+    from trainer.data import DataError, discover, order_classes
 
     source = resolve_model(run_or_tflite)
     config = source.run_config or {}
@@ -165,6 +165,9 @@ def evaluate(run_or_tflite: Path, data_dir: Path | None = None, split: str = "te
         data_dir = Path(config["data_dir"])
     data = discover(Path(data_dir), float(config.get("val_fraction", 0.15)), float(config.get("test_fraction", 0.10)),
                     int(config.get("seed", 42)))
+    if data.class_names != source.class_names and set(data.class_names) <= set(source.class_names):
+        # A fine-tuned (--init-from) model keeps its parent's order, new classes after: match by name.
+        data = order_classes(data, source.class_names)
     if data.class_names != source.class_names:
         raise DataError(f"the data's classes ({len(data.class_names)}) differ from the model's ({len(source.class_names)}): "
                         f"{sorted(set(data.class_names) ^ set(source.class_names))[:5]}")

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.classify.model import sha256_file
 from trainer import __version__
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
 DEFAULT_MIN_AGREEMENT = {"none": 0.995, "float16": 0.995, "dynamic": 0.98, "int8": 0.98}
 BUNDLE_FORMAT = "trailcam-bundle"
 BUNDLE_FORMAT_VERSION = 1
+KERAS_MODEL = "model.keras"  # the trainable model in a bundle (optional; for --init-from)
 
 
 class ExportVerificationError(RuntimeError):
@@ -185,6 +187,7 @@ def export_bundle(
     min_agreement: float | None = None,
     no_bird_label: str | None = None,
     overwrite: bool = False,
+    include_keras: bool = True,
 ) -> Path:
     """Convert run_dir/best.keras, verify it on held-out images, and write the bundle to out_dir.
 
@@ -194,6 +197,10 @@ def export_bundle(
 
     The bundle is built in a staging folder beside out_dir and only renamed into place once it
     passed, so out_dir never holds a half-written or unverified bundle.
+
+    With include_keras the bundle also carries the run's best.keras as model.keras (the edge
+    ignores it): a .tflite cannot be trained, and `trainer train --init-from BUNDLE` needs the
+    Keras model behind it even where the run folder is gone.
     """
     from edge.classify.model import TFLiteModel
 
@@ -211,6 +218,10 @@ def export_bundle(
         runner = TFLiteModel(staging / "model.tflite", threads=None)
         metrics = _agreement_metrics(keras_probs, runner.predict(x_eval), y_eval)
         manifest = _manifest(run, quantize, tflite_bytes, runner, metrics, threshold, no_bird_label)
+        if include_keras:
+            shutil.copyfile(run.run_dir / "best.keras", staging / KERAS_MODEL)
+            manifest["keras_model"] = KERAS_MODEL
+            manifest["keras_sha256"] = sha256_file(staging / KERAS_MODEL)
         (staging / "labels.txt").write_text("".join(f"{name}\n" for name in run.class_names), encoding="utf-8")
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         _accept_or_reject(staging, out_dir, quantize, metrics, threshold)
@@ -243,7 +254,7 @@ def _verification_images(run: RunInfo, data_dir: Path | None, quantize: str, eva
     """(held-out images, their labels, calibration images or None): the data split exactly as
     training split it (same seed and fractions), so the images the export is verified on were
     never trained on, and int8 calibration sees training images only."""
-    from trainer.data import DataError, discover
+    from trainer.data import discover
     from trainer.pipeline import load_images
 
     seed = int(run.config.get("seed", 42))
@@ -255,12 +266,23 @@ def _verification_images(run: RunInfo, data_dir: Path | None, quantize: str, eva
         seed,
     )
     if data.class_names != run.class_names:
-        raise DataError(f"the data's classes {data.class_names} differ from the run's {run.class_names}")
+        data = _as_run_classes(run.run_dir, data, run.class_names)
     x_eval, y_eval = load_images(_select(data.split("valid"), eval_images, seed), image_size)
     calibration = None
     if quantize == "int8":
         calibration, _ = load_images(_select(data.split("train"), calibration_images, seed + 1), image_size)
     return x_eval, y_eval, calibration
+
+
+def _as_run_classes(run_dir: Path, data, class_names: list[str]):
+    """The data labelled in the run's class order, for a run fine-tuned with --init-from (its
+    parent's classes come first; the data may lack some of them); any other difference is an error."""
+    from trainer.data import DataError, order_classes
+    from trainer.init_from import read_init_file
+
+    if read_init_file(run_dir) is None or not set(data.class_names) <= set(class_names):
+        raise DataError(f"the data's classes {data.class_names} differ from the run's {class_names}")
+    return order_classes(data, class_names)
 
 
 def _convert_with_reference(run: RunInfo, quantize: str, calibration: np.ndarray | None,
@@ -296,9 +318,24 @@ def _manifest(run: RunInfo, quantize: str, tflite_bytes: bytes, runner, metrics:
         "input": _tensor_info(runner.input_details, {"color": "RGB", "value_range": [0, 255], "resize": "bilinear"}),
         "output": _tensor_info(runner.output_details, {"activation": "softmax"}),
         "data_fingerprint": run.data.get("train_fingerprint"),
+        # Where it came from, so that `trainer train --init-from BUNDLE` can continue from it.
+        "run_dir": str(run.run_dir.resolve()),
+        "run_config": {key: run.config[key] for key in ("arch", "image_size", "seed", "val_fraction", "test_fraction")
+                       if key in run.config},
+        "init_from": _parent(run.run_dir),
         "metrics": {**metrics, "min_agreement": threshold},
         "tflite_sha256": sha,
     }
+
+
+def _parent(run_dir: Path) -> dict | None:
+    """The model a --init-from run started from (its id, path and the classes it added), else None."""
+    from trainer.init_from import read_init_file
+
+    record = read_init_file(run_dir)
+    if record is None:
+        return None
+    return {key: record.get(key) for key in ("model_id", "path", "kind", "added_classes")}
 
 
 def _accept_or_reject(staging: Path, out_dir: Path, quantize: str, metrics: dict, threshold: float) -> None:

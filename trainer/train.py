@@ -228,6 +228,8 @@ def _prepare_run(config: TrainConfig) -> tuple[DataSplits, dict | None]:
         raise ValueError(f"unknown optimizer {config.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
     ckpt_dir = _checkpoint_dir(config)
     data = discover(config.data_dir, config.val_fraction, config.test_fraction, config.seed)  # before touching out_dir
+    if config.init_from is not None:
+        data = _order_for_init(config, data)
     for split in ("train", "valid"):
         data.split(split)  # raises DataError for an empty split: also before out_dir is touched
     state = _prepare_run_dir(config, ckpt_dir)
@@ -235,6 +237,20 @@ def _prepare_run(config: TrainConfig) -> tuple[DataSplits, dict | None]:
     Path(config.out_dir).mkdir(parents=True, exist_ok=True)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     return data, state
+
+
+def _order_for_init(config: TrainConfig, data: DataSplits) -> DataSplits:
+    """The data labelled in the --init-from model's class order plus its new classes; refuses a
+    config whose architecture or input size is not the source model's."""
+    from trainer.data import order_classes
+    from trainer.init_from import InitSourceError, merged_classes, resolve_init_source
+
+    source = resolve_init_source(Path(config.init_from))
+    for key in ("arch", "image_size"):
+        if key in source.config and source.config[key] != getattr(config, key):
+            raise InitSourceError(f"{key}: the run is {getattr(config, key)!r} but --init-from {source.path} is "
+                                  f"{source.config[key]!r} (leave it out to take the source's)")
+    return order_classes(data, merged_classes(source.class_names, data.class_names))
 
 
 def _start_session(config: TrainConfig, data: DataSplits):
@@ -274,6 +290,10 @@ def _write_run_files(config: TrainConfig, data: DataSplits, state: dict | None) 
             "skipped": [[str(p), reason] for p, reason in data.skipped],
             "train_fingerprint": fingerprint(data.root, data.split("train")),
         })
+        if config.init_from is not None:
+            from trainer.init_from import resolve_init_source, write_init_file
+
+            write_init_file(run_dir, resolve_init_source(Path(config.init_from)), data.class_names)
     elif state.get("class_names") and state["class_names"] != data.class_names:
         raise DataError(f"cannot resume: the classes changed since the checkpoint ({state['class_names']} -> {data.class_names})")
 
@@ -306,12 +326,27 @@ def _build_or_resume_model(config: TrainConfig, data: DataSplits, state: dict | 
             model = keras.models.load_model(ckpt_dir / state["checkpoint"])
             log.info("resuming from %s after epoch %d", state["checkpoint"], state["epoch"])
         else:
-            built = build_model(config, len(data.class_names))
-            model = built.model
+            if config.init_from is not None:
+                model = _init_model(config, data)
+            else:
+                model = build_model(config, len(data.class_names)).model
             _compile(model, _make_optimizer(config.optimizer, config.learning_rate, config.momentum))
             state = {"epoch": 0, "phase": "head", "history": {}, "class_names": data.class_names,
                      "monitor": config.early_stopping_monitor}
     return model, state
+
+
+def _init_model(config: TrainConfig, data: DataSplits):
+    """The --init-from model widened to the data's classes; a transfer backbone frozen for the head phase."""
+    from trainer.init_from import freeze_backbone, load_widened, resolve_init_source
+
+    source = resolve_init_source(Path(config.init_from))
+    model = load_widened(source, data.class_names)
+    if config.arch != "convnet":
+        freeze_backbone(model)
+    log.info("starting from %s (%s, %d classes; %d classes now)", source.path, source.kind,
+             len(source.class_names), len(data.class_names))
+    return model
 
 
 class _PhaseFit:

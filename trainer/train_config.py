@@ -65,6 +65,8 @@ class TrainConfig:
     checkpoint_dir: Path | None = None  # default run_dir/checkpoints; SageMaker: /opt/ml/checkpoints
     keep_checkpoints: int = 3  # per-epoch checkpoints kept (oldest deleted); 0 keeps all
     overwrite: bool = False  # allow training into a folder that already holds a run
+    # start from this run folder or bundle (trainer/init_from.py): its weights, its classes first
+    init_from: Path | None = None
     mixed_precision: str = "auto"  # auto (on when a GPU is visible) | on | off
     distribution: str = "auto"  # auto | none | mirrored | multiworker
     extra: dict[str, Any] = field(default_factory=dict)
@@ -81,7 +83,8 @@ class TrainConfig:
         data = json.loads(text)
         for key in ("data_dir", "out_dir"):
             data[key] = Path(data[key])
-        if data.get("checkpoint_dir"):
-            data["checkpoint_dir"] = Path(data["checkpoint_dir"])
+        for key in ("checkpoint_dir", "init_from"):
+            if data.get(key):
+                data[key] = Path(data[key])
         data["filters"] = tuple(data.get("filters", (64, 32)))
         return cls(**data)

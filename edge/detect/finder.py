@@ -109,6 +109,31 @@ def crop_birds(image: Image.Image, boxes: Sequence[Box], crop_size: tuple[int, i
     return crops
 
 
+def crops_of_frame(data: bytes, boxes: Sequence[Box], crop_size: tuple[int, int], margin: float = 0.15,
+                   draft: bool = True) -> list[np.ndarray]:
+    """The crops of boxes already found (a recorded detection's), from a frame's bytes, cut as
+    BirdFinder.locate cuts them when it decodes for the crops: at the coarsest JPEG draft scale
+    that keeps every crop >= crop_size, then crop_birds. (When the detection's own decode was
+    already fine enough, locate cut from that one, which can be a finer scale: the crop is then
+    a resize of a few more pixels, the same box.) Raises edge.ingest.imaging.FrameError."""
+    image = open_image(data)
+    stored, full = image.size, oriented_size(image)
+    aspect = crop_size[0] / crop_size[1]
+    scale = 1
+    if draft and image.format in ("JPEG", "MPO"):
+        for candidate in DRAFT_SCALES:
+            size = _scaled(full, candidate)
+            if all(_wide_enough(crop_box(box, size, margin, aspect), crop_size) for box in boxes):
+                scale = candidate
+                break
+    return crop_birds(load_oriented(image, _draft_request(stored, scale)), boxes, crop_size, margin)
+
+
+def _wide_enough(region: tuple[int, int, int, int], crop_size: tuple[int, int]) -> bool:
+    x0, y0, x1, y1 = region
+    return x1 - x0 >= crop_size[0] and y1 - y0 >= crop_size[1]
+
+
 def _draft_request(stored: tuple[int, int], scale: int) -> tuple[int, int] | None:
     """The size to pass Image.draft so that it picks exactly `scale` (None: no draft)."""
     if scale <= 1:

@@ -103,7 +103,7 @@ def test_fetch_unpacks_the_bundle_from_the_model_artefact(finished_job, syntheti
     tar = pack_model_dir(root / "model", tmp_path / "model.tar.gz")  # what SageMaker uploads
     out = tmp_path / "models" / "birds"
     assert trainer_main(["sagemaker", "fetch", "--from-file", str(tar), "--out", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["labels.txt", "manifest.json", "model.tflite", "report.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["labels.txt", "manifest.json", "model.keras", "model.tflite", "report.json"]
     assert (out / "model.tflite").read_bytes() == (root / "model" / "bundle" / "model.tflite").read_bytes()
     labels = (out / "labels.txt").read_text().splitlines()
     assert classify_test_images(out, synthetic_dataset, labels) >= 3  # what the edge will run

@@ -31,8 +31,12 @@ def test_every_mode_exports_a_verified_bundle(bundles, trained_run, synthetic_da
     from trainer.pipeline import load_images
 
     bundle = bundles[mode]
-    assert sorted(p.name for p in bundle.iterdir()) == ["labels.txt", "manifest.json", "model.tflite"]
+    assert sorted(p.name for p in bundle.iterdir()) == ["labels.txt", "manifest.json", "model.keras", "model.tflite"]
     manifest = json.loads((bundle / "manifest.json").read_text())
+    # The trainable model rides along for `trainer train --init-from BUNDLE`: the run's own best.keras.
+    assert manifest["keras_model"] == "model.keras"
+    assert manifest["keras_sha256"] == hashlib.sha256((trained_run / "best.keras").read_bytes()).hexdigest()
+    assert manifest["run_config"]["image_size"] == 64 and manifest["init_from"] is None
     tflite = (bundle / "model.tflite").read_bytes()
     assert manifest["tflite_sha256"] == hashlib.sha256(tflite).hexdigest()
     assert manifest["model_id"] == f"convnet-{mode}-{manifest['tflite_sha256'][:8]}"
