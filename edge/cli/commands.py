@@ -422,7 +422,8 @@ def cmd_events(args: argparse.Namespace) -> int:
     db = _open_reader(args)
     rows = _report(reports.events, db, since=args.since, until=args.until, camera=args.camera,
                    species=args.species, limit=args.limit, zone=_zone(args, db))
-    columns = ["start_local", "end_local", "camera", "species", "individuals", "confidence", "frame_count", "state", "uid"]
+    columns = ["start_local", "end_local", "camera", "species", "individuals", "confidence", "frame_count", "state",
+               "review", "uid"]
     _print_limited(tables.render(rows, columns, args.format), tables.left_out_note(rows, "event"), args.format)
     return EXIT_OK
 

@@ -98,9 +98,10 @@ def _dumps(payload: Mapping[str, Any]) -> str:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
-def event_message_id(uid: str, change: str, frame_count: int) -> str:
-    """The dedupe key: one event change is published once per (uid, change, frame count)."""
-    return f"{uid}:{change}:{frame_count}"
+def event_message_id(uid: str, change: str, frame_count: int, reviewed_at: str | None = None) -> str:
+    """The dedupe key: one event change is published once per (uid, change, frame count), and
+    once per review change of the event (its time)."""
+    return f"{uid}:{change}:{frame_count}" + (f":reviewed:{reviewed_at}" if reviewed_at else "")
 
 
 def event_message(event: Mapping[str, Any], change: Change, ctx: MessageContext) -> OutboxMessage:
@@ -120,13 +121,19 @@ def event_message(event: Mapping[str, Any], change: Change, ctx: MessageContext)
         camera = str(event["camera"])
     except KeyError as exc:
         raise ValueError(f"event is missing the field {exc.args[0]!r}") from None
-    species = event.get("species")
+    # What the event counts as: the machine's vote, or a person's review of it (edge/store/reviews.py).
+    review = event.get("review_state")
+    machine_species = event.get("species")
+    if review == "rejected":
+        species = None
+    else:
+        species = event.get("reviewed_species") or machine_species
     confidence = event.get("confidence")
     start_local = _local(started, ctx.station_tz)
     end_local = _local(ended, ctx.station_tz)
     payload = {
         "schema": PAYLOAD_SCHEMA,
-        "id": event_message_id(uid, change, frame_count),
+        "id": event_message_id(uid, change, frame_count, event.get("reviewed_at")),
         "event_id": uid,
         "change": change,
         "device": ctx.device_id,
@@ -143,7 +150,10 @@ def event_message(event: Mapping[str, Any], change: Change, ctx: MessageContext)
         "duration_s": round((ended - started).total_seconds(), 3),
         "frame_count": frame_count,
         # The most birds of the visit in any one frame (MaxN): 1 when frames are classified whole.
-        "individuals": int(event.get("individuals") or 1),
+        "individuals": int(event.get("reviewed_individuals") or event.get("individuals") or 1),
+        # None, or "confirmed" | "corrected" | "rejected" (not a bird: the visit counts for nothing).
+        "review": review,
+        "model_species": machine_species,
         "model_id": event.get("model_id") or ctx.model_id,
         "model_version": ctx.model_version,
     }

@@ -11,7 +11,9 @@ from __future__ import annotations
 import os
 import sqlite3
 import tempfile
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import sqlite_utils
@@ -41,6 +43,36 @@ def connect(path: Path, *, busy_timeout_s: float = 30.0, readonly: bool = False)
     except sqlite3.Error as error:
         raise StoreError(f"{path}: cannot open the database: {error}") from None
     return conn
+
+
+@contextmanager
+def immediate(conn: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction taken with BEGIN IMMEDIATE: the write lock from its first statement.
+
+    The database has more than one writer (the daemon's store, the MQTT publisher deleting
+    delivered rows, `edge web` recording reviews). A deferred transaction that reads first fails
+    at once with SQLITE_BUSY when another writer committed between its read and its first write
+    (WAL cannot upgrade a stale snapshot, and no busy timeout helps); IMMEDIATE waits for the lock
+    (busy_timeout) and then reads the latest state. Nested use is a savepoint."""
+    if conn.in_transaction:
+        name = f"nested_{id(conn)}_{time.monotonic_ns()}"
+        conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
+            conn.execute(f"RELEASE SAVEPOINT {name}")
+            raise
+        conn.execute(f"RELEASE SAVEPOINT {name}")
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def open_readonly(path: Path, busy_timeout_s: float = 30.0) -> sqlite_utils.Database:

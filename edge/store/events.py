@@ -78,3 +78,17 @@ def vote(votes: Iterable[SpeciesVotes]) -> SpeciesVotes:
         return merged[UNKNOWN]
     # max() keeps the first of equal keys, so sort by first frame time first for the last tie-break.
     return max(sorted(named, key=lambda v: v.first_at), key=lambda v: (v.frames, v.confidence_sum))
+
+
+def counted(event: dict) -> tuple[str | None, int]:
+    """What an event counts as: (species, individuals) after its event-level review, if any.
+
+    A review is a human observation stored next to the machine's (edge/store/reviews.py): the
+    machine's `species` and `individuals` stay as the frames made them, and the tallies, the
+    reports and MQTT follow this. A rejected event (not a bird, empty) counts as nothing (None).
+    """
+    state = event.get("review_state")
+    individuals = event.get("reviewed_individuals") or event.get("individuals") or 1
+    if state == "rejected":
+        return None, int(individuals)
+    return (event.get("reviewed_species") or event["species"]), int(individuals)

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 import sqlite_utils
 
 from edge.store.times import format_utc, parse_utc
+from edge.store.reviews import COUNTED_INDIVIDUALS_SQL, COUNTED_SPECIES_SQL
 from edge.store.db import standing_error_sql
 
 
@@ -141,18 +142,25 @@ def counts(
             )
             return [{"period": r["period"], "species": r["species"], unit: int(r["n"])} for r in rows]
         # Hourly (or bounded by a time of day): from the rows themselves.
+        reviewed = _has(db, "events", "review_state")
         if unit in ("events", "individuals"):
-            table, column, extra = "events", "started_at", []
-            weight = "individuals" if unit == "individuals" and _has(db, "events", "individuals") else "1"
+            # What each visit counts as after its review (edge/store/reviews.py).
+            label = f"({COUNTED_SPECIES_SQL})" if reviewed else "species"
+            table, column, extra = "events", "started_at", [f"{label} IS NOT NULL"]
+            if unit == "individuals" and _has(db, "events", "individuals"):
+                weight = COUNTED_INDIVIDUALS_SQL if reviewed else "individuals"
+            else:
+                weight = "1"
         else:
+            label = "species"
             table, column, extra = "frames", "captured_at", ["status = 'ok'", "species IS NOT NULL"]
             weight = "1"
         where, params = _where(
             (f"{column} >= ?", _utc(lower)), (f"{column} < ?", _utc(upper)),
-            ("camera = ?", camera), ("species = ?", species),
+            ("camera = ?", camera), (f"{label} = ?", species),
             fixed=extra,
         )
-        rows = _read(db, f"SELECT {column} AS at, species, {weight} AS n FROM {table}{where}", params)
+        rows = _read(db, f"SELECT {column} AS at, {label} AS species, {weight} AS n FROM {table}{where}", params)
     totals: dict[tuple[str, str], int] = defaultdict(int)
     for row in rows:
         local = parse_utc(row["at"]).astimezone(zone)
@@ -210,14 +218,23 @@ def events(
     """The most recent `limit` events first (None or 0: all), with local start and end times."""
     zone = zone or station_zone(db)
     lower, upper = _bounds(since, until, zone)
+    reviewed = _has(db, "events", "review_state")
+    label = f"({COUNTED_SPECIES_SQL})" if reviewed else "species"
     where, params = _where(
         ("started_at >= ?", _utc(lower)), ("started_at < ?", _utc(upper)),
-        ("camera = ?", camera), ("species = ?", species),
+        ("camera = ?", camera), (f"{label} = ?", species),
     )
-    newer = "individuals, snapshot" if _has(db, "events", "individuals") else "1 AS individuals, NULL AS snapshot"
-    rows = _limited(db, f"uid, camera, species, {newer.split(', ')[0]}, confidence, started_at, ended_at, frame_count, "
-                        f"state, model_id, {newer.split(', ')[1]}",
-                    f"events{where}", "started_at DESC, id DESC", params, limit)
+    if reviewed:  # species: what the visit counts as; model_species: what the model said
+        columns = (f"uid, camera, {label} AS species, {COUNTED_INDIVIDUALS_SQL} AS individuals, confidence, "
+                   "started_at, ended_at, frame_count, state, model_id, snapshot, review_state AS review, "
+                   "species AS model_species")
+    elif _has(db, "events", "individuals"):
+        columns = ("uid, camera, species, individuals, confidence, started_at, ended_at, frame_count, state, model_id, "
+                   "snapshot, NULL AS review, species AS model_species")
+    else:
+        columns = ("uid, camera, species, 1 AS individuals, confidence, started_at, ended_at, frame_count, state, "
+                   "model_id, NULL AS snapshot, NULL AS review, species AS model_species")
+    rows = _limited(db, columns, f"events{where}", "started_at DESC, id DESC", params, limit)
     for row in rows:
         row["start_local"] = _local(row["started_at"], zone)
         row["end_local"] = _local(row["ended_at"], zone)

@@ -14,7 +14,7 @@ import sqlite_utils
 from edge.store import outbox
 
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def _schema_v1(db: sqlite_utils.Database) -> None:
@@ -198,8 +198,54 @@ def _schema_v3(db: sqlite_utils.Database) -> None:
     )
 
 
+def _schema_v4(db: sqlite_utils.Database) -> None:
+    """Reviews: human observations stored next to the machine's (edge/store/reviews.py).
+
+    - reviews: who said what about an event or one of its detections, when, what the machine
+      had said then, which earlier review of the same target it supersedes, and whether it was
+      undone. Never updated except to mark it undone; the machine's columns are never changed.
+    - events.review_state / reviewed_species / reviewed_individuals / reviewed_at: the effective
+      event-level review, a cache kept in each review's transaction, so that reports and the
+      tallies read the counted truth without replaying the history.
+    - detections.review_state / reviewed_species: the same for one bird.
+    - indexes for the review queue (unreviewed events, least confident first) and the history.
+    """
+    db.executescript(
+        """
+        CREATE TABLE IF NOT EXISTS reviews (
+            id INTEGER PRIMARY KEY,
+            created_at TEXT NOT NULL,
+            reviewer TEXT NOT NULL,
+            event_id INTEGER NOT NULL REFERENCES events(id),
+            detection_id INTEGER REFERENCES detections(id),
+            action TEXT NOT NULL CHECK (action IN ('confirm', 'correct', 'reject', 'individuals')),
+            species TEXT,
+            individuals INTEGER,
+            machine_species TEXT,
+            machine_confidence REAL,
+            replaces INTEGER REFERENCES reviews(id),
+            undone_at TEXT,
+            undone_by TEXT
+        );
+        CREATE INDEX IF NOT EXISTS reviews_event ON reviews (event_id);
+        CREATE INDEX IF NOT EXISTS reviews_detection ON reviews (detection_id);
+        CREATE INDEX IF NOT EXISTS reviews_created ON reviews (created_at);
+
+        ALTER TABLE events ADD COLUMN review_state TEXT;
+        ALTER TABLE events ADD COLUMN reviewed_species TEXT;
+        ALTER TABLE events ADD COLUMN reviewed_individuals INTEGER;
+        ALTER TABLE events ADD COLUMN reviewed_at TEXT;
+        CREATE INDEX IF NOT EXISTS events_review_queue ON events (review_state, confidence);
+        CREATE INDEX IF NOT EXISTS events_started ON events (started_at);
+
+        ALTER TABLE detections ADD COLUMN review_state TEXT;
+        ALTER TABLE detections ADD COLUMN reviewed_species TEXT;
+        """
+    )
+
+
 # Index i migrates schema version i to i + 1. Append; never edit a released step.
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_schema_v1, _schema_v2, _schema_v3]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_schema_v1, _schema_v2, _schema_v3, _schema_v4]
 
 assert len(MIGRATIONS) == SCHEMA_VERSION

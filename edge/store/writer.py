@@ -26,8 +26,8 @@ import sqlite_utils
 
 from edge.classify.decision import UNKNOWN, Decision
 from edge.classify.model import Prediction
-from edge.store.db import StoreError, schema_version, connect
-from edge.store.events import GROUP_BY_VALUES, SpeciesVotes, vote
+from edge.store.db import StoreError, connect, immediate, schema_version
+from edge.store.events import GROUP_BY_VALUES, SpeciesVotes, counted, vote
 from edge.store.schema import MIGRATIONS, SCHEMA_VERSION
 from edge.store.times import format_utc, parse_utc
 
@@ -244,7 +244,7 @@ class Store:
     def _migrate(self, station_id: str | None) -> None:
         backup = self._backup_before_migrating()
         try:
-            with self.db.atomic():
+            with self._write():
                 self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
                 version = schema_version(self.db) or 0
                 if version > SCHEMA_VERSION:
@@ -297,6 +297,10 @@ class Store:
         log.info("database %s: schema %d → %d; backup copy in %s until the migration commits",
                  self.path, version, SCHEMA_VERSION, target)
         return target
+
+    def _write(self):
+        """One write transaction (BEGIN IMMEDIATE: edge.store.db.immediate says why)."""
+        return immediate(self.conn)
 
     @property
     def schema_version(self) -> int:
@@ -354,7 +358,7 @@ class Store:
         """Mark the standing error rows at `path` as replaced by row `by_frame_id` (a file now
         valid, found to be a copy of a frame already recorded); returns (id, processed_at) of
         each. Writes only when there is something to mark."""
-        with self.db.atomic():
+        with self._write():
             return self._supersede(path, by_frame_id)
 
     def _supersede(self, path: str, by_frame_id: int) -> list[tuple[int, str]]:
@@ -374,7 +378,7 @@ class Store:
         status` would count it as being retried forever)."""
         if self.db.execute("SELECT 1 FROM frames WHERE path = ? AND retry_at IS NOT NULL LIMIT 1", (path,)).fetchone() is None:
             return 0
-        with self.db.atomic():
+        with self._write():
             return self.db.execute("UPDATE frames SET retry_at = NULL WHERE path = ? AND retry_at IS NOT NULL",
                                    (path,)).rowcount
 
@@ -388,7 +392,7 @@ class Store:
 
     def update_path(self, frame_id: int, path: str) -> None:
         """A recorded frame renamed (uploader temp name → final name): follow it."""
-        with self.db.atomic():
+        with self._write():
             self.db.execute("UPDATE frames SET path = ? WHERE id = ?", (path, frame_id))
 
     # -- the one write per frame ------------------------------------------------------------
@@ -399,7 +403,7 @@ class Store:
     def record(self, frame: FrameRecord) -> Commit:
         """Write one frame and all its consequences in one transaction; returns what it committed."""
         now = self.clock()
-        with self.db.atomic():
+        with self._write():
             if frame.status == "error" and frame.transient:
                 again = self._record_attempt(frame, now)
                 if again is not None:
@@ -615,13 +619,19 @@ class Store:
         )
         old_day = self.local_day(parse_utc(event["started_at"]))
         new_day = self.local_day(started)
-        if (old_day, event["species"]) != (new_day, new_species):
-            self._bump_tally(old_day, frame.camera, event["species"], events=-1, individuals=-old_individuals)
-            self._bump_tally(new_day, frame.camera, new_species, events=1, individuals=new_individuals)
+        # The tallies follow what the event counts as: the machine's vote, unless a review says
+        # otherwise (then a joining frame changes the machine's columns only).
+        old_counted = counted(event)
+        new_counted = counted({**event, "species": new_species, "individuals": new_individuals})
+        if (old_day, old_counted[0]) != (new_day, new_counted[0]):
+            if old_counted[0] is not None:
+                self._bump_tally(old_day, frame.camera, old_counted[0], events=-1, individuals=-old_counted[1])
+            if new_counted[0] is not None:
+                self._bump_tally(new_day, frame.camera, new_counted[0], events=1, individuals=new_counted[1])
             days.update({old_day, new_day})
-        elif new_individuals != old_individuals:
-            self._bump_tally(new_day, frame.camera, new_species, individuals=new_individuals - old_individuals)
-        previous = event["species"] if event["species"] != new_species else None
+        elif new_counted[1] != old_counted[1] and new_counted[0] is not None:
+            self._bump_tally(new_day, frame.camera, new_counted[0], individuals=new_counted[1] - old_counted[1])
+        previous = old_counted[0] if old_counted[0] != new_counted[0] else None
         self._note_change(changes, EventChange("update", self._event(event_id), previous_species=previous))
         return event_id
 
@@ -727,7 +737,7 @@ class Store:
         """
         now = now or self.clock()
         changes: list[EventChange] = []
-        with self.db.atomic():
+        with self._write():
             cutoffs = {None: format_utc(now - self.independence)}
             if behind_newest_frame:
                 for camera, newest in self.db.execute(

@@ -24,7 +24,7 @@ EVENT = {
 EVENT_FIELDS = {
     "schema", "id", "event_id", "change", "device", "camera", "species", "scientific_name",
     "confidence", "start", "end", "start_local", "end_local", "utc_offset", "timezone",
-    "duration_s", "frame_count", "individuals", "model_id", "model_version",
+    "duration_s", "frame_count", "individuals", "review", "model_species", "model_id", "model_version",
 }
 
 

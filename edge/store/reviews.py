@@ -1,0 +1,298 @@
+"""Reviews: a person's observation of an event or one of its birds, stored next to the machine's.
+
+A review never overwrites what the model said. It is a row of its own (`reviews`): who, when,
+what (confirm the species, correct it, reject: not a bird or an empty frame, or set the number
+of individuals), what the machine had said then, and which earlier review of the same target
+it supersedes. Undo marks a review undone; nothing is deleted. The event's effective review is
+kept as a cache on the event (`review_state`, `reviewed_species`, `reviewed_individuals`,
+`reviewed_at`) in the review's own transaction, so reports and tallies read the counted truth
+(edge.store.events.counted) without replaying the history.
+
+What follows a review, in the same transaction:
+
+- the daily tallies: a corrected event's visit and individuals move from the machine's species
+  to the reviewed one; a rejected event leaves the counts; undo moves them back. The frames
+  tally stays the machine's (what the model saw, frame by frame);
+- with an outbox (the web app hands in the daemon's OutboxWriter), the retained MQTT `counts`
+  of the station's day when the event belongs to today, and an `events` update carrying the
+  review, exactly as a frame's transaction queues them; the daemon's publisher sends them.
+
+Detection reviews (one bird of an event) are kept for the training set and per-species
+thresholds (`edge export training-set`, `edge thresholds suggest`); counts follow event reviews.
+
+Every review is one BEGIN IMMEDIATE transaction (edge.store.db.immediate): the web app writes
+while the daemon writes, and neither may see the other's half-done work.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlite_utils
+
+from edge.store.db import StoreError, connect, immediate, schema_version
+from edge.store.events import counted
+from edge.store.schema import SCHEMA_VERSION
+from edge.store.times import format_utc, parse_utc
+from edge.store.writer import EventChange, OutboxSink, tallies_for_day
+
+ACTIONS: tuple[str, ...] = ("confirm", "correct", "reject", "individuals")
+DETECTION_ACTIONS: tuple[str, ...] = ("confirm", "correct", "reject")
+STATES = {"confirm": "confirmed", "correct": "corrected", "reject": "rejected"}
+MAX_INDIVIDUALS = 1000
+
+# SQL for what an event counts as (edge.store.events.counted, in SQL), for reports and queries.
+COUNTED_SPECIES_SQL = "CASE WHEN review_state = 'rejected' THEN NULL ELSE COALESCE(reviewed_species, species) END"
+COUNTED_INDIVIDUALS_SQL = "COALESCE(reviewed_individuals, individuals)"
+
+
+class ReviewError(Exception):
+    """A review that cannot be recorded: unknown target, bad action, species or count."""
+
+
+@dataclass(frozen=True)
+class Review:
+    """One row of `reviews`."""
+
+    id: int
+    created_at: str
+    reviewer: str
+    event_id: int
+    detection_id: int | None
+    action: str
+    species: str | None
+    individuals: int | None
+    machine_species: str | None
+    machine_confidence: float | None
+    replaces: int | None
+    undone_at: str | None
+    undone_by: str | None
+
+
+REVIEW_COLUMNS = ("id, created_at, reviewer, event_id, detection_id, action, species, individuals, machine_species, "
+                  "machine_confidence, replaces, undone_at, undone_by")
+
+
+def history(conn: sqlite3.Connection, event_id: int) -> list[Review]:
+    """Every review of the event and its detections, oldest first, undone ones included."""
+    return [Review(*row) for row in conn.execute(
+        f"SELECT {REVIEW_COLUMNS} FROM reviews WHERE event_id = ? ORDER BY id", (event_id,))]
+
+
+def effective(reviews: list[Review]) -> dict[str, Any]:
+    """The review cache of one target from its history: replay the reviews not undone, in order.
+
+    confirm → confirmed (the machine's species is right; an earlier correction no longer holds);
+    correct → corrected to its species; reject → rejected; individuals → the count (the
+    species verdict stays as it was)."""
+    state: str | None = None
+    species: str | None = None
+    individuals: int | None = None
+    for review in reviews:
+        if review.undone_at is not None:
+            continue
+        if review.action == "individuals":
+            individuals = review.individuals
+            continue
+        state = STATES[review.action]
+        species = review.species if review.action == "correct" else None
+    return {"review_state": state, "reviewed_species": species, "reviewed_individuals": individuals}
+
+
+class ReviewStore:
+    """Records reviews in the edge database (a second writer beside the daemon's Store)."""
+
+    def __init__(self, path: Path | str, *, outbox: OutboxSink | None = None, station_tz: ZoneInfo | str | None = None,
+                 busy_timeout_s: float = 30.0, clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise StoreError(f"{self.path}: database not found (has the daemon run yet?)")
+        self.conn = connect(self.path, busy_timeout_s=busy_timeout_s)
+        self.db = sqlite_utils.Database(self.conn)
+        version = schema_version(self.db) or 0
+        if version != SCHEMA_VERSION:
+            self.conn.close()
+            raise StoreError(f"{self.path}: schema version {version}, reviews need {SCHEMA_VERSION}: "
+                             + ("upgrade trailcam" if version > SCHEMA_VERSION else
+                                "restart the daemon once so that it migrates the database"))
+        if station_tz is None:
+            row = self.conn.execute("SELECT value FROM meta WHERE key = 'timezone'").fetchone()
+            station_tz = row[0] if row else "UTC"
+        self.station_tz = ZoneInfo(station_tz) if isinstance(station_tz, str) else station_tz
+        self.outbox = outbox
+        self.clock = clock
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- recording ------------------------------------------------------------------------
+
+    def review_event(self, event_id: int, action: str, *, reviewer: str, species: str | None = None,
+                     individuals: int | None = None) -> Review:
+        """Record a review of the whole event; its tallies (and MQTT counts) follow."""
+        self._check(action, ACTIONS, reviewer, species, individuals)
+        with immediate(self.conn):
+            event = self._event(event_id)
+            replaces = self._latest(event_id, None, action == "individuals")
+            review = self._insert(event, None, action, reviewer, species, individuals,
+                                  event["species"], event["confidence"], replaces)
+            self._refresh_event(event, review.created_at)
+        return review
+
+    def review_detection(self, detection_id: int, action: str, *, reviewer: str, species: str | None = None) -> Review:
+        """Record a review of one bird (kept for the training set; counts follow event reviews)."""
+        self._check(action, DETECTION_ACTIONS, reviewer, species, None)
+        with immediate(self.conn):
+            row = self.conn.execute(
+                "SELECT id, event_id, species, confidence FROM detections WHERE id = ?", (detection_id,)).fetchone()
+            if row is None:
+                raise ReviewError(f"detection {detection_id}: no such detection")
+            if row[1] is None:
+                raise ReviewError(f"detection {detection_id}: not counted in any event (a denied species)")
+            event = self._event(int(row[1]))
+            replaces = self._latest(int(row[1]), detection_id, False)
+            review = self._insert(event, detection_id, action, reviewer, species, None, row[2], row[3], replaces)
+            self._refresh_detection(detection_id)
+        return review
+
+    def undo(self, review_id: int, *, reviewer: str) -> Review:
+        """Mark a review undone (it then counts for nothing) and restore what it changed."""
+        if not reviewer or not reviewer.strip():
+            raise ReviewError("reviewer: who undoes the review must be named")
+        with immediate(self.conn):
+            row = self.conn.execute(f"SELECT {REVIEW_COLUMNS} FROM reviews WHERE id = ?", (review_id,)).fetchone()
+            if row is None:
+                raise ReviewError(f"review {review_id}: no such review")
+            review = Review(*row)
+            if review.undone_at is not None:
+                raise ReviewError(f"review {review_id}: already undone at {review.undone_at} by {review.undone_by}")
+            now = format_utc(self.clock())
+            self.conn.execute("UPDATE reviews SET undone_at = ?, undone_by = ? WHERE id = ?", (now, reviewer, review_id))
+            if review.detection_id is not None:
+                self._refresh_detection(review.detection_id)
+            else:
+                self._refresh_event(self._event(review.event_id), now)
+        return replace(review, undone_at=now, undone_by=reviewer)
+
+    def history(self, event_id: int) -> list[Review]:
+        return history(self.conn, event_id)
+
+    # -- internals ------------------------------------------------------------------------
+
+    @staticmethod
+    def _check(action: str, allowed: tuple[str, ...], reviewer: str, species: str | None,
+               individuals: int | None) -> None:
+        if action not in allowed:
+            raise ReviewError(f"action {action!r}: expected one of {', '.join(allowed)}")
+        if not reviewer or not reviewer.strip():
+            raise ReviewError("reviewer: a review must say who made it")
+        if action == "correct" and (species is None or not species.strip()):
+            raise ReviewError("species: a correction needs the species it corrects to")
+        if action != "correct" and species is not None:
+            raise ReviewError(f"species: only a correction takes a species, not {action!r}")
+        if action == "individuals":
+            if isinstance(individuals, bool) or not isinstance(individuals, int) or not 1 <= individuals <= MAX_INDIVIDUALS:
+                raise ReviewError(f"individuals: a whole number from 1 to {MAX_INDIVIDUALS}, got {individuals!r}")
+        elif individuals is not None:
+            raise ReviewError(f"individuals: only an 'individuals' review takes a number, not {action!r}")
+
+    def _event(self, event_id: int) -> dict[str, Any]:
+        cursor = self.conn.execute("SELECT * FROM events WHERE id = ?", (event_id,))
+        row = cursor.fetchone()
+        if row is None:
+            raise ReviewError(f"event {event_id}: no such event")
+        return dict(zip([d[0] for d in cursor.description], row))
+
+    def _latest(self, event_id: int, detection_id: int | None, counting: bool) -> int | None:
+        """The review of the same target (and kind: a count, or a species verdict) this one supersedes."""
+        kind = "action = 'individuals'" if counting else "action != 'individuals'"
+        target = "detection_id IS NULL" if detection_id is None else "detection_id = ?"
+        params = (event_id,) if detection_id is None else (event_id, detection_id)
+        row = self.conn.execute(
+            f"SELECT MAX(id) FROM reviews WHERE event_id = ? AND {target} AND {kind} AND undone_at IS NULL", params
+        ).fetchone()
+        return int(row[0]) if row and row[0] is not None else None
+
+    def _insert(self, event: dict[str, Any], detection_id: int | None, action: str, reviewer: str,
+                species: str | None, individuals: int | None, machine_species: str | None,
+                machine_confidence: float | None, replaces: int | None) -> Review:
+        created = format_utc(self.clock())
+        species = species.strip() if species else None
+        cursor = self.conn.execute(
+            """INSERT INTO reviews (created_at, reviewer, event_id, detection_id, action, species, individuals,
+                   machine_species, machine_confidence, replaces) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (created, reviewer.strip(), event["id"], detection_id, action, species, individuals, machine_species,
+             machine_confidence, replaces),
+        )
+        return Review(int(cursor.lastrowid), created, reviewer.strip(), int(event["id"]), detection_id, action, species,
+                      individuals, machine_species, machine_confidence, replaces, None, None)
+
+    def _refresh_detection(self, detection_id: int) -> None:
+        reviews = [Review(*row) for row in self.conn.execute(
+            f"SELECT {REVIEW_COLUMNS} FROM reviews WHERE detection_id = ? ORDER BY id", (detection_id,))]
+        cache = effective(reviews)
+        self.conn.execute("UPDATE detections SET review_state = ?, reviewed_species = ? WHERE id = ?",
+                          (cache["review_state"], cache["reviewed_species"], detection_id))
+
+    def _refresh_event(self, event: dict[str, Any], at: str) -> None:
+        """Recompute the event's review cache from its history; move its tallies from what it
+        counted as before to what it counts as now; queue MQTT when the day is today."""
+        reviews = [r for r in history(self.conn, int(event["id"])) if r.detection_id is None]
+        cache = effective(reviews)
+        after = {**event, **cache, "reviewed_at": at}
+        self.conn.execute(
+            """UPDATE events SET review_state = ?, reviewed_species = ?, reviewed_individuals = ?, reviewed_at = ?
+               WHERE id = ?""",
+            (cache["review_state"], cache["reviewed_species"], cache["reviewed_individuals"], at, event["id"]),
+        )
+        before_species, before_n = counted(event)
+        after_species, after_n = counted(after)
+        day = parse_utc(event["started_at"]).astimezone(self.station_tz).date().isoformat()
+        if (before_species, before_n) != (after_species, after_n):
+            if before_species is not None:
+                self._bump(day, event["camera"], before_species, -1, -before_n)
+            if after_species is not None:
+                self._bump(day, event["camera"], after_species, 1, after_n)
+        if self.outbox is not None:
+            today = self.clock().astimezone(self.station_tz).date().isoformat()
+            previous = before_species if before_species != after_species else None
+            change = EventChange("update", after, previous_species=previous)
+            touched = {s for s in (before_species, after_species) if s is not None}
+            tallies = tallies_for_day(self.conn, today) if day == today else None
+            self.outbox.enqueue(self.db, [change], tallies, today, touched if day == today else set())
+
+    def _bump(self, day: str, camera: str, species: str, events: int, individuals: int) -> None:
+        self.conn.execute(
+            """INSERT INTO daily_tallies (day, camera, species, events, frames, individuals) VALUES (?, ?, ?, ?, 0, ?)
+               ON CONFLICT (day, camera, species) DO UPDATE SET
+                   events = events + excluded.events, individuals = individuals + excluded.individuals""",
+            (day, camera, species, events, individuals),
+        )
+
+
+def review_queue(conn: sqlite3.Connection, *, species: str | None = None, camera: str | None = None,
+                 limit: int = 50) -> list[dict[str, Any]]:
+    """Events nobody has reviewed yet, least confident first (then oldest): the review queue.
+    Reads the (review_state, confidence) index, never the frames."""
+    where, params = ["review_state IS NULL"], []
+    if species is not None:
+        where.append("species = ?")
+        params.append(species)
+    if camera is not None:
+        where.append("camera = ?")
+        params.append(camera)
+    cursor = conn.execute(
+        f"""SELECT * FROM events WHERE {' AND '.join(where)}
+            ORDER BY confidence IS NOT NULL, confidence, id LIMIT ?""", (*params, limit))
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
+__all__ = ["ACTIONS", "COUNTED_INDIVIDUALS_SQL", "COUNTED_SPECIES_SQL", "DETECTION_ACTIONS", "Review", "ReviewError",
+           "ReviewStore", "effective", "history", "review_queue"]
