@@ -14,10 +14,11 @@ with the daemon's OutboxWriter when [mqtt] is enabled so that the retained count
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -156,7 +157,12 @@ class WebApp:
             Route("/logout", self._guard(self.logout, login=False), methods=["POST"]),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ]
-        return Starlette(routes=routes, on_shutdown=[self.close])
+        return Starlette(routes=routes, lifespan=self._lifespan)
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        yield
+        self.close()
 
     def close(self) -> None:
         if self._reviews is not None:
@@ -325,7 +331,7 @@ class WebApp:
         status = await run_in_threadpool(
             collect_status, self.database, disk_paths=disk_paths, rate_window_s=self.config.health.rate_window_s,
             stale_after_s=max(60.0, 6 * self.config.health.status_interval_s))
-        return self._render("health.html", ctx, page="health", status=status, rows=_flatten(status))
+        return self._render("health.html", ctx, page="health", facts=status, rows=_flatten(status))
 
     # ----- login ---------------------------------------------------------------------------
     async def login(self, request: Request, ctx: Context) -> Response:

@@ -103,7 +103,7 @@ class SessionSigner:
     def dump(self, session: Session) -> str:
         payload = base64.urlsafe_b64encode(json.dumps(
             {"u": session.user, "r": session.role, "c": session.csrf, "e": int(session.expires)},
-            separators=(",", ":")).encode("utf-8")).decode("ascii")
+            separators=(",", ":")).encode("utf-8")).decode("ascii").rstrip("=")  # no '=': no quoted cookie
         return f"{payload}.{self._sign(payload)}"
 
     def load(self, cookie: str | None) -> Session | None:
@@ -113,7 +113,7 @@ class SessionSigner:
         if not hmac.compare_digest(signature, self._sign(payload)):
             return None
         try:
-            data = json.loads(base64.urlsafe_b64decode(payload.encode("ascii")))
+            data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
             session = Session(data["u"], data["r"], str(data["c"]), float(data["e"]))
         except (ValueError, KeyError, TypeError):
             return None
