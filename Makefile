@@ -19,7 +19,7 @@ SUDO     := $(shell [ "$$(id -u)" -ne 0 ] && command -v sudo)
 $(VENV)/.stamp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install $(PIP_FLAGS) --upgrade pip
-	$(VENV)/bin/pip install $(PIP_FLAGS) -e '.[trainer,dev]'
+	$(VENV)/bin/pip install $(PIP_FLAGS) -e '.[trainer,web,dev]'
 	touch $@
 venv: $(VENV)/.stamp
 
@@ -51,9 +51,10 @@ MIN_TESTS ?= tests/test_dependency_floors.py tests/edge tests/mqtt tests/field
 test-min: min-venv system-deps
 	TRAILCAM_MIN_ENV=1 TRAILCAM_REQUIRE_BROKER=1 $(MIN_VENV)/bin/python -m pytest -p no:cacheprovider $(MIN_TESTS)
 
-## The broker the MQTT tests start on a free loopback port, and systemd-analyze.
+## The broker the MQTT tests start on a free loopback port, chromium for tests/web, and systemd-analyze.
 system-deps:
 	@command -v mosquitto >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q mosquitto mosquitto-clients; }
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; }
 	@command -v openssl >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q openssl; }
 	@command -v systemd-analyze >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q systemd; }
 
@@ -62,7 +63,7 @@ system-deps:
 # TEST_WORKERS=0 runs everything in one process.
 TEST_WORKERS ?= 2
 test: venv edge-venv min-venv system-deps
-	TRAILCAM_REQUIRE_EDGE_VENV=1 TRAILCAM_REQUIRE_BROKER=1 TRAILCAM_REQUIRE_TRAINER=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+	TRAILCAM_REQUIRE_EDGE_VENV=1 TRAILCAM_REQUIRE_BROKER=1 TRAILCAM_REQUIRE_BROWSER=1 TRAILCAM_REQUIRE_TRAINER=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 	$(MAKE) --no-print-directory test-min
 
 ## The main job end to end, offline, on generated frames.
