@@ -72,7 +72,7 @@ class WebConfig(Section):
         return None if value is None else _check_hash(value)
 
     @model_validator(mode="after")
-    def _checks(self) -> "WebConfig":
+    def _checks(self) -> WebConfig:
         names = [user.name for user in self.users]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:

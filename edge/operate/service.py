@@ -151,7 +151,8 @@ Environment=PYTHONUNBUFFERED=1
 UMask=0027
 
 {_sandbox()}# Not set, on purpose: MemoryDenyWriteExecute= (libffi closures need W+X pages), PrivateNetwork= (HTTP).
-# Pages and crops need about 60 MB; a 12 MP frame decoded for display adds about 40 MB.
+# Measured: about 70 MB after start, 90 MB after serving pages and 1080p frames (edge install,
+# no pandas); a 12 MP frame decoded for display adds about 40 MB while it is drawn.
 MemoryMax=300M
 
 [Install]

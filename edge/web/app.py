@@ -38,9 +38,23 @@ from edge.config.web import WebUser
 from edge.operate.snapshots import snapshot_folder
 from edge.operate.status_reader import collect_status
 from edge.store.db import StoreError, open_readonly, user_name
-from edge.store.reviews import ACTIONS, Review, ReviewError, ReviewStore, history, review_queue
+from edge.store.reviews import (
+    ACTIONS,
+    Review,
+    ReviewError,
+    ReviewStore,
+    history,
+    review_queue,
+)
 from edge.web import charts, images
-from edge.web.auth import LoginLimiter, Session, SessionSigner, csrf_ok, load_secret, verify_password
+from edge.web.auth import (
+    LoginLimiter,
+    Session,
+    SessionSigner,
+    csrf_ok,
+    load_secret,
+    verify_password,
+)
 from edge.web.queries import Reader
 
 log = logging.getLogger(__name__)
@@ -78,11 +92,12 @@ def model_labels(config: EdgeConfig) -> list[dict[str, str]]:
     without a model (free text then). Loaded once at start: it reads only the labels, no interpreter."""
     if config.model.path is None:
         return []
-    from edge.classify.model import resolve_model
+    from edge.classify.labels import LabelError
+    from edge.classify.model import ModelError, resolve_model
 
     try:
         spec = resolve_model(config.model.path, config.model.labels)
-    except Exception as error:  # a broken model must not keep the window shut: free text instead
+    except (ModelError, LabelError, OSError) as error:  # a broken model must not keep the window shut
         log.warning("species names unavailable (%s): the species field takes free text", error)
         return []
     labels = []

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import defaultdict
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -68,8 +68,8 @@ class Reader:
 
     def utc_bounds(self, first: date, last: date) -> tuple[str, str]:
         """UTC text bounds [first 00:00, last + 1 day 00:00) of local days."""
-        low = datetime.combine(first, time(), tzinfo=self.zone).astimezone(timezone.utc)
-        high = datetime.combine(last + timedelta(days=1), time(), tzinfo=self.zone).astimezone(timezone.utc)
+        low = datetime.combine(first, time(), tzinfo=self.zone).astimezone(UTC)
+        high = datetime.combine(last + timedelta(days=1), time(), tzinfo=self.zone).astimezone(UTC)
         return format_utc(low), format_utc(high)
 
     def local(self, stamp: str | None) -> datetime | None:

@@ -203,7 +203,7 @@ def test_beyond_loopback_it_refuses_to_start_without_a_login(station: Station, c
     state = station.root / "fresh-state"
     config.write_text(station.config_text.replace(str(station.database), str(state / "edge.db")))
     run = subprocess.run([sys.executable, "-m", "edge", "web", "--config", str(config), "--host", "0.0.0.0"],
-                         env=cli_env, capture_output=True, text=True, timeout=60)
+                         env=cli_env, check=False, capture_output=True, text=True, timeout=60)
     assert run.returncode == 2, run.stderr
     assert "web.host" in run.stderr and "web.users" in run.stderr
     assert not state.exists()
@@ -230,7 +230,7 @@ def test_session_secret_is_generated_private(open_app: Served, station: Station)
 
 def test_hash_password_reads_stdin(cli_env) -> None:
     run = subprocess.run([sys.executable, "-m", "edge", "web", "hash-password"], input="correct horse\n",
-                         env=cli_env, capture_output=True, text=True, timeout=60)
+                         env=cli_env, check=False, capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     hashed = run.stdout.strip()
     assert hashed.startswith("scrypt$16384$8$1$") and verify_password("correct horse", hashed)

@@ -142,7 +142,7 @@ def test_keyboard_review_moves_counts_and_undo_restores_them(browser, station: S
         items.nth(2).locator(".outcome").get_by_text("not a bird").wait_for()
 
         after = _tallies(station.database)
-        (first, first_species, first_birds), _, (third, third_species, _) = order
+        (_, first_species, first_birds), _, (_, third_species, _) = order
         expected = dict(before)
         expected[first_species] = (before[first_species][0] - 1, before[first_species][1] - first_birds)
         expected[third_species] = (before[third_species][0] - 1, before[third_species][1] - order[2][2])
