@@ -87,25 +87,29 @@ def check_startup(config: EdgeConfig) -> list[WebUser]:
     return users
 
 
-def model_labels(config: EdgeConfig) -> list[dict[str, str]]:
-    """The configured model's labels for the species search (name, common, scientific); none
-    without a model (free text then). Loaded once at start: it reads only the labels, no interpreter."""
+def model_spec(config: EdgeConfig) -> Any:
+    """The configured model's ModelSpec (labels, id, scientific names: no interpreter), read once
+    at start; None without a model or when it cannot be read (the species field then takes free
+    text: a broken model must not keep the window shut)."""
     if config.model.path is None:
-        return []
+        return None
     from edge.classify.labels import LabelError
     from edge.classify.model import ModelError, resolve_model
 
     try:
-        spec = resolve_model(config.model.path, config.model.labels)
-    except (ModelError, LabelError, OSError) as error:  # a broken model must not keep the window shut
+        return resolve_model(config.model.path, config.model.labels, config.model.no_bird_label)
+    except (ModelError, LabelError, OSError) as error:
         log.warning("species names unavailable (%s): the species field takes free text", error)
+        return None
+
+
+def model_labels(spec: Any) -> list[dict[str, str]]:
+    """The labels for the species search: name (what the database stores), common, scientific;
+    the no-bird label left out (not a species to correct to: that is "not a bird")."""
+    if spec is None:
         return []
-    labels = []
-    for label in spec.labels:
-        name = getattr(label, "name", str(label))
-        labels.append({"name": name, "common": getattr(label, "common_name", None) or "",
-                       "scientific": getattr(label, "scientific_name", None) or ""})
-    return labels
+    return [{"name": label.name, "common": label.common_name or "", "scientific": label.scientific_name or ""}
+            for label in spec.labels if label.name != spec.no_bird_label]
 
 
 @dataclass
@@ -137,7 +141,7 @@ class WebApp:
         secret_path = Path(self.web.session_secret_file or self.database.parent / SECRET_NAME)
         self.signer = SessionSigner(load_secret(secret_path), self.web.session_max_age_s)
         self.limiter = LoginLimiter(self.web.login_attempts, self.web.login_window_s)
-        self.labels = model_labels(config) if labels is None else labels
+        self.labels = labels or []
         self.snapshots = snapshot_folder(self.database)
         folders = [Path(camera.path) for camera in config.cameras]
         if config.retention.archive_dir is not None:
@@ -521,17 +525,23 @@ def _flatten(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
     return rows
 
 
-def outbox_for(config: EdgeConfig) -> Any:
+def outbox_for(config: EdgeConfig, spec: Any = None) -> Any:
     """The daemon's OutboxWriter when [mqtt] is enabled (so a review queues the retained counts
-    and an events update that the daemon's publisher sends), else None."""
+    and an events update that the daemon's publisher sends, naming the model as the daemon's
+    messages do), else None."""
     if not config.mqtt.enabled:
         return None
     from edge.publish.outbox_writer import OutboxWriter
 
-    return OutboxWriter(config.station.device_id, config.station.timezone, None, {}, config.mqtt.outbox_max_rows)
+    if spec is None:
+        return OutboxWriter(config.station.device_id, config.station.timezone, None, {}, config.mqtt.outbox_max_rows)
+    return OutboxWriter(config.station.device_id, config.station.timezone, spec.model_id, spec.scientific_names,
+                        config.mqtt.outbox_max_rows, spec.model_version)
 
 
-def create_app(config: EdgeConfig, *, labels: list[dict[str, str]] | None = None) -> Starlette:
-    """The ASGI app for `config` (raises WebStartError first when it must not start)."""
+def create_app(config: EdgeConfig) -> Starlette:
+    """The ASGI app for `config` (raises WebStartError first, before anything is created, when
+    it must not start)."""
     users = check_startup(config)
-    return WebApp(config, users, labels, outbox_for(config)).app()
+    spec = model_spec(config)
+    return WebApp(config, users, model_labels(spec), outbox_for(config, spec)).app()

@@ -1,13 +1,14 @@
 """The read queries behind the pages, each on an index (never a scan of `frames`).
 
-| query | served by |
+| query | served by (EXPLAIN QUERY PLAN on schema 4) |
 |---|---|
-| today's counts, per-day bars | `daily_tallies` primary key (day, camera, species) |
-| latest events, events list, heatmap, hour-of-day | `events` (camera, started_at) / (species, started_at); the web app asks for an index on events(started_at) |
-| an event's frames | frames (event_id) |
+| today's counts, per-day bars | `daily_tallies` primary key (day, camera, species): a day or a day range |
+| latest events, heatmap, hour-of-day | `events_started` (started_at): newest first, or a period |
+| events list | `events_camera_started` with a camera, else `events_started` newest first (filters on the walk) |
+| an event's frames | `frames_event` (event_id) |
 | a frame's detections | detections UNIQUE (frame_id, rank) |
-| an event's detections | detections (event_id) |
-| the review queue | events (reviews are sparse; the web app asks for events(review_state, confidence)) |
+| the review queue | `events_review_queue` (review_state, confidence), edge.store.reviews.review_queue |
+| species and camera names for the filters | a scan of `daily_tallies` (one row per day, camera and species: small) |
 
 A database of schema 3 (before reviews) is read as it is: nothing reviewed.
 
@@ -47,6 +48,7 @@ class Reader:
         event_columns = columns(conn, "events")
         self.reviews = "review_state" in event_columns
         self.detections = "best_detection_id" in event_columns
+        self.detection_reviews = "review_state" in columns(conn, "detections")
         if self.reviews:
             self.counted_species = ("CASE WHEN e.review_state = 'rejected' THEN NULL "
                                     "ELSE COALESCE(e.reviewed_species, e.species) END")
@@ -166,12 +168,12 @@ class Reader:
         for frame in frames:
             frame["detections"] = []
             if has_detections:
-                for det in _rows(self.conn, """SELECT id, rank, score, kind, species, confidence, top_k, event_id
-                                               FROM detections WHERE frame_id = ? ORDER BY rank""", (frame["id"],)):
+                reviewed = ("review_state, reviewed_species" if self.detection_reviews
+                            else "NULL AS review_state, NULL AS reviewed_species")
+                for det in _rows(self.conn, f"""SELECT id, rank, score, kind, species, confidence, top_k, event_id,
+                                                {reviewed} FROM detections WHERE frame_id = ? ORDER BY rank""",
+                                 (frame["id"],)):
                     det["top_k"] = json.loads(det["top_k"]) if det["top_k"] else []
-                    if "review_state" in columns(self.conn, "detections"):
-                        det.update(_rows(self.conn, "SELECT review_state, reviewed_species FROM detections "
-                                                    "WHERE id = ?", (det["id"],))[0])
                     frame["detections"].append(det)
             frame["predictions"] = _rows(self.conn, "SELECT rank, label, score FROM predictions WHERE frame_id = ? "
                                                     "ORDER BY rank", (frame["id"],))

@@ -80,6 +80,7 @@ def station_template(birds25_dir: Path, ssd_detector_dir: Path, aiy_model_dir: P
 timezone = "UTC"
 [model]
 path = "{aiy_model_dir}"
+labels = "{aiy_model_dir / 'labelmap.csv'}"
 [detector]
 path = "{ssd_detector_dir}"
 [[cameras]]

@@ -77,6 +77,9 @@ def test_every_page_answers_with_real_data(open_app: Served, station: Station) -
     assert client.get("/event/999999").status == 404
     queue = client.get("/queue")
     assert queue.status == 200 and queue.text.count('class="item') == 3 and "<datalist" in queue.text
+    # The species search offers the model's labels with their common names, not its no-bird class.
+    assert '<option value="House Sparrow">House Sparrow (Passer domesticus)</option>' in queue.text
+    assert '<option value="background">' not in queue.text
     assert client.get("/health").status == 200
     for path in (f"/img/snapshot/{events[0][0]}", f"/img/frame/{frames[0][0]}?boxes=1", f"/img/frame/{frames[0][0]}",
                  f"/img/crop/{events[0][3]}"):
@@ -153,15 +156,15 @@ def test_reviews_move_the_tallies_and_undo_restores_them(open_app: Served, stati
     client = Client(open_app.port)
     token = client.csrf()
     corrected = client.post_json("/api/review", {"event_id": events[0][0], "action": "correct",
-                                                 "species": "Passer domesticus"}, token).json()["review"]
+                                                 "species": "House Sparrow"}, token).json()["review"]
     rejected = client.post_json("/api/review", {"event_id": events[1][0], "action": "reject"}, token).json()["review"]
     after = _tallies(station.database)
-    assert after["Passer domesticus"] == (1, events[0][2])
+    assert after["House Sparrow"] == (1, events[0][2])
     assert after.get(events[1][1], (0, 0))[0] == before[events[1][1]][0] - 1
     today = client.get("/").text
-    assert 'data-species="Passer domesticus"' in today
+    assert 'data-species="House Sparrow"' in today
     history = client.get(f"/event/{events[0][0]}").text
-    assert "Passer domesticus" in history and "corrected" in history
+    assert "House Sparrow" in history and "corrected" in history
     assert client.post_json("/api/review", {"event_id": 999999, "action": "confirm"}, token).status == 400
     assert client.post_json("/api/review", {"event_id": events[2][0], "action": "dance"}, token).status == 400
     for review in (rejected, corrected):

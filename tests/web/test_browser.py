@@ -23,7 +23,7 @@ from edge.web.app import create_app
 from tests.fixtures.broker import Broker, Subscriber
 from tests.web.conftest import PASSWORDS, Served, Station
 
-CORRECTED = "Passer domesticus"
+CORRECTED = "House Sparrow"  # a label of the model (labelmap.csv), typed into the search field
 
 
 def _missing(reason: str) -> None:
@@ -171,6 +171,21 @@ def test_keyboard_review_moves_counts_and_undo_restores_them(browser, station: S
         assert _tallies(station.database) == before
         subscriber.wait_for(counts_are(before), what="retained counts restored by undo")
         assert _today_counts(other, served.url) == today_before
+
+        # j / k move the selection; a digit sets the individuals of the selected event.
+        current = page.locator("#queue .item.current")
+        assert current.get_attribute("data-event-id") == str(order[0][0])  # undo went back to the first
+        page.keyboard.press("j")
+        page.keyboard.press("j")
+        page.keyboard.press("k")
+        assert current.get_attribute("data-event-id") == str(order[1][0])
+        page.keyboard.press("3")
+        items.nth(1).locator(".outcome").get_by_text("individuals 3").wait_for()
+        conn = sqlite3.connect(station.database)
+        try:
+            assert conn.execute("SELECT reviewed_individuals FROM events WHERE id = ?", (order[1][0],)).fetchone() == (3,)
+        finally:
+            conn.close()
         assert problems == []
         context.close()
     finally:
