@@ -5,6 +5,7 @@ with real data, login, the rate limit, cookie flags, CSRF, the read-only role, p
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 import stat
 import subprocess
@@ -238,3 +239,62 @@ def test_hash_password_reads_stdin(cli_env) -> None:
     hashed = run.stdout.strip()
     assert hashed.startswith("scrypt$16384$8$1$") and verify_password("correct horse", hashed)
     assert not verify_password("correct horse!", hashed)
+
+
+def test_logout_expiry_and_no_open_redirect(login_app: Served) -> None:
+    client = Client(login_app.port)
+    reply = client.form("/login", {"csrf": client.csrf(), "name": "alice", "password": PASSWORDS["alice"],
+                                   "next": "//evil.example/"})
+    assert reply.status == 303 and reply.headers["location"] == "/"
+    assert client.get("/events").status == 200
+    assert client.form("/logout", {"csrf": client.csrf()}).status == 303
+    assert client.get("/events").status == 303
+
+
+def test_an_expired_or_foreign_session_is_none() -> None:
+    from edge.web.auth import SessionSigner
+
+    now = [1000.0]
+    signer = SessionSigner(b"k" * 32, max_age_s=60, clock=lambda: now[0])
+    cookie = signer.dump(signer.new("alice", "admin"))
+    assert signer.load(cookie).user == "alice"
+    assert SessionSigner(b"j" * 32, 60, clock=lambda: now[0]).load(cookie) is None  # another secret
+    now[0] += 61
+    assert signer.load(cookie) is None
+
+
+def test_frame_images_can_be_turned_off(station: Station) -> None:
+    served = Served(create_app(station.config({"frame_images": False})))
+    try:
+        client = Client(served.port)
+        event_id, detection_id = _query(station.database, "SELECT id, best_detection_id FROM events LIMIT 1")[0]
+        frame_id = _query(station.database, "SELECT MIN(id) FROM frames")[0][0]
+        assert client.get(f"/img/frame/{frame_id}").status == 404
+        assert client.get(f"/img/crop/{detection_id}").status == 404
+        assert client.get(f"/img/snapshot/{event_id}").status == 200
+        assert "/img/frame/" not in client.get(f"/event/{event_id}").text
+    finally:
+        served.stop()
+
+
+def test_edge_web_serves_and_logs_its_url(station: Station, cli_env) -> None:
+    from tests.fixtures.broker import free_port
+
+    config = station.root / "edge.toml"
+    config.write_text(station.config_text)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "edge", "web", "--config", str(config), "--port", str(port)],
+                            env=cli_env, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        for line in proc.stderr:
+            lines.append(line)
+            if "Uvicorn running" in line or "Application startup complete" in line:
+                break
+        assert any(f"serving the trailcam web app on http://127.0.0.1:{port}/" in line for line in lines), lines
+        assert Client(port).get("/").status == 200
+    finally:
+        proc.terminate()
+        rest = proc.communicate(timeout=30)[1]
+    # A graceful stop (uvicorn re-raises SIGTERM after shutting down: systemd counts that as clean).
+    assert proc.returncode in (0, -signal.SIGTERM) and "Finished server process" in rest, rest
