@@ -28,7 +28,7 @@ venv: $(VENV)/.stamp
 $(EDGE_VENV)/.stamp: pyproject.toml
 	$(PYTHON) -m venv $(EDGE_VENV)
 	$(EDGE_VENV)/bin/pip install $(PIP_FLAGS) --upgrade pip
-	$(EDGE_VENV)/bin/pip install $(PIP_FLAGS) -e '.[edge-tflite]'
+	$(EDGE_VENV)/bin/pip install $(PIP_FLAGS) -e '.[edge-tflite,web]'
 	touch $@
 edge-venv: $(EDGE_VENV)/.stamp
 
@@ -39,13 +39,13 @@ $(MIN_VENV)/.stamp: pyproject.toml $(MIN_CONSTRAINTS)
 	rm -rf $(MIN_VENV)
 	$(PYTHON) -m venv $(MIN_VENV)
 	$(MIN_VENV)/bin/pip install $(PIP_FLAGS) --upgrade pip
-	$(MIN_VENV)/bin/pip install $(PIP_FLAGS) -c $(MIN_CONSTRAINTS) -e '.[edge]' 'pytest>=8' 'pytest-timeout>=2.2' 'piexif>=1.1'
+	$(MIN_VENV)/bin/pip install $(PIP_FLAGS) -c $(MIN_CONSTRAINTS) -e '.[edge,web]' 'pytest>=8' 'pytest-timeout>=2.2' 'piexif>=1.1'
 	touch $@
 min-venv: $(MIN_VENV)/.stamp
 
 # The whole TensorFlow-free edge suite (about 2 minutes on two cores): every area there uses
 # one of the floored dependencies, and tests needing trainer-built models skip (no TensorFlow).
-MIN_TESTS ?= tests/test_dependency_floors.py tests/edge tests/mqtt tests/field
+MIN_TESTS ?= tests/test_dependency_floors.py tests/edge tests/mqtt tests/field tests/web
 
 ## The edge tests on the lowest declared versions.
 test-min: min-venv system-deps
