@@ -19,7 +19,7 @@ SUDO     := $(shell [ "$$(id -u)" -ne 0 ] && command -v sudo)
 $(VENV)/.stamp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install $(PIP_FLAGS) --upgrade pip
-	$(VENV)/bin/pip install $(PIP_FLAGS) -e '.[trainer,dev]'
+	$(VENV)/bin/pip install $(PIP_FLAGS) -e '.[trainer,web,dev]'
 	touch $@
 venv: $(VENV)/.stamp
 
@@ -28,7 +28,7 @@ venv: $(VENV)/.stamp
 $(EDGE_VENV)/.stamp: pyproject.toml
 	$(PYTHON) -m venv $(EDGE_VENV)
 	$(EDGE_VENV)/bin/pip install $(PIP_FLAGS) --upgrade pip
-	$(EDGE_VENV)/bin/pip install $(PIP_FLAGS) -e '.[edge-tflite]'
+	$(EDGE_VENV)/bin/pip install $(PIP_FLAGS) -e '.[edge-tflite,web]'
 	touch $@
 edge-venv: $(EDGE_VENV)/.stamp
 
@@ -39,21 +39,22 @@ $(MIN_VENV)/.stamp: pyproject.toml $(MIN_CONSTRAINTS)
 	rm -rf $(MIN_VENV)
 	$(PYTHON) -m venv $(MIN_VENV)
 	$(MIN_VENV)/bin/pip install $(PIP_FLAGS) --upgrade pip
-	$(MIN_VENV)/bin/pip install $(PIP_FLAGS) -c $(MIN_CONSTRAINTS) -e '.[edge]' 'pytest>=8' 'pytest-timeout>=2.2' 'piexif>=1.1'
+	$(MIN_VENV)/bin/pip install $(PIP_FLAGS) -c $(MIN_CONSTRAINTS) -e '.[edge,web]' 'pytest>=8' 'pytest-timeout>=2.2' 'piexif>=1.1'
 	touch $@
 min-venv: $(MIN_VENV)/.stamp
 
 # The whole TensorFlow-free edge suite (about 2 minutes on two cores): every area there uses
 # one of the floored dependencies, and tests needing trainer-built models skip (no TensorFlow).
-MIN_TESTS ?= tests/test_dependency_floors.py tests/edge tests/mqtt tests/field
+MIN_TESTS ?= tests/test_dependency_floors.py tests/edge tests/mqtt tests/field tests/web
 
 ## The edge tests on the lowest declared versions.
 test-min: min-venv system-deps
 	TRAILCAM_MIN_ENV=1 TRAILCAM_REQUIRE_BROKER=1 $(MIN_VENV)/bin/python -m pytest -p no:cacheprovider $(MIN_TESTS)
 
-## The broker the MQTT tests start on a free loopback port, and systemd-analyze.
+## The broker the MQTT tests start on a free loopback port, chromium for tests/web, and systemd-analyze.
 system-deps:
 	@command -v mosquitto >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q mosquitto mosquitto-clients; }
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; }
 	@command -v openssl >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q openssl; }
 	@command -v systemd-analyze >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q systemd; }
 
@@ -62,7 +63,7 @@ system-deps:
 # TEST_WORKERS=0 runs everything in one process.
 TEST_WORKERS ?= 2
 test: venv edge-venv min-venv system-deps
-	TRAILCAM_REQUIRE_EDGE_VENV=1 TRAILCAM_REQUIRE_BROKER=1 TRAILCAM_REQUIRE_TRAINER=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+	TRAILCAM_REQUIRE_EDGE_VENV=1 TRAILCAM_REQUIRE_BROKER=1 TRAILCAM_REQUIRE_BROWSER=1 TRAILCAM_REQUIRE_TRAINER=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 	$(MAKE) --no-print-directory test-min
 
 ## The main job end to end, offline, on generated frames.

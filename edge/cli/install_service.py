@@ -21,6 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--service-config", dest="service_config", default=DEFAULT_CONFIG,
                         help="config path written into the unit's ExecStart")
     parser.add_argument("--no-enable", dest="enable", action="store_false", help="install without enabling")
+    parser.add_argument("--web", action="store_true",
+                        help="also install (and enable) trailcam-web.service, `edge web`, with its credential "
+                             "file web_password_hash")
 
 def run_install_service(args: argparse.Namespace) -> int:
     if args.root is None and os.geteuid() != 0:
@@ -29,7 +32,7 @@ def run_install_service(args: argparse.Namespace) -> int:
     root = args.root.absolute() if args.root is not None else None
     config_file = (root / args.service_config.lstrip("/")) if root else Path(args.service_config)
     installer = Installer(root, args.exec_path or default_exec_path(), args.service_config, args.user,
-                          args.enable, writable_paths_from_config(config_file))
+                          args.enable, writable_paths_from_config(config_file), web=args.web)
     executable = installer.exec_path.split()[0]
     if any(PurePosixPath(executable).is_relative_to(h) for h in ("/home", "/root", "/run/user")):
         print(f"warning: ExecStart {executable} is under a home directory, which ProtectHome=yes hides "

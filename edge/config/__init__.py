@@ -32,6 +32,7 @@ from edge.config.mqtt import MqttConfig
 from edge.config.retention import RetentionConfig
 from edge.config.station import StationConfig
 from edge.config.storage import StorageConfig
+from edge.config.web import WebConfig
 
 DEFAULT_CONFIG_PATH = Path("/etc/trailcam/edge.toml")
 ENV_PREFIX = "TRAILCAM__"
@@ -48,6 +49,7 @@ __all__ = [
     "ModelConfig",
     "StationConfig",
     "StorageConfig",
+    "WebConfig",
     "load_config",
 ]
 
@@ -98,6 +100,11 @@ class EdgeConfig(Section):
     health: HealthConfig = Field(
         default_factory=HealthConfig,
         description="Status snapshot (status.json), systemd status and the Prometheus metrics endpoint.")
+    web: WebConfig = Field(
+        default_factory=WebConfig,
+        description="`edge web`, the operator's window: pages, charts and the review of events. On "
+                    "127.0.0.1 (the default) no login is needed; any other address needs users or a "
+                    "password hash (or the systemd credential web_password_hash).")
 
     @model_validator(mode="after")
     def _camera_names_unique(self) -> "EdgeConfig":

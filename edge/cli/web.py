@@ -1,0 +1,84 @@
+"""`edge web`: the operator's window (edge.web), served by uvicorn; `edge web hash-password`.
+
+The app refuses to start beyond loopback without a login (exit 2, naming web.host and
+web.users, before anything is created). The password for `hash-password` comes from stdin
+or the terminal, never from the command line (argv is visible to every user in `ps`).
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import sys
+from pathlib import Path
+
+from edge.config import load_config
+
+EXIT_USAGE = 2
+log = logging.getLogger("edge.web")
+
+
+def register(subparsers) -> None:
+    """Add `edge web` (and `edge web hash-password`) to the `edge` parser."""
+    parser = subparsers.add_parser("web", help="the operator's window: pages, charts and review in a browser")
+    parser.add_argument("--config", type=Path, help="TOML configuration (default /etc/trailcam/edge.toml when it exists)")
+    parser.add_argument("--db", type=Path, help="SQLite database (overrides [storage] database)")
+    parser.add_argument("--host", help="address to bind (overrides [web] host; not loopback: a login is required)")
+    parser.add_argument("--port", type=int, help="TCP port (overrides [web] port)")
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
+                        help="log level (overrides [logging] level)")
+    parser.set_defaults(func=cmd_web)
+    sub = parser.add_subparsers(dest="web_command", metavar="COMMAND")
+    hashing = sub.add_parser("hash-password", help="print the scrypt hash of a password read from stdin or "
+                                                   "the terminal, for [web] users or the web_password_hash credential")
+    hashing.set_defaults(func=cmd_hash_password)
+
+
+def _read_password() -> str:
+    if sys.stdin.isatty():
+        first = getpass.getpass("password: ")
+        if first != getpass.getpass("again: "):
+            raise ValueError("the two passwords differ")
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def cmd_hash_password(args) -> int:
+    from edge.web.auth import hash_password
+
+    try:
+        print(hash_password(_read_password()))
+    except ValueError as error:
+        print(f"edge: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    return 0
+
+
+def cmd_web(args) -> int:
+    from edge.cli.commands import setup_logging
+    from edge.web.app import WebStartError, create_app
+
+    overrides: dict = {}
+    if args.db:
+        overrides["storage"] = {"database": str(args.db)}
+    if args.host or args.port:
+        overrides["web"] = {k: v for k, v in (("host", args.host), ("port", args.port)) if v}
+    if args.log_level:
+        overrides["logging"] = {"level": args.log_level}
+    config = load_config(args.config, overrides=overrides or None)
+    setup_logging(config.logging.level)
+    try:
+        app = create_app(config)
+    except WebStartError as error:
+        print(f"edge: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    import uvicorn
+
+    host = config.web.host
+    shown = f"[{host}]" if ":" in host else host
+    log.info("serving the trailcam web app on http://%s:%d/ (database %s)", shown, config.web.port,
+             config.storage.database)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=config.web.port, log_config=None,
+                                           access_log=False, lifespan="on", server_header=False))
+    server.run()
+    return 0

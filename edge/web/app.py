@@ -1,0 +1,547 @@
+"""The Starlette application of `edge web`: pages, pictures by id, review endpoints, and the
+security checks every request passes (docs/web.md, "Security model").
+
+Every request gets a signed session cookie (HttpOnly, SameSite=Strict, Secure when configured)
+carrying its CSRF token; a POST without the right token (form field `csrf` or header
+`X-CSRF-Token`) is refused with 403, a review by a `read` user with 403. With users
+configured every page needs a login; without users the app runs only on loopback (see
+`check_startup`) and whoever reaches it is the local operator.
+
+The database is read over a fresh read-only connection per request (one consistent snapshot);
+reviews go through one edge.store.reviews.ReviewStore (the second writer beside the daemon),
+with the daemon's OutboxWriter when [mqtt] is enabled so that the retained counts follow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, quote
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from edge.config import EdgeConfig
+from edge.config.web import WebUser
+from edge.operate.snapshots import snapshot_folder
+from edge.operate.status_reader import collect_status
+from edge.store.db import StoreError, open_readonly, user_name
+from edge.store.reviews import (
+    ACTIONS,
+    Review,
+    ReviewError,
+    ReviewStore,
+    history,
+    review_queue,
+)
+from edge.web import charts, images
+from edge.web.auth import (
+    LoginLimiter,
+    Session,
+    SessionSigner,
+    csrf_ok,
+    load_secret,
+    verify_password,
+)
+from edge.web.queries import Reader
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).resolve().parent
+COOKIE = "trailcam_session"
+SECRET_NAME = "web_session_secret"
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self'; style-src 'self'; script-src 'self'; "
+                               "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+}
+
+
+class WebStartError(Exception):
+    """A configuration the web app refuses to start with (the CLI exits 2)."""
+
+
+def check_startup(config: EdgeConfig) -> list[WebUser]:
+    """Refuse to serve beyond loopback with nobody to log in; returns who may log in.
+    Called before anything is created (no secret file, no database connection)."""
+    users = config.web.resolved_users()
+    if not users and not config.web.loopback:
+        raise WebStartError(
+            f"web.host = {config.web.host!r} is not a loopback address and no login is configured: set "
+            "web.users (or web.password_hash, or the systemd credential web_password_hash; "
+            "`edge web hash-password` makes a hash), or keep web.host = \"127.0.0.1\"")
+    return users
+
+
+def model_spec(config: EdgeConfig) -> Any:
+    """The configured model's ModelSpec (labels, id, scientific names: no interpreter), read once
+    at start; None without a model or when it cannot be read (the species field then takes free
+    text: a broken model must not keep the window shut)."""
+    if config.model.path is None:
+        return None
+    from edge.classify.labels import LabelError
+    from edge.classify.model import ModelError, resolve_model
+
+    try:
+        return resolve_model(config.model.path, config.model.labels, config.model.no_bird_label)
+    except (ModelError, LabelError, OSError) as error:
+        log.warning("species names unavailable (%s): the species field takes free text", error)
+        return None
+
+
+def model_labels(spec: Any) -> list[dict[str, str]]:
+    """The labels for the species search: name (what the database stores), common, scientific;
+    the no-bird label left out (not a species to correct to: that is "not a bird")."""
+    if spec is None:
+        return []
+    return [{"name": label.name, "common": label.common_name or "", "scientific": label.scientific_name or ""}
+            for label in spec.labels if label.name != spec.no_bird_label]
+
+
+@dataclass
+class Context:
+    """One request: its session (maybe fresh), who it is, what it posted."""
+
+    session: Session
+    user: str | None
+    role: str | None
+    fresh: bool
+    form: dict[str, str] = field(default_factory=dict)
+    body: Any = None
+
+
+Handler = Callable[[Request, Context], Awaitable[Response]]
+
+
+class WebApp:
+    """The app's state (config, signer, limiter, labels, the review store) and its endpoints."""
+
+    def __init__(self, config: EdgeConfig, users: list[WebUser] | None = None, labels: list[dict[str, str]] | None = None,
+                 outbox: Any = None) -> None:
+        self.config = config
+        self.web = config.web
+        self.database = Path(config.storage.database)
+        self.users = {user.name: user for user in (check_startup(config) if users is None else users)}
+        self.open_access = not self.users  # loopback only (check_startup)
+        self.local_user = user_name()
+        secret_path = Path(self.web.session_secret_file or self.database.parent / SECRET_NAME)
+        self.signer = SessionSigner(load_secret(secret_path), self.web.session_max_age_s)
+        self.limiter = LoginLimiter(self.web.login_attempts, self.web.login_window_s)
+        self.labels = labels or []
+        self.snapshots = snapshot_folder(self.database)
+        folders = [Path(camera.path) for camera in config.cameras]
+        if config.retention.archive_dir is not None:
+            folders.append(Path(config.retention.archive_dir))
+        self.frame_folders = folders
+        self.outbox = outbox
+        self._reviews: ReviewStore | None = None
+        self._review_lock = threading.Lock()
+        self.templates = Environment(loader=FileSystemLoader(HERE / "templates"),
+                                     autoescape=select_autoescape(default=True, default_for_string=True))
+        self.templates.filters["pct"] = lambda v: "" if v is None else f"{100 * v:.0f} %"
+
+    # ----- plumbing ------------------------------------------------------------------------
+    def app(self) -> Starlette:
+        page, write = self._guard, self._writer
+        routes = [
+            Route("/", page(self.today)),
+            Route("/species", page(self.species)),
+            Route("/heatmap", page(self.heatmap)),
+            Route("/events", page(self.events)),
+            Route("/event/{event_id:int}", page(self.event)),
+            Route("/event/{event_id:int}/review", write(self.review_form), methods=["POST"]),
+            Route("/review/{review_id:int}/undo", write(self.undo_form), methods=["POST"]),
+            Route("/queue", page(self.queue)),
+            Route("/health", page(self.health)),
+            Route("/img/snapshot/{event_id:int}", page(self.img_snapshot)),
+            Route("/img/frame/{frame_id:int}", page(self.img_frame)),
+            Route("/img/crop/{detection_id:int}", page(self.img_crop)),
+            Route("/api/review", write(self.api_review), methods=["POST"]),
+            Route("/api/undo", write(self.api_undo), methods=["POST"]),
+            Route("/login", self._guard(self.login, login=False), methods=["GET", "POST"]),
+            Route("/logout", self._guard(self.logout, login=False), methods=["POST"]),
+            Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+        ]
+        return Starlette(routes=routes, lifespan=self._lifespan)
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        yield
+        self.close()
+
+    def close(self) -> None:
+        if self._reviews is not None:
+            self._reviews.close()
+            self._reviews = None
+
+    def _who(self, session: Session) -> tuple[str | None, str | None]:
+        if self.open_access:
+            return self.local_user, "admin"
+        user = self.users.get(session.user or "")
+        return (user.name, user.role) if user else (None, None)
+
+    def _guard(self, handler: Handler, *, login: bool = True, write: bool = False) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            session = self.signer.load(request.cookies.get(COOKIE))
+            fresh = session is None
+            if session is None:
+                session = self.signer.new()
+            user, role = self._who(session)
+            ctx = Context(session, user, role, fresh)
+            if request.method == "POST":
+                raw = await request.body()
+                kind = request.headers.get("content-type", "")
+                token = request.headers.get("x-csrf-token")
+                if kind.startswith("application/json"):
+                    try:
+                        ctx.body = json.loads(raw or b"null")
+                    except ValueError:
+                        return self._finish(ctx, JSONResponse({"error": "not JSON"}, 400))
+                else:
+                    ctx.form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
+                    token = token or ctx.form.get("csrf")
+                if not csrf_ok(session, token):
+                    return self._finish(ctx, self._error(request, ctx, 403, "missing or wrong CSRF token"))
+            if login and user is None:
+                if request.method == "GET" and not request.url.path.startswith(("/img/", "/api/")):
+                    return self._finish(ctx, RedirectResponse(f"/login?next={quote(request.url.path)}", 303))
+                return self._finish(ctx, self._error(request, ctx, 401, "log in first"))
+            if write and role != "admin":
+                return self._finish(ctx, self._error(request, ctx, 403, f"{user} may read, not review"))
+            return self._finish(ctx, await handler(request, ctx))
+        return endpoint
+
+    def _writer(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        return self._guard(handler, write=True)
+
+    def _finish(self, ctx: Context, response: Response) -> Response:
+        if ctx.fresh:
+            self._set_cookie(response, ctx.session)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    def _set_cookie(self, response: Response, session: Session) -> None:
+        response.set_cookie(COOKIE, self.signer.dump(session), max_age=self.web.session_max_age_s, path="/",
+                            httponly=True, samesite="strict", secure=self.web.secure_cookies)
+
+    def _error(self, request: Request, ctx: Context, status: int, message: str) -> Response:
+        if request.url.path.startswith("/api/") or request.headers.get("content-type", "").startswith("application/json"):
+            return JSONResponse({"error": message}, status)
+        return self._render("error.html", ctx, status=status, message=message, code=status)
+
+    def _render(self, name: str, ctx: Context, status: int = 200, **values: Any) -> HTMLResponse:
+        html = self.templates.get_template(name).render(
+            csrf=ctx.session.csrf, user=ctx.user, role=ctx.role, open_access=self.open_access,
+            station=self.config.station.device_id, **values)
+        return HTMLResponse(html, status)
+
+    def _reader(self) -> Reader:
+        return Reader(open_readonly(self.database, self.config.storage.busy_timeout_s).conn)
+
+    def _read(self, request: Request, ctx: Context, work: Callable[[Reader], Response]) -> Response:
+        try:
+            reader = self._reader()
+        except StoreError as error:
+            return self._render("error.html", ctx, status=503, message=str(error), code=503)
+        try:
+            reader.conn.execute("BEGIN")
+            return work(reader)
+        finally:
+            reader.conn.close()
+
+    # ----- pages ---------------------------------------------------------------------------
+    async def today(self, request: Request, ctx: Context) -> Response:
+        def work(reader: Reader) -> Response:
+            day = reader.today()
+            return self._render("today.html", ctx, page="today", day=day.isoformat(), counts=reader.day_counts(day),
+                                latest=reader.latest_events(12), local=reader.local)
+        return self._read(request, ctx, work)
+
+    async def species(self, request: Request, ctx: Context) -> Response:
+        name = request.query_params.get("name", "")
+
+        def work(reader: Reader) -> Response:
+            names = reader.species_names()
+            chosen = name or (names[0] if names else "")
+            last = reader.today()
+            days, visits, individuals = reader.species_days(chosen, last, 30)
+            hours = reader.hour_matrix(last - timedelta(days=29), last, chosen).get(chosen, [0] * 24)
+            return self._render(
+                "species.html", ctx, page="species", names=names, chosen=chosen,
+                days_chart=charts.day_bars(days, {"visits": visits, "individuals": individuals},
+                                           f"{chosen}: visits and individuals per day, last 30 days"),
+                hours_chart=charts.hour_bars(hours, f"{chosen}: visits by hour of day, last 30 days"),
+                total_visits=sum(visits), total_individuals=sum(individuals))
+        return self._read(request, ctx, work)
+
+    def _period(self, request: Request, reader: Reader, default_days: int) -> tuple[date, date]:
+        last = _date(request.query_params.get("to")) or reader.today()
+        first = _date(request.query_params.get("from")) or last - timedelta(days=default_days - 1)
+        return (first, last) if first <= last else (last, first)
+
+    async def heatmap(self, request: Request, ctx: Context) -> Response:
+        def work(reader: Reader) -> Response:
+            first, last = self._period(request, reader, 30)
+            matrix = reader.hour_matrix(first, last)
+            return self._render("heatmap.html", ctx, page="heatmap", first=first.isoformat(), last=last.isoformat(),
+                                chart=charts.heatmap(matrix, f"visits per species and hour, {first} to {last}"))
+        return self._read(request, ctx, work)
+
+    async def events(self, request: Request, ctx: Context) -> Response:
+        q = request.query_params
+        page_number = max(1, _int(q.get("page")) or 1)
+        reviewed = {"yes": True, "no": False}.get(q.get("reviewed", ""))
+        size = self.web.page_size
+
+        def work(reader: Reader) -> Response:
+            rows = reader.events(camera=q.get("camera") or None, species=q.get("species") or None,
+                                 first=_date(q.get("from")), last=_date(q.get("to")), reviewed=reviewed,
+                                 limit=size, offset=(page_number - 1) * size)
+            keep = {k: v for k, v in q.items() if k != "page" and v}
+            return self._render("events.html", ctx, page="events", rows=rows[:size], more=len(rows) > size,
+                                number=page_number, filters=keep, cameras=reader.cameras(),
+                                names=reader.species_names(), local=reader.local,
+                                query=lambda n: "&".join([*(f"{quote(k)}={quote(v)}" for k, v in keep.items()),
+                                                          f"page={n}"]))
+        return self._read(request, ctx, work)
+
+    async def event(self, request: Request, ctx: Context) -> Response:
+        event_id = request.path_params["event_id"]
+
+        def work(reader: Reader) -> Response:
+            event = reader.event(event_id)
+            if event is None:
+                return self._error(request, ctx, 404, f"no event {event_id}")
+            reviews = history(reader.conn, event_id) if reader.reviews else []
+            return self._render("event.html", ctx, page="events", event=event, frames=reader.event_frames(event_id),
+                                reviews=reviews, local=reader.local, labels=self.labels,
+                                frame_images=self.web.frame_images)
+        return self._read(request, ctx, work)
+
+    async def queue(self, request: Request, ctx: Context) -> Response:
+        chosen = request.query_params.get("species") or None
+
+        def work(reader: Reader) -> Response:
+            ids = [row["id"] for row in review_queue(reader.conn, species=chosen, limit=self.web.page_size)]
+            rows = [reader.event(i) for i in ids]
+            return self._render("queue.html", ctx, page="queue", rows=rows, chosen=chosen or "",
+                                names=reader.species_names(), labels=self.labels, local=reader.local)
+        return self._read(request, ctx, work)
+
+    async def health(self, request: Request, ctx: Context) -> Response:
+        disk_paths = []
+        if self.config.retention.after_processing == "archive" and self.config.retention.archive_dir is not None:
+            disk_paths.append(self.config.retention.archive_dir)
+        status = await run_in_threadpool(
+            collect_status, self.database, disk_paths=disk_paths, rate_window_s=self.config.health.rate_window_s,
+            stale_after_s=max(60.0, 6 * self.config.health.status_interval_s))
+        return self._render("health.html", ctx, page="health", facts=status, rows=_flatten(status))
+
+    # ----- login ---------------------------------------------------------------------------
+    async def login(self, request: Request, ctx: Context) -> Response:
+        target = request.query_params.get("next") or ctx.form.get("next") or "/"
+        if not target.startswith("/") or target.startswith("//"):
+            target = "/"
+        if request.method == "GET":
+            return self._render("login.html", ctx, page="login", next=target, message=None)
+        name = ctx.form.get("name", "")
+        client = request.client.host if request.client else "?"
+        if self.limiter.blocked(client, name):
+            return self._render("login.html", ctx, status=429, page="login", next=target,
+                                message="too many failed logins: wait a minute")
+        user = self.users.get(name)
+        ok = user is not None and await run_in_threadpool(verify_password, ctx.form.get("password", ""),
+                                                          user.password_hash)
+        if not ok:
+            self.limiter.failed(client, name)
+            log.warning("failed web login for %r from %s", name, client)
+            return self._render("login.html", ctx, status=401, page="login", next=target,
+                                message="wrong name or password")
+        self.limiter.succeeded(client, name)
+        session = self.signer.new(user.name, user.role)  # a new token after login (no fixation)
+        response = RedirectResponse(target, 303)
+        self._set_cookie(response, session)
+        return response
+
+    async def logout(self, request: Request, ctx: Context) -> Response:
+        response = RedirectResponse("/login", 303)
+        self._set_cookie(response, self.signer.new())
+        return response
+
+    # ----- pictures ------------------------------------------------------------------------
+    async def img_snapshot(self, request: Request, ctx: Context) -> Response:
+        def work(reader: Reader) -> Response:
+            path = images.snapshot_path(self.snapshots, reader.snapshot_name(request.path_params["event_id"]))
+            if path is None:
+                return Response("not found", 404)
+            return Response(path.read_bytes(), media_type="image/jpeg", headers={"Cache-Control": "private, max-age=300"})
+        return self._read(request, ctx, work)
+
+    async def img_frame(self, request: Request, ctx: Context) -> Response:
+        if not self.web.frame_images:
+            return Response("not found", 404)
+        frame_id = request.path_params["frame_id"]
+        boxes = request.query_params.get("boxes") == "1"
+
+        def locate(reader: Reader) -> Any:
+            row = reader.frame(frame_id)
+            path = self._frame_path(row)
+            return (path, reader.frame_boxes(frame_id) if boxes else [])
+        found = self._read(request, ctx, locate)
+        if isinstance(found, Response) or found[0] is None:
+            return found if isinstance(found, Response) else Response("not found", 404)
+        data = await run_in_threadpool(images.frame_jpeg, *found)
+        return Response(data, media_type="image/jpeg") if data else Response("not found", 404)
+
+    async def img_crop(self, request: Request, ctx: Context) -> Response:
+        if not self.web.frame_images:
+            return Response("not found", 404)
+
+        def locate(reader: Reader) -> Any:
+            detection = reader.detection(request.path_params["detection_id"])
+            if detection is None:
+                return (None, None)
+            return (self._frame_path(reader.frame(detection["frame_id"])), detection)
+        found = self._read(request, ctx, locate)
+        if isinstance(found, Response) or found[0] is None:
+            return found if isinstance(found, Response) else Response("not found", 404)
+        data = await run_in_threadpool(images.crop_jpeg, *found)
+        return Response(data, media_type="image/jpeg") if data else Response("not found", 404)
+
+    def _frame_path(self, row: dict | None) -> Path | None:
+        if row is None:
+            return None
+        for candidate in (row.get("stored_path"), row.get("path")):
+            if candidate:
+                found = images.inside(candidate, self.frame_folders)
+                if found is not None:
+                    return found
+        return None
+
+    # ----- reviews -------------------------------------------------------------------------
+    def _store(self) -> ReviewStore:
+        if self._reviews is None:
+            self._reviews = ReviewStore(self.database, outbox=self.outbox, station_tz=self.config.station.timezone,
+                                        busy_timeout_s=self.config.storage.busy_timeout_s)
+        return self._reviews
+
+    def _review(self, reviewer: str, body: dict[str, Any]) -> Review:
+        action = str(body.get("action", ""))
+        if action not in ACTIONS:
+            raise ReviewError(f"action must be one of {', '.join(ACTIONS)}")
+        species = (str(body["species"]).strip() or None) if body.get("species") is not None else None
+        individuals = _int(body.get("individuals"))
+        with self._review_lock:
+            store = self._store()
+            if body.get("detection_id") not in (None, ""):
+                return store.review_detection(int(body["detection_id"]), action, reviewer=reviewer, species=species)
+            return store.review_event(int(body.get("event_id") or 0), action, reviewer=reviewer, species=species,
+                                      individuals=individuals)
+
+    def _undo(self, reviewer: str, review_id: int) -> Review:
+        with self._review_lock:
+            return self._store().undo(review_id, reviewer=reviewer)
+
+    async def api_review(self, request: Request, ctx: Context) -> Response:
+        if not isinstance(ctx.body, dict):
+            return JSONResponse({"error": "a JSON object is expected"}, 400)
+        try:
+            review = await run_in_threadpool(self._review, ctx.user, ctx.body)
+        except (ReviewError, ValueError, TypeError) as error:
+            return JSONResponse({"error": str(error)}, 400)
+        except StoreError as error:
+            return JSONResponse({"error": str(error)}, 503)
+        log.info("review %d by %s: event %d %s %s", review.id, ctx.user, review.event_id, review.action,
+                 review.species or review.individuals or "")
+        return JSONResponse({"review": review.__dict__})
+
+    async def api_undo(self, request: Request, ctx: Context) -> Response:
+        review_id = _int((ctx.body or {}).get("review_id")) if isinstance(ctx.body, dict) else None
+        if review_id is None:
+            return JSONResponse({"error": "review_id is needed"}, 400)
+        try:
+            review = await run_in_threadpool(self._undo, ctx.user, review_id)
+        except ReviewError as error:
+            return JSONResponse({"error": str(error)}, 400)
+        return JSONResponse({"review": review.__dict__})
+
+    async def review_form(self, request: Request, ctx: Context) -> Response:
+        event_id = request.path_params["event_id"]
+        body = {"event_id": event_id, **{k: v for k, v in ctx.form.items() if k != "csrf"}}
+        try:
+            await run_in_threadpool(self._review, ctx.user, body)
+        except (ReviewError, ValueError, TypeError) as error:
+            return self._error(request, ctx, 400, str(error))
+        return RedirectResponse(f"/event/{event_id}", 303)
+
+    async def undo_form(self, request: Request, ctx: Context) -> Response:
+        try:
+            review = await run_in_threadpool(self._undo, ctx.user, request.path_params["review_id"])
+        except ReviewError as error:
+            return self._error(request, ctx, 400, str(error))
+        return RedirectResponse(f"/event/{review.event_id}", 303)
+
+
+def _date(text: str | None) -> date | None:
+    try:
+        return date.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _flatten(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """Nested status facts as (dotted key, value) rows for the health table."""
+    rows: list[tuple[str, Any]] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            rows += _flatten(value, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(data, list) and data and all(isinstance(item, dict) for item in data):
+        for index, item in enumerate(data):
+            rows += _flatten(item, f"{prefix}[{index}]")
+    else:
+        rows.append((prefix, data))
+    return rows
+
+
+def outbox_for(config: EdgeConfig, spec: Any = None) -> Any:
+    """The daemon's OutboxWriter when [mqtt] is enabled (so a review queues the retained counts
+    and an events update that the daemon's publisher sends, naming the model as the daemon's
+    messages do), else None."""
+    if not config.mqtt.enabled:
+        return None
+    from edge.publish.outbox_writer import OutboxWriter
+
+    if spec is None:
+        return OutboxWriter(config.station.device_id, config.station.timezone, None, {}, config.mqtt.outbox_max_rows)
+    return OutboxWriter(config.station.device_id, config.station.timezone, spec.model_id, spec.scientific_names,
+                        config.mqtt.outbox_max_rows, spec.model_version)
+
+
+def create_app(config: EdgeConfig) -> Starlette:
+    """The ASGI app for `config` (raises WebStartError first, before anything is created, when
+    it must not start)."""
+    users = check_startup(config)
+    spec = model_spec(config)
+    return WebApp(config, users, model_labels(spec), outbox_for(config, spec)).app()

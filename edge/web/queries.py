@@ -1,0 +1,203 @@
+"""The read queries behind the pages, each on an index (never a scan of `frames`).
+
+| query | served by (EXPLAIN QUERY PLAN on schema 4) |
+|---|---|
+| today's counts, per-day bars | `daily_tallies` primary key (day, camera, species): a day or a day range |
+| latest events, heatmap, hour-of-day | `events_started` (started_at): newest first, or a period |
+| events list | `events_camera_started` with a camera, else `events_started` newest first (filters on the walk) |
+| an event's frames | `frames_event` (event_id) |
+| a frame's detections | detections UNIQUE (frame_id, rank) |
+| the review queue | `events_review_queue` (review_state, confidence), edge.store.reviews.review_queue |
+| species and camera names for the filters | a scan of `daily_tallies` (one row per day, camera and species: small) |
+
+A database of schema 3 (before reviews) is read as it is: nothing reviewed.
+
+Counted species of an event = NULL when its review rejected it, else the reviewed species or the
+machine's; counted individuals = the reviewed number or the machine's (docs/web.md).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import defaultdict
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from edge.store.times import format_utc, parse_utc
+
+
+def _rows(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    cursor = conn.execute(sql, params)
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
+def columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+
+
+class Reader:
+    """The page queries over one read-only connection; `zone` = the station's time zone."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        row = conn.execute("SELECT value FROM meta WHERE key = 'timezone'").fetchone()
+        self.zone = ZoneInfo(row[0]) if row and row[0] else ZoneInfo("UTC")
+        event_columns = columns(conn, "events")
+        self.reviews = "review_state" in event_columns
+        self.detections = "best_detection_id" in event_columns
+        self.detection_reviews = "review_state" in columns(conn, "detections")
+        if self.reviews:
+            self.counted_species = ("CASE WHEN e.review_state = 'rejected' THEN NULL "
+                                    "ELSE COALESCE(e.reviewed_species, e.species) END")
+            self.counted_individuals = "COALESCE(e.reviewed_individuals, e.individuals)"
+            self.review_columns = "e.review_state, e.reviewed_species, e.reviewed_individuals, e.reviewed_at"
+        else:
+            self.counted_species = "e.species"
+            self.counted_individuals = "e.individuals" if "individuals" in event_columns else "1"
+            self.review_columns = ("NULL AS review_state, NULL AS reviewed_species, NULL AS reviewed_individuals, "
+                                   "NULL AS reviewed_at")
+        best = "e.best_detection_id, e.snapshot" if self.detections else "NULL AS best_detection_id, NULL AS snapshot"
+        self.event_columns = (f"e.id, e.uid, e.camera, e.species AS machine_species, e.confidence, e.started_at, "
+                              f"e.ended_at, e.frame_count, e.state, {best}, {self.review_columns}, "
+                              f"{self.counted_species} AS species, {self.counted_individuals} AS individuals")
+
+    # ----- days and times -------------------------------------------------------------------
+    def today(self) -> date:
+        return datetime.now(self.zone).date()
+
+    def utc_bounds(self, first: date, last: date) -> tuple[str, str]:
+        """UTC text bounds [first 00:00, last + 1 day 00:00) of local days."""
+        low = datetime.combine(first, time(), tzinfo=self.zone).astimezone(UTC)
+        high = datetime.combine(last + timedelta(days=1), time(), tzinfo=self.zone).astimezone(UTC)
+        return format_utc(low), format_utc(high)
+
+    def local(self, stamp: str | None) -> datetime | None:
+        return parse_utc(stamp).astimezone(self.zone) if stamp else None
+
+    # ----- pages ------------------------------------------------------------------------------
+    def day_counts(self, day: date) -> list[dict[str, Any]]:
+        """Per species: events, individuals, frames on one local day (the tallies)."""
+        individuals = "SUM(individuals)" if "individuals" in columns(self.conn, "daily_tallies") else "SUM(events)"
+        return _rows(self.conn, f"""SELECT species, SUM(events) AS events, {individuals} AS individuals,
+                                    SUM(frames) AS frames FROM daily_tallies WHERE day = ?
+                                    GROUP BY species HAVING SUM(events) > 0 OR SUM(frames) > 0
+                                    ORDER BY SUM(events) DESC, species""", (day.isoformat(),))
+
+    def species_names(self) -> list[str]:
+        return [r[0] for r in self.conn.execute(
+            "SELECT DISTINCT species FROM daily_tallies WHERE events > 0 ORDER BY species")]
+
+    def cameras(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT DISTINCT camera FROM daily_tallies ORDER BY camera")]
+
+    def latest_events(self, limit: int = 12) -> list[dict[str, Any]]:
+        return _rows(self.conn, f"SELECT {self.event_columns} FROM events e ORDER BY e.started_at DESC LIMIT ?",
+                     (limit,))
+
+    def species_days(self, species: str, last: date, days: int = 30) -> tuple[list[str], list[int], list[int]]:
+        """(days, visits, individuals) for the `days` local days ending with `last`, zeros included."""
+        first = last - timedelta(days=days - 1)
+        individuals = "SUM(individuals)" if "individuals" in columns(self.conn, "daily_tallies") else "SUM(events)"
+        found = {r["day"]: r for r in _rows(
+            self.conn, f"""SELECT day, SUM(events) AS events, {individuals} AS individuals FROM daily_tallies
+                           WHERE day >= ? AND day <= ? AND species = ? GROUP BY day""",
+            (first.isoformat(), last.isoformat(), species))}
+        labels = [(first + timedelta(days=i)).isoformat() for i in range(days)]
+        return (labels, [int(found[d]["events"]) if d in found else 0 for d in labels],
+                [int(found[d]["individuals"] or 0) if d in found else 0 for d in labels])
+
+    def hour_matrix(self, first: date, last: date, species: str | None = None) -> dict[str, list[int]]:
+        """Counted species → 24 visit counts by the local hour of the visit's start."""
+        low, high = self.utc_bounds(first, last)
+        matrix: dict[str, list[int]] = defaultdict(lambda: [0] * 24)
+        for started_at, name in self.conn.execute(
+                f"SELECT e.started_at, {self.counted_species} FROM events e "
+                f"WHERE e.started_at >= ? AND e.started_at < ?", (low, high)):
+            if name is None or (species is not None and name != species):
+                continue
+            matrix[name][parse_utc(started_at).astimezone(self.zone).hour] += 1
+        return dict(sorted(matrix.items(), key=lambda item: (-sum(item[1]), item[0])))
+
+    def events(self, *, camera: str | None = None, species: str | None = None, first: date | None = None,
+               last: date | None = None, reviewed: bool | None = None, limit: int = 50,
+               offset: int = 0) -> list[dict[str, Any]]:
+        """The events list, newest first, filtered; `limit + 1` rows tell whether there is a next page."""
+        clauses, params = [], []
+        if camera:
+            clauses.append("e.camera = ?")
+            params.append(camera)
+        if species:
+            clauses.append(f"{self.counted_species} = ?")
+            params.append(species)
+        if first or last:
+            low, high = self.utc_bounds(first or date(1970, 1, 1), last or date(9999, 12, 30))
+            clauses += ["e.started_at >= ?", "e.started_at < ?"]
+            params += [low, high]
+        if reviewed is not None and self.reviews:
+            clauses.append("e.review_state IS NOT NULL" if reviewed else "e.review_state IS NULL")
+        elif reviewed is True:
+            clauses.append("0")
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        return _rows(self.conn, f"SELECT {self.event_columns} FROM events e{where} "
+                                f"ORDER BY e.started_at DESC, e.id DESC LIMIT ? OFFSET ?",
+                     (*params, limit + 1, offset))
+
+    def review_queue(self, *, species: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """Unreviewed events with a species, least confident first."""
+        clauses = ["e.species IS NOT NULL"]
+        params: list[Any] = []
+        if self.reviews:
+            clauses.append("e.review_state IS NULL")
+        if species:
+            clauses.append("e.species = ?")
+            params.append(species)
+        return _rows(self.conn, f"SELECT {self.event_columns} FROM events e WHERE {' AND '.join(clauses)} "
+                                f"ORDER BY e.confidence ASC, e.id ASC LIMIT ?", (*params, limit))
+
+    def event(self, event_id: int) -> dict[str, Any] | None:
+        rows = _rows(self.conn, f"SELECT {self.event_columns} FROM events e WHERE e.id = ?", (event_id,))
+        return rows[0] if rows else None
+
+    def event_frames(self, event_id: int) -> list[dict[str, Any]]:
+        frames = _rows(self.conn, """SELECT id, path, stored_path, captured_at, species, confidence FROM frames
+                                     WHERE event_id = ? ORDER BY captured_at, id""", (event_id,))
+        has_detections = self.detections
+        for frame in frames:
+            frame["detections"] = []
+            if has_detections:
+                reviewed = ("review_state, reviewed_species" if self.detection_reviews
+                            else "NULL AS review_state, NULL AS reviewed_species")
+                for det in _rows(self.conn, f"""SELECT id, rank, score, kind, species, confidence, top_k, event_id,
+                                                {reviewed} FROM detections WHERE frame_id = ? ORDER BY rank""",
+                                 (frame["id"],)):
+                    det["top_k"] = json.loads(det["top_k"]) if det["top_k"] else []
+                    frame["detections"].append(det)
+            frame["predictions"] = _rows(self.conn, "SELECT rank, label, score FROM predictions WHERE frame_id = ? "
+                                                    "ORDER BY rank", (frame["id"],))
+        return frames
+
+    def frame(self, frame_id: int) -> dict[str, Any] | None:
+        rows = _rows(self.conn, "SELECT id, path, stored_path, camera FROM frames WHERE id = ?", (frame_id,))
+        return rows[0] if rows else None
+
+    def frame_boxes(self, frame_id: int) -> list[dict[str, Any]]:
+        if not self.detections:
+            return []
+        return _rows(self.conn, """SELECT id, rank, ymin, xmin, ymax, xmax, score, kind, species, confidence
+                                   FROM detections WHERE frame_id = ? ORDER BY rank""", (frame_id,))
+
+    def detection(self, detection_id: int) -> dict[str, Any] | None:
+        if not self.detections:
+            return None
+        rows = _rows(self.conn, """SELECT id, frame_id, ymin, xmin, ymax, xmax, score, detector_label
+                                   FROM detections WHERE id = ?""", (detection_id,))
+        return rows[0] if rows else None
+
+    def snapshot_name(self, event_id: int) -> str | None:
+        if not self.detections:
+            return None
+        row = self.conn.execute("SELECT snapshot FROM events WHERE id = ?", (event_id,)).fetchone()
+        return row[0] if row else None

@@ -1,0 +1,85 @@
+// trailcam web: keyboard review on the review queue. No framework, no build step.
+// Each action posts JSON with the page's CSRF token to /api/review or /api/undo.
+"use strict";
+(function () {
+  const csrf = document.querySelector('meta[name="csrf-token"]').content;
+  const queue = document.getElementById("queue");
+  if (!queue) return;
+  const input = document.getElementById("species-input");
+  const status = document.getElementById("queue-status");
+  const items = () => Array.from(queue.querySelectorAll(".item"));
+  const undoStack = [];  // review ids of this page, newest last
+
+  function current() { return queue.querySelector(".item.current"); }
+  function select(item) {
+    if (!item) return;
+    items().forEach((el) => el.classList.remove("current"));
+    item.classList.add("current");
+    item.focus({ preventScroll: true });
+    item.scrollIntoView({ block: "nearest" });
+  }
+  function move(step) {
+    const all = items();
+    const at = all.indexOf(current());
+    select(all[Math.min(all.length - 1, Math.max(0, at + step))]);
+  }
+  async function post(url, body) {
+    const response = await fetch(url, {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf }, body: JSON.stringify(body),
+    });
+    const data = await response.json().catch(() => ({}));
+    if (!response.ok) throw new Error(data.error || response.statusText);
+    return data.review;
+  }
+  function say(text) { status.textContent = text; }
+  async function review(action, extra) {
+    const item = current();
+    if (!item) return;
+    try {
+      const done = await post("/api/review", Object.assign({ event_id: Number(item.dataset.eventId), action }, extra || {}));
+      undoStack.push({ id: done.id, item });
+      const what = action === "correct" ? "corrected to " + done.species : action === "individuals"
+        ? "individuals " + done.individuals : action === "reject" ? "not a bird" : "confirmed";
+      item.querySelector(".outcome").textContent = what;
+      item.classList.add("done");
+      say("event " + done.event_id + ": " + what + " (u: undo)");
+      if (action !== "individuals") move(1);
+    } catch (error) { say("not recorded: " + error.message); }
+  }
+  async function undo() {
+    const last = undoStack.pop();
+    if (!last) { say("nothing to undo"); return; }
+    try {
+      const undone = await post("/api/undo", { review_id: last.id });
+      last.item.querySelector(".outcome").textContent = "";
+      last.item.classList.remove("done");
+      select(last.item);
+      say("review " + undone.id + " undone");
+    } catch (error) { undoStack.push(last); say("not undone: " + error.message); }
+  }
+  if (input) {
+    input.addEventListener("keydown", (event) => {
+      if (event.key === "Enter") {
+        event.preventDefault();
+        const species = input.value.trim();
+        if (species) { input.value = ""; input.blur(); review("correct", { species }); }
+      } else if (event.key === "Escape") { input.blur(); }
+    });
+  }
+  document.addEventListener("keydown", (event) => {
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    const tag = (event.target.tagName || "").toLowerCase();
+    if (tag === "input" || tag === "select" || tag === "textarea") return;
+    const key = event.key;
+    if (key === "j") move(1);
+    else if (key === "k") move(-1);
+    else if (key === "c") review("confirm");
+    else if (key === "x") review("reject");
+    else if (key === "u") undo();
+    else if (key === "s" && input) { event.preventDefault(); input.focus(); }
+    else if (/^[1-9]$/.test(key)) review("individuals", { individuals: Number(key) });
+    else return;
+    event.preventDefault();
+  });
+})();

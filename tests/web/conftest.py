@@ -1,0 +1,198 @@
+"""Fixtures of the web tests: a station database made by the real daemon, the app served by a
+real uvicorn on a free loopback port, and a small HTTP client that keeps the session cookie.
+
+The database: `edge run --once` with the shared SSD detector and the AIY classifier over six
+composed trail-camera frames (benchmarks/scenes.py): three visits of two frames each, a few
+minutes before now (today, UTC), so every page has real events, detections, crops and snapshots.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+
+from benchmarks.scenes import compose
+from edge.config import EdgeConfig, load_config
+from edge.web.auth import hash_password
+from tests.fixtures.broker import free_port, wait_until
+
+VISITS = (("NORTHERN CARDINAL", (1, 2)), ("AMERICAN GOLDFINCH", (1, 1)), ("BLACK-CAPPED CHICKADEE", (2, 1)))
+PASSWORDS = {"alice": "alice-pass-1", "bob": "bob-pass-2"}
+
+
+@dataclass(frozen=True)
+class Station:
+    """A state folder the daemon filled, and the TOML that describes it."""
+
+    root: Path
+    camera: Path
+    database: Path
+    config_text: str
+
+    def config(self, web: dict[str, Any] | None = None, **sections: Any) -> EdgeConfig:
+        path = self.root / "edge.toml"
+        path.write_text(self.config_text)
+        overrides = {k: v for k, v in {"web": web, **sections}.items() if v}
+        return load_config(path, overrides=overrides or None, environ={})
+
+
+def _times() -> list[float]:
+    """Frame times: visits 3 minutes apart, frames 5 s apart, ending a minute ago, all today (UTC)."""
+    now = time.time()
+    midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+    start = max(now - 600, midnight + 1)
+    return [start + 180 * visit + 5 * frame for visit in range(3) for frame in range(2)]
+
+
+@pytest.fixture(scope="session")
+def station_template(birds25_dir: Path, ssd_detector_dir: Path, aiy_model_dir: Path, cli_env: dict[str, str],
+                     tmp_path_factory: pytest.TempPathFactory) -> Station:
+    root = tmp_path_factory.mktemp("web-station")
+    camera = root / "feeder"
+    camera.mkdir()
+    stamps = iter(_times())
+    index = 0
+    for species, birds in VISITS:
+        photos = sorted((birds25_dir / species).glob("*.jpg"))
+        for n in birds:
+            scene = compose(birds25_dir, (1920, 1080), n, (0.08,) * n, seed=40 + index, sources=photos[:n])
+            path = camera / f"IMG_{index:04d}.JPG"
+            path.write_bytes(scene.jpeg())
+            stamp = next(stamps)
+            os.utime(path, (stamp, stamp))
+            index += 1
+    state = root / "state"
+    text = f"""
+[station]
+timezone = "UTC"
+[model]
+path = "{aiy_model_dir}"
+labels = "{aiy_model_dir / 'labelmap.csv'}"
+[detector]
+path = "{ssd_detector_dir}"
+[[cameras]]
+name = "feeder"
+path = "{camera}"
+[storage]
+database = "{state / 'edge.db'}"
+"""
+    (root / "edge.toml").write_text(text)
+    run = subprocess.run([sys.executable, "-m", "edge", "run", "--once", "--config", str(root / "edge.toml")],
+                         env=cli_env, check=False, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    return Station(root, camera, state / "edge.db", text)
+
+
+@pytest.fixture
+def station(station_template: Station, tmp_path: Path) -> Station:
+    """A copy of the daemon's state folder (reviews change it), same camera folder."""
+    state = tmp_path / "state"
+    shutil.copytree(station_template.database.parent, state)
+    text = station_template.config_text.replace(str(station_template.database), str(state / "edge.db"))
+    root = tmp_path / "conf"
+    root.mkdir()
+    return Station(root, station_template.camera, state / "edge.db", text)
+
+
+@pytest.fixture(scope="session")
+def user_hashes() -> list[dict[str, str]]:
+    return [{"name": "alice", "password_hash": hash_password(PASSWORDS["alice"]), "role": "admin"},
+            {"name": "bob", "password_hash": hash_password(PASSWORDS["bob"]), "role": "read"}]
+
+
+class Served:
+    """An ASGI app on a real uvicorn in a thread, on a free 127.0.0.1 port."""
+
+    def __init__(self, app: Any) -> None:
+        import uvicorn
+
+        self.port = free_port()
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None,
+                                                    access_log=False, lifespan="on"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        wait_until(lambda: self.server.started, 20, "uvicorn started")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(20)
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: http.client.HTTPMessage
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Client:
+    """HTTP/1.1 over http.client: keeps the session cookie, never follows redirects."""
+
+    port: int
+    cookie: str | None = None
+    set_cookies: list[str] = field(default_factory=list)
+
+    def request(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> Reply:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        try:
+            sent = dict(headers or {})
+            if self.cookie:
+                sent["Cookie"] = f"trailcam_session={self.cookie}"
+            conn.request(method, path, body=body, headers=sent)
+            response = conn.getresponse()
+            reply = Reply(response.status, response.headers, response.read())
+        finally:
+            conn.close()
+        for line in reply.headers.get_all("set-cookie") or []:
+            self.set_cookies.append(line)
+            name, _, rest = line.partition("=")
+            if name == "trailcam_session":
+                self.cookie = rest.split(";", 1)[0]
+        return reply
+
+    def get(self, path: str) -> Reply:
+        return self.request("GET", path)
+
+    def csrf(self) -> str:
+        page = self.get("/login") if self.cookie is None else None
+        text = (page or self.get("/login")).text
+        marker = 'name="csrf-token" content="'
+        return text.split(marker, 1)[1].split('"', 1)[0]
+
+    def form(self, path: str, data: dict[str, str]) -> Reply:
+        return self.request("POST", path, urlencode(data).encode(),
+                            {"Content-Type": "application/x-www-form-urlencoded"})
+
+    def post_json(self, path: str, data: Any, token: str | None) -> Reply:
+        headers = {"Content-Type": "application/json"}
+        if token is not None:
+            headers["X-CSRF-Token"] = token
+        return self.request("POST", path, json.dumps(data).encode(), headers)
+
+    def login(self, name: str, password: str) -> Reply:
+        return self.form("/login", {"csrf": self.csrf(), "name": name, "password": password, "next": "/"})
