@@ -86,6 +86,7 @@ def _pages(db: Path) -> list[tuple[str, str]]:
     return [
         ("today", "/"),
         ("species (30 days)", f"/species?name={quote(species)}"),
+        ("heatmap (30 days, the default)", f"/heatmap?to={last}"),
         ("heatmap (a year)", f"/heatmap?from=2025-12-01&to={last}"),
         ("events", "/events"),
         ("events, filtered", f"/events?species={quote(species)}&camera=feeder"),

@@ -51,7 +51,11 @@ def _db_facts(db_path: Path, rate_window_s: float) -> dict[str, Any]:
         q = lambda sql, *args: conn.execute(sql, args).fetchone()  # noqa: E731
         # Errors that a later row at their path replaced (superseded) are not errors any more.
         error, retrying = standing_error_sql(conn)
-        total, errors, retries = q(f"SELECT COUNT(*), COALESCE(SUM({error}), 0), COALESCE(SUM({retrying}), 0) FROM frames")
+        # Only error rows can be standing errors or retries: read them by the status index, and
+        # count all rows apart (SQLite counts from its smallest index), so neither reads every row.
+        total = q("SELECT COUNT(*) FROM frames")[0]
+        errors, retries = q(f"SELECT COALESCE(SUM({error}), 0), COALESCE(SUM({retrying}), 0) FROM frames "
+                            "WHERE status = 'error'")
         last = q("SELECT processed_at, captured_at, path, species FROM frames ORDER BY id DESC LIMIT 1")
         last_err = q(f"SELECT processed_at, path, error FROM frames WHERE {error} "
                      "ORDER BY processed_at DESC, id DESC LIMIT 1")  # a retried row's processed_at moves on

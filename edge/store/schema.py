@@ -208,7 +208,8 @@ def _schema_v4(db: sqlite_utils.Database) -> None:
       event-level review, a cache kept in each review's transaction, so that reports and the
       tallies read the counted truth without replaying the history.
     - detections.review_state / reviewed_species: the same for one bird.
-    - indexes for the review queue (unreviewed events, least confident first) and the history.
+    - indexes for the review queue (unreviewed events, least confident first), the history, the
+      events by start and the frames by processing time.
     """
     db.executescript(
         """
@@ -236,7 +237,12 @@ def _schema_v4(db: sqlite_utils.Database) -> None:
         ALTER TABLE events ADD COLUMN reviewed_individuals INTEGER;
         ALTER TABLE events ADD COLUMN reviewed_at TEXT;
         CREATE INDEX IF NOT EXISTS events_review_queue ON events (review_state, confidence);
-        CREATE INDEX IF NOT EXISTS events_started ON events (started_at);
+        -- Events by start, covering what the heatmap and hour-of-day charts count (species and
+        -- review), so a year of visits is counted from the index alone.
+        CREATE INDEX IF NOT EXISTS events_started ON events (started_at, species, review_state, reviewed_species);
+        -- `edge frames`, `edge status` and the web health page read the newest frames by
+        -- processed_at: without it each was a scan of every frame.
+        CREATE INDEX IF NOT EXISTS frames_processed ON frames (processed_at);
 
         ALTER TABLE detections ADD COLUMN review_state TEXT;
         ALTER TABLE detections ADD COLUMN reviewed_species TEXT;
