@@ -38,25 +38,48 @@ def test_species_with_too_few_reviews_are_listed_and_lines_are_toml():
     assert parsed == {"classify": {"thresholds": {"Parus major": 0.9}}}
 
 
-def test_write_without_tomlkit_refuses_and_prints_the_lines(tmp_path, capsys):
-    try:
-        import tomlkit  # noqa: F401
-        pytest.skip("tomlkit is installed here: the refusal path does not apply")
-    except ImportError:
-        pass
+def _reviewed_db(tmp_path):
     import sqlite3
 
-    from edge.cli.commands import main
     from edge.store.writer import Store
 
     db = tmp_path / "t.db"
-
     Store(db).close()
     conn = sqlite3.connect(db)
     conn.execute("INSERT INTO events (uid, camera, species, confidence, started_at, ended_at, frame_count, state, review_state) "
                  "VALUES ('u1', 'c', 'Wren', 0.8, '2026-05-01T06:00:00.000Z', '2026-05-01T06:00:00.000Z', 1, 'closed', 'confirmed')")
     conn.commit()
     conn.close()
+    return db
+
+
+def test_write_merges_the_thresholds_and_keeps_the_file(tmp_path):
+    """With tomlkit (the dev environment): the thresholds land in [classify], comments and the
+    other keys stay, and the file is still a configuration the edge loads."""
+    pytest.importorskip("tomlkit", reason="tomlkit absent: the refusal path is tested instead")
+    from edge.cli.commands import main
+    from edge.config import load_config
+
+    db = _reviewed_db(tmp_path)
+    config = tmp_path / "edge.toml"
+    config.write_text('# mine\n[station]\ndevice_id = "st1"  # keep me\n[classify]\nthreshold = 0.5\n')
+    assert main(["thresholds", "suggest", "--db", str(db), "--min-reviews", "1", "--write", str(config)]) == 0
+    text = config.read_text()
+    assert text.startswith("# mine\n") and "# keep me" in text and "threshold = 0.5" in text
+    loaded = load_config(config, environ={})
+    assert loaded.classify.thresholds == {"Wren": 0.8} and loaded.classify.threshold == 0.5
+    assert loaded.station.device_id == "st1"
+
+
+def test_write_without_tomlkit_refuses_and_prints_the_lines(tmp_path, capsys):
+    try:
+        import tomlkit  # noqa: F401
+        pytest.skip("tomlkit is installed here: the refusal path does not apply")
+    except ImportError:
+        pass
+    from edge.cli.commands import main
+
+    db = _reviewed_db(tmp_path)
     config = tmp_path / "edge.toml"
     config.write_text("# mine\n[classify]\nthreshold = 0.5\n")
     assert main(["thresholds", "suggest", "--db", str(db), "--min-reviews", "1", "--write", str(config)]) == 2
