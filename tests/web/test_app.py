@@ -174,6 +174,27 @@ def test_reviews_move_the_tallies_and_undo_restores_them(open_app: Served, stati
     assert client.post_json("/api/undo", {"review_id": corrected["id"]}, token).status == 400  # undone already
 
 
+def test_one_bird_is_reviewed_from_the_event_page(open_app: Served, station: Station) -> None:
+    """The event page offers per-bird buttons; a bird's review is stored (for the training set)
+    and leaves the counts as they are, and it shows in the page's history."""
+    event_id, detection_id = _query(station.database,
+                                    "SELECT event_id, id FROM detections WHERE event_id IS NOT NULL ORDER BY id")[0]
+    before = _tallies(station.database)
+    client = Client(open_app.port)
+    page = client.get(f"/event/{event_id}").text
+    assert f'name="detection_id" value="{detection_id}"' in page
+    reply = client.form(f"/event/{event_id}/review", {"csrf": client.csrf(), "detection_id": str(detection_id),
+                                                       "action": "correct", "species": "House Sparrow"})
+    assert reply.status == 303
+    assert _query(station.database, f"SELECT review_state, reviewed_species FROM detections WHERE id = {detection_id}") == [
+        ("corrected", "House Sparrow")]
+    assert _tallies(station.database) == before
+    assert f"(bird {detection_id}) House Sparrow" in client.get(f"/event/{event_id}").text
+    review_id = _query(station.database, f"SELECT MAX(id) FROM reviews WHERE detection_id = {detection_id}")[0][0]
+    assert client.form(f"/review/{review_id}/undo", {"csrf": client.csrf()}).status == 303
+    assert _query(station.database, f"SELECT review_state FROM detections WHERE id = {detection_id}") == [(None,)]
+
+
 def test_pictures_are_served_by_id_only(open_app: Served, station: Station, tmp_path: Path) -> None:
     client = Client(open_app.port)
     event_id, snapshot = _query(station.database, "SELECT id, snapshot FROM events WHERE snapshot IS NOT NULL")[0]
