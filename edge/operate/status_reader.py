@@ -51,11 +51,16 @@ def _db_facts(db_path: Path, rate_window_s: float) -> dict[str, Any]:
         q = lambda sql, *args: conn.execute(sql, args).fetchone()  # noqa: E731
         # Errors that a later row at their path replaced (superseded) are not errors any more.
         error, retrying = standing_error_sql(conn)
-        # Only error rows can be standing errors or retries: read them by the status index, and
-        # count all rows apart (SQLite counts from its smallest index), so neither reads every row.
-        total = q("SELECT COUNT(*) FROM frames")[0]
+        # Only error rows can be standing errors or retries: read them by the status index; the
+        # number of rows comes from the trigger-kept counter, so nothing reads every row.
+        try:  # schema 4: kept by triggers (edge/store/schema.py); older: counted
+            total = q("SELECT count FROM row_counts WHERE name = 'frames'")[0]
+        except (sqlite3.OperationalError, TypeError):
+            total = q("SELECT COUNT(*) FROM frames")[0]
+        # INDEXED BY: with ANALYZE statistics from a database of nearly only `ok` rows the planner
+        # would otherwise scan the table to find the few errors (measured: 150 ms at 10^6 frames).
         errors, retries = q(f"SELECT COALESCE(SUM({error}), 0), COALESCE(SUM({retrying}), 0) FROM frames "
-                            "WHERE status = 'error'")
+                            "INDEXED BY frames_status WHERE status = 'error'")
         last = q("SELECT processed_at, captured_at, path, species FROM frames ORDER BY id DESC LIMIT 1")
         last_err = q(f"SELECT processed_at, path, error FROM frames WHERE {error} "
                      "ORDER BY processed_at DESC, id DESC LIMIT 1")  # a retried row's processed_at moves on

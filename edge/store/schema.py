@@ -209,7 +209,8 @@ def _schema_v4(db: sqlite_utils.Database) -> None:
       tallies read the counted truth without replaying the history.
     - detections.review_state / reviewed_species: the same for one bird.
     - indexes for the review queue (unreviewed events, least confident first), the history, the
-      events by start and the frames by processing time.
+      events by start and the frames by processing time; row_counts with triggers keeping the
+      number of frame rows, so no reader counts them.
     """
     db.executescript(
         """
@@ -246,6 +247,16 @@ def _schema_v4(db: sqlite_utils.Database) -> None:
 
         ALTER TABLE detections ADD COLUMN review_state TEXT;
         ALTER TABLE detections ADD COLUMN reviewed_species TEXT;
+
+        -- How many frame rows there are, kept by triggers for every writer (the daemon, retention
+        -- pruning): `edge status` and the web health page read it instead of counting a
+        -- million rows (about 150 ms each time).
+        CREATE TABLE IF NOT EXISTS row_counts (name TEXT PRIMARY KEY, count INTEGER NOT NULL);
+        INSERT OR REPLACE INTO row_counts (name, count) SELECT 'frames', COUNT(*) FROM frames;
+        CREATE TRIGGER IF NOT EXISTS frames_counted_in AFTER INSERT ON frames
+            BEGIN UPDATE row_counts SET count = count + 1 WHERE name = 'frames'; END;
+        CREATE TRIGGER IF NOT EXISTS frames_counted_out AFTER DELETE ON frames
+            BEGIN UPDATE row_counts SET count = count - 1 WHERE name = 'frames'; END;
         """
     )
 

@@ -254,3 +254,22 @@ def test_reviews_while_the_daemon_writes_never_fail_or_lose_a_count(tmp_path: Pa
     finally:
         reviews.close()
         store.close()
+
+
+def test_the_frame_row_counter_follows_inserts_and_pruning(tmp_path: Path) -> None:
+    """`edge status` and the web health page read the number of frame rows from a counter kept
+    by triggers: it must equal COUNT(*) after frames, errors and retention's deletes."""
+    from edge.operate.status_reader import collect_status
+
+    store = Store(tmp_path / "edge.db", independence_s=60, clock=lambda: NOW)
+    try:
+        for index in range(12):
+            frame(store, index * 5.0, "robin")
+        store.db.execute("DELETE FROM frames WHERE id <= 4")
+        store.conn.commit()
+        count = store.db.execute("SELECT COUNT(*) FROM frames").fetchone()[0]
+        assert count == 8
+        assert store.db.execute("SELECT count FROM row_counts WHERE name = 'frames'").fetchone() == (count,)
+    finally:
+        store.close()
+    assert collect_status(tmp_path / "edge.db")["frames_total"] == 8
