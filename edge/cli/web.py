@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import getpass
 import logging
+import socket
 import sys
 from pathlib import Path
 
 from edge.config import load_config
 
 EXIT_USAGE = 2
+EXIT_FAILURE = 1
 log = logging.getLogger("edge.web")
 
 
@@ -76,9 +78,18 @@ def cmd_web(args) -> int:
 
     host = config.web.host
     shown = f"[{host}]" if ":" in host else host
+    # The socket is bound and listening before the URL is logged: whoever reads the line (an
+    # operator, a test, a health check) can connect at once.
+    try:
+        listening = socket.create_server((host, config.web.port), family=socket.AF_INET6 if ":" in host else socket.AF_INET,
+                                         backlog=128)
+    except OSError as error:
+        print(f"edge: web.host/web.port: cannot listen on {shown}:{config.web.port}: {error.strerror or error}",
+              file=sys.stderr)
+        return EXIT_FAILURE
     log.info("serving the trailcam web app on http://%s:%d/ (database %s)", shown, config.web.port,
              config.storage.database)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=config.web.port, log_config=None,
                                            access_log=False, lifespan="on", server_header=False))
-    server.run()
+    server.run(sockets=[listening])
     return 0
