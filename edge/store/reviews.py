@@ -39,8 +39,8 @@ import sqlite_utils
 from edge.store.db import StoreError, connect, immediate, schema_version
 from edge.store.events import counted
 from edge.store.schema import SCHEMA_VERSION
-from edge.store.times import format_utc, parse_utc
-from edge.store.writer import EventChange, OutboxSink, tallies_for_day
+from edge.store.times import format_utc, local_day, parse_utc
+from edge.store.writer import EventChange, OutboxSink, bump_tally, tallies_for_day
 
 ACTIONS: tuple[str, ...] = ("confirm", "correct", "reject", "individuals")
 DETECTION_ACTIONS: tuple[str, ...] = ("confirm", "correct", "reject")
@@ -253,27 +253,19 @@ class ReviewStore:
         )
         before_species, before_n = counted(event)
         after_species, after_n = counted(after)
-        day = parse_utc(event["started_at"]).astimezone(self.station_tz).date().isoformat()
+        day = local_day(parse_utc(event["started_at"]), self.station_tz)
         if (before_species, before_n) != (after_species, after_n):
             if before_species is not None:
-                self._bump(day, event["camera"], before_species, -1, -before_n)
+                bump_tally(self.conn, day, event["camera"], before_species, events=-1, individuals=-before_n)
             if after_species is not None:
-                self._bump(day, event["camera"], after_species, 1, after_n)
+                bump_tally(self.conn, day, event["camera"], after_species, events=1, individuals=after_n)
         if self.outbox is not None:
-            today = self.clock().astimezone(self.station_tz).date().isoformat()
+            today = local_day(self.clock(), self.station_tz)
             previous = before_species if before_species != after_species else None
             change = EventChange("update", after, previous_species=previous)
             touched = {s for s in (before_species, after_species) if s is not None}
             tallies = tallies_for_day(self.conn, today) if day == today else None
             self.outbox.enqueue(self.db, [change], tallies, today, touched if day == today else set())
-
-    def _bump(self, day: str, camera: str, species: str, events: int, individuals: int) -> None:
-        self.conn.execute(
-            """INSERT INTO daily_tallies (day, camera, species, events, frames, individuals) VALUES (?, ?, ?, ?, 0, ?)
-               ON CONFLICT (day, camera, species) DO UPDATE SET
-                   events = events + excluded.events, individuals = individuals + excluded.individuals""",
-            (day, camera, species, events, individuals),
-        )
 
 
 def review_queue(conn: sqlite3.Connection, *, species: str | None = None, camera: str | None = None,

@@ -7,7 +7,7 @@ row of its own second).
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timezone, tzinfo
 
 
 def format_utc(moment: datetime) -> str:
@@ -24,3 +24,8 @@ def parse_utc(text: str) -> datetime:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc)
+
+
+def local_day(moment: datetime, zone: tzinfo) -> str:
+    """The station-local date of an instant (ISO): the day its tallies belong to."""
+    return moment.astimezone(zone).date().isoformat()

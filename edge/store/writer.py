@@ -29,7 +29,7 @@ from edge.classify.model import Prediction
 from edge.store.db import StoreError, connect, immediate, schema_version
 from edge.store.events import GROUP_BY_VALUES, SpeciesVotes, counted, vote
 from edge.store.schema import MIGRATIONS, SCHEMA_VERSION
-from edge.store.times import format_utc, parse_utc
+from edge.store.times import format_utc, local_day, parse_utc
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +167,19 @@ class OutboxSink(Protocol):
     the messages it wrote."""
 
     def enqueue(self, db: sqlite_utils.Database, changes: list[EventChange], tallies_today: dict[str, dict[str, int]] | None, today: str, species_touched: set[str]) -> list[Any]: ...
+
+
+def bump_tally(conn: Any, day: str, camera: str, species: str, *, events: int = 0, frames: int = 0,
+               individuals: int = 0) -> None:
+    """Add to one (day, camera, species) row of the daily tallies, inside the caller's
+    transaction: the one statement the frame writer and the reviews (edge/store/reviews.py) share."""
+    conn.execute(
+        """INSERT INTO daily_tallies (day, camera, species, events, frames, individuals) VALUES (?, ?, ?, ?, ?, ?)
+           ON CONFLICT (day, camera, species) DO UPDATE SET
+               events = events + excluded.events, frames = frames + excluded.frames,
+               individuals = individuals + excluded.individuals""",
+        (day, camera, species, events, frames, individuals),
+    )
 
 
 def tallies_for_day(conn: Any, day: str) -> dict[str, dict[str, int]]:
@@ -398,7 +411,7 @@ class Store:
     # -- the one write per frame ------------------------------------------------------------
 
     def local_day(self, moment: datetime) -> str:
-        return moment.astimezone(self.station_tz).date().isoformat()
+        return local_day(moment, self.station_tz)
 
     def record(self, frame: FrameRecord) -> Commit:
         """Write one frame and all its consequences in one transaction; returns what it committed."""
@@ -695,13 +708,7 @@ class Store:
 
     def _bump_tally(self, day: str, camera: str, species: str, events: int = 0, frames: int = 0,
                     individuals: int = 0) -> None:
-        self.db.execute(
-            """INSERT INTO daily_tallies (day, camera, species, events, frames, individuals) VALUES (?, ?, ?, ?, ?, ?)
-               ON CONFLICT (day, camera, species) DO UPDATE SET
-                   events = events + excluded.events, frames = frames + excluded.frames,
-                   individuals = individuals + excluded.individuals""",
-            (day, camera, species, events, frames, individuals),
-        )
+        bump_tally(self.conn, day, camera, species, events=events, frames=frames, individuals=individuals)
 
     def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
         cursor = self.db.execute(sql, tuple(params))
