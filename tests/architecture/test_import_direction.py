@@ -25,6 +25,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("edge.store",),           # the database: schema, the writer, event rules, reports, times, outbox table
     ("edge.publish",),         # MQTT: messages, the outbox writer, the publisher, discovery
     ("edge.operate",),         # field operation: notify, health, metrics, retention, service files
+    ("edge.ecology",),         # deployments, Camtrap DP / COCO Camera Traps exports, `edge report` analyses
     ("edge.web",),             # `edge web`: pages, charts, pictures by id, review endpoints
     ("edge.daemon",),          # the frame pipeline, preflight, lifecycle and wiring
     ("edge.cli", "edge.__main__"),
