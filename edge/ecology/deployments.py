@@ -81,7 +81,8 @@ def resolve_deployments(
 ) -> list[Deployment]:
     """The deployments of the configured cameras and of every other camera with data, each clipped
     to [since, until) when given. Start: configured, else the first frame, else `since`; end:
-    configured, else `until` when given, else the last frame. A camera with no frames and no
+    configured, else the last frame (a camera silent at the end of the period is not given
+    effort it may not have had: `end_source` says so), else `until`. A camera with no frames and no
     configured start is left out (it has no effort to report)."""
     zone = config.station.zone
     configured = {camera.name: camera.deployment for camera in config.cameras}
@@ -103,12 +104,10 @@ def resolve_deployments(
             start, start_source = since, "period"
         if table is not None and table.end is not None:
             end, end_source = as_aware(table.end, zone, end=True).astimezone(timezone.utc), "config"
-        elif until is not None:
-            end, end_source = until, "period"
         elif last is not None:
             end, end_source = last, "last frame"
         else:
-            end, end_source = None, "period"
+            end, end_source = until, "period"
         if start is None or end is None:
             continue
         if since is not None and since > start:
