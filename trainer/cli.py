@@ -101,6 +101,9 @@ def _add_train(subparsers) -> None:
     p.add_argument("--mixed-precision", dest="mixed_precision", choices=("auto", "on", "off"), help="(default auto: on with a GPU)")
     p.add_argument("--distribution", choices=("auto", "none", "mirrored", "multiworker"), help="(default auto: mirrored with >1 GPU)")
     p.add_argument("--overwrite", action="store_true", help="train into a folder that already holds a run")
+    p.add_argument("--taxonomy", type=Path, metavar="CSV",
+                   help="scientific (and common) names per class, written into the run and its bundles: a "
+                        "label,scientific_name[,common_name] CSV or a per-image one such as the Kaggle set's birds.csv")
     p.add_argument("--init-from", dest="init_from", type=Path, metavar="RUN_OR_BUNDLE",
                    help="fine-tune from this run folder or bundle (one exported with its model.keras): its weights "
                         "and classes, in its order, then the data's new classes; --arch and --image-size default to its")
@@ -134,6 +137,8 @@ def _add_export(subparsers) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing bundle folder")
     p.add_argument("--no-keras-model", dest="include_keras", action="store_false",
                    help="leave the trainable model.keras out of the bundle (smaller; --init-from then needs the run folder)")
+    p.add_argument("--taxonomy", type=Path, metavar="CSV",
+                   help="scientific (and common) names per class to add to (or replace in) the run's, as trainer train --taxonomy")
     p.set_defaults(func=cmd_export)
 
 
@@ -253,7 +258,7 @@ def _read_params(path: Path) -> dict[str, Any]:
 
 def _coerce(key: str, value: Any) -> Any:
     """Check a --params value's type against TrainConfig's default, naming the key on failure."""
-    if key in ("data_dir", "out_dir", "checkpoint_dir", "init_from"):
+    if key in ("data_dir", "out_dir", "checkpoint_dir", "init_from", "taxonomy"):
         return Path(value) if value is not None else None
     if key == "filters":
         if not (isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) and v > 0 for v in value)):
@@ -379,6 +384,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     class_names = json.loads((args.run / "class_names.json").read_text())
     if args.no_bird_label is not None and args.no_bird_label not in class_names:
         raise UsageError(f"--no-bird-label: no_bird_label {args.no_bird_label!r} is not one of the run's classes")
+    taxonomy = None
+    if args.taxonomy is not None:
+        from trainer.taxonomy import load_for_classes
+
+        matched = load_for_classes(args.taxonomy, class_names)  # TaxonomyError (a DataError): exit 2
+        for line in matched.lines(args.taxonomy):
+            print(line, file=sys.stderr)
+        taxonomy = matched.manifest()
     _quiet_tensorflow()
     from trainer.export import ExportVerificationError, export_bundle, read_manifest
 
@@ -386,7 +399,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         bundle = export_bundle(args.run, args.out_dir, args.quantize, data_dir=args.data_dir,
                                calibration_images=args.calibration_images, eval_images=args.eval_images,
                                min_agreement=args.min_agreement, no_bird_label=args.no_bird_label,
-                               overwrite=args.overwrite, include_keras=args.include_keras)
+                               overwrite=args.overwrite, include_keras=args.include_keras, taxonomy=taxonomy)
     except ExportVerificationError as exc:
         print(f"trainer: export failed verification: {exc}", file=sys.stderr)
         return 1
@@ -394,6 +407,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     print(f"bundle: {bundle}")
     print(f"verified on {m['eval_images']} held-out images: keras top-1 {m['keras_top1']:.4f}  "
           f"tflite top-1 {m['tflite_top1']:.4f}  agreement {m['agreement']:.4f} (required {m['min_agreement']:.4f})")
+    named = read_manifest(bundle).get("taxonomy") or {}
+    print(f"taxonomy: names for {len(named)} of {len(class_names)} classes"
+          + ("" if named else " (train or export with --taxonomy CSV to add scientific names)"))
     return 0
 
 
