@@ -13,6 +13,9 @@ Two CSV shapes are read, told apart by their headers only:
   given two different scientific (or common) names is refused, naming both and their rows;
 - a simple `label,scientific_name[,common_name]`, one row per class.
 
+An all-capitals scientific name ("CARDINALIS CARDINALIS") is written in the usual form
+("Cardinalis cardinalis"), which is what Camtrap DP and GBIF expect.
+
 Headers are matched case-insensitively with spaces, hyphens, underscores and camelCase treated
 alike: the label column is the first of label | labels | class | class_name | name | species,
 the scientific one scientific_name | scientific | latin_name, the common one common_name |
@@ -108,6 +111,16 @@ def _clean(value: str | None) -> str | None:
     return None if value.lower() in _MISSING else value
 
 
+def scientific_case(name: str) -> str:
+    """An all-capitals Latin name ("CARDINALIS CARDINALIS", as a file of upper-case labels may
+    write it) in the usual form ("Cardinalis cardinalis": genus capitalised, epithets lower
+    case); any other spelling is kept as it is."""
+    if not name.isupper():
+        return name
+    genus, *rest = name.split()
+    return " ".join([genus.capitalize(), *(word.lower() for word in rest)])
+
+
 def _pick(headers: dict[str, str], candidates: Iterable[str]) -> str | None:
     """The file's own header for the first candidate (normalised) it has."""
     for candidate in candidates:
@@ -151,6 +164,8 @@ def read_taxonomy(path: Path) -> dict[str, Names]:
                 value = _clean(row.get(column)) if column is not None else None
                 if value is None:
                     continue
+                if kind == "scientific_name":
+                    value = scientific_case(value)
                 if kind not in entry:
                     entry[kind] = (value, row_number)
                 elif entry[kind][0] != value:
