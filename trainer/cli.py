@@ -101,6 +101,9 @@ def _add_train(subparsers) -> None:
     p.add_argument("--mixed-precision", dest="mixed_precision", choices=("auto", "on", "off"), help="(default auto: on with a GPU)")
     p.add_argument("--distribution", choices=("auto", "none", "mirrored", "multiworker"), help="(default auto: mirrored with >1 GPU)")
     p.add_argument("--overwrite", action="store_true", help="train into a folder that already holds a run")
+    p.add_argument("--taxonomy", type=Path, metavar="CSV",
+                   help="scientific (and common) names per class, written into the run and its bundles: a "
+                        "label,scientific_name[,common_name] CSV or a per-image one such as the Kaggle set's birds.csv")
     p.add_argument("--init-from", dest="init_from", type=Path, metavar="RUN_OR_BUNDLE",
                    help="fine-tune from this run folder or bundle (one exported with its model.keras): its weights "
                         "and classes, in its order, then the data's new classes; --arch and --image-size default to its")
@@ -134,6 +137,8 @@ def _add_export(subparsers) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing bundle folder")
     p.add_argument("--no-keras-model", dest="include_keras", action="store_false",
                    help="leave the trainable model.keras out of the bundle (smaller; --init-from then needs the run folder)")
+    p.add_argument("--taxonomy", type=Path, metavar="CSV",
+                   help="scientific (and common) names per class to add to (or replace in) the run's, as trainer train --taxonomy")
     p.set_defaults(func=cmd_export)
 
 
@@ -172,21 +177,33 @@ def _add_synth(subparsers) -> None:
 
 def _add_crops(subparsers) -> None:
     p = subparsers.add_parser(
-        "crops", help="cut labelled trail-camera frames into bird crops, as the edge's detector cuts them",
+        "crops", help="cut labelled trail-camera frames (or a COCO Camera Traps file's boxes) into bird crops",
         description="Run the edge's detector (edge.detect BirdFinder.locate, the daemon's own code) on every frame "
                     "of a folder-per-species tree (splits such as train/valid/test are kept) and write each bird's "
                     "crop, bit-identical to what the edge classifies, into the same folder under --out as "
                     "<frame stem>_<rank>.png. Frames with no bird are listed in OUT/no_birds.txt, frames with "
                     "several in OUT/several_birds.txt (each crop takes its folder's label: sort mixed-species "
-                    "frames by hand), unreadable ones in OUT/unreadable.txt.")
-    p.add_argument("--detector", type=Path, required=True, metavar="MODEL",
-                   help="detector .tflite or a folder holding one (the edge's [detector] path)")
+                    "frames by hand), unreadable ones in OUT/unreadable.txt. With --coco FILE --images DIR the "
+                    "boxes and labels come from a COCO Camera Traps file instead (no detector): OUT/<category>/ "
+                    "crops cut with the edge's crop geometry, and OUT/taxonomy.csv when its categories carry "
+                    "scientific names.")
+    p.add_argument("--detector", type=Path, metavar="MODEL",
+                   help="detector .tflite or a folder holding one (the edge's [detector] path); required without --coco")
     p.add_argument("--detector-labels", type=Path, metavar="PATH", help="the detector's labels file (default: beside it, or embedded)")
-    p.add_argument("--data", dest="data_dir", type=Path, required=True, metavar="DIR",
-                   help="labelled frames: <species>/ or train|valid|test/<species>/")
+    p.add_argument("--data", dest="data_dir", type=Path, metavar="DIR",
+                   help="labelled frames: <species>/ or train|valid|test/<species>/; required without --coco")
+    p.add_argument("--coco", type=Path, metavar="FILE",
+                   help="a COCO Camera Traps JSON (images, annotations with bbox [x, y, w, h] in pixels, categories; "
+                        "category 0 / 'empty' is no bird) whose boxes to cut, instead of --detector and --data")
+    p.add_argument("--images", dest="images_dir", type=Path, metavar="DIR", help="with --coco: the folder its file_names are relative to")
+    p.add_argument("--category-map", dest="category_map", action="append", default=[], metavar="NAME=CLASS",
+                   help="with --coco: write category NAME's crops into class folder CLASS (repeatable; two names "
+                        "may share a class)")
+    p.add_argument("--skip-category", dest="skip_categories", action="append", default=[], metavar="NAME",
+                   help="with --coco: leave category NAME out, e.g. human or vehicle (repeatable)")
     p.add_argument("--out", dest="out_dir", type=Path, required=True, metavar="DIR", help="crop folder to create (must be new or empty)")
-    p.add_argument("--tiles", default="auto", metavar="auto|off|CxR", help="tiles besides the full frame, as [detector] tiles (auto)")
-    p.add_argument("--threshold", type=_fraction_or_one, default=0.5, metavar="X",
+    p.add_argument("--tiles", default=None, metavar="auto|off|CxR", help="tiles besides the full frame, as [detector] tiles (auto)")
+    p.add_argument("--threshold", type=_fraction_or_one, default=None, metavar="X",
                    help="detector score a box needs to be a bird, as [detector] threshold (0.5)")
     p.add_argument("--margin", type=_checked(float, "a number", lambda v: 0.0 <= v <= 1.0, "must be in [0, 1]"),
                    default=0.15, metavar="F", help="margin around each box, a fraction of its longer side, as [detector] crop_margin (0.15)")
@@ -253,7 +270,7 @@ def _read_params(path: Path) -> dict[str, Any]:
 
 def _coerce(key: str, value: Any) -> Any:
     """Check a --params value's type against TrainConfig's default, naming the key on failure."""
-    if key in ("data_dir", "out_dir", "checkpoint_dir", "init_from"):
+    if key in ("data_dir", "out_dir", "checkpoint_dir", "init_from", "taxonomy"):
         return Path(value) if value is not None else None
     if key == "filters":
         if not (isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) and v > 0 for v in value)):
@@ -379,6 +396,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     class_names = json.loads((args.run / "class_names.json").read_text())
     if args.no_bird_label is not None and args.no_bird_label not in class_names:
         raise UsageError(f"--no-bird-label: no_bird_label {args.no_bird_label!r} is not one of the run's classes")
+    taxonomy = None
+    if args.taxonomy is not None:
+        from trainer.taxonomy import load_for_classes
+
+        matched = load_for_classes(args.taxonomy, class_names)  # TaxonomyError (a DataError): exit 2
+        for line in matched.lines(args.taxonomy):
+            print(line, file=sys.stderr)
+        taxonomy = matched.manifest()
     _quiet_tensorflow()
     from trainer.export import ExportVerificationError, export_bundle, read_manifest
 
@@ -386,7 +411,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         bundle = export_bundle(args.run, args.out_dir, args.quantize, data_dir=args.data_dir,
                                calibration_images=args.calibration_images, eval_images=args.eval_images,
                                min_agreement=args.min_agreement, no_bird_label=args.no_bird_label,
-                               overwrite=args.overwrite, include_keras=args.include_keras)
+                               overwrite=args.overwrite, include_keras=args.include_keras, taxonomy=taxonomy)
     except ExportVerificationError as exc:
         print(f"trainer: export failed verification: {exc}", file=sys.stderr)
         return 1
@@ -394,6 +419,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     print(f"bundle: {bundle}")
     print(f"verified on {m['eval_images']} held-out images: keras top-1 {m['keras_top1']:.4f}  "
           f"tflite top-1 {m['tflite_top1']:.4f}  agreement {m['agreement']:.4f} (required {m['min_agreement']:.4f})")
+    named = read_manifest(bundle).get("taxonomy") or {}
+    print(f"taxonomy: names for {len(named)} of {len(class_names)} classes"
+          + ("" if named else " (train or export with --taxonomy CSV to add scientific names)"))
     return 0
 
 
@@ -413,16 +441,47 @@ def cmd_crops(args: argparse.Namespace) -> int:
         load_finder,
     )
 
+    if args.coco is not None:
+        return _coco_crops(args)
+    for option, value in (("--images", args.images_dir), ("--category-map", args.category_map),
+                          ("--skip-category", args.skip_categories)):
+        if value:
+            raise UsageError(f"{option} goes with --coco FILE")
+    if args.detector is None or args.data_dir is None:
+        raise UsageError("--detector MODEL and --data DIR are required (or --coco FILE --images DIR for boxes a "
+                         "COCO Camera Traps file gives)")
     data = args.data_dir.expanduser()
     if not data.is_dir():  # answer before loading any model
         raise UsageError(f"--data: {data} does not exist" if not data.exists() else f"--data: {data} is not a folder")
     check_out_dir(args.out_dir.expanduser(), data, args.force)
-    if args.min_score is not None and args.min_score < args.threshold:
-        raise UsageError(f"--min-score {args.min_score} is below --threshold {args.threshold}: no box under the threshold is found")
+    threshold = 0.5 if args.threshold is None else args.threshold
+    if args.min_score is not None and args.min_score < threshold:
+        raise UsageError(f"--min-score {args.min_score} is below --threshold {threshold}: no box under the threshold is found")
     crop_size = classifier_input_size(args.model) if args.model is not None else (args.size or 224,) * 2
-    finder = load_finder(args.detector, args.detector_labels, tiles=args.tiles, threshold=args.threshold, margin=args.margin)
+    finder = load_finder(args.detector, args.detector_labels, tiles=args.tiles or "auto", threshold=threshold,
+                         margin=args.margin)
     report = cut_crops(finder, data, args.out_dir, crop_size, fmt=args.crop_format, min_score=args.min_score,
                        force=args.force)
+    print(json.dumps(report.as_dict(), indent=2, ensure_ascii=False) if args.json else "\n".join(report.lines()))
+    return 0
+
+
+def _coco_crops(args: argparse.Namespace) -> int:
+    """`trainer crops --coco FILE --images DIR`: the file's boxes, no detector (trainer/coco.py)."""
+    from trainer.coco import cut_coco_crops, parse_category_map
+    from trainer.crops import classifier_input_size
+
+    given = [option for option, value in (("--detector", args.detector), ("--detector-labels", args.detector_labels),
+                                          ("--data", args.data_dir), ("--tiles", args.tiles),
+                                          ("--threshold", args.threshold), ("--min-score", args.min_score)) if value is not None]
+    if given:
+        raise UsageError(f"{given[0]} does not go with --coco: the boxes are the file's (no detector runs)")
+    if args.images_dir is None:
+        raise UsageError("--coco needs --images DIR, the folder its images' file_names are relative to")
+    crop_size = classifier_input_size(args.model) if args.model is not None else (args.size or 224,) * 2
+    report = cut_coco_crops(args.coco, args.images_dir, args.out_dir, crop_size, margin=args.margin, fmt=args.crop_format,
+                            category_map=parse_category_map(args.category_map), skip_categories=args.skip_categories,
+                            force=args.force)
     print(json.dumps(report.as_dict(), indent=2, ensure_ascii=False) if args.json else "\n".join(report.lines()))
     return 0
 

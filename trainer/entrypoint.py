@@ -54,7 +54,7 @@ SDK_CHANNELS = {"code", "sm_drivers"}  # ModelTrainer stages the source through 
 # Entry-point options that are not TrainConfig fields.
 OPTION_DEFAULTS: dict[str, Any] = {"quantize": "int8", "calibration_images": 200, "eval_split": "auto"}
 # TrainConfig fields the platform decides, not the hyperparameters.
-_PLATFORM_FIELDS = {"data_dir", "out_dir", "resume", "overwrite", "extra", "filters"}
+_PLATFORM_FIELDS = {"data_dir", "out_dir", "resume", "overwrite", "extra", "filters", "taxonomy"}
 DEFAULT_CHECKPOINT_DIR = "/opt/ml/checkpoints"
 TF_CONFIG_PORT = 2222
 

@@ -18,8 +18,8 @@ import json
 import logging
 import shutil
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +51,7 @@ class RunInfo:
     config: dict
     class_names: list[str]
     data: dict
+    taxonomy: dict = field(default_factory=dict)  # RUN/taxonomy.json (trainer train --taxonomy), else {}
 
     @classmethod
     def load(cls, run_dir: Path) -> "RunInfo":
@@ -61,7 +62,9 @@ class RunInfo:
         class_names = json.loads((run_dir / "class_names.json").read_text())
         data_path = run_dir / "data.json"
         data = json.loads(data_path.read_text()) if data_path.is_file() else {}
-        return cls(run_dir, config, class_names, data)
+        from trainer.taxonomy import read_run_taxonomy
+
+        return cls(run_dir, config, class_names, data, read_run_taxonomy(run_dir))
 
 
 def load_keras_model(path: Path):
@@ -188,6 +191,7 @@ def export_bundle(
     no_bird_label: str | None = None,
     overwrite: bool = False,
     include_keras: bool = True,
+    taxonomy: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Path:
     """Convert run_dir/best.keras, verify it on held-out images, and write the bundle to out_dir.
 
@@ -201,6 +205,10 @@ def export_bundle(
     With include_keras the bundle also carries the run's best.keras as model.keras (the edge
     ignores it): a .tflite cannot be trained, and `trainer train --init-from BUNDLE` needs the
     Keras model behind it even where the run folder is gone.
+
+    The manifest's `taxonomy` (class → scientific and common name, read by the edge) is the
+    run's taxonomy.json with `taxonomy` (`trainer export --taxonomy FILE`, already matched to
+    the run's classes) over it: a class it names gets its names, the others keep the run's.
     """
     from edge.classify.model import TFLiteModel
 
@@ -218,6 +226,9 @@ def export_bundle(
         runner = TFLiteModel(staging / "model.tflite", threads=None)
         metrics = _agreement_metrics(keras_probs, runner.predict(x_eval), y_eval)
         manifest = _manifest(run, quantize, tflite_bytes, runner, metrics, threshold, no_bird_label)
+        names = _taxonomy(run, taxonomy)
+        if names:
+            manifest["taxonomy"] = names
         if include_keras:
             shutil.copyfile(run.run_dir / "best.keras", staging / KERAS_MODEL)
             manifest["keras_model"] = KERAS_MODEL
@@ -326,6 +337,15 @@ def _manifest(run: RunInfo, quantize: str, tflite_bytes: bytes, runner, metrics:
         "metrics": {**metrics, "min_agreement": threshold},
         "tflite_sha256": sha,
     }
+
+
+def _taxonomy(run: RunInfo, extra: Mapping[str, Mapping[str, str]] | None) -> dict[str, dict[str, str]]:
+    """The bundle's class → names: the run's, with `extra`'s entries over them, in label order;
+    names of classes the run does not have are dropped (the edge would ignore them anyway)."""
+    names = {label: dict(entry) for label, entry in run.taxonomy.items()}
+    for label, entry in (extra or {}).items():
+        names[label] = {**names.get(label, {}), **entry}
+    return {label: names[label] for label in run.class_names if names.get(label)}
 
 
 def _parent(run_dir: Path) -> dict | None:

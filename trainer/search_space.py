@@ -45,7 +45,7 @@ SCALINGS = ("Auto", "Linear", "Logarithmic", "ReverseLogarithmic")
 PARAM_TYPES = ("int", "float", "categorical")
 
 # Fields a search may not touch: where data and results live, and run control.
-_NOT_TUNABLE = {"data_dir", "out_dir", "arch", "resume", "checkpoint_dir", "extra", "filters"}
+_NOT_TUNABLE = {"data_dir", "out_dir", "arch", "resume", "checkpoint_dir", "extra", "filters", "taxonomy"}
 
 
 class SearchSpaceError(ValueError):

@@ -3,6 +3,7 @@
 The run folder is the unit the rest of the trainer works on (evaluate, export, tune, SageMaker):
 
     run_dir/config.json class_names.json data.json history.json history.png best.keras train.log
+            taxonomy.json (with --taxonomy: class → scientific and common name)
             checkpoints/epoch-0003.keras state.json   (checkpoint_dir may live elsewhere)
 
 One line per epoch goes to stdout in the stable format of docs/ARCHITECTURE.md, so a metric
@@ -24,6 +25,7 @@ from trainer.train_config import OPTIMIZERS, TrainConfig
 
 if TYPE_CHECKING:
     from trainer.data import DataSplits
+    from trainer.taxonomy import Matched
 
 log = logging.getLogger(__name__)
 # Epoch lines go to stdout themselves; this logger copies them into train.log only.
@@ -216,11 +218,13 @@ def _run_phases(state: dict, fit, model, strategy, config: TrainConfig, total: i
     fit("fine_tune", state["fine_tune_until"])
 
 
-def _prepare_run(config: TrainConfig) -> tuple[DataSplits, dict | None]:
-    """Check the config, read the data, then create the run folder; returns (data, saved state).
+def _prepare_run(config: TrainConfig) -> tuple[DataSplits, dict | None, Matched | None]:
+    """Check the config, read the data, then create the run folder; returns (data, saved state,
+    the --taxonomy names matched to the data's classes or None).
 
-    The data folder is read before out_dir is touched, so a bad --data leaves no half-made run
-    folder behind; the saved state is None unless resuming from a checkpoint's state.json.
+    The data folder (and the taxonomy file) are read before out_dir is touched, so a bad --data
+    or --taxonomy leaves no half-made run folder behind; the saved state is None unless resuming
+    from a checkpoint's state.json.
     """
     from trainer.data import discover
 
@@ -232,11 +236,16 @@ def _prepare_run(config: TrainConfig) -> tuple[DataSplits, dict | None]:
         data = _order_for_init(config, data)
     for split in ("train", "valid"):
         data.split(split)  # raises DataError for an empty split: also before out_dir is touched
+    matched = None
+    if config.taxonomy is not None:
+        from trainer.taxonomy import load_for_classes
+
+        matched = load_for_classes(Path(config.taxonomy), data.class_names)  # TaxonomyError: exit 2
     state = _prepare_run_dir(config, ckpt_dir)
     # A resume returns before creating them, and checkpoint_dir may live apart from a new out_dir.
     Path(config.out_dir).mkdir(parents=True, exist_ok=True)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    return data, state
+    return data, state, matched
 
 
 def _order_for_init(config: TrainConfig, data: DataSplits) -> DataSplits:
@@ -271,18 +280,21 @@ def _start_session(config: TrainConfig, data: DataSplits):
     return strategy
 
 
-def _write_run_files(config: TrainConfig, data: DataSplits, state: dict | None) -> None:
-    """config.json and class_names.json always; data.json for a fresh run; refuse a resume whose classes changed.
+def _write_run_files(config: TrainConfig, data: DataSplits, state: dict | None, matched: Matched | None = None) -> None:
+    """config.json and class_names.json always; data.json for a fresh run; taxonomy.json; refuse a
+    resume whose classes changed.
 
     data.json describes the data the run started from (export copies its train fingerprint
     into the bundle's manifest), so a resume keeps the first one. A resume on other classes
-    would silently mislabel every output, hence the error.
+    would silently mislabel every output, hence the error. taxonomy.json holds the names of
+    --taxonomy (on top of an --init-from model's own); a resume without --taxonomy keeps it.
     """
     from trainer.data import DataError, fingerprint
 
     run_dir = Path(config.out_dir)
     (run_dir / "config.json").write_text(config.to_json() + "\n")
     _write_json(run_dir / "class_names.json", data.class_names)
+    _write_taxonomy(config, data, state, matched)
     if state is None:
         _write_json(run_dir / "data.json", {
             "root": str(data.root), "layout": data.layout, "class_names": data.class_names,
@@ -296,6 +308,27 @@ def _write_run_files(config: TrainConfig, data: DataSplits, state: dict | None) 
             write_init_file(run_dir, resolve_init_source(Path(config.init_from)), data.class_names)
     elif state.get("class_names") and state["class_names"] != data.class_names:
         raise DataError(f"cannot resume: the classes changed since the checkpoint ({state['class_names']} -> {data.class_names})")
+
+
+def _write_taxonomy(config: TrainConfig, data: DataSplits, state: dict | None, matched: Matched | None) -> None:
+    """RUN/taxonomy.json: an --init-from model's names for its classes, then --taxonomy's over them.
+    A fresh run without either leaves none (an --overwrite removes an old one)."""
+    from trainer.taxonomy import TAXONOMY_FILE, inherited_taxonomy, write_run_taxonomy
+
+    run_dir = Path(config.out_dir)
+    names: dict[str, dict[str, str]] = {}
+    if config.init_from is not None and state is None:
+        from trainer.init_from import resolve_init_source
+
+        names = inherited_taxonomy(resolve_init_source(Path(config.init_from)), data.class_names)
+    if matched is not None:
+        for line in matched.lines(config.taxonomy):
+            (log.warning if ": warning:" in line else log.info)(line)
+        names.update({label: {**names.get(label, {}), **entry} for label, entry in matched.manifest().items()})
+    if names:
+        write_run_taxonomy(run_dir, names)
+    elif state is None:
+        (run_dir / TAXONOMY_FILE).unlink(missing_ok=True)
 
 
 def _make_datasets(config: TrainConfig, data: DataSplits, state: dict | None):
@@ -433,13 +466,13 @@ def train(config: TrainConfig, extra_callbacks: Sequence[Any] = ()) -> TrainResu
 
     extra_callbacks are Keras callbacks added to every fit (the tuner's pruning callback).
     """
-    data, state = _prepare_run(config)
+    data, state, matched = _prepare_run(config)
     run_dir = Path(config.out_dir)
     with _LogToFile(run_dir / "train.log"):
         import keras
 
         strategy = _start_session(config, data)
-        _write_run_files(config, data, state)
+        _write_run_files(config, data, state, matched)
         train_ds, valid_ds = _make_datasets(config, data, state)
         wants_fine_tune = config.arch != "convnet" and config.fine_tune_layers > 0 and config.fine_tune_epochs > 0
         total = config.epochs + (config.fine_tune_epochs if wants_fine_tune else 0)

@@ -67,6 +67,8 @@ class TrainConfig:
     overwrite: bool = False  # allow training into a folder that already holds a run
     # start from this run folder or bundle (trainer/init_from.py): its weights, its classes first
     init_from: Path | None = None
+    # scientific/common names per class (trainer/taxonomy.py): RUN/taxonomy.json, then the bundle manifest
+    taxonomy: Path | None = None
     mixed_precision: str = "auto"  # auto (on when a GPU is visible) | on | off
     distribution: str = "auto"  # auto | none | mirrored | multiworker
     extra: dict[str, Any] = field(default_factory=dict)
@@ -83,7 +85,7 @@ class TrainConfig:
         data = json.loads(text)
         for key in ("data_dir", "out_dir"):
             data[key] = Path(data[key])
-        for key in ("checkpoint_dir", "init_from"):
+        for key in ("checkpoint_dir", "init_from", "taxonomy"):
             if data.get(key):
                 data[key] = Path(data[key])
         data["filters"] = tuple(data.get("filters", (64, 32)))
