@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import edge
 from edge.config import load_config
 from edge.classify.model import sha256_file
 from tests.edge.conftest import DaemonProcess, ThreadDaemon
@@ -54,11 +55,17 @@ def test_frames_in_events_and_retained_counts_out(broker: Broker, station: Stati
         assert payload["model_version"] == version
     statuses = [m.payload for m in sub.on(f"{BASE}/status")]
     assert statuses[0] == "online" and statuses[-1] == "stopped"
+    # The retained identity card, sent right after `online` on the connect.
+    info = json.loads(sub.on(f"{BASE}/info")[0].payload)
+    assert (info["device"], info["timezone"], info["cameras"]) == ("st1", "Europe/Berlin", ["cam1"])
+    assert (info["model_id"], info["model_version"], info["detector_id"]) == (rows[next(iter(rows))][6], version, None)
+    assert info["software_version"] == edge.__version__ and info["deployments"] == []
 
     late = Subscriber(broker, [f"{BASE}/#"], persistent=False)
     retained = late.wait_for(
         lambda ms: {m.topic for m in ms if m.retain} >= {f"{BASE}/status", f"{BASE}/counts"} and ms, what="retained"
     )
+    late.wait_for(lambda ms: any(m.retain and m.topic == f"{BASE}/info" for m in ms), what="retained info")
     counts = json.loads([m for m in retained if m.topic == f"{BASE}/counts"][-1].payload)
     expected = today_tallies(station, counts["day"])
     assert {s: (v["events"], v["frames"]) for s, v in counts["species"].items()} == expected
