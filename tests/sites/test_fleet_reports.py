@@ -1,20 +1,23 @@
 """`edge counts` / `edge events` from the central database equal the device's own answers.
 
 A real edge database (the daemon's Store writer and reviews, tests/sites/station.py) is exported
-with `edge export events` and loaded into a real PostgreSQL (tests/fixtures/postgres.py) and a
-real central SQLite file; every report must print exactly what the device's SQLite file prints.
+with `edge export events` and loaded by the collector's own import (collector/importer.py: the
+MQTT message handler and sink) into a real PostgreSQL (tests/fixtures/postgres.py) and a real
+central SQLite file; every report must print exactly what the device's SQLite file prints.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from edge.cli.commands import main
-from tests.sites.central_load import load
+from collector.importer import import_file
+from collector.sink import Sink
 from tests.sites.station import DEVICE, build_station_db
 
 
@@ -23,25 +26,35 @@ def device_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_station_db(tmp_path_factory.mktemp("device") / "trailcam.db", visits=60)
 
 
+def other_device(device_db: Path, tmp_path: Path) -> Path:
+    """The same visits on another device in another zone, so that --device has something to leave out."""
+    other = tmp_path / "other.db"
+    shutil.copy(device_db, other)
+    with sqlite3.connect(other) as conn:
+        conn.execute("UPDATE meta SET value = 'other-7' WHERE key = 'station_id'")
+        conn.execute("UPDATE meta SET value = 'America/New_York' WHERE key = 'timezone'")
+    conn.close()
+    return other
+
+
 @pytest.fixture(params=["postgresql", "sqlite"])
 def central(request: pytest.FixtureRequest, tmp_path: Path, device_db: Path) -> str:
     """The central database holding this device's messages (and a second device's)."""
     db = request.getfixturevalue("postgres_db") if request.param == "postgresql" else str(tmp_path / "central.sqlite")
-    out = tmp_path / "export.jsonl"
-    assert main(["export", "events", "--db", str(device_db), "--out", str(out)]) == 0
-    lines = [json.loads(line) for line in out.read_text().splitlines()]
-    load(db, lines)
-    load(db, lines)  # idempotent: loading twice changes nothing
-    # Another device in another zone, so a --device filter has something to leave out.
-    other = tmp_path / "other.db"
-    shutil.copy(device_db, other)
-    import sqlite3
-    with sqlite3.connect(other) as conn:
-        conn.execute("UPDATE meta SET value = 'other-7' WHERE key = 'station_id'")
-        conn.execute("UPDATE meta SET value = 'America/New_York' WHERE key = 'timezone'")
-    out2 = tmp_path / "other.jsonl"
-    assert main(["export", "events", "--db", str(other), "--out", str(out2)]) == 0
-    load(db, [json.loads(line) for line in out2.read_text().splitlines()])
+    exports = []
+    for n, source in enumerate([device_db, other_device(device_db, tmp_path)]):
+        out = tmp_path / f"export-{n}.jsonl"
+        assert main(["export", "events", "--db", str(source), "--out", str(out)]) == 0
+        exports.append(out)
+    sink = Sink(db)
+    sink.open()
+    try:
+        first = import_file(exports[0], sink)
+        import_file(exports[0], sink)  # idempotent: importing twice changes nothing (the reports below)
+        import_file(exports[1], sink)
+    finally:
+        sink.close()
+    assert first.rejected == 0 and first.events == 60 and first.infos == 1, first
     return db
 
 
