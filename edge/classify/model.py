@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.classify.labels import Label, LabelError, embedded_labels, load_labels_file
+from edge.classify.labels import Label, LabelError, embedded_labels, load_labels_file, with_taxonomy
 
 BUNDLE_FORMAT = "trailcam-bundle"
 RUNTIME_ENV = "TRAILCAM_TFLITE_RUNTIME"  # "ai-edge-litert" | "tflite-runtime": force one (benchmarks, tests)
@@ -188,6 +188,9 @@ def resolve_model(
                     )
     except LabelError as error:
         raise ModelError(str(error)) from None
+    if manifest is not None and isinstance(manifest.get("taxonomy"), dict):
+        # `trainer train --taxonomy FILE`: scientific and common names of the bundle's classes.
+        labels = with_taxonomy(labels, manifest["taxonomy"])
 
     if manifest is not None:
         model_id = str(manifest.get("model_id") or f"{tflite.stem}-{digest[:8]}")

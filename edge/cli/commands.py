@@ -154,9 +154,34 @@ def cmd_check(args: argparse.Namespace) -> int:
     checked = preflight(config)
     for finding in checked.findings:
         print(finding.line())
+    for line in _export_lacks(config):
+        print(line)
     problems = len(checked.errors)
     print("check: " + ("all ok" if not problems else f"{problems} problem(s)"))
     return EXIT_OK if not problems else EXIT_USAGE
+
+
+def _export_lacks(config: EdgeConfig) -> list[str]:
+    """Warnings: what a Camtrap DP export would lack (deployments, project metadata, scientific
+    names). Counting works without any of it, so none of them refuses a start."""
+    from edge.classify.model import ModelError, resolve_model
+    from edge.ecology.deployments import labels_without_scientific_name, lacks
+
+    lines = [f"export: warning: {problem}" for problem in lacks(config)]
+    if config.model.path is not None:
+        try:
+            spec = resolve_model(config.model.path, config.model.labels, config.model.no_bird_label)
+        except ModelError:
+            return lines  # preflight has said what is wrong with the model
+        missing = labels_without_scientific_name(spec.labels, spec.no_bird_label)
+        if missing:
+            shown = ", ".join(repr(name) for name in missing[:5]) + (", ..." if len(missing) > 5 else "")
+            lines.append(f"export: warning: model: {len(missing)} of {len(spec.labels)} labels have no scientific name "
+                         f"({shown}): give [model] labels a CSV with scientific_name, or train with "
+                         "`trainer train --taxonomy FILE`")
+    if not lines:
+        lines.append("export: ok (deployments, project metadata and scientific names for Camtrap DP)")
+    return lines
 
 
 def _tiles_option(text: str) -> str:

@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validat
 from edge.config.base import Section
 
 from edge.config.cameras import CameraConfig
+from edge.config.deployment import ContributorConfig, DeploymentConfig, ProjectConfig
 from edge.config.classify import ClassifyConfig
 from edge.config.detector import DetectorConfig
 from edge.config.events import EventsConfig
@@ -40,6 +41,9 @@ ENV_PREFIX = "TRAILCAM__"
 __all__ = [
     "CameraConfig",
     "ClassifyConfig",
+    "ContributorConfig",
+    "DeploymentConfig",
+    "ProjectConfig",
     "DetectorConfig",
     "ConfigError",
     "DEFAULT_CONFIG_PATH",
@@ -65,6 +69,10 @@ class EdgeConfig(Section):
         description="One table per camera folder: where frames arrive and how new ones are noticed. "
                     "At least one is needed to run (or `edge run --watch DIR`, which replaces them); "
                     "camera names are unique.")
+    project: ProjectConfig = Field(
+        default_factory=ProjectConfig,
+        description="The project the data belongs to: title, contributors, licence, sampling design. Only "
+                    "the exports (Camtrap DP, COCO Camera Traps) and `edge report` read it.")
     model: ModelConfig = Field(
         default_factory=ModelConfig,
         description="Which classifier to load and how to read its labels.")

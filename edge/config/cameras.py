@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from edge.config.base import Section, TomlPath
+from edge.config.deployment import DeploymentConfig
 
 
 class CameraConfig(Section):
@@ -45,6 +46,12 @@ class CameraConfig(Section):
         default="skip",
         description='"skip": a symbolic link is never read (logged, counted); "inside": read it when its '
                     "target is a regular file inside this camera folder")
+
+    deployment: DeploymentConfig | None = Field(
+        default=None,
+        description="Where and since when this camera stands (`[cameras.deployment]`: id, latitude, longitude, "
+                    "start, end, camera height, bait, habitat, ...): what the Camtrap DP export, COCO Camera "
+                    "Traps export and `edge report` need; `edge check` lists what is missing")
 
     @field_validator("path")
     @classmethod

@@ -16,6 +16,7 @@ Configuration layer: imports nothing above edge.config.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import re
@@ -66,9 +67,31 @@ class SectionInfo:
     def keys(self) -> list[Key]:
         return [Key(self.name, name, info, self.array) for name, info in self.model.model_fields.items()]
 
+    def subtables(self) -> list["SectionInfo"]:
+        """Tables inside this section's tables (`[cameras.deployment]`, `[[project.contributors]]`):
+        documented under their parent with the dotted name, their keys set with the parent's."""
+        found = []
+        for name, info in self.model.model_fields.items():
+            if (table := _optional_model(info.annotation)) is not None:
+                found.append(SectionInfo(f"{self.name}.{name}", table, False, info.description or ""))
+            elif (table := _array_model(info.annotation)) is not None:
+                found.append(SectionInfo(f"{self.name}.{name}", table, True, info.description or ""))
+        return found
+
 
 def _is_model(annotation: Any) -> bool:
     return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _optional_model(annotation: Any) -> type[BaseModel] | None:
+    """The table type of a table field (`deployment: DeploymentConfig | None`), else None."""
+    if _is_model(annotation):
+        return annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        models = [arg for arg in typing.get_args(annotation) if _is_model(arg)]
+        if len(models) == 1 and all(arg is type(None) or _is_model(arg) for arg in typing.get_args(annotation)):
+            return models[0]
+    return None
 
 
 def _array_model(annotation: Any) -> type[BaseModel] | None:
@@ -101,7 +124,7 @@ def every_key(root: type[BaseModel] = EdgeConfig) -> list[Key]:
 
 _SIMPLE_TYPES: tuple[tuple[type, str], ...] = (
     (bool, "boolean"), (int, "integer"), (float, "number"), (SecretStr, "string (secret)"),
-    (str, "string"), (PurePath, "path"),
+    (str, "string"), (PurePath, "path"), (datetime.datetime, "date-time"), (datetime.date, "date"),
 )
 _PLURALS = {"boolean": "booleans", "integer": "integers", "number": "numbers", "string": "strings", "path": "paths"}
 
@@ -306,7 +329,22 @@ def render_markdown() -> str:
             cells.append(markdown_text(_sentence(key.info.description or "")))
             lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
         lines.append("")
+        for table in section.subtables():
+            lines += _subtable_markdown(table)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _subtable_markdown(table: SectionInfo) -> list[str]:
+    """A table inside a section's tables, under its parent: `### [cameras.deployment]`."""
+    lines = [f"### {_heading(table)}", "", markdown_text(table.description), "",
+             f"Keys of `{_heading(table)}` have no environment variables of their own.", "",
+             "| Key | Type | Default | Description |", "|---|---|---|---|"]
+    for key in table.keys():
+        kind, value = default_of(key.info)
+        default = _code(value) if value is not None else f"*{kind}*"
+        cells = [_code(key.name), _markdown_type(key.info), default, markdown_text(_sentence(key.info.description or ""))]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return lines + [""]
 
 
 # ---- commented TOML skeleton ------------------------------------------------------------
@@ -368,13 +406,29 @@ def render_skeleton(config_path: str = str(DEFAULT_CONFIG_PATH), credential_file
             lines.append(f"# [[{section.name}]]   (repeat the table for each entry)")
             for key in section.keys():
                 lines += _key_lines(key, "  ") + ["#"]
+            lines += _subtable_skeleton(section)
             lines[-1] = ""
             continue
         lines += [f"[{section.name}]", ""]
         for key in section.keys():
             lines += _key_lines(key, "")
             lines.append("")
+        lines += _subtable_skeleton(section)
+        if lines[-1] == "#":
+            lines[-1] = ""
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _subtable_skeleton(section: SectionInfo) -> list[str]:
+    """Commented sub-tables of a section (their headers commented too: an empty
+    `[cameras.deployment]` would be a live table without its camera)."""
+    lines: list[str] = []
+    for table in section.subtables():
+        lines += _comment(table.description, "# ")
+        lines.append(f"# {_heading(table)}" + ("   (repeat the table for each entry)" if table.array else ""))
+        for key in table.keys():
+            lines += _key_lines(key, "  ") + ["#"]
+    return lines
 
 
 def descriptions(root: type[BaseModel] = EdgeConfig) -> Iterator[tuple[str, str]]:
@@ -383,6 +437,10 @@ def descriptions(root: type[BaseModel] = EdgeConfig) -> Iterator[tuple[str, str]
         yield section.name, section.description
         for key in section.keys():
             yield key.dotted, key.info.description or ""
+        for table in section.subtables():
+            yield table.name, table.description
+            for key in table.keys():
+                yield key.dotted, key.info.description or ""
 
 
 def undocumented(root: type[BaseModel] = EdgeConfig) -> list[str]:

@@ -35,7 +35,7 @@ def open_store(config: EdgeConfig, outbox_writer, classifier: Classifier) -> Sto
     """The one writer of the database, for this classifier (its model id goes into the outbox)."""
     if outbox_writer is not None:
         outbox_writer.follow_model(classifier)
-    return Store(
+    store = Store(
         config.storage.database, station_tz=config.station.timezone, independence_s=config.events.independence_s,
         group_by=config.events.group_by, max_duration_s=config.events.max_duration_s,
         retry_max_attempts=config.storage.retry_max_attempts, retry_backoff_s=config.storage.retry_backoff_s,
@@ -44,6 +44,8 @@ def open_store(config: EdgeConfig, outbox_writer, classifier: Classifier) -> Sto
         # Frames that stay in the folder are their own redo log; moved or deleted ones are not.
         durable_commits=config.retention.after_processing != "keep",
     )
+    store.record_taxa(classifier.spec.labels, classifier.model_id)
+    return store
 
 
 def make_processor(config: EdgeConfig, classifier: Classifier, store: Store, finder=None) -> FrameProcessor:

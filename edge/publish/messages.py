@@ -257,8 +257,9 @@ def _moment(value: Any) -> str | None:
     return isoformat() if callable(isoformat) else str(value)
 
 
-def deployments(cameras: Iterable[Any]) -> list[dict[str, Any]]:
-    """One entry per camera that has a `[cameras.deployment]` table: camera, deployment_id,
+def deployments(cameras: Iterable[Any], device_id: str) -> list[dict[str, Any]]:
+    """One entry per camera that has a `[cameras.deployment]` table: camera, deployment_id
+    (the configured id, else `<device_id>-<camera>` as the ecology exports name it),
     latitude, longitude, location_name, start, end. Cameras without one are left out; read
     with getattr so a configuration model without deployments yields an empty list."""
     entries: list[dict[str, Any]] = []
@@ -266,7 +267,8 @@ def deployments(cameras: Iterable[Any]) -> list[dict[str, Any]]:
         deployment = getattr(camera, "deployment", None)
         if deployment is None:
             continue
-        entry: dict[str, Any] = {"camera": str(camera.name), "deployment_id": getattr(deployment, "id", None)}
+        entry: dict[str, Any] = {"camera": str(camera.name),
+                                 "deployment_id": getattr(deployment, "id", None) or f"{device_id}-{camera.name}"}
         for name in DEPLOYMENT_FIELDS:
             value = getattr(deployment, name, None)
             entry[name] = _moment(value) if name in ("start", "end") else value
@@ -291,7 +293,7 @@ def info_message(ctx: MessageContext, cameras: Iterable[Any] = (), *, software_v
         "detector_id": detector_id,
         "timezone": ctx.station_tz.key,
         "cameras": [str(camera.name) for camera in camera_list],
-        "deployments": deployments(camera_list),
+        "deployments": deployments(camera_list, ctx.device_id),
         "published_at": format_utc(now or datetime.now(timezone.utc)),
     }
     # Published directly, never queued; were it queued, it is a retained snapshot that the next

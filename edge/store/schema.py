@@ -11,10 +11,10 @@ from collections.abc import Callable
 
 import sqlite_utils
 
-from edge.store import outbox
+from edge.store import outbox, taxa
 
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 def _schema_v1(db: sqlite_utils.Database) -> None:
@@ -261,8 +261,15 @@ def _schema_v4(db: sqlite_utils.Database) -> None:
     )
 
 
+def _schema_v5(db: sqlite_utils.Database) -> None:
+    """Names for ecologists: `taxa` records each species label's scientific and common name as
+    the models gave them (edge/store/taxa.py), so exports read them from the database even
+    after the model changed. Empty until the daemon's next start fills it."""
+    taxa.create_table(db)
+
+
 # Index i migrates schema version i to i + 1. Append; never edit a released step.
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_schema_v1, _schema_v2, _schema_v3, _schema_v4]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_schema_v1, _schema_v2, _schema_v3, _schema_v4, _schema_v5]
 
 assert len(MIGRATIONS) == SCHEMA_VERSION

@@ -28,6 +28,7 @@ from edge.classify.decision import UNKNOWN, Decision
 from edge.classify.model import Prediction
 from edge.store.db import StoreError, connect, immediate, schema_version
 from edge.store.events import GROUP_BY_VALUES, SpeciesVotes, counted, vote
+from edge.store import taxa
 from edge.store.schema import MIGRATIONS, SCHEMA_VERSION
 from edge.store.times import format_utc, local_day, parse_utc
 
@@ -280,6 +281,12 @@ class Store:
         if backup is not None:
             backup.unlink(missing_ok=True)
             log.info("database %s: migrated to schema %d; removed the backup taken before it", self.path, SCHEMA_VERSION)
+
+    def record_taxa(self, labels, model_id: str | None) -> int:
+        """Record the names of a model's labels (edge/store/taxa.py), at start: the exports
+        read scientific names from the database."""
+        with self._write():
+            return taxa.record_taxa(self.db, labels, model_id, self.clock())
 
     def _backup_before_migrating(self) -> Path | None:
         """A copy of a database that is about to be migrated, next to it, kept until the

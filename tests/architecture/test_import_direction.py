@@ -26,6 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("edge.fleet",),           # the central database (collector + fleet readers): schema, engines; psycopg lazily
     ("edge.publish",),         # MQTT: messages, the outbox writer, the publisher, discovery
     ("edge.operate",),         # field operation: notify, health, metrics, retention, service files
+    ("edge.ecology",),         # deployments, Camtrap DP / COCO Camera Traps exports, `edge report` analyses
     ("edge.web",),             # `edge web`: pages, charts, pictures by id, review endpoints
     ("edge.daemon",),          # the frame pipeline, preflight, lifecycle and wiring
     ("edge.cli", "edge.__main__"),

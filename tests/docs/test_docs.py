@@ -102,13 +102,30 @@ def test_install_service_skeleton_shows_every_key_in_its_section():
         assert first_words in " ".join(blocks[key.section].replace("#", " ").split()), key.dotted
 
 
+def test_skeleton_and_reference_show_the_keys_of_nested_tables():
+    """[cameras.deployment] and [[project.contributors]] are documented key by key, and the
+    skeleton's commented tables turn into a valid configuration once uncommented."""
+    from edge.config.reference import sections
+
+    text = render_config_skeleton()
+    reference = (DOCS / "configuration.md").read_text(encoding="utf-8")
+    nested = [table for section in sections() for table in section.subtables()]
+    assert {table.name for table in nested} >= {"cameras.deployment", "project.contributors"}
+    for table in nested:
+        heading = f"[[{table.name}]]" if table.array else f"[{table.name}]"
+        assert f"# {heading}" in text and f"### {heading}" in reference, table.name
+        for key in table.keys():
+            assert re.search(rf"^#   {key.name} =", text, re.M), f"{table.name}.{key.name} missing from the skeleton"
+            assert f"| `{key.name}` |" in reference.split(f"### {heading}", 1)[1], f"{table.name}.{key.name}"
+
+
 def test_skeleton_with_a_camera_and_model_filled_in_is_a_valid_config(tmp_path):
     """As an operator does: uncomment the [[cameras]] table, give name, path and model."""
     model = tmp_path / "bundle"
     text = render_config_skeleton()
     text = text.replace("# [[cameras]]   (repeat the table for each entry)", "[[cameras]]")
-    text = text.replace("#   name = ...   (required)", 'name = "feeder"')
-    text = text.replace("#   path = ...   (required)", f'path = "{tmp_path}"')
+    text = text.replace("#   name = ...   (required)", 'name = "feeder"', 1)  # the camera's (first) table
+    text = text.replace("#   path = ...   (required)", f'path = "{tmp_path}"', 1)
     text = text.replace("# path =   (unset by default)", f'path = "{model}"')
     config = EdgeConfig.model_validate(tomllib.loads(text))
     assert [c.name for c in config.cameras] == ["feeder"] and config.model.path == model

@@ -185,7 +185,7 @@ def test_release_database_migrates_with_its_rows_intact(tmp_path: Path, caplog: 
     caplog.set_level("INFO", logger="edge.store.writer")
     store = Store(path)
     try:
-        assert store.schema_version == SCHEMA_VERSION == 4
+        assert store.schema_version == SCHEMA_VERSION == 5
         assert _contents(path) == before
         assert store.db.execute("SELECT DISTINCT individuals FROM events").fetchall() == [(1,)]
         assert [tuple(r) for r in store.db.execute("SELECT species, events, individuals FROM daily_tallies ORDER BY species")] == [

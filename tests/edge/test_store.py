@@ -146,7 +146,7 @@ def test_version_1_database_migrates_and_votes_as_before(tmp_path: Path) -> None
 
     store = Store(path)
     try:
-        assert store.schema_version == SCHEMA_VERSION == 4
+        assert store.schema_version == SCHEMA_VERSION == 5
         for event_id, wanted in expected.items():
             event = store._event(event_id)
             got = [(w.species, w.best_confidence) for w in

@@ -29,7 +29,8 @@ def today_tallies(station: Station, day: str) -> dict[str, tuple[int, int]]:
 
 
 def test_frames_in_events_and_retained_counts_out(broker: Broker, station: Station) -> None:
-    config = load_config(station.configure(broker), environ={})
+    config = load_config(station.configure(broker, deployment={"id": "north-1", "latitude": 52.5, "longitude": 13.4}),
+                         environ={})
     sub = Subscriber(broker, [f"{BASE}/#"])
     runner = ThreadDaemon(config).start()
     try:
@@ -59,7 +60,9 @@ def test_frames_in_events_and_retained_counts_out(broker: Broker, station: Stati
     info = json.loads(sub.on(f"{BASE}/info")[0].payload)
     assert (info["device"], info["timezone"], info["cameras"]) == ("st1", "Europe/Berlin", ["cam1"])
     assert (info["model_id"], info["model_version"], info["detector_id"]) == (rows[next(iter(rows))][6], version, None)
-    assert info["software_version"] == edge.__version__ and info["deployments"] == []
+    assert info["software_version"] == edge.__version__
+    assert info["deployments"] == [{"camera": "cam1", "deployment_id": "north-1", "latitude": 52.5, "longitude": 13.4,
+                                    "location_name": None, "start": None, "end": None}]
 
     late = Subscriber(broker, [f"{BASE}/#"], persistent=False)
     retained = late.wait_for(

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 import edge
+from edge.config import EdgeConfig
 from edge.config.mqtt import MqttConfig
 from edge.publish.messages import deployments, info_message
 from edge.publish.mqtt import Publisher
@@ -39,8 +40,28 @@ def test_info_payload_names_versions_zone_cameras_and_deployments() -> None:
     }
 
 
+def test_deployments_from_a_real_configuration() -> None:
+    """[cameras.deployment] as the configuration loads it: TOML dates and date-times, and the
+    ecology exports' default id (`<device_id>-<camera>`) when none is configured."""
+    config = EdgeConfig.model_validate({
+        "station": {"device_id": "dev1", "timezone": "Europe/Berlin"},
+        "cameras": [
+            {"name": "cam1", "path": "/tmp/cam1",
+             "deployment": {"id": "north-1", "latitude": 52.5, "longitude": 13.4, "location_name": "North",
+                            "start": dt.date(2026, 5, 1), "end": dt.datetime(2026, 9, 30, 18, 0)}},
+            {"name": "cam2", "path": "/tmp/cam2", "deployment": {"latitude": 52.6, "longitude": 13.5}},
+            {"name": "cam3", "path": "/tmp/cam3"},
+        ]})
+    assert deployments(config.cameras, "dev1") == [
+        {"camera": "cam1", "deployment_id": "north-1", "latitude": 52.5, "longitude": 13.4, "location_name": "North",
+         "start": "2026-05-01", "end": "2026-09-30T18:00:00"},
+        {"camera": "cam2", "deployment_id": "dev1-cam2", "latitude": 52.6, "longitude": 13.5, "location_name": None,
+         "start": None, "end": None},
+    ]
+
+
 def test_deployments_empty_without_deployment_tables() -> None:
-    assert deployments([SimpleNamespace(name="a"), SimpleNamespace(name="b", deployment=None)]) == []
+    assert deployments([SimpleNamespace(name="a"), SimpleNamespace(name="b", deployment=None)], "dev1") == []
 
 
 @pytest.mark.broker

@@ -1,0 +1,162 @@
+"""Deployments: one camera at one place for one period, resolved from the configuration and the data.
+
+Camtrap DP needs, per deployment, an id, coordinates and a start and end; relative abundance
+divides by the camera-days between them. The operator writes them in `[cameras.deployment]`;
+what is left out is filled from the frames (first and last frame of the camera) and said so,
+never invented: coordinates cannot be filled, so `lacks` lists them for `edge check` and the
+exports refuse to write a package Camtrap DP would reject (unless told to go ahead).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Literal
+
+import sqlite_utils
+
+from edge.config import EdgeConfig
+from edge.config.deployment import DeploymentConfig, as_aware
+from edge.store.times import parse_utc
+
+Source = Literal["config", "first frame", "last frame", "period"]
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """A camera's deployment as the exports and the report use it (times aware, UTC)."""
+
+    deployment_id: str
+    camera: str
+    config: DeploymentConfig  # the configured table, or an empty one
+    start: datetime
+    end: datetime
+    start_source: Source
+    end_source: Source
+    first_frame: datetime | None
+    last_frame: datetime | None
+    configured: bool  # the camera has a [cameras.deployment] table
+
+    @property
+    def latitude(self) -> float | None:
+        return self.config.latitude
+
+    @property
+    def longitude(self) -> float | None:
+        return self.config.longitude
+
+    def days(self) -> float:
+        """The deployment's length in days (camera-days of effort, before gaps)."""
+        return max(0.0, (self.end - self.start).total_seconds() / 86400.0)
+
+
+def deployment_id(config: EdgeConfig, camera: str, deployment: DeploymentConfig | None) -> str:
+    """The configured id, else `<device_id>-<camera>` (stable while neither changes)."""
+    if deployment is not None and deployment.id:
+        return deployment.id
+    return f"{config.station.device_id}-{camera}"
+
+
+def _frame_span(db: sqlite_utils.Database, camera: str) -> tuple[datetime | None, datetime | None]:
+    row = db.conn.execute(
+        "SELECT MIN(captured_at), MAX(captured_at) FROM frames WHERE camera = ? AND status = 'ok'", (camera,)
+    ).fetchone()
+    return (parse_utc(row[0]) if row and row[0] else None, parse_utc(row[1]) if row and row[1] else None)
+
+
+def database_cameras(db: sqlite_utils.Database) -> list[str]:
+    """Cameras that have frames or events in the database (a camera removed from the configuration
+    still has its data)."""
+    rows = db.conn.execute("SELECT camera FROM frames UNION SELECT camera FROM events ORDER BY 1").fetchall()
+    return [row[0] for row in rows]
+
+
+def resolve_deployments(
+    config: EdgeConfig,
+    db: sqlite_utils.Database,
+    *,
+    cameras: list[str] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[Deployment]:
+    """The deployments of the configured cameras and of every other camera with data, each clipped
+    to [since, until) when given. Start: configured, else the first frame, else `since`; end:
+    configured, else the last frame (a camera silent at the end of the period is not given
+    effort it may not have had: `end_source` says so), else `until`. A camera with no frames and no
+    configured start is left out (it has no effort to report)."""
+    zone = config.station.zone
+    configured = {camera.name: camera.deployment for camera in config.cameras}
+    names = list(configured) + [name for name in database_cameras(db) if name not in configured]
+    if cameras:
+        names = [name for name in names if name in cameras]
+    found = []
+    for name in names:
+        table = configured.get(name)
+        first, last = _frame_span(db, name)
+        start: datetime | None
+        start_source: Source
+        end_source: Source
+        if table is not None and table.start is not None:
+            start, start_source = as_aware(table.start, zone).astimezone(timezone.utc), "config"
+        elif first is not None:
+            start, start_source = first, "first frame"
+        else:
+            start, start_source = since, "period"
+        if table is not None and table.end is not None:
+            end, end_source = as_aware(table.end, zone, end=True).astimezone(timezone.utc), "config"
+        elif last is not None:
+            end, end_source = last, "last frame"
+        else:
+            end, end_source = until, "period"
+        if start is None or end is None:
+            continue
+        if since is not None and since > start:
+            start, start_source = since, "period"
+        if until is not None and until < end:
+            end, end_source = until, "period"
+        if end < start:  # the period misses the deployment
+            continue
+        found.append(Deployment(
+            deployment_id(config, name, table), name, table or DeploymentConfig(), start, end,
+            start_source, end_source, first, last, table is not None))
+    return found
+
+
+def lacks(config: EdgeConfig) -> list[str]:
+    """What a Camtrap DP export of this configuration would lack, one line per dotted key
+    (`edge check` prints them as warnings: counting works without any of it)."""
+    problems = []
+    project = config.project
+    if not project.title:
+        problems.append("project.title: missing (Camtrap DP requires the project's title)")
+    if not project.contributors:
+        problems.append("project.contributors: none (Camtrap DP requires at least one [[project.contributors]])")
+    if project.sampling_design is None:
+        problems.append("project.sampling_design: missing (Camtrap DP requires it, e.g. \"targeted\" at feeders)")
+    if not project.license:
+        problems.append("project.license: missing (GBIF publishes only licensed data, e.g. \"CC0-1.0\" or \"CC-BY-4.0\")")
+    ids: dict[str, str] = {}
+    for index, camera in enumerate(config.cameras):
+        key = f"cameras[{index}].deployment"
+        table = camera.deployment
+        if table is None:
+            problems.append(f"{key}: missing for camera {camera.name!r} (latitude and longitude are required by "
+                            "Camtrap DP; start and end default to its first and last frame)")
+            continue
+        if table.latitude is None:
+            problems.append(f"{key}.latitude, {key}.longitude: missing for camera {camera.name!r} "
+                            "(required by Camtrap DP)")
+        if table.start is None:
+            problems.append(f"{key}.start: missing for camera {camera.name!r} (the export uses its first frame: "
+                            "effort is underestimated when the camera saw nothing at first)")
+        did = deployment_id(config, camera.name, table)
+        if did in ids:
+            problems.append(f"{key}.id: {did!r} is also the deployment of camera {ids[did]!r} (ids are unique)")
+        ids[did] = camera.name
+    return problems
+
+
+def labels_without_scientific_name(labels, no_bird_label: str | None = None) -> list[str]:
+    """Species labels (not the no-bird class) with no scientific name: Camtrap DP's
+    scientificName stays empty for them and the export lists them."""
+    return [label.name for label in labels if not label.scientific_name and label.name != no_bird_label]
