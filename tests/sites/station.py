@@ -30,12 +30,14 @@ def _bird(species: str, x: float, confidence: float = 0.9) -> BirdRecord:
                       Decision(kind, species, confidence, ""))
 
 
-def build_station_db(path: Path, *, visits: int = 36) -> Path:
-    """Write `visits` visits (each 1-3 frames, 1-3 birds) 47 minutes apart, alternating cameras."""
-    end = T0 + timedelta(minutes=47 * visits)
-    store = Store(path, station_tz=ZONE, independence_s=60, station_id=DEVICE, clock=lambda: end)
+def write_visits(path: Path, visits: range, *, total: int, outbox=None) -> None:  # noqa: ANN001
+    """Write these visits (each 1-3 frames, 1-3 birds) 47 minutes apart, alternating cameras,
+    with the daemon's writer; `outbox` (edge.publish.outbox_writer.OutboxWriter) queues their
+    MQTT messages in the same transactions, as under `[mqtt] enabled`."""
+    end = T0 + timedelta(minutes=47 * total)
+    store = Store(path, station_tz=ZONE, independence_s=60, station_id=DEVICE, clock=lambda: end, outbox=outbox)
     try:
-        for n in range(visits):
+        for n in visits:
             camera = "cam1" if n % 2 == 0 else "cam2"
             species = SPECIES[n % len(SPECIES)]
             start = T0 + timedelta(minutes=47 * n)
@@ -45,11 +47,19 @@ def build_station_db(path: Path, *, visits: int = 36) -> Path:
                 store.record(FrameRecord(path=f"/cam/{camera}/{n}-{frame}.jpg", sha256=sha, camera=camera, size=1,
                                          mtime=0.0, captured_at=start + timedelta(seconds=10 * frame),
                                          time_source="exif", model_id="aiy-test", birds=birds, detector_id="det-1"))
-        # Time proves every visit over but the last of each camera, which stay open.
-        store.close_stale_events(T0 + timedelta(minutes=47 * (visits - 2)))
     finally:
         store.close()
-    reviews = ReviewStore(path, station_tz=ZONE, clock=lambda: end + timedelta(minutes=5))
+
+
+def finish(path: Path, *, total: int, outbox=None) -> None:  # noqa: ANN001
+    """Close every visit but the last of each camera (time proves them over), then review four."""
+    end = T0 + timedelta(minutes=47 * total)
+    store = Store(path, station_tz=ZONE, independence_s=60, station_id=DEVICE, clock=lambda: end, outbox=outbox)
+    try:
+        store.close_stale_events(T0 + timedelta(minutes=47 * (total - 2)))
+    finally:
+        store.close()
+    reviews = ReviewStore(path, station_tz=ZONE, clock=lambda: end + timedelta(minutes=5), outbox=outbox)
     try:
         reviews.review_event(1, "confirm", reviewer="ana")
         reviews.review_event(2, "correct", reviewer="ana", species="Cyanistes caeruleus")
@@ -57,4 +67,10 @@ def build_station_db(path: Path, *, visits: int = 36) -> Path:
         reviews.review_event(5, "individuals", reviewer="ben", individuals=4)
     finally:
         reviews.close()
+
+
+def build_station_db(path: Path, *, visits: int = 36) -> Path:
+    """A whole station database: `visits` visits, the last of each camera open, four reviewed."""
+    write_visits(path, range(visits), total=visits)
+    finish(path, total=visits)
     return path
