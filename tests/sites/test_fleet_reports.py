@@ -107,3 +107,17 @@ def test_usage_errors(central: str, device_db: Path, capsys) -> None:  # noqa: A
     assert "--frames" in capsys.readouterr().err
     assert main(["counts", "--db", str(device_db), "--device", "other-7"]) == 2
     assert f"device {DEVICE!r}" in capsys.readouterr().err
+
+
+def test_without_psycopg_the_error_says_what_to_install(edge_venv_python: Path, cli_env: dict[str, str],
+                                                        repo_root: Path) -> None:
+    """The edge-only environment (a Pi's: no psycopg) reads device databases and says how to read a central one."""
+    import subprocess
+
+    probe = subprocess.run([str(edge_venv_python), "-c", "import psycopg"], capture_output=True, env=cli_env)
+    if probe.returncode == 0:
+        pytest.skip("psycopg is installed in the edge-only environment")
+    result = subprocess.run([str(edge_venv_python), "-m", "edge", "counts", "--db", "postgresql://u@127.0.0.1:1/x",
+                             "--device", DEVICE], capture_output=True, text=True, env=cli_env, cwd=repo_root)
+    assert result.returncode == 2
+    assert "pip install 'trailcam[collector]'" in result.stderr
