@@ -67,6 +67,7 @@ class CollectorConfig:
     batch_ms: int = 50
     receive_maximum: int = 2000
     session_expiry_s: int = 7 * 24 * 3600
+    protocol: str = "5"  # "5" or "3.1.1" (faster in paho: no properties per message; see docs/fleet.md)
     keepalive_s: int = 30
     retry_min_s: float = 0.2
     retry_max_s: float = 30.0
@@ -114,7 +115,13 @@ class Collector:
     # -- MQTT ---------------------------------------------------------------------------------
     def _new_client(self) -> paho.Client:
         cfg = self.config
-        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=cfg.client_id, protocol=paho.MQTTv5)
+        if cfg.protocol == "3.1.1":
+            # The session is kept by clean_session=False; its lifetime and the in-flight window
+            # are the broker's settings (mosquitto: persistent_client_expiration, max_inflight_messages).
+            client = paho.Client(CallbackAPIVersion.VERSION2, client_id=cfg.client_id, protocol=paho.MQTTv311,
+                                 clean_session=False)
+        else:
+            client = paho.Client(CallbackAPIVersion.VERSION2, client_id=cfg.client_id, protocol=paho.MQTTv5)
         client.manual_ack_set(True)
         client.reconnect_delay_set(1, 30)
         if cfg.username is not None:
@@ -144,8 +151,15 @@ class Collector:
             if not flags.session_present:
                 # A new session: packet ids of earlier connections mean nothing to the broker.
                 self._session_generation = self._generation
-        options = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
-        client.subscribe([(f, options) for f in subscriptions(self.config.prefix, self.config.group)])
+        filters = subscriptions(self.config.prefix, self.config.group)
+        if self.config.protocol == "3.1.1":
+            # No retain handling in 3.1.1: a resumed session keeps its subscriptions, and
+            # subscribing again would replay every retained message.
+            if not flags.session_present:
+                client.subscribe([(f, 1) for f in filters])
+        else:
+            options = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
+            client.subscribe([(f, options) for f in filters])
         log.info("connected to %s:%s (session %s)", self.config.broker_host, self.config.broker_port,
                  "resumed" if flags.session_present else "new")
         self._connected.set()
@@ -221,8 +235,11 @@ class Collector:
             self.sink.open()
         except SinkUnavailable as exc:
             log.warning("database not reachable yet (%s); will retry", exc)
-        self.client.connect_async(cfg.broker_host, cfg.broker_port, keepalive=cfg.keepalive_s,
-                                  clean_start=False, properties=self._connect_properties())
+        if cfg.protocol == "3.1.1":
+            self.client.connect_async(cfg.broker_host, cfg.broker_port, keepalive=cfg.keepalive_s)
+        else:
+            self.client.connect_async(cfg.broker_host, cfg.broker_port, keepalive=cfg.keepalive_s,
+                                      clean_start=False, properties=self._connect_properties())
         self.client.loop_start()
         next_stats = time.monotonic() + cfg.stats_interval_s
         try:
