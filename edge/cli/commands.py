@@ -434,7 +434,7 @@ def _central(args: argparse.Namespace):
     """A CentralReader (edge/fleet/reports.py) when --db is a central database (a postgresql://
     URL, or a SQLite file with the central schema), else None (a device's own database)."""
     database = getattr(args, "db", None)
-    if database is None or args.config is not None:
+    if database is None:
         return None
     from edge.fleet.db import CentralDbError
     from edge.fleet.reports import CentralReader, is_central
