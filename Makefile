@@ -19,7 +19,7 @@ SUDO     := $(shell [ "$$(id -u)" -ne 0 ] && command -v sudo)
 $(VENV)/.stamp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install $(PIP_FLAGS) --upgrade pip
-	$(VENV)/bin/pip install $(PIP_FLAGS) -e '.[trainer,web,dev]'
+	$(VENV)/bin/pip install $(PIP_FLAGS) -e '.[trainer,web,dev,collector]'
 	touch $@
 venv: $(VENV)/.stamp
 
@@ -51,19 +51,21 @@ MIN_TESTS ?= tests/test_dependency_floors.py tests/edge tests/mqtt tests/field t
 test-min: min-venv system-deps
 	TRAILCAM_MIN_ENV=1 TRAILCAM_REQUIRE_BROKER=1 $(MIN_VENV)/bin/python -m pytest -p no:cacheprovider $(MIN_TESTS)
 
-## The broker the MQTT tests start on a free loopback port, chromium for tests/web, and systemd-analyze.
+## The broker the MQTT tests start on a free loopback port, chromium for tests/web, systemd-analyze, and
+## PostgreSQL for tests/fleet (the tests run initdb + pg_ctl themselves; the packaged cluster is not used).
 system-deps:
 	@command -v mosquitto >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q mosquitto mosquitto-clients; }
 	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; }
 	@command -v openssl >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q openssl; }
 	@command -v systemd-analyze >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q systemd; }
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q postgresql; }
 
 # Two pytest workers (pytest-xdist), a test file never split across them (--dist loadfile): the
 # edge tests mostly wait on daemons, brokers and inotify while the trainer tests use the CPU.
 # TEST_WORKERS=0 runs everything in one process.
 TEST_WORKERS ?= 2
 test: venv edge-venv min-venv system-deps
-	TRAILCAM_REQUIRE_EDGE_VENV=1 TRAILCAM_REQUIRE_BROKER=1 TRAILCAM_REQUIRE_BROWSER=1 TRAILCAM_REQUIRE_TRAINER=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+	TRAILCAM_REQUIRE_EDGE_VENV=1 TRAILCAM_REQUIRE_BROKER=1 TRAILCAM_REQUIRE_POSTGRES=1 TRAILCAM_REQUIRE_BROWSER=1 TRAILCAM_REQUIRE_TRAINER=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 	$(MAKE) --no-print-directory test-min
 
 ## The main job end to end, offline, on generated frames.

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.fixtures.models", "tests.fixtures.broker", "tests.fixtures.disk"]
+pytest_plugins = ["tests.fixtures.models", "tests.fixtures.broker", "tests.fixtures.disk", "tests.fixtures.postgres"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DIR = Path(os.environ.get("TRAILCAM_SHARED", REPO_ROOT.parent / "shared"))

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edge import __version__
-from edge.cli import export, install_service, models, status, tables, web
+from edge.cli import bridge, export, install_service, models, status, tables, web
 from edge.config import ConfigError, EdgeConfig, load_config
 
 if TYPE_CHECKING:
@@ -430,11 +430,59 @@ def _report(query, db, **options):
         raise UsageError(f"--since/--until: {error}") from None
 
 
+def _central(args: argparse.Namespace):
+    """A CentralReader (edge/fleet/reports.py) when --db is a central database (a postgresql://
+    URL, or a SQLite file with the central schema), else None (a device's own database)."""
+    database = getattr(args, "db", None)
+    if database is None:
+        return None
+    from edge.fleet.db import CentralDbError
+    from edge.fleet.reports import CentralReader, is_central
+
+    if not is_central(database):
+        return None
+    try:
+        return CentralReader(database)
+    except CentralDbError as error:
+        raise UsageError(f"--db: {error}") from None
+
+
+def _report_zone(args: argparse.Namespace):
+    """--timezone for a central report (None: each device's own station zone)."""
+    if not args.timezone:
+        return None
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        return ZoneInfo(args.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UsageError(f"--timezone: unknown time zone {args.timezone!r}") from None
+
+
+def _own_device(args: argparse.Namespace, db) -> None:
+    """--device on a device's own database: only its own id (meta station_id) makes sense."""
+    if not getattr(args, "device", None):
+        return
+    row = db.execute("SELECT value FROM meta WHERE key = 'station_id'").fetchone()
+    if row is None or row[0] != args.device:
+        raise UsageError(f"--device: this is the database of device {row[0] if row else '(unnamed)'!r}; a fleet's "
+                         "devices are in the central database (--db postgresql://... or the collector's SQLite file)")
+
+
 def cmd_counts(args: argparse.Namespace) -> int:
     from edge.store import reports
 
-    db = _open_reader(args)
     unit = "frames" if args.frames else "individuals" if args.individuals else "events"
+    central = _central(args)
+    if central is not None:
+        with central:
+            rows = _report(lambda _db, **o: central.counts(**o), None, device=args.device, by=args.by, unit=unit,
+                           since=args.since, until=args.until, camera=args.camera, species=args.species,
+                           zone=_report_zone(args))
+        print(tables.render(rows, ["period", "species", unit], args.format))
+        return EXIT_OK
+    db = _open_reader(args)
+    _own_device(args, db)
     rows = _report(reports.counts, db, by=args.by, unit=unit, since=args.since, until=args.until,
                    camera=args.camera, species=args.species, zone=_zone(args, db))
     print(tables.render(rows, ["period", "species", unit], args.format))
@@ -444,11 +492,22 @@ def cmd_counts(args: argparse.Namespace) -> int:
 def cmd_events(args: argparse.Namespace) -> int:
     from edge.store import reports
 
-    db = _open_reader(args)
-    rows = _report(reports.events, db, since=args.since, until=args.until, camera=args.camera,
-                   species=args.species, limit=args.limit, zone=_zone(args, db))
     columns = ["start_local", "end_local", "camera", "species", "individuals", "confidence", "frame_count", "state",
                "review", "uid"]
+    central = _central(args)
+    if central is not None:
+        with central:
+            rows = _report(lambda _db, **o: central.events(**o), None, device=args.device, since=args.since,
+                           until=args.until, camera=args.camera, species=args.species, limit=args.limit,
+                           zone=_report_zone(args))
+        # The whole fleet: which device each visit is from (one device: the device's own columns).
+        columns = columns if args.device else ["device", *columns]
+        _print_limited(tables.render(rows, columns, args.format), tables.left_out_note(rows, "event"), args.format)
+        return EXIT_OK
+    db = _open_reader(args)
+    _own_device(args, db)
+    rows = _report(reports.events, db, since=args.since, until=args.until, camera=args.camera,
+                   species=args.species, limit=args.limit, zone=_zone(args, db))
     _print_limited(tables.render(rows, columns, args.format), tables.left_out_note(rows, "event"), args.format)
     return EXIT_OK
 
@@ -492,8 +551,14 @@ def _limit(text: str) -> int:
 # -- parser ----------------------------------------------------------------------------------
 
 
-def _report_flags(parser: argparse.ArgumentParser, formats: list[str]) -> None:
-    parser.add_argument("--db", type=Path, help="SQLite database (default: [storage] database)")
+def _report_flags(parser: argparse.ArgumentParser, formats: list[str], *, central: bool = False) -> None:
+    if central:
+        parser.add_argument("--db", help="SQLite database (default: [storage] database), or a fleet's central "
+                                         "database: postgresql://... or the collector's SQLite file")
+        parser.add_argument("--device", metavar="ID",
+                            help="with a central database: only this device (its [station] device_id)")
+    else:
+        parser.add_argument("--db", type=Path, help="SQLite database (default: [storage] database)")
     parser.add_argument("--config", type=Path, help="TOML configuration to take the database path from")
     parser.add_argument("--since", help="local date YYYY-MM-DD or date-time YYYY-MM-DDTHH:MM (inclusive)")
     parser.add_argument("--until", help="local date (inclusive, whole day) or date-time (exclusive)")
@@ -541,7 +606,7 @@ def build_parser() -> argparse.ArgumentParser:
     classify.set_defaults(func=cmd_classify)
 
     counts = sub.add_parser("counts", help="species counts per hour or day (events by default)")
-    _report_flags(counts, ["table", "csv", "json"])
+    _report_flags(counts, ["table", "csv", "json"], central=True)
     counts.add_argument("--by", choices=["hour", "day", "total"], default="day",
                         help="one row per species and local hour, day, or for the whole period")
     counts.add_argument("--species", help="only this species (label as stored)")
@@ -552,7 +617,7 @@ def build_parser() -> argparse.ArgumentParser:
     counts.set_defaults(func=cmd_counts)
 
     events = sub.add_parser("events", help="recent events (visits), newest first")
-    _report_flags(events, ["table", "csv", "json"])
+    _report_flags(events, ["table", "csv", "json"], central=True)
     events.add_argument("--species", help="only this species")
     events.add_argument("--limit", type=_limit, default=50, metavar="N", help="newest N events (default 50; 0: all)")
     events.set_defaults(func=cmd_events)
@@ -566,6 +631,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.register(sub)
     models.register(sub)
     install_service.register(sub)
+    bridge.register(sub)
     export.register(sub)
     web.register(sub)
     return parser

@@ -44,6 +44,9 @@ def register(subparsers) -> None:
     _db_flags(ts)
     ts.set_defaults(func=cmd_training_set)
 
+    from edge.cli.events_export import add_events_parser  # its own module: edge/operate/events_export.py
+    add_events_parser(sub)
+
     thresholds = subparsers.add_parser("thresholds", help="per-species confidence thresholds from reviews")
     tsub = thresholds.add_subparsers(dest="thresholds_command", metavar="ACTION", required=True)
     sg = tsub.add_parser(

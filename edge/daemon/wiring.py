@@ -56,6 +56,18 @@ def make_processor(config: EdgeConfig, classifier: Classifier, store: Store, fin
                           finder=finder)
 
 
+def device_info(config: EdgeConfig, outbox_writer, daemon: Daemon):
+    """The retained MQTT `info` message (edge/publish/messages.py info_message) as of now: the
+    outbox writer's context names the loaded model, the daemon's processor the detector."""
+    from edge import __version__
+    from edge.publish.messages import info_message
+
+    finder = getattr(daemon.processor, "finder", None)
+    detector_id = finder.detector.spec.model_id if finder is not None else None
+    return info_message(outbox_writer.message_context(), config.cameras, software_version=__version__,
+                        detector_id=detector_id)
+
+
 def build(config: EdgeConfig, *, once: bool = False, tick_s: float = 1.0, field: bool = True,
           notifier=None) -> Daemon:
     """The daemon `edge run` runs, wired from `config`. `field=False`: without the field
@@ -97,6 +109,10 @@ def build(config: EdgeConfig, *, once: bool = False, tick_s: float = 1.0, field:
     daemon.publisher = publisher
     if outbox_writer is not None:
         daemon.on_reload.append(outbox_writer.follow_model)
+    if publisher is not None:
+        # After follow_model: the republished `info` names the reloaded model.
+        publisher.set_info_source(partial(device_info, config, outbox_writer, daemon))
+        daemon.on_reload.append(lambda _classifier: publisher.info_changed())
     if operations is not None:
         # Every start-up check passed, nothing opened yet: a refused start creates nothing.
         daemon.before_open.append(lambda _daemon: make_state_dir(operations.db_path.parent))

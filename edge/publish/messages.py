@@ -240,3 +240,62 @@ def counts_messages(
             OutboxMessage(species_topic(label), _dumps(per_species), qos=1, retain=True, kind="counts")
         )
     return messages
+
+
+INFO_TOPIC = "info"
+"""Retained: what this device is (software, model, detector, zone, cameras and their deployments)."""
+
+DEPLOYMENT_FIELDS: tuple[str, ...] = ("latitude", "longitude", "location_name", "start", "end")
+
+
+def _moment(value: Any) -> str | None:
+    """A configured deployment start/end as text: a date (`2026-05-01`) or a date-time as
+    configured (local to the station when it carries no offset)."""
+    if value is None:
+        return None
+    isoformat = getattr(value, "isoformat", None)
+    return isoformat() if callable(isoformat) else str(value)
+
+
+def deployments(cameras: Iterable[Any], device_id: str) -> list[dict[str, Any]]:
+    """One entry per camera that has a `[cameras.deployment]` table: camera, deployment_id
+    (the configured id, else `<device_id>-<camera>` as the ecology exports name it),
+    latitude, longitude, location_name, start, end. Cameras without one are left out; read
+    with getattr so a configuration model without deployments yields an empty list."""
+    entries: list[dict[str, Any]] = []
+    for camera in cameras:
+        deployment = getattr(camera, "deployment", None)
+        if deployment is None:
+            continue
+        entry: dict[str, Any] = {"camera": str(camera.name),
+                                 "deployment_id": getattr(deployment, "id", None) or f"{device_id}-{camera.name}"}
+        for name in DEPLOYMENT_FIELDS:
+            value = getattr(deployment, name, None)
+            entry[name] = _moment(value) if name in ("start", "end") else value
+        entries.append(entry)
+    return entries
+
+
+def info_message(ctx: MessageContext, cameras: Iterable[Any] = (), *, software_version: str,
+                 detector_id: str | None = None, now: datetime | None = None) -> OutboxMessage:
+    """The retained `info` message (QoS 1): the device's identity card, published on every
+    connect so that a central collector learns versions, zone and deployments without asking,
+    and a broker that lost its retained store gets it back at the next reconnect.
+
+    `cameras` are `[[cameras]]` tables (name, optional deployment); `now` stamps published_at."""
+    camera_list = list(cameras)
+    payload = {
+        "schema": PAYLOAD_SCHEMA,
+        "device": ctx.device_id,
+        "software_version": software_version,
+        "model_id": ctx.model_id,
+        "model_version": ctx.model_version,
+        "detector_id": detector_id,
+        "timezone": ctx.station_tz.key,
+        "cameras": [str(camera.name) for camera in camera_list],
+        "deployments": deployments(camera_list, ctx.device_id),
+        "published_at": format_utc(now or datetime.now(timezone.utc)),
+    }
+    # Published directly, never queued; were it queued, it is a retained snapshot that the next
+    # one supersedes, which is what the outbox's `counts` kind means (coalescible).
+    return OutboxMessage(INFO_TOPIC, _dumps(payload), qos=1, retain=True, kind="counts")

@@ -21,6 +21,10 @@ Why it looks like this:
   outbox cannot be written: so it bypasses the outbox. The publisher asks a health source (the
   daemon's field operation, edge/operate/field.py, wired by edge/daemon/wiring.py) for the current snapshot on every connect, when told
   the state changed (`health_changed()`), and every `health_interval_s`.
+- `info` (retained) is the device's identity card (software, model and detector versions, time
+  zone, cameras, deployments): published directly on every connect, right after `online`, and
+  again after `info_changed()` (a model reload), from an info source the wiring hands in
+  (edge/publish/messages.py info_message). A central collector learns what a device is from it.
 - A full disk must not stop delivery: deleting acknowledged rows (or queueing the day snapshot)
   that fails with SQLITE_FULL is retried later instead of ending the thread.
 """
@@ -129,6 +133,7 @@ class Publisher:
         rng: random.Random | None = None,
         health: Callable[[], Mapping[str, Any] | None] | None = None,
         cameras: Iterable[str] = (),
+        info: Callable[[], outbox.OutboxMessage | None] | None = None,
     ) -> None:
         self.config = config
         self.db_path = Path(db_path)
@@ -168,6 +173,9 @@ class Publisher:
         self._health_source = health
         self._health_due = threading.Event()
         self._next_health = 0.0
+        # The retained `info` topic: a callable returning messages.info_message(...) (None = none).
+        self._info_source = info
+        self._info_due = threading.Event()
         # Each camera's latest best-crop JPEG (camera → file), published retained and directly
         # like health: only the newest matters, so it never queues in the outbox; after a
         # reconnect every camera's latest is sent again.
@@ -192,6 +200,16 @@ class Publisher:
         """The health state changed (paused, resumed): publish it at the next loop pass
         (within ~0.1 s when connected; on the next connect otherwise). Thread-safe, never blocks."""
         self._health_due.set()
+
+    def set_info_source(self, source: Callable[[], outbox.OutboxMessage | None] | None) -> None:
+        """Where the retained `info` message comes from (edge/publish/messages.py info_message)."""
+        self._info_source = source
+
+    def info_changed(self) -> None:
+        """What `info` says changed (a model reload): publish it again at the next loop pass, or on
+        the next connect. Thread-safe, never blocks."""
+        self._info_due.set()
+        self._wake.set()
 
     def snapshot_changed(self, camera: str, path: Path) -> None:
         """Camera `camera`'s latest event has a new best crop in `path`: publish it (retained)
@@ -358,6 +376,7 @@ class Publisher:
                 log.info("MQTT connected to %s:%d as %s", cfg.host, cfg.port, self.base_topic)
             self._last_logged_error = None
             client.publish(f"{self.base_topic}/status", STATUS_ONLINE, qos=1, retain=True)
+            self._publish_info(client)
             self._publish_health(client)
             with self._snapshots_lock:
                 self._snapshots_due.update(self._snapshots)
@@ -435,6 +454,20 @@ class Publisher:
             client.publish(f"{self.base_topic}/{HEALTH_TOPIC}", json.dumps(payload, separators=(",", ":")),
                            qos=1, retain=True)
 
+    def _publish_info(self, client: paho.Client) -> None:
+        """Publish the `info` message directly (retained, QoS 1), like health: a state, not an
+        event, so it never queues in the outbox."""
+        self._info_due.clear()  # before reading: a change while we read publishes again
+        if self._info_source is None:
+            return
+        try:
+            message = self._info_source()
+        except Exception:  # noqa: BLE001 - a broken info source must not stop delivery
+            log.exception("MQTT info message failed")
+            return
+        if message is not None:
+            client.publish(f"{self.base_topic}/{message.topic}", message.payload, qos=message.qos, retain=message.retain)
+
     def _publish_snapshots(self, client: paho.Client) -> None:
         """Send each due camera's latest best crop as raw JPEG bytes, retained, QoS 0 (a newer
         one replaces it anyway; a lost one is sent again at the next connect). A file that
@@ -511,6 +544,8 @@ class Publisher:
                 self._publish_health(client)
             if self._snapshots_due:
                 self._publish_snapshots(client)
+            if pump.drain_deadline is None and self._info_due.is_set():
+                self._publish_info(client)
             if pump.drain_deadline is not None and now > pump.drain_deadline:
                 log.info("MQTT drain time over; %d row(s) stay in the outbox for the next start", outbox.depth(conn))
                 self._finish(client)

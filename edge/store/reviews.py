@@ -262,7 +262,10 @@ class ReviewStore:
         if self.outbox is not None:
             today = local_day(self.clock(), self.station_tz)
             previous = before_species if before_species != after_species else None
-            change = EventChange("update", after, previous_species=previous)
+            # The event again, as it now counts: `end` when the visit is over, so that a consumer
+            # keeping only the newest message of each event (the fleet's collector) still knows it closed.
+            change = EventChange("end" if after.get("state") == "closed" else "update", after,
+                                 previous_species=previous)
             touched = {s for s in (before_species, after_species) if s is not None}
             tallies = tallies_for_day(self.conn, today) if day == today else None
             self.outbox.enqueue(self.db, [change], tallies, today, touched if day == today else set())

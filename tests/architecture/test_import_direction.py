@@ -23,6 +23,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("edge.classify",),        # models, labels, decisions
     ("edge.detect",),          # the bird detector, tiles, box merging, crops (reuses classify's runtime and labels)
     ("edge.store",),           # the database: schema, the writer, event rules, reports, times, outbox table
+    ("edge.fleet",),           # the central database (collector + fleet readers): schema, engines; psycopg lazily
     ("edge.publish",),         # MQTT: messages, the outbox writer, the publisher, discovery
     ("edge.operate",),         # field operation: notify, health, metrics, retention, service files
     ("edge.ecology",),         # deployments, Camtrap DP / COCO Camera Traps exports, `edge report` analyses

@@ -275,3 +275,29 @@ def test_the_frame_row_counter_follows_inserts_and_pruning(tmp_path: Path) -> No
     finally:
         store.close()
     assert collect_status(tmp_path / "edge.db")["frames_total"] == 8
+
+
+def test_a_review_of_a_closed_event_publishes_it_as_ended(tmp_path: Path) -> None:
+    """The newest message of an event must say whether it closed: a consumer that keeps only the
+    newest (the fleet's collector) would otherwise see a reviewed, finished visit as open."""
+    outbox = OutboxWriter("st1", "UTC", "m", {}, 1000)
+    store = Store(tmp_path / "edge.db", independence_s=60, outbox=outbox, clock=lambda: NOW)
+    reviews = ReviewStore(store.path, outbox=outbox, clock=lambda: NOW)
+    try:
+        frame(store, 0, "robin", 0.55)
+        event_id = store.db.execute("SELECT id FROM events").fetchone()[0]
+
+        def reviewed(action: str) -> dict:
+            last = store.db.execute("SELECT MAX(id) FROM outbox").fetchone()[0]
+            reviews.review_event(event_id, action, reviewer="ana")
+            return json.loads(store.db.execute("SELECT payload FROM outbox WHERE id > ? AND topic = 'events'",
+                                               (last,)).fetchone()[0])
+
+        assert reviewed("confirm")["change"] == "update"  # still open
+        assert store.close_stale_events(NOW + timedelta(hours=2))
+        message = reviewed("reject")
+        assert (message["change"], message["review"]) == ("end", "rejected")
+        assert message["id"].startswith(message["event_id"] + ":end:1:reviewed:")
+    finally:
+        reviews.close()
+        store.close()

@@ -25,7 +25,7 @@ class Station:
     model: Path
     device_id: str = "st1"
 
-    def configure(self, broker: Broker, **mqtt: object) -> Path:
+    def configure(self, broker: Broker, deployment: dict[str, object] | None = None, **mqtt: object) -> Path:
         settings = broker.mqtt_config(prefix="tc", drain_timeout_s=2.0, **mqtt)
         lines = [
             "[station]", f'device_id = "{self.device_id}"', 'timezone = "Europe/Berlin"',
@@ -35,6 +35,8 @@ class Station:
             "[mqtt]", *(f"{k} = {toml_value(v)}" for k, v in settings.items()),
             "[[cameras]]", 'name = "cam1"', f"path = {toml_value(self.camera)}",
         ]
+        if deployment:  # cam1's [cameras.deployment] sub-table
+            lines += ["[cameras.deployment]", *(f"{k} = {toml_value(v)}" for k, v in deployment.items())]
         self.toml.write_text("\n".join(lines) + "\n")
         return self.toml
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import edge
 from edge.config import load_config
 from edge.classify.model import sha256_file
 from tests.edge.conftest import DaemonProcess, ThreadDaemon
@@ -28,7 +29,8 @@ def today_tallies(station: Station, day: str) -> dict[str, tuple[int, int]]:
 
 
 def test_frames_in_events_and_retained_counts_out(broker: Broker, station: Station) -> None:
-    config = load_config(station.configure(broker), environ={})
+    config = load_config(station.configure(broker, deployment={"id": "north-1", "latitude": 52.5, "longitude": 13.4}),
+                         environ={})
     sub = Subscriber(broker, [f"{BASE}/#"])
     runner = ThreadDaemon(config).start()
     try:
@@ -54,11 +56,19 @@ def test_frames_in_events_and_retained_counts_out(broker: Broker, station: Stati
         assert payload["model_version"] == version
     statuses = [m.payload for m in sub.on(f"{BASE}/status")]
     assert statuses[0] == "online" and statuses[-1] == "stopped"
+    # The retained identity card, sent right after `online` on the connect.
+    info = json.loads(sub.on(f"{BASE}/info")[0].payload)
+    assert (info["device"], info["timezone"], info["cameras"]) == ("st1", "Europe/Berlin", ["cam1"])
+    assert (info["model_id"], info["model_version"], info["detector_id"]) == (rows[next(iter(rows))][6], version, None)
+    assert info["software_version"] == edge.__version__
+    assert info["deployments"] == [{"camera": "cam1", "deployment_id": "north-1", "latitude": 52.5, "longitude": 13.4,
+                                    "location_name": None, "start": None, "end": None}]
 
     late = Subscriber(broker, [f"{BASE}/#"], persistent=False)
     retained = late.wait_for(
         lambda ms: {m.topic for m in ms if m.retain} >= {f"{BASE}/status", f"{BASE}/counts"} and ms, what="retained"
     )
+    late.wait_for(lambda ms: any(m.retain and m.topic == f"{BASE}/info" for m in ms), what="retained info")
     counts = json.loads([m for m in retained if m.topic == f"{BASE}/counts"][-1].payload)
     expected = today_tallies(station, counts["day"])
     assert {s: (v["events"], v["frames"]) for s, v in counts["species"].items()} == expected

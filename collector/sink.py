@@ -1,0 +1,309 @@
+"""Rows → the central database: one transaction per batch, idempotent upserts, both engines.
+
+Why it looks like this:
+- A batch (up to N messages or T ms, collector.service) is reduced in memory first: per event
+  only the message with the greatest `order_key`, per (device, day, species) only the newest
+  `updated_at`, per device one update. A burst of updates of one event costs one row write,
+  and PostgreSQL's `INSERT ... ON CONFLICT` never meets the same key twice in one statement.
+- The upserts' WHERE clauses make the database the judge of "newer": `order_key` for events,
+  `updated_at` for day counts, `published_at` for device info. An older or equal message
+  changes nothing, so replays, QoS 1 duplicates and two collectors racing leave the same rows.
+- PostgreSQL: events go through COPY into a session temporary table and one
+  INSERT ... SELECT ... ON CONFLICT (the bulk path; COPY is PostgreSQL's fastest way in); the
+  small rest (counts, devices, rejects) through executemany, which psycopg 3 pipelines.
+  SQLite: executemany in one BEGIN IMMEDIATE transaction (WAL, synchronous=NORMAL).
+- A batch that fails for a data reason (a value the column refuses) is retried one message
+  at a time so the one bad message is rejected and the rest still land; a connection failure
+  raises `SinkUnavailable` and the caller retries the whole batch later (nothing acked).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from collector.messages import CountRow, EventRow, Ignored, InfoRow, Parsed, Rejected, StatusRow
+from edge.fleet import db as central
+from edge.fleet.schema import create_schema
+from edge.store.times import format_utc
+
+log = logging.getLogger(__name__)
+
+EVENT_COLUMNS = (
+    "device", "uid", "camera", "species", "scientific_name", "confidence", "started_at", "ended_at",
+    "frame_count", "individuals", "review", "model_species", "model_id", "model_version", "timezone",
+    "change", "message_id", "order_key", "received_at",
+)
+COUNT_COLUMNS = (
+    "device", "day", "species", "scientific_name", "events", "frames", "individuals", "timezone",
+    "updated_at", "message_id", "received_at",
+)
+
+
+class SinkUnavailable(Exception):
+    """The database cannot take the batch now (down, restarting, connection lost): retry later."""
+
+
+@dataclass
+class Message:
+    """One message of a batch: where it came from and what it means."""
+
+    topic: str
+    parsed: Parsed
+
+
+@dataclass
+class WriteStats:
+    events: int = 0
+    counts: int = 0
+    statuses: int = 0
+    infos: int = 0
+    rejected: int = 0
+    ignored: int = 0
+
+    def add(self, other: "WriteStats") -> None:
+        for name in vars(self):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+@dataclass
+class _DeviceUpdate:
+    state: str | None = None
+    info: InfoRow | None = None
+    event: EventRow | None = None
+
+
+@dataclass
+class _Reduced:
+    events: dict[tuple[str, str], EventRow] = field(default_factory=dict)
+    counts: dict[tuple[str, str, str], CountRow] = field(default_factory=dict)
+    devices: dict[str, _DeviceUpdate] = field(default_factory=dict)
+    rejected: list[Rejected] = field(default_factory=list)
+    stats: WriteStats = field(default_factory=WriteStats)
+
+
+def reduce(batch: Sequence[Message]) -> _Reduced:
+    """Fold a batch down to one write per key (the newest by the message's own order)."""
+    out = _Reduced()
+    for message in batch:
+        row = message.parsed
+        device = getattr(row, "device", None)
+        if device is not None:
+            update = out.devices.setdefault(device, _DeviceUpdate())
+        if isinstance(row, EventRow):
+            out.stats.events += 1
+            key = (row.device, row.uid)
+            kept = out.events.get(key)
+            if kept is None or row.order_key > kept.order_key:
+                out.events[key] = row
+            update.event = row
+        elif isinstance(row, CountRow):
+            out.stats.counts += 1
+            key3 = (row.device, row.day, row.species)
+            kept3 = out.counts.get(key3)
+            if kept3 is None or row.updated_at > kept3.updated_at:
+                out.counts[key3] = row
+        elif isinstance(row, StatusRow):
+            out.stats.statuses += 1
+            update.state = row.state
+        elif isinstance(row, InfoRow):
+            out.stats.infos += 1
+            if update.info is None or row.published_at > update.info.published_at:
+                update.info = row
+        elif isinstance(row, Rejected):
+            out.stats.rejected += 1
+            out.rejected.append(row)
+        elif isinstance(row, Ignored):
+            out.stats.ignored += 1
+    return out
+
+
+def _event_values(row: EventRow, received: str) -> tuple[Any, ...]:
+    return (row.device, row.uid, row.camera, row.species, row.scientific_name, row.confidence, row.started_at,
+            row.ended_at, row.frame_count, row.individuals, row.review, row.model_species, row.model_id,
+            row.model_version, row.timezone, row.change, row.message_id, row.order_key, received)
+
+
+def _count_values(row: CountRow, received: str) -> tuple[Any, ...]:
+    return (row.device, row.day, row.species, row.scientific_name, row.events, row.frames, row.individuals,
+            row.timezone, row.updated_at, row.message_id, received)
+
+
+_EVENT_UPDATE = ", ".join(f"{c} = excluded.{c}" for c in EVENT_COLUMNS[2:])
+_COUNT_UPDATE = ", ".join(f"{c} = excluded.{c}" for c in COUNT_COLUMNS[3:])
+
+
+class Sink:
+    """A connection to the central database that writes batches; reconnects on demand."""
+
+    def __init__(self, db: str, *, clock: Any = None) -> None:
+        self.db = db
+        self.engine = central.engine_of(db)
+        self._clock = clock or (lambda: datetime.now(timezone.utc))
+        self._conn: Any = None
+        self._mark = "%s" if self.engine == "postgresql" else "?"
+
+    # -- connection -------------------------------------------------------------------------
+    def open(self) -> None:
+        """Connect (and create the schema) if not connected; SinkUnavailable when it cannot."""
+        if self._conn is not None:
+            return
+        try:
+            conn = central.connect(self.db)
+            create_schema(conn, self.engine)
+        except central.CentralDbError as exc:
+            raise SinkUnavailable(str(exc)) from exc
+        except Exception as exc:
+            if self._is_connection_error(exc):
+                raise SinkUnavailable(f"{central.redact(self.db)}: {exc}") from exc
+            raise
+        if self.engine == "postgresql":
+            conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS events_in (LIKE events) ON COMMIT DELETE ROWS"
+            )
+            conn.commit()
+        self._conn = conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:  # noqa: BLE001 - closing a broken connection may fail too
+                pass
+            self._conn = None
+
+    def _is_connection_error(self, exc: BaseException) -> bool:
+        if self.engine == "sqlite":
+            return isinstance(exc, sqlite3.OperationalError)  # locked, disk I/O, cannot open
+        import psycopg
+
+        return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
+
+    # -- writing ----------------------------------------------------------------------------
+    def write(self, batch: Sequence[Message]) -> WriteStats:
+        """Write one batch in one transaction; raise SinkUnavailable to have it retried.
+
+        When the batch fails for a reason in the data, each message is written on its own and
+        the ones the database refuses become rejected_messages rows.
+        """
+        self.open()
+        try:
+            return self._write(reduce(batch))
+        except SinkUnavailable:
+            raise
+        except Exception as exc:
+            if self._is_connection_error(exc):
+                self.close()
+                raise SinkUnavailable(f"{central.redact(self.db)}: {exc}".strip()) from exc
+            log.warning("batch of %d refused (%s); writing its messages one by one", len(batch), exc)
+        stats = WriteStats()
+        for message in batch:
+            try:
+                stats.add(self._write(reduce([message])))
+            except Exception as exc:  # noqa: BLE001 - the database's own verdict on this row
+                if self._is_connection_error(exc):
+                    self.close()
+                    raise SinkUnavailable(str(exc)) from exc
+                device = getattr(message.parsed, "device", None)
+                bad = Rejected(device, message.topic, json.dumps(vars(message.parsed), default=str),
+                               f"refused by the database: {exc}".strip()[:500])
+                stats.add(self._write(reduce([Message(message.topic, bad)])))
+        return stats
+
+    def _write(self, reduced: _Reduced) -> WriteStats:
+        received = format_utc(self._clock())
+        if self.engine == "postgresql":
+            self._write_postgres(reduced, received)
+        else:
+            self._write_sqlite(reduced, received)
+        return reduced.stats
+
+    def _device_statements(self, reduced: _Reduced, received: str) -> list[tuple[str, list[tuple[Any, ...]]]]:
+        m = self._mark
+        greatest = "GREATEST" if self.engine == "postgresql" else "max"
+        least = "LEAST" if self.engine == "postgresql" else "min"
+        jcast = "::jsonb" if self.engine == "postgresql" else ""
+        seen = [(d, received, received) for d in sorted(reduced.devices)]
+        states = [(u.state, received, d) for d, u in sorted(reduced.devices.items()) if u.state]
+        infos = [
+            (i.software_version, i.model_id, i.model_version, i.detector_id, i.timezone, json.dumps(i.cameras),
+             json.dumps(i.deployments), i.published_at, d, i.published_at)
+            for d, u in sorted(reduced.devices.items()) if (i := u.info) is not None
+        ]
+        from_events = [
+            (e.model_id, e.model_version, e.timezone, d)
+            for d, u in sorted(reduced.devices.items()) if (e := u.event) is not None and u.info is None
+        ]
+        return [
+            (f"""INSERT INTO devices (device, first_seen, last_seen) VALUES ({m}, {m}, {m})
+                 ON CONFLICT (device) DO UPDATE SET first_seen = {least}(devices.first_seen, excluded.first_seen),
+                 last_seen = {greatest}(devices.last_seen, excluded.last_seen)""", seen),
+            (f"UPDATE devices SET state = {m}, state_at = {m} WHERE device = {m}", states),
+            (f"""UPDATE devices SET software_version = {m}, model_id = {m}, model_version = {m}, detector_id = {m},
+                 timezone = {m}, cameras = {m}{jcast}, deployments = {m}{jcast}, info_at = {m}
+                 WHERE device = {m} AND (info_at IS NULL OR info_at < {m})""", infos),
+            (f"""UPDATE devices SET model_id = coalesce({m}, model_id), model_version = coalesce({m}, model_version),
+                 timezone = coalesce({m}, timezone) WHERE device = {m} AND info_at IS NULL""", from_events),
+        ]
+
+    def _rest_statements(self, reduced: _Reduced, received: str) -> list[tuple[str, list[tuple[Any, ...]]]]:
+        m = self._mark
+        counts = [_count_values(r, received) for r in reduced.counts.values()]
+        rejected = [(received, r.topic, r.payload, r.reason) for r in reduced.rejected]
+        return [
+            (f"""INSERT INTO day_counts ({', '.join(COUNT_COLUMNS)}) VALUES ({', '.join([m] * len(COUNT_COLUMNS))})
+                 ON CONFLICT (device, day, species) DO UPDATE SET {_COUNT_UPDATE}
+                 WHERE excluded.updated_at > day_counts.updated_at""", counts),
+            (f"INSERT INTO rejected_messages (received_at, topic, payload, reason) VALUES ({m}, {m}, {m}, {m})",
+             rejected),
+        ]
+
+    def _write_sqlite(self, reduced: _Reduced, received: str) -> None:
+        conn: sqlite3.Connection = self._conn
+        events = [_event_values(r, received) for r in reduced.events.values()]
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if events:
+                conn.executemany(
+                    f"""INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})
+                        ON CONFLICT (device, uid) DO UPDATE SET {_EVENT_UPDATE}
+                        WHERE excluded.order_key > events.order_key""",
+                    events,
+                )
+            for sql, rows in self._rest_statements(reduced, received) + self._device_statements(reduced, received):
+                if rows:
+                    conn.executemany(sql, rows)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _write_postgres(self, reduced: _Reduced, received: str) -> None:
+        conn = self._conn
+        columns = ", ".join(EVENT_COLUMNS)
+        try:
+            with conn.cursor() as cur:
+                if reduced.events:
+                    with cur.copy(f"COPY events_in ({columns}) FROM STDIN") as copy:
+                        for row in reduced.events.values():
+                            copy.write_row(_event_values(row, received))
+                    cur.execute(
+                        f"""INSERT INTO events ({columns}) SELECT {columns} FROM events_in
+                            ON CONFLICT (device, uid) DO UPDATE SET {_EVENT_UPDATE}
+                            WHERE excluded.order_key > events.order_key"""
+                    )
+                for sql, rows in self._rest_statements(reduced, received) + self._device_statements(reduced, received):
+                    if rows:
+                        cur.executemany(sql, rows)
+            conn.commit()
+        except BaseException:
+            try:
+                conn.rollback()
+            except Exception:  # noqa: BLE001 - the connection may be gone; close() follows
+                pass
+            raise

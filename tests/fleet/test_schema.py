@@ -1,0 +1,67 @@
+"""The central schema on both engines: idempotent, versioned, ordered event keys."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from edge.fleet import schema
+from edge.fleet.db import connect, engine_of, redact
+
+
+def _tables(conn, engine: str) -> set[str]:
+    sql = ("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+           if engine == "postgresql" else "SELECT name FROM sqlite_master WHERE type = 'table'")
+    return {row[0] for row in conn.execute(sql).fetchall()}
+
+
+def test_create_schema_is_idempotent_and_versioned(central_db: str) -> None:
+    engine = engine_of(central_db)
+    conn = connect(central_db)
+    try:
+        assert schema.schema_version(conn, engine) is None
+        schema.create_schema(conn, engine)
+        schema.create_schema(conn, engine)
+        assert schema.schema_version(conn, engine) == schema.SCHEMA_VERSION
+        assert {"central_meta", "devices", "events", "day_counts", "rejected_messages"} <= _tables(conn, engine)
+        mark = "%s" if engine == "postgresql" else "?"
+        conn.execute(f"UPDATE central_meta SET value = {mark} WHERE key = 'schema_version'", (str(schema.SCHEMA_VERSION + 1),))
+        conn.commit() if engine == "postgresql" else None
+        with pytest.raises(schema.SchemaError, match="newer than this trailcam"):
+            schema.create_schema(conn, engine)
+    finally:
+        conn.close()
+
+
+def test_order_key_orders_changes_frames_and_reviews() -> None:
+    keys = [
+        schema.event_order_key("new", 1, None),
+        schema.event_order_key("update", 2, None),
+        schema.event_order_key("update", 10, None),
+        schema.event_order_key("end", 10, None),
+        schema.event_order_key("update", 10, "2026-12-02T05:00:00.000Z"),
+        schema.event_order_key("update", 10, "2026-12-02T05:00:01.000Z"),
+    ]
+    assert keys == sorted(keys)
+    assert len(set(keys)) == len(keys)
+
+
+def test_edge_fleet_imports_without_psycopg() -> None:
+    """The edge on a Pi has no psycopg: importing the fleet modules must not need it."""
+    code = (
+        "import sys; sys.modules['psycopg'] = None\n"
+        "import edge.fleet.schema, edge.fleet.db\n"
+        "print('psycopg' in sys.modules and sys.modules['psycopg'] is not None)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_engine_and_redaction() -> None:
+    assert engine_of("postgresql://u:pw@h/db") == "postgresql"
+    assert engine_of("postgres://h/db") == "postgresql"
+    assert engine_of("/var/lib/trailcam/central.sqlite") == "sqlite"
+    assert redact("postgresql://u:pw@h:5432/db") == "postgresql://u:***@h:5432/db"
+    assert "pw" not in redact("postgresql://u:pw@h:5432/db")
