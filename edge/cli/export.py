@@ -43,6 +43,9 @@ def register(subparsers) -> None:
                     help="margin around each box, a fraction of its longer side (default: [detector] crop_margin)")
     _db_flags(ts)
     ts.set_defaults(func=cmd_training_set)
+    from edge.cli import ecology  # camtrap-dp, coco-ct
+
+    ecology.register(sub)
 
     thresholds = subparsers.add_parser("thresholds", help="per-species confidence thresholds from reviews")
     tsub = thresholds.add_subparsers(dest="thresholds_command", metavar="ACTION", required=True)
