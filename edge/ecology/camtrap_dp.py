@@ -33,8 +33,8 @@ import sqlite_utils
 import edge
 from edge.config import EdgeConfig
 from edge.ecology.deployments import Deployment, resolve_deployments
-from edge.ecology.media import (Frame, Selection, deployment_window, events, frames, latest_reviews, local_text,
-                                media_type, relative_path, utc_now)
+from edge.ecology.media import (Frame, Selection, camera_folders, deployment_window, events, frames, latest_reviews,
+                                local_text, media_type, relative_path, utc_now)
 from edge.store.events import counted
 from edge.store.taxa import Taxon, taxa
 from edge.store.times import parse_utc
@@ -224,6 +224,7 @@ class _Writer:
         self.names = names
         self.event_reviews, self.detection_reviews = latest_reviews(conn)
         self.used_names: dict[str, Taxon | None] = {}
+        self.folders = camera_folders(config)
         base = config.project.media_base_url
         self.base_url = base
         methods = config.project.capture_method
@@ -269,12 +270,12 @@ class _Writer:
         return row
 
     def media_row(self, frame: Frame, deployment: Deployment) -> dict[str, Any]:
-        relative = relative_path(self.config, frame.camera, frame.path)
+        relative = relative_path(self.folders, frame.camera, frame.path)
         return {
             "mediaID": frame.sha256, "deploymentID": deployment.deployment_id, "captureMethod": self.capture_method,
             "timestamp": local_text(frame.captured_at, self.zone),
             "filePath": (self.base_url + relative) if self.base_url else relative,
-            "filePublic": self.base_url is not None, "fileName": Path(frame.path).name,
+            "filePublic": self.base_url is not None, "fileName": relative.rsplit("/", 1)[-1],
             "fileMediatype": media_type(frame.path),
         }
 
@@ -316,15 +317,27 @@ def _probability(value: float | None) -> float | None:
     return None if value is None else min(max(float(value), 0.0), 1.0)
 
 
+class _Table:
+    """A CSV table written row by row in the schema's column order (unknown keys are an error)."""
+
+    def __init__(self, writer, fields: tuple[str, ...]) -> None:
+        self.writer = writer
+        self.fields = fields
+        self.known = frozenset(fields)
+
+    def writerow(self, row: dict[str, Any]) -> None:
+        if not self.known.issuperset(row):
+            raise KeyError(f"not a column: {sorted(set(row) - self.known)}")
+        self.writer.writerow([_text(row.get(name)) for name in self.fields])
+
+
 def _csv(path: Path, fields: tuple[str, ...]):
     handle = path.open("w", encoding="utf-8", newline="")
-    writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="raise", lineterminator="\n")
-    writer.writeheader()
-    return handle, writer
+    writer = csv.writer(handle, lineterminator="\n")
+    writer.writerow(fields)
+    return handle, _Table(writer, fields)
 
 
-def _row(row: dict[str, Any]) -> dict[str, Any]:
-    return {key: _text(value) for key, value in row.items()}
 
 
 # -- the package ---------------------------------------------------------------------------
@@ -360,7 +373,7 @@ def export_camtrap_dp(config: EdgeConfig, db: sqlite_utils.Database, out: Path, 
         handle, table = _csv(work / "deployments.csv", DEPLOYMENT_FIELDS)
         with handle:
             for deployment in deployments:
-                table.writerow(_row(deployment_row(deployment, zone)))
+                table.writerow(deployment_row(deployment, zone))
         summary.deployments = len(deployments)
 
         first = last = None
@@ -373,7 +386,7 @@ def export_camtrap_dp(config: EdgeConfig, db: sqlite_utils.Database, out: Path, 
                         if not windows[event["camera"]](parse_utc(event["started_at"])):
                             summary.outside += 1
                             continue
-                        observed.writerow(_row(writer.event_row(event, by_camera[event["camera"]])))
+                        observed.writerow(writer.event_row(event, by_camera[event["camera"]]))
                         summary.event_observations += 1
                     media, listed = _csv(work / "media.csv", MEDIA_FIELDS)
                     with media:
@@ -385,10 +398,10 @@ def export_camtrap_dp(config: EdgeConfig, db: sqlite_utils.Database, out: Path, 
                             first = moment if first is None or moment < first else first
                             last = moment if last is None or moment > last else last
                             deployment = by_camera[frame.camera]
-                            listed.writerow(_row(writer.media_row(frame, deployment)))
+                            listed.writerow(writer.media_row(frame, deployment))
                             summary.media += 1
                             for row in writer.media_observations(frame, deployment):
-                                observed.writerow(_row(row))
+                                observed.writerow(row)
                                 summary.media_observations += 1
                 finally:
                     db.conn.execute("COMMIT")

@@ -37,7 +37,7 @@ import sqlite_utils
 import edge
 from edge.config import EdgeConfig
 from edge.ecology.deployments import resolve_deployments
-from edge.ecology.media import Frame, Selection, deployment_window, frames, relative_path, utc_now
+from edge.ecology.media import Frame, Selection, camera_folders, deployment_window, frames, relative_path, utc_now
 from edge.store.taxa import taxa
 
 EMPTY = "empty"
@@ -159,12 +159,14 @@ def export_coco_ct(config: EdgeConfig, db: sqlite_utils.Database, out: Path, sel
                 sink.write(',\n"categories": ' + json.dumps(categories, ensure_ascii=False))
                 sink.write(',\n"images": [')
                 frame_numbers: dict[str, int] = {}
+                folders = camera_folders(config)
                 first = True
                 for frame in (frames(db.conn, selection, cameras) if cameras else ()):
                     if not windows[frame.camera](frame.moment):
                         summary.outside += 1
                         continue
-                    image = _image(config, frame, by_camera[frame.camera].deployment_id, sequences, frame_numbers)
+                    image = _image(config, folders, frame, by_camera[frame.camera].deployment_id, sequences,
+                                   frame_numbers)
                     size = image_size(frame)
                     if size is not None:
                         image["width"], image["height"] = size
@@ -191,7 +193,7 @@ def export_coco_ct(config: EdgeConfig, db: sqlite_utils.Database, out: Path, sel
     return summary
 
 
-def _image(config: EdgeConfig, frame: Frame, location: str, sequences: dict[str, int],
+def _image(config: EdgeConfig, folders: dict[str, str], frame: Frame, location: str, sequences: dict[str, int],
            numbers: dict[str, int]) -> dict[str, Any]:
     zone = config.station.zone
     if frame.event_uid is not None:
@@ -201,7 +203,7 @@ def _image(config: EdgeConfig, frame: Frame, location: str, sequences: dict[str,
     else:
         sequence, size, number = f"frame:{frame.sha256}", 1, 0
     return {"id": frame.sha256,
-            "file_name": f"{frame.camera}/{relative_path(config, frame.camera, frame.path)}",
+            "file_name": f"{frame.camera}/{relative_path(folders, frame.camera, frame.path)}",
             "location": location,
             "datetime": frame.moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
             "seq_id": sequence, "seq_num_frames": size, "frame_num": number}

@@ -8,12 +8,13 @@ cursor walked once.
 
 from __future__ import annotations
 
+import functools
 import mimetypes
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import PurePosixPath, Path
+from pathlib import PurePosixPath
 from zoneinfo import ZoneInfo
 
 from edge.config import EdgeConfig
@@ -167,26 +168,34 @@ def latest_reviews(conn: sqlite3.Connection) -> tuple[dict[int, tuple[str, str]]
     return by_event, by_detection
 
 
-def relative_path(config: EdgeConfig, camera: str, path: str) -> str:
+def camera_folders(config: EdgeConfig) -> dict[str, str]:
+    """camera → its folder as text, for relative_path (built once per export, not per frame)."""
+    return {c.name: str(c.path) for c in config.cameras}
+
+
+def relative_path(folders: dict[str, str], camera: str, path: str) -> str:
     """The frame's path relative to its camera folder (POSIX), never an absolute local path: the
     file name alone when the camera is not configured or the frame lies outside its folder."""
-    folders = {c.name: c.path for c in config.cameras}
-    frame = Path(path)
     folder = folders.get(camera)
     if folder is not None:
-        try:
-            relative = frame.relative_to(folder)
-        except ValueError:
-            relative = None
-        if relative is not None and relative.parts and ".." not in relative.parts:
-            return PurePosixPath(*relative.parts).as_posix()
-    return frame.name
+        prefix = folder.rstrip("/") + "/"
+        if path.startswith(prefix):
+            relative = path[len(prefix):]
+            parts = relative.split("/")
+            if relative and ".." not in parts and "" not in parts:
+                return relative
+    return PurePosixPath(path).name
+
+
+@functools.lru_cache(maxsize=64)
+def _media_type(suffix: str) -> str:
+    guessed, _ = mimetypes.guess_type("frame" + suffix)
+    return guessed if guessed and guessed.split("/")[0] in ("image", "video", "audio") else "image/jpeg"
 
 
 def media_type(path: str) -> str:
     """The file's media type from its name (image/jpeg when it says nothing)."""
-    guessed, _ = mimetypes.guess_type(path)
-    return guessed if guessed and guessed.split("/")[0] in ("image", "video", "audio") else "image/jpeg"
+    return _media_type(PurePosixPath(path).suffix.lower())
 
 
 def local_text(moment: datetime | str, zone: ZoneInfo) -> str:

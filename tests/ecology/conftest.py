@@ -12,7 +12,6 @@ What it holds (Europe/Berlin; 2026-05-01 and 2026-05-02 UTC mornings):
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
