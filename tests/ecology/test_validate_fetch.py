@@ -113,3 +113,21 @@ def test_the_daemon_never_imports_frictionless(cli_env) -> None:
     result = subprocess.run([sys.executable, "-c", code], env=cli_env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def test_without_frictionless_the_export_works_and_validate_says_what_to_install(
+        station: Station, tmp_path: Path, edge_venv_python: Path, cli_env, standards_dir: Path) -> None:
+    """The edge-only environment (tflite-runtime, no [ecology] extra) exports; --validate there is a
+    usage error naming the extra, and the package stays written."""
+    import subprocess
+
+    probe = subprocess.run([str(edge_venv_python), "-c", "import frictionless"], capture_output=True, text=True)
+    if probe.returncode == 0:
+        pytest.skip("frictionless is installed in the edge-only venv")
+    out = tmp_path / "package"
+    result = subprocess.run([str(edge_venv_python), "-m", "edge", "export", "camtrap-dp", "--config",
+                             str(station.config), "--out", str(out), "--validate", str(standards_dir)],
+                            env=cli_env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "validation needs the frictionless package: pip install 'trailcam[ecology]'" in result.stderr
+    assert "deployments: 2" in result.stdout and (out / "observations.csv").is_file()
