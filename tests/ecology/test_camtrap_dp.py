@@ -275,3 +275,26 @@ def test_zone_offsets_follow_the_station(package: Path) -> None:
     """Daylight saving time in Berlin in May: +02:00 on every timestamp."""
     assert ZONE == "Europe/Berlin"
     assert {row["timestamp"][-6:] for row in rows(package / "media.csv")} == {"+02:00"}
+
+
+def test_visits_whose_frames_were_pruned_stay_in_the_package(station: Station, tmp_path: Path, edge_env,
+                                                              standards_dir: Path) -> None:
+    """Retention prunes old frame rows (never events): the first visit's frames gone, the feeder's
+    deployment still starts at that visit and its count is still in the package."""
+    conn = sqlite3.connect(station.db)
+    with conn:
+        first = [row[0] for row in conn.execute(
+            "SELECT id FROM frames WHERE camera = 'feeder' AND captured_at < '2026-05-01T06:01:00.000Z'")]
+        assert len(first) == 3
+        marks = ",".join("?" * len(first))
+        conn.execute(f"DELETE FROM detections WHERE frame_id IN ({marks})", first)
+        conn.execute(f"DELETE FROM frames WHERE id IN ({marks})", first)
+    conn.close()
+    out = tmp_path / "package"
+    result = export(station, out, edge_env, "--validate", str(standards_dir))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "left out" not in result.stdout
+    assert event_counts(out)[0] == edge_counts(station.db, edge_env)
+    feeder = next(row for row in rows(out / "deployments.csv") if row["deploymentID"] == "garden-feeder-2026")
+    assert feeder["deploymentStart"] == "2026-05-01T08:00:00+02:00"  # the pruned visit's start
+    assert len(rows(out / "media.csv")) == 11 - 3
