@@ -43,6 +43,7 @@ DATA_PACKAGE_REF = "https://specs.frictionlessdata.io/schemas/data-package.json"
 GEOJSON_REF = "http://json.schemastore.org/geojson.json"
 BASE_URL_ENV = "TRAILCAM_CAMTRAP_DP_URL"  # where `fetch_standards` fetches from (tests: a local server)
 SOURCES_FILE = "SOURCES.json"  # in the cache: each file's URL, sha256 and when it was fetched
+MIN_FRICTIONLESS = (5, 20)  # pyproject's [ecology] floor
 MAX_LISTED = 50  # errors listed per check; the rest are counted
 FOREIGN_KEYS = (("media", "deploymentID", "deployments", "deploymentID"),
                 ("observations", "deploymentID", "deployments", "deploymentID"),
@@ -139,6 +140,11 @@ def _frictionless():
         import frictionless
     except ImportError:
         raise ValidationSetupError("validation needs the frictionless package: pip install 'trailcam[ecology]'") from None
+    version = tuple(int(part) for part in frictionless.__version__.split(".")[:2] if part.isdigit())
+    if version < MIN_FRICTIONLESS:
+        # 5.19 and older cannot resolve a local profile's relative "$ref"s ("Unresolvable").
+        raise ValidationSetupError(f"validation needs frictionless >= {'.'.join(map(str, MIN_FRICTIONLESS))} "
+                                   f"(installed: {frictionless.__version__}): pip install 'trailcam[ecology]'")
     return frictionless
 
 

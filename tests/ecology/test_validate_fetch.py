@@ -131,3 +131,15 @@ def test_without_frictionless_the_export_works_and_validate_says_what_to_install
     assert result.returncode == 2, result.stdout + result.stderr
     assert "validation needs the frictionless package: pip install 'trailcam[ecology]'" in result.stderr
     assert "deployments: 2" in result.stdout and (out / "observations.csv").is_file()
+
+
+def test_the_frictionless_floor_is_the_extras(repo_root: Path) -> None:
+    """validate.py refuses a frictionless older than the [ecology] floor (5.19.1 cannot resolve
+    the profile's local $refs), and pyproject declares that same floor in [ecology] and [dev]."""
+    import tomllib
+
+    from edge.ecology.validate import MIN_FRICTIONLESS
+
+    extras = tomllib.loads((repo_root / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    floor = "frictionless>=" + ".".join(map(str, MIN_FRICTIONLESS))
+    assert floor in extras["ecology"] and floor in extras["dev"]
