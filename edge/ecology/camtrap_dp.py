@@ -368,8 +368,8 @@ def export_camtrap_dp(config: EdgeConfig, db: sqlite_utils.Database, out: Path, 
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
+        work.chmod(0o755)  # mkdtemp's 0700 is for the work in progress, not for the package to share
         writer = _Writer(config, db.conn, summary, taxa(db))
-        moments: list[datetime] = []
         handle, table = _csv(work / "deployments.csv", DEPLOYMENT_FIELDS)
         with handle:
             for deployment in deployments:

@@ -187,6 +187,7 @@ def export_coco_ct(config: EdgeConfig, db: sqlite_utils.Database, out: Path, sel
             for number, line in enumerate(spool):
                 sink.write(("\n" if number == 0 else ",\n") + line.rstrip("\n"))
             sink.write("]}\n")
+        os.chmod(temporary, 0o644)  # mkstemp's 0600 is for the work in progress, not for the file to share
         os.replace(temporary, out)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -118,3 +118,12 @@ def test_a_period_selects_images_as_camtrap_does(station: Station, tmp_path: Pat
     data = json.loads(out.read_text())
     assert sorted(i["file_name"] for i in data["images"]) == ["gate/G_0001.JPG", "gate/G_0002.JPG", "gate/G_0003.JPG"]
     assert data["info"]["since"] == "2026-05-01T22:00:00+00:00"
+
+
+def test_outputs_are_readable_by_others(station: Station, tmp_path: Path, edge_env) -> None:
+    """The temporary file and folder the exports write into are private; what they become is not."""
+    assert export(station, tmp_path / "c.json", edge_env).returncode == 0
+    assert (tmp_path / "c.json").stat().st_mode & 0o777 == 0o644
+    result = edge(["export", "camtrap-dp", "--config", str(station.config), "--out", str(tmp_path / "dp")], edge_env)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "dp").stat().st_mode & 0o777 == 0o755
