@@ -164,7 +164,9 @@ def render_plots(result: Analyses) -> dict[str, bytes]:
     import matplotlib
 
     matplotlib.use("Agg", force=False)  # no display; a figure is drawn straight into a buffer
+    from matplotlib.dates import date2num
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     def png(figure) -> bytes:
         buffer = io.BytesIO()
@@ -174,14 +176,14 @@ def render_plots(result: Analyses) -> dict[str, bytes]:
     zone = result.zone
     plots: dict[str, bytes] = {}
     if result.efforts:
-        figure = Figure(figsize=(9, 0.5 + 0.45 * len(result.efforts)), layout="constrained")
+        figure = Figure(figsize=(9, max(1.8, 0.9 + 0.45 * len(result.efforts))), layout="constrained")
         ax = figure.subplots()
         for i, item in enumerate(result.efforts):
-            spans = [(matplotlib.dates.date2num(a.astimezone(zone)),
-                      matplotlib.dates.date2num(b.astimezone(zone)) - matplotlib.dates.date2num(a.astimezone(zone)))
+            spans = [(date2num(a.astimezone(zone)),
+                      date2num(b.astimezone(zone)) - date2num(a.astimezone(zone)))
                      for a, b in item.active()]
-            gaps = [(matplotlib.dates.date2num(g.start.astimezone(zone)),
-                     matplotlib.dates.date2num(g.end.astimezone(zone)) - matplotlib.dates.date2num(g.start.astimezone(zone)))
+            gaps = [(date2num(g.start.astimezone(zone)),
+                     date2num(g.end.astimezone(zone)) - date2num(g.start.astimezone(zone)))
                     for g in item.gaps]
             ax.broken_barh(spans, (i - 0.35, 0.7), facecolors="#2f7d4f")
             if gaps:
@@ -189,7 +191,7 @@ def render_plots(result: Analyses) -> dict[str, bytes]:
         ax.set_yticks(range(len(result.efforts)), [e.site.deployment_id for e in result.efforts])
         ax.xaxis_date(tz=zone)
         ax.set_title("Effort: deployments (green) and gaps without frames (red)")
-        figure.autofmt_xdate()
+        ax.tick_params(axis="x", labelrotation=30)
         plots["effort"] = png(figure)
     overall = [r for r in result.rai if r.deployment_id == ALL and r.rai is not None]
     if overall:
@@ -234,6 +236,7 @@ def render_plots(result: Analyses) -> dict[str, bytes]:
             ax.bar(range(24), by_species[name], width=0.9, color="#3867a8")
             ax.set_xlim(-0.5, 23.5)
             ax.set_xticks([0, 6, 12, 18, 23])
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_title(f"{name} (n={sum(by_species[name])})", fontsize=9)
         figure.suptitle("Activity: events per hour of the day (station time)")
         plots["activity"] = png(figure)
