@@ -146,6 +146,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise _usage(str(error)) from None
     if written.note:
         print(f"edge: {written.note}", file=sys.stderr)
+    if not result.efforts:
+        from edge.ecology.report import NO_DEPLOYMENTS
+
+        print(f"edge: {NO_DEPLOYMENTS}", file=sys.stderr)
     print(f"wrote {written.out}/report.html and {len(written.files) - 1} CSV files: {len(result.efforts)} deployments, "
           f"{sum(e.effective_days for e in result.efforts):.1f} camera-days after gaps, {result.observations} events, "
           f"{len(result.occupancy)} species")

@@ -34,6 +34,8 @@ from edge.ecology.analyses import ALL, Analyses
 
 INSTALL_HINT = "pip install 'trailcam[report]'"
 MAX_ACTIVITY_PANELS = 12
+NO_DEPLOYMENTS = ("No deployment has effort in the period: no camera of the selection has frames or a configured "
+                  "start in it, so every table is empty.")
 
 
 class ReportOutputError(Exception):
@@ -295,6 +297,8 @@ def render_html(result: Analyses, found: Sequence[Table], plots: Mapping[str, by
              f"{result.occasion_days} days; {result.observations} independent events counted after review.</p>"]
     if plot_note:
         parts.append(f'<p class="note">{escape(plot_note)}</p>')
+    if not result.efforts:
+        parts.append(f'<p class="note">{escape(NO_DEPLOYMENTS)}</p>')
     parts.append("<h2>Effort</h2><p>Camera-days per deployment within the period, the gaps, and the effective "
                  "camera-days the relative abundance index divides by. Start and end sources: <em>config</em> "
                  "([cameras.deployment]), <em>first frame</em> / <em>last frame</em> (not configured), "
@@ -398,7 +402,9 @@ def write_report(out: Path, result: Analyses, *, title: str, period: str, taxa: 
             write_csv(staging / table.name, table)
         html = render_html(result, found, plots, title=title, period=period, plot_note=note, taxa=taxa)
         (staging / "report.html").write_text(html, encoding="utf-8")
-        os.chmod(staging, 0o755)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(staging, 0o777 & ~umask)  # mkdtemp's 0700, as a folder made by mkdir would be
         if out.is_dir():
             out.rmdir()  # empty (checked above)
         os.replace(staging, out)

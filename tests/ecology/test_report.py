@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import os
 import re
 import subprocess
 import sys
@@ -192,6 +193,28 @@ def test_db_alone_takes_the_deployments_from_the_frames_and_a_camera_filter(craf
                              "2026-05-07T20:00:00+02:00", "last frame"]
     assert {r[2] for r in read_csv(out / "rai.csv")[1:]} == {"st1-south", "all"}
     assert "first frame" in (out / "report.html").read_text(encoding="utf-8")
+
+
+def test_an_unmigrated_database_is_refused_and_an_empty_one_reported(cli_env, tmp_path) -> None:
+    from edge.store.writer import Store
+
+    old = REPO / "tests" / "edge" / "data" / "schema2-3c1b25a.db"
+    copy = tmp_path / "old.db"
+    copy.write_bytes(old.read_bytes())
+    result = run_edge(["report", "--db", str(copy), "--out", str(tmp_path / "a")], cli_env)
+    assert result.returncode == 2 and "schema version 2" in result.stderr and "restart the daemon" in result.stderr
+    assert not (tmp_path / "a").exists()
+    Store(tmp_path / "new.db").close()
+    result = run_edge(["report", "--db", str(tmp_path / "new.db"), "--out", str(tmp_path / "b")], cli_env)
+    assert result.returncode == 0, result.stderr
+    assert "No deployment has effort in the period" in result.stderr
+    assert "No deployment has effort in the period" in (tmp_path / "b" / "report.html").read_text(encoding="utf-8")
+    assert read_csv(tmp_path / "b" / "effort.csv") == [["deployment_id", "camera", "start", "start_source", "end",
+                                                        "end_source", "frames", "camera_days", "gaps", "gap_days",
+                                                        "effective_days"]]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "b").stat().st_mode & 0o777 == 0o777 & ~umask  # as mkdir makes it, not mkdtemp's 0700
 
 
 def test_species_names_are_escaped_and_file_names_sanitised(tmp_path) -> None:
