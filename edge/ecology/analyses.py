@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import random
+from bisect import bisect_left, bisect_right
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -151,13 +152,26 @@ def find_gaps(site: Site, frame_times: Sequence[datetime], gap_hours: float) -> 
     `alive_after` (else the span's end). `gap_hours` <= 0: no gaps."""
     if gap_hours <= 0:
         return ()
+    return _gaps(site, _stamped(frame_times), gap_hours)
+
+
+def _stamped(frame_times: Sequence[datetime]) -> tuple[list[float], list[datetime]]:
+    """The times sorted, with their POSIX timestamps (compared as floats: a year of frames is a
+    million aware-datetime comparisons otherwise)."""
+    pairs = sorted((t.timestamp(), t) for t in frame_times)
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def _gaps(site: Site, stamped: tuple[list[float], list[datetime]], gap_hours: float) -> tuple[Gap, ...]:
+    stamps, times = stamped
+    lo_i, hi_i = bisect_left(stamps, site.start.timestamp()), bisect_left(stamps, site.end.timestamp())
+    before = site.alive_before if site.alive_before is not None else site.start
+    after = site.alive_after if site.alive_after is not None else site.end
+    marks = [(before.timestamp(), before), *zip(stamps[lo_i:hi_i], times[lo_i:hi_i]), (after.timestamp(), after)]
     threshold = gap_hours * 3600.0
-    inside = sorted(t for t in frame_times if site.start <= t < site.end)
-    marks = [site.alive_before if site.alive_before is not None else site.start, *inside,
-             site.alive_after if site.alive_after is not None else site.end]
     gaps = []
-    for a, b in zip(marks, marks[1:]):
-        if seconds(a, b) > threshold:
+    for (sa, a), (sb, b) in zip(marks, marks[1:]):
+        if sb - sa > threshold:
             lo, hi = max(a, site.start), min(b, site.end)
             if hi > lo:
                 gaps.append(Gap(site.deployment_id, site.camera, lo, hi, a, b))
@@ -168,22 +182,46 @@ def effort(sites: Sequence[Site], frames: Mapping[str, Sequence[datetime]], gap_
            ) -> list[Effort]:
     """Each site's effort; `frames` = camera → capture times of its frames (empty ones included)."""
     found = []
+    stamped: dict[str, tuple[list[float], list[datetime]]] = {}
     for site in sites:
-        times = frames.get(site.camera, ())
-        count = sum(1 for t in times if site.start <= t < site.end)
-        found.append(Effort(site, find_gaps(site, times, gap_hours), count))
+        if site.camera not in stamped:
+            stamped[site.camera] = _stamped(frames.get(site.camera, ()))
+        stamps = stamped[site.camera][0]
+        count = bisect_left(stamps, site.end.timestamp()) - bisect_left(stamps, site.start.timestamp())
+        gaps = _gaps(site, stamped[site.camera], gap_hours) if gap_hours > 0 else ()
+        found.append(Effort(site, gaps, count))
     return found
 
 
-def _assign(efforts: Sequence[Effort], observations: Iterable[Observation]) -> list[tuple[Effort, Observation]]:
+class Assigned(list):
+    """Observations already matched to their deployments: (Effort, Observation) pairs, what
+    `assign` returns. Every analysis takes it in place of the observations; `analyse` matches
+    once for all of them."""
+
+
+Observations = Iterable[Observation] | Assigned
+
+
+def assign(efforts: Sequence[Effort], observations: Iterable[Observation]) -> Assigned:
     """Each observation with the deployment it falls in (camera and span); others are dropped."""
-    by_camera: dict[str, list[Effort]] = defaultdict(list)
+    return Assigned(_assign(efforts, observations))
+
+
+def _assign(efforts: Sequence[Effort], observations: "Observations") -> list[tuple[Effort, Observation]]:
+    """Each observation with the deployment it falls in (camera and span); others are dropped."""
+    if isinstance(observations, Assigned):
+        return list(observations)
+    by_camera: dict[str, list[tuple[float, float, Effort]]] = defaultdict(list)
     for item in efforts:
-        by_camera[item.site.camera].append(item)
+        by_camera[item.site.camera].append((item.site.start.timestamp(), item.site.end.timestamp(), item))
     pairs = []
     for obs in observations:
-        for item in by_camera.get(obs.camera, ()):
-            if item.site.start <= obs.started_at < item.site.end:
+        spans = by_camera.get(obs.camera)
+        if not spans:
+            continue
+        stamp = obs.started_at.timestamp()
+        for start, end, item in spans:
+            if start <= stamp < end:
                 pairs.append((item, obs))
                 break
     return pairs
@@ -212,7 +250,7 @@ def _rai(events: int, days: float) -> float | None:
     return 100.0 * events / days if days > 0 else None
 
 
-def rai(efforts: Sequence[Effort], observations: Iterable[Observation]) -> list[RaiRow]:
+def rai(efforts: Sequence[Effort], observations: Observations) -> list[RaiRow]:
     """Per species: one row per deployment (zeros included) and one over all of them; named
     species alphabetically, `unknown` last."""
     counts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
@@ -265,16 +303,17 @@ def survey_days(efforts: Sequence[Effort], zone: tzinfo) -> list[date]:
     return sorted(days)
 
 
-def accumulation(efforts: Sequence[Effort], observations: Iterable[Observation], zone: tzinfo, *,
+def accumulation(efforts: Sequence[Effort], observations: Observations, zone: tzinfo, *,
                  permutations: int = DEFAULT_PERMUTATIONS, seed: int = DEFAULT_SEED) -> list[AccumulationRow]:
     """Cumulative distinct species by survey day (named species only), and the mean and standard
     deviation over `permutations` random orders of the days, drawn by `random.Random(seed)`: the
     same data give the same curve."""
-    days = survey_days(efforts, zone)
     seen: dict[date, set[str]] = defaultdict(set)
     for _item, obs in _assign(efforts, observations):
         if obs.species != UNKNOWN:
             seen[obs.started_at.astimezone(zone).date()].add(obs.species)
+    # A detection proves the camera worked that day, even at the first instant of a gap.
+    days = sorted(set(survey_days(efforts, zone)) | set(seen))
     per_day = [seen.get(day, set()) for day in days]
     rng = random.Random(seed)
     curves: list[list[int]] = []
@@ -308,7 +347,7 @@ class ActivityRow:
     share: float  # of the species' events
 
 
-def activity(efforts: Sequence[Effort], observations: Iterable[Observation], zone: tzinfo) -> list[ActivityRow]:
+def activity(efforts: Sequence[Effort], observations: Observations, zone: tzinfo) -> list[ActivityRow]:
     """24 rows per named species: its events by the local hour of their start, and the share."""
     hours: dict[str, list[int]] = defaultdict(lambda: [0] * 24)
     for _item, obs in _assign(efforts, observations):
@@ -332,13 +371,15 @@ class OccupancyRow:
     naive_occupancy: float | None
 
 
-def occupancy(efforts: Sequence[Effort], observations: Iterable[Observation]) -> list[OccupancyRow]:
-    """Per named species: deployments with a detection / deployments with effort (> 0 days)."""
+def occupancy(efforts: Sequence[Effort], observations: Observations) -> list[OccupancyRow]:
+    """Per named species: deployments with a detection / deployments with effort (> 0 days, or a
+    detection: a camera whose only frame stands alone in its silence was working then)."""
     with_effort = {item.site.deployment_id for item in efforts if item.effective_days > 0}
     detected: dict[str, set[str]] = defaultdict(set)
     for item, obs in _assign(efforts, observations):
-        if obs.species != UNKNOWN and item.site.deployment_id in with_effort:
+        if obs.species != UNKNOWN:
             detected[obs.species].add(item.site.deployment_id)
+            with_effort.add(item.site.deployment_id)
     n = len(with_effort)
     return [OccupancyRow(name, len(detected[name]), n, len(detected[name]) / n if n else None)
             for name in sorted(detected)]
@@ -386,24 +427,28 @@ class HistoryRow:
     detected: int | None  # 1, 0, or None (NA: no effort in the occasion)
 
 
-def detection_histories(efforts: Sequence[Effort], observations: Iterable[Observation],
+def detection_histories(efforts: Sequence[Effort], observations: Observations,
                         occasion_list: Sequence[Occasion], species: Sequence[str] | None = None) -> list[HistoryRow]:
     """Species × deployment × occasion: 1 when the species was detected in the occasion, 0 when it
     was not and the camera had effort in it, None (NA) when it had none (before the start, after
     the end, or all of it in a gap). `species`: which species (default: every named one observed)."""
     hits: set[tuple[str, str, int]] = set()
     pairs = _assign(efforts, observations)
+    starts = [occ.start.timestamp() for occ in occasion_list]
     for item, obs in pairs:
-        for occ in occasion_list:
-            if occ.start <= obs.started_at < occ.end:
-                hits.add((obs.species, item.site.deployment_id, occ.index))
-                break
+        stamp = obs.started_at.timestamp()
+        k = bisect_right(starts, stamp) - 1
+        if k >= 0 and stamp < occasion_list[k].end.timestamp():
+            hits.add((obs.species, item.site.deployment_id, occasion_list[k].index))
     names = sorted(species if species is not None else {o.species for _, o in pairs if o.species != UNKNOWN})
     grid = [(item, occ, item.overlap_days(occ.start, occ.end)) for item in efforts for occ in occasion_list]
     rows = []
     for name in names:
         for item, occ, days in grid:
-            value = None if days <= 0 else int((name, item.site.deployment_id, occ.index) in hits)
+            if (name, item.site.deployment_id, occ.index) in hits:
+                value: int | None = 1  # a detection proves effort, even at the instant a gap began
+            else:
+                value = 0 if days > 0 else None
             rows.append(HistoryRow(name, item.site.deployment_id, occ.index, occ.start, occ.end, days, value))
     return rows
 
@@ -435,13 +480,15 @@ def analyse(sites: Sequence[Site], frames: Mapping[str, Sequence[datetime]], obs
             permutations: int = DEFAULT_PERMUTATIONS, seed: int = DEFAULT_SEED) -> Analyses:
     efforts = effort(sites, frames, gap_hours)
     occ = occasions(efforts, zone, occasion_days)
+    matched = assign(efforts, observations)
+    observations = matched
     return Analyses(
         zone=zone, gap_hours=gap_hours, occasion_days=occasion_days, efforts=efforts,
         rai=rai(efforts, observations),
         accumulation=accumulation(efforts, observations, zone, permutations=permutations, seed=seed),
         activity=activity(efforts, observations, zone), occupancy=occupancy(efforts, observations),
         occasions=occ, histories=detection_histories(efforts, observations, occ),
-        observations=len(_assign(efforts, observations)))
+        observations=len(matched))
 
 
 # -- loading from the database ---------------------------------------------------------------

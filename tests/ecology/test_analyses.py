@@ -155,6 +155,22 @@ def test_detection_histories_with_na(efforts) -> None:
     assert {d: [effort_of[(d, k)] for k in range(1, 6)] for d in EFFORT} == EFFORT
 
 
+def test_a_lone_frame_in_a_silence_still_counts_its_detection() -> None:
+    # One frame in ten days: both silences are gaps, no effective camera-days, but the robin on
+    # it was seen: a detection in its occasion, a deployment in occupancy, a survey day.
+    sites = [Site("lone", "c", at(1), at(11)), Site("busy", "b", at(1), at(11))]
+    frames = {"c": [at(5)], "b": [at(d) for d in range(1, 11)]}
+    efforts = an.effort(sites, frames, 72)
+    assert efforts[0].effective_days == 0.0
+    robin = [Observation("c", "robin", at(5))]
+    assert [r.rai for r in an.rai(efforts, robin) if r.deployment_id == "lone"] == [None]
+    assert [(o.detected, o.deployments) for o in an.occupancy(efforts, robin)] == [(1, 2)]
+    rows = an.detection_histories(efforts, robin, an.occasions(efforts, ZONE, 5))
+    assert [(r.deployment_id, r.occasion, r.detected) for r in rows] == [
+        ("lone", 1, 1), ("lone", 2, None), ("busy", 1, 0), ("busy", 2, 0)]
+    assert [r.species for r in an.accumulation(efforts, robin, ZONE)][4] == 1
+
+
 def test_an_event_at_an_occasion_boundary_belongs_to_the_later_one() -> None:
     sites = [Site("d", "c", at(1), at(5))]
     efforts = an.effort(sites, {"c": [at(1, 1), at(3), at(4, 23)]}, 72)
