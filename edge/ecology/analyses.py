@@ -118,7 +118,7 @@ class Effort:
 
     @property
     def gap_days(self) -> float:
-        return sum(gap.days() for gap in self.gaps)
+        return sum((gap.days() for gap in self.gaps), 0.0)
 
     @property
     def effective_days(self) -> float:

@@ -118,6 +118,7 @@ def test_edge_report_writes_the_html_with_plots_and_the_tables(crafted, cli_env,
     assert effort[1][:6] == ["st1-north", "north", "2026-05-01T00:00:00+02:00", "config", "2026-05-11T00:00:00+02:00",
                              "config"]
     assert effort[1][6:] == ["8", "10.0000", "1", "4.0000", "6.0000"]
+    assert effort[2][6:] == ["4", "5.0000", "0", "0.0000", "5.0000"]
     assert read_csv(out / "gaps.csv")[1] == ["st1-north", "north", "2026-05-04T00:00:00+02:00",
                                              "2026-05-08T00:00:00+02:00", "4.0000", "2026-05-04T00:00:00+02:00",
                                              "2026-05-08T00:00:00+02:00", "96.00"]
