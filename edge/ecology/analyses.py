@@ -24,13 +24,12 @@ RAI and left out of accumulation, occupancy, activity and the detection historie
 
 from __future__ import annotations
 
-import math
 import random
 from bisect import bisect_left, bisect_right
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from typing import Any
 
@@ -471,8 +470,6 @@ class Analyses:
     occasions: list[Occasion]
     histories: list[HistoryRow]
     observations: int  # events counted (after review) in the deployments
-    period: tuple[datetime | None, datetime | None] = (None, None)
-    notes: list[str] = field(default_factory=list)
 
 
 def analyse(sites: Sequence[Site], frames: Mapping[str, Sequence[datetime]], observations: Sequence[Observation],
@@ -565,7 +562,3 @@ def load(config, db, *, cameras: Sequence[str] | None = None, since: datetime | 
             conn.execute("COMMIT")
     return Loaded(sites, frames, observations, zone, names)
 
-
-def fmt_days(value: float | None) -> str:
-    """Days as the tables print them (3 decimals; empty for none)."""
-    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
