@@ -13,7 +13,7 @@ worked out by hand. docs/report.md gives each formula and why it is what it is.
   independent detection. An event counts as its review says (edge/store/reviews.py's
   COUNTED_SPECIES_SQL): rejected ones count for nothing, corrected ones for the corrected species.
 - species accumulation: distinct species by survey day, in order and the mean over random
-  orders of the days (vegan's specaccum "random", camtrapR's / camtraptools' default).
+  orders of the days (vegan's specaccum "random", with days as the sampling units).
 - activity: events per hour of the station's day, per species.
 - naive occupancy: the share of deployments with effort where the species was detected.
 - detection histories: species × deployment × occasion: 1, 0, or None (NA: no effort).
@@ -25,8 +25,8 @@ RAI and left out of accumulation, occupancy, activity and the detection historie
 from __future__ import annotations
 
 import random
-from bisect import bisect_left, bisect_right
 import statistics
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
