@@ -503,9 +503,10 @@ class Loaded:
 
 
 def _parse(text: str) -> datetime:
-    from edge.store.times import parse_utc
-
-    return parse_utc(text)
+    """A stored time (edge/store/times.py's format, `...Z`): Python 3.11's fromisoformat reads the
+    `Z` as UTC, a third of parse_utc's cost, which a million frames feel."""
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
 
 
 def load(config, db, *, cameras: Sequence[str] | None = None, since: datetime | None = None,
