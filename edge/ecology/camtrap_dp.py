@@ -34,7 +34,7 @@ import edge
 from edge.config import EdgeConfig
 from edge.ecology.deployments import Deployment, resolve_deployments
 from edge.ecology.media import (Frame, Selection, camera_folders, deployment_window, events, frames, latest_reviews,
-                                local_text, media_type, relative_path, utc_now, widen_to_events)
+                                local_text, media_type, relative_path, utc_now)
 from edge.store.events import counted
 from edge.store.taxa import Taxon, taxa
 from edge.store.times import parse_utc
@@ -349,8 +349,8 @@ def export_camtrap_dp(config: EdgeConfig, db: sqlite_utils.Database, out: Path, 
     when `out` holds anything or when Camtrap DP's required metadata is missing (unless `force`:
     then it writes and the summary lists what is missing)."""
     prepare_out(out)
-    deployments = widen_to_events(db.conn, resolve_deployments(
-        config, db, cameras=list(selection.cameras) or None, since=selection.since, until=selection.until), selection)
+    deployments = resolve_deployments(
+        config, db, cameras=list(selection.cameras) or None, since=selection.since, until=selection.until)
     blocking, warnings = problems(config, deployments)
     if blocking and not force:
         raise ExportError(blocking + ["(nothing was written; --force writes the package anyway and lists what is "

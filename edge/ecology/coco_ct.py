@@ -37,8 +37,7 @@ import sqlite_utils
 import edge
 from edge.config import EdgeConfig
 from edge.ecology.deployments import resolve_deployments
-from edge.ecology.media import (Frame, Selection, camera_folders, deployment_window, frames, relative_path, utc_now,
-                                widen_to_events)
+from edge.ecology.media import (Frame, Selection, camera_folders, deployment_window, frames, relative_path, utc_now)
 from edge.store.taxa import taxa
 
 EMPTY = "empty"
@@ -118,8 +117,8 @@ def export_coco_ct(config: EdgeConfig, db: sqlite_utils.Database, out: Path, sel
         raise CocoError(f"--out: {out} is a folder, not a file")
     now = now or utc_now()
     zone = config.station.zone
-    deployments = widen_to_events(db.conn, resolve_deployments(
-        config, db, cameras=list(selection.cameras) or None, since=selection.since, until=selection.until), selection)
+    deployments = resolve_deployments(
+        config, db, cameras=list(selection.cameras) or None, since=selection.since, until=selection.until)
     by_camera = {d.camera: d for d in deployments}
     windows = {d.camera: deployment_window(d) for d in deployments}
     cameras = list(by_camera)

@@ -12,7 +12,7 @@ import functools
 import mimetypes
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import PurePosixPath
 from zoneinfo import ZoneInfo
@@ -81,29 +81,6 @@ class Frame:
     @property
     def moment(self) -> datetime:
         return parse_utc(self.captured_at)
-
-
-def widen_to_events(conn: sqlite3.Connection, deployments: list[Deployment], selection: Selection) -> list[Deployment]:
-    """Deployments whose start or end came from the frames, widened to their camera's events:
-    retention prunes old frame rows but never events, so the first remaining frame may be later
-    than the first visit, and that visit must stay inside its deployment (its count is in `edge
-    counts`). Clipped to the selection, as the frames were."""
-    widened = []
-    for deployment in deployments:
-        row = conn.execute("SELECT MIN(started_at), MAX(started_at) FROM events WHERE camera = ?",
-                           (deployment.camera,)).fetchone()
-        start, end = deployment.start, deployment.end
-        if row and row[0]:
-            first, last = parse_utc(row[0]), parse_utc(row[1])
-            if selection.since is not None:
-                first = max(first, selection.since)
-            if deployment.start_source == "first frame" and first < start:
-                start = first
-            if deployment.end_source == "last frame" and last > end and (selection.until is None or last < selection.until):
-                end = last
-        widened.append(replace(deployment, start=start, end=end) if (start, end) != (deployment.start, deployment.end)
-                       else deployment)
-    return widened
 
 
 def deployment_window(deployment: Deployment):
