@@ -11,8 +11,8 @@ benchmark with initdb + pg_ctl on a free loopback port; SQLite file with WAL):
    received_at - first received_at): the collector, the broker and the database, not the
    publisher. Median of `--repeats` runs; the row count is checked (every message exactly once).
 2. The same with two collectors on one shared subscription (`--group`), both draining.
-3. End-to-end lag at half the measured single-collector rate: the devices publish live, paced,
-   for `--lag-seconds`; lag = the row's received_at (the collector's transaction for the batch
+3. End-to-end lag at half the measured single-collector rate (and at each `--lag-rates`): the
+   devices publish live, paced, for `--lag-seconds`; lag = the row's received_at (the collector's transaction for the batch
    holding it; the commit follows within that write) minus the publish time the publisher
    recorded beside the message id. p50 / p95.
 
@@ -260,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--engines", default="postgresql,sqlite")
     parser.add_argument("--protocols", default="5,3.1.1", help="the collector's --protocol values to compare")
+    parser.add_argument("--lag-rates", default="1000",
+                        help="fixed live rates (events/s, comma-separated) whose lag is measured too; empty = none")
     args = parser.parse_args(argv)
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     pg_bin = find_postgres_bin()
@@ -290,8 +292,10 @@ def main(argv: list[str] | None = None) -> int:
                            for r in range(args.repeats)]
                     rate = statistics.median(one)
                     p50, p95, achieved = lag(broker, db, workdir, args, f"{tag}-lag", rate / 2, protocol)
+                    fixed = [(float(x), *lag(broker, db, workdir, args, f"{tag}-lag{x}", float(x), protocol))
+                             for x in args.lag_rates.split(",") if x.strip()]
                     results[f"{engine} mqtt{protocol}"] = {"one": one, "two": two, "rate": rate, "p50": p50,
-                                                           "p95": p95, "achieved": achieved}
+                                                           "p95": p95, "achieved": achieved, "fixed": fixed}
                 if server is not None:
                     server.stop()
                     shutil.rmtree(server.workdir, ignore_errors=True)
@@ -312,6 +316,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{engine:20s} {'live at half that rate: achieved (events/s)':52s} {r['achieved']:10.0f}")
         print(f"{engine:20s} {'  lag publish -> row written, p50 (ms)':52s} {1000 * r['p50']:10.1f}")
         print(f"{engine:20s} {'  lag publish -> row written, p95 (ms)':52s} {1000 * r['p95']:10.1f}")
+        for target, f50, f95, got in r["fixed"]:
+            print(f"{engine:20s} {f'live at {target:.0f}/s: achieved; lag p50, p95 (ms)':52s} "
+                  f"{f'{got:.0f}; {1000 * f50:.0f}, {1000 * f95:.0f}':>10s}")
         print(f"{engine:20s} {'  runs, one collector (events/s)':52s} {' '.join(f'{x:.0f}' for x in r['one']):>10s}")
         print(f"{engine:20s} {'  runs, two collectors (events/s)':52s} {' '.join(f'{x:.0f}' for x in r['two']):>10s}")
     for name, r in results.items():

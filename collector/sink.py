@@ -223,32 +223,48 @@ class Sink:
             self._write_sqlite(reduced, received)
         return reduced.stats
 
-    def _device_statements(self, reduced: _Reduced, received: str) -> list[tuple[str, list[tuple[Any, ...]]]]:
+    def _device_seen(self, reduced: _Reduced, received: str) -> tuple[str, list[tuple[Any, ...]]]:
+        """One upsert per device: first/last seen, and the events' model and zone until an info came.
+
+        One statement for all of a batch's devices in PostgreSQL (unnest of arrays): a batch
+        from a thousand devices touches hundreds of rows, and one statement per row cost more
+        server time than the events themselves.
+        """
         m = self._mark
         greatest = "GREATEST" if self.engine == "postgresql" else "max"
         least = "LEAST" if self.engine == "postgresql" else "min"
+        rows = []
+        for device, update in sorted(reduced.devices.items()):
+            event = update.event
+            rows.append((device, received, received, event.model_id if event else None,
+                         event.model_version if event else None, event.timezone if event else None))
+        keep = "CASE WHEN devices.info_at IS NULL THEN coalesce(excluded.{0}, devices.{0}) ELSE devices.{0} END"
+        conflict = f"""ON CONFLICT (device) DO UPDATE SET first_seen = {least}(devices.first_seen, excluded.first_seen),
+                 last_seen = {greatest}(devices.last_seen, excluded.last_seen),
+                 model_id = {keep.format('model_id')}, model_version = {keep.format('model_version')},
+                 timezone = {keep.format('timezone')}"""
+        columns = "device, first_seen, last_seen, model_id, model_version, timezone"
+        if self.engine == "postgresql":
+            sql = (f"INSERT INTO devices ({columns}) SELECT * FROM unnest({m}::text[], {m}::timestamptz[], "
+                   f"{m}::timestamptz[], {m}::text[], {m}::text[], {m}::text[]) {conflict}")
+            return sql, [tuple(list(col) for col in zip(*rows))] if rows else []
+        return f"INSERT INTO devices ({columns}) VALUES ({', '.join([m] * 6)}) {conflict}", rows
+
+    def _device_statements(self, reduced: _Reduced, received: str) -> list[tuple[str, list[tuple[Any, ...]]]]:
+        m = self._mark
         jcast = "::jsonb" if self.engine == "postgresql" else ""
-        seen = [(d, received, received) for d in sorted(reduced.devices)]
         states = [(u.state, received, d) for d, u in sorted(reduced.devices.items()) if u.state]
         infos = [
             (i.software_version, i.model_id, i.model_version, i.detector_id, i.timezone, json.dumps(i.cameras),
              json.dumps(i.deployments), i.published_at, d, i.published_at)
             for d, u in sorted(reduced.devices.items()) if (i := u.info) is not None
         ]
-        from_events = [
-            (e.model_id, e.model_version, e.timezone, d)
-            for d, u in sorted(reduced.devices.items()) if (e := u.event) is not None and u.info is None
-        ]
         return [
-            (f"""INSERT INTO devices (device, first_seen, last_seen) VALUES ({m}, {m}, {m})
-                 ON CONFLICT (device) DO UPDATE SET first_seen = {least}(devices.first_seen, excluded.first_seen),
-                 last_seen = {greatest}(devices.last_seen, excluded.last_seen)""", seen),
+            self._device_seen(reduced, received),
             (f"UPDATE devices SET state = {m}, state_at = {m} WHERE device = {m}", states),
             (f"""UPDATE devices SET software_version = {m}, model_id = {m}, model_version = {m}, detector_id = {m},
                  timezone = {m}, cameras = {m}{jcast}, deployments = {m}{jcast}, info_at = {m}
                  WHERE device = {m} AND (info_at IS NULL OR info_at < {m})""", infos),
-            (f"""UPDATE devices SET model_id = coalesce({m}, model_id), model_version = coalesce({m}, model_version),
-                 timezone = coalesce({m}, timezone) WHERE device = {m} AND info_at IS NULL""", from_events),
         ]
 
     def _rest_statements(self, reduced: _Reduced, received: str) -> list[tuple[str, list[tuple[Any, ...]]]]:

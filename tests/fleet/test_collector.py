@@ -37,16 +37,19 @@ def _assert_exactly_the_published(db: str, device: str, events: int) -> None:
         assert_row_matches(rows[payload["event_id"]], payload)
 
 
-def test_sigkill_mid_stream_then_restart_loses_nothing(broker_factory, central_db: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_sigkill_mid_stream_then_restart_loses_nothing(broker_factory, central_db: str, tmp_path: Path,
+                                                       protocol: str) -> None:
     broker = broker_factory()
-    collector = CollectorProcess(broker, central_db, tmp_path).start()
+    extra = ("--protocol", protocol)
+    collector = CollectorProcess(broker, central_db, tmp_path, extra=extra).start()
     device = Device(broker, "cam-k")
     stream = _stream("cam-k", 300)
     device.publish_many(stream[:400])
     wait_for(lambda: count(central_db, "events") > 20, 30, what="some events committed")
     collector.kill()
     device.publish_many(stream[400:])  # queued by the broker for the collector's session
-    collector = CollectorProcess(broker, central_db, tmp_path).start()
+    collector = CollectorProcess(broker, central_db, tmp_path, extra=extra).start()
     wait_for(lambda: count(central_db, "events", "change = 'end'") == 300, 60, what="all 300 events ended")
     assert collector.stop() == 0
     _assert_exactly_the_published(central_db, "cam-k", 300)
@@ -82,7 +85,7 @@ def test_poison_message_is_acknowledged_and_kept(broker_factory, central_db: str
     wait_for(lambda: count(central_db, "events", "change = 'end'") == 1, 30, what="the good event after the poison")
     assert collector.stop() == 0
     # Restarted: the poison was acknowledged, so it is not delivered again.
-    collector = CollectorProcess(broker, central_db, tmp_path, extra=()).start()
+    collector = CollectorProcess(broker, central_db, tmp_path).start()
     device.publish_many(event_history("cam-x", 2))
     wait_for(lambda: count(central_db, "events", "change = 'end'") == 2, 30, what="the next event")
     assert collector.stop() == 0
