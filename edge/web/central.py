@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
+from contextvars import ContextVar
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,10 @@ from edge.web.app import HERE, SECRET_NAME, COOKIE, Context, WebApp, WebStartErr
 from edge.web.auth import load_secret
 
 log = logging.getLogger(__name__)
+
+# The device the request being served looks at (None: the whole fleet), for the pages WebApp
+# renders itself (species, heatmap): their forms and links keep it.
+_VIEWING: ContextVar[str | None] = ContextVar("viewing", default=None)
 
 # What only a device holds: every method answers 404 (POST included: nothing here writes).
 DEVICE_ONLY = ("/event/{rest:path}", "/queue", "/health", "/img/{rest:path}", "/review/{rest:path}",
@@ -86,6 +91,7 @@ class CentralWebApp(WebApp):
         return Starlette(routes=routes, lifespan=self._lifespan)
 
     def _render(self, name: str, ctx: Context, status: int = 200, **values: Any) -> HTMLResponse:
+        values.setdefault("device", _VIEWING.get())
         html = self.templates.get_template(name).render(
             csrf=ctx.session.csrf, user=ctx.user, role=ctx.role, open_access=self.open_access,
             station=self.fixed_device or "fleet", central=True, database=self.central_name, **values)
@@ -102,9 +108,11 @@ class CentralWebApp(WebApp):
             return self._error(request, ctx, 404, str(error))
         except CentralDbError as error:  # its message names the database redacted
             return self._render("error.html", ctx, status=503, message=str(error), code=503)
+        token = _VIEWING.set(reader.device)
         try:
             return work(reader)
         finally:
+            _VIEWING.reset(token)
             reader.close()
 
     def _choices(self, reader: FleetReader) -> list[str]:

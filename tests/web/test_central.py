@@ -231,3 +231,20 @@ def test_edge_web_on_the_central_database(central: str, device_db: Path, config,
     assert "--device needs --db naming a central database" in usage("--db", str(device_db), "--device", DEVICE)
     assert "no device 'nope'" in usage("--db", central, "--device", "nope")
     assert "--silent-after" in usage("--db", central, "--silent-after", "soon")
+
+
+def test_login_required_off_loopback(central: str, tmp_path: Path, serve, user_hashes) -> None:  # noqa: ANN001
+    """The device's [web] rules, unchanged: off loopback nobody gets in without a login, and
+    without users configured it does not start."""
+    from tests.web.conftest import PASSWORDS
+
+    station = Station(tmp_path, tmp_path, tmp_path / "unused.db", "")
+    with pytest.raises(WebStartError, match="not a loopback address"):
+        create_central_app(station.config(web={"host": "0.0.0.0"}), central)
+    client = serve(create_central_app(station.config(web={"host": "0.0.0.0", "users": user_hashes}), central))
+    for path in ("/", "/devices", "/events"):
+        reply = client.get(path)
+        assert reply.status == 303 and reply.headers["location"].startswith("/login"), path
+    assert client.login("bob", PASSWORDS["bob"]).status == 303
+    page = client.get(f"/species?device={DEVICE}")
+    assert page.status == 200 and f'name="device" value="{DEVICE}"' in page.text  # the form keeps the device
