@@ -248,3 +248,19 @@ def test_login_required_off_loopback(central: str, tmp_path: Path, serve, user_h
     assert client.login("bob", PASSWORDS["bob"]).status == 303
     page = client.get(f"/species?device={DEVICE}")
     assert page.status == 200 and f'name="device" value="{DEVICE}"' in page.text  # the form keeps the device
+
+
+def test_database_away_answers_503_without_the_password(central: str, config, serve,  # noqa: ANN001
+                                                        request: pytest.FixtureRequest) -> None:
+    if not central.startswith("postgresql"):
+        pytest.skip("a server to stop: PostgreSQL only")
+    server = request.getfixturevalue("postgres_server")
+    client = serve(create_central_app(config, central))
+    assert client.get("/devices").status == 200
+    server.stop()
+    try:
+        reply = client.get("/devices")
+        assert reply.status == 503 and "postgresql://" in reply.text and PASSWORD not in reply.text
+    finally:
+        server.start()
+    assert client.get("/devices").status == 200
