@@ -43,6 +43,9 @@ def register(subparsers) -> None:
                     help="margin around each box, a fraction of its longer side (default: [detector] crop_margin)")
     _db_flags(ts)
     ts.set_defaults(func=cmd_training_set)
+    from edge.cli import ecology  # camtrap-dp, coco-ct
+
+    ecology.register(sub)
 
     from edge.cli.events_export import add_events_parser  # its own module: edge/operate/events_export.py
     add_events_parser(sub)

@@ -58,10 +58,22 @@ def deployment_id(config: EdgeConfig, camera: str, deployment: DeploymentConfig 
 
 
 def _frame_span(db: sqlite_utils.Database, camera: str) -> tuple[datetime | None, datetime | None]:
-    row = db.conn.execute(
-        "SELECT MIN(captured_at), MAX(captured_at) FROM frames WHERE camera = ? AND status = 'ok'", (camera,)
-    ).fetchone()
-    return (parse_utc(row[0]) if row and row[0] else None, parse_utc(row[1]) if row and row[1] else None)
+    """The camera's first and last record: its ok frames and its events. Events count too because
+    retention prunes old frame rows but never events, and a pruned visit must stay inside its
+    deployment (it is in `edge counts`). Each end is one probe of an index (frames by camera and
+    capture time, events by camera and start), not a scan of the camera's frames."""
+    conn = db.conn
+    ends = []
+    for order in ("ASC", "DESC"):
+        frame = conn.execute(
+            f"SELECT captured_at FROM frames WHERE camera = ? AND captured_at IS NOT NULL AND status = 'ok' "
+            f"ORDER BY captured_at {order} LIMIT 1", (camera,)).fetchone()
+        column = "started_at" if order == "ASC" else "ended_at"
+        event = conn.execute(
+            f"SELECT {column} FROM events WHERE camera = ? ORDER BY started_at {order} LIMIT 1", (camera,)).fetchone()
+        found = [parse_utc(row[0]) for row in (frame, event) if row and row[0]]
+        ends.append((min(found) if order == "ASC" else max(found)) if found else None)
+    return ends[0], ends[1]
 
 
 def database_cameras(db: sqlite_utils.Database) -> list[str]:
