@@ -55,6 +55,10 @@ def central(request: pytest.FixtureRequest, tmp_path: Path, device_db: Path) -> 
     (stopped, last heard from three hours ago). The PostgreSQL URL carries a password (the
     test cluster trusts loopback, so any password works) that must never be shown."""
     if request.param == "postgresql":
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            pytest.skip("psycopg is not installed (the `collector` extra): the edge-only and lowest-versions venvs")
         url = request.getfixturevalue("postgres_db")
         scheme, rest = url.split("://", 1)
         user, host = rest.split("@", 1)
