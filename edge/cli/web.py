@@ -3,6 +3,8 @@
 The app refuses to start beyond loopback without a login (exit 2, naming web.host and
 web.users, before anything is created). The password for `hash-password` comes from stdin
 or the terminal, never from the command line (argv is visible to every user in `ps`).
+With `--db` naming a central database (postgresql://... or a central SQLite file) it serves
+the read-only fleet view instead (edge.web.central; docs/web.md, "The fleet view").
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import sys
 from pathlib import Path
 
 from edge.config import load_config
+from edge.fleet.devices import DEFAULT_SILENT_AFTER
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -24,7 +27,12 @@ def register(subparsers) -> None:
     """Add `edge web` (and `edge web hash-password`) to the `edge` parser."""
     parser = subparsers.add_parser("web", help="the operator's window: pages, charts and review in a browser")
     parser.add_argument("--config", type=Path, help="TOML configuration (default /etc/trailcam/edge.toml when it exists)")
-    parser.add_argument("--db", type=Path, help="SQLite database (overrides [storage] database)")
+    parser.add_argument("--db", help="SQLite database (overrides [storage] database); or the central database "
+                                     "(postgresql://... or a central SQLite file): the read-only fleet view")
+    parser.add_argument("--device", help="with a central --db: show this device only (default: the whole fleet)")
+    parser.add_argument("--silent-after", default=DEFAULT_SILENT_AFTER,
+                        help="with a central --db: flag devices silent for longer than this on the devices page "
+                             "(90s, 15m, 2h, 3d; default %(default)s)")
     parser.add_argument("--host", help="address to bind (overrides [web] host; not loopback: a login is required)")
     parser.add_argument("--port", type=int, help="TCP port (overrides [web] port)")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
@@ -56,13 +64,41 @@ def cmd_hash_password(args) -> int:
     return 0
 
 
+class CentralUnreachable(Exception):
+    """The central database cannot be reached (its message names the database redacted)."""
+
+
+def _central_app(config, args):  # noqa: ANN001, ANN202
+    """The fleet view's app (edge.web.central); a bad --silent-after is a usage error."""
+    from edge.fleet.db import CentralDbError
+    from edge.fleet.devices import parse_duration
+    from edge.web.app import WebStartError
+    from edge.web.central import create_central_app
+
+    try:
+        silent_after = parse_duration(args.silent_after)
+    except ValueError as error:
+        raise WebStartError(f"--silent-after {args.silent_after!r}: {error} (e.g. 90s, 15m, 2h, 3d)") from None
+    try:
+        return create_central_app(config, args.db, device=args.device, silent_after=silent_after)
+    except CentralDbError as error:
+        raise CentralUnreachable(str(error)) from None
+
+
 def cmd_web(args) -> int:
     from edge.cli.commands import setup_logging
     from edge.web.app import WebStartError, create_app
 
+    from edge.fleet.reports import is_central
+
+    central = args.db is not None and is_central(args.db)
+    if args.device is not None and not central:
+        print("edge: --device needs --db naming a central database (postgresql://... or a central SQLite file)",
+              file=sys.stderr)
+        return EXIT_USAGE
     overrides: dict = {}
-    if args.db:
-        overrides["storage"] = {"database": str(args.db)}
+    if args.db and not central:
+        overrides["storage"] = {"database": str(Path(args.db))}
     if args.host or args.port:
         overrides["web"] = {k: v for k, v in (("host", args.host), ("port", args.port)) if v}
     if args.log_level:
@@ -70,10 +106,16 @@ def cmd_web(args) -> int:
     config = load_config(args.config, overrides=overrides or None)
     setup_logging(config.logging.level)
     try:
-        app = create_app(config)
+        if central:
+            app = _central_app(config, args)
+        else:
+            app = create_app(config)
     except WebStartError as error:
         print(f"edge: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except CentralUnreachable as error:
+        print(f"edge: {error}", file=sys.stderr)
+        return EXIT_FAILURE
     import uvicorn
 
     host = config.web.host
@@ -87,8 +129,10 @@ def cmd_web(args) -> int:
         print(f"edge: web.host/web.port: cannot listen on {shown}:{config.web.port}: {error.strerror or error}",
               file=sys.stderr)
         return EXIT_FAILURE
-    log.info("serving the trailcam web app on http://%s:%d/ (database %s)", shown, config.web.port,
-             config.storage.database)
+    from edge.fleet.db import redact
+
+    database = f"the fleet view of {redact(args.db)}" if central else f"database {config.storage.database}"
+    log.info("serving the trailcam web app on http://%s:%d/ (%s)", shown, config.web.port, database)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=config.web.port, log_config=None,
                                            access_log=False, lifespan="on", server_header=False))
     server.run(sockets=[listening])

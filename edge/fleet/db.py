@@ -8,6 +8,7 @@ PostgreSQL URL is opened, so the edge on a Pi (no psycopg) still imports this mo
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any, Literal
@@ -26,9 +27,13 @@ def engine_of(db: str | Path) -> Engine:
 
 
 def redact(db: str | Path) -> str:
-    """The URL without its password, for logs and error messages."""
+    """The URL without its password (user:password@ or a `password=` parameter), for logs,
+    error messages and the fleet view's pages."""
     text = str(db)
-    if engine_of(text) != "postgresql" or "@" not in text:
+    if engine_of(text) != "postgresql":
+        return text
+    text = re.sub(r"([?&]password=)[^&]*", r"\1***", text)
+    if "@" not in text:
         return text
     scheme, rest = text.split("://", 1)
     creds, host = rest.rsplit("@", 1)

@@ -138,8 +138,7 @@ class WebApp:
         self.users = {user.name: user for user in (check_startup(config) if users is None else users)}
         self.open_access = not self.users  # loopback only (check_startup)
         self.local_user = user_name()
-        secret_path = Path(self.web.session_secret_file or self.database.parent / SECRET_NAME)
-        self.signer = SessionSigner(load_secret(secret_path), self.web.session_max_age_s)
+        self.signer = SessionSigner(self._secret(), self.web.session_max_age_s)
         self.limiter = LoginLimiter(self.web.login_attempts, self.web.login_window_s)
         self.labels = labels or []
         self.snapshots = snapshot_folder(self.database)
@@ -155,6 +154,10 @@ class WebApp:
         self.templates.filters["pct"] = lambda v: "" if v is None else f"{100 * v:.0f} %"
 
     # ----- plumbing ------------------------------------------------------------------------
+    def _secret(self) -> bytes:
+        """The session signing key: web.session_secret_file, else beside the database."""
+        return load_secret(Path(self.web.session_secret_file or self.database.parent / SECRET_NAME))
+
     def app(self) -> Starlette:
         page, write = self._guard, self._writer
         routes = [

@@ -65,3 +65,5 @@ def test_engine_and_redaction() -> None:
     assert engine_of("/var/lib/trailcam/central.sqlite") == "sqlite"
     assert redact("postgresql://u:pw@h:5432/db") == "postgresql://u:***@h:5432/db"
     assert "pw" not in redact("postgresql://u:pw@h:5432/db")
+    assert redact("postgresql://u@h/db?sslmode=require&password=pw&x=1") == \
+        "postgresql://u@h/db?sslmode=require&password=***&x=1"
