@@ -39,17 +39,17 @@ $(MIN_VENV)/.stamp: pyproject.toml $(MIN_CONSTRAINTS)
 	rm -rf $(MIN_VENV)
 	$(PYTHON) -m venv $(MIN_VENV)
 	$(MIN_VENV)/bin/pip install $(PIP_FLAGS) --upgrade pip
-	$(MIN_VENV)/bin/pip install $(PIP_FLAGS) -c $(MIN_CONSTRAINTS) -e '.[edge,web]' 'pytest>=8' 'pytest-timeout>=2.2' 'piexif>=1.1'
+	$(MIN_VENV)/bin/pip install $(PIP_FLAGS) -c $(MIN_CONSTRAINTS) -e '.[edge,web]' 'pytest>=8' 'pytest-timeout>=2.2' 'pytest-xdist>=3.5' 'piexif>=1.1'
 	touch $@
 min-venv: $(MIN_VENV)/.stamp
 
-# The whole TensorFlow-free edge suite (about 2 minutes on two cores): every area there uses
+# The whole TensorFlow-free edge suite (about 2 minutes on two pytest-xdist workers): every area there uses
 # one of the floored dependencies, and tests needing trainer-built models skip (no TensorFlow).
 MIN_TESTS ?= tests/test_dependency_floors.py tests/edge tests/mqtt tests/field tests/web
 
 ## The edge tests on the lowest declared versions.
 test-min: min-venv system-deps
-	TRAILCAM_MIN_ENV=1 TRAILCAM_REQUIRE_BROKER=1 $(MIN_VENV)/bin/python -m pytest -p no:cacheprovider $(MIN_TESTS)
+	TRAILCAM_MIN_ENV=1 TRAILCAM_REQUIRE_BROKER=1 $(MIN_VENV)/bin/python -m pytest -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile $(MIN_TESTS)
 
 ## The broker the MQTT tests start on a free loopback port, chromium for tests/web, systemd-analyze, and
 ## PostgreSQL for tests/fleet (the tests run initdb + pg_ctl themselves; the packaged cluster is not used).
