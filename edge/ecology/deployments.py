@@ -10,7 +10,7 @@ exports refuse to write a package Camtrap DP would reject (unless told to go ahe
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Literal
 
 import sqlite_utils
@@ -18,6 +18,9 @@ import sqlite_utils
 from edge.config import EdgeConfig
 from edge.config.deployment import DeploymentConfig, as_aware
 from edge.store.times import parse_utc
+
+# A data-derived end is the last record plus this (ends are exclusive; times are stored in ms).
+LAST_RECORD_MARGIN = timedelta(milliseconds=1)
 
 Source = Literal["config", "first frame", "last frame", "period"]
 
@@ -117,7 +120,10 @@ def resolve_deployments(
         if table is not None and table.end is not None:
             end, end_source = as_aware(table.end, zone, end=True).astimezone(timezone.utc), "config"
         elif last is not None:
-            end, end_source = last, "last frame"
+            # Ends are exclusive everywhere (a configured end date is the next day's start,
+            # --until likewise): a data-derived end lies just after the last record, so the last
+            # frame and a one-frame visit at that instant are inside, in the exports and the report.
+            end, end_source = last + LAST_RECORD_MARGIN, "last frame"
         else:
             end, end_source = until, "period"
         if start is None or end is None:

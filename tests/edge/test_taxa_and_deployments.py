@@ -158,11 +158,14 @@ def test_deployments_start_and_end_come_from_the_config_or_the_frames(tmp_path: 
     assert north.deployment_id == "feeder-1-north" and north.latitude == 52.5
     south = found["south"]
     assert (south.start, south.start_source) == (T0 + timedelta(hours=5), "first frame")
-    assert (south.end, south.end_source) == (T0 + timedelta(hours=30), "last frame") and not south.configured
+    # Ends are exclusive: a data-derived one is just after the last frame, which stays inside.
+    assert (south.end, south.end_source) == (T0 + timedelta(hours=30, milliseconds=1), "last frame")
+    assert not south.configured
     assert "gone" in found  # removed from the configuration, still has data
     assert clipped["north"].start == T0 + timedelta(hours=24) and clipped["north"].start_source == "period"
     # No configured end: the last frame (hour 30, inside the period), not the period's end.
-    assert clipped["south"].end == T0 + timedelta(hours=30) and clipped["south"].end_source == "last frame"
+    assert clipped["south"].end == T0 + timedelta(hours=30, milliseconds=1)
+    assert clipped["south"].end_source == "last frame"
     assert clipped["north"].end == T0 + timedelta(hours=48) and clipped["north"].end_source == "period"
     assert "gone" not in clipped  # its one frame is before the period
 
@@ -196,3 +199,28 @@ def test_edge_check_warns_about_what_an_export_lacks_and_still_exits_0(tmp_path:
     # Every AIY species label is a Latin name (hybrids "A b × c" included): none lacks one.
     assert "labels have no scientific name" not in out.text
     assert not (tmp_path / "t.db").exists()  # a check creates nothing
+
+
+def test_a_one_frame_visit_at_the_data_derived_end_is_counted_by_the_report(tmp_path: Path):
+    """A deployment without a configured end ends at its last record, and ends are exclusive:
+    the last frame (here a one-frame visit) must still be inside, or `edge report` would count
+    one visit fewer than `edge counts`."""
+    from edge.ecology.analyses import ALL, analyse, load
+    from edge.store.reports import counts
+
+    config = _config(tmp_path, CAMERA)
+    store = Store(tmp_path / "t.db")
+    try:
+        for n, minutes in enumerate([0, 1, 120]):  # a visit of two frames, then a one-frame visit
+            sha = hashlib.sha256(f"frame {n}".encode()).hexdigest()
+            store.record(FrameRecord(path=f"/north/{n}.jpg", sha256=sha, camera="north", size=1, mtime=0.0,
+                                     captured_at=T0 + timedelta(minutes=minutes), time_source="exif", model_id="m",
+                                     decision=Decision("species", "Cardinalis cardinalis", 0.9, "ok")))
+        loaded = load(config, store.db)
+        expected = sum(row["events"] for row in counts(store.db, by="total"))
+    finally:
+        store.close()
+    result = analyse(loaded.sites, loaded.frames, loaded.observations, loaded.zone)
+    assert expected == 2
+    assert [row.events for row in result.rai if row.deployment_id == ALL] == [expected]
+    assert loaded.sites[0].end == T0 + timedelta(minutes=120, milliseconds=1)
