@@ -13,6 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from edge.cli.export import _positive_int
 from edge.config import EdgeConfig, load_config
 
 EXIT_OK, EXIT_USAGE = 0, 2
@@ -50,16 +51,6 @@ def register(subparsers) -> None:
     report.add_argument("--config", type=Path,
                         help="TOML configuration: deployments ([cameras.deployment]), project title, database")
     report.set_defaults(func=cmd_report)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return value
 
 
 def _hours(text: str) -> float:
