@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from edge.fleet.db import CentralDbError, Engine, connect, engine_of, redact
 from edge.fleet.schema import schema_version
-from edge.store.reports import ReportError, ReportRows, TimeBound, parse_bound
+from edge.store.reports import ReportError, ReportRows, TimeBound, parse_bound, period_key
 from edge.store.times import format_utc, parse_utc
 
 
@@ -152,14 +152,7 @@ class CentralReader:
             weight = "individuals" if unit == "individuals" else "1"
             for row in self._read(f"SELECT started_at AS at, species, {weight} AS n FROM events{where} "
                                   "AND species IS NOT NULL", params):
-                local = _utc(row["at"]).astimezone(report_zone)
-                if by == "hour":
-                    key = local.replace(minute=0, second=0, microsecond=0).isoformat(timespec="minutes")
-                elif by == "day":
-                    key = local.date().isoformat()
-                else:
-                    key = "total"
-                totals[(key, row["species"])] += int(row["n"])
+                totals[(period_key(_utc(row["at"]).astimezone(report_zone), by), row["species"])] += int(row["n"])
         return [{"period": p, "species": s, unit: n} for (p, s), n in sorted(totals.items()) if n > 0]
 
     def _frames(self, device: str, by: str, lower: TimeBound | None, upper: TimeBound | None, camera: str | None,

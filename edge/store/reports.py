@@ -106,6 +106,15 @@ def _has(db: sqlite_utils.Database, table: str, column: str) -> bool:
     return any(row[1] == column for row in db.conn.execute(f"PRAGMA table_info({table})"))
 
 
+def period_key(local: datetime, by: str) -> str:
+    """The `period` of a report row for a station-local instant: its hour, its day, or "total"."""
+    if by == "hour":
+        return local.replace(minute=0, second=0, microsecond=0).isoformat(timespec="minutes")
+    if by == "day":
+        return local.date().isoformat()
+    return "total"
+
+
 def counts(
     db: sqlite_utils.Database,
     *,
@@ -163,14 +172,7 @@ def counts(
         rows = _read(db, f"SELECT {column} AS at, {label} AS species, {weight} AS n FROM {table}{where}", params)
     totals: dict[tuple[str, str], int] = defaultdict(int)
     for row in rows:
-        local = parse_utc(row["at"]).astimezone(zone)
-        if by == "hour":
-            key = local.replace(minute=0, second=0, microsecond=0).isoformat(timespec="minutes")
-        elif by == "day":
-            key = local.date().isoformat()
-        else:
-            key = "total"
-        totals[(key, row["species"])] += int(row["n"])
+        totals[(period_key(parse_utc(row["at"]).astimezone(zone), by), row["species"])] += int(row["n"])
     return [{"period": p, "species": s, unit: n} for (p, s), n in sorted(totals.items()) if n > 0]
 
 
