@@ -21,7 +21,7 @@ import difflib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from edge.config.classify import ClassifyConfig
 from edge.classify.labels import Label
@@ -30,12 +30,40 @@ from edge.classify.model import Prediction
 UNKNOWN = "unknown"
 
 
+# The ranks a counted name may have: a species, or a higher taxon when only that is certain
+# (taxonomic roll-up, edge/classify/taxonomy.py).
+RANKS: tuple[str, ...] = ("species", "genus", "family", "order", "class")
+
+# Decision.flag values.
+OUT_OF_RANGE = "out_of_range"  # the model named, confidently, a species the prior says is not expected here
+
+
 @dataclass(frozen=True)
 class Decision:
     kind: Literal["species", "unknown", "none"]
-    species: str | None  # the label counted: a species, "unknown", or None for none
+    species: str | None  # the label counted: a species (or a rolled-up taxon), "unknown", or None for none
     confidence: float | None
     reason: str
+    # The classifier's own top-1 label and score, whatever the prior or the roll-up made of it
+    # (None: the same as species/confidence). Kept so that both can be shown and reviewed.
+    model_species: str | None = None
+    model_confidence: float | None = None
+    rank: str = "species"  # the rank of `species` (RANKS); a roll-up gives "genus", "family", ...
+    flag: str | None = None  # OUT_OF_RANGE: a possible rarity, flagged for review, never dropped
+
+
+@dataclass(frozen=True)
+class DecisionContext:
+    """What decide() knows beyond the model's scores, for the frame at hand.
+
+    occurrence: the species prior at this station and week (edge/classify/prior.py): label →
+    occurrence score 0..1; a label absent from the mapping has no prior opinion (never excluded
+    for that). None: no prior configured.
+    rollup: the taxonomic roll-up (edge/classify/taxonomy.py), None: off.
+    """
+
+    occurrence: Any = None  # Mapping[str, float] | None
+    rollup: Any = None      # edge.classify.taxonomy.RollUp | None
 
 
 def decide(
