@@ -20,6 +20,12 @@ class EventsConfig(Section):
         description='"camera": one visit per camera whatever the species, named by a majority vote of its '
                     'frames (a misnamed frame in a burst cannot invent a visit); "species": one visit per '
                     "camera and species (two species at a feeder at once are two visits)")
+    species_min_frames: int = Field(
+        default=3, ge=1, le=1000,
+        description="With group_by = \"camera\": a second species in a visit counts (its own MaxN) when it is "
+                    "named in at least this many frames, or in one frame together with another species; the "
+                    "visit's headline species always counts. A bird misnamed in fewer frames of its burst "
+                    "does not invent a species (rules: edge/store/events.py)")
     max_duration_s: float = Field(
         default=1800.0, ge=0, le=7 * 86400,
         description="No visit lasts longer than this: a frame that would stretch an event beyond it starts a "

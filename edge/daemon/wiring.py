@@ -38,6 +38,7 @@ def open_store(config: EdgeConfig, outbox_writer, classifier: Classifier) -> Sto
     store = Store(
         config.storage.database, station_tz=config.station.timezone, independence_s=config.events.independence_s,
         group_by=config.events.group_by, max_duration_s=config.events.max_duration_s,
+        species_min_frames=config.events.species_min_frames,
         retry_max_attempts=config.storage.retry_max_attempts, retry_backoff_s=config.storage.retry_backoff_s,
         busy_timeout_s=config.storage.busy_timeout_s, station_id=config.station.device_id,
         outbox=outbox_writer,

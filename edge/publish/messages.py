@@ -124,10 +124,18 @@ def event_message(event: Mapping[str, Any], change: Change, ctx: MessageContext)
     # What the event counts as: the machine's vote, or a person's review of it (edge/store/reviews.py).
     review = event.get("review_state")
     machine_species = event.get("species")
+    # Per species, what the visit counts (edge/store/events.py): MaxN of each species.
+    per_species = [row for row in event.get("species_counts") or () if row.get("individuals")]
     if review == "rejected":
         species = None
     else:
         species = event.get("reviewed_species") or machine_species
+        if per_species and species not in {row["species"] for row in per_species}:
+            species = per_species[0]["species"]  # bird reviews moved the headline's birds away
+    if "species_counts" in event:
+        headline_n = next((int(r["individuals"]) for r in per_species if r["species"] == species), 0)
+    else:  # an event row without its counts (a caller outside the store): the event's own number
+        headline_n = int(event.get("reviewed_individuals") or event.get("individuals") or 1)
     confidence = event.get("confidence")
     start_local = _local(started, ctx.station_tz)
     end_local = _local(ended, ctx.station_tz)
@@ -149,8 +157,16 @@ def event_message(event: Mapping[str, Any], change: Change, ctx: MessageContext)
         "timezone": ctx.station_tz.key,
         "duration_s": round((ended - started).total_seconds(), 3),
         "frame_count": frame_count,
-        # The most birds of the visit in any one frame (MaxN): 1 when frames are classified whole.
-        "individuals": int(event.get("reviewed_individuals") or event.get("individuals") or 1),
+        # The most birds of `species` in any one frame of the visit (its MaxN): 1 when frames are
+        # classified whole. `species_counts` lists every species the visit counts, each with its
+        # own MaxN (the headline first when it has the most); `birds`: the most birds of any
+        # species in one frame.
+        "individuals": headline_n,
+        "species_counts": [
+            {"species": row["species"], "scientific_name": ctx.scientific_name(row["species"]),
+             "individuals": int(row["individuals"]), "frames": int(row["frames"])}
+            for row in per_species],
+        "birds": int(event.get("individuals") or 1),
         # None, or "confirmed" | "corrected" | "rejected" (not a bird: the visit counts for nothing).
         "review": review,
         "model_species": machine_species,

@@ -48,6 +48,11 @@ class OutboxWriter:
         from edge.publish import messages
         from edge.store import outbox
 
+        from edge.store.counts import stored_counts
+
+        for change in changes:  # what each visit counts per species travels with it
+            if "species_counts" not in change.event:
+                change.event = {**change.event, "species_counts": stored_counts(db.conn, int(change.event["id"]))}
         batch = [messages.event_message(change.event, change.change, self.context) for change in changes]
         if tallies_today is not None:
             batch.extend(messages.counts_messages(tallies_today, today, self.context, changed=species_touched))

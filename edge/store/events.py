@@ -33,8 +33,39 @@ cost does not grow with its visit and frame rows pruned by retention keep voting
 (A version-1 database's pruned rows, which only the event's frame_count remembers, vote for
 the event's species, as version 1 counted them.)
 
-The store (edge/store/writer.py) applies these rules inside the frame's transaction; this module
-states them once.
+Per-species counts in a visit
+-----------------------------
+A visit is one camera's burst of activity and may hold several species (with `group_by =
+"camera"`, the default): a Mourning Dove and a Downy Woodpecker at the feeder together are one
+visit that counts one dove and one woodpecker. Each species counted in a visit has its own
+number of individuals: the most birds of that species in any one frame of the visit (MaxN per
+species), and its own observation in the exports. `species_counts` decides which of the visit's
+names count, so that a bird misnamed in a frame or two of its burst still does not invent a
+second species:
+
+- the visit's headline species (the vote above: the species seen in the most frames) counts;
+- a species seen in one frame together with another name (two different birds at once: they
+  cannot be one bird misnamed) counts;
+- a named species (rank species) seen in at least `species_min_frames` frames of the visit
+  (default 3) counts: a second species that came while the first was still there, or after it
+  left (the camera cannot tell which without a detector);
+- `unknown` and rolled-up taxa (`Turdus sp.`, a family) count only as the headline or when seen
+  together with another name: alone in a few frames of a named visit they are most likely the
+  same bird, seen less well.
+
+The headline species (`events.species`, the web app's card, MQTT's `species`) is the vote's
+winner. `events.individuals` stays the most birds of any species in one frame (all birds at
+once). A species that does not count keeps its frames in the frames tally (what the model saw).
+
+Reviews move counts: an event-level correction counts the whole visit as the reviewed species
+(its individuals: the most birds in one frame, or the reviewed number); a rejection counts
+nothing; an `individuals` review sets the number of the headline species (or of the species it
+names). A bird-level review (a detection corrected or rejected) recounts the species it moves
+from the visit's stored detections; species no bird review touched keep the machine's count
+(the frame rows retention pruned cannot be recounted). Undo restores the counts.
+
+The store (edge/store/writer.py, edge/store/counts.py) applies these rules inside the frame's
+or the review's transaction; this module states them once.
 """
 
 from __future__ import annotations
@@ -45,6 +76,7 @@ from dataclasses import dataclass
 from edge.classify.decision import UNKNOWN
 
 GROUP_BY_VALUES: tuple[str, ...] = ("camera", "species")
+DEFAULT_SPECIES_MIN_FRAMES = 3
 
 
 @dataclass(frozen=True)
@@ -92,3 +124,66 @@ def counted(event: dict) -> tuple[str | None, int]:
     if state == "rejected":
         return None, int(individuals)
     return (event.get("reviewed_species") or event["species"]), int(individuals)
+
+
+@dataclass(frozen=True)
+class SpeciesSeen:
+    """What the machine saw of one name in a visit (the vote state plus MaxN): `event_votes`."""
+
+    species: str
+    frames: int
+    individuals: int          # the most birds of this name in one frame of the visit
+    together: bool = False    # seen in one frame together with another name
+    rank: str = "species"     # "species", or the rank of a rolled-up taxon; unknown: "unknown"
+
+
+@dataclass(frozen=True)
+class SpeciesCount:
+    """What a visit counts for one species: its individuals (MaxN) and the frames it was seen in."""
+
+    species: str
+    individuals: int
+    frames: int
+
+
+def species_counts(
+    seen: Iterable[SpeciesSeen],
+    headline: str,
+    *,
+    min_frames: int = DEFAULT_SPECIES_MIN_FRAMES,
+    review_state: str | None = None,
+    reviewed_species: str | None = None,
+    reviewed_individuals: int | None = None,
+    individuals_for: str | None = None,
+    all_birds: int = 1,
+) -> dict[str, SpeciesCount]:
+    """species → what the visit counts for it, after the event-level review (module docstring).
+
+    `seen`: the machine's names in the visit (bird reviews already applied by the caller);
+    `headline`: the vote's winner; `all_birds`: the most birds of any name in one frame (what a
+    visit corrected to one species counts); `individuals_for`: the species an `individuals`
+    review counts (None: the headline).
+    """
+    if review_state == "rejected":
+        return {}
+    rows = list(seen)
+    if reviewed_species:
+        frames = max((r.frames for r in rows), default=1)
+        n = reviewed_individuals or all_birds or 1
+        return {reviewed_species: SpeciesCount(reviewed_species, int(n), int(frames))}
+    rows = [r for r in rows if r.individuals > 0 and r.frames > 0]
+    if rows and headline not in {r.species for r in rows}:
+        # Bird reviews took every bird of the headline away: the name seen in the most frames
+        # (a named one before unknown) heads the visit instead.
+        headline = max(rows, key=lambda r: (r.species != UNKNOWN, r.frames, r.individuals, r.species)).species
+    counts: dict[str, SpeciesCount] = {}
+    for row in rows:
+        keep = row.species == headline or row.together or (
+            row.species != UNKNOWN and row.rank == "species" and row.frames >= min_frames)
+        if keep:
+            counts[row.species] = SpeciesCount(row.species, int(row.individuals), int(row.frames))
+    if reviewed_individuals:
+        target = individuals_for or headline
+        if target in counts:
+            counts[target] = SpeciesCount(target, int(reviewed_individuals), counts[target].frames)
+    return counts

@@ -152,7 +152,12 @@ def counts(
             return [{"period": r["period"], "species": r["species"], unit: int(r["n"])} for r in rows]
         # Hourly (or bounded by a time of day): from the rows themselves.
         reviewed = _has(db, "events", "review_state")
-        if unit in ("events", "individuals"):
+        if unit in ("events", "individuals") and _has(db, "event_species", "species"):
+            # What each visit counts, per species, after its reviews (edge/store/events.py).
+            label = "species"
+            table, column, extra = f"({PER_SPECIES_VISITS})", "started_at", []
+            weight = "individuals" if unit == "individuals" else "1"
+        elif unit in ("events", "individuals"):
             # What each visit counts as after its review (edge/store/reviews.py).
             label = f"({COUNTED_SPECIES_SQL})" if reviewed else "species"
             table, column, extra = "events", "started_at", [f"{label} IS NOT NULL"]
@@ -174,6 +179,27 @@ def counts(
     for row in rows:
         totals[(period_key(parse_utc(row["at"]).astimezone(zone), by), row["species"])] += int(row["n"])
     return [{"period": p, "species": s, unit: n} for (p, s), n in sorted(totals.items()) if n > 0]
+
+
+# One row per (visit, species it counts): the visit's time and camera with that species' MaxN.
+PER_SPECIES_VISITS = ("SELECT e.id AS id, e.started_at AS started_at, e.camera AS camera, s.species AS species, "
+                      "s.individuals AS individuals FROM event_species AS s JOIN events AS e ON e.id = s.event_id")
+
+
+def species_counts_of(db: sqlite_utils.Database, event_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+    """event id → what the visit counts per species ({species, individuals, frames}), most
+    individuals first; {} for a database older than schema 6."""
+    if not event_ids or not _has(db, "event_species", "species"):
+        return {}
+    found: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for start in range(0, len(event_ids), 500):
+        chunk = list(event_ids[start:start + 500])
+        marks = ",".join("?" * len(chunk))
+        for event_id, species, n, frames in db.conn.execute(
+                f"""SELECT event_id, species, individuals, frames FROM event_species WHERE event_id IN ({marks})
+                    ORDER BY event_id, individuals DESC, frames DESC, species""", chunk):
+            found[int(event_id)].append({"species": species, "individuals": int(n), "frames": int(frames)})
+    return dict(found)
 
 
 def _local(text: str | None, zone: ZoneInfo) -> str | None:
@@ -221,13 +247,16 @@ def events(
     zone = zone or station_zone(db)
     lower, upper = _bounds(since, until, zone)
     reviewed = _has(db, "events", "review_state")
+    per_species = _has(db, "event_species", "species")
     label = f"({COUNTED_SPECIES_SQL})" if reviewed else "species"
+    # --species: the visits that count that species (any of their species, schema 6).
+    species_clause = "id IN (SELECT event_id FROM event_species WHERE species = ?)" if per_species else f"{label} = ?"
     where, params = _where(
         ("started_at >= ?", _utc(lower)), ("started_at < ?", _utc(upper)),
-        ("camera = ?", camera), (f"{label} = ?", species),
+        ("camera = ?", camera), (species_clause, species),
     )
     if reviewed:  # species: what the visit counts as; model_species: what the model said
-        columns = (f"uid, camera, {label} AS species, {COUNTED_INDIVIDUALS_SQL} AS individuals, confidence, "
+        columns = (f"id, uid, camera, {label} AS species, {COUNTED_INDIVIDUALS_SQL} AS individuals, confidence, "
                    "started_at, ended_at, frame_count, state, model_id, snapshot, review_state AS review, "
                    "species AS model_species")
     elif _has(db, "events", "individuals"):
@@ -237,7 +266,18 @@ def events(
         columns = ("uid, camera, species, 1 AS individuals, confidence, started_at, ended_at, frame_count, state, "
                    "model_id, NULL AS snapshot, NULL AS review, species AS model_species")
     rows = _limited(db, columns, f"events{where}", "started_at DESC, id DESC", params, limit)
+    per_event = species_counts_of(db, [int(row["id"]) for row in rows if "id" in row])
     for row in rows:
+        event_id = row.pop("id", None)
+        if per_species:
+            # species: the headline (what the visit counts as first); individuals: its MaxN;
+            # species_counts: every species the visit counts, each with its own MaxN.
+            listed = per_event.get(int(event_id), []) if event_id is not None else []
+            row["species_counts"] = listed
+            if listed and row["species"] not in {c["species"] for c in listed}:
+                row["species"] = listed[0]["species"]
+            row["individuals"] = next((c["individuals"] for c in listed if c["species"] == row["species"]),
+                                      0 if row["species"] is None else row["individuals"])
         row["start_local"] = _local(row["started_at"], zone)
         row["end_local"] = _local(row["ended_at"], zone)
         row["confidence"] = None if row["confidence"] is None else round(row["confidence"], 4)

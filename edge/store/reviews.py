@@ -10,15 +10,19 @@ kept as a cache on the event (`review_state`, `reviewed_species`, `reviewed_indi
 
 What follows a review, in the same transaction:
 
-- the daily tallies: a corrected event's visit and individuals move from the machine's species
-  to the reviewed one; a rejected event leaves the counts; undo moves them back. The frames
-  tally stays the machine's (what the model saw, frame by frame);
+- the visit's per-species counts (`event_species`, edge/store/counts.py, by the rules of
+  edge/store/events.py) and the daily tallies: a corrected event's visit and individuals move
+  from the machine's species to the reviewed one; a rejected event leaves the counts; a bird
+  (detection) corrected to another species moves that bird's count with it, a rejected bird
+  leaves it; undo moves them back. The frames tally stays the machine's (what the model saw,
+  frame by frame);
 - with an outbox (the web app hands in the daemon's OutboxWriter), the retained MQTT `counts`
   of the station's day when the event belongs to today, and an `events` update carrying the
   review, exactly as a frame's transaction queues them; the daemon's publisher sends them.
 
-Detection reviews (one bird of an event) are kept for the training set and per-species
-thresholds (`edge export training-set`, `edge thresholds suggest`); counts follow event reviews.
+Detection reviews (one bird of an event) also feed the training set and per-species
+thresholds (`edge export training-set`, `edge thresholds suggest`). An event-level verdict
+(correct, reject) outranks the bird reviews of its visit.
 
 Every review is one BEGIN IMMEDIATE transaction (edge.store.db.immediate): the web app writes
 while the daemon writes, and neither may see the other's half-done work.
@@ -36,11 +40,12 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
+from edge.store.counts import min_frames_of, recount, stored_counts
 from edge.store.db import StoreError, connect, immediate, schema_version
 from edge.store.events import counted
 from edge.store.schema import SCHEMA_VERSION
 from edge.store.times import format_utc, local_day, parse_utc
-from edge.store.writer import EventChange, OutboxSink, bump_tally, tallies_for_day
+from edge.store.writer import EventChange, OutboxSink, tallies_for_day
 
 ACTIONS: tuple[str, ...] = ("confirm", "correct", "reject", "individuals")
 DETECTION_ACTIONS: tuple[str, ...] = ("confirm", "correct", "reject")
@@ -139,6 +144,11 @@ class ReviewStore:
         self._check(action, ACTIONS, reviewer, species, individuals)
         with immediate(self.conn):
             event = self._event(event_id)
+            if action == "individuals" and species is not None:
+                counted_now = {row["species"] for row in stored_counts(self.conn, event_id)}
+                if species not in counted_now:
+                    raise ReviewError(f"species: the visit counts no {species!r} "
+                                      f"(it counts {', '.join(sorted(counted_now)) or 'nothing'})")
             replaces = self._latest(event_id, None, action == "individuals")
             review = self._insert(event, None, action, reviewer, species, individuals,
                                   event["species"], event["confidence"], replaces)
@@ -159,6 +169,7 @@ class ReviewStore:
             replaces = self._latest(int(row[1]), detection_id, False)
             review = self._insert(event, detection_id, action, reviewer, species, None, row[2], row[3], replaces)
             self._refresh_detection(detection_id)
+            self._refresh_event(event, review.created_at, event_review=False)
         return review
 
     def undo(self, review_id: int, *, reviewer: str) -> Review:
@@ -176,6 +187,7 @@ class ReviewStore:
             self.conn.execute("UPDATE reviews SET undone_at = ?, undone_by = ? WHERE id = ?", (now, reviewer, review_id))
             if review.detection_id is not None:
                 self._refresh_detection(review.detection_id)
+                self._refresh_event(self._event(review.event_id), now, event_review=False)
             else:
                 self._refresh_event(self._event(review.event_id), now)
         return replace(review, undone_at=now, undone_by=reviewer)
@@ -194,8 +206,8 @@ class ReviewStore:
             raise ReviewError("reviewer: a review must say who made it")
         if action == "correct" and (species is None or not species.strip()):
             raise ReviewError("species: a correction needs the species it corrects to")
-        if action != "correct" and species is not None:
-            raise ReviewError(f"species: only a correction takes a species, not {action!r}")
+        if action not in ("correct", "individuals") and species is not None:
+            raise ReviewError(f"species: only a correction (or a count of one species) takes a species, not {action!r}")
         if action == "individuals":
             if isinstance(individuals, bool) or not isinstance(individuals, int) or not 1 <= individuals <= MAX_INDIVIDUALS:
                 raise ReviewError(f"individuals: a whole number from 1 to {MAX_INDIVIDUALS}, got {individuals!r}")
@@ -240,35 +252,37 @@ class ReviewStore:
         self.conn.execute("UPDATE detections SET review_state = ?, reviewed_species = ? WHERE id = ?",
                           (cache["review_state"], cache["reviewed_species"], detection_id))
 
-    def _refresh_event(self, event: dict[str, Any], at: str) -> None:
-        """Recompute the event's review cache from its history; move its tallies from what it
-        counted as before to what it counts as now; queue MQTT when the day is today."""
-        reviews = [r for r in history(self.conn, int(event["id"])) if r.detection_id is None]
-        cache = effective(reviews)
-        after = {**event, **cache, "reviewed_at": at}
-        self.conn.execute(
-            """UPDATE events SET review_state = ?, reviewed_species = ?, reviewed_individuals = ?, reviewed_at = ?
-               WHERE id = ?""",
-            (cache["review_state"], cache["reviewed_species"], cache["reviewed_individuals"], at, event["id"]),
-        )
-        before_species, before_n = counted(event)
-        after_species, after_n = counted(after)
+    def _refresh_event(self, event: dict[str, Any], at: str, *, event_review: bool = True) -> None:
+        """Recompute the event's review cache from its history (an event review), recount what
+        the visit counts per species (edge/store/counts.py: the tallies move by the difference),
+        and queue MQTT: the event as it now counts, and the day's counts when the day is today."""
+        if event_review:
+            reviews = [r for r in history(self.conn, int(event["id"])) if r.detection_id is None]
+            cache = effective(reviews)
+            after = {**event, **cache, "reviewed_at": at}
+            self.conn.execute(
+                """UPDATE events SET review_state = ?, reviewed_species = ?, reviewed_individuals = ?, reviewed_at = ?
+                   WHERE id = ?""",
+                (cache["review_state"], cache["reviewed_species"], cache["reviewed_individuals"], at, event["id"]),
+            )
+        else:  # a bird review: the event's own verdict stays; its message still needs a new id
+            self.conn.execute("UPDATE events SET reviewed_at = ? WHERE id = ?", (at, event["id"]))
+            after = {**event, "reviewed_at": at}
+        before_species, _ = counted(event)
+        after_species, _ = counted(after)
+        moved = recount(self.conn, after, self.station_tz, min_frames=min_frames_of(self.conn))
         day = local_day(parse_utc(event["started_at"]), self.station_tz)
-        if (before_species, before_n) != (after_species, after_n):
-            if before_species is not None:
-                bump_tally(self.conn, day, event["camera"], before_species, events=-1, individuals=-before_n)
-            if after_species is not None:
-                bump_tally(self.conn, day, event["camera"], after_species, events=1, individuals=after_n)
         if self.outbox is not None:
             today = local_day(self.clock(), self.station_tz)
             previous = before_species if before_species != after_species else None
             # The event again, as it now counts: `end` when the visit is over, so that a consumer
             # keeping only the newest message of each event (the fleet's collector) still knows it closed.
+            after["species_counts"] = stored_counts(self.conn, int(event["id"]))
             change = EventChange("end" if after.get("state") == "closed" else "update", after,
                                  previous_species=previous)
-            touched = {s for s in (before_species, after_species) if s is not None}
-            tallies = tallies_for_day(self.conn, today) if day == today else None
-            self.outbox.enqueue(self.db, [change], tallies, today, touched if day == today else set())
+            touched = {s for s in (before_species, after_species) if s is not None} | moved.species
+            tallies = tallies_for_day(self.conn, today) if today in moved.days or day == today else None
+            self.outbox.enqueue(self.db, [change], tallies, today, touched if tallies is not None else set())
 
 
 def review_queue(conn: sqlite3.Connection, *, species: str | None = None, camera: str | None = None,

@@ -11,10 +11,10 @@ from collections.abc import Callable
 
 import sqlite_utils
 
-from edge.store import outbox, taxa
+from edge.store import counts, outbox, taxa
 
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 def _schema_v1(db: sqlite_utils.Database) -> None:
@@ -268,8 +268,66 @@ def _schema_v5(db: sqlite_utils.Database) -> None:
     taxa.create_table(db)
 
 
+def _schema_v6(db: sqlite_utils.Database) -> None:
+    """Per-species counts in every visit (edge/store/events.py, edge/store/counts.py).
+
+    - event_votes.individuals / together / rank: per name in a visit, the most birds of it in
+      one frame (MaxN), whether it was seen in a frame together with another name, and its rank
+      (a species, or a rolled-up taxon). Rebuilt from the stored detections (frames classified
+      whole: one bird a frame); a name whose frame rows retention pruned keeps one bird, and the
+      event's headline at least the event's own MaxN of version 5 when nothing else says more.
+    - event_species: what each visit counts per species (individuals, frames, the station day
+      of the visit), the one truth that tallies, reports, MQTT and exports read.
+    - daily_tallies' events and individuals are recounted from it (frames stay as they were):
+      a version-5 visit with two species counted both birds for its headline species.
+    - detections.model_species / flag, frames.flag: the classifier's own top species when the
+      species prior or the roll-up chose another name, and a possible rarity's flag
+      (`out_of_range`); taxa.rank / genus / family / order_name / language for roll-up and names.
+    The counts are recomputed by edge.store.counts in Python (the same code the writer runs),
+    in the migration's transaction.
+    """
+    db.executescript(
+        """
+        ALTER TABLE event_votes ADD COLUMN individuals INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE event_votes ADD COLUMN together INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE event_votes ADD COLUMN rank TEXT;
+        ALTER TABLE detections ADD COLUMN model_species TEXT;
+        ALTER TABLE detections ADD COLUMN flag TEXT;
+        ALTER TABLE frames ADD COLUMN model_species TEXT;
+        ALTER TABLE frames ADD COLUMN flag TEXT;
+        ALTER TABLE taxa ADD COLUMN rank TEXT;
+        ALTER TABLE taxa ADD COLUMN genus TEXT;
+        ALTER TABLE taxa ADD COLUMN family TEXT;
+        ALTER TABLE taxa ADD COLUMN order_name TEXT;
+        ALTER TABLE taxa ADD COLUMN language TEXT;
+        ALTER TABLE events ADD COLUMN flag TEXT;
+
+        -- MaxN per name from the detections (several birds of one name in one frame) ...
+        UPDATE event_votes SET individuals = COALESCE((
+            SELECT MAX(n) FROM (SELECT COUNT(*) AS n FROM detections AS d
+                                 WHERE d.event_id = event_votes.event_id AND d.species = event_votes.species
+                                 GROUP BY d.frame_id)), 1);
+        -- ... seen together with another name in one frame ...
+        UPDATE event_votes SET together = 1 WHERE EXISTS (
+            SELECT 1 FROM detections AS d WHERE d.event_id = event_votes.event_id AND d.species = event_votes.species
+               AND EXISTS (SELECT 1 FROM detections AS o WHERE o.frame_id = d.frame_id AND o.event_id = d.event_id
+                              AND o.species IS NOT NULL AND o.species != d.species));
+        -- ... and the headline keeps the event's MaxN where no detection row says more (frames
+        -- classified whole, pruned rows of a single-species visit).
+        UPDATE event_votes SET individuals = MAX(individuals, (
+            SELECT e.individuals FROM events AS e WHERE e.id = event_votes.event_id))
+         WHERE species = (SELECT e.species FROM events AS e WHERE e.id = event_votes.event_id)
+           AND NOT EXISTS (SELECT 1 FROM event_votes AS o WHERE o.event_id = event_votes.event_id
+                              AND o.species != event_votes.species);
+        """
+    )
+    counts.create_tables(db.conn)
+    counts.recount_all(db.conn)
+
+
 # Index i migrates schema version i to i + 1. Append; never edit a released step.
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_schema_v1, _schema_v2, _schema_v3, _schema_v4, _schema_v5]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _schema_v1, _schema_v2, _schema_v3, _schema_v4, _schema_v5, _schema_v6]
 
 assert len(MIGRATIONS) == SCHEMA_VERSION

@@ -24,10 +24,11 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
-from edge.classify.decision import UNKNOWN, Decision
+from edge.classify.decision import OUT_OF_RANGE, UNKNOWN, Decision
 from edge.classify.model import Prediction
 from edge.store.db import StoreError, connect, immediate, schema_version
-from edge.store.events import GROUP_BY_VALUES, SpeciesVotes, counted, vote
+from edge.store.counts import META_MIN_FRAMES, bump_tally, recount, stored_counts
+from edge.store.events import DEFAULT_SPECIES_MIN_FRAMES, GROUP_BY_VALUES, SpeciesVotes, counted, vote
 from edge.store import taxa
 from edge.store.schema import MIGRATIONS, SCHEMA_VERSION
 from edge.store.times import format_utc, local_day, parse_utc
@@ -82,7 +83,7 @@ class FrameRecord:
             decision = self.decision
             if decision is None or decision.species is None:
                 return []
-            return [BirdGroup(decision.species, decision.confidence, ())]
+            return [BirdGroup(decision.species, decision.confidence, (), _rank(decision))]
         by_species: dict[str, list[int]] = {}
         for rank, bird in enumerate(self.birds, start=1):
             if bird.decision.species is not None:
@@ -90,8 +91,14 @@ class FrameRecord:
         groups = []
         for species, ranks in by_species.items():
             confidences = [c for c in (self.birds[r - 1].decision.confidence for r in ranks) if c is not None]
-            groups.append(BirdGroup(species, max(confidences) if confidences else None, tuple(ranks)))
+            groups.append(BirdGroup(species, max(confidences) if confidences else None, tuple(ranks),
+                                    _rank(self.birds[ranks[0] - 1].decision)))
         return sorted(groups, key=lambda g: (-g.individuals, -(g.confidence or 0.0), g.species))
+
+
+def _rank(decision: Decision) -> str:
+    """A counted name's rank for the visit rules (edge/store/events.py): unknown is its own."""
+    return UNKNOWN if decision.species == UNKNOWN else (decision.rank or "species")
 
 
 @dataclass(frozen=True)
@@ -101,6 +108,7 @@ class BirdGroup:
     species: str
     confidence: float | None
     ranks: tuple[int, ...]  # the detections' ranks in the frame; () for a frame classified whole
+    rank: str = "species"   # the name's rank ("unknown" for unknown): edge.store.events.SpeciesSeen
 
     @property
     def individuals(self) -> int:
@@ -170,19 +178,6 @@ class OutboxSink(Protocol):
     def enqueue(self, db: sqlite_utils.Database, changes: list[EventChange], tallies_today: dict[str, dict[str, int]] | None, today: str, species_touched: set[str]) -> list[Any]: ...
 
 
-def bump_tally(conn: Any, day: str, camera: str, species: str, *, events: int = 0, frames: int = 0,
-               individuals: int = 0) -> None:
-    """Add to one (day, camera, species) row of the daily tallies, inside the caller's
-    transaction: the one statement the frame writer and the reviews (edge/store/reviews.py) share."""
-    conn.execute(
-        """INSERT INTO daily_tallies (day, camera, species, events, frames, individuals) VALUES (?, ?, ?, ?, ?, ?)
-           ON CONFLICT (day, camera, species) DO UPDATE SET
-               events = events + excluded.events, frames = frames + excluded.frames,
-               individuals = individuals + excluded.individuals""",
-        (day, camera, species, events, frames, individuals),
-    )
-
-
 def tallies_for_day(conn: Any, day: str) -> dict[str, dict[str, int]]:
     """species → {events, frames, individuals} summed over cameras: the `counts` snapshot of one
     station-local day, on any connection (the writer's, inside its transaction; the MQTT
@@ -213,6 +208,7 @@ class Store:
         outbox: OutboxSink | None = None,
         durable_commits: bool = True,
         max_duration_s: float = 1800.0,
+        species_min_frames: int = DEFAULT_SPECIES_MIN_FRAMES,
         retry_max_attempts: int = 5,
         retry_backoff_s: float = 30.0,
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
@@ -229,6 +225,9 @@ class Store:
         if group_by not in GROUP_BY_VALUES:
             raise ValueError(f"group_by must be one of {GROUP_BY_VALUES}, got {group_by!r}")
         self.group_by = group_by
+        if species_min_frames < 1:
+            raise ValueError("species_min_frames must be >= 1")
+        self.species_min_frames = species_min_frames
         self.outbox = outbox
         self.clock = clock
         try:
@@ -265,14 +264,17 @@ class Store:
                     raise StoreError(
                         f"{self.path}: schema version {version} is newer than this trailcam ({SCHEMA_VERSION}); upgrade trailcam"
                     )
+                # Reports read the station's zone from here, so `edge counts --db F` needs no config;
+                # the web app's reviews recount visits by the daemon's rule (edge/store/counts.py).
+                # Written first: a migration that recounts visits follows them too.
+                self.db["meta"].upsert({"key": "timezone", "value": self.station_tz.key}, pk="key")
+                self.db["meta"].upsert({"key": META_MIN_FRAMES, "value": str(self.species_min_frames)}, pk="key")
                 for step in range(version, SCHEMA_VERSION):
                     log.info("database %s: migrating schema %d → %d", self.path, step, step + 1)
                     MIGRATIONS[step](self.db)
                 self.db["meta"].upsert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
                 if station_id:
                     self.db["meta"].upsert({"key": "station_id", "value": station_id}, pk="key")
-                # Reports read the station's zone from here, so `edge counts --db F` needs no config.
-                self.db["meta"].upsert({"key": "timezone", "value": self.station_tz.key}, pk="key")
         except (sqlite3.DatabaseError, StoreError) as error:
             if backup is not None:
                 raise StoreError(f"{self.path}: migration failed ({error}); the database before it is kept "
@@ -442,6 +444,7 @@ class Store:
                 for group in frame.groups():
                     group_events.append((group, self._count_group(frame, group, joined, changes, days)))
                     touched.add(group.species)
+                self._recount_events(frame, group_events, changes, days, touched)
                 for change in changes:
                     touched.add(change.event["species"])
                     if change.previous_species is not None:
@@ -450,8 +453,8 @@ class Store:
             cursor = self.db.execute(
                 """INSERT INTO frames (path, sha256, camera, size, mtime, captured_at, time_source,
                        processed_at, status, error, model_id, inference_ms, species, confidence, event_id,
-                       attempts, retry_at, birds, detector_id)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       attempts, retry_at, birds, detector_id, model_species, flag)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     frame.path,
                     frame.sha256,
@@ -471,6 +474,7 @@ class Store:
                     format_utc(retry_at) if retry_at else None,
                     len(frame.birds) if frame.birds is not None and frame.status == "ok" else None,
                     frame.detector_id,
+                    *self._model_species_and_flag(frame.decision if frame.birds is None else None),
                 ),
             )
             frame_id = int(cursor.lastrowid)
@@ -485,6 +489,15 @@ class Store:
             messages = self._enqueue(changes, days, touched, now)
         return Commit(self._committed(frame, frame_id, now, main[0] if main else None), changes, messages, days,
                       attempts, retry_at, superseded, snapshots)
+
+    @staticmethod
+    def _model_species_and_flag(decision: Decision | None) -> tuple[str | None, str | None]:
+        """(the classifier's own top-1 when the prior or the roll-up counted another name, the
+        decision's flag): stored beside what was counted, so both can be shown and reviewed."""
+        if decision is None:
+            return None, None
+        model = decision.model_species if decision.model_species != decision.species else None
+        return model, decision.flag
 
     @staticmethod
     def _frame_species(frame: FrameRecord, main: BirdGroup | None) -> tuple[str | None, float | None]:
@@ -507,10 +520,12 @@ class Store:
             decision = bird.decision
             top = json.dumps([[p.label, round(float(p.score), 6)] for p in bird.predictions], ensure_ascii=False)
             rows.append((frame_id, rank, *(float(v) for v in bird.box), float(bird.score), bird.detector_label,
-                         decision.kind, decision.species, decision.confidence, top, event_of_rank.get(rank)))
+                         decision.kind, decision.species, decision.confidence, top, event_of_rank.get(rank),
+                         *self._model_species_and_flag(decision)))
         self.conn.executemany(
             """INSERT INTO detections (frame_id, rank, ymin, xmin, ymax, xmax, score, detector_label, kind,
-                   species, confidence, top_k, event_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   species, confidence, top_k, event_id, model_species, flag)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             rows,
         )
         snapshots = []
@@ -615,8 +630,7 @@ class Store:
                 ).lastrowid
             )
             joined[event_id] = birds
-            self._add_vote(event_id, species, confidence, captured_text)
-            self._bump_tally(day, frame.camera, species, events=1, individuals=birds)
+            self._add_vote(event_id, group, captured_text)
             changes.append(EventChange("new", self._event(event_id)))
             return event_id
 
@@ -624,7 +638,7 @@ class Store:
         again = event_id in joined  # another species of this frame joined this event already
         joined[event_id] = joined.get(event_id, 0) + birds
         winner = self._vote(event, species, confidence, captured_text)
-        self._add_vote(event_id, species, confidence, captured_text)
+        self._add_vote(event_id, group, captured_text)
         new_species = winner.species
         new_confidence = winner.best_confidence
         old_individuals = int(event["individuals"])
@@ -637,23 +651,42 @@ class Store:
             (new_species, new_confidence, format_utc(started), format_utc(ended), 0 if again else 1,
              new_individuals, event_id),
         )
-        old_day = self.local_day(parse_utc(event["started_at"]))
-        new_day = self.local_day(started)
-        # The tallies follow what the event counts as: the machine's vote, unless a review says
-        # otherwise (then a joining frame changes the machine's columns only).
+        # The visit's per-species counts and their tallies follow in record() (edge/store/counts.py),
+        # once every group of the frame has joined. The headline it counted as before this frame:
         old_counted = counted(event)
         new_counted = counted({**event, "species": new_species, "individuals": new_individuals})
-        if (old_day, old_counted[0]) != (new_day, new_counted[0]):
-            if old_counted[0] is not None:
-                self._bump_tally(old_day, frame.camera, old_counted[0], events=-1, individuals=-old_counted[1])
-            if new_counted[0] is not None:
-                self._bump_tally(new_day, frame.camera, new_counted[0], events=1, individuals=new_counted[1])
-            days.update({old_day, new_day})
-        elif new_counted[1] != old_counted[1] and new_counted[0] is not None:
-            self._bump_tally(new_day, frame.camera, new_counted[0], individuals=new_counted[1] - old_counted[1])
         previous = old_counted[0] if old_counted[0] != new_counted[0] else None
         self._note_change(changes, EventChange("update", self._event(event_id), previous_species=previous))
         return event_id
+
+    def _recount_events(self, frame: FrameRecord, group_events: list[tuple[BirdGroup, int]],
+                        changes: list[EventChange], days: set[str], touched: set[str]) -> None:
+        """After every group of the frame has joined its event: mark the names seen together in
+        one frame, flag a possible rarity, and recount each touched visit per species
+        (edge/store/counts.py), which moves the daily tallies' events and individuals."""
+        by_event: dict[int, list[BirdGroup]] = {}
+        for group, event_id in group_events:
+            by_event.setdefault(event_id, []).append(group)
+        flagged = self._flagged_species(frame)
+        for event_id, groups in by_event.items():
+            if len(groups) > 1:
+                marks = ",".join("?" * len(groups))
+                self.db.execute(f"UPDATE event_votes SET together = 1 WHERE event_id = ? AND species IN ({marks})",
+                                (event_id, *(g.species for g in groups)))
+            if flagged & {g.species for g in groups}:
+                self.db.execute("UPDATE events SET flag = ? WHERE id = ? AND flag IS NULL", (OUT_OF_RANGE, event_id))
+            result = recount(self.conn, self._event(event_id), self.station_tz, min_frames=self.species_min_frames)
+            touched.update(result.species)
+            days.update(result.days)
+            for change in changes:
+                if change.change != "end" and change.event["id"] == event_id:
+                    change.event = self._event(event_id)
+
+    @staticmethod
+    def _flagged_species(frame: FrameRecord) -> set[str]:
+        """The names of the frame counted from a decision flagged as a possible rarity."""
+        decisions = [frame.decision] if frame.birds is None else [b.decision for b in frame.birds]
+        return {d.species for d in decisions if d is not None and d.flag == OUT_OF_RANGE and d.species}
 
     @staticmethod
     def _note_change(changes: list[EventChange], change: EventChange) -> None:
@@ -698,22 +731,26 @@ class Store:
         votes.append(SpeciesVotes(species, 1, float(confidence or 0.0), confidence, captured_text))
         return vote(votes)
 
-    def _add_vote(self, event_id: int, species: str, confidence: float | None, captured_text: str) -> None:
-        """Count one frame into its event's vote state (same transaction as the frame row)."""
+    def _add_vote(self, event_id: int, group: BirdGroup, captured_text: str) -> None:
+        """Count one frame's birds of one name into its event's vote state (same transaction as the
+        frame row): a frame more, and the most birds of the name in one frame (MaxN)."""
+        confidence = group.confidence
         self.db.execute(
-            """INSERT INTO event_votes (event_id, species, frames, confidence_sum, best_confidence, first_at)
-               VALUES (?, ?, 1, ?, ?, ?)
+            """INSERT INTO event_votes (event_id, species, frames, confidence_sum, best_confidence, first_at,
+                   individuals, rank)
+               VALUES (?, ?, 1, ?, ?, ?, ?, ?)
                ON CONFLICT (event_id, species) DO UPDATE SET
                    frames = frames + 1,
+                   individuals = MAX(individuals, excluded.individuals),
                    confidence_sum = confidence_sum + excluded.confidence_sum,
                    best_confidence = CASE WHEN best_confidence IS NULL THEN excluded.best_confidence
                                           WHEN excluded.best_confidence IS NULL THEN best_confidence
                                           ELSE MAX(best_confidence, excluded.best_confidence) END,
                    first_at = MIN(first_at, excluded.first_at)""",
-            (event_id, species, float(confidence or 0.0), confidence, captured_text),
+            (event_id, group.species, float(confidence or 0.0), confidence, captured_text, group.individuals, group.rank),
         )
 
-    def _bump_tally(self, day: str, camera: str, species: str, events: int = 0, frames: int = 0,
+    def _bump_tally(self, day: str, camera: str, species: str, *, events: int = 0, frames: int = 0,
                     individuals: int = 0) -> None:
         bump_tally(self.conn, day, camera, species, events=events, frames=frames, individuals=individuals)
 
@@ -723,7 +760,10 @@ class Store:
         return [dict(zip(names, row)) for row in cursor.fetchall()]
 
     def _event(self, event_id: int) -> dict[str, Any]:
-        return self._rows("SELECT * FROM events WHERE id = ?", (event_id,))[0]
+        """The event's row, with what it counts per species (`species_counts`, edge/store/counts.py)."""
+        event = self._rows("SELECT * FROM events WHERE id = ?", (event_id,))[0]
+        event["species_counts"] = stored_counts(self.conn, event_id)
+        return event
 
     def tallies_for_day(self, day: str) -> dict[str, dict[str, int]]:
         """species → {events, frames} summed over cameras: the `counts` snapshot of one day."""

@@ -126,7 +126,8 @@ def test_pruned_frames_keep_voting_for_the_event(make_store) -> None:
     frame(store, 18, "Northern Cardinal", confidence=0.8)
     assert events(store)[0][1:3] == ("Northern Cardinal", 7)
     assert store.db.execute("SELECT confidence FROM events").fetchone()[0] == 0.8
-    assert tallies(store) == {("2026-03-01", "Blue Jay"): (0, 3), ("2026-03-01", "Northern Cardinal"): (1, 4)}
+    # The jay, seen in 3 frames (species_min_frames), counts in the visit beside the headline cardinal.
+    assert tallies(store) == {("2026-03-01", "Blue Jay"): (1, 3), ("2026-03-01", "Northern Cardinal"): (1, 4)}
 
 
 def test_vote_rule() -> None:

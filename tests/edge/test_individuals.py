@@ -101,7 +101,7 @@ def test_two_species_in_one_frame_make_two_events_by_species(tmp_path: Path) -> 
         store.close()
 
 
-def test_by_camera_one_frame_of_two_species_is_one_visit_of_all_its_birds(tmp_path: Path) -> None:
+def test_by_camera_one_frame_of_two_species_is_one_visit_counting_each_species(tmp_path: Path) -> None:
     store = Store(tmp_path / "c.db", independence_s=60, group_by="camera", clock=lambda: T0 + timedelta(hours=1))
     try:
         commit = detected(store, 0, [bird("robin"), bird("jay", 0.5, x=0.5), bird("robin", x=0.7)])
@@ -110,8 +110,11 @@ def test_by_camera_one_frame_of_two_species_is_one_visit_of_all_its_birds(tmp_pa
         assert commit.event_changes[0].event["individuals"] == 3
         day = T0.date().isoformat()
         tally = store.tallies_for_day(day)
-        assert tally["robin"] == {"events": 1, "frames": 1, "individuals": 3}
-        assert tally["jay"] == {"events": 0, "frames": 1, "individuals": 0}
+        # One visit, counted per species: two robins and a jay (MaxN of each), not three robins.
+        assert tally["robin"] == {"events": 1, "frames": 1, "individuals": 2}
+        assert tally["jay"] == {"events": 1, "frames": 1, "individuals": 1}
+        assert commit.event_changes[0].event["species_counts"] == [
+            {"species": "robin", "individuals": 2, "frames": 1}, {"species": "jay", "individuals": 1, "frames": 1}]
     finally:
         store.close()
 
@@ -171,7 +174,8 @@ def _contents(path: Path) -> dict[str, list[tuple]]:
             "events": conn.execute("SELECT id, uid, camera, species, confidence, started_at, ended_at, frame_count,"
                                    " state FROM events ORDER BY id").fetchall(),
             "tallies": conn.execute("SELECT day, camera, species, events, frames FROM daily_tallies ORDER BY 1, 2, 3").fetchall(),
-            "votes": conn.execute("SELECT * FROM event_votes ORDER BY 1, 2").fetchall(),
+            "votes": conn.execute("SELECT event_id, species, frames, confidence_sum, best_confidence, first_at"
+                                  " FROM event_votes ORDER BY 1, 2").fetchall(),
         }
     finally:
         conn.close()
@@ -185,7 +189,7 @@ def test_release_database_migrates_with_its_rows_intact(tmp_path: Path, caplog: 
     caplog.set_level("INFO", logger="edge.store.writer")
     store = Store(path)
     try:
-        assert store.schema_version == SCHEMA_VERSION == 5
+        assert store.schema_version == SCHEMA_VERSION == 6
         assert _contents(path) == before
         assert store.db.execute("SELECT DISTINCT individuals FROM events").fetchall() == [(1,)]
         assert [tuple(r) for r in store.db.execute("SELECT species, events, individuals FROM daily_tallies ORDER BY species")] == [

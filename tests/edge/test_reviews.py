@@ -17,6 +17,7 @@ from edge.classify.model import Prediction
 from edge.publish.outbox_writer import OutboxWriter
 from edge.store import reports
 from edge.store.db import open_readonly
+from edge.store.counts import counts_of, min_frames_of, stored_counts
 from edge.store.events import counted
 from edge.store.reviews import ReviewError, ReviewStore, review_queue
 from edge.store.writer import BirdRecord, FrameRecord, Store
@@ -45,17 +46,21 @@ def tallies(store: Store) -> dict[str, tuple[int, int, int]]:
 
 
 def consistent(store: Store) -> None:
-    """The tallies' events and individuals are exactly what the events count as."""
+    """The tallies' events and individuals are exactly what the visits count per species
+    (`event_species`), and each visit's stored counts are what the rules give now."""
     expected: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for day, species, n in store.db.execute("SELECT day, species, individuals FROM event_species"):
+        expected[(day, species)][0] += 1
+        expected[(day, species)][1] += n
     cursor = store.db.execute("SELECT * FROM events")
     names = [d[0] for d in cursor.description]
     for row in cursor.fetchall():
         event = dict(zip(names, row))
-        species, individuals = counted(event)
-        if species is not None:
-            day = datetime.fromisoformat(event["started_at"].replace("Z", "+00:00")).date().isoformat()
-            expected[(day, species)][0] += 1
-            expected[(day, species)][1] += individuals
+        now = {c.species: (c.individuals, c.frames) for c in counts_of(store.conn, event, min_frames_of(store.conn)).values()}
+        stored = {r["species"]: (r["individuals"], r["frames"]) for r in stored_counts(store.conn, event["id"])}
+        assert now == stored, event
+        if counted(event)[0] is None:
+            assert stored == {}
     actual = {(d, s): [e, i] for d, s, e, i in store.db.execute(
         "SELECT day, species, SUM(events), SUM(individuals) FROM daily_tallies GROUP BY day, species")
         if e or i}
@@ -174,15 +179,36 @@ def test_reviews_queue_mqtt_counts_and_an_event_update(tmp_path: Path) -> None:
         store.close()
 
 
-def test_detection_reviews_are_kept_and_do_not_move_counts(store: Store, reviewer: ReviewStore) -> None:
+def test_bird_reviews_move_their_birds_and_undo_moves_them_back(store: Store, reviewer: ReviewStore) -> None:
+    """A bird corrected to another species takes its count with it; a rejected bird leaves the
+    count; undo restores both (edge/store/events.py)."""
     frame(store, 0, "robin", birds=2)
     first, second = [r[0] for r in store.db.execute("SELECT id FROM detections ORDER BY rank")]
     before = tallies(store)
-    reviewer.review_detection(first, "correct", reviewer="ana", species="jay")
-    reviewer.review_detection(second, "reject", reviewer="ana")
-    assert tallies(store) == before
+    assert before == {"robin": (1, 1, 2)}
+    moved = reviewer.review_detection(first, "correct", reviewer="ana", species="jay")
+    # The robin and the jay were in one frame: two birds at once, so both count in the visit.
+    assert tallies(store) == {"robin": (1, 1, 1), "jay": (1, 0, 1)}
+    consistent(store)
+    gone = reviewer.review_detection(second, "reject", reviewer="ana")
+    assert tallies(store) == {"robin": (0, 1, 0), "jay": (1, 0, 1)}
     assert store.db.execute("SELECT review_state, reviewed_species FROM detections ORDER BY rank").fetchall() == [
         ("corrected", "jay"), ("rejected", None)]
+    consistent(store)
+    reviewer.undo(gone.id, reviewer="ana")
+    reviewer.undo(moved.id, reviewer="ana")
+    assert tallies(store) == before
+    consistent(store)
+
+
+def test_an_event_verdict_outranks_its_bird_reviews(store: Store, reviewer: ReviewStore) -> None:
+    frame(store, 0, "robin", birds=2)
+    event_id = store.db.execute("SELECT id FROM events").fetchone()[0]
+    first = store.db.execute("SELECT id FROM detections ORDER BY rank").fetchone()[0]
+    reviewer.review_detection(first, "correct", reviewer="ana", species="jay")
+    reviewer.review_event(event_id, "correct", reviewer="ben", species="song thrush")
+    assert tallies(store) == {"robin": (0, 1, 0), "song thrush": (1, 0, 2)}
+    consistent(store)
 
 
 def test_bad_reviews_are_refused_with_what_is_wrong(store: Store, reviewer: ReviewStore) -> None:

@@ -25,7 +25,8 @@ def test_new_database_is_wal_versioned_and_reopens_unchanged(tmp_path: Path) -> 
     again = Store(path, station_tz="Europe/Berlin")  # idempotent: nothing to migrate
     meta = dict(again.db.execute("SELECT key, value FROM meta").fetchall())
     again.close()
-    assert meta == {"schema_version": str(SCHEMA_VERSION), "station_id": "feeder-1", "timezone": "Europe/Berlin"}
+    assert meta == {"schema_version": str(SCHEMA_VERSION), "station_id": "feeder-1", "timezone": "Europe/Berlin",
+                    "species_min_frames": "3"}
     reader = open_readonly(path)
     with pytest.raises(sqlite3.OperationalError, match="readonly|read-only|query_only|attempt to write"):
         reader.execute("DELETE FROM frames")
@@ -146,7 +147,7 @@ def test_version_1_database_migrates_and_votes_as_before(tmp_path: Path) -> None
 
     store = Store(path)
     try:
-        assert store.schema_version == SCHEMA_VERSION == 5
+        assert store.schema_version == SCHEMA_VERSION == 6
         for event_id, wanted in expected.items():
             event = store._event(event_id)
             got = [(w.species, w.best_confidence) for w in
