@@ -240,3 +240,36 @@ def test_reports_read_the_release_database_before_it_is_migrated(tmp_path: Path)
     finally:
         db.conn.close()
     assert path.read_bytes() == before
+
+
+SCHEMA5_DB = Path(__file__).parent / "data" / "schema5-c4ed169.db"
+
+
+def test_schema5_database_of_the_previous_main_is_recounted_per_species(tmp_path: Path) -> None:
+    """A database written by the previous release counted a mixed visit as its headline species
+    (a dove and a woodpecker: 2 doves); the schema-6 migration recounts every visit per species
+    from the stored detections, keeps the reviews, and leaves the frames tallies alone."""
+    path = tmp_path / "edge.db"
+    shutil.copy(SCHEMA5_DB, path)
+    conn = sqlite3.connect(path)
+    frames_before = conn.execute("SELECT species, SUM(frames) FROM daily_tallies GROUP BY species").fetchall()
+    assert conn.execute("SELECT species, individuals FROM daily_tallies WHERE events > 0 ORDER BY species").fetchall() == [
+        ("Catharus guttatus", 1), ("Sialia sialis", 3), ("Zenaida macroura", 2)]
+    conn.close()
+    store = Store(path, station_tz="Europe/Berlin")
+    try:
+        assert store.schema_version == SCHEMA_VERSION
+        counted = {s: (e, i) for s, e, i in store.db.execute(
+            "SELECT species, SUM(events), SUM(individuals) FROM daily_tallies GROUP BY species HAVING SUM(events) > 0")}
+        assert counted == {"Zenaida macroura": (1, 1), "Dryobates pubescens": (1, 1), "Sialia sialis": (1, 1),
+                           "Passer domesticus": (1, 2), "Catharus guttatus": (1, 1)}
+        assert store.db.execute("SELECT species, SUM(frames) FROM daily_tallies GROUP BY species").fetchall() == frames_before
+        rows = store.db.execute(
+            "SELECT e.species, s.species, s.individuals FROM event_species AS s JOIN events AS e ON e.id = s.event_id"
+            " ORDER BY e.id, s.individuals DESC, s.species").fetchall()
+        assert rows == [("Zenaida macroura", "Dryobates pubescens", 1), ("Zenaida macroura", "Zenaida macroura", 1),
+                        ("Sialia sialis", "Passer domesticus", 2), ("Sialia sialis", "Sialia sialis", 1),
+                        ("Turdus migratorius", "Catharus guttatus", 1)]
+        assert store.db.execute("SELECT COUNT(*) FROM reviews").fetchone() == (2,)
+    finally:
+        store.close()
