@@ -492,8 +492,10 @@ def cmd_counts(args: argparse.Namespace) -> int:
 def cmd_events(args: argparse.Namespace) -> int:
     from edge.store import reports
 
-    columns = ["start_local", "end_local", "camera", "species", "individuals", "confidence", "frame_count", "state",
-               "review", "uid"]
+    # species / individuals: the visit's headline species and its MaxN; species_counts: every
+    # species the visit counts with its own MaxN (edge/store/events.py), "A 1; B 2" in a table.
+    columns = ["start_local", "end_local", "camera", "species", "individuals", "species_counts", "confidence",
+               "frame_count", "state", "review", "uid"]
     central = _central(args)
     if central is not None:
         with central:
@@ -502,14 +504,28 @@ def cmd_events(args: argparse.Namespace) -> int:
                            zone=_report_zone(args))
         # The whole fleet: which device each visit is from (one device: the device's own columns).
         columns = columns if args.device else ["device", *columns]
-        _print_limited(tables.render(rows, columns, args.format), tables.left_out_note(rows, "event"), args.format)
+        _print_limited(tables.render(_species_counts_text(rows, args.format), columns, args.format),
+                       tables.left_out_note(rows, "event"), args.format)
         return EXIT_OK
     db = _open_reader(args)
     _own_device(args, db)
     rows = _report(reports.events, db, since=args.since, until=args.until, camera=args.camera,
                    species=args.species, limit=args.limit, zone=_zone(args, db))
-    _print_limited(tables.render(rows, columns, args.format), tables.left_out_note(rows, "event"), args.format)
+    _print_limited(tables.render(_species_counts_text(rows, args.format), columns, args.format),
+                   tables.left_out_note(rows, "event"), args.format)
     return EXIT_OK
+
+
+def _species_counts_text(rows: list[dict[str, Any]], fmt: str) -> list[dict[str, Any]]:
+    """The per-species counts of each visit as one cell ("Zenaida macroura 1; Dryobates
+    pubescens 1") for a table or CSV; JSON keeps the list of objects."""
+    if fmt == "json":
+        return rows
+    for row in rows:
+        listed = row.get("species_counts")
+        if isinstance(listed, list):
+            row["species_counts"] = "; ".join(f"{c['species']} {c['individuals']}" for c in listed)
+    return rows
 
 
 def cmd_frames(args: argparse.Namespace) -> int:

@@ -59,9 +59,14 @@ class Reader:
             self.counted_individuals = "e.individuals" if "individuals" in event_columns else "1"
             self.review_columns = ("NULL AS review_state, NULL AS reviewed_species, NULL AS reviewed_individuals, "
                                    "NULL AS reviewed_at")
+        # Schema 6: what each visit counts per species (edge/store/events.py).
+        self.per_species = "species" in columns(conn, "event_species")
         best = "e.best_detection_id, e.snapshot" if self.detections else "NULL AS best_detection_id, NULL AS snapshot"
+        # A possible rarity (the species prior's out-of-range flag): shown and reviewed first.
+        self.flagged = "flag" in event_columns
+        flag = "e.flag" if self.flagged else "NULL AS flag"
         self.event_columns = (f"e.id, e.uid, e.camera, e.species AS machine_species, e.confidence, e.started_at, "
-                              f"e.ended_at, e.frame_count, e.state, {best}, {self.review_columns}, "
+                              f"e.ended_at, e.frame_count, e.state, {best}, {self.review_columns}, {flag}, "
                               f"{self.counted_species} AS species, {self.counted_individuals} AS individuals")
 
     # ----- days and times -------------------------------------------------------------------
@@ -94,8 +99,8 @@ class Reader:
         return [r[0] for r in self.conn.execute("SELECT DISTINCT camera FROM daily_tallies ORDER BY camera")]
 
     def latest_events(self, limit: int = 12) -> list[dict[str, Any]]:
-        return _rows(self.conn, f"SELECT {self.event_columns} FROM events e ORDER BY e.started_at DESC LIMIT ?",
-                     (limit,))
+        return self.with_counts(_rows(
+            self.conn, f"SELECT {self.event_columns} FROM events e ORDER BY e.started_at DESC LIMIT ?", (limit,)))
 
     def species_days(self, species: str, last: date, days: int = 30) -> tuple[list[str], list[int], list[int]]:
         """(days, visits, individuals) for the `days` local days ending with `last`, zeros included."""
@@ -119,14 +124,16 @@ class Reader:
         minute-of-day and each group lands in its local hour (half-hour zones included)."""
         low, high = self.utc_bounds(first, last)
         matrix: dict[str, list[int]] = defaultdict(lambda: [0] * 24)
-        where = "" if species is None else f" AND {self.counted_species} = ?"
+        name_column = "s.species" if self.per_species else self.counted_species
+        source = "events e JOIN event_species s ON s.event_id = e.id" if self.per_species else "events e"
+        where = "" if species is None else f" AND {name_column} = ?"
         for start, end, offset_min in _offset_pieces(parse_utc(low), parse_utc(high), self.zone):
             params: tuple[Any, ...] = (format_utc(start), format_utc(end)) + (() if species is None else (species,))
             for name, minute, count in self.conn.execute(
-                    f"""SELECT {self.counted_species} AS name,
+                    f"""SELECT {name_column} AS name,
                                CAST(substr(e.started_at, 12, 2) AS INTEGER) * 60 + CAST(substr(e.started_at, 15, 2) AS INTEGER),
                                COUNT(*)
-                        FROM events e WHERE e.started_at >= ? AND e.started_at < ?{where}
+                        FROM {source} WHERE e.started_at >= ? AND e.started_at < ?{where}
                         GROUP BY 1, 2""", params):
                 if name is None:
                     continue
@@ -141,8 +148,9 @@ class Reader:
         if camera:
             clauses.append("e.camera = ?")
             params.append(camera)
-        if species:
-            clauses.append(f"{self.counted_species} = ?")
+        if species:  # the visits that count this species (any of their species)
+            clauses.append("e.id IN (SELECT event_id FROM event_species WHERE species = ?)" if self.per_species
+                           else f"{self.counted_species} = ?")
             params.append(species)
         if first or last:
             low, high = self.utc_bounds(first or date(1970, 1, 1), last or date(9999, 12, 30))
@@ -153,9 +161,32 @@ class Reader:
         elif reviewed is True:
             clauses.append("0")
         where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
-        return _rows(self.conn, f"SELECT {self.event_columns} FROM events e{where} "
-                                f"ORDER BY e.started_at DESC, e.id DESC LIMIT ? OFFSET ?",
-                     (*params, limit + 1, offset))
+        return self.with_counts(_rows(self.conn, f"SELECT {self.event_columns} FROM events e{where} "
+                                                 f"ORDER BY e.started_at DESC, e.id DESC LIMIT ? OFFSET ?",
+                                      (*params, limit + 1, offset)))
+
+    def with_counts(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Each event with `species_counts` (every species the visit counts, with its MaxN, most
+        first); `species` stays the headline and `individuals` becomes the headline's own count."""
+        if not self.per_species or not events:
+            for event in events:
+                event.setdefault("species_counts", [])
+            return events
+        ids = [int(e["id"]) for e in events]
+        found: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        marks = ",".join("?" * len(ids))
+        for event_id, name, n, frames in self.conn.execute(
+                f"""SELECT event_id, species, individuals, frames FROM event_species WHERE event_id IN ({marks})
+                    ORDER BY event_id, individuals DESC, frames DESC, species""", ids):
+            found[int(event_id)].append({"species": name, "individuals": int(n), "frames": int(frames)})
+        for event in events:
+            listed = found.get(int(event["id"]), [])
+            event["species_counts"] = listed
+            if listed and event["species"] not in {c["species"] for c in listed}:
+                event["species"] = listed[0]["species"]  # bird reviews moved the headline's birds away
+            if listed:
+                event["individuals"] = next(c["individuals"] for c in listed if c["species"] == event["species"])
+        return events
 
     def review_queue(self, *, species: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         """Unreviewed events with a species, least confident first."""
@@ -166,11 +197,13 @@ class Reader:
         if species:
             clauses.append("e.species = ?")
             params.append(species)
-        return _rows(self.conn, f"SELECT {self.event_columns} FROM events e WHERE {' AND '.join(clauses)} "
-                                f"ORDER BY e.confidence ASC, e.id ASC LIMIT ?", (*params, limit))
+        rarities_first = "e.flag IS NULL, " if self.flagged else ""
+        return self.with_counts(_rows(
+            self.conn, f"SELECT {self.event_columns} FROM events e WHERE {' AND '.join(clauses)} "
+                       f"ORDER BY {rarities_first}e.confidence ASC, e.id ASC LIMIT ?", (*params, limit)))
 
     def event(self, event_id: int) -> dict[str, Any] | None:
-        rows = _rows(self.conn, f"SELECT {self.event_columns} FROM events e WHERE e.id = ?", (event_id,))
+        rows = self.with_counts(_rows(self.conn, f"SELECT {self.event_columns} FROM events e WHERE e.id = ?", (event_id,)))
         return rows[0] if rows else None
 
     def event_frames(self, event_id: int) -> list[dict[str, Any]]:

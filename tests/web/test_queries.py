@@ -31,14 +31,22 @@ def test_hour_matrix_matches_counting_each_visit(tmp_path: Path, zone: str) -> N
     conn = sqlite3.connect(path)
     conn.executemany("""INSERT INTO events (id, uid, camera, species, confidence, started_at, ended_at, frame_count,
                             state, individuals, review_state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""", rows)
+    # What each visit counts per species (the store's event_species): a rejected one nothing,
+    # every 7th a sparrow beside its headline species (a mixed visit counts both).
+    counted = [(i, s) for i, _, _, s, _, _, _, _, _, _, review in rows if review is None]
+    counted += [(i, "sparrow") for i, _, _, _, _, _, _, _, _, _, review in rows if review is None and i % 7 == 0]
+    conn.executemany("INSERT INTO event_species (event_id, species, individuals, frames, day) VALUES (?, ?, 1, 1, '')",
+                     counted)
     conn.commit()
     first, last = date(2026, 3, 21), date(2026, 4, 5)
     expected: dict[str, list[int]] = defaultdict(lambda: [0] * 24)
     tz = ZoneInfo(zone)
-    for _, _, _, species, _, started, _, _, _, _, review in rows:
+    for index, _, _, species, _, started, _, _, _, _, review in rows:
         local = datetime.fromisoformat(started.replace("Z", "+00:00")).astimezone(tz)
         if review is None and first <= local.date() <= last:
             expected[species][local.hour] += 1
+            if index % 7 == 0:
+                expected["sparrow"][local.hour] += 1
     got = Reader(conn).hour_matrix(first, last)
     assert got == dict(expected)
     assert Reader(conn).hour_matrix(first, last, species="jay") == {"jay": expected["jay"]}
