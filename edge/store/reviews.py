@@ -43,6 +43,7 @@ import sqlite_utils
 from edge.store.counts import min_frames_of, recount, stored_counts
 from edge.store.db import StoreError, connect, immediate, schema_version
 from edge.store.events import counted
+from edge.store.known_taxa import KnownTaxa
 from edge.store.schema import SCHEMA_VERSION
 from edge.store.times import format_utc, local_day, parse_utc
 from edge.store.writer import EventChange, OutboxSink, tallies_for_day
@@ -114,8 +115,12 @@ class ReviewStore:
     """Records reviews in the edge database (a second writer beside the daemon's Store)."""
 
     def __init__(self, path: Path | str, *, outbox: OutboxSink | None = None, station_tz: ZoneInfo | str | None = None,
-                 busy_timeout_s: float = 30.0, clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+                 busy_timeout_s: float = 30.0, clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                 known: Callable[[sqlite3.Connection], KnownTaxa] | None = None) -> None:
+        """`known`: the taxa a correction may name (edge/store/known_taxa.py), read in each
+        review's transaction; None accepts any name (tests, tools that check names themselves)."""
         self.path = Path(path)
+        self.known = known
         if not self.path.exists():
             raise StoreError(f"{self.path}: database not found (has the daemon run yet?)")
         self.conn = connect(self.path, busy_timeout_s=busy_timeout_s)
@@ -139,10 +144,12 @@ class ReviewStore:
     # -- recording ------------------------------------------------------------------------
 
     def review_event(self, event_id: int, action: str, *, reviewer: str, species: str | None = None,
-                     individuals: int | None = None) -> Review:
+                     individuals: int | None = None, new_species: bool = False) -> Review:
         """Record a review of the whole event; its tallies (and MQTT counts) follow."""
         self._check(action, ACTIONS, reviewer, species, individuals)
         with immediate(self.conn):
+            if action == "correct":
+                species = self._known_name(species, new_species)
             event = self._event(event_id)
             if action == "individuals" and species is not None:
                 counted_now = {row["species"] for row in stored_counts(self.conn, event_id)}
@@ -155,10 +162,13 @@ class ReviewStore:
             self._refresh_event(event, review.created_at)
         return review
 
-    def review_detection(self, detection_id: int, action: str, *, reviewer: str, species: str | None = None) -> Review:
-        """Record a review of one bird (kept for the training set; counts follow event reviews)."""
+    def review_detection(self, detection_id: int, action: str, *, reviewer: str, species: str | None = None,
+                         new_species: bool = False) -> Review:
+        """Record a review of one bird: its count moves with it (and it feeds the training set)."""
         self._check(action, DETECTION_ACTIONS, reviewer, species, None)
         with immediate(self.conn):
+            if action == "correct":
+                species = self._known_name(species, new_species)
             row = self.conn.execute(
                 "SELECT id, event_id, species, confidence FROM detections WHERE id = ?", (detection_id,)).fetchone()
             if row is None:
@@ -213,6 +223,42 @@ class ReviewStore:
                 raise ReviewError(f"individuals: a whole number from 1 to {MAX_INDIVIDUALS}, got {individuals!r}")
         elif individuals is not None:
             raise ReviewError(f"individuals: only an 'individuals' review takes a number, not {action!r}")
+
+    def _follow_picture(self, event: dict[str, Any]) -> None:
+        """The visit's picture (its card in the web app) shows a bird of the species it now
+        counts first: after a bird review the best crop of that species (corrections applied,
+        rejected birds never), so the card never shows a bird a person moved to another species.
+        An event-level correction keeps the picture: the birds are the same, only named anew."""
+        listed = stored_counts(self.conn, int(event["id"]))
+        counted_as = counted(event)[0]
+        headline = counted_as if counted_as in {c["species"] for c in listed} else (listed[0]["species"] if listed else None)
+        if headline is None:
+            return
+        row = self.conn.execute(
+            """SELECT id FROM detections WHERE event_id = ? AND (review_state IS NULL OR review_state != 'rejected')
+                   AND (CASE WHEN review_state = 'corrected' THEN reviewed_species ELSE species END) = ?
+               ORDER BY confidence DESC, score DESC, id LIMIT 1""", (event["id"], headline)).fetchone()
+        if row is None or row[0] == event.get("best_detection_id"):
+            return
+        # The daemon's snapshot file shows the old bird: the card falls back to the crop of this one.
+        self.conn.execute("UPDATE events SET best_detection_id = ?, snapshot = NULL WHERE id = ?", (row[0], event["id"]))
+
+    def _known_name(self, species: str | None, new_species: bool) -> str | None:
+        """The label a correction is stored under: a taxon the station knows (any of its names,
+        any case), or the name as typed when the reviewer said it is a new species."""
+        if species is None or self.known is None:
+            return species
+        known = self.known(self.conn)
+        label = known.resolve(species)
+        if label is not None:
+            return label
+        if new_species:
+            return species.strip()
+        close = known.suggestions(species)
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise ReviewError(f"species: {species.strip()!r} is not a species this station knows (the model's labels, "
+                          f"its taxonomy, the species counted here){hint} To count a species the model does not "
+                          f"know, mark the correction as a new species.")
 
     def _event(self, event_id: int) -> dict[str, Any]:
         cursor = self.conn.execute("SELECT * FROM events WHERE id = ?", (event_id,))
@@ -271,6 +317,7 @@ class ReviewStore:
         before_species, _ = counted(event)
         after_species, _ = counted(after)
         moved = recount(self.conn, after, self.station_tz, min_frames=min_frames_of(self.conn))
+        self._follow_picture(after)
         day = local_day(parse_utc(event["started_at"]), self.station_tz)
         if self.outbox is not None:
             today = local_day(self.clock(), self.station_tz)

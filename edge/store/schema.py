@@ -300,6 +300,7 @@ def _schema_v6(db: sqlite_utils.Database) -> None:
         ALTER TABLE taxa ADD COLUMN family TEXT;
         ALTER TABLE taxa ADD COLUMN order_name TEXT;
         ALTER TABLE taxa ADD COLUMN language TEXT;
+        ALTER TABLE taxa ADD COLUMN display_name TEXT;
         ALTER TABLE events ADD COLUMN flag TEXT;
 
         -- MaxN per name from the detections (several birds of one name in one frame) ...

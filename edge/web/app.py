@@ -38,6 +38,7 @@ from edge.config.web import WebUser
 from edge.operate.snapshots import snapshot_folder
 from edge.operate.status_reader import collect_status
 from edge.store.db import StoreError, open_readonly, user_name
+from edge.store.known_taxa import KnownTaxa
 from edge.store.reviews import (
     ACTIONS,
     Review,
@@ -439,8 +440,10 @@ class WebApp:
     # ----- reviews -------------------------------------------------------------------------
     def _store(self) -> ReviewStore:
         if self._reviews is None:
+            labels = self.labels
             self._reviews = ReviewStore(self.database, outbox=self.outbox, station_tz=self.config.station.timezone,
-                                        busy_timeout_s=self.config.storage.busy_timeout_s)
+                                        busy_timeout_s=self.config.storage.busy_timeout_s,
+                                        known=lambda conn: KnownTaxa.of_station(conn, labels))
         return self._reviews
 
     def _review(self, reviewer: str, body: dict[str, Any]) -> Review:
@@ -449,12 +452,15 @@ class WebApp:
             raise ReviewError(f"action must be one of {', '.join(ACTIONS)}")
         species = (str(body["species"]).strip() or None) if body.get("species") is not None else None
         individuals = _int(body.get("individuals"))
+        # The explicit "new species" step: a correction to a name the station does not know.
+        new_species = str(body.get("new_species", "")).lower() in ("1", "true", "on", "yes")
         with self._review_lock:
             store = self._store()
             if body.get("detection_id") not in (None, ""):
-                return store.review_detection(int(body["detection_id"]), action, reviewer=reviewer, species=species)
+                return store.review_detection(int(body["detection_id"]), action, reviewer=reviewer, species=species,
+                                              new_species=new_species)
             return store.review_event(int(body.get("event_id") or 0), action, reviewer=reviewer, species=species,
-                                      individuals=individuals)
+                                      individuals=individuals, new_species=new_species)
 
     def _undo(self, reviewer: str, review_id: int) -> Review:
         with self._review_lock:

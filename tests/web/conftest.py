@@ -196,3 +196,25 @@ class Client:
 
     def login(self, name: str, password: str) -> Reply:
         return self.form("/login", {"csrf": self.csrf(), "name": name, "password": password, "next": "/"})
+
+
+def _missing(reason: str) -> None:
+    if os.environ.get("TRAILCAM_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"TRAILCAM_REQUIRE_BROWSER=1 but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium driven by Playwright (its own browser download is not reachable here)."""
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    if executable is None:
+        _missing("chromium is not installed (apt-get install chromium; make system-deps)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _missing("the playwright package is not installed (pip install '.[dev]')")
+    with sync_playwright() as driver:
+        launched = driver.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        yield launched
+        launched.close()

@@ -26,27 +26,6 @@ from tests.web.conftest import PASSWORDS, Served, Station
 CORRECTED = "House Sparrow"  # a label of the model (labelmap.csv), typed into the search field
 
 
-def _missing(reason: str) -> None:
-    if os.environ.get("TRAILCAM_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"TRAILCAM_REQUIRE_BROWSER=1 but {reason}")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    executable = shutil.which("chromium") or shutil.which("chromium-browser")
-    if executable is None:
-        _missing("chromium is not installed (apt-get install chromium; make system-deps)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _missing("the playwright package is not installed (pip install '.[dev]')")
-    with sync_playwright() as driver:
-        launched = driver.chromium.launch(executable_path=executable, args=["--no-sandbox"])
-        yield launched
-        launched.close()
-
-
 def _tallies(db: Path) -> dict[str, tuple[int, int]]:
     conn = sqlite3.connect(db)
     try:

@@ -58,11 +58,26 @@
       say("review " + undone.id + " undone");
     } catch (error) { undoStack.push(last); say("not undone: " + error.message); }
   }
+  // Enter takes the top match of the station's species list for what was typed: an exact
+  // name (label, common or scientific, any case) first, then the first name that begins with
+  // it, then the first that contains it. Text that matches nothing is sent as typed, and the
+  // server refuses it unless it is marked as a new species (edge/store/known_taxa.py).
+  function topMatch(typed) {
+    const wanted = typed.toLowerCase();
+    const options = Array.from(document.querySelectorAll("#species-labels option"))
+      .map((o) => ({ value: o.value, names: [o.value, o.textContent || ""].map((n) => n.toLowerCase()) }));
+    const exact = options.find((o) => o.names.some((n) => n === wanted || n.replace(/ \(.*\)$/, "") === wanted));
+    const prefix = options.find((o) => o.names.some((n) => n.startsWith(wanted)));
+    const inside = options.find((o) => o.names.some((n) => n.includes(wanted)));
+    const found = exact || prefix || inside;
+    return found ? found.value : typed;
+  }
   if (input) {
     input.addEventListener("keydown", (event) => {
       if (event.key === "Enter") {
         event.preventDefault();
-        const species = input.value.trim();
+        const typed = input.value.trim();
+        const species = typed ? topMatch(typed) : "";
         if (species) { input.value = ""; input.blur(); review("correct", { species }); }
       } else if (event.key === "Escape") { input.blur(); }
     });
