@@ -17,6 +17,9 @@ Where each digest comes from (so that a reviewer can re-check it):
   104342d2 by several independent projects (Frigate's model cache among them).
 - efficientdet-lite0: 2e04c53b... (4,563,519 bytes), pinned by several independent projects
   for this URL and for TF Hub's lite0/detection/metadata/1 (the same bytes).
+- birdnet-names: the wheel birdnet_analyzer-2.4.0-py3-none-any.whl as PyPI serves it (sha256
+  840ac9d5..., 3,437,399 bytes, the index's own digest); each member's digest was computed from
+  that wheel and equals the one in the wheel's RECORD.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from pathlib import PurePosixPath
 from typing import Literal
 from urllib.parse import urlsplit
 
-Kind = Literal["detector", "classifier"]
+Kind = Literal["detector", "classifier", "names"]
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,61 @@ SSD_ZIP = ("https://storage.googleapis.com/download.tensorflow.org/models/tflite
            "coco_ssd_mobilenet_v1_1.0_quant_2018_06_29.zip")
 CORAL_TEST_DATA = "https://raw.githubusercontent.com/google-coral/test_data/104342d2d3480b3e66203073dac24f4e2dbb4c41"
 
+BIRDNET_ANALYZER_WHEEL = ("https://files.pythonhosted.org/packages/2c/23/a265dc23c044d6529174d2395087ccd6abc50675386c5ca5196f7cab669d/"
+                          "birdnet_analyzer-2.4.0-py3-none-any.whl")
+# (language code, sha256, bytes) of the wheel's name lists: "en" is the eBird code table (its keys
+# are "Scientific name_Common name", eBird 2024 English names), the others
+# birdnet_analyzer/labels/V2.4/BirdNET_GLOBAL_6K_V2.4_Labels_<code>.txt.
+_BIRDNET_NAMES: tuple[tuple[str, str, int], ...] = (
+    ("en", "c794b98a29784e1ddfece60efadf83ac5d7ec0fd673e26dfccc6bf37eb3adf3e", 752_850),
+    ("af", "b3d3925ae04acc514b00661f981b5f714ac8e750f83f07389797ccbbcf19f7e6", 258_587),
+    ("ar", "589c3edba54f8d50976d2f46c2eae872d50da06c0f0900dcca14881b1a09f44e", 264_928),
+    ("bg", "1b0c527bbfe0fa34053bb25bfbc3a2df519c3af7fce0aa673752a85358302af3", 282_347),
+    ("ca", "8ca63cfa4b77b3005e471e2fb3f655101e23e926cc350039482fc0241227c25a", 262_501),
+    ("cs", "eaac7370ededbd11b6c29e85c3cb270aadfb5627b7cb4902d0dfac9ca1f0b48a", 262_436),
+    ("da", "4d994553cf3805b77c5042a68fcf8ec326c8bf7eff0e59cc6f71e0a1b950987c", 257_579),
+    ("de", "57c1cad5221ea12d993e76274b2d74a965a143893d96ba2c3473b3b060047b84", 252_243),
+    ("el", "f6eb2b8621890db1613ba86a61cd5f37f14d4604159c87134402a5a30df36e97", 273_166),
+    ("en_uk", "487937b6ad132b8506215523209a87b86adc9dce8e5ed3048ce9268189dddd3d", 259_894),
+    ("es", "bbec935655620584e10a07581b3c54385a74ee28d9e0b75009347df2644a03bc", 256_848),
+    ("fi", "d84841a9790ea03d3224bc7e39a0601dedf4063eb06621167565ba40c5d60255", 243_636),
+    ("fr", "9048e4a61859a493049f090434857ce822d4cfd850b49f9baaccfc0f7bfc6850", 260_571),
+    ("he", "621c37b4979ea766002beb98f5c5b1b1af08aefc9fc7d38a7049eb2befb70b01", 265_594),
+    ("hr", "c3308bd3ee020fe677484eadfc2c761a990a7b44945ed0b7bdf749d0c1b64b15", 259_263),
+    ("hu", "cbad07c31e6bc00c21dda640105ea1f422f31d73d1d777c5f41eb19ad4cdde2a", 260_047),
+    ("in", "dedf5d5d12d437979841697daa8d243c0ebf79104dd605495996c14daa404d9d", 257_238),
+    ("is", "826303b7a767bc306f0d98049a110566891139db8153079d895e539e628feb86", 248_847),
+    ("it", "ae7bdcbc35eba226e5c7a5922939f9a7c10282ad66a1b5d5d6254cf39c47f8cf", 259_824),
+    ("ja", "d5f06438f07b980a41c5fd29af0a00499355f997b1595e8f03dd13dd3fd1baf1", 310_145),
+    ("ko", "7667ad96679157ee0c87ade8b3bdd60ec63c15a5ce407cbf328d8e0a49814e5b", 259_315),
+    ("lt", "daa181a76bf4f0f816a6e82c39f5c00738d8843088e769b3f26bb96d8abc74e9", 262_651),
+    ("ml", "573bdbfaf115bdbac91d7d82d5ad9ac2602bf35d74c611edd33027e7a7cc0637", 273_073),
+    ("nl", "f0c638cd99826807b575555bc7a565cdd73ef49f903bd14a962a8e23c7aa1582", 249_499),
+    ("no", "105bb9970a8a2c509b1ded7191cbb285e6de48adc04e68fe7c75e3821a1d071b", 229_424),
+    ("pl", "9433dbf2573059e23d65c1170d4e3dfb2b4b1d393d335f1a5c95eb3f1e225b09", 262_287),
+    ("pt_BR", "97964e981ec4d19a174553a4b7938748eb5f235334c8753ede709192cc8b22b9", 260_235),
+    ("pt_PT", "c7b68c0da66dcaabc1ee3ca08bc5f8dedd842cd124b88e24c6b40d55f9f3c6b0", 259_268),
+    ("ro", "02482ecfe6c638270607efc98f5878a01575f71859aa7b5dace2885a3a514d94", 261_828),
+    ("ru", "76fe56b1281428a6e77cabb8ae19772929c3d1be7ffd7051b8449fa945904b07", 371_264),
+    ("sk", "ea077db067b262a2e7f2afd176543e744c4292483986d0e3241666cc07c11c34", 263_237),
+    ("sl", "2d68f43e830be3ff6c2e9981f926d9efa02e4e9bea70e7538ce886a8580b4430", 258_825),
+    ("sr", "a4770992bb9033d9cf6e4a7674da0663f7a49d5ecb9d87a782aaa0650d3ae234", 267_043),
+    ("sv", "310522326ed6c251e8a5750187adfcb4fe0d39146194835ed78f42064d509714", 250_586),
+    ("th", "ee2204352ed1716a7f5273664105dc990545a05dee4269d6039b3eaa71ae5a51", 288_421),
+    ("tr", "d387ed29578286ff7c91a8ce9710004543ad6da860b7407530b2200335a5ee99", 274_348),
+    ("uk", "f889467a3cd2ddbe32cb85434eaf58488b354d030e7565b5bd1f14dcdf0422b3", 367_980),
+    ("zh", "15fc72d8b946f6aa326d6d4cde3e8467cc5e2548f81bc57ced35dbb2f8601daf", 224_101),
+)
+
+
+def _birdnet_name_file(language: str, sha256: str, size: int) -> ModelFile:
+    if language == "en":
+        member = "birdnet_analyzer/eBird_taxonomy_codes_2024E.json"
+    else:
+        member = f"birdnet_analyzer/labels/V2.4/BirdNET_GLOBAL_6K_V2.4_Labels_{language}.txt"
+    return ModelFile(BIRDNET_ANALYZER_WHEEL, member.rsplit("/", 1)[1], sha256, size, member=member)
+
+
 CATALOGUE: tuple[CatalogueEntry, ...] = (
     CatalogueEntry(
         name="ssd-mobilenet-v1-coco",
@@ -110,7 +168,8 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
                       3_561_598, mirror_name="aiy_vision_classifier_birds_V1_3.tflite"),
         ),
         notes="scientific names are embedded in the .tflite (index 964 = background, the no-bird label); "
-              "for common names give [model] labels a CSV id,scientific_name,common_name",
+              "common names: `edge models pull birdnet-names` (English names for 886 of its 964 birds, "
+              "and [station] language), or [model] labels a CSV id,scientific_name,common_name",
     ),
     CatalogueEntry(
         name="coral-inat-birds",
@@ -151,6 +210,18 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         notes="not pullable (no official TFLite): export MDV6-mit-yolov9-c (MIT) or MDV6-apa-rtdetr-c (Apache-2.0) "
               "yourself, see docs/models.md 'MegaDetector v6'; the Ultralytics-based MDV6 variants "
               "(MDV6-yolov9-c, -yolov10-c, -rtdetr-c) are AGPL-3.0",
+    ),
+    CatalogueEntry(
+        name="birdnet-names",
+        kind="names",
+        description="Common names of 6,522 species in 38 languages (BirdNET's label lists; English: eBird 2024), "
+                    "for [station] language and for classifiers without common names",
+        licence="CC BY-NC-SA 4.0",
+        homepage="https://github.com/birdnet-team/BirdNET-Analyzer",
+        files=tuple(_birdnet_name_file(*item) for item in _BIRDNET_NAMES),
+        notes="from the PyPI wheel birdnet-analyzer 2.4.0 (3.4 MB, fetched once): the wheel's LICENSE is MIT "
+              "(its code); its README says the BirdNET models are CC BY-NC-SA 4.0 (non-commercial, "
+              "share-alike, attribution to the BirdNET team), and these label lists come with the models",
     ),
 )
 

@@ -3,8 +3,17 @@
 - top-1 is the no-bird label (AIY "background")        → none (not counted)
 - top-1 is on the deny list                             → none (the operator never wants it counted)
 - an allow list is set and top-1 is not on it           → unknown (most likely a look-alike)
-- top-1 score below its threshold (per species or global) → unknown
+- top-1 score below its threshold (per species or global):
+    roll-up ([taxonomy] rollup, `context.rollup`): the lowest-rank taxon whose summed score
+    reaches its rank's threshold (subspecies into their species, then genus, family, order;
+    edge/classify/taxonomy.py)                          → that taxon ("Turdus sp.", rank genus)
+    no taxon does                                       → unknown
 - otherwise                                             → the species
+
+The roll-up is one step (`_roll_up`) at the one place a frame would otherwise become
+`unknown` for want of confidence: it never replaces a species the model is sure of, nor a
+no-bird, denied or not-allowed decision. Its Decision keeps the model's own top-1 in
+`model_species`/`model_confidence`.
 
 With a detector, each bird's crop is decided by the same rules (`decide_bird`), with one
 difference: the detector already said "a bird", so a crop the classifier calls no-bird is a
@@ -71,8 +80,11 @@ def decide(
     config: ClassifyConfig,
     no_bird_labels: frozenset[str] = frozenset(),
     aliases: dict[str, set[str]] | None = None,
+    *,
+    context: DecisionContext | None = None,
 ) -> Decision:
-    """`aliases` maps a label to its other names (scientific/common) so config may use either."""
+    """`aliases` maps a label to its other names (scientific/common) so config may use either.
+    `context`: what is known beyond the scores (the species prior, the roll-up); None: neither."""
     if not predictions:
         return Decision("none", None, None, "no predictions")
     top = predictions[0]
@@ -89,8 +101,28 @@ def decide(
             threshold = config.thresholds[name]
             break
     if top.score < threshold:
+        rolled = _roll_up(predictions, top, threshold, context)
+        if rolled is not None:
+            return rolled
         return Decision("unknown", UNKNOWN, top.score, f"score {top.score:.3f} below threshold {threshold:.2f}")
     return Decision("species", top.label, top.score, "ok")
+
+
+def _roll_up(predictions: Sequence[Prediction], top: Prediction, threshold: float,
+             context: DecisionContext | None) -> Decision | None:
+    """The roll-up step: the taxon `context.rollup` finds (edge.classify.taxonomy.RollUp.find,
+    summing over every prediction given), counted at its rank; None: no roll-up, or no taxon
+    certain enough. `threshold` is the top-1's own, which subspecies summed into a species need."""
+    if context is None or context.rollup is None:
+        return None
+    found = context.rollup.find(predictions, threshold)
+    if found is None:
+        return None
+    taxon, score = found
+    return Decision("species", taxon.name, score,
+                    f"roll-up: {taxon.rank} {taxon.scientific_name} sums {score:.3f} "
+                    f"(top-1 {top.label} {top.score:.3f} below {threshold:.2f})",
+                    model_species=top.label, model_confidence=top.score, rank=taxon.rank)
 
 
 def decide_bird(
@@ -98,9 +130,11 @@ def decide_bird(
     config: ClassifyConfig,
     no_bird_labels: frozenset[str] = frozenset(),
     aliases: dict[str, set[str]] | None = None,
+    *,
+    context: DecisionContext | None = None,
 ) -> Decision:
     """The decision for a detector's bird: as `decide`, except that no-bird is `unknown`."""
-    decision = decide(predictions, config, no_bird_labels, aliases)
+    decision = decide(predictions, config, no_bird_labels, aliases, context=context)
     if decision.kind == "none" and decision.reason in ("no bird", "no predictions"):
         return Decision("unknown", UNKNOWN, decision.confidence, "the detector's bird, the classifier's no-bird")
     return decision

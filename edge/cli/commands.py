@@ -469,6 +469,53 @@ def _own_device(args: argparse.Namespace, db) -> None:
                          "devices are in the central database (--db postgresql://... or the collector's SQLite file)")
 
 
+def _namer(args: argparse.Namespace):
+    """The station's names (edge.classify.names.Namer): [station] language of --config (else of
+    the default configuration, else English) and the names pack beside the database."""
+    from edge.classify.names import Namer, namer, pack_folder
+
+    try:
+        config = load_config(args.config, overrides={"storage": {"database": str(args.db)}} if args.db else None)
+    except ConfigError:
+        return Namer()  # --db alone and no readable default configuration: the model's own names
+    return namer(config.station.language, pack_folder(config))
+
+
+def _readable(args: argparse.Namespace, db, rows: list[dict[str, Any]],
+              columns: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
+    """A table's species as people read them (edge.classify.names.display_name: the common name in
+    [station] language, else the scientific name), with a `scientific` column beside when the two
+    differ anywhere. CSV and JSON keep the label as stored: it is what --species takes and
+    what a program joins on."""
+    if args.format != "table" or "species" not in columns:
+        return rows, columns
+    from edge.store.taxa import taxa
+
+    namer, known = _namer(args), taxa(db)
+    readable, differs = [], False
+    for row in rows:
+        label = row.get("species")
+        taxon = known.get(label) if label else None
+        if taxon is None:
+            readable.append(row)
+            continue
+        shown = namer.display(label, taxon.scientific_name, taxon.common_name)
+        scientific = taxon.scientific_name or label
+        differs = differs or shown != scientific
+        extra = {}
+        if isinstance(row.get("species_counts"), list):  # each species of a visit, as people read it
+            extra["species_counts"] = [
+                {**c, "species": namer.display(c["species"], *(
+                    (known[c["species"]].scientific_name, known[c["species"]].common_name)
+                    if c["species"] in known else (None, None)))}
+                for c in row["species_counts"]]
+        readable.append({**row, "species": shown, "scientific": scientific, **extra})
+    if differs:
+        at = columns.index("species") + 1
+        columns = [*columns[:at], "scientific", *columns[at:]]
+    return readable, columns
+
+
 def cmd_counts(args: argparse.Namespace) -> int:
     from edge.store import reports
 
@@ -485,7 +532,7 @@ def cmd_counts(args: argparse.Namespace) -> int:
     _own_device(args, db)
     rows = _report(reports.counts, db, by=args.by, unit=unit, since=args.since, until=args.until,
                    camera=args.camera, species=args.species, zone=_zone(args, db))
-    print(tables.render(rows, ["period", "species", unit], args.format))
+    print(tables.render(*_readable(args, db, rows, ["period", "species", unit]), args.format))
     return EXIT_OK
 
 
@@ -511,7 +558,8 @@ def cmd_events(args: argparse.Namespace) -> int:
     _own_device(args, db)
     rows = _report(reports.events, db, since=args.since, until=args.until, camera=args.camera,
                    species=args.species, limit=args.limit, zone=_zone(args, db))
-    _print_limited(tables.render(_species_counts_text(rows, args.format), columns, args.format),
+    readable, shown = _readable(args, db, rows, columns)
+    _print_limited(tables.render(_species_counts_text(readable, args.format), shown, args.format),
                    tables.left_out_note(rows, "event"), args.format)
     return EXIT_OK
 
@@ -537,7 +585,7 @@ def cmd_frames(args: argparse.Namespace) -> int:
     columns = (["processed_at", "camera", "path", "error"] if args.errors else
                ["captured_local", "camera", "path", "status", "species", "confidence", "birds", "inference_ms", "error"])
     note = tables.left_out_note(rows, "failed frame" if args.errors else "frame")
-    _print_limited(tables.render(rows, columns, args.format), note, args.format)
+    _print_limited(tables.render(*_readable(args, db, rows, columns), args.format), note, args.format)
     return EXIT_OK
 
 
@@ -580,7 +628,9 @@ def _report_flags(parser: argparse.ArgumentParser, formats: list[str], *, centra
     parser.add_argument("--until", help="local date (inclusive, whole day) or date-time (exclusive)")
     parser.add_argument("--camera", help="only this camera")
     parser.add_argument("--timezone", help="report in this zone instead of the station's")
-    parser.add_argument("--format", choices=formats, default="table", help="output format")
+    parser.add_argument("--format", choices=formats, default="table",
+                        help="output format (a table names species by their common name in [station] language, "
+                             "with a scientific column; csv and json keep the label as stored)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -75,6 +75,11 @@ def models_dir(args: argparse.Namespace) -> Path:
 
 def config_lines(entry: catalogue.CatalogueEntry, folder: Path) -> list[str]:
     """The edge.toml lines that use a pulled model (paths quoted as TOML strings)."""
+    if entry.kind == "names":
+        from edge.classify.names import available_languages
+
+        return ["[station]", f"language = \"en\"  # or one of: {', '.join(available_languages(folder))}",
+                "[taxonomy]", f"names = {json.dumps(str(folder))}  # not needed in the default folder"]
     section = "[model]" if entry.kind == "classifier" else "[detector]"
     lines = [section]
     if entry.model_file:

@@ -33,6 +33,7 @@ from edge.config.mqtt import MqttConfig
 from edge.config.retention import RetentionConfig
 from edge.config.station import StationConfig
 from edge.config.storage import StorageConfig
+from edge.config.taxonomy import TaxonomyConfig
 from edge.config.web import WebConfig
 
 DEFAULT_CONFIG_PATH = Path("/etc/trailcam/edge.toml")
@@ -53,6 +54,7 @@ __all__ = [
     "ModelConfig",
     "StationConfig",
     "StorageConfig",
+    "TaxonomyConfig",
     "WebConfig",
     "load_config",
 ]
@@ -86,6 +88,11 @@ class EdgeConfig(Section):
         description="When a prediction counts as a species. Names in thresholds, allow and deny are a "
                     "label, scientific or common name of the model, matched case-sensitively; a name the "
                     "model does not know is refused at start.")
+    taxonomy: TaxonomyConfig = Field(
+        default_factory=TaxonomyConfig,
+        description="Doubt said honestly and names people read: the taxonomic roll-up (a bird the model is "
+                    "not sure of at species level is counted as its genus, family or order when that is "
+                    "certain) and the common-names pack for [station] language.")
     events: EventsConfig = Field(
         default_factory=EventsConfig,
         description="How counted frames are grouped into independent visits (events); frames with no "

@@ -11,6 +11,7 @@ from pydantic import Field, field_validator
 from edge.config.base import Section
 
 _DEVICE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_LANGUAGE = re.compile(r"^[a-z]{2}(?:_[A-Za-z]{2})?$")
 
 
 def _default_device_id() -> str:
@@ -29,12 +30,25 @@ class StationConfig(Section):
         description="IANA time zone (e.g. \"Europe/Berlin\") of the hour and day boundaries of reports and "
                     "daily tallies, and of camera clocks whose EXIF times carry no offset; times are "
                     "stored in UTC")
+    language: str = Field(
+        default="en",
+        description="Language of the common names people read (CLI tables, web app, MQTT, Home Assistant, "
+                    "the report): a code of the names pack, e.g. \"en\", \"de\", \"fr\", \"pt_BR\" "
+                    "(`edge models pull birdnet-names`; docs/taxonomy.md lists them). A label without a name in "
+                    "it shows its scientific name; exports and payloads carry scientific names beside")
 
     @field_validator("device_id")
     @classmethod
     def _device_id_is_a_topic_level(cls, value: str) -> str:
         if not _DEVICE_ID.match(value):
             raise ValueError("must be 1-64 characters of letters, digits, '-' or '_' (it is an MQTT topic level)")
+        return value
+
+    @field_validator("language")
+    @classmethod
+    def _language_code(cls, value: str) -> str:
+        if not _LANGUAGE.match(value):
+            raise ValueError("must be a language code such as 'en', 'de' or 'pt_BR'")
         return value
 
     @field_validator("timezone")

@@ -20,17 +20,19 @@ import os
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from edge.ingest.capture_time import capture_time
 from edge.config.classify import ClassifyConfig
-from edge.classify.decision import Decision, decide, decide_bird, label_aliases
+from edge.classify.decision import Decision, DecisionContext, decide, decide_bird, label_aliases
 from edge.ingest.imaging import FrameError, decode
 from edge.ingest.frame_file import FrameRefused, FrameTooLarge, open_frame
 from edge.classify.model import Classifier, Prediction
 from edge.store.writer import BirdRecord, Commit, CommittedFrame, FrameRecord, Store
 
 if TYPE_CHECKING:
+    from edge.classify.labels import Label
+    from edge.classify.taxonomy import RollUp
     from edge.detect.finder import BirdFinder
 
 log = logging.getLogger(__name__)
@@ -102,6 +104,8 @@ class FrameProcessor:
     symlink_roots: dict[str, Path] = field(default_factory=dict)
     # The detector route; None classifies each frame whole.
     finder: BirdFinder | None = None
+    # The taxonomic roll-up for a model's labels (rebuilt at every reload); None: off.
+    rollup_for: Callable[[list[Label]], RollUp | None] | None = None
 
     def __post_init__(self) -> None:
         self.set_classifier(self.classifier)
@@ -112,6 +116,11 @@ class FrameProcessor:
         spec = classifier.spec
         self._aliases = label_aliases(spec.labels)
         self._no_bird = frozenset({spec.no_bird_label}) if spec.no_bird_label else frozenset()
+        rollup = self.rollup_for(spec.labels) if self.rollup_for is not None else None
+        self._context = DecisionContext(rollup=rollup) if rollup is not None else None
+        # The roll-up sums over every score, not just the stored top-k (a family's mass is
+        # spread thin); only the configured top_k predictions are stored.
+        self._classify_k = len(spec.labels) if rollup is not None else self.top_k
 
     def process(self, path: str | Path, camera: str) -> FrameOutcome:
         path = str(path)
@@ -164,20 +173,24 @@ class FrameProcessor:
             if self.finder is None:
                 frame = decode(data, self.classifier.input_size, draft=self.draft)
                 captured_at, source = capture_time(frame.image, stat.st_mtime, self.store.station_tz)
-                predictions, inference_ms = self.classifier.classify(frame.rgb, self.top_k)
-                decision = decide(predictions, self.classify_config, self._no_bird, self._aliases)
+                predictions, inference_ms = self.classifier.classify(frame.rgb, self._classify_k)
+                decision = decide(predictions, self.classify_config, self._no_bird, self._aliases,
+                                  context=self._context)
+                predictions = predictions[:self.top_k]
             else:
                 located = self.finder.locate(data, self.classifier.input_size)
                 captured_at, source = capture_time(located.image, stat.st_mtime, self.store.station_tz)
                 inference_ms = located.detector_ms
                 birds = []
                 for found in located.birds:
-                    bird_predictions, ms = self.classifier.classify(found.crop, self.top_k)
+                    bird_predictions, ms = self.classifier.classify(found.crop, self._classify_k)
                     inference_ms += ms
                     box = found.box
+                    bird_decision = decide_bird(bird_predictions, self.classify_config, self._no_bird,
+                                                self._aliases, context=self._context)
                     birds.append(BirdRecord(
-                        (box.ymin, box.xmin, box.ymax, box.xmax), box.score, box.label, bird_predictions,
-                        decide_bird(bird_predictions, self.classify_config, self._no_bird, self._aliases)))
+                        (box.ymin, box.xmin, box.ymax, box.xmax), box.score, box.label,
+                        bird_predictions[:self.top_k], bird_decision))
                     crops.append(found.crop)
         except FrameError as error:
             return self._error(path, camera, sha, len(data), stat.st_mtime, str(error))

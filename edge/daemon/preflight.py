@@ -15,6 +15,8 @@ each naming its dotted configuration key:
 * detector.*: with [detector] path, the detector loads, its outputs are understood and its
   bird labels are among its labels (the detect-then-classify route is returned too);
 * classify.allow / deny / thresholds: every name is one of the model's labels;
+* taxonomy.file: the taxonomy file reads (the roll-up needs it for families and orders);
+  station.language: the names pack has that language (a warning: scientific names are shown);
 * storage.database: its folder (also the state folder, where status.json lives) is a folder
   and writable, an existing file is a trailcam database.
 
@@ -24,18 +26,23 @@ so a refused start leaves the machine as it was. A write probe file is created a
 
 from __future__ import annotations
 
+import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from edge.config import EdgeConfig
 from edge.classify.decision import unknown_species
 from edge.classify.model import Classifier, ModelError, resolve_model
+from edge.classify.names import ENGLISH, NamesError, load_names, pack_folder, with_common_names
+from edge.classify.taxonomy import TaxonomyError, rollup_from_config
 from edge.store.db import StoreError, check_database, user_name
 
 if TYPE_CHECKING:
     from edge.detect.finder import BirdFinder
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -91,12 +98,52 @@ def load_configured_classifier(config: EdgeConfig) -> Classifier:
         raise ModelError(f"model.labels: {model.labels}: labels file not found (a .txt or .csv file)")
     try:
         spec = resolve_model(model.path, model.labels, model.no_bird_label)
-        return Classifier(spec, threads=model.threads)
+        return Classifier(_with_english_names(config, spec), threads=model.threads)
     except ModelError as error:
         message = str(error)
         if message.startswith("model."):
             raise
         raise ModelError(f"{_model_key(config, message)}: {message}") from None
+
+
+def _with_english_names(config: EdgeConfig, spec):
+    """The spec with the names pack's English names for labels the model names not (the
+    catalogue's AIY model has scientific names only); unchanged without a pulled pack. A pack
+    that cannot be read costs the names, not the start."""
+    try:
+        english = load_names(pack_folder(config), ENGLISH)
+    except NamesError as error:
+        log.warning("taxonomy.names: %s; labels keep the model's own names", error)
+        return spec
+    if english is None:
+        return spec
+    return replace(spec, labels=with_common_names(spec.labels, english))
+
+
+def check_taxonomy(config: EdgeConfig, classifier: Classifier) -> list[Finding]:
+    """The roll-up's taxonomy file reads; the station's language has names."""
+    findings: list[Finding] = []
+    try:
+        rollup = rollup_from_config(classifier.spec.labels, config.taxonomy)
+    except TaxonomyError as error:
+        return [Finding("taxonomy.file", str(error))]
+    if rollup is not None:
+        ranks = [r for r in ("genus", "family", "order") if rollup.taxonomy.has_rank(r)]
+        unplaced = len(rollup.taxonomy.unplaced)
+        findings.append(Finding("taxonomy", f"roll-up to {', '.join(ranks)}" + (
+            f" ({unplaced} labels the file gives no family: they roll up to genus only)" if unplaced else ""), "ok"))
+    language = config.station.language
+    if language != ENGLISH:
+        folder = pack_folder(config)
+        try:
+            names = load_names(folder, language)
+        except NamesError as error:
+            names = None
+            findings.append(Finding("station.language", str(error), "warning"))
+        if names is None:
+            findings.append(Finding("station.language", f"no {language!r} names in {folder} (`edge models pull "
+                                    f"birdnet-names`): scientific names are shown", "warning"))
+    return findings
 
 
 def load_configured_finder(config: EdgeConfig) -> "BirdFinder | None":
@@ -197,7 +244,8 @@ def check_model(config: EdgeConfig) -> tuple[list[Finding], Classifier | None]:
     summary = (f"{classifier.model_id}, {len(spec.labels)} labels from {spec.labels_source}, "
                f"input {classifier.input_size[0]}x{classifier.input_size[1]} {classifier.input_dtype}, "
                f"no-bird label {spec.no_bird_label!r}, runtime {classifier.runtime}")
-    return [Finding("model", summary, "ok"), *check_species(config, classifier)], classifier
+    return [Finding("model", summary, "ok"), *check_species(config, classifier),
+            *check_taxonomy(config, classifier)], classifier
 
 
 def check_storage(config: EdgeConfig) -> list[Finding]:

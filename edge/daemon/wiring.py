@@ -23,6 +23,7 @@ from __future__ import annotations
 from functools import partial
 
 from edge.classify.model import Classifier
+from edge.classify.taxonomy import rollup_from_config
 from edge.config import EdgeConfig
 from edge.daemon.lifecycle import Daemon
 from edge.daemon.pipeline import FrameProcessor
@@ -45,7 +46,11 @@ def open_store(config: EdgeConfig, outbox_writer, classifier: Classifier) -> Sto
         # Frames that stay in the folder are their own redo log; moved or deleted ones are not.
         durable_commits=config.retention.after_processing != "keep",
     )
-    store.record_taxa(classifier.spec.labels, classifier.model_id)
+    # The model's labels and the taxa a roll-up may count ("Turdus sp.", "Turdidae"), so that
+    # reports can name every row.
+    rollup = rollup_from_config(classifier.spec.labels, config.taxonomy)
+    taxa = list(classifier.spec.labels) + (rollup.taxonomy.roll_up_taxa() if rollup is not None else [])
+    store.record_taxa(taxa, classifier.model_id)
     return store
 
 
@@ -54,7 +59,12 @@ def make_processor(config: EdgeConfig, classifier: Classifier, store: Store, fin
     store; `finder` (edge.detect.finder.BirdFinder) is the detector route, None classifies whole."""
     return FrameProcessor(classifier, store, config.classify, top_k=config.model.top_k,
                           symlink_roots={c.name: c.path for c in config.cameras if c.symlinks == "inside"},
-                          finder=finder)
+                          finder=finder, rollup_for=partial(_rollup_for, config))
+
+
+def _rollup_for(config: EdgeConfig, labels):
+    """The roll-up of [taxonomy] for a model's labels (at start and at every reload)."""
+    return rollup_from_config(labels, config.taxonomy)
 
 
 def device_info(config: EdgeConfig, outbox_writer, daemon: Daemon):
