@@ -282,7 +282,8 @@ def _schema_v6(db: sqlite_utils.Database) -> None:
       a version-5 visit with two species counted both birds for its headline species.
     - detections.model_species / flag, frames.flag: the classifier's own top species when the
       species prior or the roll-up chose another name, and a possible rarity's flag
-      (`out_of_range`); taxa.rank / genus / family / order_name / language for roll-up and names.
+      (`out_of_range`); taxa.rank: a rolled-up taxon's rank (genus, family, order).
+    - events.flag: a visit with a possible rarity (`out_of_range`), shown and reviewed first.
     The counts are recomputed by edge.store.counts in Python (the same code the writer runs),
     in the migration's transaction.
     """
@@ -296,11 +297,6 @@ def _schema_v6(db: sqlite_utils.Database) -> None:
         ALTER TABLE frames ADD COLUMN model_species TEXT;
         ALTER TABLE frames ADD COLUMN flag TEXT;
         ALTER TABLE taxa ADD COLUMN rank TEXT;
-        ALTER TABLE taxa ADD COLUMN genus TEXT;
-        ALTER TABLE taxa ADD COLUMN family TEXT;
-        ALTER TABLE taxa ADD COLUMN order_name TEXT;
-        ALTER TABLE taxa ADD COLUMN language TEXT;
-        ALTER TABLE taxa ADD COLUMN display_name TEXT;
         ALTER TABLE events ADD COLUMN flag TEXT;
 
         -- MaxN per name from the detections (several birds of one name in one frame) ...

@@ -51,19 +51,30 @@ def record_taxa(db: sqlite_utils.Database, labels: Iterable[NamedLabel], model_i
                 now: datetime | None = None) -> int:
     """Upsert each label's names (inside the caller's transaction); returns how many labels."""
     stamp = format_utc(now or datetime.now(timezone.utc))
-    rows = [(label.name, label.scientific_name, label.common_name, model_id, stamp) for label in labels]
+    # A rolled-up taxon (edge.classify.taxonomy.Taxon: "Turdus sp.", "Turdidae") says its rank;
+    # a model's label is a species (or whatever it is: NULL, read as a species by the exports).
+    rows = [(label.name, label.scientific_name, label.common_name, model_id, stamp, getattr(label, "rank", None))
+            for label in labels]
     db.conn.executemany(
         """
-        INSERT INTO taxa (name, scientific_name, common_name, model_id, updated_at) VALUES (?, ?, ?, ?, ?)
+        INSERT INTO taxa (name, scientific_name, common_name, model_id, updated_at, rank) VALUES (?, ?, ?, ?, ?, ?)
         ON CONFLICT (name) DO UPDATE SET
             scientific_name = COALESCE(excluded.scientific_name, taxa.scientific_name),
             common_name = COALESCE(excluded.common_name, taxa.common_name),
             model_id = excluded.model_id,
-            updated_at = excluded.updated_at
+            updated_at = excluded.updated_at,
+            rank = COALESCE(excluded.rank, taxa.rank)
         """,
         rows,
     )
     return len(rows)
+
+
+def ranks(db: sqlite_utils.Database) -> dict[str, str]:
+    """Recorded label → its rank where one was recorded (rolled-up taxa; schema 6)."""
+    if not any(row[1] == "rank" for row in db.conn.execute("PRAGMA table_info(taxa)")):
+        return {}
+    return {name: rank for name, rank in db.conn.execute("SELECT name, rank FROM taxa WHERE rank IS NOT NULL")}
 
 
 def taxa(db: sqlite_utils.Database) -> dict[str, Taxon]:
