@@ -26,6 +26,18 @@ PAYLOAD_SCHEMA = 1  # the newest payload schema this collector understands (edge
 STATES = ("online", "offline", "stopped")
 _DEVICE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+MAX_SPECIES = 100  # species in one event's `species_counts`: a visit holds a few
+MAX_LABEL = 200  # characters of a species label or scientific name in `species_counts`
+
+
+@dataclass(frozen=True)
+class SpeciesCountRow:
+    """One species an event counts (the payload's `species_counts` item): its MaxN and frames."""
+
+    species: str
+    scientific_name: str | None
+    individuals: int
+    frames: int
 
 
 @dataclass(frozen=True)
@@ -48,6 +60,9 @@ class EventRow:
     change: str
     message_id: str
     order_key: str
+    # Every species the event counts (`event_species`); from an older device without
+    # `species_counts`: (species, individuals) when the event counts at all.
+    species_counts: tuple[SpeciesCountRow, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -212,6 +227,19 @@ def _event(device: str, data: dict[str, Any]) -> EventRow:
     started, ended = _utc(data, "start"), _utc(data, "end")
     confidence = _optional(data, "confidence", (int, float))
     individuals = _optional(data, "individuals", int)
+    if individuals is not None and individuals < 0:
+        raise _Bad("field 'individuals' is negative")
+    birds = _optional(data, "birds", int)
+    if birds is not None and birds < 0:
+        raise _Bad("field 'birds' is negative")
+    species = _optional(data, "species")
+    scientific_name = _optional(data, "scientific_name")
+    individuals = 1 if individuals is None else individuals
+    if data.get("species_counts") is not None:
+        per_species = _species_counts(data["species_counts"])
+    else:  # a device before per-species counts: the visit counts its species once
+        per_species = (() if species is None else
+                       (SpeciesCountRow(species, scientific_name, individuals, frame_count),))
     reviewed_at = reviewed_at_of(message_id)
     if reviewed_at is not None:
         try:
@@ -222,13 +250,13 @@ def _event(device: str, data: dict[str, Any]) -> EventRow:
         device=device,
         uid=uid,
         camera=_field(data, "camera"),
-        species=_optional(data, "species"),
-        scientific_name=_optional(data, "scientific_name"),
+        species=species,
+        scientific_name=scientific_name,
         confidence=None if confidence is None else float(confidence),
         started_at=started,
         ended_at=ended,
         frame_count=frame_count,
-        individuals=1 if individuals is None else individuals,
+        individuals=individuals,
         review=_optional(data, "review"),
         model_species=_optional(data, "model_species"),
         model_id=_optional(data, "model_id"),
@@ -237,7 +265,39 @@ def _event(device: str, data: dict[str, Any]) -> EventRow:
         change=change,
         message_id=message_id,
         order_key=event_order_key(change, frame_count, reviewed_at),
+        species_counts=per_species,
     )
+
+
+def _species_counts(value: Any) -> tuple[SpeciesCountRow, ...]:
+    """The payload's `species_counts`: a list of {species, scientific_name, individuals, frames},
+    each species once."""
+    if not isinstance(value, list):
+        raise _Bad("field 'species_counts' is not a list")
+    if len(value) > MAX_SPECIES:
+        raise _Bad(f"field 'species_counts' lists {len(value)} species (at most {MAX_SPECIES})")
+    rows: list[SpeciesCountRow] = []
+    for n, item in enumerate(value):
+        try:
+            row = _species_count(item)
+        except _Bad as exc:
+            raise _Bad(f"species_counts[{n}]: {exc}") from None
+        if any(seen.species == row.species for seen in rows):
+            raise _Bad(f"field 'species_counts' lists {row.species[:40]!r} twice")
+        rows.append(row)
+    return tuple(rows)
+
+
+def _species_count(item: Any) -> SpeciesCountRow:
+    if not isinstance(item, dict):
+        raise _Bad("not an object")
+    species = _field(item, "species")
+    if not species or len(species) > MAX_LABEL:
+        raise _Bad(f"field 'species' is empty or longer than {MAX_LABEL} characters")
+    scientific = _optional(item, "scientific_name")
+    if scientific is not None and len(scientific) > MAX_LABEL:
+        raise _Bad(f"field 'scientific_name' is longer than {MAX_LABEL} characters")
+    return SpeciesCountRow(species, scientific, _count_field(item, "individuals"), _count_field(item, "frames"))
 
 
 def _count(device: str, data: dict[str, Any]) -> CountRow:

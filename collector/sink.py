@@ -12,6 +12,11 @@ Why it looks like this:
   INSERT ... SELECT ... ON CONFLICT (the bulk path; COPY is PostgreSQL's fastest way in); the
   small rest (counts, devices, rejects) through executemany, which psycopg 3 pipelines.
   SQLite: executemany in one BEGIN IMMEDIATE transaction (WAL, synchronous=NORMAL).
+- `event_species` (what each event counts per species) is replaced whole with the event row:
+  only for the events whose message the upsert applied (newer `order_key`), in the same
+  transaction. PostgreSQL: COPY into a second temporary table, the events upsert RETURNING the
+  applied keys, then one DELETE and one INSERT ... SELECT for them. SQLite (one writer at a
+  time): delete and insert where the stored event is older, before its upsert.
 - A batch that fails for a data reason (a value the column refuses) is retried one message
   at a time so the one bad message is rejected and the rest still land; a connection failure
   raises `SinkUnavailable` and the caller retries the whole batch later (nothing acked).
@@ -39,6 +44,7 @@ EVENT_COLUMNS = (
     "frame_count", "individuals", "review", "model_species", "model_id", "model_version", "timezone",
     "change", "message_id", "order_key", "received_at",
 )
+SPECIES_COLUMNS = ("device", "uid", "species", "scientific_name", "individuals", "frames")
 COUNT_COLUMNS = (
     "device", "day", "species", "scientific_name", "events", "frames", "individuals", "timezone",
     "updated_at", "message_id", "received_at",
@@ -129,6 +135,10 @@ def _event_values(row: EventRow, received: str) -> tuple[Any, ...]:
             row.model_version, row.timezone, row.change, row.message_id, row.order_key, received)
 
 
+def _species_values(row: EventRow) -> list[tuple[Any, ...]]:
+    return [(row.device, row.uid, s.species, s.scientific_name, s.individuals, s.frames) for s in row.species_counts]
+
+
 def _count_values(row: CountRow, received: str) -> tuple[Any, ...]:
     return (row.device, row.day, row.species, row.scientific_name, row.events, row.frames, row.individuals,
             row.timezone, row.updated_at, row.message_id, received)
@@ -165,6 +175,9 @@ class Sink:
         if self.engine == "postgresql":
             conn.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS events_in (LIKE events) ON COMMIT DELETE ROWS"
+            )
+            conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS event_species_in (LIKE event_species) ON COMMIT DELETE ROWS"
             )
             conn.commit()
         self._conn = conn
@@ -282,9 +295,20 @@ class Sink:
     def _write_sqlite(self, reduced: _Reduced, received: str) -> None:
         conn: sqlite3.Connection = self._conn
         events = [_event_values(r, received) for r in reduced.events.values()]
+        # The event's stored row is older than this message (or there is none): the upsert below applies it.
+        newer = "NOT EXISTS (SELECT 1 FROM events WHERE device = ? AND uid = ? AND order_key >= ?)"
+        replaced = [(r.device, r.uid, r.device, r.uid, r.order_key) for r in reduced.events.values()]
+        species = [v + (r.device, r.uid, r.order_key) for r in reduced.events.values() for v in _species_values(r)]
         conn.execute("BEGIN IMMEDIATE")
         try:
             if events:
+                conn.executemany(f"DELETE FROM event_species WHERE device = ? AND uid = ? AND {newer}", replaced)
+                if species:
+                    conn.executemany(
+                        f"""INSERT INTO event_species ({', '.join(SPECIES_COLUMNS)})
+                            SELECT {', '.join('?' * len(SPECIES_COLUMNS))} WHERE {newer}""",
+                        species,
+                    )
                 conn.executemany(
                     f"""INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})
                         ON CONFLICT (device, uid) DO UPDATE SET {_EVENT_UPDATE}
@@ -308,11 +332,27 @@ class Sink:
                     with cur.copy(f"COPY events_in ({columns}) FROM STDIN") as copy:
                         for row in reduced.events.values():
                             copy.write_row(_event_values(row, received))
+                    with cur.copy(f"COPY event_species_in ({', '.join(SPECIES_COLUMNS)}) FROM STDIN") as copy:
+                        for row in reduced.events.values():
+                            for values in _species_values(row):
+                                copy.write_row(values)
                     cur.execute(
                         f"""INSERT INTO events ({columns}) SELECT {columns} FROM events_in
                             ON CONFLICT (device, uid) DO UPDATE SET {_EVENT_UPDATE}
-                            WHERE excluded.order_key > events.order_key"""
+                            WHERE excluded.order_key > events.order_key
+                            RETURNING device, uid"""
                     )
+                    applied = cur.fetchall()  # the events this batch changed: their species lists are replaced
+                    if applied:
+                        keys = [[d for d, _ in applied], [u for _, u in applied]]
+                        cur.execute(
+                            """DELETE FROM event_species s USING unnest(%s::text[], %s::text[]) AS a (device, uid)
+                               WHERE s.device = a.device AND s.uid = a.uid""", keys)
+                        cur.execute(
+                            f"""INSERT INTO event_species ({', '.join(SPECIES_COLUMNS)})
+                                SELECT {', '.join('n.' + c for c in SPECIES_COLUMNS)} FROM event_species_in n
+                                JOIN unnest(%s::text[], %s::text[]) AS a (device, uid)
+                                  ON n.device = a.device AND n.uid = a.uid""", keys)
                 for sql, rows in self._rest_statements(reduced, received) + self._device_statements(reduced, received):
                     if rows:
                         cur.executemany(sql, rows)

@@ -9,9 +9,11 @@ the device's SQLite file, with the same columns and the same period rules:
   message), else the zone its latest event carries; `--timezone` overrides it as on the device;
 - `--since`/`--until` are local to that zone too, so a fleet-wide report (no `--device`) asks
   every device about its own local day;
-- events and individuals are counted from the events (each visit on its start's local day,
-  rejected visits not at all, corrections under the corrected species), which is what the
-  device's `daily_tallies` hold; frames exist centrally only as the devices' day tallies, so
+- events and individuals are counted from each event's per-species rows (`event_species`: a
+  visit counts once for every species it counts, with that species' MaxN; each visit on its
+  start's local day, rejected visits not at all, corrections under the corrected species), which
+  is what the device's `daily_tallies` hold; a central database of schema 1 (not yet migrated by
+  a collector) counts each event's own species; frames exist centrally only as the devices' day tallies, so
   `--frames` works by day or in total over whole days, and not with `--camera` (the tallies
   are per device).
 
@@ -67,6 +69,8 @@ class CentralReader:
             self.close()
             raise CentralDbError(f"{self.name}: not a trailcam central database (no central_meta)")
         self.mark = "%s" if self.engine == "postgresql" else "?"
+        # Schema 2 keeps what each event counts per species; schema 1 only the event's species.
+        self.per_species = (schema_version(self.conn, self.engine) or 0) >= 2
 
     def close(self) -> None:
         self.conn.close()
@@ -122,11 +126,11 @@ class CentralReader:
                 parse_bound(until, zone, end=True) if until else None)
 
     def _event_where(self, device: str, lower: TimeBound | None, upper: TimeBound | None, camera: str | None,
-                     species: str | None) -> tuple[str, list[Any]]:
+                     species: str | None, species_clause: str = "species = ?") -> tuple[str, list[Any]]:
         clauses, params = ["device = ?"], [device]
         for clause, value in (("started_at >= ?", self._moment(lower.moment) if lower else None),
                               ("started_at < ?", self._moment(upper.moment) if upper else None),
-                              ("camera = ?", camera), ("species = ?", species)):
+                              ("camera = ?", camera), (species_clause, species)):
             if value:
                 clauses.append(clause)
                 params.append(value)
@@ -150,10 +154,35 @@ class CentralReader:
                 continue
             where, params = self._event_where(name, lower, upper, camera, species)
             weight = "individuals" if unit == "individuals" else "1"
-            for row in self._read(f"SELECT started_at AS at, species, {weight} AS n FROM events{where} "
+            for row in self._read(f"SELECT started_at AS at, species, {weight} AS n FROM {self._visits()}{where} "
                                   "AND species IS NOT NULL", params):
                 totals[(period_key(_utc(row["at"]).astimezone(report_zone), by), row["species"])] += int(row["n"])
         return [{"period": p, "species": s, unit: n} for (p, s), n in sorted(totals.items()) if n > 0]
+
+    def _visits(self) -> str:
+        """One row per (event, species it counts): the event's device, time and camera with that
+        species and its individuals (MaxN); schema 1: the events themselves."""
+        if not self.per_species:
+            return "events"
+        return ("(SELECT e.device AS device, e.started_at AS started_at, e.camera AS camera, s.species AS species, "
+                "s.individuals AS individuals FROM event_species s JOIN events e ON e.device = s.device "
+                "AND e.uid = s.uid) AS visits")
+
+    def species_counts(self, device: str, uids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """uid → what the event counts per species ({species, individuals, frames}), most individuals
+        first, as edge.store.reports.species_counts_of gives them on the device."""
+        found: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        if not self.per_species:
+            return found
+        for start in range(0, len(uids), 500):
+            chunk = uids[start:start + 500]
+            for row in self._read(
+                    f"SELECT uid, species, individuals, frames FROM event_species WHERE device = ? AND uid IN "
+                    f"({', '.join('?' * len(chunk))}) ORDER BY uid, individuals DESC, frames DESC, species",
+                    [device, *chunk]):
+                found[row["uid"]].append({"species": row["species"], "individuals": int(row["individuals"]),
+                                          "frames": int(row["frames"])})
+        return found
 
     def _frames(self, device: str, by: str, lower: TimeBound | None, upper: TimeBound | None, camera: str | None,
                 species: str | None, zone: ZoneInfo, station: ZoneInfo,
@@ -185,13 +214,18 @@ class CentralReader:
         for name in self.devices(device):
             report_zone = zone or self.zone(name)
             lower, upper = self._bounds(since, until, report_zone)
-            where, params = self._event_where(name, lower, upper, camera, species)
+            # --species: the events that count that species (any of their species, schema 2).
+            where, params = self._event_where(
+                name, lower, upper, camera, species,
+                "uid IN (SELECT uid FROM event_species WHERE device = events.device AND species = ?)"
+                if self.per_species else "species = ?")
             # Each device's newest `limit` (the merge below keeps the newest overall), and its count.
             tail = " ORDER BY started_at DESC, uid DESC LIMIT ?" if limited else ""
             found = self._read(
                 "SELECT device, uid, camera, species, individuals, confidence, started_at, ended_at, frame_count, "
                 f"change, model_id, review, model_species FROM events{where}{tail}",
                 params + ([limit] if limited else []))
+            per_event = self.species_counts(name, [row["uid"] for row in found])
             total += (int(self._read(f"SELECT COUNT(*) AS n FROM events{where}", params)[0]["n"])
                       if limited and len(found) == limit else len(found))
             for row in found:
@@ -201,6 +235,8 @@ class CentralReader:
                            start_local=started.astimezone(report_zone).isoformat(timespec="seconds"),
                            end_local=ended.astimezone(report_zone).isoformat(timespec="seconds"),
                            confidence=None if row["confidence"] is None else round(float(row["confidence"]), 4))
+                if self.per_species:
+                    row["species_counts"] = per_event.get(row["uid"], [])
                 rows.append(row)
         rows.sort(key=lambda r: (r["started_at"], r["device"], r["uid"]), reverse=True)
         return ReportRows(rows[:limit] if limited else rows, total)

@@ -13,6 +13,10 @@ Why it looks like this:
 - `devices`: one row per device, from every message (last_seen), the status topic (state and
   its will), the retained `info` topic (versions, time zone, cameras, deployments) and, until
   an info arrives, the events' model_id and timezone.
+- `event_species`: what each event counts per species (a visit may hold several; edge/store/events.py,
+  "Per-species counts in a visit"), from the payload's `species_counts` (older devices: the one
+  row (species, individuals)). Replaced whole together with the event row, only when the
+  message is newer by the same `order_key`, so it is always the applied message's list.
 - `rejected_messages`: payloads the collector could not use, with the reason; acknowledged
   so a poison message cannot block the stream, kept so nothing vanishes silently.
 - Times: `timestamptz` in PostgreSQL; in SQLite ISO 8601 UTC text with milliseconds and `Z`
@@ -20,7 +24,8 @@ Why it looks like this:
   JSON: `jsonb` / text.
 - `create_schema` is idempotent (IF NOT EXISTS everywhere) and records `schema_version` in
   `central_meta`; in PostgreSQL it holds an advisory lock so collectors starting together do
-  not race on the DDL. A database from a newer trailcam is refused, not altered.
+  not race on the DDL. A database from a newer trailcam is refused, not altered; one from an
+  older trailcam is brought up to date by the `MIGRATIONS` steps in the same transaction.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from typing import Any
 
 from edge.fleet.db import Engine
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _ADVISORY_LOCK = 0x7472_6C63  # "trlc": serialises concurrent create_schema calls in PostgreSQL
 
 CHANGE_RANK = {"new": 0, "update": 1, "end": 2}
@@ -107,6 +112,16 @@ def ddl(engine: Engine) -> list[str]:
         "CREATE INDEX IF NOT EXISTS events_started ON events (started_at)",
         "CREATE INDEX IF NOT EXISTS events_device_started ON events (device, started_at)",
         "CREATE INDEX IF NOT EXISTS events_species_started ON events (species, started_at)",
+        """CREATE TABLE IF NOT EXISTS event_species (
+            device text NOT NULL,
+            uid text NOT NULL,
+            species text NOT NULL,
+            scientific_name text,
+            individuals integer NOT NULL,
+            frames integer NOT NULL,
+            PRIMARY KEY (device, uid, species)
+        )""",
+        "CREATE INDEX IF NOT EXISTS event_species_species ON event_species (species)",
         f"""CREATE TABLE IF NOT EXISTS day_counts (
             device text NOT NULL,
             day {t['day']} NOT NULL,
@@ -129,6 +144,21 @@ def ddl(engine: Engine) -> list[str]:
             reason text NOT NULL
         )""",
     ]
+
+
+def _v1_to_v2(conn: Any, engine: Engine) -> None:
+    """Schema 2 adds `event_species` (created by the DDL): the events already stored count one
+    species each, as the devices published them then (species, individuals)."""
+    conn.execute(
+        """INSERT INTO event_species (device, uid, species, scientific_name, individuals, frames)
+           SELECT device, uid, species, scientific_name, individuals, frame_count FROM events
+           WHERE species IS NOT NULL ON CONFLICT DO NOTHING""")
+
+
+# Index i migrates schema version i + 1 to i + 2 (version 1 is the first schema). Append; never
+# edit a released step (a central database may be of any earlier version).
+MIGRATIONS = [_v1_to_v2]
+assert len(MIGRATIONS) == SCHEMA_VERSION - 1
 
 
 def create_schema(conn: Any, engine: Engine) -> None:
@@ -165,6 +195,12 @@ def _apply(conn: Any, engine: Engine, mark: str) -> None:
         conn.execute(
             f"INSERT INTO central_meta (key, value) VALUES ({mark}, {mark})", ("schema_version", str(SCHEMA_VERSION))
         )
+        return
+    for version in range(int(row[0]), SCHEMA_VERSION):
+        MIGRATIONS[version - 1](conn, engine)
+    if int(row[0]) < SCHEMA_VERSION:
+        conn.execute(f"UPDATE central_meta SET value = {mark} WHERE key = {mark}",
+                     (str(SCHEMA_VERSION), "schema_version"))
 
 
 def schema_version(conn: Any, engine: Engine) -> int | None:

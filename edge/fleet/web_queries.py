@@ -64,9 +64,11 @@ class FleetReader(CentralReader):
         return sorted(rows, key=lambda r: (-r["events"], r["species"]))
 
     def species_names(self) -> list[str]:
+        """Every species an event counts (each of a mixed visit's species), by name."""
         where, params = self._covering()
+        table = "event_species" if self.per_species else "events"
         return [r["species"] for r in self._read(
-            f"SELECT DISTINCT species FROM events WHERE species IS NOT NULL{where} ORDER BY species", params)]
+            f"SELECT DISTINCT species FROM {table} WHERE species IS NOT NULL{where} ORDER BY species", params)]
 
     def cameras(self) -> list[str]:
         where, params = self._covering()

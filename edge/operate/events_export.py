@@ -13,7 +13,7 @@ The file is JSON Lines, one message a line: {"topic": "<prefix>/<device>/<topic>
 1. one `info` line (the device's identity card: zone, cameras, deployments, versions);
 2. one `events` line per event started in the period, oldest first: change `end` for a closed
    event, `update` for one still open (a later message for it supersedes this one), with the
-   event's review;
+   event's review and what it counts per species (`species_counts`);
 3. per station-local day in the period, the `counts` summary and one `counts/<species>` per
    species of that day's `daily_tallies` (whole days only, summed over cameras; left out with
    a camera filter, since a single camera's numbers are not the device's day).
@@ -35,6 +35,7 @@ from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
 from edge.publish.messages import MessageContext, counts_messages, event_message, info_message
+from edge.store.counts import stored_counts
 from edge.store.outbox import OutboxMessage
 from edge.store.reports import parse_bound
 from edge.store.times import format_utc
@@ -96,8 +97,13 @@ def export_messages(conn: sqlite3.Connection, ctx: MessageContext, *, since: str
     if camera:
         where.append("camera = ?")
         params.append(camera)
+    # What each visit counts per species (schema 6; a database not yet migrated has no list).
+    per_species = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'event_species'").fetchone() is not None
     for event in _rows(conn, f"SELECT * FROM events WHERE {' AND '.join(where)} ORDER BY started_at, id",
                        tuple(params)):
+        if per_species:
+            event["species_counts"] = stored_counts(conn, int(event["id"]))
         yield event_message(event, "end" if event.get("state") == "closed" else "update", ctx)
     if camera:
         return

@@ -173,6 +173,11 @@ def event_message(event: Mapping[str, Any], change: Change, ctx: MessageContext)
         "model_id": event.get("model_id") or ctx.model_id,
         "model_version": ctx.model_version,
     }
+    if "species_counts" not in event:
+        # An event row without its counts (a caller outside the store, a database older than
+        # schema 6): no list rather than an empty one, which would say the visit counts nothing.
+        # A consumer then counts (species, individuals), as from a device before the list.
+        del payload["species_counts"]
     return OutboxMessage(EVENTS_TOPIC, _dumps(payload), qos=1, retain=False, kind="event")
 
 

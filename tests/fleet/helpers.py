@@ -190,6 +190,15 @@ def events_by_uid(db: str) -> dict[str, dict[str, Any]]:
     return out
 
 
+def species_by_uid(db: str) -> dict[str, list[tuple[Any, ...]]]:
+    """uid → the event's `event_species` rows (species, scientific_name, individuals, frames), by species."""
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    for uid, *row in query(db, "SELECT uid, species, scientific_name, individuals, frames FROM event_species "
+                               "ORDER BY uid, species"):
+        out.setdefault(uid, []).append(tuple(row))
+    return out
+
+
 def assert_row_matches(row: dict[str, Any], payload: dict[str, Any]) -> None:
     """The central row holds what the device's last message said."""
     assert row["device"] == payload["device"] and row["camera"] == payload["camera"]

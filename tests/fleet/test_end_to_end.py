@@ -40,6 +40,11 @@ def test_daemon_to_collector_rows_equal_the_devices(broker, central_db: str, tmp
     assert {uid: (r["camera"], r["species"], r["started_at"], r["ended_at"], r["frame_count"])
             for uid, r in central.items()} == device_rows
     assert {r["device"] for r in central.values()} == {"st1"}
+    # What each visit counts per species (`species_counts`): the device's `event_species`, row for row.
+    device_species = set(station.query(
+        "SELECT e.uid, s.species, s.individuals, s.frames FROM event_species s JOIN events e ON e.id = s.event_id"))
+    assert device_species and set(query(central_db, "SELECT uid, species, individuals, frames FROM event_species "
+                                                    "WHERE device = 'st1'")) == device_species
     assert {r["timezone"] for r in central.values()} == {"Europe/Berlin"}
     tallies = {s: e for s, e in station.query(
         "SELECT species, SUM(events) FROM daily_tallies GROUP BY species")}

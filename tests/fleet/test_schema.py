@@ -25,12 +25,41 @@ def test_create_schema_is_idempotent_and_versioned(central_db: str) -> None:
         schema.create_schema(conn, engine)
         schema.create_schema(conn, engine)
         assert schema.schema_version(conn, engine) == schema.SCHEMA_VERSION
-        assert {"central_meta", "devices", "events", "day_counts", "rejected_messages"} <= _tables(conn, engine)
+        assert {"central_meta", "devices", "events", "day_counts", "event_species",
+                "rejected_messages"} <= _tables(conn, engine)
         mark = "%s" if engine == "postgresql" else "?"
         conn.execute(f"UPDATE central_meta SET value = {mark} WHERE key = 'schema_version'", (str(schema.SCHEMA_VERSION + 1),))
         conn.commit() if engine == "postgresql" else None
         with pytest.raises(schema.SchemaError, match="newer than this trailcam"):
             schema.create_schema(conn, engine)
+    finally:
+        conn.close()
+
+
+def test_a_schema_1_database_is_migrated_and_its_events_count_their_species(central_db: str) -> None:
+    """A central database written before `event_species` (schema 1): the collector's start adds
+    the table and gives each stored event one row, its species and individuals as published."""
+    engine = engine_of(central_db)
+    mark = "%s" if engine == "postgresql" else "?"
+    conn = connect(central_db)
+    try:
+        for statement in schema.ddl(engine):
+            if "event_species" not in statement:
+                conn.execute(statement)
+        conn.execute(f"INSERT INTO central_meta (key, value) VALUES ({mark}, '1')", ("schema_version",))
+        insert = (f"INSERT INTO events (device, uid, camera, species, scientific_name, started_at, ended_at, "
+                  f"frame_count, individuals, change, message_id, order_key, received_at) VALUES "
+                  f"({', '.join([mark] * 13)})")
+        at = "2026-11-29T06:00:00.000Z"
+        for uid, species, individuals in (("a", "Blue Jay", 2), ("b", None, 1)):  # b: a rejected visit
+            conn.execute(insert, ("dev", uid, "feeder", species, None, at, at, 3, individuals, "end", uid,
+                                  schema.event_order_key("end", 3, None), at))
+        conn.commit()
+        schema.create_schema(conn, engine)
+        schema.create_schema(conn, engine)  # the next start: nothing more to do
+        assert schema.schema_version(conn, engine) == schema.SCHEMA_VERSION == 2
+        rows = conn.execute("SELECT device, uid, species, individuals, frames FROM event_species").fetchall()
+        assert [tuple(r) for r in rows] == [("dev", "a", "Blue Jay", 2, 3)]
     finally:
         conn.close()
 

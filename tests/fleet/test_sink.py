@@ -13,7 +13,7 @@ from collector.sink import Message, Sink
 from edge.publish.messages import event_message
 from tests.fleet.helpers import (
     assert_row_matches, context, count, day_counts, event_history, event_row, events_by_uid,
-    final_event, info_payload, query,
+    final_event, info_payload, query, species_by_uid,
 )
 
 
@@ -39,6 +39,57 @@ def test_shuffled_duplicated_replay_leaves_the_newest_rows(central_db: str) -> N
         payload = final_event("cam-a", n, frames=1 + n % 4)
         assert_row_matches(rows[payload["event_id"]], payload)
         assert rows[payload["event_id"]]["change"] == "end"
+        # A device without `species_counts` (the previous release): the visit counts its species once.
+        assert species_by_uid(central_db)[payload["event_id"]] == [
+            (payload["species"], payload["scientific_name"], payload["individuals"], payload["frame_count"])]
+
+
+def _mixed_history(device: str) -> list[tuple[str, str]]:
+    """One visit's messages as a device with per-species counts publishes them: a jay, then a
+    cardinal beside two jays in one frame, then (end) a bird review moved the cardinal away."""
+    ctx = context(device)
+    lists = [[("Blue Jay", 1, 1)], [("Blue Jay", 2, 2), ("Northern Cardinal", 1, 1)],
+             [("Blue Jay", 2, 3), ("Northern Cardinal", 1, 1)], [("Blue Jay", 2, 3)]]
+    out = []
+    for (frames, change), counts in zip(((1, "new"), (2, "update"), (3, "update"), (3, "end")), lists):
+        event = event_row(device, 0, frames, species="Blue Jay", individuals=3,
+                          species_counts=[{"species": s, "individuals": n, "frames": f} for s, n, f in counts])
+        out.append(event_message(event, change, ctx))
+    return [(m.topic, m.payload) for m in out]
+
+
+def test_species_counts_are_replaced_whole_by_the_newest_message(central_db: str) -> None:
+    messages = _messages("cam-m", _mixed_history("cam-m"))
+    payloads = [json.loads(m[1]) for m in _mixed_history("cam-m")]
+    assert payloads[2]["individuals"] == 2 and payloads[2]["birds"] == 3  # the headline's MaxN; all birds at once
+    sink = Sink(central_db)
+    try:
+        sink.write(messages[:3])
+        assert species_by_uid(central_db) == {"cam-m-ev-00000": [
+            ("Blue Jay", "Cyanocitta cristata", 2, 3), ("Northern Cardinal", "Cardinalis cardinalis", 1, 1)]}
+        sink.write([messages[3]])
+        for order in (messages[::-1], [messages[1]], messages[:2] + messages[:2]):  # stale copies change nothing
+            sink.write(order)
+    finally:
+        sink.close()
+    assert species_by_uid(central_db) == {"cam-m-ev-00000": [("Blue Jay", "Cyanocitta cristata", 2, 3)]}
+    assert events_by_uid(central_db)["cam-m-ev-00000"]["individuals"] == 2
+
+
+def test_a_rejected_visit_counts_no_species(central_db: str) -> None:
+    ctx = context("cam-x")
+    end = event_row("cam-x", 1, 2, species_counts=[{"species": "Northern Cardinal", "individuals": 2, "frames": 2}])
+    rejected = dict(end, review_state="rejected", reviewed_at="2026-11-29T08:00:00.000Z", species_counts=[])
+    pairs = [(m.topic, m.payload) for m in (event_message(end, "end", ctx), event_message(rejected, "end", ctx))]
+    sink = Sink(central_db)
+    try:
+        sink.write(_messages("cam-x", pairs[:1]))
+        assert [r[0] for r in species_by_uid(central_db)["cam-x-ev-00001"]] == ["Northern Cardinal"]
+        sink.write(_messages("cam-x", pairs[1:]))
+    finally:
+        sink.close()
+    assert species_by_uid(central_db) == {}
+    assert events_by_uid(central_db)["cam-x-ev-00001"]["individuals"] == 0
 
 
 def test_reviews_and_undo_win_over_earlier_messages_whatever_the_order(central_db: str) -> None:
@@ -104,6 +155,43 @@ def test_poison_messages_are_kept_with_their_reason_and_do_not_block(central_db:
     assert reasons[2] == "field 'start' is missing"
     assert "payload schema 2 is newer" in reasons[3]
     assert "'sleeping' is not one of online, offline, stopped" in reasons[4]
+
+
+def test_bad_species_counts_are_rejected_with_their_reason(central_db: str) -> None:
+    base = json.loads(_mixed_history("cam-v")[1][1])
+    item = base["species_counts"][0]
+    bad = {
+        "not a list": {"species_counts": {"Blue Jay": 1}},
+        "too many": {"species_counts": [dict(item, species=f"s{n}") for n in range(101)]},
+        "not an object": {"species_counts": ["Blue Jay"]},
+        "no species": {"species_counts": [{"individuals": 1, "frames": 1}]},
+        "long label": {"species_counts": [dict(item, species="x" * 201)]},
+        "negative": {"species_counts": [dict(item, individuals=-1)]},
+        "not an integer": {"species_counts": [dict(item, frames=1.5)]},
+        "twice": {"species_counts": [item, item]},
+        "birds": {"birds": -2},
+    }
+    parsed = {name: parse("trailcam/cam-v/events", json.dumps(dict(base, **change)).encode())
+              for name, change in bad.items()}
+    assert all(isinstance(p, Rejected) for p in parsed.values()), parsed
+    reasons = {name: p.reason for name, p in parsed.items()}
+    assert reasons["not a list"] == "field 'species_counts' is not a list"
+    assert reasons["too many"] == "field 'species_counts' lists 101 species (at most 100)"
+    assert reasons["not an object"] == "species_counts[0]: not an object"
+    assert reasons["no species"] == "species_counts[0]: field 'species' is missing"
+    assert reasons["long label"] == "species_counts[0]: field 'species' is empty or longer than 200 characters"
+    assert reasons["negative"] == "species_counts[0]: field 'individuals' is negative"
+    assert reasons["not an integer"] == "species_counts[0]: field 'frames' has the wrong type (float)"
+    assert reasons["twice"] == "field 'species_counts' lists 'Blue Jay' twice"
+    assert reasons["birds"] == "field 'birds' is negative"
+    good = _messages("cam-v", _mixed_history("cam-v"))
+    sink = Sink(central_db)
+    try:
+        stats = sink.write([Message("trailcam/cam-v/events", p) for p in parsed.values()] + good)
+    finally:
+        sink.close()
+    assert stats.rejected == len(bad) and count(central_db, "rejected_messages") == len(bad)
+    assert species_by_uid(central_db) == {"cam-v-ev-00000": [("Blue Jay", "Cyanocitta cristata", 2, 3)]}
 
 
 def test_a_value_the_database_refuses_is_rejected_alone(central_db: str) -> None:

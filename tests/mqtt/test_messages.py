@@ -24,7 +24,8 @@ EVENT = {
 EVENT_FIELDS = {
     "schema", "id", "event_id", "change", "device", "camera", "species", "scientific_name",
     "confidence", "start", "end", "start_local", "end_local", "utc_offset", "timezone",
-    "duration_s", "frame_count", "individuals", "review", "model_species", "model_id", "model_version",
+    "duration_s", "frame_count", "individuals", "species_counts", "birds", "review", "model_species", "model_id",
+    "model_version",
 }
 
 
@@ -42,7 +43,9 @@ def test_event_payload_has_every_documented_field() -> None:
     message = event_message(EVENT, "update", ctx())
     assert (message.topic, message.qos, message.retain, message.kind) == ("events", 1, False, "event")
     payload = json.loads(message.payload)
-    assert set(payload) == EVENT_FIELDS
+    # An event row without its per-species counts (a caller outside the store): no list, so a
+    # consumer counts (species, individuals) as from a device before the list.
+    assert set(payload) == EVENT_FIELDS - {"species_counts"}
     assert payload["id"] == "cam1-20261129T010203Z-ab12:update:4"
     assert payload["event_id"] == EVENT["uid"]
     assert payload["change"] == "update"
@@ -62,6 +65,23 @@ def test_event_payload_has_every_documented_field() -> None:
     assert json.loads(event_message({**EVENT, "individuals": 3}, "update", ctx()).payload)["individuals"] == 3
     assert payload["model_id"] == "convnet-int8-3f2a9c1d"
     assert payload["model_version"] == "2026-11-29T00:00:00Z"
+
+
+def test_event_payload_counts_each_species_of_a_mixed_visit() -> None:
+    """Two jays and a cardinal in one frame: `individuals` is the headline's MaxN, `birds` all at once."""
+    counts = [{"species": "Blue Jay", "individuals": 2, "frames": 3},
+              {"species": "Northern Cardinal", "individuals": 1, "frames": 1}]
+    payload = json.loads(event_message({**EVENT, "species": "Blue Jay", "individuals": 3, "species_counts": counts},
+                                       "update", ctx()).payload)
+    assert set(payload) == EVENT_FIELDS
+    assert (payload["species"], payload["individuals"], payload["birds"]) == ("Blue Jay", 2, 3)
+    assert payload["species_counts"] == [
+        {"species": "Blue Jay", "scientific_name": "Cyanocitta cristata", "individuals": 2, "frames": 3},
+        {"species": "Northern Cardinal", "scientific_name": None, "individuals": 1, "frames": 1}]
+    # A rejected visit counts nothing: an empty list, no species, 0 individuals.
+    rejected = json.loads(event_message({**EVENT, "review_state": "rejected", "species_counts": []}, "end",
+                                        ctx()).payload)
+    assert (rejected["species"], rejected["individuals"], rejected["species_counts"]) == (None, 0, [])
 
 
 def test_event_ids_differ_per_change_and_frame_count() -> None:

@@ -1,9 +1,10 @@
 """A real edge database written by the daemon's own writer (Store) and reviews (ReviewStore).
 
 Visits on two cameras across the autumn DST change and several local midnights of a station in
-Europe/Berlin, whole-frame and detected birds (individuals > 1), confirmed, corrected, rejected
-and recounted visits, and the last visit of each camera still open: everything the reports'
-time-zone and review rules act on.
+Europe/Berlin, whole-frame and detected birds (individuals > 1), mixed visits (a frame with two
+species: the visit counts each, with its own MaxN), confirmed, corrected, rejected and
+recounted visits, and the last visit of each camera still open: everything the reports'
+time-zone, per-species and review rules act on.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ def _bird(species: str, x: float, confidence: float = 0.9) -> BirdRecord:
 
 def write_visits(path: Path, visits: range, *, total: int, outbox=None) -> None:  # noqa: ANN001
     """Write these visits (each 1-3 frames, 1-3 birds) 47 minutes apart, alternating cameras,
-    with the daemon's writer; `outbox` (edge.publish.outbox_writer.OutboxWriter) queues their
-    MQTT messages in the same transactions, as under `[mqtt] enabled`."""
+    every fifth (n % 5 == 3) with a bird of another species in its first frame, with the
+    daemon's writer; `outbox` (edge.publish.outbox_writer.OutboxWriter) queues their MQTT
+    messages in the same transactions, as under `[mqtt] enabled`."""
     end = T0 + timedelta(minutes=47 * total)
     store = Store(path, station_tz=ZONE, independence_s=60, station_id=DEVICE, clock=lambda: end, outbox=outbox)
     try:
@@ -43,6 +45,8 @@ def write_visits(path: Path, visits: range, *, total: int, outbox=None) -> None:
             start = T0 + timedelta(minutes=47 * n)
             for frame in range(1 + n % 3):
                 birds = [_bird(species, 0.1 + 0.25 * i, 0.6 + 0.1 * frame) for i in range(1 + (n + frame) % 3)]
+                if n % 5 == 3 and frame == 0:  # a mixed visit: two species at once in one frame
+                    birds.append(_bird(SPECIES[(n % 4 + 1) % 3], 0.85, 0.7))
                 sha = hashlib.sha256(f"{n}/{frame}".encode()).hexdigest()
                 store.record(FrameRecord(path=f"/cam/{camera}/{n}-{frame}.jpg", sha256=sha, camera=camera, size=1,
                                          mtime=0.0, captured_at=start + timedelta(seconds=10 * frame),

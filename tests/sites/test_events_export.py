@@ -10,7 +10,8 @@ import pytest
 
 import edge
 from edge.cli.commands import main
-from edge.store.reviews import COUNTED_INDIVIDUALS_SQL, COUNTED_SPECIES_SQL
+from edge.store import reports
+from edge.store.db import open_readonly
 from tests.sites.station import DEVICE, ZONE, build_station_db
 
 
@@ -38,12 +39,23 @@ def test_every_event_once_with_its_review_and_individuals(tmp_path: Path, statio
     assert info["payload"]["timezone"] == ZONE and info["payload"]["cameras"] == ["cam1", "cam2"]
     assert info["payload"]["software_version"] == edge.__version__
     events = [line["payload"] for line in lines if line["topic"] == f"trailcam/{DEVICE}/events"]
-    expected = {uid: (species, individuals, "end" if state == "closed" else "update", review)
-                for uid, species, individuals, state, review in query(
-                    station_db, f"SELECT uid, ({COUNTED_SPECIES_SQL}), {COUNTED_INDIVIDUALS_SQL}, state, review_state "
-                                "FROM events")}
+    # What the device's own `edge events` says each visit counts: the headline species and its
+    # MaxN, every species with its own (a rejected visit: nothing, 0).
+    reader = open_readonly(station_db)
+    try:
+        own = reports.events(reader, limit=0)
+    finally:
+        reader.conn.close()
+    def listed(counts: list[dict]) -> list[tuple]:
+        return [(c["species"], c["individuals"], c["frames"]) for c in counts]
+
+    expected = {row["uid"]: (row["species"], row["individuals"], "end" if row["state"] == "closed" else "update",
+                             row["review"], listed(row["species_counts"])) for row in own}
     assert len(events) == len(expected) == 36
-    assert {e["event_id"]: (e["species"], e["individuals"], e["change"], e["review"]) for e in events} == expected
+    assert {e["event_id"]: (e["species"], e["individuals"], e["change"], e["review"], listed(e["species_counts"]))
+            for e in events} == expected
+    assert any(len(e["species_counts"]) > 1 for e in events)  # mixed visits
+    assert [e["individuals"] for e in events if e["review"] == "rejected"] == [0]
     assert sum(e["change"] == "update" for e in events) == 2  # the last visit of each camera is open
     assert [e["start"] for e in events] == sorted(e["start"] for e in events)
     reviewed = {e["review"]: e for e in events if e["review"]}
