@@ -32,8 +32,10 @@ T0 = datetime(2026, 5, 1, 6, 0, 0, tzinfo=timezone.utc)  # 08:00 in Berlin
 ZONE = "Europe/Berlin"
 LABELS = [Label(0, "robin", "Erithacus rubecula", "European Robin"), Label(1, "jay", "Garrulus glandarius", "Eurasian Jay"),
           Label(2, "wren"),  # wren: no scientific name
-          Label(3, "dove", "Zenaida macroura", "Mourning Dove"), Label(4, "woodpecker", "Dryobates pubescens", "Downy Woodpecker"),
-          Label(5, "bluebird", "Sialia sialis", "Eastern Bluebird"), Label(6, "sparrow", "Passer domesticus", "House Sparrow")]
+          Label(3, "dove", "Zenaida macroura", "Mourning Dove"),
+          Label(4, "woodpecker", "Dryobates pubescens", "Downy Woodpecker"),
+          Label(5, "bluebird", "Sialia sialis", "Eastern Bluebird"),
+          Label(6, "sparrow", "Passer domesticus", "House Sparrow")]
 
 
 @pytest.fixture(scope="session")
