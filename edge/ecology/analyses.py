@@ -10,8 +10,12 @@ worked out by hand. docs/report.md gives each formula and why it is what it is.
   the effort without the gaps.
 - RAI: independent events per 100 camera-days. The events table already applies `[events]
   independence_s` (frames of one camera closer than it are one visit), so an event is an
-  independent detection. An event counts as its review says (edge/store/reviews.py's
-  COUNTED_SPECIES_SQL): rejected ones count for nothing, corrected ones for the corrected species.
+  independent detection. A visit counts per species (`event_species`, edge/store/events.py
+  "Per-species counts in a visit"): a Mourning Dove and a Downy Woodpecker at the feeder together
+  are an event of each, with each one's MaxN, as `edge counts` says; after its reviews: rejected
+  ones count for nothing, corrected ones for the corrected species. A database older than
+  schema 6 has no per-species counts: its visits count as their headline species
+  (edge/store/reviews.py's COUNTED_SPECIES_SQL), as that release counted them.
 - species accumulation: distinct species by survey day, in order and the mean over random
   orders of the days (vegan's specaccum "random", with days as the sampling units).
 - activity: events per hour of the station's day, per species.
@@ -73,7 +77,8 @@ class Site:
 
 @dataclass(frozen=True)
 class Observation:
-    """An independent event as it counts after review: its camera, species and start."""
+    """An independent event of one species as it counts after review: its camera, species, start
+    and that species' MaxN (a visit of two species is two observations)."""
 
     camera: str
     species: str
@@ -469,7 +474,7 @@ class Analyses:
     occupancy: list[OccupancyRow]
     occasions: list[Occasion]
     histories: list[HistoryRow]
-    observations: int  # events counted (after review) in the deployments
+    observations: int  # events counted (after review, per species: a mixed visit once per species) in the deployments
 
 
 def analyse(sites: Sequence[Site], frames: Mapping[str, Sequence[datetime]], observations: Sequence[Observation],
@@ -513,9 +518,10 @@ def load(config, db, *, cameras: Sequence[str] | None = None, since: datetime | 
          until: datetime | None = None) -> Loaded:
     """Read one period's deployments (edge.ecology.deployments.resolve_deployments), the capture
     times of their cameras' frames (status ok, empty frames included) and their events as they
-    count after review, in one read transaction."""
+    count after review, one observation per species a visit counts, in one read transaction."""
     from edge.config.deployment import as_aware
     from edge.ecology.deployments import resolve_deployments
+    from edge.ecology.media import per_species
     from edge.store.reviews import COUNTED_INDIVIDUALS_SQL, COUNTED_SPECIES_SQL
     from edge.store.taxa import taxa
     from edge.store.times import format_utc
@@ -528,6 +534,14 @@ def load(config, db, *, cameras: Sequence[str] | None = None, since: datetime | 
     try:
         deployments = resolve_deployments(config, db, cameras=list(cameras) if cameras else None,
                                           since=since, until=until)
+        if per_species(conn):  # what each visit counts per species (schema 6)
+            counted = ("SELECT s.species, e.started_at, s.individuals FROM event_species AS s "
+                       "JOIN events AS e ON e.id = s.event_id WHERE e.camera = ? AND e.started_at >= ? "
+                       "AND e.started_at < ? ORDER BY e.started_at, e.id, s.species")
+        else:  # older: the visit as its headline species
+            counted = (f"SELECT ({COUNTED_SPECIES_SQL}) AS counted, started_at, {COUNTED_INDIVIDUALS_SQL} FROM events "
+                       "WHERE camera = ? AND started_at >= ? AND started_at < ? AND counted IS NOT NULL "
+                       "ORDER BY started_at")
         sites, frames, observations = [], {}, []
         for dep in deployments:
             real_start = (as_aware(dep.config.start, zone).astimezone(timezone.utc) if dep.config.start is not None
@@ -554,9 +568,7 @@ def load(config, db, *, cameras: Sequence[str] | None = None, since: datetime | 
                 "AND captured_at >= ? AND captured_at < ? ORDER BY captured_at",
                 (dep.camera, format_utc(dep.start), format_utc(dep.end)))]
             observations += [Observation(dep.camera, r[0], _parse(r[1]), int(r[2] or 1)) for r in conn.execute(
-                f"SELECT ({COUNTED_SPECIES_SQL}) AS counted, started_at, {COUNTED_INDIVIDUALS_SQL} FROM events "
-                "WHERE camera = ? AND started_at >= ? AND started_at < ? AND counted IS NOT NULL "
-                "ORDER BY started_at", (dep.camera, format_utc(dep.start), format_utc(dep.end)))]
+                counted, (dep.camera, format_utc(dep.start), format_utc(dep.end)))]
         names = taxa(db)
     finally:
         if began and conn.in_transaction:

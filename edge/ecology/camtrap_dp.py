@@ -3,10 +3,13 @@
 Camtrap DP is what ecologists' tools read (GBIF's IPT, the camtrapdp R package, Agouti,
 TRAPPER): datapackage.json (project, people, licences, coverage) and three tables, deployments
 (where each camera stood, from when to when), media (one row per frame) and observations. GBIF
-publishes only EVENT-level observations, so each event is one: mutually exclusive (a visit is
-an animal, unknown, or blank once), so their counts add up to `edge counts --individuals`.
-MEDIA-level observations keep the detail: one per detected bird with its box, one blank per
-frame the detector found empty, one per frame classified whole.
+publishes only EVENT-level observations: one per species a visit counts (edge/store/events.py,
+"Per-species counts in a visit"), its `count` that species' MaxN (the most birds of it in one
+frame), so a Mourning Dove and a Downy Woodpecker at the feeder together are two observations
+of one eventID, and their counts add up to `edge counts --individuals` as the standard requires;
+a visit that counts nothing (rejected) is one blank. MEDIA-level observations keep the detail:
+one per detected bird with its box, one blank per frame the detector found empty, one per frame
+classified whole.
 
 What a reviewer said wins and is said to be human (classifiedBy: the reviewer); the machine's
 rows name the model. Everything streams (csv module, one cursor per table), so a year of
@@ -34,7 +37,7 @@ import edge
 from edge.config import EdgeConfig
 from edge.ecology.deployments import Deployment, resolve_deployments
 from edge.ecology.media import (Frame, Selection, camera_folders, deployment_window, events, frames, latest_reviews,
-                                local_text, media_type, relative_path, utc_now)
+                                local_text, media_type, relative_path, reviewed_birds, utc_now)
 from edge.store.events import counted
 from edge.store.taxa import Taxon, taxa
 from edge.store.times import parse_utc
@@ -223,6 +226,7 @@ class _Writer:
         self.summary = summary
         self.names = names
         self.event_reviews, self.detection_reviews = latest_reviews(conn)
+        self.bird_reviews = reviewed_birds(conn, self.detection_reviews)
         self.used_names: dict[str, Taxon | None] = {}
         self.folders = camera_folders(config)
         base = config.project.media_base_url
@@ -246,26 +250,52 @@ class _Writer:
             return "unknown", None
         return "animal", self.scientific(label)
 
-    def event_row(self, event: dict, deployment: Deployment) -> dict[str, Any]:
-        label, individuals = counted(event)
+    def event_rows(self, event: dict, deployment: Deployment) -> list[dict[str, Any]]:
+        """The visit's event-level observations: one per species it counts (count = that species'
+        MaxN, so event-level counts add up to `edge counts --individuals`), or one blank when it
+        counts nothing (rejected). The headline species keeps the event's uid as its observationID
+        (what the previous releases wrote for the whole visit); every other species gets
+        `<uid>:<label>`. A database older than schema 6: the visit as its headline, as before."""
+        headline, individuals = counted(event)
+        counts = event.get("counts")
+        if counts is None:
+            return [self.event_row(event, deployment, headline, individuals, event["uid"], event["confidence"])]
+        if not counts:
+            return [self.event_row(event, deployment, None, individuals, event["uid"], None)]
+        return [self.event_row(event, deployment, c["species"], c["individuals"], event["uid"], event["confidence"])
+                if c["species"] == headline else
+                self.event_row(event, deployment, c["species"], c["individuals"], f"{event['uid']}:{c['species']}",
+                               c["confidence"])
+                for c in counts]
+
+    def event_row(self, event: dict, deployment: Deployment, label: str | None, individuals: int,
+                  observation_id: str, confidence: float | None) -> dict[str, Any]:
+        """One event-level observation of `label` (None: blank). Who classified it: the reviewer of
+        the visit, else the person who confirmed or corrected a bird of it to `label` (rejected its
+        birds, for a blank), else the model (with the event's confidence for its headline, that
+        name's best for another)."""
         kind, scientific = self.typed(label)
         reviewed = event["review_state"] is not None or event["reviewed_individuals"] is not None
         row: dict[str, Any] = {
-            "observationID": event["uid"], "deploymentID": deployment.deployment_id, "eventID": event["uid"],
+            "observationID": observation_id, "deploymentID": deployment.deployment_id, "eventID": event["uid"],
             "eventStart": local_text(event["started_at"], self.zone),
             "eventEnd": local_text(event["ended_at"], self.zone),
             "observationLevel": "event", "observationType": kind, "scientificName": scientific,
             "count": individuals if kind != "blank" else None,
             "observationTags": f"label:{label}" if label else None,
         }
+        bird = self.bird_reviews.get((event["id"], label))
         if reviewed:
             reviewer, created = self.event_reviews.get(event["id"], (None, event["reviewed_at"]))
             row.update(classificationMethod="human", classifiedBy=reviewer,
                        classificationTimestamp=local_text(event["reviewed_at"] or created, self.zone)
                        if (event["reviewed_at"] or created) else None)
+        elif bird is not None:
+            row.update(classificationMethod="human", classifiedBy=bird[0],
+                       classificationTimestamp=local_text(bird[1], self.zone) if bird[1] else None)
         else:
             row.update(classificationMethod="machine", classifiedBy=event["model_id"],
-                       classificationProbability=_probability(event["confidence"]))
+                       classificationProbability=_probability(confidence))
         self.summary.observation_types[kind] = self.summary.observation_types.get(kind, 0) + 1
         return row
 
@@ -386,8 +416,9 @@ def export_camtrap_dp(config: EdgeConfig, db: sqlite_utils.Database, out: Path, 
                         if not windows[event["camera"]](parse_utc(event["started_at"])):
                             summary.outside += 1
                             continue
-                        observed.writerow(writer.event_row(event, by_camera[event["camera"]]))
-                        summary.event_observations += 1
+                        for row in writer.event_rows(event, by_camera[event["camera"]]):
+                            observed.writerow(row)
+                            summary.event_observations += 1
                     media, listed = _csv(work / "media.csv", MEDIA_FIELDS)
                     with media:
                         for frame in frames(db.conn, selection, cameras):
@@ -438,9 +469,9 @@ def package_descriptor(config: EdgeConfig, deployments: list[Deployment], used: 
         "title": project.title or f"Camera-trap observations of station {device}",
         "contributors": [{k: v for k, v in c.model_dump().items() if v is not None} for c in project.contributors],
         "description": (f"Bird visits counted by the trailcam station {device} (detector and classifier on the "
-                        "edge, reviewed where a person reviewed them): event-level observations are independent "
-                        "visits with their most birds in one frame (MaxN); media-level observations are the "
-                        "detected birds with their boxes."),
+                        "edge, reviewed where a person reviewed them): event-level observations are one per "
+                        "species of each independent visit, with the most birds of that species in one frame "
+                        "(MaxN); media-level observations are the detected birds with their boxes."),
         "version": "1.0",
         "sources": [{"title": "trailcam", "version": edge.__version__}],
     }

@@ -139,18 +139,51 @@ def frames(conn: sqlite3.Connection, selection: Selection, cameras: list[str]) -
         yield current
 
 
+def per_species(conn: sqlite3.Connection) -> bool:
+    """Whether the database keeps what each visit counts per species (`event_species`, schema 6).
+    An older database, read before the daemon's first start after an upgrade migrated it, does
+    not: its visits count as their headline species, as that release counted them."""
+    return any(conn.execute("PRAGMA table_info(event_species)"))
+
+
 def events(conn: sqlite3.Connection, selection: Selection, cameras: list[str]) -> Iterator[dict]:
-    """The events of `cameras` that started in the period (what `edge counts` counts), oldest first."""
-    where, params = _where(selection, "started_at", cameras)
+    """The events of `cameras` that started in the period (what `edge counts` counts), oldest first.
+
+    Each carries `counts`: what the visit counts per species after its reviews (edge/store/events.py),
+    most individuals first, each {species, individuals, frames, confidence (the machine's best for
+    that name, None when only a review put it there)}; [] for a visit that counts nothing (rejected);
+    None on a database older than schema 6. One LEFT JOIN walked once: rows come grouped by event."""
+    where, params = _where(selection, "e.started_at", cameras, "e.camera")
+    columns = ("id", "uid", "camera", "species", "confidence", "started_at", "ended_at", "frame_count", "model_id",
+               "individuals", "review_state", "reviewed_species", "reviewed_individuals", "reviewed_at")
+    selected = ", ".join(f"e.{name}" for name in columns)
+    if not per_species(conn):
+        for row in conn.execute(f"SELECT {selected} FROM events AS e WHERE {where} ORDER BY e.camera, e.started_at, "
+                                "e.id", params):
+            yield {**dict(zip(columns, row)), "counts": None}
+        return
     cursor = conn.execute(
-        f"""SELECT id, uid, camera, species, confidence, started_at, ended_at, frame_count, model_id, individuals,
-                   review_state, reviewed_species, reviewed_individuals, reviewed_at
-              FROM events WHERE {where} ORDER BY camera, started_at, id""",
+        f"""SELECT {selected}, s.species, s.individuals, s.frames, v.best_confidence
+              FROM events AS e
+              LEFT JOIN event_species AS s ON s.event_id = e.id
+              LEFT JOIN event_votes AS v ON v.event_id = e.id AND v.species = s.species
+             WHERE {where}
+             ORDER BY e.camera, e.started_at, e.id, s.individuals DESC, s.frames DESC, s.species""",
         params,
     )
-    names = [d[0] for d in cursor.description]
+    width = len(columns)
+    current: dict | None = None
     for row in cursor:
-        yield dict(zip(names, row))
+        if current is None or current["id"] != row[0]:
+            if current is not None:
+                yield current
+            current = {**dict(zip(columns, row[:width])), "counts": []}
+        species, individuals, frames, confidence = row[width:]
+        if species is not None:
+            current["counts"].append({"species": species, "individuals": int(individuals), "frames": int(frames),
+                                      "confidence": confidence})
+    if current is not None:
+        yield current
 
 
 def latest_reviews(conn: sqlite3.Connection) -> tuple[dict[int, tuple[str, str]], dict[int, tuple[str, str]]]:
@@ -166,6 +199,26 @@ def latest_reviews(conn: sqlite3.Connection) -> tuple[dict[int, tuple[str, str]]
         else:
             by_detection[detection_id] = (reviewer, created)
     return by_event, by_detection
+
+
+def reviewed_birds(conn: sqlite3.Connection, by_detection: dict[int, tuple[str, str]]
+                   ) -> dict[tuple[int, str | None], tuple[str, str]]:
+    """(event id, label) → (reviewer, created_at) of the latest bird review in that visit that
+    made a bird that label (confirmed or corrected; None: rejected), from `by_detection`
+    (latest_reviews' second map): a species of a mixed visit that a person named is said to be
+    classified by that person, and so is a visit that counts nothing because a person rejected
+    its birds."""
+    found: dict[tuple[int, str | None], tuple[str, str]] = {}
+    for detection_id, event_id, species, kind, state, reviewed in conn.execute(
+            """SELECT id, event_id, species, kind, review_state, reviewed_species FROM detections
+                WHERE review_state IS NOT NULL AND event_id IS NOT NULL ORDER BY id"""):
+        review = by_detection.get(detection_id)
+        if review is None:
+            continue
+        label = None if state == "rejected" else reviewed or (species if kind != "none" and species else "unknown")
+        if (event_id, label) not in found or review[1] > found[(event_id, label)][1]:
+            found[(event_id, label)] = review
+    return found
 
 
 def camera_folders(config: EdgeConfig) -> dict[str, str]:

@@ -294,7 +294,8 @@ def render_html(result: Analyses, found: Sequence[Table], plots: Mapping[str, by
              f"<style>{CSS}</style></head><body><h1>{escape(title)}</h1>",
              f"<p>{escape(period)}. Times in {escape(str(result.zone))}. Gaps: silences over "
              f"{escape(num(result.gap_hours, 1))} h without a frame (subtracted from the effort); occasions of "
-             f"{result.occasion_days} days; {result.observations} independent events counted after review.</p>"]
+             f"{result.occasion_days} days; {result.observations} independent events counted after review, per "
+             "species (a visit of two species is an event of each).</p>"]
     if plot_note:
         parts.append(f'<p class="note">{escape(plot_note)}</p>')
     if not result.efforts:

@@ -4,7 +4,10 @@ ReviewStore (the daemon's writer and the web app's), and its TOML configuration.
 What it holds (Europe/Berlin; 2026-05-01 and 2026-05-02 UTC mornings):
 - camera "feeder" (detector): a visit of 1, 3, 2 robins (MaxN 3); an empty frame; a visit of 2
   birds the classifier could not name (`unknown`); a jay visit a reviewer corrected to robin and
-  set to 2 individuals; a visit a reviewer rejected; one bird reviewed on its own;
+  set to 2 individuals; a visit a reviewer rejected; a robin and a wren together, the wren
+  confirmed by a reviewer on its own; two mixed visits, each one frame: a Mourning Dove with a
+  Downy Woodpecker (1 + 1), and an Eastern Bluebird with 2 House Sparrows (1 + 2), which the
+  previous release counted as their headline species alone (2 and 3 birds of one species);
 - camera "gate" (no detector: frames classified whole): a jay visit of 2 frames on the second day,
   and a frame with no bird.
 """
@@ -28,7 +31,11 @@ from tests.conftest import SHARED_DIR
 T0 = datetime(2026, 5, 1, 6, 0, 0, tzinfo=timezone.utc)  # 08:00 in Berlin
 ZONE = "Europe/Berlin"
 LABELS = [Label(0, "robin", "Erithacus rubecula", "European Robin"), Label(1, "jay", "Garrulus glandarius", "Eurasian Jay"),
-          Label(2, "wren")]  # wren: no scientific name
+          Label(2, "wren"),  # wren: no scientific name
+          Label(3, "dove", "Zenaida macroura", "Mourning Dove"),
+          Label(4, "woodpecker", "Dryobates pubescens", "Downy Woodpecker"),
+          Label(5, "bluebird", "Sialia sialis", "Eastern Bluebird"),
+          Label(6, "sparrow", "Passer domesticus", "House Sparrow")]
 
 
 @pytest.fixture(scope="session")
@@ -126,6 +133,9 @@ def build_station(root: Path, *, coordinates: bool = True) -> Station:
         _frame(store, feeder, "IMG_0005.JPG", 1800, birds=[bird("jay", 0.3, 0.7)])  # corrected below
         _frame(store, feeder, "IMG_0006.JPG", 2700, birds=[bird("wren", 0.0, 0.6)])  # rejected below
         _frame(store, feeder, "IMG_0007.JPG", 3600 * 5, birds=[bird("robin", 0.4, 0.95), bird("wren", 0.7, 0.55)])
+        _frame(store, feeder, "IMG_0008.JPG", 3600 * 6, birds=[bird("dove", 0.1, 0.9), bird("woodpecker", 0.5, 0.8)])
+        _frame(store, feeder, "IMG_0009.JPG", 3600 * 7,
+               birds=[bird("bluebird", 0.1, 0.85), bird("sparrow", 0.4, 0.75), bird("sparrow", 0.7, 0.7)])
         _frame(store, gate, "G_0001.JPG", 86400, species="jay", confidence=0.85)  # day 2, whole frame
         _frame(store, gate, "G_0002.JPG", 86400 + 10, species="jay", confidence=0.9)
         _frame(store, gate, "G_0003.JPG", 86400 + 600, species=None)  # no bird

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import socket
 import sqlite3
+from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -57,7 +58,7 @@ def test_the_package_validates_offline(station: Station, tmp_path: Path, edge_en
     with NoNetwork():
         report = validate_package(out, standards_dir)
     assert report.valid, report.lines()
-    assert report.rows == {"deployments": 2, "media": 11, "observations": 6 + 16}
+    assert report.rows == {"deployments": 2, "media": 13, "observations": 11 + 21}
 
 
 def test_a_package_missing_a_deployment_fails_validation_naming_it(package: Path, standards_dir: Path,
@@ -69,7 +70,7 @@ def test_a_package_missing_a_deployment_fails_validation_naming_it(package: Path
         report = validate_package(package, standards_dir)
     assert not report.valid
     text = "\n".join(report.lines())
-    assert "media.csv: deploymentID 'garden-feeder-2026' is not a deploymentID of deployments.csv (8 rows, first row 2)" in text
+    assert "media.csv: deploymentID 'garden-feeder-2026' is not a deploymentID of deployments.csv (10 rows, first row 2)" in text
     assert "observations.csv: deploymentID 'garden-feeder-2026' is not a deploymentID of deployments.csv" in text
     # The CLI's own --validate on a folder that is already there is not possible (it refuses the
     # folder); validating a broken copy of the standards is: a profile that is not one.
@@ -112,14 +113,50 @@ def test_event_counts_sum_to_edge_counts(station: Station, tmp_path: Path, edge_
     assert individuals  # every period above holds visits
 
 
-def test_event_level_observations(package: Path, station: Station) -> None:
-    events = {row["eventID"]: row for row in rows(package / "observations.csv") if row["observationLevel"] == "event"}
+def test_event_level_observations(package: Path, station: Station, tmp_path: Path, edge_env) -> None:
+    observed = [row for row in rows(package / "observations.csv") if row["observationLevel"] == "event"]
+    visits: dict[str, list[dict[str, str]]] = defaultdict(list)
+    for row in observed:
+        visits[row["eventID"]].append(row)
     conn = sqlite3.connect(station.db)
     by_path = dict(conn.execute("SELECT f.path, e.uid FROM frames AS f JOIN events AS e ON e.id = f.event_id"))
     db_events = {row[0]: row[1:] for row in conn.execute(
         "SELECT uid, confidence, model_id, reviewed_at FROM events")}
+    headlines = dict(conn.execute("SELECT uid, COALESCE(reviewed_species, species) FROM events"))
     conn.close()
-    assert set(events) == set(db_events)  # one observation per event: mutually exclusive
+    assert set(visits) == set(db_events)  # every visit, rejected ones as a blank
+    assert len({row["observationID"] for row in observed}) == len(observed)
+    # One observation per species the visit counts: the headline keeps the event's uid, another
+    # species is <uid>:<label>; the same data export to the same ids.
+    for uid, members in visits.items():
+        labels = [label_of(r) for r in members if r["observationType"] != "blank"]
+        assert len(set(labels)) == len(labels) and (labels or len(members) == 1)
+        assert sorted(r["observationID"] for r in members) == sorted(
+            uid if r["observationType"] == "blank" or label_of(r) == headlines[uid] else f"{uid}:{label_of(r)}"
+            for r in members)
+    again = tmp_path / "again"
+    assert export(station, again, edge_env).returncode == 0
+    assert [r["observationID"] for r in rows(again / "observations.csv")] == [
+        r["observationID"] for r in rows(package / "observations.csv")]
+
+    def species(path: str) -> list[tuple[str, str, str]]:
+        return sorted((r["observationType"], r["scientificName"], r["count"])
+                      for r in visits[by_path[str(station.feeder / path)]])
+
+    assert species("IMG_0008.JPG") == [("animal", "Dryobates pubescens", "1"), ("animal", "Zenaida macroura", "1")]
+    assert species("IMG_0009.JPG") == [("animal", "Passer domesticus", "2"), ("animal", "Sialia sialis", "1")]
+    for member in visits[by_path[str(station.feeder / "IMG_0009.JPG")]]:
+        assert (member["classificationMethod"], member["classifiedBy"]) == ("machine", "aiy-birds-v1")
+        assert float(member["classificationProbability"]) == {"bluebird": 0.85, "sparrow": 0.75}[label_of(member)]
+    # The robin and the wren of one frame: the wren a reviewer confirmed (bird-level) is hers.
+    together = {label_of(r): r for r in visits[by_path[str(station.feeder / "IMG_0007.JPG")]]}
+    assert (together["robin"]["classificationMethod"], together["robin"]["classifiedBy"]) == ("machine",
+                                                                                            "aiy-birds-v1")
+    assert (together["wren"]["observationType"], together["wren"]["scientificName"], together["wren"]["count"],
+            together["wren"]["classificationMethod"], together["wren"]["classifiedBy"],
+            together["wren"]["classificationTimestamp"]) == ("animal", "", "1", "human", "carla",
+                                                             "2026-05-03T08:00:00+02:00")
+    events = {uid: members[0] for uid, members in visits.items() if len(members) == 1}
 
     corrected = events[by_path[str(station.feeder / "IMG_0005.JPG")]]
     assert (corrected["observationType"], corrected["scientificName"], corrected["count"]) == (
@@ -137,7 +174,7 @@ def test_event_level_observations(package: Path, station: Station) -> None:
         "animal", "3", "machine", "aiy-birds-v1")
     assert float(first["classificationProbability"]) == pytest.approx(db_events[first["eventID"]][0])
     assert (first["eventStart"], first["eventEnd"]) == ("2026-05-01T08:00:00+02:00", "2026-05-01T08:00:10+02:00")
-    assert all(row["mediaID"] == "" and row["deploymentID"] for row in events.values())
+    assert all(row["mediaID"] == "" and row["deploymentID"] for row in observed)
 
 
 def test_media_and_media_level_observations(package: Path, station: Station) -> None:
@@ -185,9 +222,13 @@ def test_package_metadata(package: Path, station: Station, edge_env) -> None:
     assert descriptor["spatial"]["type"] == "MultiPoint"
     assert descriptor["spatial"]["bbox"] == [13.40, 52.52, 13.41, 52.53]
     assert descriptor["temporal"] == {"start": "2026-05-01", "end": "2026-05-02"}
-    assert descriptor["taxonomic"] == [
+    assert descriptor["taxonomic"] == [  # every species of every visit, the mixed visits' second species too
+        {"scientificName": "Dryobates pubescens", "taxonRank": "species", "vernacularNames": {"eng": "Downy Woodpecker"}},
         {"scientificName": "Erithacus rubecula", "taxonRank": "species", "vernacularNames": {"eng": "European Robin"}},
-        {"scientificName": "Garrulus glandarius", "taxonRank": "species", "vernacularNames": {"eng": "Eurasian Jay"}}]
+        {"scientificName": "Garrulus glandarius", "taxonRank": "species", "vernacularNames": {"eng": "Eurasian Jay"}},
+        {"scientificName": "Passer domesticus", "taxonRank": "species", "vernacularNames": {"eng": "House Sparrow"}},
+        {"scientificName": "Sialia sialis", "taxonRank": "species", "vernacularNames": {"eng": "Eastern Bluebird"}},
+        {"scientificName": "Zenaida macroura", "taxonRank": "species", "vernacularNames": {"eng": "Mourning Dove"}}]
     deployments = {row["deploymentID"]: row for row in rows(package / "deployments.csv")}
     feeder = deployments["garden-feeder-2026"]
     assert (feeder["latitude"], feeder["coordinateUncertainty"], feeder["baitUse"], feeder["deploymentGroups"]) == (
@@ -199,8 +240,8 @@ def test_the_summary_says_what_came_from_the_data(station: Station, tmp_path: Pa
     result = export(station, tmp_path / "package", edge_env)
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "deployments: 2" in out and "media: 11" in out
-    assert "observations: 6 event-level (animal 4, blank 1, unknown 1), 16 media-level" in out
+    assert "deployments: 2" in out and "media: 13" in out
+    assert "observations: 11 event-level (animal 9, blank 1, unknown 1), 21 media-level" in out
     assert "labels without a scientific name (scientificName left empty): wren" in out
     assert "deployment garden-feeder-2026: start from the first frame" in out
     assert "deployment garden-gate: end from the last frame" in out
@@ -297,4 +338,4 @@ def test_visits_whose_frames_were_pruned_stay_in_the_package(station: Station, t
     assert event_counts(out)[0] == edge_counts(station.db, edge_env)
     feeder = next(row for row in rows(out / "deployments.csv") if row["deploymentID"] == "garden-feeder-2026")
     assert feeder["deploymentStart"] == "2026-05-01T08:00:00+02:00"  # the pruned visit's start
-    assert len(rows(out / "media.csv")) == 11 - 3
+    assert len(rows(out / "media.csv")) == 13 - 3

@@ -33,7 +33,7 @@ def coco(station: Station, tmp_path: Path, edge_env) -> dict:
     out = tmp_path / "coco.json"
     result = export(station, out, edge_env)
     assert result.returncode == 0, result.stderr
-    assert "images: 11 (8 with width and height" in result.stdout
+    assert "images: 13 (10 with width and height" in result.stdout
     return json.loads(out.read_text())
 
 
@@ -68,7 +68,7 @@ def test_annotations_and_categories(coco: dict, station: Station) -> None:
     categories = {c["id"]: c for c in coco["categories"]}
     assert categories[0] == {"id": 0, "name": "empty"}
     named = {c["name"]: c for c in coco["categories"]}
-    assert set(named) == {"empty", "robin", "jay", "unknown", "wren"}
+    assert set(named) == {"empty", "robin", "jay", "unknown", "wren", "dove", "woodpecker", "bluebird", "sparrow"}
     assert named["robin"]["scientific_name"] == "Erithacus rubecula"
     assert named["robin"]["common_name"] == "European Robin"
     assert "scientific_name" not in named["wren"]
@@ -99,6 +99,31 @@ def test_annotations_and_categories(coco: dict, station: Station) -> None:
     assert all("bbox" not in a for a in whole)
     images = {i["id"] for i in coco["images"]}
     assert all(a["image_id"] in images for a in annotations)
+
+
+def test_sequences_carry_every_species_of_a_visit(coco: dict, station: Station) -> None:
+    """COCO-CT has no count of its own: a sequence (a visit) holds one annotation per bird, so a
+    mixed visit keeps both species, and the most birds of each category in one image of the
+    sequence is what the visit counts for that species (event_species), never the headline's."""
+    conn = sqlite3.connect(station.db)
+    counted = defaultdict(dict)
+    for uid, species, individuals in conn.execute(
+            "SELECT e.uid, s.species, s.individuals FROM event_species AS s JOIN events AS e ON e.id = s.event_id "
+            "WHERE e.review_state IS NULL AND e.reviewed_individuals IS NULL"):
+        counted[uid][species] = individuals
+    conn.close()
+    names = {c["id"]: c["name"] for c in coco["categories"]}
+    sequence_of = {image["id"]: image["seq_id"] for image in coco["images"]}
+    per_image = defaultdict(lambda: defaultdict(int))
+    for annotation in coco["annotations"]:
+        if annotation["category_id"]:
+            per_image[annotation["image_id"]][names[annotation["category_id"]]] += 1
+    maxn = defaultdict(lambda: defaultdict(int))
+    for image, birds in per_image.items():
+        for name, n in birds.items():
+            maxn[sequence_of[image]][name] = max(maxn[sequence_of[image]][name], n)
+    assert {uid: dict(maxn[uid]) for uid in counted} == counted  # the visits no person reviewed as a whole
+    assert {"dove": 1, "woodpecker": 1} in counted.values() and {"bluebird": 1, "sparrow": 2} in counted.values()
 
 
 def test_an_existing_file_is_refused_unless_forced(station: Station, tmp_path: Path, edge_env) -> None:

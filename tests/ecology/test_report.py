@@ -20,6 +20,8 @@ from edge.config import load_config
 from edge.ecology import analyses as an
 from edge.ecology.report import ReportOutputError, tables, write_report
 from edge.store.db import open_readonly
+from tests.ecology.conftest import build_station
+from tests.ecology.helpers import edge_counts
 from tests.ecology.report_data import SITES, ZONE, at, build, frame_times, observations
 
 REPO = Path(__file__).resolve().parents[2]
@@ -240,3 +242,44 @@ def test_write_report_refuses_before_writing(tmp_path) -> None:
     with pytest.raises(ReportOutputError):
         write_report(out, result, title="t", period="p")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["full"]  # no staging folder left either
+
+
+def _per_species(out: Path) -> tuple[dict[str, int], dict[str, int]]:
+    """(events, individuals) per species over all deployments, from rai.csv."""
+    rows = [r for r in read_csv(out / "rai.csv")[1:] if r[2] == an.ALL]
+    return {r[0]: int(r[3]) for r in rows}, {r[0]: int(r[4]) for r in rows}
+
+
+def test_every_species_of_a_mixed_visit_counts_as_edge_counts_says(tmp_path, cli_env) -> None:
+    """The export tests' station: a dove with a woodpecker and a bluebird with two sparrows, each
+    one visit (issue 19). Each species is an event of its own with its own MaxN, in the RAI,
+    occupancy and detection histories, equal to `edge counts`; the previous release counted
+    only the headline (2 doves, 3 bluebirds, no woodpecker, no sparrow)."""
+    station = build_station(tmp_path)
+    out = tmp_path / "report"
+    result = run_edge(["report", "--config", str(station.config), "--out", str(out)], cli_env)
+    assert result.returncode == 0, result.stderr
+    events, individuals = _per_species(out)
+    assert events == edge_counts(station.db, cli_env, unit="")
+    assert individuals == edge_counts(station.db, cli_env)
+    assert {name: (events[name], individuals[name]) for name in ("dove", "woodpecker", "bluebird", "sparrow")} == {
+        "dove": (1, 1), "woodpecker": (1, 1), "bluebird": (1, 1), "sparrow": (1, 2)}
+    occupancy = {r[0]: r[2:] for r in read_csv(out / "occupancy.csv")[1:]}
+    assert occupancy["woodpecker"] == occupancy["sparrow"] == ["1", "2", "0.5000"]
+    assert ["garden-feeder-2026", "1"] == read_csv(out / "detection_histories/woodpecker.csv")[1]
+    activity = {(r[0], r[1]): r[2] for r in read_csv(out / "activity.csv")[1:]}
+    assert activity[("woodpecker", "14")] == activity[("sparrow", "15")] == "1"
+
+
+def test_a_database_before_per_species_counts_reports_its_visits_as_that_release_counted(tmp_path, cli_env) -> None:
+    """A schema-5 database read before the daemon migrated it has no event_species: the report
+    counts its visits as their headline species, as its tallies (`edge counts`) do."""
+    copy = tmp_path / "old.db"
+    copy.write_bytes((REPO / "tests" / "edge" / "data" / "schema5-c4ed169.db").read_bytes())
+    out = tmp_path / "report"
+    result = run_edge(["report", "--db", str(copy), "--out", str(out)], cli_env)
+    assert result.returncode == 0, result.stderr
+    events, individuals = _per_species(out)
+    assert events == edge_counts(copy, cli_env, unit="")
+    assert individuals == edge_counts(copy, cli_env)
+    assert individuals["Zenaida macroura"] == 2 and "Dryobates pubescens" not in events
