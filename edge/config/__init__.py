@@ -30,6 +30,7 @@ from edge.config.health import HealthConfig
 from edge.config.log import LoggingConfig
 from edge.config.model import ModelConfig
 from edge.config.mqtt import MqttConfig
+from edge.config.prior import PriorConfig
 from edge.config.retention import RetentionConfig
 from edge.config.station import StationConfig
 from edge.config.storage import StorageConfig
@@ -51,6 +52,7 @@ __all__ = [
     "EventsConfig",
     "LoggingConfig",
     "ModelConfig",
+    "PriorConfig",
     "StationConfig",
     "StorageConfig",
     "WebConfig",
@@ -86,6 +88,12 @@ class EdgeConfig(Section):
         description="When a prediction counts as a species. Names in thresholds, allow and deny are a "
                     "label, scientific or common name of the model, matched case-sensitively; a name the "
                     "model does not know is refused at start.")
+    prior: PriorConfig = Field(
+        default_factory=PriorConfig,
+        description="The species prior, \"where and when\": which species can be at the station in the week of "
+                    "a frame (BirdNET's range model or your checklist). An out-of-range top-1 gives way to the "
+                    "best in-range prediction; a confident one is flagged as a possible rarity, never dropped. "
+                    "Off by default (docs/prior.md).")
     events: EventsConfig = Field(
         default_factory=EventsConfig,
         description="How counted frames are grouped into independent visits (events); frames with no "

@@ -24,13 +24,14 @@ from typing import TYPE_CHECKING, Any
 
 from edge.ingest.capture_time import capture_time
 from edge.config.classify import ClassifyConfig
-from edge.classify.decision import Decision, decide, decide_bird, label_aliases
+from edge.classify.decision import Decision, DecisionContext, decide, decide_bird, label_aliases
 from edge.ingest.imaging import FrameError, decode
 from edge.ingest.frame_file import FrameRefused, FrameTooLarge, open_frame
 from edge.classify.model import Classifier, Prediction
 from edge.store.writer import BirdRecord, Commit, CommittedFrame, FrameRecord, Store
 
 if TYPE_CHECKING:
+    from edge.classify.prior import StationPrior
     from edge.detect.finder import BirdFinder
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,8 @@ class FrameProcessor:
     symlink_roots: dict[str, Path] = field(default_factory=dict)
     # The detector route; None classifies each frame whole.
     finder: BirdFinder | None = None
+    # The species prior ([prior], edge/classify/prior.py); None: every label as before.
+    prior: StationPrior | None = None
 
     def __post_init__(self) -> None:
         self.set_classifier(self.classifier)
@@ -165,11 +168,13 @@ class FrameProcessor:
                 frame = decode(data, self.classifier.input_size, draft=self.draft)
                 captured_at, source = capture_time(frame.image, stat.st_mtime, self.store.station_tz)
                 predictions, inference_ms = self.classifier.classify(frame.rgb, self.top_k)
-                decision = decide(predictions, self.classify_config, self._no_bird, self._aliases)
+                decision = decide(predictions, self.classify_config, self._no_bird, self._aliases,
+                                  context=self._context(camera, captured_at))
             else:
                 located = self.finder.locate(data, self.classifier.input_size)
                 captured_at, source = capture_time(located.image, stat.st_mtime, self.store.station_tz)
                 inference_ms = located.detector_ms
+                context = self._context(camera, captured_at)
                 birds = []
                 for found in located.birds:
                     bird_predictions, ms = self.classifier.classify(found.crop, self.top_k)
@@ -177,7 +182,8 @@ class FrameProcessor:
                     box = found.box
                     birds.append(BirdRecord(
                         (box.ymin, box.xmin, box.ymax, box.xmax), box.score, box.label, bird_predictions,
-                        decide_bird(bird_predictions, self.classify_config, self._no_bird, self._aliases)))
+                        decide_bird(bird_predictions, self.classify_config, self._no_bird, self._aliases,
+                                    context=context)))
                     crops.append(found.crop)
         except FrameError as error:
             return self._error(path, camera, sha, len(data), stat.st_mtime, str(error))
@@ -200,6 +206,14 @@ class FrameProcessor:
         return FrameOutcome(path, camera, "ok", result.frame_id, result.frame.species, result.frame.confidence,
                             predictions=predictions, commit=result, superseded=result.superseded, birds=birds,
                             crops=crops)
+
+    def _context(self, camera: str, captured_at: datetime) -> DecisionContext | None:
+        """What decide() knows beyond the scores for this frame: the species prior at the
+        camera's place in the week of its capture (the range model runs once per place and
+        week, edge/classify/prior.py caches it). None: no prior, decisions as before."""
+        if self.prior is None:
+            return None
+        return DecisionContext(occurrence=self.prior.occurrence_at(camera, captured_at))
 
     def _skipped(self, path: str, camera: str, refusal: FrameRefused) -> FrameOutcome:
         """A symlink, FIFO, device or socket under an image name: not a frame, so no row (it has

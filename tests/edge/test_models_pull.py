@@ -281,7 +281,7 @@ def test_every_pullable_catalogue_entry_is_well_formed() -> None:
     names = [e.name for e in catalogue.CATALOGUE]
     assert len(names) == len(set(names))
     for entry in catalogue.CATALOGUE:
-        assert entry.kind in ("detector", "classifier") and entry.licence and entry.homepage.startswith("https://")
+        assert entry.kind in ("detector", "classifier", "prior") and entry.licence and entry.homepage.startswith("https://")
         if entry.pullable:
             assert entry.model_file is not None, entry.name
             for file in entry.files:
