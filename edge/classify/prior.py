@@ -115,6 +115,9 @@ _HYBRID = re.compile(r"(^|\s)(×|x)(\s|$)")
 _LEADING_NAME = re.compile(r"^([A-Z][a-z]+)\s+(?:×\s*)?([a-z][a-z-]+)(?:\s+(?:(?:ssp|subsp|var)\.\s+)?([a-z][a-z-]+))?")
 
 
+_NOT_EPITHETS = frozenset({"sp", "spp", "cf", "aff", "sect", "x"})  # "Turdus sp.": a genus, not a species
+
+
 def is_hybrid(scientific: str) -> bool:
     """*Anas platyrhynchos × rubripes*, *Vermivora chrysoptera x cyanoptera*: no range of its own."""
     return bool(_HYBRID.search(scientific))
@@ -127,7 +130,7 @@ def clean_scientific(text: str) -> str | None:
     if is_hybrid(text):
         return text
     match = _LEADING_NAME.match(text)
-    if match is None:
+    if match is None or match.group(2) in _NOT_EPITHETS:
         return None
     return " ".join(part for part in match.groups() if part)
 
@@ -310,7 +313,8 @@ def range_aware(predictions: Sequence[Prediction], occurrence: Mapping[str, floa
     if top_occurrence is None or top_occurrence >= threshold:
         return None
     rarity = top.score >= rarity_confidence
-    out = [p for p in predictions if (s := occurrence.get(p.label)) is not None and s < threshold]
+    out = [p for p in predictions
+           if p.label not in not_species and (s := occurrence.get(p.label)) is not None and s < threshold]
     left = 1.0 - sum(p.score for p in out)  # the in-range belief, counting what lies beyond the top-k
     rest: list[Prediction] = []
     if not rarity and left > 0:
@@ -446,7 +450,9 @@ def read_checklist(path: Path) -> list[ChecklistEntry]:
             frequency = _frequency(row[frequency_at], header[frequency_at], path, number)
         entries.append(ChecklistEntry(SourceName(scientific, common or None), frequency, number))
     if not entries:
-        raise PriorError(f"{path}: the checklist names no species")
+        where = f"column {rows[0][scientific_at]!r}" if first_row == 2 else "the first column"
+        raise PriorError(f"{path}: the checklist names no species: {where} holds no scientific names "
+                         f"(binomials such as 'Turdus migratorius')")
     return entries
 
 
