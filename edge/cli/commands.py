@@ -481,10 +481,13 @@ def cmd_classify(args: argparse.Namespace) -> int:
                     elapsed += ms
                     decision = decide_bird(predictions, classify_config, no_birds, aliases, context=context)
                     box = bird.box
+                    decided = _decision_entry(decision)
+                    if context is None:  # without a prior: the fields as they always were
+                        decided = {k: decided[k] for k in ("species", "kind", "confidence")}
                     detections.append({
                         "box": [round(v, 4) for v in (box.ymin, box.xmin, box.ymax, box.xmax)],
                         "score": round(box.score, 6), "detector_label": box.label,
-                        **_decision_entry(decision), "top": _top(predictions, names)})
+                        **decided, "top": _top(predictions, names)})
                 counted = Counter(d["species"] for d in detections if d["kind"] != "none")
                 entry.update({"birds": len(detections), "detections": detections,
                               "counts": dict(sorted(counted.items(), key=lambda item: (-item[1], item[0]))),
