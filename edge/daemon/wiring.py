@@ -4,7 +4,9 @@ What runs, built from the configuration, and in which order it is hooked in:
 
     store            Store (edge/store/writer.py), opened by Daemon.start once every check passed,
                      with the OutboxWriter (edge/publish/outbox_writer.py) when [mqtt] is enabled
-    processor        FrameProcessor (edge/daemon/pipeline.py) over that store
+    processor        FrameProcessor (edge/daemon/pipeline.py) over that store, with the species
+                     prior ([prior], edge/classify/prior.py StationPrior) matched to the model's
+                     labels; rebuilt after a model reload, checked in before_open
     publisher        the MQTT Publisher (edge/publish/mqtt.py): it gets the outbox writer's
                      MessageContext and the store's tallies_for_day handed in, and reads the
                      outbox over its own connection

@@ -421,3 +421,16 @@ def test_edge_classify_shows_the_model_and_the_range_aware_species(aiy_model: Pa
     done = subprocess.run([*base[:-4], "--lat", "40", "--lon", "-83", "--prior-model", str(tmp_path)],
                           env=cli_env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "\nedge: --prior-model: " in "\n" + done.stderr, done.stderr
+
+
+def test_edge_check_says_what_matched_and_lists_the_labels_without_a_match(make_config, birdnet_geo_dir: Path,
+                                                                            aiy: Classifier) -> None:
+    from edge.daemon.preflight import check_prior
+
+    config = make_config(prior={"source": "birdnet", "model": str(birdnet_geo_dir)},
+                         station={"latitude": 40.0, "longitude": -83.0})
+    findings = check_prior(config, aiy)
+    assert [(f.key, f.level) for f in findings] == [("prior", "ok"), ("prior", "warning")]
+    assert "886 of 964 labels matched, threshold 0.03, rarity confidence 0.9" in findings[0].message
+    assert findings[1].message.startswith("78 label(s) found no name in the birdnet (no prior opinion: never out of "
+                                          "range for it): ")
