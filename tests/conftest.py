@@ -40,6 +40,16 @@ def aiy_model_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def birdnet_geo_dir() -> Path:
+    """BirdNET's species-range model (CC BY-NC-SA 4.0): the .tflite and its 6,522 labels."""
+    path = SHARED_DIR / "models" / "birdnet_geo_v2_4"
+    if not (path / "BirdNET_GLOBAL_6K_V2.4_MData_Model_V2_FP16.tflite").is_file():
+        pytest.skip(f"BirdNET range model not available: {path}/BirdNET_GLOBAL_6K_V2.4_MData_Model_V2_FP16.tflite "
+                    "is absent (../shared is not beside the checkout)")
+    return path
+
+
+@pytest.fixture(scope="session")
 def ssd_detector_dir() -> Path:
     """The COCO SSD MobileNet v1 detector (detect.tflite + labels.txt; "bird" is class 15)."""
     path = SHARED_DIR / "models" / "ssd_mobilenet_v1_coco"

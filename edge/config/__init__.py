@@ -30,6 +30,7 @@ from edge.config.health import HealthConfig
 from edge.config.log import LoggingConfig
 from edge.config.model import ModelConfig
 from edge.config.mqtt import MqttConfig
+from edge.config.prior import PriorConfig
 from edge.config.retention import RetentionConfig
 from edge.config.station import StationConfig
 from edge.config.storage import StorageConfig
@@ -52,6 +53,7 @@ __all__ = [
     "EventsConfig",
     "LoggingConfig",
     "ModelConfig",
+    "PriorConfig",
     "StationConfig",
     "StorageConfig",
     "TaxonomyConfig",
@@ -93,6 +95,12 @@ class EdgeConfig(Section):
         description="Doubt said honestly and names people read: the taxonomic roll-up (a bird the model is "
                     "not sure of at species level is counted as its genus, family or order when that is "
                     "certain) and the common-names pack for [station] language.")
+    prior: PriorConfig = Field(
+        default_factory=PriorConfig,
+        description="The species prior, \"where and when\": which species can be at the station in the week of "
+                    "a frame (BirdNET's range model or your checklist). An out-of-range top-1 gives way to the "
+                    "best in-range prediction; a confident one is flagged as a possible rarity, never dropped. "
+                    "Off by default (docs/prior.md).")
     events: EventsConfig = Field(
         default_factory=EventsConfig,
         description="How counted frames are grouped into independent visits (events); frames with no "

@@ -6,7 +6,7 @@ import re
 import socket
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from edge.config.base import Section
 
@@ -36,6 +36,13 @@ class StationConfig(Section):
                     "the report): a code of the names pack, e.g. \"en\", \"de\", \"fr\", \"pt_BR\" "
                     "(`edge models pull birdnet-names`; docs/taxonomy.md lists them). A label without a name in "
                     "it shows its scientific name; exports and payloads carry scientific names beside")
+    latitude: float | None = Field(
+        default=None, ge=-90, le=90,
+        description="The station's latitude in decimal degrees (WGS84), for the species prior ([prior]); a "
+                    "camera's [cameras.deployment] latitude and longitude override it for that camera")
+    longitude: float | None = Field(
+        default=None, ge=-180, le=180,
+        description="The station's longitude in decimal degrees (WGS84, east positive); given with latitude")
 
     @field_validator("device_id")
     @classmethod
@@ -59,6 +66,19 @@ class StationConfig(Section):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown IANA time zone {value!r} (e.g. 'Europe/Berlin', 'UTC')") from None
         return value
+
+    @model_validator(mode="after")
+    def _coordinates_together(self) -> "StationConfig":
+        if (self.latitude is None) != (self.longitude is None):
+            raise ValueError("latitude and longitude go together: give both or neither")
+        return self
+
+    @property
+    def coordinates(self) -> tuple[float, float] | None:
+        """(latitude, longitude), or None when the station has none."""
+        if self.latitude is None or self.longitude is None:
+            return None
+        return (self.latitude, self.longitude)
 
     @property
     def zone(self) -> ZoneInfo:

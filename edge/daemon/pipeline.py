@@ -33,6 +33,7 @@ from edge.store.writer import BirdRecord, Commit, CommittedFrame, FrameRecord, S
 if TYPE_CHECKING:
     from edge.classify.labels import Label
     from edge.classify.taxonomy import RollUp
+    from edge.classify.prior import StationPrior
     from edge.detect.finder import BirdFinder
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,8 @@ class FrameProcessor:
     finder: BirdFinder | None = None
     # The taxonomic roll-up for a model's labels (rebuilt at every reload); None: off.
     rollup_for: Callable[[list[Label]], RollUp | None] | None = None
+    # The species prior ([prior], edge/classify/prior.py); None: every label as before.
+    prior: StationPrior | None = None
 
     def __post_init__(self) -> None:
         self.set_classifier(self.classifier)
@@ -117,7 +120,7 @@ class FrameProcessor:
         self._aliases = label_aliases(spec.labels)
         self._no_bird = frozenset({spec.no_bird_label}) if spec.no_bird_label else frozenset()
         rollup = self.rollup_for(spec.labels) if self.rollup_for is not None else None
-        self._context = DecisionContext(rollup=rollup) if rollup is not None else None
+        self._rollup = rollup
         # The roll-up sums over every score, not just the stored top-k (a family's mass is
         # spread thin); only the configured top_k predictions are stored.
         self._classify_k = len(spec.labels) if rollup is not None else self.top_k
@@ -175,19 +178,20 @@ class FrameProcessor:
                 captured_at, source = capture_time(frame.image, stat.st_mtime, self.store.station_tz)
                 predictions, inference_ms = self.classifier.classify(frame.rgb, self._classify_k)
                 decision = decide(predictions, self.classify_config, self._no_bird, self._aliases,
-                                  context=self._context)
+                                  context=self._context(camera, captured_at))
                 predictions = predictions[:self.top_k]
             else:
                 located = self.finder.locate(data, self.classifier.input_size)
                 captured_at, source = capture_time(located.image, stat.st_mtime, self.store.station_tz)
                 inference_ms = located.detector_ms
+                context = self._context(camera, captured_at)
                 birds = []
                 for found in located.birds:
                     bird_predictions, ms = self.classifier.classify(found.crop, self._classify_k)
                     inference_ms += ms
                     box = found.box
                     bird_decision = decide_bird(bird_predictions, self.classify_config, self._no_bird,
-                                                self._aliases, context=self._context)
+                                                self._aliases, context=context)
                     birds.append(BirdRecord(
                         (box.ymin, box.xmin, box.ymax, box.xmax), box.score, box.label,
                         bird_predictions[:self.top_k], bird_decision))
@@ -213,6 +217,14 @@ class FrameProcessor:
         return FrameOutcome(path, camera, "ok", result.frame_id, result.frame.species, result.frame.confidence,
                             predictions=predictions, commit=result, superseded=result.superseded, birds=birds,
                             crops=crops)
+
+    def _context(self, camera: str, captured_at: datetime) -> DecisionContext | None:
+        """What decide() knows beyond the scores for this frame: the species prior at the
+        camera's place in the week of its capture (the range model runs once per place and
+        week, edge/classify/prior.py caches it). None: no prior, decisions as before."""
+        if self.prior is None:
+            return None
+        return DecisionContext(occurrence=self.prior.occurrence_at(camera, captured_at))
 
     def _skipped(self, path: str, camera: str, refusal: FrameRefused) -> FrameOutcome:
         """A symlink, FIFO, device or socket under an image name: not a frame, so no row (it has

@@ -17,6 +17,9 @@ each naming its dotted configuration key:
 * classify.allow / deny / thresholds: every name is one of the model's labels;
 * taxonomy.file: the taxonomy file reads (the roll-up needs it for families and orders);
   station.language: the names pack has that language (a warning: scientific names are shown);
+* prior.* / station.latitude: with [prior] source "birdnet" the coordinates are there (station or
+  every camera's deployment) and the range model loads; with "checklist" the file reads; the
+  labels that found no name in the prior are listed (they have no prior opinion, never excluded);
 * storage.database: its folder (also the state folder, where status.json lives) is a folder
   and writable, an existing file is a trailcam database.
 
@@ -248,6 +251,41 @@ def check_model(config: EdgeConfig) -> tuple[list[Finding], Classifier | None]:
             *check_taxonomy(config, classifier)], classifier
 
 
+def check_prior(config: EdgeConfig, classifier: Classifier | None) -> list[Finding]:
+    """[prior]: the source loads for this model's labels (its coordinates, model or checklist);
+    a summary line and a warning naming the labels that found no match. Without a classifier
+    (it failed to load) the files and coordinates are still checked, against no labels."""
+    if config.prior.source == "none":
+        return []
+    from edge.classify.prior import ChecklistPrior, PriorError, load_prior
+
+    labels = classifier.spec.labels if classifier is not None else []
+    no_bird = classifier.spec.no_bird_label if classifier is not None else None
+    try:
+        station = load_prior(config, labels, no_bird)
+    except PriorError as error:
+        key, _, message = str(error).partition(": ")
+        return [Finding(key, message)]
+    assert station is not None
+    prior = station.prior
+    findings = [Finding("prior", f"{prior.summary()}, threshold {prior.threshold}, rarity confidence "
+                                 f"{prior.rarity_confidence}", "ok")] if classifier is not None else []
+    unmatched = prior.unmatched_labels()
+    if unmatched and classifier is not None:
+        shown = ", ".join(repr(m.label) for m in unmatched[:8]) + (", ..." if len(unmatched) > 8 else "")
+        effect = ("no prior opinion: never out of range for it" if prior.source == "birdnet"
+                  else "not on the checklist unless spelt as there")
+        findings.append(Finding("prior", f"{len(unmatched)} label(s) found no name in the {prior.source} "
+                                         f"({effect}): {shown}", "warning"))
+    if isinstance(prior, ChecklistPrior) and classifier is not None:
+        names = prior.unmatched_names()
+        if names:
+            shown = ", ".join(repr(e.name.scientific) for e in names[:8]) + (", ..." if len(names) > 8 else "")
+            findings.append(Finding("prior.checklist", f"{len(names)} listed species match no label of the model "
+                                                       f"(spelt another way, or unknown to it): {shown}", "warning"))
+    return findings
+
+
 def check_storage(config: EdgeConfig) -> list[Finding]:
     try:
         return [Finding("storage.database", check_database(Path(config.storage.database)), "ok")]
@@ -263,6 +301,7 @@ def preflight(config: EdgeConfig, *, once: bool = False) -> Preflight:
     result.findings += model_findings
     detector_findings, result.finder = check_detector(config)
     result.findings += detector_findings
+    result.findings += check_prior(config, result.classifier)
     result.findings += check_storage(config)
     return result
 
@@ -297,5 +336,5 @@ def make_state_dir(directory: Path | str) -> None:
             f"creates /var/lib/trailcam for the service user)") from exc
 
 
-__all__ = ["Finding", "Preflight", "check_cameras", "check_model", "check_species", "check_storage",
+__all__ = ["Finding", "Preflight", "check_cameras", "check_model", "check_prior", "check_species", "check_storage",
            "load_configured_classifier", "load_configured_finder", "make_state_dir", "preflight", "StateDirError"]

@@ -4,7 +4,9 @@ What runs, built from the configuration, and in which order it is hooked in:
 
     store            Store (edge/store/writer.py), opened by Daemon.start once every check passed,
                      with the OutboxWriter (edge/publish/outbox_writer.py) when [mqtt] is enabled
-    processor        FrameProcessor (edge/daemon/pipeline.py) over that store
+    processor        FrameProcessor (edge/daemon/pipeline.py) over that store, with the species
+                     prior ([prior], edge/classify/prior.py StationPrior) matched to the model's
+                     labels; rebuilt after a model reload, checked in before_open
     publisher        the MQTT Publisher (edge/publish/mqtt.py): it gets the outbox writer's
                      MessageContext and the store's tallies_for_day handed in, and reads the
                      outbox over its own connection
@@ -20,6 +22,7 @@ operations first (flush archive locations, STOPPING=1, final status.json), then 
 
 from __future__ import annotations
 
+import logging
 from functools import partial
 
 from edge.classify.model import Classifier
@@ -30,6 +33,8 @@ from edge.daemon.pipeline import FrameProcessor
 from edge.daemon.preflight import make_state_dir
 from edge.operate.snapshots import SnapshotWriter, snapshot_folder
 from edge.store.writer import Store, tallies_for_day
+
+log = logging.getLogger(__name__)
 
 
 def open_store(config: EdgeConfig, outbox_writer, classifier: Classifier) -> Store:
@@ -59,12 +64,51 @@ def make_processor(config: EdgeConfig, classifier: Classifier, store: Store, fin
     store; `finder` (edge.detect.finder.BirdFinder) is the detector route, None classifies whole."""
     return FrameProcessor(classifier, store, config.classify, top_k=config.model.top_k,
                           symlink_roots={c.name: c.path for c in config.cameras if c.symlinks == "inside"},
-                          finder=finder, rollup_for=partial(_rollup_for, config))
+                          finder=finder, rollup_for=partial(_rollup_for, config),
+                          prior=species_prior(config, classifier))
 
 
 def _rollup_for(config: EdgeConfig, labels):
     """The roll-up of [taxonomy] for a model's labels (at start and at every reload)."""
     return rollup_from_config(labels, config.taxonomy)
+
+
+def species_prior(config: EdgeConfig, classifier: Classifier):
+    """The [prior] for this classifier's labels (edge.classify.prior.StationPrior), None when off;
+    logs what it matched. Built at start and again after a model reload (the labels may differ)."""
+    from edge.classify.prior import load_prior
+
+    station = load_prior(config, classifier.spec.labels, classifier.spec.no_bird_label)
+    if station is not None:
+        unmatched = station.prior.unmatched_labels()
+        log.info("species prior: %s; %d label(s) without a match (no prior opinion on them%s)",
+                 station.prior.summary(), len(unmatched),
+                 ": " + ", ".join(m.label for m in unmatched[:10]) + (", ..." if len(unmatched) > 10 else "")
+                 if unmatched else "")
+    return station
+
+
+def check_prior_before_open(config: EdgeConfig, daemon: Daemon) -> None:
+    """A daemon built without the CLI's preflight still refuses a broken [prior] (no coordinates,
+    no model, no checklist) before the store creates anything."""
+    from edge.daemon.lifecycle import DaemonError
+    from edge.daemon.preflight import check_prior
+
+    errors = [finding.line() for finding in check_prior(config, None) if finding.level == "error"]
+    if errors:
+        raise DaemonError("\n".join(errors))
+
+
+def reload_prior(config: EdgeConfig, daemon: Daemon, classifier: Classifier) -> None:
+    """After a model reload: the prior matched anew to the new labels (a failure keeps the old one)."""
+    from edge.classify.prior import PriorError
+
+    if daemon.processor is None:
+        return
+    try:
+        daemon.processor.prior = species_prior(config, classifier)
+    except PriorError as error:
+        log.error("species prior not rebuilt for %s, keeping the previous one: %s", classifier.model_id, error)
 
 
 def device_info(config: EdgeConfig, outbox_writer, daemon: Daemon):
@@ -118,6 +162,10 @@ def build(config: EdgeConfig, *, once: bool = False, tick_s: float = 1.0, field:
                     make_processor=partial(make_processor, config), once=once, tick_s=tick_s,
                     health=operations.health if operations is not None else None)
     daemon.publisher = publisher
+    if config.prior.source != "none":
+        # [prior]: refused before anything is created; matched anew to a reloaded model's labels.
+        daemon.before_open.append(partial(check_prior_before_open, config))
+        daemon.on_reload.append(partial(reload_prior, config, daemon))
     if outbox_writer is not None:
         daemon.on_reload.append(outbox_writer.follow_model)
     if publisher is not None:

