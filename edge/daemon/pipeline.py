@@ -221,10 +221,12 @@ class FrameProcessor:
     def _context(self, camera: str, captured_at: datetime) -> DecisionContext | None:
         """What decide() knows beyond the scores for this frame: the species prior at the
         camera's place in the week of its capture (the range model runs once per place and
-        week, edge/classify/prior.py caches it). None: no prior, decisions as before."""
-        if self.prior is None:
+        week, edge/classify/prior.py caches it), and the taxonomic roll-up. None: neither,
+        decisions as before."""
+        if self.prior is None and self._rollup is None:
             return None
-        return DecisionContext(occurrence=self.prior.occurrence_at(camera, captured_at))
+        occurrence = self.prior.occurrence_at(camera, captured_at) if self.prior is not None else None
+        return DecisionContext(occurrence=occurrence, rollup=self._rollup)
 
     def _skipped(self, path: str, camera: str, refusal: FrameRefused) -> FrameOutcome:
         """A symlink, FIFO, device or socket under an image name: not a frame, so no row (it has

@@ -97,7 +97,7 @@ def test_report_commands_and_formats(midnight_db: Path, capsys) -> None:
     assert none.returncode == 0 and none.stdout.strip() == "[]"
     events = _edge(["events", "--db", str(midnight_db), "--format", "csv", "--since", "2026-11-28"], capsys)
     lines = events.stdout.splitlines()
-    assert lines[0] == "start_local,end_local,camera,species,individuals,confidence,frame_count,state,review,uid" and len(lines) == 4
+    assert lines[0] == "start_local,end_local,camera,species,individuals,species_counts,confidence,frame_count,state,review,uid" and len(lines) == 4
     frames = _edge(["frames", "--db", str(midnight_db), "--format", "json"], capsys)
     assert len(__import__("json").loads(frames.stdout)) == 6
     errors = _edge(["frames", "--db", str(midnight_db), "--errors"], capsys)
