@@ -35,7 +35,7 @@ from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
 from edge.publish.messages import MessageContext, counts_messages, event_message, info_message
-from edge.store.counts import stored_counts
+from edge.store.counts import stored_counts, visits_on_day
 from edge.store.outbox import OutboxMessage
 from edge.store.reports import parse_bound
 from edge.store.times import format_utc
@@ -120,7 +120,7 @@ def export_messages(conn: sqlite3.Connection, ctx: MessageContext, *, since: str
     for day in days:
         tallies = tallies_for_day(conn, day)
         if tallies:
-            yield from counts_messages(tallies, day, ctx, now=now)
+            yield from counts_messages(tallies, day, ctx, now=now, visits=visits_on_day(conn, day))
 
 
 @dataclass(frozen=True)

@@ -199,6 +199,7 @@ def counts_messages(
     *,
     changed: Iterable[str] | None = None,
     now: datetime | None = None,
+    visits: int | None = None,
 ) -> list[OutboxMessage]:
     """Retained snapshots of one station-local day: `counts` plus `counts/<species>` per species.
 
@@ -210,6 +211,9 @@ def counts_messages(
     always goes out): a frame changes one species, and republishing all of them would multiply
     the outbox traffic by the number of species seen today.
     `now` stamps `updated_at` (defaults to the clock) so tests can pin payloads.
+    `visits`: the day's visits, each once (edge.store.counts.visits_on_day); a visit that counts
+    two species is one visit in `total.events` but one for each species in `species`. None: the
+    sum over species (a database older than schema 6, where a visit had one species).
     """
     updated_at = format_utc(now or datetime.now(timezone.utc))
     species_rows: dict[str, dict[str, Any]] = {}
@@ -236,7 +240,8 @@ def counts_messages(
         "day": day,
         "timezone": ctx.station_tz.key,
         "updated_at": updated_at,
-        "total": {"events": total_events, "frames": total_frames, "individuals": total_individuals},
+        "total": {"events": total_events if visits is None else int(visits), "frames": total_frames,
+                  "individuals": total_individuals},
         "species": species_rows,
     }
     messages = [OutboxMessage(COUNTS_TOPIC, _dumps(summary), qos=1, retain=True, kind="counts")]

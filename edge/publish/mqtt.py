@@ -48,6 +48,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from edge.store import outbox
+from edge.store.counts import visits_on_day
 from edge.config.mqtt import MqttConfig
 from edge.publish.discovery import HEALTH_TOPIC, discovery_messages
 from edge.publish.messages import COUNTS_TOPIC, MessageContext, counts_messages, snapshot_topic, topic_segment
@@ -634,7 +635,7 @@ class Publisher:
         try:
             tallies = self._tallies(conn, day)
             zeros = {label: {"events": 0, "frames": 0} for label in self._species.values() if label not in tallies}
-            messages = counts_messages(tallies, day, ctx, now=self._clock())
+            messages = counts_messages(tallies, day, ctx, now=self._clock(), visits=visits_on_day(conn, day))
             if zeros:
                 messages += counts_messages(zeros, day, ctx, now=self._clock())[1:]
             outbox.enqueue(conn, messages, self.config.outbox_max_rows)

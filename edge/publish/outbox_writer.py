@@ -48,14 +48,15 @@ class OutboxWriter:
         from edge.publish import messages
         from edge.store import outbox
 
-        from edge.store.counts import stored_counts
+        from edge.store.counts import stored_counts, visits_on_day
 
         for change in changes:  # what each visit counts per species travels with it
             if "species_counts" not in change.event:
                 change.event = {**change.event, "species_counts": stored_counts(db.conn, int(change.event["id"]))}
         batch = [messages.event_message(change.event, change.change, self.context) for change in changes]
         if tallies_today is not None:
-            batch.extend(messages.counts_messages(tallies_today, today, self.context, changed=species_touched))
+            batch.extend(messages.counts_messages(tallies_today, today, self.context, changed=species_touched,
+                                                  visits=visits_on_day(db.conn, today)))
         if batch:
             outbox.enqueue(db, batch, self.max_rows)
         return batch

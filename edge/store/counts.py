@@ -166,6 +166,15 @@ def create_tables(conn: Any) -> None:
     conn.execute("CREATE INDEX IF NOT EXISTS event_species_species ON event_species (species, day)")
 
 
+def visits_on_day(conn: Any, day: str) -> int | None:
+    """How many visits of one station day count anything: each visit once, however many
+    species it counts (the per-species tallies count a two-species visit for each). None for a
+    database older than schema 6."""
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'event_species'").fetchone() is None:
+        return None
+    return int(conn.execute("SELECT COUNT(DISTINCT event_id) FROM event_species WHERE day = ?", (day,)).fetchone()[0])
+
+
 def recount_all(conn: sqlite3.Connection) -> int:
     """Recount every visit and rebuild the tallies' events and individuals from the result (the
     schema-6 migration; frames tallies stay). Returns the number of events recounted."""

@@ -273,3 +273,23 @@ def test_schema5_database_of_the_previous_main_is_recounted_per_species(tmp_path
         assert store.db.execute("SELECT COUNT(*) FROM reviews").fetchone() == (2,)
     finally:
         store.close()
+
+
+def test_the_days_total_counts_a_mixed_visit_once(tmp_path: Path) -> None:
+    """MQTT's retained counts: a visit with two species is one visit for each species, and one
+    visit in the day's total (not two)."""
+    import json
+
+    from edge.publish.outbox_writer import OutboxWriter
+
+    outbox = OutboxWriter("st", "UTC", "m", {}, 1000)
+    store = Store(tmp_path / "t.db", independence_s=60, group_by="camera", outbox=outbox,
+                  clock=lambda: T0 + timedelta(minutes=5))
+    try:
+        detected(store, 0, [bird("robin"), bird("jay", 0.8, x=0.5)])
+        payload = json.loads(store.db.execute(
+            "SELECT payload FROM outbox WHERE topic = 'counts' ORDER BY id DESC LIMIT 1").fetchone()[0])
+        assert {k: v["events"] for k, v in payload["species"].items()} == {"robin": 1, "jay": 1}
+        assert payload["total"]["events"] == 1 and payload["total"]["individuals"] == 2
+    finally:
+        store.close()
