@@ -14,8 +14,8 @@ prior with its defaults (threshold 0.03, rarity_confidence 0.9) and the [classif
 Columns (each a decision of the same top-5):
   without prior   decide() as the daemon without [prior]
   with prior      decide() with the occurrence at the photo's station and week
-  with roll-up    with the prior and the taxonomic roll-up (`rollup_for`, edge.classify.taxonomy)
-                  when that module exists; "n/a" until it does
+  with roll-up    with the prior and the taxonomic roll-up (`rollup_for`, edge.classify.taxonomy),
+                  decided on every label's score as the daemon does with the roll-up on
 
 Scoring: a bird is right when the decision names its species (birds25 folders map to AIY labels
 by common name as benchmarks.detect_bench.species_map does: "COMMON STARLING" = European Starling,
@@ -80,26 +80,16 @@ class Photo:
     week: int = 0
     occurrence: float = 0.0
     predictions: list = field(default_factory=list)
+    all_predictions: list = field(default_factory=list)
     frame_ms: list[float] = field(default_factory=list)
 
 
 def rollup_for(classifier):
-    """The taxonomic roll-up for DecisionContext.rollup, or None while edge.classify.taxonomy does
-    not exist (issue 19 part 3: the taxonomy engineer fills this in). Kept in one place so that
-    the "with roll-up" column needs no other change."""
-    try:
-        from edge.classify import taxonomy  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    for name in ("rollup_for_labels", "for_labels", "load_rollup"):
-        build = getattr(taxonomy, name, None)
-        if callable(build):
-            try:
-                return build(classifier.spec.labels)
-            except Exception as error:  # noqa: BLE001 - a slot, not the benchmark's subject
-                print(f"prior_bench: roll-up unavailable ({type(error).__name__}: {error})", file=sys.stderr)
-                return None
-    return None
+    """The taxonomic roll-up for DecisionContext.rollup ([taxonomy] defaults: genus 0.5, family 0.6,
+    order 0.7; families need a taxonomy file, so here it rolls up to genus only)."""
+    from edge.classify.taxonomy import build_rollup
+
+    return build_rollup(classifier.spec.labels)
 
 
 def _percent(part: int, whole: int) -> str:
@@ -189,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
             decide(predictions, config, no_bird)
             photo.frame_ms.append((time.perf_counter() - tic) * 1000)
         photo.predictions = predictions
+        # Every label's score: what the daemon decides on with the roll-up on (it sums a genus's
+        # mass over all its species), for the "with roll-up" column.
+        photo.all_predictions, _ = classifier.classify(frame.rgb, len(classifier.spec.labels))
 
     rollup = rollup_for(classifier)
     zone = timezone.utc
@@ -230,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
 
     base = score(lambda photo: decide(photo.predictions, config, no_bird))
     with_prior = score(lambda photo: decide(photo.predictions, config, no_bird, context=context_for(photo)))
-    with_rollup = (score(lambda photo: decide(photo.predictions, config, no_bird, context=context_for(photo, True)))
+    with_rollup = (score(lambda photo: decide(photo.all_predictions, config, no_bird,
+                                              context=context_for(photo, True)))
                    if rollup is not None else None)
 
     # The prior's cost per frame, side by side with decide() alone, in the same loop.
