@@ -421,6 +421,13 @@ def cmd_classify(args: argparse.Namespace) -> int:
     names = classifier.spec.labels
     classify_config = config.classify if config is not None and finder is not None else ClassifyConfig()
     station_prior = _classify_prior(args, config, classifier)
+    # With a detector, birds are decided as `edge run` decides them: the roll-up included
+    # ([taxonomy] of --config, else its defaults), on every label's score.
+    from edge.classify.taxonomy import rollup_from_config
+    from edge.config.taxonomy import TaxonomyConfig
+
+    rollup = (rollup_from_config(names, config.taxonomy if config is not None else TaxonomyConfig())
+              if finder is not None else None)
     no_birds = frozenset({classifier.spec.no_bird_label}) if classifier.spec.no_bird_label else frozenset()
     aliases = label_aliases(names)
     if finder is not None:
@@ -476,14 +483,20 @@ def cmd_classify(args: argparse.Namespace) -> int:
                 if entry_prior is not None:
                     entry["prior"] = entry_prior
                 detections = []
+                if rollup is not None:
+                    context = DecisionContext(occurrence=context.occurrence if context is not None else None,
+                                              rollup=rollup)
                 for bird in located.birds:
-                    predictions, ms = classifier.classify(bird.crop, args.top_k)
+                    predictions, ms = classifier.classify(bird.crop, len(names) if rollup is not None else args.top_k)
                     elapsed += ms
                     decision = decide_bird(predictions, classify_config, no_birds, aliases, context=context)
+                    predictions = predictions[:args.top_k]
                     box = bird.box
                     decided = _decision_entry(decision)
-                    if context is None:  # without a prior: the fields as they always were
+                    if context is None or context.occurrence is None:  # no prior: the fields as they were
                         decided = {k: decided[k] for k in ("species", "kind", "confidence")}
+                        if decision.rank != "species":  # a roll-up says its rank and the model's own top-1
+                            decided.update(rank=decision.rank, model_species=decision.model_species)
                     detections.append({
                         "box": [round(v, 4) for v in (box.ymin, box.xmin, box.ymax, box.xmax)],
                         "score": round(box.score, 6), "detector_label": box.label,
