@@ -72,11 +72,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from edge.classify.decision import UNKNOWN
 
 GROUP_BY_VALUES: tuple[str, ...] = ("camera", "species")
 DEFAULT_SPECIES_MIN_FRAMES = 3
+
+
+def beyond_cap(started: datetime, ended: datetime, captured: datetime, max_duration: timedelta | None) -> bool:
+    """Whether joining would stretch the event beyond `[events] max_duration_s` (None: no cap),
+    from its first to its last frame: then the frame starts a new visit and the event ends."""
+    if max_duration is None:
+        return False
+    return max(ended, captured) - min(started, captured) > max_duration
 
 
 @dataclass(frozen=True)

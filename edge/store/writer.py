@@ -28,7 +28,7 @@ from edge.classify.decision import OUT_OF_RANGE, UNKNOWN, Decision
 from edge.classify.model import Prediction
 from edge.store.db import StoreError, connect, immediate, schema_version
 from edge.store.counts import META_MIN_FRAMES, bump_tally, recount, stored_counts
-from edge.store.events import DEFAULT_SPECIES_MIN_FRAMES, GROUP_BY_VALUES, SpeciesVotes, counted, vote
+from edge.store.events import DEFAULT_SPECIES_MIN_FRAMES, GROUP_BY_VALUES, SpeciesVotes, beyond_cap, counted, vote
 from edge.store import taxa
 from edge.store.schema import MIGRATIONS, SCHEMA_VERSION
 from edge.store.times import format_utc, local_day, parse_utc
@@ -599,10 +599,9 @@ class Store:
 
         event = self._find_event(frame.camera, species, captured)
         capped = None
-        if event is not None and self.max_duration is not None and int(event["id"]) not in joined:
-            span = max(parse_utc(event["ended_at"]), captured) - min(parse_utc(event["started_at"]), captured)
-            if span > self.max_duration:
-                capped, event = event, None  # the visit is as long as it may be: a new one starts
+        if event is not None and int(event["id"]) not in joined and beyond_cap(
+                parse_utc(event["started_at"]), parse_utc(event["ended_at"]), captured, self.max_duration):
+            capped, event = event, None  # the visit is as long as it may be: a new one starts
         if event is None:
             # A new visit: first close this camera's open events that this frame proves over.
             for stale in self._rows(

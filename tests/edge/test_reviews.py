@@ -327,3 +327,33 @@ def test_a_review_of_a_closed_event_publishes_it_as_ended(tmp_path: Path) -> Non
     finally:
         reviews.close()
         store.close()
+
+
+def test_a_correction_must_name_a_taxon_the_station_knows(store: Store) -> None:
+    """A typo stored as a species would be counted as one: refused with the closest names, unless
+    the reviewer marks it as a new species; a known name in another case or form is stored as
+    the model's label (edge/store/known_taxa.py)."""
+    from edge.store.known_taxa import KnownTaxa
+
+    labels = [{"name": "Mourning Dove", "common": "Mourning Dove", "scientific": "Zenaida macroura"},
+              {"name": "Downy Woodpecker", "common": "Downy Woodpecker", "scientific": "Dryobates pubescens"}]
+    reviews = ReviewStore(store.path, clock=lambda: NOW, known=lambda conn: KnownTaxa.of_station(conn, labels))
+    try:
+        frame(store, 0, "Downy Woodpecker")
+        event_id = store.db.execute("SELECT id FROM events").fetchone()[0]
+        before = tallies(store)
+        for typed in ("mourn", "Xyzzy bird"):
+            with pytest.raises(ReviewError, match="not a species this station knows"):
+                reviews.review_event(event_id, "correct", reviewer="ana", species=typed)
+        with pytest.raises(ReviewError, match="did you mean 'Mourning Dove'"):
+            reviews.review_event(event_id, "correct", reviewer="ana", species="Mourning Dov")
+        assert tallies(store) == before and store.db.execute("SELECT COUNT(*) FROM reviews").fetchone() == (0,)
+        assert reviews.review_event(event_id, "correct", reviewer="ana", species="zenaida MACROURA").species == "Mourning Dove"
+        assert tallies(store)["Mourning Dove"] == (1, 0, 1)
+        added = reviews.review_event(event_id, "correct", reviewer="ana", species="Xyzzy bird", new_species=True)
+        assert added.species == "Xyzzy bird" and tallies(store)["Xyzzy bird"] == (1, 0, 1)
+        # Once counted here, the new species is known: no new-species step the next time.
+        assert reviews.review_event(event_id, "correct", reviewer="ben", species="xyzzy  bird").species == "Xyzzy bird"
+        consistent(store)
+    finally:
+        reviews.close()
