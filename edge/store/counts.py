@@ -63,6 +63,11 @@ def _with_bird_reviews(conn: sqlite3.Connection, event_id: int, seen: dict[str, 
     """The machine's names with the bird (detection) reviews applied: each species a review moved
     a bird from or to is recounted from the visit's stored detections; the others keep the
     machine's count (pruned frame rows cannot be recounted)."""
+    # Gate on the reviews table (a few rows per event, indexed): without a standing bird review
+    # the visit's detections are not read, so a frame's cost does not grow with its visit.
+    if conn.execute("""SELECT 1 FROM reviews WHERE event_id = ? AND detection_id IS NOT NULL AND undone_at IS NULL
+                           AND action IN ('correct', 'reject') LIMIT 1""", (event_id,)).fetchone() is None:
+        return seen
     rows = conn.execute(
         "SELECT frame_id, species, review_state, reviewed_species FROM detections WHERE event_id = ?",
         (event_id,)).fetchall()
