@@ -534,18 +534,20 @@ def _flatten(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
     return rows
 
 
-def outbox_for(config: EdgeConfig, spec: Any = None) -> Any:
+def outbox_for(config: EdgeConfig, spec: Any = None, namer: Any = None) -> Any:
     """The daemon's OutboxWriter when [mqtt] is enabled (so a review queues the retained counts
-    and an events update that the daemon's publisher sends, naming the model as the daemon's
-    messages do), else None."""
+    and an events update that the daemon's publisher sends, naming the model and the species'
+    common names as the daemon's messages do), else None."""
     if not config.mqtt.enabled:
         return None
-    from edge.publish.outbox_writer import OutboxWriter
+    from edge.publish.outbox_writer import OutboxWriter, common_names
 
     if spec is None:
-        return OutboxWriter(config.station.device_id, config.station.timezone, None, {}, config.mqtt.outbox_max_rows)
+        return OutboxWriter(config.station.device_id, config.station.timezone, None, {}, config.mqtt.outbox_max_rows,
+                            namer=namer)
     return OutboxWriter(config.station.device_id, config.station.timezone, spec.model_id, spec.scientific_names,
-                        config.mqtt.outbox_max_rows, spec.model_version)
+                        config.mqtt.outbox_max_rows, spec.model_version, namer=namer,
+                        common_names=common_names(spec.labels, namer))
 
 
 def create_app(config: EdgeConfig) -> Starlette:
