@@ -23,11 +23,14 @@ table and the exports have English names without a hand-made labels file.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from edge.classify.labels import Label
+
+log = logging.getLogger(__name__)
 
 PACK_NAME = "birdnet-names"  # the catalogue entry (edge/classify/catalogue.py)
 ENGLISH = "en"
@@ -201,3 +204,14 @@ class Namer:
 def namer(language: str, folder: Path | None) -> Namer:
     """The Namer for a station: its language and the pulled pack (if any)."""
     return Namer(language, load_names(folder, language))
+
+
+def station_namer(config) -> Namer:
+    """The Namer of a configured station ([station] language, the pack of `pack_folder`), built
+    once by a long-running reader (the daemon's MQTT, the web app, the report). A pack that
+    cannot be read costs the names, not the start: the model's own names are used."""
+    try:
+        return namer(config.station.language, pack_folder(config))
+    except NamesError as error:
+        log.warning("taxonomy.names: %s; names people read fall back to the model's own", error)
+        return Namer(config.station.language)

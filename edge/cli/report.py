@@ -102,6 +102,7 @@ def _config_and_db(args: argparse.Namespace):
 
 def cmd_report(args: argparse.Namespace) -> int:
     from edge.ecology.analyses import analyse, load
+    from edge.classify.names import station_namer
     from edge.ecology.report import ReportOutputError, check_out, write_report
     from edge.store.reports import ReportError, parse_bound
 
@@ -132,7 +133,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     period = "Period: " + (f"from {args.since}" if args.since else "from each deployment's start") + ", " + (
         f"until {args.until}" if args.until else "to each deployment's end")
     try:
-        written = write_report(args.out, result, title=title, period=period, taxa=loaded.taxa)
+        written = write_report(args.out, result, title=title, period=period, taxa=loaded.taxa,
+                               namer=station_namer(config))
     except ReportOutputError as error:
         raise _usage(str(error)) from None
     if written.note:

@@ -134,8 +134,11 @@ def build(config: EdgeConfig, *, once: bool = False, tick_s: float = 1.0, field:
         from edge.publish.mqtt import Publisher
         from edge.publish.outbox_writer import OutboxWriter
 
+        from edge.classify.names import station_namer
+
+        # Payloads say each label's common name in [station] language beside its scientific name.
         outbox_writer = OutboxWriter(config.station.device_id, config.station.timezone, None, {},
-                                     config.mqtt.outbox_max_rows)
+                                     config.mqtt.outbox_max_rows, namer=station_namer(config))
         publisher = Publisher(config.mqtt, config.storage.database, config.station.device_id,
                               context=outbox_writer.message_context, tallies=tallies_for_day,
                               # Best-crop camera entities exist only where a detector cuts crops.

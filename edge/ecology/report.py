@@ -30,6 +30,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from edge.classify.names import Namer
 from edge.ecology.analyses import ALL, Analyses
 
 INSTALL_HINT = "pip install 'trailcam[report]'"
@@ -95,9 +96,36 @@ def _scientific(taxa: Mapping[str, Any], species: str) -> str:
     return (taxon.scientific_name or "") if taxon is not None else ""
 
 
-def tables(result: Analyses, taxa: Mapping[str, Any] | None = None) -> list[Table]:
-    """Every CSV of the report, from the analyses (the tests compare these with the analyses)."""
-    taxa = taxa or {}
+@dataclass(frozen=True)
+class Names:
+    """A species label's names in the report (docs/taxonomy.md, "Names people read"): the CSVs
+    keep the label (what a program joins on) with its scientific and common names beside; the
+    page and the plots show the display name in [station] language."""
+
+    taxa: Mapping[str, Any]
+    namer: Namer
+
+    def _of(self, label: str) -> tuple[str | None, str | None]:
+        taxon = self.taxa.get(label)
+        return (taxon.scientific_name, taxon.common_name) if taxon is not None else (None, None)
+
+    def common(self, label: str) -> str:
+        """The common name in the station's language, "" when none (a CSV cell)."""
+        return self.namer.common(label, *self._of(label)) or ""
+
+    def readable(self, label: str) -> str:
+        return self.namer.display(label, *self._of(label))
+
+
+def _names(taxa: Mapping[str, Any] | None, namer: Namer | None) -> Names:
+    return Names(taxa or {}, namer or Namer())
+
+
+def tables(result: Analyses, taxa: Mapping[str, Any] | None = None, namer: Namer | None = None) -> list[Table]:
+    """Every CSV of the report, from the analyses (the tests compare these with the analyses).
+    `namer` (the station's language) fills the common_name columns; none: the model's own."""
+    names = _names(taxa, namer)
+    taxa = names.taxa
     zone = result.zone
     found = []
     found.append(Table("effort.csv", [
@@ -112,23 +140,26 @@ def tables(result: Analyses, taxa: Mapping[str, Any] | None = None) -> list[Tabl
          local(g.silent_from, zone), local(g.silent_to, zone), num(g.hours(), 2)]
         for e in result.efforts for g in e.gaps]))
     found.append(Table("rai.csv", [
-        "species", "scientific_name", "deployment_id", "events", "individuals", "effort_days", "rai_per_100_days"], [
-        [r.species, _scientific(taxa, r.species), r.deployment_id, str(r.events), str(r.individuals),
+        "species", "scientific_name", "common_name", "deployment_id", "events", "individuals", "effort_days",
+        "rai_per_100_days"], [
+        [r.species, _scientific(taxa, r.species), names.common(r.species), r.deployment_id, str(r.events), str(r.individuals),
          num(r.effort_days), num(r.rai)] for r in result.rai]))
     found.append(Table("accumulation.csv", [
         "day", "date", "species", "new_species", "random_mean", "random_sd"], [
         [str(a.day), a.date, str(a.species), ";".join(a.new_species), num(a.random_mean), num(a.random_sd)]
         for a in result.accumulation]))
-    found.append(Table("activity.csv", ["species", "hour", "events", "share"], [
-        [a.species, str(a.hour), str(a.events), num(a.share)] for a in result.activity]))
+    found.append(Table("activity.csv", ["species", "scientific_name", "common_name", "hour", "events", "share"], [
+        [a.species, _scientific(taxa, a.species), names.common(a.species), str(a.hour), str(a.events), num(a.share)]
+        for a in result.activity]))
     found.append(Table("occupancy.csv", [
-        "species", "scientific_name", "detected_deployments", "deployments_with_effort", "naive_occupancy"], [
-        [o.species, _scientific(taxa, o.species), str(o.detected), str(o.deployments), num(o.naive_occupancy)]
+        "species", "scientific_name", "common_name", "detected_deployments", "deployments_with_effort",
+        "naive_occupancy"], [
+        [o.species, _scientific(taxa, o.species), names.common(o.species), str(o.detected), str(o.deployments), num(o.naive_occupancy)]
         for o in result.occupancy]))
     found.append(Table("detection_histories.csv", [
-        "species", "scientific_name", "deployment_id", "occasion", "occasion_start", "occasion_end", "effort_days",
-        "detected"], [
-        [h.species, _scientific(taxa, h.species), h.deployment_id, str(h.occasion), local(h.start, zone),
+        "species", "scientific_name", "common_name", "deployment_id", "occasion", "occasion_start", "occasion_end",
+        "effort_days", "detected"], [
+        [h.species, _scientific(taxa, h.species), names.common(h.species), h.deployment_id, str(h.occasion), local(h.start, zone),
          local(h.end, zone), num(h.effort_days), num(h.detected)] for h in result.histories]))
     columns = [f"o{occ.index}" for occ in result.occasions]
     effort_matrix: dict[str, dict[int, float]] = defaultdict(dict)
@@ -161,8 +192,9 @@ def write_csv(path: Path, table: Table) -> None:
 # -- plots -----------------------------------------------------------------------------------
 
 
-def render_plots(result: Analyses) -> dict[str, bytes]:
-    """The report's plots as PNG bytes by name. Raises ImportError without matplotlib."""
+def render_plots(result: Analyses, readable: Callable[[str], str] = str) -> dict[str, bytes]:
+    """The report's plots as PNG bytes by name, species under `readable` names (Names.readable).
+    Raises ImportError without matplotlib."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)  # no display; a figure is drawn straight into a buffer
@@ -201,7 +233,7 @@ def render_plots(result: Analyses) -> dict[str, bytes]:
         ax = figure.subplots()
         ax.barh(range(len(overall)), [r.rai for r in overall],
                 color=["#999999" if r.unknown else "#2f7d4f" for r in overall])
-        ax.set_yticks(range(len(overall)), [r.species for r in overall])
+        ax.set_yticks(range(len(overall)), [readable(r.species) for r in overall])
         ax.invert_yaxis()
         ax.set_xlabel("independent events per 100 camera-days")
         ax.set_title("Relative abundance index, all deployments")
@@ -239,14 +271,14 @@ def render_plots(result: Analyses) -> dict[str, bytes]:
             ax.set_xlim(-0.5, 23.5)
             ax.set_xticks([0, 6, 12, 18, 23])
             ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-            ax.set_title(f"{name} (n={sum(by_species[name])})", fontsize=9)
+            ax.set_title(f"{readable(name)} (n={sum(by_species[name])})", fontsize=9)
         figure.suptitle("Activity: events per hour of the day (station time)")
         plots["activity"] = png(figure)
     if result.occupancy:
         figure = Figure(figsize=(8, 0.6 + 0.35 * len(result.occupancy)), layout="constrained")
         ax = figure.subplots()
         ax.barh(range(len(result.occupancy)), [o.naive_occupancy or 0.0 for o in result.occupancy], color="#2f7d4f")
-        ax.set_yticks(range(len(result.occupancy)), [o.species for o in result.occupancy])
+        ax.set_yticks(range(len(result.occupancy)), [readable(o.species) for o in result.occupancy])
         ax.invert_yaxis()
         ax.set_xlim(0, 1)
         ax.set_xlabel("share of deployments with a detection")
@@ -285,10 +317,12 @@ def _image(plots: Mapping[str, bytes] | None, name: str, alt: str) -> str:
 
 
 def render_html(result: Analyses, found: Sequence[Table], plots: Mapping[str, bytes] | None, *,
-                title: str, period: str, plot_note: str | None, taxa: Mapping[str, Any] | None = None) -> str:
-    """The report page. Every value from the data goes through html.escape (species names and
-    deployment ids are data)."""
-    taxa = taxa or {}
+                title: str, period: str, plot_note: str | None, taxa: Mapping[str, Any] | None = None,
+                namer: Namer | None = None) -> str:
+    """The report page, species by the names people read (the scientific name beside). Every
+    value from the data goes through html.escape (species names and deployment ids are data)."""
+    names = _names(taxa, namer)
+    taxa, shown = names.taxa, names.readable
     by_name = {t.name: t for t in found}
     parts = [f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{escape(title)}</title>"
              f"<style>{CSS}</style></head><body><h1>{escape(title)}</h1>",
@@ -318,19 +352,21 @@ def render_html(result: Analyses, found: Sequence[Table], plots: Mapping[str, by
     parts.append(_image(plots, "rai", "Relative abundance index per species"))
     rai_rows = [r for r in result.rai if r.deployment_id == ALL]
     parts.append(_html_table(["species", "scientific name", "events", "individuals", "camera-days", "RAI"], [
-        [r.species, _scientific(taxa, r.species), str(r.events), str(r.individuals), num(r.effort_days), num(r.rai, 2)]
-        for r in rai_rows], [False, False, True, True, True, True]))
+        [shown(r.species), _scientific(taxa, r.species), str(r.events), str(r.individuals), num(r.effort_days),
+         num(r.rai, 2)] for r in rai_rows], [False, False, True, True, True, True]))
     per_dep = [r for r in result.rai if r.deployment_id != ALL]
     if per_dep:
         parts.append("<h3>Per deployment</h3>" + _html_table(
             ["species", "deployment", "events", "individuals", "camera-days", "RAI"],
-            [[r.species, r.deployment_id, str(r.events), str(r.individuals), num(r.effort_days), num(r.rai, 2)]
+            [[shown(r.species), r.deployment_id, str(r.events), str(r.individuals), num(r.effort_days), num(r.rai, 2)]
              for r in per_dep], [False, False, True, True, True, True]))
     parts.append("<h2>Species accumulation</h2><p>Distinct species by survey day (station-local days with "
                  "effort), in date order and as the mean over random orders of the days.</p>")
     parts.append(_image(plots, "accumulation", "Species accumulation curve"))
     acc = by_name["accumulation.csv"]
-    parts.append(_html_table(acc.header, acc.rows, [True, False, True, False, True, True]))
+    parts.append(_html_table(acc.header, [
+        [str(a.day), a.date, str(a.species), "; ".join(shown(n) for n in a.new_species), num(a.random_mean),
+         num(a.random_sd)] for a in result.accumulation], [True, False, True, False, True, True]))
     parts.append("<h2>Activity pattern</h2><p>Events per hour of the day (the hour each event started, "
                  "station time).</p>")
     parts.append(_image(plots, "activity", "Activity per species over 24 hours"))
@@ -338,14 +374,16 @@ def render_html(result: Analyses, found: Sequence[Table], plots: Mapping[str, by
     for row in result.activity:
         hours[row.species][row.hour] = row.events
     parts.append(_html_table(["species", *[f"{h:02d}" for h in range(24)], "total"],
-                             [[s, *map(str, hours[s]), str(sum(hours[s]))] for s in sorted(hours)],
+                             [[shown(s), *map(str, hours[s]), str(sum(hours[s]))] for s in sorted(hours)],
                              [False] + [True] * 25))
     parts.append("<h2>Naive occupancy</h2><p>Deployments where the species was detected / deployments with "
                  "effort (no correction for imperfect detection: fit an occupancy model to the detection "
                  "histories for that).</p>")
     parts.append(_image(plots, "occupancy", "Naive occupancy per species"))
-    occ = by_name["occupancy.csv"]
-    parts.append(_html_table(occ.header, occ.rows, [False, False, True, True, True]))
+    parts.append(_html_table(
+        ["species", "scientific name", "detected deployments", "deployments with effort", "naive occupancy"],
+        [[shown(o.species), _scientific(taxa, o.species), str(o.detected), str(o.deployments), num(o.naive_occupancy)]
+         for o in result.occupancy], [False, False, True, True, True]))
     parts.append("<h2>Detection histories</h2><p>1 detected, 0 not detected with effort, NA no effort in the "
                  "occasion. Files: <code>detection_histories.csv</code> (long), "
                  "<code>detection_histories/&lt;species&gt;.csv</code> (one matrix per species), "
@@ -357,7 +395,9 @@ def render_html(result: Analyses, found: Sequence[Table], plots: Mapping[str, by
     for species, stem in stems.items():
         table = by_name.get(f"detection_histories/{stem}.csv")
         if table is not None:
-            parts.append(f"<h3>{escape(species)}</h3>" + _html_table(
+            scientific = _scientific(taxa, species)
+            beside = f" <small class=\"muted\">{escape(scientific)}</small>" if scientific and scientific != shown(species) else ""
+            parts.append(f"<h3>{escape(shown(species))}{beside}</h3>" + _html_table(
                 table.header, table.rows, [False] + [True] * (len(table.header) - 1)))
     parts.append("</body></html>")
     return "\n".join(p for p in parts if p)
@@ -384,12 +424,16 @@ class Written:
 
 
 def write_report(out: Path, result: Analyses, *, title: str, period: str, taxa: Mapping[str, Any] | None = None,
-                 plotter: Callable[[Analyses], dict[str, bytes]] = render_plots) -> Written:
+                 plotter: Callable[[Analyses], dict[str, bytes]] | None = None, namer: Namer | None = None) -> Written:
     """Write the CSVs and report.html into `out` (new or empty): into a temporary folder beside
-    it first, moved into place at the end, so a failure leaves no half report."""
+    it first, moved into place at the end, so a failure leaves no half report. `namer`: the
+    station's names (edge.classify.names.station_namer); `plotter`: render_plots by default."""
     check_out(out)
-    found = tables(result, taxa)
+    found = tables(result, taxa, namer)
     note = None
+    if plotter is None:
+        readable = _names(taxa, namer).readable
+        plotter = lambda analysed: render_plots(analysed, readable)  # noqa: E731
     try:
         plots: dict[str, bytes] | None = plotter(result)
     except ImportError:
@@ -401,7 +445,7 @@ def write_report(out: Path, result: Analyses, *, title: str, period: str, taxa: 
     try:
         for table in found:
             write_csv(staging / table.name, table)
-        html = render_html(result, found, plots, title=title, period=period, plot_note=note, taxa=taxa)
+        html = render_html(result, found, plots, title=title, period=period, plot_note=note, taxa=taxa, namer=namer)
         (staging / "report.html").write_text(html, encoding="utf-8")
         umask = os.umask(0)
         os.umask(umask)

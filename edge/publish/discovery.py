@@ -10,7 +10,7 @@ creating `sensor.last_species_2`.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from edge import __version__
 from edge.publish.messages import COUNTS_TOPIC, EVENTS_TOPIC, snapshot_topic, species_topic, topic_segment
@@ -18,6 +18,14 @@ from edge.publish.messages import COUNTS_TOPIC, EVENTS_TOPIC, snapshot_topic, sp
 HEALTH_TOPIC = "health"  # edge.publish.mqtt publishes it directly (a state, not an outbox event)
 
 AVAILABILITY_TEMPLATE = "{{ 'online' if value == 'online' else 'offline' }}"
+
+# The last visit's species as people read it (edge.classify.names.display_name, in Jinja): the
+# common name in the station's language, else a genus roll-up's label ("Turdus sp."), else the
+# scientific name, else the label.
+LAST_SPECIES_TEMPLATE = (
+    "{% set j = value_json %}{{ j.common_name or (j.species if j.species and j.species.endswith(' sp.') else none)"
+    " or j.scientific_name or j.species }}"
+)
 
 
 def node_id(device_id: str) -> str:
@@ -54,10 +62,11 @@ def _sensor(
 
 def discovery_messages(
     discovery_prefix: str, base_topic: str, device_id: str, species: Iterable[str] = (), *, health: bool = False,
-    cameras: Iterable[str] = (),
+    cameras: Iterable[str] = (), display: Callable[[str], str] | None = None,
 ) -> list[tuple[str, str]]:
     """(topic, JSON payload) for the device's sensors: last species, today's visits and birds,
-    each species; with `health`, a `problem` binary sensor (on while the daemon is paused, e.g.
+    each species (named by `display`, the label's name people read: "Mourning Dove visits
+    today"; its unique id and topic stay keyed by the label); with `health`, a `problem` binary sensor (on while the daemon is paused, e.g.
     disk full); per camera in `cameras` (the detector route's), a camera entity showing the
     best crop of the camera's latest event (the retained `snapshot/<camera>` JPEG)."""
     node = node_id(device_id)
@@ -67,7 +76,7 @@ def discovery_messages(
             "last_species",
             _sensor(
                 base_topic, device_id, "last_species", "Last species", f"{base_topic}/{EVENTS_TOPIC}",
-                "{{ value_json.species }}",
+                LAST_SPECIES_TEMPLATE,
                 json_attributes_topic=f"{base_topic}/{EVENTS_TOPIC}",
                 icon="mdi:bird",
             ),
@@ -105,7 +114,7 @@ def discovery_messages(
                 "sensor",
                 f"species_{slug}",
                 _sensor(
-                    base_topic, device_id, f"species_{slug}", f"{label} visits today",
+                    base_topic, device_id, f"species_{slug}", f"{display(label) if display else label} visits today",
                     f"{base_topic}/{species_topic(label)}",
                     "{{ value_json.events }}",
                     json_attributes_topic=f"{base_topic}/{species_topic(label)}",

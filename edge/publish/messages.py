@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from edge.classify.names import display_name
 from edge.store.outbox import OutboxMessage
 from edge.store.times import format_utc, parse_utc
 
@@ -39,7 +40,10 @@ class MessageContext:
 
     `scientific_names` maps a model label to its scientific name (from the bundle's label map
     or the AIY labelmap.csv); a label without an entry is published with `scientific_name: null`.
-    A callable is accepted too, for lookups that are not a plain dict.
+    `common_names` maps a label to its common name in the station's language ([station]
+    language, edge.classify.names.Namer.common); none gives `common_name: null`, so a context
+    made before names existed publishes as before. A callable is accepted for either, for
+    lookups that are not a plain dict.
     """
 
     device_id: str
@@ -47,6 +51,7 @@ class MessageContext:
     model_id: str | None = None
     model_version: str | None = None
     scientific_names: Mapping[str, str] | Callable[[str], str | None] = field(default_factory=dict)
+    common_names: Mapping[str, str] | Callable[[str], str | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if isinstance(self.station_tz, str):
@@ -60,10 +65,22 @@ class MessageContext:
     def scientific_name(self, label: str | None) -> str | None:
         if label is None:
             return None
-        lookup = self.scientific_names
-        if callable(lookup):
-            return lookup(label)
-        return lookup.get(label)
+        return _look_up(self.scientific_names, label)
+
+    def common_name(self, label: str | None) -> str | None:
+        """The label's common name in the station's language, or None."""
+        if label is None:
+            return None
+        return _look_up(self.common_names, label)
+
+    def display_name(self, label: str) -> str:
+        """The name a person reads (edge.classify.names.display_name): Home Assistant's entity
+        names; topics and payloads keep the label."""
+        return display_name(label, self.scientific_name(label), self.common_name(label))
+
+
+def _look_up(lookup: Mapping[str, str] | Callable[[str], str | None], label: str) -> str | None:
+    return lookup(label) if callable(lookup) else lookup.get(label)
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
@@ -148,6 +165,7 @@ def event_message(event: Mapping[str, Any], change: Change, ctx: MessageContext)
         "camera": camera,
         "species": species,
         "scientific_name": ctx.scientific_name(species),
+        "common_name": ctx.common_name(species),
         "confidence": None if confidence is None else round(float(confidence), 4),
         "start": format_utc(started),
         "end": format_utc(ended),
@@ -164,7 +182,7 @@ def event_message(event: Mapping[str, Any], change: Change, ctx: MessageContext)
         "individuals": headline_n,
         "species_counts": [
             {"species": row["species"], "scientific_name": ctx.scientific_name(row["species"]),
-             "individuals": int(row["individuals"]), "frames": int(row["frames"])}
+             "common_name": ctx.common_name(row["species"]), "individuals": int(row["individuals"]), "frames": int(row["frames"])}
             for row in per_species],
         "birds": int(event.get("individuals") or 1),
         # None, or "confirmed" | "corrected" | "rejected" (not a bird: the visit counts for nothing).
@@ -231,6 +249,7 @@ def counts_messages(
             "frames": frames,
             "individuals": individuals,
             "scientific_name": ctx.scientific_name(label),
+            "common_name": ctx.common_name(label),
         }
     snapshot_id = f"counts:{day}:{total_events}:{total_frames}"
     summary = {
@@ -258,6 +277,7 @@ def counts_messages(
             "updated_at": updated_at,
             "species": label,
             "scientific_name": row["scientific_name"],
+            "common_name": row["common_name"],
             "events": row["events"],
             "frames": row["frames"],
             "individuals": row["individuals"],

@@ -435,7 +435,7 @@ class Publisher:
     def _publish_discovery(self, client: paho.Client) -> None:
         for topic, payload in discovery_messages(
             self.config.discovery_prefix, self.base_topic, self.device_id, self._species.values(),
-            health=self._health_source is not None, cameras=self._cameras,
+            health=self._health_source is not None, cameras=self._cameras, display=self._display(),
         ):
             client.publish(topic, payload, qos=1, retain=True)
 
@@ -513,9 +513,16 @@ class Publisher:
         self._species[segment] = label
         if not self.config.discovery:
             return
-        for topic, payload in discovery_messages(self.config.discovery_prefix, self.base_topic, self.device_id, [label]):
+        for topic, payload in discovery_messages(self.config.discovery_prefix, self.base_topic, self.device_id, [label],
+                                                 display=self._display()):
             if topic.endswith(f"/species_{segment}/config"):
                 client.publish(topic, payload, qos=1, retain=True)
+
+    def _display(self) -> Callable[[str], str] | None:
+        """A label's name people read for Home Assistant's entity names (the message context's
+        scientific and common names); None without a context: the label."""
+        ctx = self._context() if self._context is not None else None
+        return ctx.display_name if ctx is not None else None
 
     def _pump(self, client: paho.Client, conn: sqlite3.Connection) -> None:
         """Keep up to `max_inflight` rows in flight; delete acknowledged ones; until stop or link loss.

@@ -16,25 +16,32 @@ from edge.store.writer import EventChange
 
 class OutboxWriter:
     def __init__(self, device_id: str, station_tz: str, model_id: str | None, scientific_names: Mapping[str, str],
-                 max_rows: int, model_version: str | None = None):
+                 max_rows: int, model_version: str | None = None, *, namer=None,
+                 common_names: Mapping[str, str] | None = None):
+        """`namer` (edge.classify.names.Namer, the station's language) names the labels of every
+        model this writer follows; `common_names` are the first model's, where it is known already."""
         from edge.publish.messages import MessageContext  # the MQTT area's module, imported only when MQTT is on
 
+        self.namer = namer
         self.context = MessageContext(device_id=device_id, station_tz=station_tz, model_id=model_id,
-                                      model_version=model_version, scientific_names=dict(scientific_names))
+                                      model_version=model_version, scientific_names=dict(scientific_names),
+                                      common_names=dict(common_names or {}))
         self.max_rows = max_rows
 
-    def set_model(self, model_id: str, scientific_names: Mapping[str, str], model_version: str | None = None) -> None:
+    def set_model(self, model_id: str, scientific_names: Mapping[str, str], model_version: str | None = None,
+                  common_names: Mapping[str, str] | None = None) -> None:
         """After a model reload (SIGHUP) new messages name the new model."""
         from edge.publish.messages import MessageContext
 
         self.context = MessageContext(device_id=self.context.device_id, station_tz=self.context.station_tz,
                                       model_id=model_id, model_version=model_version,
-                                      scientific_names=dict(scientific_names))
+                                      scientific_names=dict(scientific_names), common_names=dict(common_names or {}))
 
     def follow_model(self, classifier) -> None:
         """Name this classifier (edge.classify.model.Classifier) in new messages: called when the
         store opens with the loaded model and after each reload."""
-        self.set_model(classifier.model_id, classifier.spec.scientific_names, classifier.spec.model_version)
+        self.set_model(classifier.model_id, classifier.spec.scientific_names, classifier.spec.model_version,
+                       common_names(classifier.spec.labels, self.namer))
 
     def message_context(self):
         """The current MessageContext (station zone, model, scientific names): what the MQTT
@@ -60,3 +67,16 @@ class OutboxWriter:
         if batch:
             outbox.enqueue(db, batch, self.max_rows)
         return batch
+
+
+def common_names(labels, namer) -> dict[str, str]:
+    """Label → its common name in the station's language (`namer`: edge.classify.names.Namer)
+    for labels that have one; empty without a namer (payloads then say `common_name: null`)."""
+    if namer is None:
+        return {}
+    found = {}
+    for label in labels:
+        name = namer.common(label.name, label.scientific_name, label.common_name)
+        if name:
+            found[label.name] = name
+    return found

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -33,6 +33,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from edge.classify.names import station_namer
 from edge.config import EdgeConfig
 from edge.config.web import WebUser
 from edge.operate.snapshots import snapshot_folder
@@ -123,6 +124,7 @@ class Context:
     fresh: bool
     form: dict[str, str] = field(default_factory=dict)
     body: Any = None
+    taxa: dict[str, Any] = field(default_factory=dict)  # label → edge.store.taxa.Taxon, read with the page
 
 
 Handler = Callable[[Request, Context], Awaitable[Response]]
@@ -153,6 +155,30 @@ class WebApp:
         self.templates = Environment(loader=FileSystemLoader(HERE / "templates"),
                                      autoescape=select_autoescape(default=True, default_for_string=True))
         self.templates.filters["pct"] = lambda v: "" if v is None else f"{100 * v:.0f} %"
+        # Names people read (docs/taxonomy.md): `label|readable` is the label's display name in
+        # [station] language, `label|scientific` its scientific name where that differs. Links,
+        # data-species, form values and filters keep the label: it is what the database stores.
+        self.namer = station_namer(config)
+        self.templates.filters["readable"] = pass_context(lambda page, label: self.readable(label, page.get("taxa")))
+        self.templates.filters["scientific"] = pass_context(lambda page, label: self.scientific(label, page.get("taxa")))
+
+    # ----- names -----------------------------------------------------------------------------
+    def readable(self, label: str | None, taxa: dict[str, Any] | None = None) -> str | None:
+        """A stored label as people read it: its names from the database's `taxa` table (what
+        the models that used it called it) through the station's Namer; None stays None."""
+        if not label:
+            return label
+        taxon = (taxa or {}).get(label)
+        if taxon is None:
+            return self.namer.display(label)
+        return self.namer.display(label, taxon.scientific_name, taxon.common_name)
+
+    def scientific(self, label: str | None, taxa: dict[str, Any] | None = None) -> str:
+        """The label's scientific name when the page shows another name, else "" (kept beside)."""
+        taxon = (taxa or {}).get(label) if label else None
+        if taxon is None or not taxon.scientific_name:
+            return ""
+        return "" if taxon.scientific_name == self.readable(label, taxa) else taxon.scientific_name
 
     # ----- plumbing ------------------------------------------------------------------------
     def _secret(self) -> bytes:
@@ -251,7 +277,7 @@ class WebApp:
     def _render(self, name: str, ctx: Context, status: int = 200, **values: Any) -> HTMLResponse:
         html = self.templates.get_template(name).render(
             csrf=ctx.session.csrf, user=ctx.user, role=ctx.role, open_access=self.open_access,
-            station=self.config.station.device_id, **values)
+            station=self.config.station.device_id, taxa=ctx.taxa, **values)
         return HTMLResponse(html, status)
 
     def _reader(self) -> Reader:
@@ -264,6 +290,7 @@ class WebApp:
             return self._render("error.html", ctx, status=503, message=str(error), code=503)
         try:
             reader.conn.execute("BEGIN")
+            ctx.taxa = reader.taxa()
             return work(reader)
         finally:
             reader.conn.close()
@@ -285,13 +312,23 @@ class WebApp:
             last = reader.today()
             days, visits, individuals = reader.species_days(chosen, last, 30)
             hours = reader.hour_matrix(last - timedelta(days=29), last, chosen).get(chosen, [0] * 24)
+            shown = self.readable(chosen, ctx.taxa)
             return self._render(
                 "species.html", ctx, page="species", names=names, chosen=chosen,
                 days_chart=charts.day_bars(days, {"visits": visits, "individuals": individuals},
-                                           f"{chosen}: visits and individuals per day, last 30 days"),
-                hours_chart=charts.hour_bars(hours, f"{chosen}: visits by hour of day, last 30 days"),
+                                           f"{shown}: visits and individuals per day, last 30 days"),
+                hours_chart=charts.hour_bars(hours, f"{shown}: visits by hour of day, last 30 days"),
                 total_visits=sum(visits), total_individuals=sum(individuals))
         return self._read(request, ctx, work)
+
+    def _readable_rows(self, matrix: dict[str, list[int]], taxa: dict[str, Any]) -> dict[str, list[int]]:
+        """The heatmap's rows under the names people read (in the same order); two labels that
+        read alike keep apart with the label beside."""
+        rows: dict[str, list[int]] = {}
+        for label, values in matrix.items():
+            shown = self.readable(label, taxa) or label
+            rows[shown if shown not in rows else f"{shown} ({label})"] = values
+        return rows
 
     def _period(self, request: Request, reader: Reader, default_days: int) -> tuple[date, date]:
         last = _date(request.query_params.get("to")) or reader.today()
@@ -301,7 +338,7 @@ class WebApp:
     async def heatmap(self, request: Request, ctx: Context) -> Response:
         def work(reader: Reader) -> Response:
             first, last = self._period(request, reader, 30)
-            matrix = reader.hour_matrix(first, last)
+            matrix = self._readable_rows(reader.hour_matrix(first, last), ctx.taxa)
             return self._render("heatmap.html", ctx, page="heatmap", first=first.isoformat(), last=last.isoformat(),
                                 chart=charts.heatmap(matrix, f"visits per species and hour, {first} to {last}"))
         return self._read(request, ctx, work)
@@ -534,18 +571,20 @@ def _flatten(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
     return rows
 
 
-def outbox_for(config: EdgeConfig, spec: Any = None) -> Any:
+def outbox_for(config: EdgeConfig, spec: Any = None, namer: Any = None) -> Any:
     """The daemon's OutboxWriter when [mqtt] is enabled (so a review queues the retained counts
-    and an events update that the daemon's publisher sends, naming the model as the daemon's
-    messages do), else None."""
+    and an events update that the daemon's publisher sends, naming the model and the species'
+    common names as the daemon's messages do), else None."""
     if not config.mqtt.enabled:
         return None
-    from edge.publish.outbox_writer import OutboxWriter
+    from edge.publish.outbox_writer import OutboxWriter, common_names
 
     if spec is None:
-        return OutboxWriter(config.station.device_id, config.station.timezone, None, {}, config.mqtt.outbox_max_rows)
+        return OutboxWriter(config.station.device_id, config.station.timezone, None, {}, config.mqtt.outbox_max_rows,
+                            namer=namer)
     return OutboxWriter(config.station.device_id, config.station.timezone, spec.model_id, spec.scientific_names,
-                        config.mqtt.outbox_max_rows, spec.model_version)
+                        config.mqtt.outbox_max_rows, spec.model_version, namer=namer,
+                        common_names=common_names(spec.labels, namer))
 
 
 def create_app(config: EdgeConfig) -> Starlette:

@@ -69,6 +69,16 @@ class Reader:
                               f"e.ended_at, e.frame_count, e.state, {best}, {self.review_columns}, {flag}, "
                               f"{self.counted_species} AS species, {self.counted_individuals} AS individuals")
 
+    def taxa(self) -> dict[str, Any]:
+        """Every recorded label → its names (edge.store.taxa: the `taxa` table the daemon fills;
+        empty before schema 5), for the names people read."""
+        from edge.store.taxa import Taxon
+
+        if not self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'taxa'").fetchone():
+            return {}
+        return {row[0]: Taxon(*row) for row in self.conn.execute(
+            "SELECT name, scientific_name, common_name, model_id FROM taxa")}
+
     # ----- days and times -------------------------------------------------------------------
     def today(self) -> date:
         return datetime.now(self.zone).date()

@@ -108,7 +108,7 @@ def test_edge_report_writes_the_html_with_plots_and_the_tables(crafted, cli_env,
     for name in CSVS:
         assert read_csv(out / name) == want[name], name
     # And the numbers themselves, as hand-computed (report_data.py).
-    rai = {(r[0], r[2]): r[3:] for r in read_csv(out / "rai.csv")[1:]}
+    rai = {(r[0], r[3]): r[4:] for r in read_csv(out / "rai.csv")[1:]}
     assert rai[("robin", "all")] == ["3", "3", "11.0000", "27.2727"]
     assert rai[("wren", "st1-south")] == ["2", "3", "5.0000", "40.0000"]
     assert rai[("unknown", "all")] == ["1", "1", "11.0000", "9.0909"]
@@ -124,10 +124,10 @@ def test_edge_report_writes_the_html_with_plots_and_the_tables(crafted, cli_env,
     assert read_csv(out / "gaps.csv")[1] == ["st1-north", "north", "2026-05-04T00:00:00+02:00",
                                              "2026-05-08T00:00:00+02:00", "4.0000", "2026-05-04T00:00:00+02:00",
                                              "2026-05-08T00:00:00+02:00", "96.00"]
-    activity = {(r[0], r[1]): r[2:] for r in read_csv(out / "activity.csv")[1:]}
+    activity = {(r[0], r[3]): r[4:] for r in read_csv(out / "activity.csv")[1:]}
     assert activity[("robin", "6")] == ["2", "0.6667"] and activity[("jay", "18")] == ["1", "1.0000"]
-    assert read_csv(out / "occupancy.csv")[1:] == [["jay", "", "1", "2", "0.5000"], ["robin", "", "1", "2", "0.5000"],
-                                                   ["wren", "", "1", "2", "0.5000"]]
+    assert read_csv(out / "occupancy.csv")[1:] == [["jay", "", "", "1", "2", "0.5000"], ["robin", "", "", "1", "2", "0.5000"],
+                                                   ["wren", "", "", "1", "2", "0.5000"]]
 
 
 def test_the_report_without_matplotlib_still_writes_every_table(crafted, cli_env, tmp_path) -> None:
@@ -194,7 +194,7 @@ def test_db_alone_takes_the_deployments_from_the_frames_and_a_camera_filter(craf
     # No configuration: the deployment runs from its first to its last frame, and says so.
     assert effort[1][:6] == ["st1-south", "south", "2026-05-03T13:00:00+02:00", "first frame",
                              "2026-05-07T20:00:00+02:00", "last frame"]
-    assert {r[2] for r in read_csv(out / "rai.csv")[1:]} == {"st1-south", "all"}
+    assert {r[3] for r in read_csv(out / "rai.csv")[1:]} == {"st1-south", "all"}
     assert "first frame" in (out / "report.html").read_text(encoding="utf-8")
 
 
@@ -246,8 +246,8 @@ def test_write_report_refuses_before_writing(tmp_path) -> None:
 
 def _per_species(out: Path) -> tuple[dict[str, int], dict[str, int]]:
     """(events, individuals) per species over all deployments, from rai.csv."""
-    rows = [r for r in read_csv(out / "rai.csv")[1:] if r[2] == an.ALL]
-    return {r[0]: int(r[3]) for r in rows}, {r[0]: int(r[4]) for r in rows}
+    rows = [r for r in read_csv(out / "rai.csv")[1:] if r[3] == an.ALL]
+    return {r[0]: int(r[4]) for r in rows}, {r[0]: int(r[5]) for r in rows}
 
 
 def test_every_species_of_a_mixed_visit_counts_as_edge_counts_says(tmp_path, cli_env) -> None:
@@ -264,10 +264,10 @@ def test_every_species_of_a_mixed_visit_counts_as_edge_counts_says(tmp_path, cli
     assert individuals == edge_counts(station.db, cli_env)
     assert {name: (events[name], individuals[name]) for name in ("dove", "woodpecker", "bluebird", "sparrow")} == {
         "dove": (1, 1), "woodpecker": (1, 1), "bluebird": (1, 1), "sparrow": (1, 2)}
-    occupancy = {r[0]: r[2:] for r in read_csv(out / "occupancy.csv")[1:]}
+    occupancy = {r[0]: r[3:] for r in read_csv(out / "occupancy.csv")[1:]}
     assert occupancy["woodpecker"] == occupancy["sparrow"] == ["1", "2", "0.5000"]
     assert ["garden-feeder-2026", "1"] == read_csv(out / "detection_histories/woodpecker.csv")[1]
-    activity = {(r[0], r[1]): r[2] for r in read_csv(out / "activity.csv")[1:]}
+    activity = {(r[0], r[3]): r[4] for r in read_csv(out / "activity.csv")[1:]}
     assert activity[("woodpecker", "14")] == activity[("sparrow", "15")] == "1"
 
 
@@ -283,3 +283,29 @@ def test_a_database_before_per_species_counts_reports_its_visits_as_that_release
     assert events == edge_counts(copy, cli_env, unit="")
     assert individuals == edge_counts(copy, cli_env)
     assert individuals["Zenaida macroura"] == 2 and "Dryobates pubescens" not in events
+
+
+def test_the_page_and_plots_show_the_station_s_names_and_the_csvs_keep_the_label(tmp_path, monkeypatch) -> None:
+    """[station] language = "de": the page and the plots read the German name (the scientific name
+    beside it); the CSVs keep the label and scientific name and add the common_name column."""
+    from edge.classify.names import Namer, Names
+    from edge.ecology import report as report_module
+    from edge.store.taxa import Taxon
+
+    sites = [an.Site("d1", "c", at(1), at(3))]
+    result = an.analyse(sites, {"c": [at(1, 1), at(2, 1)]}, [an.Observation("c", "AMERICAN ROBIN", at(1, 6))], ZONE)
+    taxa = {"AMERICAN ROBIN": Taxon("AMERICAN ROBIN", "Turdus migratorius", "American Robin", "aiy")}
+    german = Namer("de", Names("de", {"Turdus migratorius": "Wanderdrossel"}, {"Turdus migratorius": "American Robin"}))
+    drawn: list[str] = []
+    monkeypatch.setattr(report_module, "render_plots",
+                        lambda analysed, readable: drawn.extend(readable(a.species) for a in analysed.activity) or {})
+    write_report(tmp_path / "r", result, title="t", period="p", taxa=taxa, namer=german)
+    html = (tmp_path / "r" / "report.html").read_text(encoding="utf-8")
+    assert "<td>Wanderdrossel</td><td>Turdus migratorius</td>" in html
+    assert "<h3>Wanderdrossel <small" in html and "AMERICAN ROBIN" not in html
+    rai = read_csv(tmp_path / "r" / "rai.csv")
+    assert rai[0][:4] == ["species", "scientific_name", "common_name", "deployment_id"]
+    assert rai[1][:3] == ["AMERICAN ROBIN", "Turdus migratorius", "Wanderdrossel"]
+    for name in ("activity.csv", "occupancy.csv", "detection_histories.csv"):
+        assert read_csv(tmp_path / "r" / name)[1][:3] == ["AMERICAN ROBIN", "Turdus migratorius", "Wanderdrossel"], name
+    assert set(drawn) == {"Wanderdrossel"}  # the plots get the same names

@@ -53,6 +53,28 @@ def test_discovery_payloads_match_home_assistant_schema() -> None:
     assert by_id["trailcam_dev1_last_species"]["state_topic"] == "tc/dev1/events"
 
 
+def test_discovery_names_species_as_people_read_them() -> None:
+    """Sensor names use the display name; unique ids and topics stay keyed by the label; the
+    last species sensor shows the common name, else a roll-up's label, else the scientific name."""
+    from jinja2 import Environment
+
+    names = {"MOURNING DOVE": "Mourning Dove", "Spinus tristis": "Spinus tristis"}
+    by_id = by_id_of(discovery_messages("homeassistant", "tc/dev1", "dev1", list(names), display=names.__getitem__))
+    dove = by_id["trailcam_dev1_species_mourning_dove"]
+    assert dove["name"] == "Mourning Dove visits today"
+    assert dove["state_topic"] == "tc/dev1/counts/mourning_dove"
+    assert by_id["trailcam_dev1_species_spinus_tristis"]["name"] == "Spinus tristis visits today"
+    # Home Assistant renders value_template with Jinja: the same rule as display_name.
+    template = Environment().from_string(by_id["trailcam_dev1_last_species"]["value_template"])
+
+    def shown(**payload: object) -> str:
+        return template.render(value_json={"species": None, "scientific_name": None, "common_name": None, **payload})
+    assert shown(species="MOURNING DOVE", scientific_name="Zenaida macroura", common_name="Carolinataube") == "Carolinataube"
+    assert shown(species="Spinus tristis", scientific_name="Spinus tristis") == "Spinus tristis"
+    assert shown(species="Turdus sp.", scientific_name="Turdus") == "Turdus sp."
+    assert shown(species="unknown") == "unknown"
+
+
 def by_id_of(messages: list[tuple[str, str]]) -> dict[str, dict]:
     return {json.loads(p)["unique_id"]: json.loads(p) for _, p in messages}
 

@@ -22,7 +22,7 @@ EVENT = {
     "state": "open",
 }
 EVENT_FIELDS = {
-    "schema", "id", "event_id", "change", "device", "camera", "species", "scientific_name",
+    "schema", "id", "event_id", "change", "device", "camera", "species", "scientific_name", "common_name",
     "confidence", "start", "end", "start_local", "end_local", "utc_offset", "timezone",
     "duration_s", "frame_count", "individuals", "species_counts", "birds", "review", "model_species", "model_id",
     "model_version",
@@ -36,6 +36,8 @@ def ctx(tz: str = "Europe/Berlin") -> MessageContext:
         model_id="fallback-model",
         model_version="2026-11-29T00:00:00Z",
         scientific_names={"Blue Jay": "Cyanocitta cristata", "Cyanocitta cristata": "Cyanocitta cristata"},
+        # A station that reads German (edge.classify.names.Namer.common: the names pack's name).
+        common_names={"Blue Jay": "Blauhäher", "Cyanocitta cristata": "Blauhäher"},
     )
 
 
@@ -52,6 +54,8 @@ def test_event_payload_has_every_documented_field() -> None:
     assert payload["device"] == "station-7"
     assert payload["species"] == "Cyanocitta cristata"
     assert payload["scientific_name"] == "Cyanocitta cristata"
+    assert payload["common_name"] == "Blauhäher"
+    assert "Blauhäher" in message.payload  # UTF-8 as it is, not \u escapes
     assert payload["confidence"] == 0.9123
     assert payload["start"] == "2026-11-29T01:02:03.000Z"
     assert payload["end"] == "2026-11-29T01:02:33.000Z"
@@ -76,8 +80,9 @@ def test_event_payload_counts_each_species_of_a_mixed_visit() -> None:
     assert set(payload) == EVENT_FIELDS
     assert (payload["species"], payload["individuals"], payload["birds"]) == ("Blue Jay", 2, 3)
     assert payload["species_counts"] == [
-        {"species": "Blue Jay", "scientific_name": "Cyanocitta cristata", "individuals": 2, "frames": 3},
-        {"species": "Northern Cardinal", "scientific_name": None, "individuals": 1, "frames": 1}]
+        {"species": "Blue Jay", "scientific_name": "Cyanocitta cristata", "common_name": "Blauhäher",
+         "individuals": 2, "frames": 3},
+        {"species": "Northern Cardinal", "scientific_name": None, "common_name": None, "individuals": 1, "frames": 1}]
     # A rejected visit counts nothing: an empty list, no species, 0 individuals.
     rejected = json.loads(event_message({**EVENT, "review_state": "rejected", "species_counts": []}, "end",
                                         ctx()).payload)
@@ -105,6 +110,7 @@ def test_event_without_known_scientific_name_or_model_falls_back() -> None:
     event = {**EVENT, "species": "unknown", "model_id": None, "ended_at": None}
     payload = json.loads(event_message(event, "new", ctx()).payload)
     assert payload["scientific_name"] is None
+    assert payload["common_name"] is None
     assert payload["model_id"] == "fallback-model"
     assert payload["end"] == payload["start"]
 
@@ -134,14 +140,29 @@ def test_counts_messages_summary_and_per_species() -> None:
         "updated_at": "2026-11-29T01:05:00.000Z",
         "total": {"events": 3, "frames": 8, "individuals": 6},
         "species": {
-            "Blue Jay": {"events": 2, "frames": 7, "individuals": 5, "scientific_name": "Cyanocitta cristata"},
-            "unknown": {"events": 1, "frames": 1, "individuals": 1, "scientific_name": None},
+            "Blue Jay": {"events": 2, "frames": 7, "individuals": 5, "scientific_name": "Cyanocitta cristata",
+                         "common_name": "Blauhäher"},
+            "unknown": {"events": 1, "frames": 1, "individuals": 1, "scientific_name": None, "common_name": None},
         },
     }
     jay = json.loads(messages[1].payload)
     assert jay["species"] == "Blue Jay"
     assert (jay["events"], jay["frames"], jay["individuals"], jay["day"]) == (2, 7, 5, "2026-11-29")
     assert jay["scientific_name"] == "Cyanocitta cristata"
+    assert jay["common_name"] == "Blauhäher"
+
+
+def test_context_without_common_names_publishes_null_and_takes_a_callable() -> None:
+    """A MessageContext made as before common names (scientific_names only) still builds: every
+    `common_name` is null; a callable works like a mapping, as for scientific names."""
+    plain = MessageContext(device_id="station-7", scientific_names={"Blue Jay": "Cyanocitta cristata"})
+    payload = json.loads(event_message({**EVENT, "species": "Blue Jay"}, "new", plain).payload)
+    assert (payload["scientific_name"], payload["common_name"]) == ("Cyanocitta cristata", None)
+    assert plain.display_name("Blue Jay") == "Cyanocitta cristata"  # no common name: the scientific name
+    named = MessageContext(device_id="station-7", common_names=lambda label: label.upper())
+    assert named.common_name("Blue Jay") == "BLUE JAY"
+    assert named.display_name("Blue Jay") == "BLUE JAY"
+    assert named.common_name(None) is None
 
 
 def test_counts_changed_limits_per_species_messages() -> None:
@@ -165,3 +186,29 @@ def test_invalid_messages_and_context_are_rejected() -> None:
         OutboxMessage("events/#", "{}")
     with pytest.raises(ValueError, match="device id"):
         MessageContext(device_id="a/b")
+
+
+def test_outbox_writer_names_a_model_in_the_station_language() -> None:
+    """The daemon's OutboxWriter (edge/daemon/wiring.py hands it the station's Namer): each label
+    of the model it follows gets its common name in [station] language; none without a namer."""
+    from types import SimpleNamespace
+
+    from edge.classify.labels import Label
+    from edge.classify.names import Namer, Names
+    from edge.publish.outbox_writer import OutboxWriter
+
+    labels = [Label(0, "MOURNING DOVE", "Zenaida macroura", "Mourning Dove"), Label(1, "Spinus tristis", "Spinus tristis", None)]
+    spec = SimpleNamespace(labels=labels, scientific_names={"MOURNING DOVE": "Zenaida macroura"}, model_version="v1")
+    classifier = SimpleNamespace(model_id="aiy", spec=spec)
+    german = Names("de", {"Zenaida macroura": "Carolinataube"}, {"Zenaida macroura": "Mourning Dove"})
+    writer = OutboxWriter("station-7", "UTC", None, {}, 100, namer=Namer("de", german))
+    writer.follow_model(classifier)
+    context = writer.message_context()
+    assert (context.common_name("MOURNING DOVE"), context.common_name("Spinus tristis")) == ("Carolinataube", None)
+    assert context.display_name("MOURNING DOVE") == "Carolinataube"
+    english = OutboxWriter("station-7", "UTC", None, {}, 100, namer=Namer())
+    english.follow_model(classifier)
+    assert english.message_context().common_name("MOURNING DOVE") == "Mourning Dove"
+    bare = OutboxWriter("station-7", "UTC", None, {}, 100)
+    bare.follow_model(classifier)
+    assert bare.message_context().common_name("MOURNING DOVE") is None

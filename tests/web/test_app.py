@@ -319,3 +319,45 @@ def test_edge_web_serves_and_logs_its_url(station: Station, cli_env) -> None:
         rest = proc.communicate(timeout=30)[1]
     # A graceful stop (uvicorn re-raises SIGTERM after shutting down: systemd counts that as clean).
     assert proc.returncode in (0, -signal.SIGTERM) and "Finished server process" in rest, rest
+
+
+# A small names pack as `edge models pull birdnet-names` leaves it (edge/classify/names.py):
+# BirdNET's "Scientific name_Common name" lines per language, English from the eBird code table.
+GERMAN = {"Cardinalis cardinalis": "Rotkardinal", "Spinus tristis": "Goldzeisig",
+          "Poecile atricapillus": "Schwarzkopfmeise", "Passer domesticus": "Haussperling"}
+
+
+def test_a_german_station_reads_german_names_and_keeps_the_labels(station: Station, tmp_path: Path) -> None:
+    """[station] language = "de" with a names pack: the Today page shows the German name (the
+    scientific name beside it), while data-species, links and the species filter keep the label."""
+    from edge.classify.names import ENGLISH_FILE, language_file
+
+    pack = tmp_path / "birdnet-names"
+    pack.mkdir()
+    (pack / language_file("de")).write_text("".join(f"{s}_{n}\n" for s, n in GERMAN.items()), encoding="utf-8")
+    (pack / ENGLISH_FILE).write_text('{"Cardinalis cardinalis_Northern Cardinal": "norcar"}', encoding="utf-8")
+    taxa = dict(_query(station.database, "SELECT name, scientific_name FROM taxa"))
+    counted = [label for (label,) in _query(station.database, "SELECT DISTINCT species FROM events")]
+    named = [label for label in counted if taxa.get(label) in GERMAN]
+    assert named, (counted, [taxa.get(label) for label in counted])
+    served = Served(create_app(station.config(station={"language": "de"}, taxonomy={"names": str(pack)})))
+    try:
+        client = Client(served.port)
+        today = client.get("/").text
+        for label in named:
+            german, scientific = GERMAN[taxa[label]], taxa[label]
+            assert f'data-species="{label}"' in today  # what the browser tests click and read
+            assert f'>{german}</a> <small class="scientific">{scientific}</small>' in today
+            assert f'data-species="{label}" title="{scientific}">{german} × ' in today  # the visit's card
+            assert f'href="/species?name={label.replace(" ", "%20")}"' in today
+        label = named[0]
+        species = client.get("/species?name=" + label.replace(" ", "+")).text
+        assert f"<h1>{GERMAN[taxa[label]]} " in species and f'<option value="{label}" selected>{GERMAN[taxa[label]]}' in species
+        listing = client.get("/events?species=" + label.replace(" ", "+")).text
+        assert listing.count('class="event-row') >= 1 and GERMAN[taxa[label]] in listing
+        assert GERMAN[taxa[label]] in client.get("/heatmap").text
+        assert GERMAN[taxa[label]] in client.get("/queue").text
+        event_id = _query(station.database, "SELECT id FROM events WHERE species = ? ORDER BY id", (label,))[0][0]
+        assert f"Event {event_id}: {GERMAN[taxa[label]]} × " in client.get(f"/event/{event_id}").text
+    finally:
+        served.stop()
