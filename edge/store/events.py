@@ -51,7 +51,9 @@ second species:
   left (the camera cannot tell which without a detector);
 - `unknown` and rolled-up taxa (`Turdus sp.`, a family) count only as the headline or when seen
   together with another name: alone in a few frames of a named visit they are most likely the
-  same bird, seen less well.
+  same bird, seen less well. Beside named species, `unknown` counts only the birds the names do
+  not explain: at most the visit's most birds in one frame minus the named species' counts (a
+  woodpecker left unnamed beside a dove in one frame and named in the next is not a third bird).
 
 The headline species (`events.species`, the web app's card, MQTT's `species`) is the vote's
 winner. `events.individuals` stays the most birds of any species in one frame (all birds at
@@ -191,6 +193,18 @@ def species_counts(
             row.species != UNKNOWN and row.rank == "species" and row.frames >= min_frames)
         if keep:
             counts[row.species] = SpeciesCount(row.species, int(row.individuals), int(row.frames))
+    if UNKNOWN in counts and headline != UNKNOWN:
+        # Unknown birds beside named ones count only for the birds the names do not explain: a
+        # visit never counts more birds than its most birds in one frame (`all_birds`) because
+        # one bird was named in some frames and not in others (a woodpecker seen as `unknown`
+        # beside the dove in one frame, named in the next, is not a third bird).
+        named = sum(c.individuals for name, c in counts.items() if name != UNKNOWN)
+        spare = max(0, int(all_birds) - named)
+        if spare <= 0:
+            del counts[UNKNOWN]
+        else:
+            seen_unknown = counts[UNKNOWN]
+            counts[UNKNOWN] = SpeciesCount(UNKNOWN, min(seen_unknown.individuals, spare), seen_unknown.frames)
     if reviewed_individuals:
         target = individuals_for or headline
         if target in counts:

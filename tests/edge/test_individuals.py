@@ -293,3 +293,21 @@ def test_the_days_total_counts_a_mixed_visit_once(tmp_path: Path) -> None:
         assert payload["total"]["events"] == 1 and payload["total"]["individuals"] == 2
     finally:
         store.close()
+
+
+def test_an_unnamed_bird_the_names_explain_is_not_counted_again(tmp_path: Path) -> None:
+    """A dove with an unnamed bird, then the dove with a woodpecker: two birds at most, so the
+    visit counts 1 dove + 1 woodpecker, not a third `unknown` bird. A frame with more birds
+    than the names explain keeps its unknown."""
+    store = Store(tmp_path / "u.db", independence_s=60, group_by="camera", clock=lambda: T0 + timedelta(hours=1))
+    try:
+        detected(store, 0, [bird("dove"), bird("unknown", 0.3, x=0.5)])
+        detected(store, 5, [bird("dove"), bird("woodpecker", 0.8, x=0.5)])
+        day = T0.date().isoformat()
+        assert {s: c["individuals"] for s, c in store.tallies_for_day(day).items() if c["events"]} == {
+            "dove": 1, "woodpecker": 1}
+        detected(store, 10, [bird("dove"), bird("woodpecker", 0.8, x=0.4), bird("unknown", 0.3, x=0.7)])
+        assert {s: c["individuals"] for s, c in store.tallies_for_day(day).items() if c["events"]} == {
+            "dove": 1, "woodpecker": 1, "unknown": 1}
+    finally:
+        store.close()
