@@ -284,6 +284,9 @@ def _schema_v6(db: sqlite_utils.Database) -> None:
       species prior or the roll-up chose another name, and a possible rarity's flag
       (`out_of_range`); taxa.rank: a rolled-up taxon's rank (genus, family, order).
     - events.flag: a visit with a possible rarity (`out_of_range`), shown and reviewed first.
+    - frames.time_flags: what is doubtful about a frame's capture time (comma-separated:
+      `ambiguous`, `nonexistent`, `malformed-offset`, `out-of-order`, `before-deployment`,
+      `future`), NULL when nothing is.
     The counts are recomputed by edge.store.counts in Python (the same code the writer runs),
     in the migration's transaction.
     """
@@ -298,6 +301,7 @@ def _schema_v6(db: sqlite_utils.Database) -> None:
         ALTER TABLE frames ADD COLUMN flag TEXT;
         ALTER TABLE taxa ADD COLUMN rank TEXT;
         ALTER TABLE events ADD COLUMN flag TEXT;
+        ALTER TABLE frames ADD COLUMN time_flags TEXT;
 
         -- MaxN per name from the detections (several birds of one name in one frame) ...
         UPDATE event_votes SET individuals = COALESCE((

@@ -74,6 +74,10 @@ class FrameRecord:
     # not classified). None: the frame was classified whole (no detector), `decision` says it all.
     birds: Sequence[BirdRecord] | None = None
     detector_id: str | None = None
+    # What is doubtful about `captured_at` (issue 20): e.g. "ambiguous" (a repeated local hour,
+    # resolved), "nonexistent" (a skipped local hour), "malformed-offset", "out-of-order",
+    # "before-deployment", "future". Stored comma-separated in frames.time_flags; () = none.
+    time_flags: tuple[str, ...] = ()
 
     def groups(self) -> list[BirdGroup]:
         """What the frame counts, one group per species (`unknown` included): the whole-frame
@@ -453,8 +457,8 @@ class Store:
             cursor = self.db.execute(
                 """INSERT INTO frames (path, sha256, camera, size, mtime, captured_at, time_source,
                        processed_at, status, error, model_id, inference_ms, species, confidence, event_id,
-                       attempts, retry_at, birds, detector_id, model_species, flag)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       attempts, retry_at, birds, detector_id, model_species, flag, time_flags)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     frame.path,
                     frame.sha256,
@@ -475,6 +479,7 @@ class Store:
                     len(frame.birds) if frame.birds is not None and frame.status == "ok" else None,
                     frame.detector_id,
                     *self._model_species_and_flag(frame.decision if frame.birds is None else None),
+                    ",".join(frame.time_flags) or None,
                 ),
             )
             frame_id = int(cursor.lastrowid)
