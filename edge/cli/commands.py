@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edge import __version__
-from edge.cli import bridge, export, install_service, models, report, status, tables, web
+from edge.cli import bridge, clock, export, install_service, models, report, status, tables, web
 from edge.config import ConfigError, EdgeConfig, load_config
 
 if TYPE_CHECKING:
@@ -852,6 +852,7 @@ def build_parser() -> argparse.ArgumentParser:
     bridge.register(sub)
     export.register(sub)
     report.register(sub)
+    clock.register(sub)
     web.register(sub)
     return parser
 

@@ -287,6 +287,8 @@ def _schema_v6(db: sqlite_utils.Database) -> None:
     - frames.time_flags: what is doubtful about a frame's capture time (comma-separated:
       `ambiguous`, `nonexistent`, `malformed-offset`, `out-of-order`, `before-deployment`,
       `future`), NULL when nothing is.
+    - clock_corrections: the clock corrections applied after the fact (edge/store/corrections.py,
+      `edge clock correct`): who, when, camera, range, offset, frames and visits moved, why.
     The counts are recomputed by edge.store.counts in Python (the same code the writer runs),
     in the migration's transaction.
     """
@@ -323,6 +325,19 @@ def _schema_v6(db: sqlite_utils.Database) -> None:
         """
     )
     counts.create_tables(db.conn)
+    db.execute(
+        """CREATE TABLE IF NOT EXISTS clock_corrections (
+               id INTEGER PRIMARY KEY,
+               created_at TEXT NOT NULL,
+               reviewer TEXT NOT NULL,
+               camera TEXT NOT NULL,
+               since TEXT NOT NULL,
+               until TEXT NOT NULL,
+               offset_s REAL NOT NULL,
+               frames INTEGER NOT NULL,
+               events INTEGER NOT NULL,
+               reason TEXT
+           )""")
     counts.recount_all(db.conn)
 
 
