@@ -65,15 +65,21 @@ def _usage(message: str):
     return UsageError(message)
 
 
-def _settings(args: argparse.Namespace) -> tuple[Path, float, float]:
-    """(database, independence_s, busy timeout) from --config/--db (--db alone: the defaults)."""
+def _settings(args: argparse.Namespace) -> tuple[Path, float, float, object]:
+    """(database, independence_s, busy timeout, the MQTT outbox or None) from --config/--db (--db
+    alone: the defaults, no MQTT)."""
     try:
         config = load_config(args.config, overrides={"storage": {"database": str(args.db)}} if args.db else None)
     except ConfigError:
         if args.db is None:
             raise
-        return args.db, 60.0, 30.0
-    return config.storage.database, config.events.independence_s, config.storage.busy_timeout_s
+        return args.db, 60.0, 30.0, None
+    outbox = None
+    if config.mqtt.enabled:  # the moved visits go out again; the daemon's publisher sends them
+        from edge.publish.outbox_writer import OutboxWriter
+
+        outbox = OutboxWriter(config.station.device_id, config.station.timezone, None, {}, config.mqtt.outbox_max_rows)
+    return config.storage.database, config.events.independence_s, config.storage.busy_timeout_s, outbox
 
 
 def _local(text: str, zone: ZoneInfo, what: str) -> datetime:
@@ -93,7 +99,7 @@ def cmd_correct(args: argparse.Namespace) -> int:
         raise _usage("--camera-time needs --true-time (the true time at the same moment)")
     if args.true_time is not None and args.camera_time is None:
         raise _usage("--true-time goes with --camera-time")
-    database, independence_s, busy = _settings(args)
+    database, independence_s, busy, outbox = _settings(args)
     try:
         conn = open_for_correction(database, busy)
     except StoreError as error:
@@ -116,7 +122,7 @@ def cmd_correct(args: argparse.Namespace) -> int:
                 raise _usage(str(error)) from None
         try:
             result = correct(conn, Correction(args.camera, since, until, offset, args.reviewer, args.reason), zone,
-                             independence_s=independence_s, dry_run=args.dry_run)
+                             independence_s=independence_s, dry_run=args.dry_run, outbox=outbox)
         except CorrectionError as error:
             raise _usage(str(error)) from None
     finally:
@@ -144,7 +150,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     from edge.store.corrections import history
     from edge.store.db import StoreError, open_readonly
 
-    database, _, busy = _settings(args)
+    database, _, busy, _ = _settings(args)
     try:
         db = open_readonly(database, busy)
     except StoreError as error:

@@ -89,9 +89,11 @@ def _events_of(conn: sqlite3.Connection, ids: list[int]) -> list[dict[str, Any]]
 
 
 def correct(conn: sqlite3.Connection, correction: Correction, zone: ZoneInfo, *, independence_s: float,
-            dry_run: bool = False, now: datetime | None = None) -> CorrectionResult:
+            dry_run: bool = False, now: datetime | None = None, outbox: Any = None) -> CorrectionResult:
     """Apply (or with `dry_run`, only plan) a clock correction inside one BEGIN IMMEDIATE
-    transaction on `conn`; raises CorrectionError (nothing written) when it cannot."""
+    transaction on `conn`; raises CorrectionError (nothing written) when it cannot. With an
+    `outbox` (edge.store.writer.OutboxSink: the daemon's OutboxWriter), each moved visit is queued
+    again as an MQTT `events` message with its new times, so the fleet's database follows."""
     if correction.until <= correction.since:
         raise CorrectionError("--until must be after --since")
     if correction.offset == timedelta(0):
@@ -153,6 +155,17 @@ def correct(conn: sqlite3.Connection, correction: Correction, zone: ZoneInfo, *,
             result.days.update(moved.days)
         result.near = _near(conn, correction.camera, events, shift, independence_s, event_ids)  # events hold the old times
         stamp = format_utc(now or datetime.now(timezone.utc))
+        if outbox is not None and events:
+            import sqlite_utils
+
+            from edge.store.writer import EventChange
+
+            moved_rows = _events_of(conn, event_ids)
+            # A new message id per correction (edge.publish.messages.event_message_id keys on reviewed_at).
+            changes = [EventChange("end" if row["state"] == "closed" else "update", {**row, "reviewed_at": stamp})
+                       for row in moved_rows]
+            outbox.enqueue(sqlite_utils.Database(conn), changes, None, local_day(now or datetime.now(timezone.utc),
+                                                                                 zone), set())
         result.correction_id = int(conn.execute(
             """INSERT INTO clock_corrections (created_at, reviewer, camera, since, until, offset_s, frames, events,
                    reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",

@@ -120,3 +120,20 @@ def test_a_moved_visit_next_to_another_is_named_not_merged(station: Path, capsys
     out = capsys.readouterr().out
     assert "not merged" in out
     assert _rows(station, "SELECT COUNT(*) FROM events") == [(3,)]
+
+
+def test_moved_visits_are_queued_for_mqtt_with_their_new_times(station: Path) -> None:
+    from edge.publish.outbox_writer import OutboxWriter
+    from edge.store.corrections import Correction, correct
+    from zoneinfo import ZoneInfo
+
+    conn = sqlite3.connect(station)
+    try:
+        result = correct(conn, Correction("gate", RESET, RESET + timedelta(days=1), TRUE_START - RESET, "ana"),
+                         ZoneInfo("UTC"), independence_s=60, outbox=OutboxWriter("st", "UTC", "m", {}, 1000))
+        payloads = [json.loads(p) for (p,) in conn.execute("SELECT payload FROM outbox WHERE topic = 'events'")]
+    finally:
+        conn.close()
+    moved = [p for p in payloads if p["event_id"] in result.events]
+    assert len(moved) == 2 and all(p["start"].startswith("2026-06-10") for p in moved)
+    assert {c["species"]: c["individuals"] for c in moved[0]["species_counts"]} == {"jay": 2, "wren": 1}
