@@ -113,7 +113,7 @@ class CameraConfig(Section):
         description="The zone the camera's clock keeps, for its EXIF times without an offset: an IANA name "
                     "(\"Europe/Berlin\") or a fixed offset (\"+01:00\", \"UTC+1\": a camera kept on winter time "
                     "all year; \"UTC\": a camera set to UTC). Unset: the station's zone. An EXIF "
-                    "OffsetTimeOriginal still wins; frames read in it have time_source `exif-camera`")
+                    "OffsetTimeOriginal still wins; times read in this zone have time_source `exif-camera`")
     clock_offset_s: float | None = Field(
         default=None, ge=-2_000_000_000, le=2_000_000_000,
         description="Seconds to ADD to the camera's clock to get the true time (a camera 7.5 minutes slow: "
