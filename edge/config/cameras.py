@@ -1,14 +1,69 @@
-"""[[cameras]] tables: which folders hold frames and how to notice new ones."""
+"""[[cameras]] tables: which folders hold frames, how to notice new ones, and how to read the
+camera's clock (its zone and its error: trail cameras keep winter time all year, drift, or are
+set by hand a few minutes off; edge/ingest/capture_time.py applies it)."""
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
 
 from edge.config.base import Section, TomlPath
 from edge.config.deployment import DeploymentConfig
+
+# A fixed offset as people write it: "+01:00", "-0530", "+1", "UTC+1", "GMT-03:30" (ISO sign:
+# "UTC+1" is one hour ahead of UTC, unlike the POSIX-style IANA names "Etc/GMT-1").
+_FIXED_OFFSET = re.compile(r"^(?:UTC|GMT)?\s*([+-])(\d{1,2})(?::?(\d{2}))?$", re.IGNORECASE)
+
+
+def parse_zone(text: str) -> dt.tzinfo:
+    """An IANA zone or a fixed UTC offset → tzinfo; ValueError naming both forms otherwise.
+
+    A fixed offset never changes (no daylight saving): a camera kept on winter time all year
+    is `+01:00` in Germany, not Europe/Berlin."""
+    match = _FIXED_OFFSET.match(text.strip())
+    if match:
+        sign, hours, minutes = match.groups()
+        delta = dt.timedelta(hours=int(hours), minutes=int(minutes or 0))
+        if delta > dt.timedelta(hours=14) or int(minutes or 0) >= 60:
+            raise ValueError(f"offset {text!r} is out of range (-14:00 to +14:00)")
+        return dt.timezone(-delta if sign == "-" else delta)
+    try:
+        return ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {text!r}: give an IANA name (e.g. 'Europe/Berlin', 'UTC') or a "
+                         "fixed offset such as '+01:00' or 'UTC+1'") from None
+
+
+def _moment(value: Any) -> Any:
+    """A TOML date-time, or the same written as an ISO 8601 string (as people copy it from notes)."""
+    if isinstance(value, str):
+        try:
+            return dt.datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError(f"{value!r} is not a date-time such as 2026-05-01T10:00:00") from None
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        raise ValueError("needs a time of day, not only a date (e.g. 2026-05-01T10:00:00)")
+    return value
+
+
+Moment = Annotated[dt.datetime, BeforeValidator(_moment)]
+
+
+class ClockReference(Section):
+    """A known wrong/right pair, as ecologists note it at a site visit: what the camera showed and
+    what the true time was at the same moment. The difference is the camera's clock error."""
+
+    camera: Moment = Field(
+        description="What the camera's clock showed, read in the camera's zone (its `timezone`, else the "
+                    "station's) unless it carries an offset")
+    true: Moment = Field(
+        description="The true time at that moment (a phone, a GPS), read in the station's zone unless it "
+                    "carries an offset")
 
 
 class CameraConfig(Section):
@@ -52,6 +107,44 @@ class CameraConfig(Section):
         description="Where and since when this camera stands (`[cameras.deployment]`: id, latitude, longitude, "
                     "start, end, camera height, bait, habitat, ...): what the Camtrap DP export, COCO Camera "
                     "Traps export and `edge report` need; `edge check` lists what is missing")
+
+    timezone: str | None = Field(
+        default=None,
+        description="The zone the camera's clock keeps, for its EXIF times without an offset: an IANA name "
+                    "(\"Europe/Berlin\") or a fixed offset (\"+01:00\", \"UTC+1\": a camera kept on winter time "
+                    "all year; \"UTC\": a camera set to UTC). Unset: the station's zone. An EXIF "
+                    "OffsetTimeOriginal still wins; times read in this zone have time_source `exif-camera`")
+    clock_offset_s: float | None = Field(
+        default=None, ge=-2_000_000_000, le=2_000_000_000,
+        description="Seconds to ADD to the camera's clock to get the true time (a camera 7.5 minutes slow: "
+                    "450). Applied to every EXIF time, with or without an offset, not to file times "
+                    "(`mtime` is the uploader's clock); such times get `+corrected` in time_source. "
+                    "Exclusive with clock_reference")
+    clock_reference: ClockReference | None = Field(
+        default=None,
+        description="The clock error as a known pair, e.g. `clock_reference = { camera = "
+                    "2026-05-01T10:00:00, true = 2026-05-01T10:07:30 }`: what the camera showed and the "
+                    "true time at the same moment; applied like clock_offset_s (exclusive with it)")
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone_exists(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_zone(value)
+        return value
+
+    @field_validator("clock_reference")
+    @classmethod
+    def _one_correction(cls, value: ClockReference | None, info: ValidationInfo) -> ClockReference | None:
+        """Two corrections would be added twice or one silently ignored: refuse both."""
+        if value is not None and info.data.get("clock_offset_s") is not None:
+            raise ValueError("give clock_offset_s or clock_reference, not both (each is the whole correction)")
+        return value
+
+    @property
+    def zone(self) -> dt.tzinfo | None:
+        """The camera's own zone, None when it keeps the station's."""
+        return parse_zone(self.timezone) if self.timezone is not None else None
 
     @field_validator("path")
     @classmethod

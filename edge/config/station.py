@@ -28,8 +28,8 @@ class StationConfig(Section):
     timezone: str = Field(
         default="UTC",
         description="IANA time zone (e.g. \"Europe/Berlin\") of the hour and day boundaries of reports and "
-                    "daily tallies, and of camera clocks whose EXIF times carry no offset; times are "
-                    "stored in UTC")
+                    "daily tallies, and of camera clocks whose EXIF times carry no offset (unless the "
+                    "camera has its own [[cameras]] timezone); times are stored in UTC")
     language: str = Field(
         default="en",
         description="Language of the common names people read (CLI tables, web app, MQTT, Home Assistant, "

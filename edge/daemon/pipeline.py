@@ -22,7 +22,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from edge.ingest.capture_time import capture_time
+from edge.ingest.capture_time import (
+    AMBIGUOUS, MALFORMED_OFFSET, NONEXISTENT, CameraClock, CaptureReading, Neighbour, read_capture_time,
+    resolve_ambiguous,
+)
 from edge.config.classify import ClassifyConfig
 from edge.classify.decision import Decision, DecisionContext, decide, decide_bird, label_aliases
 from edge.ingest.imaging import FrameError, decode
@@ -109,9 +112,14 @@ class FrameProcessor:
     rollup_for: Callable[[list[Label]], RollUp | None] | None = None
     # The species prior ([prior], edge/classify/prior.py); None: every label as before.
     prior: StationPrior | None = None
+    # Camera name → how to read its clock ([[cameras]] timezone, clock_offset_s, clock_reference);
+    # a camera not named here keeps the station's zone, uncorrected.
+    clocks: dict[str, CameraClock] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.set_classifier(self.classifier)
+        # Per camera, what the log has already said about its doubtful times (once per burst).
+        self._said: dict[str, set[tuple]] = {}
 
     def set_classifier(self, classifier: Classifier) -> None:
         """Swap the model (SIGHUP) between two frames."""
@@ -175,14 +183,14 @@ class FrameProcessor:
         try:
             if self.finder is None:
                 frame = decode(data, self.classifier.input_size, draft=self.draft)
-                captured_at, source = capture_time(frame.image, stat.st_mtime, self.store.station_tz)
+                captured_at, source, time_flags = self._capture_time(frame.image, path, camera, stat.st_mtime)
                 predictions, inference_ms = self.classifier.classify(frame.rgb, self._classify_k)
                 decision = decide(predictions, self.classify_config, self._no_bird, self._aliases,
                                   context=self._context(camera, captured_at))
                 predictions = predictions[:self.top_k]
             else:
                 located = self.finder.locate(data, self.classifier.input_size)
-                captured_at, source = capture_time(located.image, stat.st_mtime, self.store.station_tz)
+                captured_at, source, time_flags = self._capture_time(located.image, path, camera, stat.st_mtime)
                 inference_ms = located.detector_ms
                 context = self._context(camera, captured_at)
                 birds = []
@@ -207,7 +215,7 @@ class FrameProcessor:
         result = self.store.record(
             FrameRecord(
                 path=path, sha256=sha, camera=camera, size=len(data), mtime=stat.st_mtime,
-                captured_at=captured_at, time_source=source, model_id=self.classifier.model_id,
+                captured_at=captured_at, time_source=source, time_flags=time_flags, model_id=self.classifier.model_id,
                 inference_ms=inference_ms, predictions=predictions, decision=decision, birds=birds,
                 detector_id=self.finder.detector.spec.model_id if self.finder is not None else None,
             )
@@ -217,6 +225,55 @@ class FrameProcessor:
         return FrameOutcome(path, camera, "ok", result.frame_id, result.frame.species, result.frame.confidence,
                             predictions=predictions, commit=result, superseded=result.superseded, birds=birds,
                             crops=crops)
+
+    def _capture_time(self, image: Any, path: str, camera: str, mtime: float) -> tuple[datetime, str, tuple[str, ...]]:
+        """(UTC capture time, time_source, time_flags) by the camera's clock. An ambiguous wall
+        time (the repeated hour) takes the reading that keeps the camera's own order against
+        its frames already recorded in that hour (the store has them, so a restart between two
+        frames of a burst changes nothing); doubtful times are logged once per burst."""
+        clock = self.clocks.get(camera) or CameraClock(self.store.station_tz)
+        reading = read_capture_time(image, mtime, clock)
+        at, second, because = reading.at, False, None
+        if reading.later is not None:
+            neighbours = [Neighbour(when, where, their_mtime) for when, where, their_mtime
+                          in self.store.camera_times(camera, reading.at, reading.later)]
+            resolution = resolve_ambiguous(reading, path, mtime, neighbours)
+            at, second, because = resolution.at, resolution.second, resolution.because
+        if reading.flags:
+            self._say_time(camera, path, reading, at, second, because)
+        return at, reading.source, reading.flags
+
+    def _say_time(self, camera: str, path: str, reading: CaptureReading, at: datetime, second: bool,
+                  because: Neighbour | None) -> None:
+        """One WARNING per camera and burst of doubtful times, not one per frame: per repeated
+        or skipped hour and choice (a fall-back burst read partly as the first, partly as the
+        second hour says both), and once per camera for a malformed offset."""
+        said = self._said.setdefault(camera, set())
+        wall = reading.wall
+        zone = getattr(reading.zone, "key", None) or str(reading.zone)
+        if MALFORMED_OFFSET in reading.flags and (MALFORMED_OFFSET,) not in said:
+            said.add((MALFORMED_OFFSET,))
+            log.warning("camera %s: EXIF OffsetTimeOriginal %r of %s is not an offset (+HH:MM); its time %s is "
+                        "read in %s instead; such frames are flagged %r (said once per camera)",
+                        camera, reading.offset_text, path, wall, zone, MALFORMED_OFFSET)
+        local = at.astimezone(reading.zone) if reading.zone is not None else at
+        if AMBIGUOUS in reading.flags and wall is not None and (AMBIGUOUS, wall.date(), second) not in said:
+            said.add((AMBIGUOUS, wall.date(), second))
+            why = (f"so that it is not earlier than the camera's frame {because.path} ({because.at:%H:%M:%SZ})"
+                   if second and because is not None else
+                   f"so that it is not later than the camera's frame {because.path} ({because.at:%H:%M:%SZ})"
+                   if because is not None else "nothing recorded of this camera in that hour says otherwise")
+            log.warning("camera %s: %s is in the repeated hour of %s (the clocks went back); read as the %s one "
+                        "(%s), %s; such frames are flagged %r (%s)", camera, wall, zone,
+                        "second" if second else "first", local.isoformat(), why, AMBIGUOUS, path)
+        if NONEXISTENT in reading.flags and wall is not None and (NONEXISTENT, wall.date()) not in said:
+            said.add((NONEXISTENT, wall.date()))
+            log.warning("camera %s: %s does not exist in %s (the clocks went forward); read with the offset before "
+                        "the gap, as %s; such frames are flagged %r (%s). A camera that keeps winter time all "
+                        "year wants its [[cameras]] timezone (e.g. \"+01:00\")", camera, wall, zone,
+                        local.isoformat(), NONEXISTENT, path)
+        if len(said) > 64:  # a long-running daemon: keep the memory bounded
+            said.clear()
 
     def _context(self, camera: str, captured_at: datetime) -> DecisionContext | None:
         """What decide() knows beyond the scores for this frame: the species prior at the

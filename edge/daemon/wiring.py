@@ -31,6 +31,7 @@ from edge.config import EdgeConfig
 from edge.daemon.lifecycle import Daemon
 from edge.daemon.pipeline import FrameProcessor
 from edge.daemon.preflight import make_state_dir
+from edge.ingest.capture_time import CameraClock, camera_clock
 from edge.operate.snapshots import SnapshotWriter, snapshot_folder
 from edge.store.writer import Store, tallies_for_day
 
@@ -65,7 +66,21 @@ def make_processor(config: EdgeConfig, classifier: Classifier, store: Store, fin
     return FrameProcessor(classifier, store, config.classify, top_k=config.model.top_k,
                           symlink_roots={c.name: c.path for c in config.cameras if c.symlinks == "inside"},
                           finder=finder, rollup_for=partial(_rollup_for, config),
-                          prior=species_prior(config, classifier))
+                          prior=species_prior(config, classifier), clocks=camera_clocks(config, store))
+
+
+def camera_clocks(config: EdgeConfig, store: Store) -> dict[str, CameraClock]:
+    """Each camera's clock (zone, correction); logs the cameras that do not simply keep the
+    station's time, so the log says which times were read how."""
+    clocks = {}
+    for camera in config.cameras:
+        clock = camera_clock(camera, store.station_tz)
+        clocks[camera.name] = clock
+        if clock.own_zone or clock.correction:
+            log.info("camera %s: EXIF times without an offset read in %s%s", camera.name,
+                     getattr(clock.zone, "key", None) or clock.zone,
+                     f", corrected by {clock.correction.total_seconds():+.0f} s" if clock.correction else "")
+    return clocks
 
 
 def _rollup_for(config: EdgeConfig, labels):

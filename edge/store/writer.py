@@ -350,6 +350,17 @@ class Store:
                 error_here = True
         return ok, error_here
 
+    def camera_times(self, camera: str, since: datetime, until: datetime) -> list[tuple[datetime, str, float | None]]:
+        """(captured_at, path, mtime) of the camera's recorded frames with an EXIF time in
+        [since, until]: the neighbours an ambiguous capture time is resolved against
+        (edge.ingest.capture_time.resolve_ambiguous), across restarts too. Read-only, indexed
+        on (camera, captured_at)."""
+        return [(parse_utc(at), path, mtime) for at, path, mtime in self.db.execute(
+            """SELECT captured_at, path, mtime FROM frames
+                   WHERE camera = ? AND status = 'ok' AND captured_at BETWEEN ? AND ?
+                     AND time_source LIKE 'exif%' ORDER BY captured_at, id""",
+            (camera, format_utc(since), format_utc(until)))]
+
     def unfinished_frames(self, limit: int) -> list[CommittedFrame]:
         """The newest `limit` frames whose post-processing left no stored_path, newest first: what
         a crash between a commit and its move or delete may have left in the camera folder."""
