@@ -720,9 +720,12 @@ def cmd_frames(args: argparse.Namespace) -> int:
 
     db = _open_reader(args)
     rows = _report(reports.frames, db, errors=args.errors, since=args.since, until=args.until,
-                   camera=args.camera, limit=args.limit, zone=_zone(args, db))
+                   camera=args.camera, limit=args.limit, zone=_zone(args, db), by_processed=args.by_processed)
+    # time_source: where the capture time came from (exif, exif-local, mtime); time_flags: what
+    # is doubtful about it (empty: nothing).
     columns = (["processed_at", "camera", "path", "error"] if args.errors else
-               ["captured_local", "camera", "path", "status", "species", "confidence", "birds", "inference_ms", "error"])
+               ["captured_local", "time_source", "time_flags", "camera", "path", "status", "species", "confidence",
+                "birds", "inference_ms", "error"])
     note = tables.left_out_note(rows, "failed frame" if args.errors else "frame")
     _print_limited(tables.render(*_readable(args, db, rows, columns), args.format), note, args.format)
     return EXIT_OK
@@ -754,7 +757,9 @@ def _limit(text: str) -> int:
 # -- parser ----------------------------------------------------------------------------------
 
 
-def _report_flags(parser: argparse.ArgumentParser, formats: list[str], *, central: bool = False) -> None:
+def _report_flags(parser: argparse.ArgumentParser, formats: list[str], *, central: bool = False,
+                  bounded: str = "") -> None:
+    """The options every report shares; `bounded`: what --since/--until bound, added to their help."""
     if central:
         parser.add_argument("--db", help="SQLite database (default: [storage] database), or a fleet's central "
                                          "database: postgresql://... or the collector's SQLite file")
@@ -763,8 +768,8 @@ def _report_flags(parser: argparse.ArgumentParser, formats: list[str], *, centra
     else:
         parser.add_argument("--db", type=Path, help="SQLite database (default: [storage] database)")
     parser.add_argument("--config", type=Path, help="TOML configuration to take the database path from")
-    parser.add_argument("--since", help="local date YYYY-MM-DD or date-time YYYY-MM-DDTHH:MM (inclusive)")
-    parser.add_argument("--until", help="local date (inclusive, whole day) or date-time (exclusive)")
+    parser.add_argument("--since", help="local date YYYY-MM-DD or date-time YYYY-MM-DDTHH:MM (inclusive)" + bounded)
+    parser.add_argument("--until", help="local date (inclusive, whole day) or date-time (exclusive)" + bounded)
     parser.add_argument("--camera", help="only this camera")
     parser.add_argument("--timezone", help="report in this zone instead of the station's")
     parser.add_argument("--format", choices=formats, default="table",
@@ -840,9 +845,14 @@ def build_parser() -> argparse.ArgumentParser:
     events.add_argument("--limit", type=_limit, default=50, metavar="N", help="newest N events (default 50; 0: all)")
     events.set_defaults(func=cmd_events)
 
-    frames = sub.add_parser("frames", help="recently processed frames, newest first")
-    _report_flags(frames, ["table", "csv", "json"])
-    frames.add_argument("--errors", action="store_true", help="only frames that failed, with the reason")
+    frames = sub.add_parser("frames", help="recently processed frames, newest first, with the capture time, "
+                                           "where it came from (time_source) and what is doubtful about it (time_flags)")
+    _report_flags(frames, ["table", "csv", "json"],
+                  bounded="; of the capture time (a failed frame has none: of its processing time)")
+    frames.add_argument("--by-processed", action="store_true",
+                        help="--since/--until bound the time each frame was processed instead of its capture time")
+    frames.add_argument("--errors", action="store_true",
+                        help="only frames that failed, with the reason (--since/--until: when they were processed)")
     frames.add_argument("--limit", type=_limit, default=50, metavar="N", help="newest N frames (default 50; 0: all)")
     frames.set_defaults(func=cmd_frames)
 

@@ -286,24 +286,29 @@ def events(
 
 def frames(
     db: sqlite_utils.Database, *, errors: bool = False, since: str | None = None, until: str | None = None,
-    camera: str | None = None, limit: int | None = 100, zone: ZoneInfo | None = None,
+    camera: str | None = None, limit: int | None = 100, zone: ZoneInfo | None = None, by_processed: bool = False,
 ) -> ReportRows:
     """The most recently processed `limit` frames first (None or 0: all; standing errors only
-    with `errors=True`)."""
+    with `errors=True`). `since`/`until` bound the capture time, the time a frame is counted
+    under; an error row has none and is bounded by its processing time, as every row is with
+    `by_processed=True`."""
     zone = zone or station_zone(db)
     lower, upper = _bounds(since, until, zone)
     # An error that a later row at its path replaced is no error any more: `--errors` leaves it
     # out, and the full listing shows it as `superseded`.
     standing, _retrying = standing_error_sql(db.conn)
+    at = "processed_at" if by_processed else "COALESCE(captured_at, processed_at)"
     where, params = _where(
-        ("processed_at >= ?", _utc(lower)), ("processed_at < ?", _utc(upper)),
+        (f"{at} >= ?", _utc(lower)), (f"{at} < ?", _utc(upper)),
         ("camera = ?", camera),
         fixed=[standing] if errors else [],
     )
     status = f"CASE WHEN status = 'error' AND NOT {standing} THEN 'superseded' ELSE status END AS status"
     birds = "birds" if _has(db, "frames", "birds") else "NULL AS birds"
+    # Where the capture time came from (exif, exif-local, mtime, ...) and what is doubtful about it.
+    flags = "time_flags" if _has(db, "frames", "time_flags") else "NULL AS time_flags"
     rows = _limited(db, f"""id, path, camera, {status}, error, species, confidence, {birds}, captured_at, time_source,
-                   processed_at, inference_ms, model_id""", f"frames{where}", "processed_at DESC, id DESC", params, limit)
+                   {flags}, processed_at, inference_ms, model_id""", f"frames{where}", "processed_at DESC, id DESC", params, limit)
     for row in rows:
         row["captured_local"] = _local(row["captured_at"], zone)
         if row["confidence"] is not None:
@@ -311,3 +316,4 @@ def frames(
         if row["inference_ms"] is not None:
             row["inference_ms"] = round(row["inference_ms"], 1)
     return rows
+
