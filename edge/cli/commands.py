@@ -1,7 +1,8 @@
 """The `edge` command: run the daemon, check a setup, classify one-off, report counts.
 
 Exit codes: 0 success, 1 runtime failure, 2 bad configuration or arguments (the message names
-the key or argument and the problem). Commands that need no database or config (classify)
+the key or argument and the problem), 141 when the reader of stdout went away (`edge frames | head`:
+no traceback). Commands that need no database or config (classify)
 never read /etc/trailcam/edge.toml unless asked to.
 
 `edge status` and `edge install-service` live in edge/cli/status.py and
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -866,10 +868,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# A command whose reader went away (`edge frames | head`), the status of a writer SIGPIPE ends.
+EXIT_BROKEN_PIPE = 141
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # inside the try: a closed pipe shows here for output still buffered
+        return code
+    except BrokenPipeError:
+        # The reader closed the pipe (`edge counts | head`): end quietly. stdout goes to
+        # /dev/null so that the interpreter's flush at exit fails no more (the Python docs'
+        # pattern, "Note on SIGPIPE").
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except ConfigError as error:
         for problem in error.problems:
             print(f"edge: {error.source}: {problem}", file=sys.stderr)
