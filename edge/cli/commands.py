@@ -57,6 +57,9 @@ def _add_config_flags(parser: argparse.ArgumentParser, *, daemon: bool) -> None:
         parser.add_argument("--poll", action="store_true", help="with --watch: poll instead of inotify (network mounts)")
         parser.add_argument("--recursive", action="store_true", help="with --watch: include sub-folders")
         parser.add_argument("--timezone", help="station time zone (overrides [station] timezone)")
+        parser.add_argument("--force-timezone", action="store_true",
+                            help="start although the database was written in another station zone: record the new "
+                                 "one (logged; without it such a start is refused)")
         parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                             help="log level (overrides [logging] level)")
 
@@ -126,13 +129,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     setup_logging(config.logging.level)
-    checked = preflight(config, once=args.once)
+    checked = preflight(config, once=args.once, force_timezone=args.force_timezone)
     if checked.errors:
         return _refuse(checked.errors)
     # The daemon with its field operation (systemd notify/watchdog, status.json, metrics,
     # retention, disk pause) and MQTT when enabled; the state folder is made in its before_open
     # hook, after every check.
-    daemon = build(config, once=args.once)
+    daemon = build(config, once=args.once, force_timezone=args.force_timezone)
     try:
         return daemon.run(handle_signals=True, classifier=checked.classifier, finder=checked.finder)
     except (DaemonError, ModelError) as error:
@@ -153,7 +156,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     source = args.config or (DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else "defaults and flags")
     print(f"config: ok ({source})")
-    checked = preflight(config)
+    checked = preflight(config, force_timezone=args.force_timezone)
     for finding in checked.findings:
         print(finding.line())
     for line in _export_lacks(config):
