@@ -137,7 +137,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     # hook, after every check.
     daemon = build(config, once=args.once, force_timezone=args.force_timezone)
     try:
-        return daemon.run(handle_signals=True, classifier=checked.classifier, finder=checked.finder)
+        code = daemon.run(handle_signals=True, classifier=checked.classifier, finder=checked.finder)
+        if daemon.summary is not None:  # --once: what the run did, on stdout (the log is stderr)
+            print(daemon.summary)
+        return code
     except (DaemonError, ModelError) as error:
         raise UsageError(str(error)) from None
     except (StateDirError, StoreError) as error:  # the disk changed since the preflight probed it
