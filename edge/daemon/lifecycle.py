@@ -118,10 +118,12 @@ class Daemon:
         self.publisher = None
         # The best-crop writer (edge/operate/snapshots.py) when a detector is configured.
         self.snapshots = None
-        # Counted frames (ok rows) not yet looked at for a shared file time (checked whenever
-        # the queue runs empty: the end of a backlog or of a batch of uploads), and, with
-        # --once, all of this run's for its summary line (`summary`, set when the run ends).
+        # Counted frames (ok rows) not yet looked at for a shared file time (checked at the end
+        # of --once, and once the queue has been empty for idle_interval_s: the end of a backlog
+        # or of a batch of uploads), and, with --once, all of this run's for its summary line
+        # (`summary`, set when the run ends).
         self._unchecked: list[int] = []
+        self._last_counted = 0.0  # monotonic time the last counted frame was committed
         self._counted: list[int] = []
         self.summary: str | None = None
 
@@ -218,7 +220,8 @@ class Daemon:
                 self.summary = self._summary()
                 break
             else:
-                self._check_file_times()
+                if time.monotonic() - self._last_counted >= self.idle_interval_s:
+                    self._check_file_times()  # a batch of uploads is over: quiet for a while
                 self._idle_work()
             self.health.backlog = len(self.frames)
             for hook in self.on_tick:
@@ -238,6 +241,7 @@ class Daemon:
             self.rescanner.note_handled(path, camera)  # no row of its own: not "missed" at the next rescan
         if outcome.status == "ok" and outcome.commit is not None:
             self._unchecked.append(outcome.commit.frame.id)
+            self._last_counted = time.monotonic()
             if self.once:
                 self._counted.append(outcome.commit.frame.id)
             if len(self._unchecked) >= self.FILE_TIME_BATCH:
@@ -317,7 +321,7 @@ class Daemon:
         processed = self.health.processed
         errors = processed.get("error", 0) + processed.get("retry", 0)
         handled = {"ok": processed.get("ok", 0), "error(s)": errors, "duplicate(s)": processed.get("duplicate", 0)}
-        handled.update({name: n for name, n in processed.items()
+        handled.update({{"unchanged": "already recorded"}.get(name, name): n for name, n in processed.items()
                         if n and name not in ("ok", "error", "retry", "duplicate")})
         figures = run_figures(self.store.db, self._counted) if self.store is not None else {}
         return (f"summary: {sum(handled.values())} frame(s): "

@@ -14,6 +14,7 @@ import csv
 import hashlib
 import io
 import json
+import logging
 import os
 import re
 import shutil
@@ -28,7 +29,7 @@ import pytest
 
 from edge.classify.decision import Decision
 from edge.store.writer import FrameRecord, Store
-from tests.edge.conftest import jpeg_bytes, query_rows
+from tests.edge.conftest import count_rows, jpeg_bytes, query_rows, wait_for
 
 BERLIN = ZoneInfo("Europe/Berlin")
 # The camera's own file times: one frame every 5 minutes from 07:00 on 21 November (Berlin).
@@ -122,6 +123,25 @@ def test_cp_p_keeps_the_camera_s_times_and_its_visits(copied: dict, cli_env) -> 
     table = _edge(["frames", "--db", str(db), "--limit", "0"], cli_env).stdout.splitlines()
     assert table[0].split()[:3] == ["captured_local", "time_source", "time_flags"]
     assert table[-1].split()[:2] == ["2026-11-21T07:00:00+01:00", "mtime"]  # the oldest processed, last
+
+
+def test_the_running_daemon_warns_once_for_a_batch_copied_without_p(card: Path, tmp_path: Path, make_config,
+                                                                       thread_daemon, caplog) -> None:
+    """Live: the files arrive one by one while the daemon runs; the check waits until the batch
+    is over (the queue quiet for idle_interval_s), so it sees the whole batch and says it once."""
+    camera = tmp_path / "feeder"
+    config = make_config([{"name": "feeder", "path": str(camera)}], station={"timezone": "Europe/Berlin"})
+    caplog.set_level(logging.WARNING, logger="edge.daemon.lifecycle")
+    runner = thread_daemon(config)
+    runner.daemon.idle_interval_s = 1.0
+    subprocess.run(["cp", *sorted(str(p) for p in card.iterdir()), str(camera)], check=True)
+    wait_for(lambda: count_rows(config.storage.database, "SELECT COUNT(*) FROM frames") == len(PHOTOS),
+             timeout=120, what="the copied frames")
+    wait_for(lambda: [r for r in caplog.records if "share one file time" in r.getMessage()], timeout=30,
+             what="the shared file time warning")
+    runner.stop()
+    said = [r.getMessage() for r in caplog.records if "share one file time" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith(f"camera feeder: {len(PHOTOS)} of {len(PHOTOS)} frame(s)"), said
 
 
 def test_run_once_ends_with_a_summary_line(copied: dict) -> None:
@@ -236,3 +256,26 @@ def test_a_report_piped_into_head_ends_quietly(long_db: Path, cli_env, command: 
     assert len(piped.stdout.splitlines()) == 3
     assert "Traceback" not in piped.stderr and "BrokenPipeError" not in piped.stderr, piped.stderr
     assert piped.stderr.strip().splitlines()[-1] in ("edge exit 0", "edge exit 141"), piped.stderr
+
+
+def test_a_daemon_built_without_the_cli_refuses_another_zone_too(tmp_path: Path, birds25_dir: Path, make_config,
+                                                                 caplog) -> None:
+    from edge.daemon.lifecycle import DaemonError
+    from edge.daemon.wiring import build
+
+    camera = _photo_camera(tmp_path / "feeder", birds25_dir)
+    berlin = make_config([{"name": "feeder", "path": str(camera)}], station={"timezone": "Europe/Berlin"})
+    assert build(berlin, once=True, field=False).run() == 0
+    before = _contents(berlin.storage.database)
+    london = make_config([{"name": "feeder", "path": str(camera)}], station={"timezone": "Europe/London"})
+    with pytest.raises(DaemonError, match=r"^station\.timezone: 'Europe/London' is not the zone the database .* "
+                                          r"\('Europe/Berlin'\)"):
+        build(london, once=True, field=False).run()
+    assert _contents(berlin.storage.database) == before
+    caplog.set_level(logging.WARNING, logger="edge.store.writer")
+    daemon = build(london, once=True, field=False, force_timezone=True)
+    assert daemon.run() == 0 and daemon.summary == (
+        "summary: 1 frame(s): 0 ok, 0 error(s), 0 duplicate(s), 1 already recorded; 0 visit(s), 0 species, "
+        "0 bird(s); times: 0 from file times (mtime), 0 flagged")
+    assert "changes from Europe/Berlin to Europe/London" in caplog.text
+    assert query_rows(berlin.storage.database, "SELECT value FROM meta WHERE key = 'timezone'") == [("Europe/London",)]
