@@ -1,7 +1,8 @@
 """The `edge` command: run the daemon, check a setup, classify one-off, report counts.
 
 Exit codes: 0 success, 1 runtime failure, 2 bad configuration or arguments (the message names
-the key or argument and the problem). Commands that need no database or config (classify)
+the key or argument and the problem), 141 when the reader of stdout went away (`edge frames | head`:
+no traceback). Commands that need no database or config (classify)
 never read /etc/trailcam/edge.toml unless asked to.
 
 `edge status` and `edge install-service` live in edge/cli/status.py and
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,6 +57,9 @@ def _add_config_flags(parser: argparse.ArgumentParser, *, daemon: bool) -> None:
         parser.add_argument("--poll", action="store_true", help="with --watch: poll instead of inotify (network mounts)")
         parser.add_argument("--recursive", action="store_true", help="with --watch: include sub-folders")
         parser.add_argument("--timezone", help="station time zone (overrides [station] timezone)")
+        parser.add_argument("--force-timezone", action="store_true",
+                            help="start although the database was written in another station zone: record the new "
+                                 "one (logged; without it such a start is refused)")
         parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                             help="log level (overrides [logging] level)")
 
@@ -124,15 +129,18 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     setup_logging(config.logging.level)
-    checked = preflight(config, once=args.once)
+    checked = preflight(config, once=args.once, force_timezone=args.force_timezone)
     if checked.errors:
         return _refuse(checked.errors)
     # The daemon with its field operation (systemd notify/watchdog, status.json, metrics,
     # retention, disk pause) and MQTT when enabled; the state folder is made in its before_open
     # hook, after every check.
-    daemon = build(config, once=args.once)
+    daemon = build(config, once=args.once, force_timezone=args.force_timezone)
     try:
-        return daemon.run(handle_signals=True, classifier=checked.classifier, finder=checked.finder)
+        code = daemon.run(handle_signals=True, classifier=checked.classifier, finder=checked.finder)
+        if daemon.summary is not None:  # --once: what the run did, on stdout (the log is stderr)
+            print(daemon.summary)
+        return code
     except (DaemonError, ModelError) as error:
         raise UsageError(str(error)) from None
     except (StateDirError, StoreError) as error:  # the disk changed since the preflight probed it
@@ -151,7 +159,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     source = args.config or (DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else "defaults and flags")
     print(f"config: ok ({source})")
-    checked = preflight(config)
+    checked = preflight(config, force_timezone=args.force_timezone)
     for finding in checked.findings:
         print(finding.line())
     for line in _export_lacks(config):
@@ -720,9 +728,12 @@ def cmd_frames(args: argparse.Namespace) -> int:
 
     db = _open_reader(args)
     rows = _report(reports.frames, db, errors=args.errors, since=args.since, until=args.until,
-                   camera=args.camera, limit=args.limit, zone=_zone(args, db))
+                   camera=args.camera, limit=args.limit, zone=_zone(args, db), by_processed=args.by_processed)
+    # time_source: where the capture time came from (exif, exif-local, mtime); time_flags: what
+    # is doubtful about it (empty: nothing).
     columns = (["processed_at", "camera", "path", "error"] if args.errors else
-               ["captured_local", "camera", "path", "status", "species", "confidence", "birds", "inference_ms", "error"])
+               ["captured_local", "time_source", "time_flags", "camera", "path", "status", "species", "confidence",
+                "birds", "inference_ms", "error"])
     note = tables.left_out_note(rows, "failed frame" if args.errors else "frame")
     _print_limited(tables.render(*_readable(args, db, rows, columns), args.format), note, args.format)
     return EXIT_OK
@@ -754,7 +765,9 @@ def _limit(text: str) -> int:
 # -- parser ----------------------------------------------------------------------------------
 
 
-def _report_flags(parser: argparse.ArgumentParser, formats: list[str], *, central: bool = False) -> None:
+def _report_flags(parser: argparse.ArgumentParser, formats: list[str], *, central: bool = False,
+                  bounded: str = "") -> None:
+    """The options every report shares; `bounded`: what --since/--until bound, added to their help."""
     if central:
         parser.add_argument("--db", help="SQLite database (default: [storage] database), or a fleet's central "
                                          "database: postgresql://... or the collector's SQLite file")
@@ -763,8 +776,8 @@ def _report_flags(parser: argparse.ArgumentParser, formats: list[str], *, centra
     else:
         parser.add_argument("--db", type=Path, help="SQLite database (default: [storage] database)")
     parser.add_argument("--config", type=Path, help="TOML configuration to take the database path from")
-    parser.add_argument("--since", help="local date YYYY-MM-DD or date-time YYYY-MM-DDTHH:MM (inclusive)")
-    parser.add_argument("--until", help="local date (inclusive, whole day) or date-time (exclusive)")
+    parser.add_argument("--since", help="local date YYYY-MM-DD or date-time YYYY-MM-DDTHH:MM (inclusive)" + bounded)
+    parser.add_argument("--until", help="local date (inclusive, whole day) or date-time (exclusive)" + bounded)
     parser.add_argument("--camera", help="only this camera")
     parser.add_argument("--timezone", help="report in this zone instead of the station's")
     parser.add_argument("--format", choices=formats, default="table",
@@ -840,9 +853,14 @@ def build_parser() -> argparse.ArgumentParser:
     events.add_argument("--limit", type=_limit, default=50, metavar="N", help="newest N events (default 50; 0: all)")
     events.set_defaults(func=cmd_events)
 
-    frames = sub.add_parser("frames", help="recently processed frames, newest first")
-    _report_flags(frames, ["table", "csv", "json"])
-    frames.add_argument("--errors", action="store_true", help="only frames that failed, with the reason")
+    frames = sub.add_parser("frames", help="recently processed frames, newest first, with the capture time, "
+                                           "where it came from (time_source) and what is doubtful about it (time_flags)")
+    _report_flags(frames, ["table", "csv", "json"],
+                  bounded="; of the capture time (a failed frame has none: of its processing time)")
+    frames.add_argument("--by-processed", action="store_true",
+                        help="--since/--until bound the time each frame was processed instead of its capture time")
+    frames.add_argument("--errors", action="store_true",
+                        help="only frames that failed, with the reason (--since/--until: when they were processed)")
     frames.add_argument("--limit", type=_limit, default=50, metavar="N", help="newest N frames (default 50; 0: all)")
     frames.set_defaults(func=cmd_frames)
 
@@ -857,10 +875,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# A command whose reader went away (`edge frames | head`), the status of a writer SIGPIPE ends.
+EXIT_BROKEN_PIPE = 141
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # inside the try: a closed pipe shows here for output still buffered
+        return code
+    except BrokenPipeError:
+        # The reader closed the pipe (`edge counts | head`): end quietly. stdout goes to
+        # /dev/null so that the interpreter's flush at exit fails no more (the Python docs'
+        # pattern, "Note on SIGPIPE").
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except ConfigError as error:
         for problem in error.problems:
             print(f"edge: {error.source}: {problem}", file=sys.stderr)

@@ -42,6 +42,7 @@ from edge.classify.model import Classifier, ModelError
 from edge.daemon.pipeline import FrameOutcome, FrameProcessor
 from edge.daemon.preflight import check_cameras, check_species, load_configured_classifier, load_configured_finder
 from edge.store.db import known_states_reader
+from edge.store.reports import SHARED_FILE_TIME_S, run_figures, shared_file_times
 from edge.store.writer import Store
 from edge.operate.health import HealthState
 from edge.store.disk import is_disk_full_error
@@ -117,6 +118,14 @@ class Daemon:
         self.publisher = None
         # The best-crop writer (edge/operate/snapshots.py) when a detector is configured.
         self.snapshots = None
+        # Counted frames (ok rows) not yet looked at for a shared file time (checked at the end
+        # of --once, and once the queue has been empty for idle_interval_s: the end of a backlog
+        # or of a batch of uploads), and, with --once, all of this run's for its summary line
+        # (`summary`, set when the run ends).
+        self._unchecked: list[int] = []
+        self._last_counted = 0.0  # monotonic time the last counted frame was committed
+        self._counted: list[int] = []
+        self.summary: str | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -206,9 +215,13 @@ class Daemon:
                 if self._retry is not item:
                     self.frames.done(item.path)
             elif self.once:
+                self._check_file_times()
                 self._close_after_backlog()
+                self.summary = self._summary()
                 break
             else:
+                if time.monotonic() - self._last_counted >= self.idle_interval_s:
+                    self._check_file_times()  # a batch of uploads is over: quiet for a while
                 self._idle_work()
             self.health.backlog = len(self.frames)
             for hook in self.on_tick:
@@ -226,6 +239,13 @@ class Daemon:
             self.store.abandon_retries(path)
         if outcome.status in ("duplicate", "skipped") and self.rescanner is not None:
             self.rescanner.note_handled(path, camera)  # no row of its own: not "missed" at the next rescan
+        if outcome.status == "ok" and outcome.commit is not None:
+            self._unchecked.append(outcome.commit.frame.id)
+            self._last_counted = time.monotonic()
+            if self.once:
+                self._counted.append(outcome.commit.frame.id)
+            if len(self._unchecked) >= self.FILE_TIME_BATCH:
+                self._check_file_times()
         if outcome.committed:
             for change in outcome.commit.event_changes if outcome.commit else ():
                 event = change.event
@@ -274,6 +294,41 @@ class Daemon:
     def retries_pending(self) -> int:
         """Frames waiting for their next try (transient errors with attempts left)."""
         return len(self._retries)
+
+    # A steady stream that never lets the queue run empty is looked at every this many frames.
+    FILE_TIME_BATCH = 2000
+
+    def _check_file_times(self) -> None:
+        """Warn once per batch (the backlog, a batch of uploads), never per frame, when many
+        frames of one camera took their time from the file and share one: files copied without
+        keeping their times (`cp` without -p) all carry the moment of the copy, and their
+        birds collapse into one visit at that moment."""
+        if not self._unchecked or self.store is None:
+            return
+        ids, self._unchecked = self._unchecked, []
+        for shared in shared_file_times(self.store.db, ids):
+            log.warning(
+                "camera %s: %d of %d frame(s) timed by their file (no EXIF time) share one file time, "
+                "within %g s of %s, and count as %d visit(s): files copied without keeping their "
+                "modification times all carry the time of the copy. Copy with `cp -p` or `rsync -t`, or use "
+                "cameras that write EXIF times (`edge frames` shows each frame's time_source)",
+                shared.camera, shared.frames, shared.from_files, SHARED_FILE_TIME_S, shared.first_at,
+                shared.visits)
+
+    def _summary(self) -> str:
+        """The line `edge run --once` ends with: what this run did with its frames, what they
+        count, and how many of their times are the files' own or doubtful."""
+        processed = self.health.processed
+        errors = processed.get("error", 0) + processed.get("retry", 0)
+        handled = {"ok": processed.get("ok", 0), "error(s)": errors, "duplicate(s)": processed.get("duplicate", 0)}
+        handled.update({{"unchanged": "already recorded"}.get(name, name): n for name, n in processed.items()
+                        if n and name not in ("ok", "error", "retry", "duplicate")})
+        figures = run_figures(self.store.db, self._counted) if self.store is not None else {}
+        return (f"summary: {sum(handled.values())} frame(s): "
+                + ", ".join(f"{n} {name}" for name, n in handled.items())
+                + f"; {figures.get('visits', 0)} visit(s), {figures.get('species', 0)} species, "
+                  f"{figures.get('birds', 0)} bird(s); times: {figures.get('from_files', 0)} from file times "
+                  f"(mtime), {figures.get('flagged', 0)} flagged")
 
     def _close_after_backlog(self) -> None:
         """The end of --once: no later frame will come to close what the backlog left open, so

@@ -40,7 +40,7 @@ from edge.classify.decision import unknown_species
 from edge.classify.model import Classifier, ModelError, resolve_model
 from edge.classify.names import ENGLISH, NamesError, load_names, pack_folder, with_common_names
 from edge.classify.taxonomy import TaxonomyError, rollup_from_config
-from edge.store.db import StoreError, check_database, user_name
+from edge.store.db import StoreError, check_database, stored_timezone, timezone_change, user_name
 
 if TYPE_CHECKING:
     from edge.detect.finder import BirdFinder
@@ -293,7 +293,26 @@ def check_storage(config: EdgeConfig) -> list[Finding]:
         return [Finding("storage.database", str(error))]
 
 
-def preflight(config: EdgeConfig, *, once: bool = False) -> Preflight:
+def check_timezone(config: EdgeConfig, *, force: bool = False) -> list[Finding]:
+    """The zone the station will use, said (a warning when it is the UTC default nobody chose),
+    and refused when the existing database was written in another one, unless `force`
+    (`edge run --force-timezone`): the store then records the new zone and logs the change."""
+    zone = config.station.timezone
+    change = timezone_change(Path(config.storage.database), zone)
+    if change is not None:
+        if not force:
+            return [Finding("station.timezone", change)]
+        stored = stored_timezone(Path(config.storage.database))
+        return [Finding("station.timezone", f"{zone}, replacing {stored}, the zone the database was written in "
+                                            "(--force-timezone)", "warning")]
+    if "timezone" not in config.station.model_fields_set:
+        return [Finding("station.timezone", "UTC, the default: hours and days are UTC's, and EXIF times without an "
+                                            "offset are read as UTC; set [station] timezone (e.g. \"Europe/Berlin\")",
+                        "warning")]
+    return [Finding("station.timezone", zone, "ok")]
+
+
+def preflight(config: EdgeConfig, *, once: bool = False, force_timezone: bool = False) -> Preflight:
     """Every start-up check, in the order an operator fixes them; no side effects."""
     result = Preflight()
     result.findings += check_cameras(config, once=once)
@@ -303,6 +322,7 @@ def preflight(config: EdgeConfig, *, once: bool = False) -> Preflight:
     result.findings += detector_findings
     result.findings += check_prior(config, result.classifier)
     result.findings += check_storage(config)
+    result.findings += check_timezone(config, force=force_timezone)
     return result
 
 
@@ -337,4 +357,5 @@ def make_state_dir(directory: Path | str) -> None:
 
 
 __all__ = ["Finding", "Preflight", "check_cameras", "check_model", "check_prior", "check_species", "check_storage",
+           "check_timezone",
            "load_configured_classifier", "load_configured_finder", "make_state_dir", "preflight", "StateDirError"]

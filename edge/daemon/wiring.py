@@ -114,6 +114,17 @@ def check_prior_before_open(config: EdgeConfig, daemon: Daemon) -> None:
         raise DaemonError("\n".join(errors))
 
 
+def check_timezone_before_open(config: EdgeConfig, daemon: Daemon) -> None:
+    """A daemon built without the CLI's preflight still refuses a database written in another
+    station zone (edge.store.db.timezone_change) before the store rewrites it."""
+    from edge.daemon.lifecycle import DaemonError
+    from edge.store.db import timezone_change
+
+    change = timezone_change(config.storage.database, config.station.timezone)
+    if change is not None:
+        raise DaemonError(f"station.timezone: {change}")
+
+
 def reload_prior(config: EdgeConfig, daemon: Daemon, classifier: Classifier) -> None:
     """After a model reload: the prior matched anew to the new labels (a failure keeps the old one)."""
     from edge.classify.prior import PriorError
@@ -139,11 +150,12 @@ def device_info(config: EdgeConfig, outbox_writer, daemon: Daemon):
 
 
 def build(config: EdgeConfig, *, once: bool = False, tick_s: float = 1.0, field: bool = True,
-          notifier=None) -> Daemon:
+          notifier=None, force_timezone: bool = False) -> Daemon:
     """The daemon `edge run` runs, wired from `config`. `field=False`: without the field
     operations (no sd_notify, status.json, metrics, retention or disk guard), as tests of the
     processing itself run it. `notifier`: an edge.operate.notify.Notifier other than the
-    environment's."""
+    environment's. `force_timezone`: start on a database written in another station zone
+    (`edge run --force-timezone`; the store logs the change), refused before anything opens without it."""
     outbox_writer = publisher = None
     if config.mqtt.enabled:
         from edge.publish.mqtt import Publisher
@@ -180,6 +192,8 @@ def build(config: EdgeConfig, *, once: bool = False, tick_s: float = 1.0, field:
                     make_processor=partial(make_processor, config), once=once, tick_s=tick_s,
                     health=operations.health if operations is not None else None)
     daemon.publisher = publisher
+    if not force_timezone:
+        daemon.before_open.append(partial(check_timezone_before_open, config))
     if config.prior.source != "none":
         # [prior]: refused before anything is created; matched anew to a reloaded model's labels.
         daemon.before_open.append(partial(check_prior_before_open, config))

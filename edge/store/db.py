@@ -173,6 +173,39 @@ def check_database(path: Path) -> str:
     return f"{path}, schema {version}{migrate}, {frames} frame(s)"
 
 
+def stored_timezone(path: Path) -> str | None:
+    """The station zone a database was last written in (`meta` timezone), read without writing;
+    None when there is no database yet, it records no zone, or it cannot be read (check_database
+    says what is wrong with it)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        db = open_readonly(path)
+    except (StoreError, sqlite3.DatabaseError):
+        return None
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key = 'timezone'").fetchone()
+    except sqlite3.DatabaseError:
+        return None
+    finally:
+        db.close()
+    return row[0] if row and row[0] else None
+
+
+def timezone_change(path: Path, zone: str) -> str | None:
+    """Why starting with station zone `zone` on this database needs a deliberate
+    `--force-timezone` (None: it does not). Its reports' hours and days follow the stored zone,
+    and the daily tallies already written are bucketed by its local days."""
+    stored = stored_timezone(path)
+    if stored is None or stored == zone:
+        return None
+    return (f"{zone!r} is not the zone the database {Path(path).absolute()} was written in ({stored!r}): its "
+            f"days and hours would move. Keep its zone ([station] timezone = \"{stored}\", or --timezone {stored}), or "
+            f"change the station's zone deliberately with `edge run --force-timezone` (stored times are UTC and "
+            f"stay; days already tallied keep their {stored} days)")
+
+
 def standing_error_sql(conn: sqlite3.Connection) -> tuple[str, str]:
     """SQL conditions on `frames` for readers of a database of any version: (an error that
     stands, i.e. not superseded by a later row at its path; one with a retry pending). A

@@ -286,24 +286,29 @@ def events(
 
 def frames(
     db: sqlite_utils.Database, *, errors: bool = False, since: str | None = None, until: str | None = None,
-    camera: str | None = None, limit: int | None = 100, zone: ZoneInfo | None = None,
+    camera: str | None = None, limit: int | None = 100, zone: ZoneInfo | None = None, by_processed: bool = False,
 ) -> ReportRows:
     """The most recently processed `limit` frames first (None or 0: all; standing errors only
-    with `errors=True`)."""
+    with `errors=True`). `since`/`until` bound the capture time, the time a frame is counted
+    under; an error row has none and is bounded by its processing time, as every row is with
+    `by_processed=True`."""
     zone = zone or station_zone(db)
     lower, upper = _bounds(since, until, zone)
     # An error that a later row at its path replaced is no error any more: `--errors` leaves it
     # out, and the full listing shows it as `superseded`.
     standing, _retrying = standing_error_sql(db.conn)
+    at = "processed_at" if by_processed else "COALESCE(captured_at, processed_at)"
     where, params = _where(
-        ("processed_at >= ?", _utc(lower)), ("processed_at < ?", _utc(upper)),
+        (f"{at} >= ?", _utc(lower)), (f"{at} < ?", _utc(upper)),
         ("camera = ?", camera),
         fixed=[standing] if errors else [],
     )
     status = f"CASE WHEN status = 'error' AND NOT {standing} THEN 'superseded' ELSE status END AS status"
     birds = "birds" if _has(db, "frames", "birds") else "NULL AS birds"
+    # Where the capture time came from (exif, exif-local, mtime, ...) and what is doubtful about it.
+    flags = "time_flags" if _has(db, "frames", "time_flags") else "NULL AS time_flags"
     rows = _limited(db, f"""id, path, camera, {status}, error, species, confidence, {birds}, captured_at, time_source,
-                   processed_at, inference_ms, model_id""", f"frames{where}", "processed_at DESC, id DESC", params, limit)
+                   {flags}, processed_at, inference_ms, model_id""", f"frames{where}", "processed_at DESC, id DESC", params, limit)
     for row in rows:
         row["captured_local"] = _local(row["captured_at"], zone)
         if row["confidence"] is not None:
@@ -311,3 +316,84 @@ def frames(
         if row["inference_ms"] is not None:
             row["inference_ms"] = round(row["inference_ms"], 1)
     return rows
+
+
+# -- what one run did (`edge run --once`'s summary line) and frames that share one file time --
+
+
+def run_figures(db: sqlite_utils.Database, frame_ids: Sequence[int]) -> dict[str, int]:
+    """What the counted frames `frame_ids` (ok rows) add up to: {visits, species, birds,
+    from_files, flagged}. visits: the visits they joined; species: the species those visits
+    count (`event_species`, `unknown` left out); birds: the visits' per-species individuals
+    (MaxN) summed, unknown birds included; from_files: frames whose time is the file's
+    (`time_source = 'mtime'`); flagged: frames whose time is doubtful (`time_flags`)."""
+    flagged_sql = "time_flags IS NOT NULL" if _has(db, "frames", "time_flags") else "0"
+    events: set[int] = set()
+    from_files = flagged = 0
+    for start in range(0, len(frame_ids), 500):
+        chunk = list(frame_ids[start:start + 500])
+        marks = ",".join("?" * len(chunk))
+        for event_id, source, doubtful in db.conn.execute(
+                f"SELECT event_id, time_source, {flagged_sql} FROM frames WHERE id IN ({marks})", chunk):
+            if event_id is not None:
+                events.add(int(event_id))
+            from_files += source == "mtime"
+            flagged += bool(doubtful)
+    species: set[str] = set()
+    birds = 0
+    for counted in species_counts_of(db, sorted(events)).values():
+        for entry in counted:
+            birds += entry["individuals"]
+            if entry["species"] != "unknown":
+                species.add(entry["species"])
+    return {"visits": len(events), "species": len(species), "birds": birds, "from_files": from_files,
+            "flagged": flagged}
+
+
+# Frames of one camera whose times are the file's and lie this close together ...
+SHARED_FILE_TIME_S = 2.0
+# ... this many of them at least: a copy that set every file's time to the moment it was copied
+# (`cp` without -p), not a camera's burst (a few frames, about a second apart).
+SHARED_FILE_TIME_FRAMES = 10
+
+
+@dataclass(frozen=True)
+class SharedFileTime:
+    """Frames of one camera that got their time from the file (no EXIF time) and share one."""
+
+    camera: str
+    frames: int  # in the tightest cluster: within SHARED_FILE_TIME_S of its first
+    from_files: int  # of the camera's frames looked at, how many took the file's time
+    first_at: str  # UTC, the cluster's first file time
+    visits: int  # the visits the cluster's frames are in
+
+
+def shared_file_times(db: sqlite_utils.Database, frame_ids: Sequence[int], *,
+                      window_s: float = SHARED_FILE_TIME_S,
+                      at_least: int = SHARED_FILE_TIME_FRAMES) -> list[SharedFileTime]:
+    """Per camera, the largest cluster of `frame_ids` whose capture time is their file's
+    modification time (`time_source = 'mtime'`) and lies within `window_s` seconds, when it has
+    `at_least` frames: files copied without keeping their times, one visit where there were many."""
+    by_camera: dict[str, list[tuple[float, int | None]]] = defaultdict(list)
+    for start in range(0, len(frame_ids), 500):
+        chunk = list(frame_ids[start:start + 500])
+        marks = ",".join("?" * len(chunk))
+        for camera, mtime, event_id in db.conn.execute(
+                f"""SELECT camera, mtime, event_id FROM frames
+                    WHERE id IN ({marks}) AND time_source = 'mtime' AND mtime IS NOT NULL""", chunk):
+            by_camera[camera].append((float(mtime), event_id))
+    found = []
+    for camera, times in sorted(by_camera.items()):
+        times.sort(key=lambda t: t[0])
+        best, best_start, low = 0, 0, 0
+        for high in range(len(times)):  # the widest run of times within the window (two pointers)
+            while times[high][0] - times[low][0] > window_s:
+                low += 1
+            if high - low + 1 > best:
+                best, best_start = high - low + 1, low
+        if best >= at_least:
+            cluster = times[best_start:best_start + best]
+            found.append(SharedFileTime(
+                camera, best, len(times), format_utc(datetime.fromtimestamp(cluster[0][0], timezone.utc)),
+                len({event for _, event in cluster if event is not None})))
+    return found

@@ -270,7 +270,14 @@ class Store:
                     )
                 # Reports read the station's zone from here, so `edge counts --db F` needs no config;
                 # the web app's reviews recount visits by the daemon's rule (edge/store/counts.py).
-                # Written first: a migration that recounts visits follows them too.
+                # Written first: a migration that recounts visits follows them too. A different
+                # zone is refused before the store opens (edge run --force-timezone changes it):
+                # here the change is only said.
+                stored = self.db.execute("SELECT value FROM meta WHERE key = 'timezone'").fetchone()
+                if stored and stored[0] and stored[0] != self.station_tz.key:
+                    log.warning("station.timezone: database %s changes from %s to %s: reports use %s from now "
+                                "on; days already tallied keep their %s days", self.path, stored[0],
+                                self.station_tz.key, self.station_tz.key, stored[0])
                 self.db["meta"].upsert({"key": "timezone", "value": self.station_tz.key}, pk="key")
                 self.db["meta"].upsert({"key": META_MIN_FRAMES, "value": str(self.species_min_frames)}, pk="key")
                 for step in range(version, SCHEMA_VERSION):

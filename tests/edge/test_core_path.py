@@ -42,8 +42,9 @@ def test_run_once_then_counts(tmp_path: Path, aiy_model: Path, bird_photo, cli_e
     assert frames.stdout.splitlines() == [
         "period,species,frames", "2026-06-01,Cardinalis cardinalis,5", "2026-06-01,Poecile atricapillus,1"]
 
-    # Running again over the same folder records nothing twice.
-    again = _edge(["run", "--once", "--model", str(aiy_model), "--watch", str(camera), "--db", str(db)], cli_env)
+    # Running again over the same folder (in the database's zone: another is refused) records nothing twice.
+    again = _edge(["run", "--once", "--model", str(aiy_model), "--watch", str(camera), "--db", str(db),
+                   "--timezone", "Europe/Berlin"], cli_env)
     assert again.returncode == 0, again.stderr
     assert count_rows(db, "SELECT count(*) FROM frames") == 6
     assert count_rows(db, "SELECT SUM(events) FROM daily_tallies") == 3
