@@ -81,6 +81,17 @@ def _watching_text(daemon: dict[str, Any]) -> str:
     return text
 
 
+def _time_flags_text(status: dict[str, Any]) -> str:
+    """Frames whose capture time was flagged (edge/store/clock_checks.py), by flag."""
+    flagged = status.get("frames_time_flagged")
+    if flagged is None:
+        return "-"
+    if not flagged:
+        return "none flagged"
+    return (f"{status.get('frames_time_doubtful', 0)} doubtful (kept out of effort), by flag: "
+            + ", ".join(f"{flag} {n}" for flag, n in flagged.items()))
+
+
 def status_table(status: dict[str, Any]) -> str:
     """Two aligned columns, one fact per line: easy to read over SSH and to grep."""
     daemon = status.get("daemon", {})
@@ -110,6 +121,7 @@ def status_table(status: dict[str, Any]) -> str:
          if last_err else "-"),
         ("watching", _watching_text(daemon)),
         ("mqtt", str(daemon.get("mqtt_state") or "-")),
+        ("capture times", _time_flags_text(status)),
         ("outbox", f"{status.get('outbox_depth', '-')} waiting"
          + (f", {status['outbox_dropped_events']} events dropped when full"
             if status.get("outbox_dropped_events") else "")),

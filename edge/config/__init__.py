@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validat
 from edge.config.base import Section
 
 from edge.config.cameras import CameraConfig
+from edge.config.clock_checks import ClockChecksConfig
 from edge.config.deployment import ContributorConfig, DeploymentConfig, ProjectConfig
 from edge.config.classify import ClassifyConfig
 from edge.config.detector import DetectorConfig
@@ -42,6 +43,7 @@ ENV_PREFIX = "TRAILCAM__"
 
 __all__ = [
     "CameraConfig",
+    "ClockChecksConfig",
     "ClassifyConfig",
     "ContributorConfig",
     "DeploymentConfig",
@@ -105,6 +107,12 @@ class EdgeConfig(Section):
         default_factory=EventsConfig,
         description="How counted frames are grouped into independent visits (events); frames with no "
                     "bird or a denied species join none.")
+    clock_checks: ClockChecksConfig = Field(
+        default_factory=ClockChecksConfig,
+        description="Camera clocks checked frame by frame: a capture time in the future, far before the "
+                    "camera's recent frames or before its deployment's start is flagged (recorded and counted, "
+                    "never dropped), logged once per burst, and kept out of effort and deployment spans "
+                    "(docs/edge.md, \"Camera clocks\").")
     storage: StorageConfig = Field(
         default_factory=StorageConfig,
         description="Where the SQLite database lives, and when a frame's error is final.")

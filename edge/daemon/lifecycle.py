@@ -346,7 +346,8 @@ class Daemon:
             reasons = [f"{n} {why}" for n, why in (
                 (len(still_open) - ahead, f"with a last frame within {self.store.independence.total_seconds():g} s "
                                           "of now and of their camera's newest frame (the visit may go on)"),
-                (ahead, "with a last frame after now (camera clock ahead of this device's)")) if n]
+                (ahead, "with a last frame after now (camera clock ahead of this device's: closed once no frame of "
+                        f"it has been recorded for {self.store.independence.total_seconds():g} s)")) if n]
             log.info("%d event(s) left open: %s; a later run closes them", len(still_open), "; ".join(reasons))
 
     def _check_camera_folders(self) -> None:

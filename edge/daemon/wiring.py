@@ -23,16 +23,19 @@ operations first (flush archive locations, STOPPING=1, final status.json), then 
 from __future__ import annotations
 
 import logging
+from datetime import timezone
 from functools import partial
 
 from edge.classify.model import Classifier
 from edge.classify.taxonomy import rollup_from_config
 from edge.config import EdgeConfig
+from edge.config.deployment import as_aware
 from edge.daemon.lifecycle import Daemon
 from edge.daemon.pipeline import FrameProcessor
 from edge.daemon.preflight import make_state_dir
 from edge.ingest.capture_time import CameraClock, camera_clock
 from edge.operate.snapshots import SnapshotWriter, snapshot_folder
+from edge.store.clock_checks import ClockRules
 from edge.store.writer import Store, tallies_for_day
 
 log = logging.getLogger(__name__)
@@ -51,6 +54,7 @@ def open_store(config: EdgeConfig, outbox_writer, classifier: Classifier) -> Sto
         outbox=outbox_writer,
         # Frames that stay in the folder are their own redo log; moved or deleted ones are not.
         durable_commits=config.retention.after_processing != "keep",
+        clock_rules=clock_rules(config),
     )
     # The model's labels and the taxa a roll-up may count ("Turdus sp.", "Turdidae"), so that
     # reports can name every row.
@@ -58,6 +62,15 @@ def open_store(config: EdgeConfig, outbox_writer, classifier: Classifier) -> Sto
     taxa = list(classifier.spec.labels) + (rollup.taxonomy.roll_up_taxa() if rollup is not None else [])
     store.record_taxa(taxa, classifier.model_id)
     return store
+
+
+def clock_rules(config: EdgeConfig) -> ClockRules:
+    """[clock_checks] and each camera's configured deployment start (a TOML local date-time or
+    date in the station's zone), for the store's camera-clock checks (edge/store/clock_checks.py)."""
+    zone = config.station.zone
+    starts = {camera.name: as_aware(camera.deployment.start, zone).astimezone(timezone.utc)
+              for camera in config.cameras if camera.deployment is not None and camera.deployment.start is not None}
+    return ClockRules.of(config.clock_checks.future_tolerance_s, config.clock_checks.out_of_order_s, starts)
 
 
 def make_processor(config: EdgeConfig, classifier: Classifier, store: Store, finder=None) -> FrameProcessor:

@@ -24,6 +24,12 @@ worked out by hand. docs/report.md gives each formula and why it is what it is.
 
 `unknown` (a bird the model could not name) is not a species: it is listed separately in the
 RAI and left out of accumulation, occupancy, activity and the detection histories.
+
+Frames and visits with a doubtful capture time (`future`, `before-deployment`, `out-of-order`:
+edge/store/clock_checks.py) are left out by `load`: out of the deployment's span, of the frames
+that prove the camera alive (so the time a reset camera's frames were really taken is a gap:
+nobody knows when it was) and of the events. `edge counts` still counts them; a correction of
+the camera's clock brings them back. `Site.doubtful_frames` says how many a deployment has.
 """
 
 from __future__ import annotations
@@ -70,6 +76,8 @@ class Site:
     end_source: str = "config"
     alive_before: datetime | None = None
     alive_after: datetime | None = None
+    doubtful_frames: int = 0  # the camera's frames with a doubtful capture time, left out
+    doubtful_events: int = 0  # and its visits
 
     def days(self) -> float:
         return max(0.0, seconds(self.start, self.end) / DAY_S)
@@ -520,7 +528,7 @@ def load(config, db, *, cameras: Sequence[str] | None = None, since: datetime | 
     times of their cameras' frames (status ok, empty frames included) and their events as they
     count after review, one observation per species a visit counts, in one read transaction."""
     from edge.config.deployment import as_aware
-    from edge.ecology.deployments import resolve_deployments
+    from edge.ecology.deployments import resolve_deployments, trusted
     from edge.ecology.media import per_species
     from edge.store.reviews import COUNTED_INDIVIDUALS_SQL, COUNTED_SPECIES_SQL
     from edge.store.taxa import taxa
@@ -534,10 +542,11 @@ def load(config, db, *, cameras: Sequence[str] | None = None, since: datetime | 
     try:
         deployments = resolve_deployments(config, db, cameras=list(cameras) if cameras else None,
                                           since=since, until=until)
+        frames_ok = trusted(conn, "frames")  # doubtful capture times are no effort, no detection
         if per_species(conn):  # what each visit counts per species (schema 6)
             counted = ("SELECT s.species, e.started_at, s.individuals FROM event_species AS s "
                        "JOIN events AS e ON e.id = s.event_id WHERE e.camera = ? AND e.started_at >= ? "
-                       "AND e.started_at < ? ORDER BY e.started_at, e.id, s.species")
+                       f"AND e.started_at < ? AND {trusted(conn, 'events', 'e')} ORDER BY e.started_at, e.id, s.species")
         else:  # older: the visit as its headline species
             counted = (f"SELECT ({COUNTED_SPECIES_SQL}) AS counted, started_at, {COUNTED_INDIVIDUALS_SQL} FROM events "
                        "WHERE camera = ? AND started_at >= ? AND started_at < ? AND counted IS NOT NULL "
@@ -551,21 +560,21 @@ def load(config, db, *, cameras: Sequence[str] | None = None, since: datetime | 
             before = after = None
             if dep.start_source == "period":  # clipped: the silence may have begun before the period
                 row = conn.execute("SELECT MAX(captured_at) FROM frames WHERE camera = ? AND status = 'ok' "
-                                   "AND captured_at < ?", (dep.camera, format_utc(dep.start))).fetchone()
+                                   f"AND captured_at < ? AND {frames_ok}", (dep.camera, format_utc(dep.start))).fetchone()
                 marks = [t for t in (_parse(row[0]) if row and row[0] else None, real_start) if t is not None]
                 before = max(marks) if marks else None
                 if before is not None and before > dep.start:
                     before = None
             if dep.end_source == "period":
                 row = conn.execute("SELECT MIN(captured_at) FROM frames WHERE camera = ? AND status = 'ok' "
-                                   "AND captured_at >= ?", (dep.camera, format_utc(dep.end))).fetchone()
+                                   f"AND captured_at >= ? AND {frames_ok}", (dep.camera, format_utc(dep.end))).fetchone()
                 marks = [t for t in (_parse(row[0]) if row and row[0] else None, real_end) if t is not None]
                 after = min(marks) if marks else None
             sites.append(Site(dep.deployment_id, dep.camera, dep.start, dep.end, dep.start_source, dep.end_source,
-                              before, after))
+                              before, after, dep.doubtful_frames, dep.doubtful_events))
             frames[dep.camera] = [_parse(r[0]) for r in conn.execute(
                 "SELECT captured_at FROM frames WHERE camera = ? AND status = 'ok' AND captured_at IS NOT NULL "
-                "AND captured_at >= ? AND captured_at < ? ORDER BY captured_at",
+                f"AND captured_at >= ? AND captured_at < ? AND {frames_ok} ORDER BY captured_at",
                 (dep.camera, format_utc(dep.start), format_utc(dep.end)))]
             observations += [Observation(dep.camera, r[0], _parse(r[1]), int(r[2] or 1)) for r in conn.execute(
                 counted, (dep.camera, format_utc(dep.start), format_utc(dep.end)))]

@@ -183,7 +183,7 @@ def deployment_row(deployment: Deployment, zone) -> dict[str, Any]:
         "cameraTilt": table.camera_tilt,
         "cameraHeading": table.camera_heading,
         "detectionDistance": table.detection_distance_m,
-        "timestampIssues": table.timestamp_issues,
+        "timestampIssues": deployment.timestamp_issues,
         "baitUse": table.bait_use,
         "featureType": table.feature_type,
         "habitat": table.habitat,
@@ -394,6 +394,12 @@ def export_camtrap_dp(config: EdgeConfig, db: sqlite_utils.Database, out: Path, 
         for end, source in (("start", d.start_source), ("end", d.end_source)):
             if source != "config":
                 summary.from_data.append(f"{d.deployment_id}: {end} from the {source}")
+        if d.doubtful_frames or d.doubtful_events:
+            summary.warnings.append(
+                f"deployment {d.deployment_id}: {d.doubtful_frames} frame(s) and {d.doubtful_events} visit(s) of camera "
+                f"{d.camera} have a doubtful capture time (a camera clock in the future, reset, or before the "
+                "deployment's start): timestampIssues true; they are left out of the deployment's start and end "
+                "(docs/edge.md, \"Camera clocks\")")
 
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))

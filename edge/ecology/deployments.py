@@ -5,6 +5,12 @@ divides by the camera-days between them. The operator writes them in `[cameras.d
 what is left out is filled from the frames (first and last frame of the camera) and said so,
 never invented: coordinates cannot be filled, so `lacks` lists them for `edge check` and the
 exports refuse to write a package Camtrap DP would reject (unless told to go ahead).
+
+Frames and visits whose capture time is doubtful (`future`, `before-deployment`, `out-of-order`:
+edge/store/clock_checks.py) are no record of when the camera worked: a clock reset to 2000
+would start the deployment in 2000, a clock set to 2035 end it there. They are left out of the
+first and last record, and the deployment says how many it has (`doubtful_frames`,
+`doubtful_events`): its media's times are known to have issues (Camtrap DP `timestampIssues`).
 """
 
 from __future__ import annotations
@@ -13,10 +19,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Literal
 
+import sqlite3
+
 import sqlite_utils
 
 from edge.config import EdgeConfig
 from edge.config.deployment import DeploymentConfig, as_aware
+from edge.store.clock_checks import trusted_sql
 from edge.store.times import parse_utc
 
 # A data-derived end is the last record plus this (ends are exclusive; times are stored in ms).
@@ -39,6 +48,10 @@ class Deployment:
     first_frame: datetime | None
     last_frame: datetime | None
     configured: bool  # the camera has a [cameras.deployment] table
+    # The camera's frames and visits with a doubtful capture time (whenever their clock said they
+    # were taken: a wrong time cannot place them in or out of a period).
+    doubtful_frames: int = 0
+    doubtful_events: int = 0
 
     @property
     def latitude(self) -> float | None:
@@ -52,6 +65,14 @@ class Deployment:
         """The deployment's length in days (camera-days of effort, before gaps)."""
         return max(0.0, (self.end - self.start).total_seconds() / 86400.0)
 
+    @property
+    def timestamp_issues(self) -> bool | None:
+        """Camtrap DP's timestampIssues: true when the camera has frames or visits with a doubtful
+        capture time (whatever the configuration says: the data prove it), else as configured."""
+        if self.doubtful_frames or self.doubtful_events:
+            return True
+        return self.config.timestamp_issues
+
 
 def deployment_id(config: EdgeConfig, camera: str, deployment: DeploymentConfig | None) -> str:
     """The configured id, else `<device_id>-<camera>` (stable while neither changes)."""
@@ -60,20 +81,46 @@ def deployment_id(config: EdgeConfig, camera: str, deployment: DeploymentConfig 
     return f"{config.station.device_id}-{camera}"
 
 
-def _frame_span(db: sqlite_utils.Database, camera: str) -> tuple[datetime | None, datetime | None]:
-    """The camera's first and last record: its ok frames and its events. Events count too because
-    retention prunes old frame rows but never events, and a pruned visit must stay inside its
-    deployment (it is in `edge counts`). Each end is one probe of an index (frames by camera and
-    capture time, events by camera and start), not a scan of the camera's frames."""
+def trusted(conn: sqlite3.Connection, table: str = "frames", alias: str = "") -> str:
+    """An SQL condition on `table`'s rows (named `alias` in the query, if any): a capture time
+    that is not doubtful (edge/store/clock_checks.py). A database older than schema 6, read
+    before the daemon migrated it, has no flags: every row is trusted there."""
+    if not any(row[1] == "time_flags" for row in conn.execute(f"PRAGMA table_info({table})")):
+        return "1"
+    return trusted_sql(f"{alias}.time_flags" if alias else "time_flags")
+
+
+def doubtful_counts(db: sqlite_utils.Database, camera: str) -> tuple[int, int]:
+    """(frames, events) of the camera with a doubtful capture time: the partial index of the
+    flagged frames, and the camera's events."""
     conn = db.conn
+    frames_ok, events_ok = trusted(conn, "frames"), trusted(conn, "events")
+    if frames_ok == "1":
+        return 0, 0
+    frames = conn.execute(f"SELECT COUNT(*) FROM frames WHERE camera = ? AND time_flags IS NOT NULL AND NOT {frames_ok}",
+                          (camera,)).fetchone()[0]
+    events = conn.execute(f"SELECT COUNT(*) FROM events WHERE camera = ? AND time_flags IS NOT NULL AND NOT {events_ok}",
+                          (camera,)).fetchone()[0]
+    return int(frames), int(events)
+
+
+def _frame_span(db: sqlite_utils.Database, camera: str) -> tuple[datetime | None, datetime | None]:
+    """The camera's first and last record: its ok frames and its events, those with a doubtful
+    capture time left out. Events count too because retention prunes old frame rows but never
+    events, and a pruned visit must stay inside its deployment (it is in `edge counts`). Each end
+    is one probe of an index (frames by camera and capture time, events by camera and start),
+    not a scan of the camera's frames (past the few doubtful ones at that end)."""
+    conn = db.conn
+    frames_ok, events_ok = trusted(conn, "frames"), trusted(conn, "events")
     ends = []
     for order in ("ASC", "DESC"):
         frame = conn.execute(
             f"SELECT captured_at FROM frames WHERE camera = ? AND captured_at IS NOT NULL AND status = 'ok' "
-            f"ORDER BY captured_at {order} LIMIT 1", (camera,)).fetchone()
+            f"AND {frames_ok} ORDER BY captured_at {order} LIMIT 1", (camera,)).fetchone()
         column = "started_at" if order == "ASC" else "ended_at"
         event = conn.execute(
-            f"SELECT {column} FROM events WHERE camera = ? ORDER BY started_at {order} LIMIT 1", (camera,)).fetchone()
+            f"SELECT {column} FROM events WHERE camera = ? AND {events_ok} ORDER BY started_at {order} LIMIT 1",
+            (camera,)).fetchone()
         found = [parse_utc(row[0]) for row in (frame, event) if row and row[0]]
         ends.append((min(found) if order == "ASC" else max(found)) if found else None)
     return ends[0], ends[1]
@@ -136,7 +183,7 @@ def resolve_deployments(
             continue
         found.append(Deployment(
             deployment_id(config, name, table), name, table or DeploymentConfig(), start, end,
-            start_source, end_source, first, last, table is not None))
+            start_source, end_source, first, last, table is not None, *doubtful_counts(db, name)))
     return found
 
 

@@ -338,6 +338,14 @@ def render_html(result: Analyses, found: Sequence[Table], plots: Mapping[str, by
                  "camera-days the relative abundance index divides by. Start and end sources: <em>config</em> "
                  "([cameras.deployment]), <em>first frame</em> / <em>last frame</em> (not configured), "
                  "<em>period</em> (clipped by --since / --until).</p>")
+    doubtful = [item.site for item in result.efforts if item.site.doubtful_frames or item.site.doubtful_events]
+    if doubtful:
+        parts.append('<p class="note">Doubtful camera clocks: ' + "; ".join(
+            f"{escape(site.deployment_id)}: {site.doubtful_frames} frame(s), {site.doubtful_events} visit(s)"
+            for site in doubtful) + ". Their capture times are in the future, before the deployment's start or far "
+            "before the camera's other frames (a clock reset): they are left out of the deployment's span, the "
+            "effort and the events here (still counted by <code>edge counts</code>), and the time they were really "
+            "taken shows as a gap. Correct the camera's clock to bring them back.</p>")
     parts.append(_image(plots, "effort", "Effort per deployment with its gaps"))
     effort = by_name["effort.csv"]
     parts.append(_html_table(effort.header, effort.rows, [False] * 6 + [True] * 5))

@@ -102,6 +102,7 @@ class FieldOperations:
         frame = outcome.commit.frame
         self.health.frame_done(outcome.status, frame.inference_ms, species=outcome.species, error=outcome.error,
                                path=outcome.path)
+        self.health.time_flags(frame.time_flags)
         self.health.errors_superseded(at for _id, at in outcome.superseded)
         try:
             self.retention.apply(frame)

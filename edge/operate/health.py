@@ -64,6 +64,9 @@ class HealthState:
     frames_skipped: dict[str, int] = field(default_factory=dict)
     rescan_found: int = 0
     last_rescan_at: str | None = None
+    # Frames this run recorded with a doubtful or resolved capture time, by flag (frames.time_flags:
+    # edge/store/clock_checks.py, edge/ingest/capture_time.py); a frame counts under each of its flags.
+    time_flagged: dict[str, int] = field(default_factory=dict)
     # Every outcome of the daemon's loop by status (ok, error, retry, duplicate, unchanged,
     # vanished, skipped): what `edge run` logs when it stops and tests read.
     processed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
@@ -87,6 +90,17 @@ class HealthState:
             self._recent.append(now)
         if self.metrics is not None:
             self.metrics.frame_done(status, inference_ms)
+
+    def time_flags(self, flags: Iterable[str]) -> None:
+        """A committed frame's capture-time flags (CommittedFrame.time_flags), counted by flag."""
+        flags = tuple(flags)
+        if not flags:
+            return
+        with self._lock:
+            for flag in flags:
+                self.time_flagged[flag] = self.time_flagged.get(flag, 0) + 1
+        if self.metrics is not None:
+            self.metrics.time_flags(flags)
 
     def count_outcome(self, status: str, skip_reason: str | None = None) -> None:
         """The daemon's loop handled one path (edge.daemon.pipeline.FrameOutcome's status; a
@@ -157,6 +171,7 @@ class HealthState:
                 "frames_skipped": dict(self.frames_skipped),
                 "rescan_found": self.rescan_found,
                 "last_rescan_at": self.last_rescan_at,
+                "time_flagged": dict(self.time_flagged),
             }
         data["rate_per_minute"] = round(self.rate_per_minute(), 2)
         return data

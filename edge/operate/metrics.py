@@ -19,6 +19,9 @@ Metric names (all prefixed `trailcam_`):
   frames_skipped_total{reason="symlink"|"not_regular"}   counter (not frames: never read, logged)
   rescan_found_frames_total                     counter (frames the periodic rescan found that
                                                 inotify had not reported)
+  frames_time_flagged_total{flag}               counter (frames recorded with a doubtful capture time:
+                                                future, before-deployment, out-of-order, and the
+                                                capture-time flags; a frame counts under each flag)
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from typing import Iterable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
 from prometheus_client.core import CounterMetricFamily
 
+from edge.store.clock_checks import DOUBTFUL
 from edge.store.disk import free_bytes
 
 log = logging.getLogger(__name__)
@@ -61,6 +65,11 @@ class Metrics:
         for path in dict.fromkeys(str(p) for p in disk_paths):
             self.disk_free.labels(path=path).set_function(lambda p=path: _free_or_nan(p))
         self.model = Info("trailcam_model", "The classifier model in use", registry=r)
+        self.time_flagged = Counter("trailcam_frames_time_flagged", "Frames recorded with a doubtful capture time, "
+                                    "by flag (a camera clock in the future, reset, or before the deployment)",
+                                    ["flag"], registry=r)
+        for flag in DOUBTFUL:
+            self.time_flagged.labels(flag=flag)  # zeros from the start, as for frames_processed_total
         self._watching = _WatchingCollector()
         r.register(self._watching)
         self.set_model(model_id)
@@ -75,6 +84,10 @@ class Metrics:
         if inference_ms is not None:
             self.inference.observe(inference_ms / 1000.0)
         self.last_frame.set(time.time())
+
+    def time_flags(self, flags) -> None:
+        for flag in flags:
+            self.time_flagged.labels(flag=flag).inc()
 
     def errors_superseded(self, count: int) -> None:
         self.superseded.inc(count)

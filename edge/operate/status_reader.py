@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from edge.operate.health import read_snapshot, status_file_for
+from edge.store import clock_checks
 from edge.store.db import StoreError, connect, standing_error_sql
 from edge.store.disk import free_bytes
 from edge.store.times import format_utc, parse_utc
@@ -76,6 +77,7 @@ def _db_facts(db_path: Path, rate_window_s: float) -> dict[str, Any]:
         except sqlite3.OperationalError:
             outbox_stats = {}
         tallies = q("SELECT COUNT(*) FROM daily_tallies")[0]
+        time_flagged, time_doubtful = _time_flags(conn)
     finally:
         conn.close()
     minutes = rate_window_s / 60.0
@@ -94,7 +96,29 @@ def _db_facts(db_path: Path, rate_window_s: float) -> dict[str, Any]:
         "outbox_dropped_events": outbox_stats.get("dropped_events", 0),
         "outbox_coalesced_counts": outbox_stats.get("coalesced_counts", 0),
         "tally_rows": tallies,
+        "frames_time_flagged": time_flagged,
+        "frames_time_doubtful": time_doubtful,
     }
+
+
+def _time_flags(conn) -> tuple[dict[str, int], int]:
+    """(frames by capture-time flag, frames with a doubtful time: kept out of effort and
+    deployment spans), read through the partial index of the few flagged rows
+    (edge/store/clock_checks.py); a database older than schema 6 has none."""
+    try:
+        rows = conn.execute("SELECT time_flags, COUNT(*) FROM frames WHERE time_flags IS NOT NULL "
+                            "GROUP BY time_flags").fetchall()
+    except sqlite3.OperationalError:
+        return {}, 0
+    by_flag: dict[str, int] = {}
+    doubtful_frames = 0
+    for text, count in rows:
+        flags = clock_checks.parse(text)
+        for flag in flags:
+            by_flag[flag] = by_flag.get(flag, 0) + int(count)
+        if clock_checks.doubtful(flags):
+            doubtful_frames += int(count)
+    return dict(sorted(by_flag.items())), doubtful_frames
 
 
 def collect_status(db_path: Path | str, status_path: Path | str | None = None,
@@ -127,7 +151,8 @@ def collect_status(db_path: Path | str, status_path: Path | str | None = None,
                             **{k: snap.get(k) for k in ("pid", "started_at", "model_id", "backlog", "paused",
                                                        "pause_reason", "mqtt_state",
                                                        "last_species", "rate_per_minute",
-                                                       "frames_skipped", "rescan_found", "last_rescan_at")}}
+                                                       "frames_skipped", "rescan_found", "last_rescan_at",
+                                                       "time_flagged")}}
     disks = []
     for path in dict.fromkeys([str(db_path.parent), *map(str, disk_paths)]):
         try:

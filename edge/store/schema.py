@@ -286,7 +286,9 @@ def _schema_v6(db: sqlite_utils.Database) -> None:
     - events.flag: a visit with a possible rarity (`out_of_range`), shown and reviewed first.
     - frames.time_flags: what is doubtful about a frame's capture time (comma-separated:
       `ambiguous`, `nonexistent`, `malformed-offset`, `out-of-order`, `before-deployment`,
-      `future`), NULL when nothing is.
+      `future`), NULL when nothing is; events.time_flags: the doubtful ones among its frames'
+      (`future`, `before-deployment`, `out-of-order`: edge/store/clock_checks.py), which keep the
+      visit out of effort and deployment spans. A partial index finds the few flagged frames.
     - clock_corrections: the clock corrections applied after the fact (edge/store/corrections.py,
       `edge clock correct`): who, when, camera, range, offset, frames and visits moved, why.
     The counts are recomputed by edge.store.counts in Python (the same code the writer runs),
@@ -304,6 +306,8 @@ def _schema_v6(db: sqlite_utils.Database) -> None:
         ALTER TABLE taxa ADD COLUMN rank TEXT;
         ALTER TABLE events ADD COLUMN flag TEXT;
         ALTER TABLE frames ADD COLUMN time_flags TEXT;
+        ALTER TABLE events ADD COLUMN time_flags TEXT;
+        CREATE INDEX IF NOT EXISTS frames_time_flags ON frames (camera, time_flags) WHERE time_flags IS NOT NULL;
 
         -- MaxN per name from the detections (several birds of one name in one frame) ...
         UPDATE event_votes SET individuals = COALESCE((

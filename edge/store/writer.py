@@ -15,8 +15,9 @@ import logging
 import os
 import sqlite3
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,6 +27,8 @@ import sqlite_utils
 
 from edge.classify.decision import OUT_OF_RANGE, UNKNOWN, Decision
 from edge.classify.model import Prediction
+from edge.store import clock_checks
+from edge.store.clock_checks import ClockRules
 from edge.store.db import StoreError, connect, immediate, schema_version
 from edge.store.counts import META_MIN_FRAMES, bump_tally, recount, stored_counts
 from edge.store.events import DEFAULT_SPECIES_MIN_FRAMES, GROUP_BY_VALUES, SpeciesVotes, beyond_cap, counted, vote
@@ -136,6 +139,9 @@ class CommittedFrame:
     sha256: str | None = None
     inference_ms: float | None = None
     birds: int | None = None    # birds the detector found (0: empty); None: classified whole
+    # What is doubtful about captured_at (frames.time_flags); filled for a frame just recorded,
+    # () when read back (COMMITTED_COLUMNS): health and metrics count the flags as they commit.
+    time_flags: tuple[str, ...] = ()
 
 
 # The frames columns a CommittedFrame is read from, in its field order.
@@ -216,6 +222,7 @@ class Store:
         retry_max_attempts: int = 5,
         retry_backoff_s: float = 30.0,
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        clock_rules: ClockRules | None = None,
     ):
         self.path = Path(path)
         self.station_tz = ZoneInfo(station_tz) if isinstance(station_tz, str) else station_tz
@@ -234,6 +241,13 @@ class Store:
         self.species_min_frames = species_min_frames
         self.outbox = outbox
         self.clock = clock
+        # The camera-clock checks (edge/store/clock_checks.py): [clock_checks] and each camera's
+        # configured deployment start, handed in by wiring.open_store (the store reads no config).
+        self.clock_rules = clock_rules if clock_rules is not None else ClockRules()
+        # camera → its last trusted capture times in arrival order (loaded at its first frame).
+        self._recent: dict[str, deque[datetime]] = {}
+        # camera → [flags logged, frames] of its current run of doubtful frames: one WARNING a run.
+        self._doubt_runs: dict[str, list] = {}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -447,6 +461,12 @@ class Store:
     def record(self, frame: FrameRecord) -> Commit:
         """Write one frame and all its consequences in one transaction; returns what it committed."""
         now = self.clock()
+        doubt: tuple[str, ...] = ()
+        if frame.status == "ok" and frame.captured_at is not None:
+            doubt = clock_checks.check(frame.camera, frame.captured_at.astimezone(timezone.utc), now,
+                                       self._recent_times(frame.camera), self.clock_rules)
+            if doubt:
+                frame = replace(frame, time_flags=clock_checks.merge(frame.time_flags, doubt))
         with self._write():
             if frame.status == "error" and frame.transient:
                 again = self._record_attempt(frame, now)
@@ -466,6 +486,8 @@ class Store:
                 for group in frame.groups():
                     group_events.append((group, self._count_group(frame, group, joined, changes, days)))
                     touched.add(group.species)
+                if doubt:
+                    self._flag_events(dict.fromkeys(event_id for _, event_id in group_events), doubt)
                 self._recount_events(frame, group_events, changes, days, touched)
                 for change in changes:
                     touched.add(change.event["species"])
@@ -510,8 +532,59 @@ class Store:
                 )
             snapshots = self._record_birds(frame, frame_id, group_events, changes) if frame.birds else []
             messages = self._enqueue(changes, days, touched, now)
+        if frame.status == "ok" and frame.captured_at is not None:
+            self._after_clock_check(frame, doubt, now)
         return Commit(self._committed(frame, frame_id, now, main[0] if main else None), changes, messages, days,
                       attempts, retry_at, superseded, snapshots)
+
+    # -- camera clocks (rules: edge/store/clock_checks.py) ----------------------------------------
+
+    def _recent_times(self, camera: str) -> deque[datetime]:
+        """The camera's last trusted capture times in arrival order: read once, at the camera's
+        first frame since the store opened (so a restart goes on where the last run stopped),
+        then kept as frames commit."""
+        recent = self._recent.get(camera)
+        if recent is None:
+            rows = self.db.execute(
+                f"""SELECT captured_at FROM frames WHERE camera = ? AND status = 'ok' AND captured_at IS NOT NULL
+                       AND {clock_checks.trusted_sql()} ORDER BY id DESC LIMIT ?""",
+                (camera, clock_checks.RECENT_FRAMES)).fetchall()
+            recent = self._recent[camera] = deque((parse_utc(row[0]) for row in reversed(rows)),
+                                                  maxlen=clock_checks.RECENT_FRAMES)
+        return recent
+
+    def _flag_events(self, event_ids: Iterable[int], doubt: tuple[str, ...]) -> None:
+        """The visits a doubtful frame joined carry its flags (kept out of effort with them)."""
+        for event_id in event_ids:
+            row = self.db.execute("SELECT time_flags FROM events WHERE id = ?", (event_id,)).fetchone()
+            merged = clock_checks.merge(clock_checks.parse(row[0] if row else None), doubt)
+            self.db.execute("UPDATE events SET time_flags = ? WHERE id = ?", (",".join(merged), event_id))
+
+    def _after_clock_check(self, frame: FrameRecord, doubt: tuple[str, ...], now: datetime) -> None:
+        """After the commit: a trusted time joins the camera's reference; a doubtful one is
+        logged once per run of doubtful frames of the camera (a reset clock flags every frame
+        after it: one WARNING, not one per frame), and the end of the run once."""
+        assert frame.captured_at is not None
+        camera = frame.camera
+        recent = self._recent_times(camera)
+        run = self._doubt_runs.get(camera)
+        if not doubt:
+            recent.append(frame.captured_at.astimezone(timezone.utc))
+            if run is not None:
+                del self._doubt_runs[camera]
+                log.info("camera %s: capture times plausible again after %d flagged frame(s)", camera, run[1])
+            return
+        if run is None:
+            run = self._doubt_runs[camera] = [set(), 0]
+        run[1] += 1
+        new = [flag for flag in doubt if flag not in run[0]]
+        if not new:
+            return
+        run[0].update(new)
+        log.warning("camera %s: frame %s captured at %s flagged %s (%s); recorded and counted, but kept out of "
+                    "effort and deployment spans until the camera's clock is corrected; further frames of this "
+                    "run are not logged one by one", camera, frame.path, format_utc(frame.captured_at),
+                    ",".join(new), clock_checks.explain(new, camera, now, recent, self.clock_rules))
 
     @staticmethod
     def _model_species_and_flag(decision: Decision | None) -> tuple[str | None, str | None]:
@@ -582,7 +655,8 @@ class Store:
             captured_at=format_utc(frame.captured_at) if frame.captured_at else None,
             species=species, confidence=confidence,
             processed_at=format_utc(now), camera=frame.camera, sha256=frame.sha256, inference_ms=frame.inference_ms,
-            birds=len(frame.birds) if frame.birds is not None and frame.status == "ok" else None)
+            birds=len(frame.birds) if frame.birds is not None and frame.status == "ok" else None,
+            time_flags=tuple(frame.time_flags))
 
     def _record_attempt(self, frame: FrameRecord, now: datetime) -> Commit | None:
         """Another failed try of a transient error already on record for this path: the same
@@ -803,7 +877,14 @@ class Store:
         """Close open events whose last frame is older than the independence interval.
 
         Called when the queue is idle, so that an `end` is published even when no later frame
-        of that camera arrives. Camera clocks running ahead keep their events open until then.
+        of that camera arrives.
+
+        A camera clock running ahead of this device's (a frame `future` by edge/store/clock_checks.py,
+        or a few hours ahead) would keep its visit open until this device's clock caught up, in
+        2035 for a clock set to 2035: an event that the rules above keep open closes when no
+        frame of it has been *recorded* for the interval of this device's time (its frames'
+        processed_at), and says so once. (A camera whose clock is right records a frame after it
+        is captured, so this never closes its visit earlier than the rules above.)
 
         `behind_newest_frame` (the end of `edge run --once`) also closes open events whose last
         frame is more than the interval older than the newest frame recorded for the same camera:
@@ -820,15 +901,30 @@ class Store:
                     "SELECT camera, MAX(captured_at) FROM frames WHERE status = 'ok' AND captured_at IS NOT NULL GROUP BY camera"
                 ):
                     cutoffs[camera] = format_utc(max(now, parse_utc(newest)) - self.independence)
+            idle_since = format_utc(now - self.independence)
             for event in self._rows("SELECT * FROM events WHERE state = 'open' ORDER BY id"):
                 if event["ended_at"] >= cutoffs.get(event["camera"], cutoffs[None]):
-                    continue
+                    recorded = self._last_recorded(int(event["id"]))
+                    if recorded is None or recorded >= idle_since:
+                        continue
+                    log.warning("event %s: camera %s's clock is ahead of this device's (last frame at %s); closed "
+                                "after %g s without a new frame of it (this device's time)", event["uid"][:8],
+                                event["camera"], event["ended_at"], self.independence.total_seconds())
                 self.db.execute("UPDATE events SET state = 'closed' WHERE id = ?", (event["id"],))
                 event["state"] = "closed"
                 changes.append(EventChange("end", event))
             if changes and self.outbox is not None:
                 self.outbox.enqueue(self.db, changes, None, self.local_day(now), set())
         return changes
+
+    def _last_recorded(self, event_id: int) -> str | None:
+        """When the event's last frame was recorded (processed_at): its frames' rows and those of
+        its birds' (a second species' visit of a frame, group_by = "species"); None when retention
+        pruned them all."""
+        row = self.db.execute(
+            """SELECT MAX(processed_at) FROM frames WHERE event_id = ?
+                   OR id IN (SELECT frame_id FROM detections WHERE event_id = ?)""", (event_id, event_id)).fetchone()
+        return row[0] if row else None
 
     def open_events(self) -> list[dict[str, Any]]:
         """The events still open, oldest first (why they stay open is the caller's to say)."""

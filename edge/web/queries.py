@@ -65,9 +65,13 @@ class Reader:
         # A possible rarity (the species prior's out-of-range flag): shown and reviewed first.
         self.flagged = "flag" in event_columns
         flag = "e.flag" if self.flagged else "NULL AS flag"
+        # Schema 6: what is doubtful about the capture times (edge/store/clock_checks.py).
+        time_flags = "e.time_flags" if "time_flags" in event_columns else "NULL AS time_flags"
+        self.frame_time_flags = "time_flags" if "time_flags" in columns(conn, "frames") else "NULL AS time_flags"
         self.event_columns = (f"e.id, e.uid, e.camera, e.species AS machine_species, e.confidence, e.started_at, "
                               f"e.ended_at, e.frame_count, e.state, {best}, {self.review_columns}, {flag}, "
-                              f"{self.counted_species} AS species, {self.counted_individuals} AS individuals")
+                              f"{self.counted_species} AS species, {self.counted_individuals} AS individuals, "
+                              f"{time_flags}")
 
     def taxa(self) -> dict[str, Any]:
         """Every recorded label → its names (edge.store.taxa: the `taxa` table the daemon fills;
@@ -217,8 +221,9 @@ class Reader:
         return rows[0] if rows else None
 
     def event_frames(self, event_id: int) -> list[dict[str, Any]]:
-        frames = _rows(self.conn, """SELECT id, path, stored_path, captured_at, species, confidence FROM frames
-                                     WHERE event_id = ? ORDER BY captured_at, id""", (event_id,))
+        frames = _rows(self.conn, f"""SELECT id, path, stored_path, captured_at, species, confidence,
+                                      {self.frame_time_flags} FROM frames
+                                      WHERE event_id = ? ORDER BY captured_at, id""", (event_id,))
         has_detections = self.detections
         for frame in frames:
             frame["detections"] = []

@@ -133,8 +133,8 @@ def test_run_once_closes_what_the_backlog_proves_over_and_says_why_the_rest_stay
     left = [r.getMessage() for r in caplog.records if "left open" in r.getMessage()]
     assert left == [
         "2 event(s) left open: 1 with a last frame within 60 s of now and of their camera's newest frame "
-        "(the visit may go on); 1 with a last frame after now (camera clock ahead of this device's); "
-        "a later run closes them"
+        "(the visit may go on); 1 with a last frame after now (camera clock ahead of this device's: closed once "
+        "no frame of it has been recorded for 60 s); a later run closes them"
     ]
     ended = [r.getMessage() for r in caplog.records if r.getMessage().startswith("event end")]
     assert sorted(m.split("camera ")[1].split(",")[0] for m in ended) == ["ahead_proven", "old"]

@@ -89,6 +89,9 @@ def test_metrics_endpoint_scraped_and_parsed(tmp_path):
         state.frame_done("ok", 40.0, species="robin")
         state.frame_done("ok", 400.0, species="wren")
         state.frame_done("error", None, error="zero bytes", path="/cam/z.jpg")
+        state.time_flags(("out-of-order",))
+        state.time_flags(("ambiguous", "out-of-order"))
+        state.time_flags(())
         state.set(backlog=5, outbox_depth=2, model_id="convnet-int8-3f2a9c1d")
         s = scrape(port)
     finally:
@@ -104,6 +107,11 @@ def test_metrics_endpoint_scraped_and_parsed(tmp_path):
     assert s[("trailcam_model_info", (("model_id", "convnet-int8-3f2a9c1d"),))] == 1
     assert s[("trailcam_disk_free_bytes", (("path", str(tmp_path)),))] > 0
     assert s[("trailcam_last_frame_timestamp_seconds", ())] > 1.7e9
+    # Doubtful capture times (edge/store/clock_checks.py), by flag; the doubtful ones exist from the start.
+    assert s[("trailcam_frames_time_flagged_total", (("flag", "out-of-order"),))] == 2
+    assert s[("trailcam_frames_time_flagged_total", (("flag", "ambiguous"),))] == 1
+    assert s[("trailcam_frames_time_flagged_total", (("flag", "future"),))] == 0
+    assert state.snapshot()["time_flagged"] == {"out-of-order": 2, "ambiguous": 1}
 
 
 def test_state_dir_check_names_the_directory_and_the_reason(tmp_path):

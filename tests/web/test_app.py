@@ -174,6 +174,19 @@ def test_reviews_move_the_tallies_and_undo_restores_them(open_app: Served, stati
     assert client.post_json("/api/undo", {"review_id": corrected["id"]}, token).status == 400  # undone already
 
 
+def test_the_event_page_shows_a_doubtful_camera_clock(open_app: Served, station: Station) -> None:
+    """frames.time_flags and events.time_flags (edge/store/clock_checks.py) on the event page."""
+    event_id, frame_id = _query(station.database, "SELECT event_id, id FROM frames WHERE event_id IS NOT NULL "
+                                                  "ORDER BY id LIMIT 1")[0]
+    client = Client(open_app.port)
+    assert "Doubtful camera clock" not in client.get(f"/event/{event_id}").text
+    _write(station.database, "UPDATE frames SET time_flags = 'ambiguous,out-of-order' WHERE id = ?", (frame_id,))
+    _write(station.database, "UPDATE events SET time_flags = 'out-of-order' WHERE id = ?", (event_id,))
+    page = client.get(f"/event/{event_id}").text
+    assert 'id="time-flags">Doubtful camera clock (out-of-order)' in page
+    assert '<small class="flag time-flags">time: ambiguous, out-of-order</small>' in page
+
+
 def test_one_bird_is_reviewed_from_the_event_page(open_app: Served, station: Station) -> None:
     """The event page offers per-bird buttons; a bird's review is stored (for the training set)
     and leaves the counts as they are, and it shows in the page's history."""
