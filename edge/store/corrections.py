@@ -31,13 +31,14 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from edge.store import clock_checks
 from edge.store.counts import bump_tally, min_frames_of, recount
 from edge.store.db import StoreError, connect, immediate, schema_version
 from edge.store.times import format_utc, local_day, parse_utc
 
 CORRECTED = "+corrected"
 # Flags a wrong clock earns (edge/store/clock_checks.py); a corrected time no longer has them.
-CLOCK_FLAGS = frozenset({"out-of-order", "future", "before-deployment"})
+CLOCK_FLAGS = frozenset(clock_checks.DOUBTFUL)
 
 
 class CorrectionError(ValueError):
@@ -144,8 +145,11 @@ def correct(conn: sqlite3.Connection, correction: Correction, zone: ZoneInfo, *,
         min_frames = min_frames_of(conn)
         for event in events:
             started, ended = parse_utc(event["started_at"]) + shift, parse_utc(event["ended_at"]) + shift
-            conn.execute("UPDATE events SET started_at = ?, ended_at = ? WHERE id = ?",
-                         (format_utc(started), format_utc(ended), event["id"]))
+            # The visit's doubtful-time flags are its frames' again (the corrected ones have none).
+            flags = clock_checks.merge(*(clock_checks.doubtful(clock_checks.parse(f)) for (f,) in conn.execute(
+                "SELECT time_flags FROM frames WHERE event_id = ? AND time_flags IS NOT NULL", (event["id"],))))
+            conn.execute("UPDATE events SET started_at = ?, ended_at = ?, time_flags = ? WHERE id = ?",
+                         (format_utc(started), format_utc(ended), ",".join(flags) or None, event["id"]))
             for species, first in conn.execute("SELECT species, first_at FROM event_votes WHERE event_id = ?",
                                                (event["id"],)).fetchall():
                 conn.execute("UPDATE event_votes SET first_at = ? WHERE event_id = ? AND species = ?",

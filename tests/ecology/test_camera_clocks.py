@@ -178,3 +178,31 @@ def test_camtrap_dp_says_timestamp_issues_and_validates(ran: tuple[Path, Path, s
         "garden-feeder": "true", "garden-gate": "true", "garden-shed": ""}
     assert deployments["garden-feeder"]["deploymentStart"] == "2026-11-01T08:00:00+01:00"
     assert deployments["garden-feeder"]["deploymentEnd"].startswith("2026-11-03T09:00:00")
+
+
+def test_a_correction_after_the_fact_brings_the_reset_frames_back(ran: tuple[Path, Path, str], tmp_path: Path,
+                                                                  cli_env: dict[str, str]) -> None:
+    """The feeder's reset frames, corrected with the pair read at the site visit (the camera showed
+    2000-01-01 00:00:10 when it was 2026-11-04 10:00 in Berlin): their flags go, their visits
+    move to November and count in effort and the report; the 2035 frame stays flagged."""
+    import shutil
+
+    config, db, _log = ran
+    copy = tmp_path / "state"
+    shutil.copytree(db.parent, copy)
+    result = edge(["clock", "correct", "--config", str(config), "--db", str(copy / "edge.db"), "--camera", "feeder",
+                   "--since", "2000-01-01", "--until", "2000-01-02", "--camera-time", "2000-01-01T00:00:10",
+                   "--true-time", "2026-11-04T10:00:00", "--reviewer", "ada", "--reason", "battery change"], cli_env)
+    assert result.returncode == 0, result.stderr
+    assert "moved 3 frame(s) and 2 visit(s)" in result.stdout
+    flags = _flags(copy / "edge.db")
+    assert [flags[("feeder", f"IMG_000{n}.JPG")] for n in (4, 5, 6)] == [None, None, None]
+    assert flags[("feeder", "IMG_0007.JPG")] == "future"
+    out = tmp_path / "report"
+    report = edge(["report", "--config", str(config), "--db", str(copy / "edge.db"), "--out", str(out)], cli_env)
+    assert report.returncode == 0, report.stderr
+    feeder = {row["deployment_id"]: row for row in rows(out / "effort.csv")}["garden-feeder"]
+    # From the first frame (2026-11-01 07:00Z) to the corrected IMG_0006 (2026-11-05 15:59:50Z).
+    assert float(feeder["camera_days"]) == pytest.approx(4 + (8 * 3600 + 59 * 60 + 50) / 86400, abs=1e-4)
+    assert "6 events" in report.stdout  # feeder 2 + the 2 corrected visits, gate 1, shed 1
+    assert edge_counts(copy / "edge.db", cli_env, unit="") == edge_counts(db, cli_env, unit="")  # nothing lost
