@@ -203,6 +203,26 @@ def clamp_box(ymin: float, xmin: float, ymax: float, xmax: float) -> tuple[float
     return x, y, width, height
 
 
+_TIME_SOURCES = {
+    "exif": "EXIF time with its offset", "exif-local": "EXIF time read in the station's zone",
+    "exif-camera": "EXIF time read in the camera's own zone", "mtime": "the file's time (no EXIF time)",
+}
+
+
+def time_comment(source: str | None, flags: str | None) -> str | None:
+    """Where a medium's timestamp came from, when a reader should know (a file time, a corrected
+    clock, a doubtful or resolved time); None for a plain EXIF time."""
+    base, corrected, _ = (source or "").partition("+corrected")
+    parts = []
+    if base == "mtime" or corrected or flags:
+        parts.append(f"timestamp: {_TIME_SOURCES.get(base, base or 'unknown')}")
+    if corrected:
+        parts.append("camera clock corrected")
+    if flags:
+        parts.append("time flags: " + flags.replace(",", ", "))
+    return "; ".join(parts) or None
+
+
 def taxon_rank(name: str) -> str | None:
     """The rank a scientific name's form shows: `Genus species` → species, a third lower-case word →
     subspecies, one capitalised word → family (-idae), order (-formes) or genus; else unknown."""
@@ -307,6 +327,7 @@ class _Writer:
             "filePath": (self.base_url + relative) if self.base_url else relative,
             "filePublic": self.base_url is not None, "fileName": relative.rsplit("/", 1)[-1],
             "fileMediatype": media_type(frame.path),
+            "mediaComments": time_comment(frame.time_source, frame.time_flags),
         }
 
     def media_observations(self, frame: Frame, deployment: Deployment) -> Iterable[dict[str, Any]]:

@@ -76,6 +76,8 @@ class Frame:
     model_id: str | None
     event_uid: str | None
     event_id: int | None
+    time_source: str | None = None  # where captured_at came from (frames.time_source)
+    time_flags: str | None = None   # what is doubtful about it (frames.time_flags)
     detections: list[Detection] = field(default_factory=list)
 
     @property
@@ -114,9 +116,11 @@ def frames(conn: sqlite3.Connection, selection: Selection, cameras: list[str]) -
     """The ok frames of `cameras` captured in the period, oldest first per camera, each with its
     detections (one LEFT JOIN walked once: rows come grouped by frame)."""
     where, params = _where(selection, "f.captured_at", cameras, "f.camera")
+    # frames.time_flags is schema 6's; an older database read before its migration has none.
+    flags = "f.time_flags" if any(r[1] == "time_flags" for r in conn.execute("PRAGMA table_info(frames)")) else "NULL"
     cursor = conn.execute(
         f"""SELECT f.id, f.sha256, f.camera, f.captured_at, f.path, f.stored_path, f.birds, f.species, f.confidence,
-                   f.model_id, fe.uid, f.event_id,
+                   f.model_id, fe.uid, f.event_id, f.time_source, {flags},
                    d.id, d.rank, d.ymin, d.xmin, d.ymax, d.xmax, d.score, d.kind, d.species, d.confidence,
                    d.review_state, d.reviewed_species, de.uid
               FROM frames AS f
@@ -132,9 +136,9 @@ def frames(conn: sqlite3.Connection, selection: Selection, cameras: list[str]) -
         if current is None or current.id != row[0]:
             if current is not None:
                 yield current
-            current = Frame(*row[:12])
-        if row[12] is not None:
-            current.detections.append(Detection(*row[12:]))
+            current = Frame(*row[:14])
+        if row[14] is not None:
+            current.detections.append(Detection(*row[14:]))
     if current is not None:
         yield current
 

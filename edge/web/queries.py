@@ -221,7 +221,7 @@ class Reader:
         return rows[0] if rows else None
 
     def event_frames(self, event_id: int) -> list[dict[str, Any]]:
-        frames = _rows(self.conn, f"""SELECT id, path, stored_path, captured_at, species, confidence,
+        frames = _rows(self.conn, f"""SELECT id, path, stored_path, captured_at, time_source, species, confidence,
                                       {self.frame_time_flags} FROM frames
                                       WHERE event_id = ? ORDER BY captured_at, id""", (event_id,))
         has_detections = self.detections

@@ -206,3 +206,27 @@ def test_a_correction_after_the_fact_brings_the_reset_frames_back(ran: tuple[Pat
     assert float(feeder["camera_days"]) == pytest.approx(4 + (8 * 3600 + 59 * 60 + 50) / 86400, abs=1e-4)
     assert "6 events" in report.stdout  # feeder 2 + the 2 corrected visits, gate 1, shed 1
     assert edge_counts(copy / "edge.db", cli_env, unit="") == edge_counts(db, cli_env, unit="")  # nothing lost
+
+
+def test_camtrap_dp_media_say_where_a_corrected_time_came_from(ran: tuple[Path, Path, str], tmp_path: Path,
+                                                              cli_env: dict[str, str]) -> None:
+    """Flagged frames lie outside every deployment's span (they are not exported as media); once
+    corrected they are, and media.csv's mediaComments says the clock was corrected."""
+    import shutil
+
+    config, db, _log = ran
+    copy = tmp_path / "state"
+    shutil.copytree(db.parent, copy)
+    fixed = edge(["clock", "correct", "--config", str(config), "--db", str(copy / "edge.db"), "--camera", "feeder",
+                  "--since", "2000-01-01", "--until", "2000-01-02", "--offset-s", str(27 * 365.25 * 86400),
+                  "--reviewer", "ada"], cli_env)
+    assert fixed.returncode == 0, fixed.stderr
+    package = tmp_path / "package"
+    result = edge(["export", "camtrap-dp", "--config", str(config), "--db", str(copy / "edge.db"), "--out",
+                   str(package)], cli_env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    comments = {row["fileName"]: row["mediaComments"] for row in rows(package / "media.csv")
+                if row["deploymentID"] == "garden-feeder"}
+    assert comments["IMG_0004.JPG"] == "timestamp: EXIF time read in the station's zone; camera clock corrected"
+    assert comments["IMG_0001.JPG"] == ""  # a plain EXIF time says nothing
+    assert "IMG_0007.JPG" not in comments  # still in 2035: outside the deployment's span

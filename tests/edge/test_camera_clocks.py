@@ -336,7 +336,9 @@ def test_clock_corrections_malformed_offsets_and_the_skipped_hour(tmp_path: Path
         ("pair", "IMG_0001.JPG"): ("2026-05-02T10:07:30.000Z", "exif-local+corrected", None),
         ("sloppy", "IMG_0001.JPG"): ("2026-05-02T10:00:00.000Z", "exif-local", "malformed-offset"),
         ("sloppy", "IMG_0002.JPG"): ("2026-05-02T10:00:20.000Z", "exif-local", "malformed-offset"),
-        ("sloppy", "IMG_0003.JPG"): ("2026-03-29T01:30:00.000Z", "exif-local", "nonexistent"),
+        # 34 days before the camera's May frames, in arrival order: the plausibility check
+        # (edge/store/clock_checks.py) flags it out-of-order beside the capture-time flag.
+        ("sloppy", "IMG_0003.JPG"): ("2026-03-29T01:30:00.000Z", "exif-local", "nonexistent,out-of-order"),
     }
     said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     malformed = [m for m in said if "OffsetTimeOriginal" in m]
