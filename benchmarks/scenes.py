@@ -232,6 +232,8 @@ def compose(
     *,
     sources: Sequence[Path] | None = None,
     name: str | None = None,
+    backdrop: Image.Image | None = None,
+    boxes: Sequence[tuple[int, int, int, int]] | None = None,
 ) -> Scene:
     """A background frame with `n_birds` photos pasted at the given fractions of the frame area.
 
@@ -239,6 +241,10 @@ def compose(
     drawn at random from all species folders unless `sources` names them (one per bird; the
     species is the photo's folder name). Positions are random and non-overlapping (a small
     gap between pastes); raises ValueError where the pastes cannot fit.
+
+    `backdrop`: a real frame to paste onto instead of the generated foliage (resized to `size`;
+    a monochrome one, an infrared night, gets grey birds); `boxes`: the pixel boxes (left, top,
+    right, bottom) to paste into, given instead of drawn (a burst's birds moving a little).
     """
     width, height = size
     fractions = list(area_fractions)
@@ -261,13 +267,20 @@ def compose(
         if len(chosen) != n_birds:
             raise ValueError(f"compose: n_birds={n_birds} but {len(chosen)} sources given")
     sides = [max(8, round(np.sqrt(f * width * height))) for f in fractions]
-    boxes = _place(rng, size, sides)
+    if boxes is None:
+        boxes = _place(rng, size, sides)
+    else:
+        sides = [right - left for left, _, right, _ in boxes]
     if boxes is None:
         raise ValueError(f"compose: {n_birds} pastes of {fractions} of the frame do not fit in {width}x{height}")
-    image = background(size, seed)
+    image = background(size, seed) if backdrop is None else backdrop.convert("RGB").resize(size, Image.BICUBIC)
+    grey = backdrop is not None and _monochrome(image)
     birds = []
     for source, side, (left, top, right, bottom) in zip(chosen, sides, boxes):
-        image.paste(_bird_patch(source, side), (left, top), _elliptical_mask(side))
+        patch = _bird_patch(source, side)
+        if grey:  # an infrared night frame: the camera sees no colour
+            patch = patch.convert("L").convert("RGB")
+        image.paste(patch, (left, top), _elliptical_mask(side))
         birds.append(PastedBird(
             species=source.parent.name,
             source=source,
@@ -327,3 +340,85 @@ def scene_set(
         else:
             raise ValueError(f"scene_set: no layout of {n} birds from {fractions} fits in {size}")
     return scenes
+
+
+def _monochrome(image: Image.Image) -> bool:
+    """An infrared night frame: its channels agree almost everywhere."""
+    small = np.asarray(image.resize((64, 48)).convert("RGB"), dtype=np.int16)
+    return float(np.abs(small[..., 0] - small[..., 1]).mean() + np.abs(small[..., 1] - small[..., 2]).mean()) < 6.0
+
+
+def real_backgrounds(nobird_dir: Path) -> list[Path]:
+    """The real camera-trap frames without a bird (../shared/data/trailcam-nobird), sorted."""
+    found = sorted(p for p in Path(nobird_dir).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    if not found:
+        raise ValueError(f"{nobird_dir}: no frames")
+    return found
+
+
+def real_bursts(
+    birds25_dir: Path,
+    nobird_dir: Path,
+    bursts: int = 20,
+    seed: int = 0,
+    *,
+    frames: int = 3,
+    width_fractions: tuple[float, float] = (0.02, 0.10),
+    max_birds: int = 3,
+    empty_fraction: float = 0.2,
+    size: tuple[int, int] | None = None,
+    margin: float = 0.12,
+) -> list[list[Scene]]:
+    """`bursts` bursts of `frames` scenes pasted on the real bird-free camera-trap frames.
+
+    Each burst keeps one real background (its banner, infrared look and noise; `size` resizes it,
+    e.g. (4000, 3000) for 12 MP; None keeps each frame's own size) and 0..max_birds birds whose
+    width is drawn in `width_fractions` of the frame's width; from frame to frame of a burst each
+    bird moves a little (up to 2 % of the width) and may not leave the frame. Birds stay out of the
+    top and bottom `margin` of the height, where trail cameras burn their banner. A burst is
+    empty with probability `empty_fraction` (a vegetation trigger). Deterministic from `seed`.
+    """
+    rng = np.random.default_rng([seed, 0xB0B])
+    photos = species_photos(birds25_dir)
+    pool = [p for name in sorted(photos) for p in photos[name]]
+    backs = real_backgrounds(nobird_dir)
+    result: list[list[Scene]] = []
+    for index in range(bursts):
+        back_path = backs[int(rng.integers(len(backs)))]
+        with Image.open(back_path) as opened:
+            backdrop = opened.convert("RGB")
+            backdrop.load()
+        frame_size = size or backdrop.size
+        width, height = frame_size
+        n = 0 if rng.random() < empty_fraction else int(rng.integers(1, max_birds + 1))
+        sources = [pool[int(rng.integers(len(pool)))] for _ in range(n)]
+        sides = [max(8, round(float(rng.uniform(*width_fractions)) * width)) for _ in range(n)]
+        top_limit, bottom_limit = round(height * margin), round(height * (1 - margin))
+        usable = (width, max(16, bottom_limit - top_limit))
+        placed = _place(rng, usable, sides) if n else []
+        if placed is None:  # too many big birds for this frame: one bird instead
+            sources, sides = sources[:1], sides[:1]
+            placed = _place(rng, usable, sides) or []
+        start = [(left, top + top_limit, right, bottom + top_limit) for left, top, right, bottom in placed]
+        # Each bird keeps its direction through the burst: a hop, not a jitter.
+        steps = [(int(rng.integers(-1, 2)) * max(1, round(width * 0.007)),
+                  int(rng.integers(-1, 2)) * max(1, round(width * 0.004))) for _ in start]
+        burst: list[Scene] = []
+        for frame in range(frames):
+            moved = []
+            for (left, top, right, bottom), (step_x, step_y) in zip(start, steps):
+                side = right - left
+                dx, dy = step_x * frame, step_y * frame
+                new_left = min(max(0, left + dx), width - side)
+                new_top = min(max(top_limit, top + dy), max(top_limit, bottom_limit - side))
+                moved.append((new_left, new_top, new_left + side, new_top + side))
+            name = f"real-{seed}-{index:03d}-{frame}"
+            if not moved:
+                image = backdrop.resize(frame_size, Image.BICUBIC) if frame_size != backdrop.size else backdrop.copy()
+                burst.append(Scene(image=image, birds=[], name=name))
+                continue
+            fractions = [((b[2] - b[0]) ** 2) / (width * height) for b in moved]
+            burst.append(compose(birds25_dir, frame_size, len(moved), fractions, seed=index * 10 + frame,
+                                 sources=sources[:len(moved)], name=name, backdrop=backdrop, boxes=moved))
+        result.append(burst)
+    return result

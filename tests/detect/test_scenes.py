@@ -148,3 +148,47 @@ def test_scene_jpeg_decodes_to_the_same_frame() -> None:
     with Image.open(io.BytesIO(data)) as decoded:
         assert decoded.format == "JPEG" and decoded.size == (320, 180)
         assert np.abs(np.asarray(decoded, np.int16) - np.asarray(scene.image, np.int16)).mean() < 3
+
+
+@pytest.fixture(scope="module")
+def nobird_dir() -> Path:
+    from tests.conftest import SHARED_DIR
+
+    path = SHARED_DIR / "data" / "trailcam-nobird"
+    if not path.is_dir():
+        pytest.skip(f"real camera-trap frames not available: {path} is absent (../shared is not beside the checkout)")
+    return path
+
+
+def test_real_bursts_keep_the_real_background_and_move_their_birds_a_little(birds25_dir: Path, nobird_dir: Path) -> None:
+    """Bursts on the real bird-free frames (issue 21's benchmark set): deterministic, birds of
+    2-10 % of the width away from the banner rows, moving at most a few % between frames, grey on
+    an infrared night frame, and every pixel outside the pasted regions the real frame's own."""
+    from benchmarks.scenes import real_bursts
+
+    first = real_bursts(birds25_dir, nobird_dir, bursts=6, seed=3)
+    again = real_bursts(birds25_dir, nobird_dir, bursts=6, seed=3)
+    assert [[s.jpeg() for s in b] for b in first] == [[s.jpeg() for s in b] for b in again]
+    birds = [bird for burst in first for scene in burst for bird in scene.birds]
+    assert birds, "six bursts hold some birds"
+    for burst in first:
+        assert len(burst) == 3 and len({len(s.birds) for s in burst}) == 1
+        for scene in burst:
+            for bird in scene.birds:
+                width = bird.box[3] - bird.box[1]
+                assert 0.019 <= width <= 0.101 and bird.box[0] >= 0.119 and bird.box[2] <= 0.881
+        for before, after in zip(burst, burst[1:]):
+            for a, b in zip(before.birds, after.birds):
+                assert abs(a.box[1] - b.box[1]) <= 0.02 and a.species == b.species
+    for burst in first:
+        scene = burst[0]
+        pixels = np.asarray(scene.image, dtype=np.int16)
+        outside = np.ones(pixels.shape[:2], bool)
+        h, w = outside.shape
+        for bird in scene.birds:
+            outside[int(bird.box[0] * h):int(bird.box[2] * h) + 1, int(bird.box[1] * w):int(bird.box[3] * w) + 1] = False
+        if not scene.birds:
+            continue
+        channels = np.abs(pixels[..., 0] - pixels[..., 1]).mean()
+        if channels < 3:  # an infrared frame: the pasted birds are grey too
+            assert np.abs(pixels[~outside][..., 0] - pixels[~outside][..., 2]).mean() < 3
