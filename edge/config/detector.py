@@ -9,7 +9,7 @@ a few percent of the frame and two or three may be in it.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -42,6 +42,14 @@ class DetectorConfig(Section):
         default=0.5, gt=0.0, le=1.0,
         description="Detector score a box needs to count as a bird; a frame with no box above it is empty: "
                     "recorded as such and not classified")
+    resize: Literal["auto", "letterbox", "stretch"] = Field(
+        default="auto",
+        description='How a frame (and each tile) is fitted to the detector\'s input. "letterbox": scaled '
+                    "whole, aspect ratio kept, padded with grey (114) around it, as YOLO-family models "
+                    "(YOLOv5/v8, MegaDetector) are trained; \"stretch\": resized to the input, aspect ratio "
+                    "lost, as the TF SSD and EfficientDet-Lite models are trained; \"auto\": letterbox for a "
+                    "YOLO-style output, stretch for the SSD post-processing outputs. Boxes are mapped back "
+                    "to the frame either way")
     tiles: str = Field(
         default="auto",
         description='"auto": the full frame plus overlapping tiles chosen from the frame size against the '

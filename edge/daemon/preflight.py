@@ -166,7 +166,7 @@ def load_configured_finder(config: EdgeConfig) -> "BirdFinder | None":
     try:
         spec = resolve_detector(settings.path, settings.labels, settings.label_offset, settings.bird_labels)
         detector = Detector(spec, threads=settings.threads, score_threshold=settings.threshold,
-                            iou_threshold=settings.iou_threshold)
+                            iou_threshold=settings.iou_threshold, resize=settings.resize)
     except DetectorError as error:
         message = str(error)
         if message.startswith("detector."):
@@ -196,7 +196,8 @@ def check_detector(config: EdgeConfig) -> tuple[list[Finding], "BirdFinder | Non
     birds = ", ".join(sorted(spec.bird_labels))
     summary = (f"{spec.model_id}, {detector.output_format} outputs, input {detector.input_size[0]}x"
                f"{detector.input_size[1]} {detector.input_dtype}, {len(spec.labels)} labels (offset "
-               f"{spec.label_offset}), birds: {birds}, tiles {config.detector.tiles}, runtime {detector.runtime}")
+               f"{spec.label_offset}), birds: {birds}, resize {detector.resize}, tiles {config.detector.tiles}, "
+               f"runtime {detector.runtime}")
     return [Finding("detector", summary, "ok")], finder
 
 

@@ -4,7 +4,8 @@
       open_image (format, size, decompression-bomb checks)
       → decode once with a JPEG draft scale: the largest power of two (<= 8) that keeps every
         tile (or the whole frame when there are no tiles) >= the detector's input
-      → the detector on the whole frame resized to its input (BILINEAR), and on every tile
+      → the detector on the whole frame fitted to its input (Detector.detect_picture: stretched,
+        or letterboxed for a YOLO-family model; BILINEAR), and on every tile, fitted the same way
       → boxes mapped to the frame, merged: NMS across all passes, then suppress_contained
         (a tile's half-bird inside the full pass's whole bird goes)
       → no bird: done (the common, cheap case: one decode, no crops)
@@ -230,13 +231,10 @@ class BirdFinder:
     # ---- detection passes ----------------------------------------------------------------
 
     def _run(self, frame: Image.Image, located: LocatedFrame, tile: Tile | None = None) -> list[Box]:
-        """One detector pass over the frame or one tile of it, resized to the detector's input."""
-        size = self.detector.input_size
-        box = (tile.x0, tile.y0, tile.x1, tile.y1) if tile is not None else (0, 0, *frame.size)
-        region = frame if tile is None else frame.crop(box)
-        if region.size != size:
-            region = region.resize(size, Image.BILINEAR)
-        boxes = self.detector.detect(np.asarray(region, dtype=np.uint8))
+        """One detector pass over the frame or one tile of it, fitted to the detector's input
+        (its `resize`); the boxes come back normalised to the frame or the tile."""
+        region = frame if tile is None else frame.crop((tile.x0, tile.y0, tile.x1, tile.y1))
+        boxes = self.detector.detect_picture(region)
         located.invokes += 1
         located.detector_ms += self.detector.last_ms
         return boxes

@@ -18,6 +18,16 @@ Two kinds of detector exist in the wild and both are read here:
 Either way only the bird classes count, and boxes of different bird classes are merged by one
 class-agnostic NMS (one bird, one box, whatever two bird classes the model hesitated between).
 
+The picture is fitted to the input the way the detector was trained (`fit_input`, the `resize`
+setting): YOLO-family models (Ultralytics, MegaDetector) are trained on letterboxed input, the
+picture scaled whole with its aspect ratio kept and padded with grey 114, centred. Stretched to
+a square input instead, the birds of a 16:9 frame come out 1.78 times as tall for their width
+as the model ever saw them, and a YOLOv5n found 4 birds stretched where it found 7 letterboxed
+on the same frames (issue 21). The TF
+object-detection API's SSDs were trained on stretched input (the COCO SSD MobileNet resizes to
+300x300 regardless of aspect), so they keep it. "auto" picks by the output layout. Boxes come
+back normalised to the picture, the padding and the scale undone exactly.
+
 Labels and the label offset: the TF model zoo numbers classes from 0 while its label files start
 with a "???" (or "background") line, so class c is line c + 1 (COCO class 15 → line 16 →
 "bird"). `resolve_detector` applies that offset once: `DetectorSpec.bird_classes` are the
@@ -32,9 +42,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from PIL import Image
 
 from edge.classify.labels import Label, LabelError, embedded_labels, load_labels_file
 from edge.classify.model import ModelError, load_interpreter_class, sha256_file
@@ -49,6 +60,12 @@ LABEL_FILES = ("labels.txt", "labelmap.txt")
 DEFAULT_FLOAT_RANGE = {"yolo": (0.0, 1.0), "ssd": (-1.0, 1.0)}
 # Box coordinates above this are pixels of the input, not fractions of it.
 PIXEL_COORDINATES_ABOVE = 2.0
+ResizeMode = Literal["auto", "letterbox", "stretch"]
+RESIZE_MODES: tuple[str, ...] = ("auto", "letterbox", "stretch")
+# What "auto" fits each kind of detector's input with: what it was trained on (module docstring).
+AUTO_RESIZE = {"yolo": "letterbox", "ssd": "stretch"}
+# Ultralytics' letterbox padding (and MegaDetector's, which uses it): mid grey.
+LETTERBOX_GREY = (114, 114, 114)
 
 
 class DetectorError(ModelError):
@@ -181,6 +198,60 @@ class Box:
         return (self.ymin, self.xmin, self.ymax, self.xmax)
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where a picture lies in the detector's input after `fit_input`: its pixels fill the
+    rectangle (x0, y0, width, height) of an input of `input_size` (w, h); the rest is padding.
+    Stretched, the rectangle is the whole input."""
+
+    input_size: tuple[int, int]
+    x0: int
+    y0: int
+    width: int
+    height: int
+
+    @property
+    def whole(self) -> bool:
+        """The picture fills the input: boxes normalised to the input are normalised to it."""
+        return (self.x0, self.y0, self.width, self.height) == (0, 0, *self.input_size)
+
+    def to_picture(self, boxes: Sequence[Box]) -> list[Box]:
+        """Boxes normalised to the input → normalised to the picture: the padding and the scale
+        undone, clipped to the picture; a box lying wholly in the padding is dropped (it is
+        no bird of the picture). The order is kept."""
+        if self.whole:
+            return list(boxes)
+        in_w, in_h = self.input_size
+        mapped = []
+        for box in boxes:
+            ymin, ymax = (min(max((v * in_h - self.y0) / self.height, 0.0), 1.0) for v in (box.ymin, box.ymax))
+            xmin, xmax = (min(max((v * in_w - self.x0) / self.width, 0.0), 1.0) for v in (box.xmin, box.xmax))
+            if ymax > ymin and xmax > xmin:
+                mapped.append(Box(ymin, xmin, ymax, xmax, box.score, box.class_index, box.label))
+        return mapped
+
+
+def fit_input(picture: Image.Image, input_size: tuple[int, int], letterbox: bool) -> tuple[Image.Image, Placement]:
+    """An RGB picture of any size → (an RGB image of `input_size` (w, h), where the picture lies
+    in it). Stretch: resized to the input (bilinear), aspect ratio lost, as the TF SSDs were
+    trained. Letterbox, as Ultralytics' LetterBox (center=True) does it: scaled by
+    r = min(in_w / w, in_h / h) to (round(w r), round(h r)) (bilinear), pasted on grey 114 with
+    the padding split evenly, the odd pixel going right and below. The picture's pixels are
+    never cropped; up-scaling a small picture is allowed, as in Ultralytics' default."""
+    in_w, in_h = input_size
+    width, height = picture.size
+    if not letterbox or picture.size == tuple(input_size):
+        fitted = picture if picture.size == tuple(input_size) else picture.resize(tuple(input_size), Image.BILINEAR)
+        return fitted, Placement((in_w, in_h), 0, 0, in_w, in_h)
+    scale = min(in_w / width, in_h / height)
+    new_w = min(in_w, max(1, round(width * scale)))
+    new_h = min(in_h, max(1, round(height * scale)))
+    x0, y0 = (in_w - new_w) // 2, (in_h - new_h) // 2
+    canvas = Image.new("RGB", (in_w, in_h), LETTERBOX_GREY)
+    canvas.paste(picture if picture.size == (new_w, new_h) else picture.resize((new_w, new_h), Image.BILINEAR), (x0, y0))
+    return canvas, Placement((in_w, in_h), x0, y0, new_w, new_h)
+
+
 def _shape(detail: dict[str, Any]) -> tuple[int, ...]:
     return tuple(int(d) for d in detail["shape"])
 
@@ -190,7 +261,9 @@ def _describe(details: list[dict[str, Any]]) -> str:
 
 
 class Detector:
-    """A detector's interpreter: RGB at its input size in, bird boxes out.
+    """A detector's interpreter: RGB at its input size in, bird boxes out (`detect`); or a
+    picture of any size fitted to the input as `resize` says, boxes normalised to the picture
+    (`detect_picture`, what the finder calls for the frame and for every tile).
 
     Not thread-safe on its own (the lock only keeps a stray second caller from interleaving
     set_tensor and invoke), like the Classifier. `last_ms` is the time of the latest detect()
@@ -204,10 +277,16 @@ class Detector:
         score_threshold: float = 0.5,
         iou_threshold: float = 0.5,
         float_input_range: tuple[float, float] | None = None,
+        resize: ResizeMode = "auto",
     ) -> None:
         """`float_input_range`: what pixel values 0..255 become for a float32 or int8 input;
         None picks by output format: yolo → (0, 1), ssd → (-1, 1). A uint8 input always takes
-        the raw pixels (its quantisation maps them to what the model wants)."""
+        the raw pixels (its quantisation maps them to what the model wants). `resize`: how a
+        picture is fitted to the input, "letterbox" or "stretch"; "auto" letterboxes YOLO
+        layouts and stretches SSD ones (the module docstring says why); `self.resize` is the
+        one chosen."""
+        if resize not in RESIZE_MODES:
+            raise DetectorError(f"resize: expected one of {', '.join(RESIZE_MODES)}, got {resize!r}")
         self.spec = spec
         self.score_threshold = float(score_threshold)
         self.iou_threshold = float(iou_threshold)
@@ -236,6 +315,7 @@ class Detector:
         self._in_scale, self._in_zero = self._input["quantization"]
         self.output_format = self._identify_outputs(outputs)
         self.input_range = tuple(float_input_range) if float_input_range is not None else DEFAULT_FLOAT_RANGE[self.output_format]
+        self.resize: str = AUTO_RESIZE[self.output_format] if resize == "auto" else resize
         self._lock = threading.Lock()
         self.last_ms = 0.0
         self.invokes = 0
@@ -347,6 +427,12 @@ class Detector:
         self.last_ms = (time.perf_counter() - started) * 1000.0
         return result
 
+    def detect_picture(self, picture: Image.Image) -> list[Box]:
+        """Bird boxes of an RGB picture of any size, normalised to it (see `detect`): fitted to
+        the input by `fit_input` as `self.resize` says, the boxes mapped back by its Placement."""
+        fitted, placement = fit_input(picture, self.input_size, self.resize == "letterbox")
+        return placement.to_picture(self.detect(np.asarray(fitted, dtype=np.uint8)))
+
     def _ssd_candidates(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         boxes = self._read(self._boxes).reshape(-1, 4)
         first, second = (self._read(v).reshape(-1) for v in self._pair)
@@ -425,6 +511,8 @@ def load_detector(
     threads: int = 2,
     score_threshold: float = 0.5,
     iou_threshold: float = 0.5,
+    resize: ResizeMode = "auto",
 ) -> Detector:
     """resolve_detector + Detector in one call (the CLI's and the benchmarks' convenience)."""
-    return Detector(resolve_detector(path, labels, label_offset, bird_labels), threads, score_threshold, iou_threshold)
+    return Detector(resolve_detector(path, labels, label_offset, bird_labels), threads, score_threshold, iou_threshold,
+                    resize=resize)

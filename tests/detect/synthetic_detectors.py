@@ -17,6 +17,7 @@ the detector's NMS must merge. Layouts, as the detectors in the wild emit them:
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
@@ -73,8 +74,9 @@ def _write(tf, module, path: Path, labels: tuple[str, ...], int8: bool = False) 
     return path
 
 
-def build_all(tf, root: Path) -> dict[str, Path]:
-    """Every layout above, each a folder with model.tflite + labels.txt; returns name → folder."""
+def build_all(tf, root: Path, names: Collection[str] | None = None) -> dict[str, Path]:
+    """Every layout above (or those `names` picks), each a folder with model.tflite + labels.txt;
+    returns name → folder."""
     spec = tf.TensorSpec([1, SIDE, SIDE, 3], tf.float32)
 
     def brightness(x, low: float):
@@ -127,9 +129,10 @@ def build_all(tf, root: Path) -> dict[str, Path]:
                 "output_3": score,
             }
 
-    return {
-        "yolo_v8": _write(tf, YoloV8(normalised=False), root / "yolo_v8", YOLO_LABELS),
-        "yolo_v5": _write(tf, YoloV5(), root / "yolo_v5", YOLO_LABELS),
-        "yolo_int8": _write(tf, YoloV8(normalised=True), root / "yolo_int8", YOLO_LABELS, int8=True),
-        "ssd": _write(tf, EfficientDetStyle(), root / "ssd", SSD_LABELS),
+    builders = {
+        "yolo_v8": lambda: _write(tf, YoloV8(normalised=False), root / "yolo_v8", YOLO_LABELS),
+        "yolo_v5": lambda: _write(tf, YoloV5(), root / "yolo_v5", YOLO_LABELS),
+        "yolo_int8": lambda: _write(tf, YoloV8(normalised=True), root / "yolo_int8", YOLO_LABELS, int8=True),
+        "ssd": lambda: _write(tf, EfficientDetStyle(), root / "ssd", SSD_LABELS),
     }
+    return {name: build() for name, build in builders.items() if names is None or name in names}

@@ -63,6 +63,7 @@ def test_defaults_env_overrides_and_sections(tmp_path: Path) -> None:
         ('[station]\ndevice_id = "my/station"\n', "station.device_id", "MQTT topic level"),
         ('[classify]\nallow = ["A"]\ndeny = ["A"]\n', "classify", "both allowed and denied: A"),
         ('[mqtt]\nport = "abc"\n', "mqtt.port", "valid integer"),
+        ('[detector]\nresize = "pad"\n', "detector.resize", "'auto', 'letterbox' or 'stretch'"),
         ('[station\n', "", "not valid TOML"),
     ],
 )
