@@ -32,6 +32,17 @@ def birds25_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def trailcam_nobird_dir() -> Path:
+    """27 real camera-trap frames without a bird (Bushnell, Reconyx, Stealth Cam banners; its
+    SOURCE.md and manifest.json): never copied into the repository, read from ../shared."""
+    path = SHARED_DIR / "data" / "trailcam-nobird"
+    if not (path / "manifest.json").is_file():
+        pytest.skip(f"real camera-trap frames not available: {path}/manifest.json is absent "
+                    "(../shared is not beside the checkout)")
+    return path
+
+
+@pytest.fixture(scope="session")
 def aiy_model_dir() -> Path:
     path = SHARED_DIR / "models" / "aiy_birds_v1"
     if not (path / "model.tflite").is_file():

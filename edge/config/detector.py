@@ -71,6 +71,12 @@ class DetectorConfig(Section):
         default=0.15, ge=0.0, le=1.0,
         description="Margin around each box, as a fraction of its longer side, before the square crop the "
                     "classifier sees")
+    banner: Literal["auto", "off"] = Field(
+        default="auto",
+        description='"auto": find the information strip trail cameras burn into the top or bottom rows '
+                    "(make, temperature, moon, date and time), learn it per camera over a few frames, "
+                    "and keep it from the detector and its tiles (the picture is searched without "
+                    'it; no box lies in it); "off": the detector sees the whole frame')
     threads: int = Field(
         default=2, ge=1, le=64,
         description="CPU threads of the detector's TFLite interpreter")

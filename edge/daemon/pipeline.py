@@ -189,7 +189,7 @@ class FrameProcessor:
                                   context=self._context(camera, captured_at))
                 predictions = predictions[:self.top_k]
             else:
-                located = self.finder.locate(data, self.classifier.input_size)
+                located = self.finder.locate(data, self.classifier.input_size, camera)
                 captured_at, source, time_flags = self._capture_time(located.image, path, camera, stat.st_mtime)
                 inference_ms = located.detector_ms
                 context = self._context(camera, captured_at)

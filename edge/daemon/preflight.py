@@ -177,7 +177,7 @@ def load_configured_finder(config: EdgeConfig) -> "BirdFinder | None":
         raise DetectorError(f"{key}: {message}") from None
     return BirdFinder(detector, FinderSettings(
         tiles=parse_tiles(settings.tiles), tile_overlap=settings.tile_overlap, iou_threshold=settings.iou_threshold,
-        containment=settings.containment, crop_margin=settings.crop_margin))
+        containment=settings.containment, crop_margin=settings.crop_margin, banner=settings.banner))
 
 
 def check_detector(config: EdgeConfig) -> tuple[list[Finding], "BirdFinder | None"]:

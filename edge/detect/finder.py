@@ -4,10 +4,17 @@
       open_image (format, size, decompression-bomb checks)
       → decode once with a JPEG draft scale: the largest power of two (<= 8) that keeps every
         tile (or the whole frame when there are no tiles) >= the detector's input
-      → the detector on the whole frame fitted to its input (Detector.detect_picture: stretched,
-        or letterboxed for a YOLO-family model; BILINEAR), and on every tile, fitted the same way
-      → boxes mapped to the frame, merged: NMS across all passes, then suppress_contained
-        (a tile's half-bird inside the full pass's whole bird goes)
+      → the camera's banner (edge/detect/banner.py: the strip of make, temperature and time
+        burned into the top or bottom rows) cut away: the picture is the frame without it
+      → the detector on the whole picture fitted to its input (Detector.detect_picture:
+        stretched, or letterboxed for a YOLO-family model; BILINEAR), and on every tile of the
+        picture, fitted the same way (the grid is chosen from the whole frame's size, so a
+        banner never changes it; a tile may come out up to 15 % shorter than the draft scale
+        assumed)
+      → boxes mapped to the picture, merged: NMS across all passes, then suppress_contained
+        (a tile's half-bird inside the full pass's whole bird goes), then mapped to the whole
+        frame (exactly: the picture is the frame's rows top..height-bottom); so no box lies
+        in the banner
       → no bird: done (the common, cheap case: one decode, no crops)
       → crops: the detection decode when it is fine enough that the smallest crop is still
         >= crop_size, else one more decode from the bytes at the draft scale that is; square
@@ -32,6 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
+from edge.detect.banner import NO_BANNER, Banner, BannerMemory, BannerSetting, find_banner, uncrop
 from edge.detect.boxes import CUT_TOLERANCE, Cuts, join_tile_cuts, nms, suppress_contained
 from edge.detect.model import Box, Detector
 from edge.detect.tiles import Tile, TileSetting, plan_tiles, tile_grid
@@ -45,7 +53,9 @@ class FinderSettings:
     """How a frame is searched: `tiles` "auto" | "off" | (cols, rows) (see edge.detect.tiles),
     `tile_overlap` shared between neighbouring tiles, `iou_threshold` of the NMS across passes,
     `containment` of suppress_contained, `crop_margin` (fraction of the box's longer side added
-    on each side), `draft` (JPEG draft decoding; off decodes every pixel, for comparisons)."""
+    on each side), `draft` (JPEG draft decoding; off decodes every pixel, for comparisons),
+    `banner` "auto" (find each camera's information strip and keep it from the detector) |
+    "off"."""
 
     tiles: TileSetting = "auto"
     tile_overlap: float = 0.2
@@ -53,6 +63,7 @@ class FinderSettings:
     containment: float = 0.8
     crop_margin: float = 0.15
     draft: bool = True
+    banner: BannerSetting = "auto"
 
 
 @dataclass
@@ -70,6 +81,7 @@ class LocatedFrame:
     invokes: int = 0  # detector invokes: 1 + the number of tiles
     detector_ms: float = 0.0  # summed detect() times
     decode_sizes: list[tuple[int, int]] = field(default_factory=list)  # (w, h) of each decode, oriented
+    banner: Banner = NO_BANNER  # the strip kept from the detector (fractions of the height)
 
 
 def crop_box(box: Box, image_size: tuple[int, int], margin: float, aspect: float = 1.0) -> tuple[int, int, int, int]:
@@ -157,19 +169,25 @@ def _check(settings: FinderSettings) -> None:
         raise ValueError(f"containment {settings.containment!r} must be in (0, 1]")
     if not 0.0 <= settings.crop_margin <= 2.0:
         raise ValueError(f"crop_margin {settings.crop_margin!r} must be in 0..2 (a fraction of the box's longer side)")
+    if settings.banner not in ("auto", "off"):
+        raise ValueError(f'banner {settings.banner!r} must be "auto" or "off"')
 
 
 class BirdFinder:
-    """A Detector and the settings it searches frames with."""
+    """A Detector, the settings it searches frames with, and what it learned of each camera's
+    banner (`banners`, kept as long as the finder: a reload starts learning again)."""
 
     def __init__(self, detector: Detector, settings: FinderSettings = FinderSettings()) -> None:
         self.detector = detector
         self.settings = settings
+        self.banners = BannerMemory()
         _check(settings)
 
-    def locate(self, data: bytes, crop_size: tuple[int, int]) -> LocatedFrame:
-        """Every bird in the frame (best first) with its crop at `crop_size` (w, h).
-        Raises edge.ingest.imaging.FrameError for a frame that cannot be decoded."""
+    def locate(self, data: bytes, crop_size: tuple[int, int], camera: str | None = None) -> LocatedFrame:
+        """Every bird in the frame (best first) with its crop at `crop_size` (w, h). `camera`
+        names whose frame it is, so that its banner is learned over its frames; None (a lone
+        frame) uses the frame's own finding. Raises edge.ingest.imaging.FrameError for a frame
+        that cannot be decoded."""
         settings, detector = self.settings, self.detector
         image = open_image(data)
         stored = image.size
@@ -180,7 +198,10 @@ class BirdFinder:
         frame = load_oriented(image, _draft_request(stored, scale))
         located = LocatedFrame(stored, image, decode_sizes=[frame.size])
 
-        boxes = self._search(frame, grid, located)
+        located.banner = self._banner(frame, full, camera)
+        top, bottom = located.banner.rows(frame.size[1])
+        picture = frame.crop((0, top, frame.size[0], frame.size[1] - bottom)) if top or bottom else frame
+        boxes = [uncrop(box, top, picture.size[1], frame.size[1]) for box in self._search(picture, grid, located)]
         if not boxes:
             return located
 
@@ -196,6 +217,14 @@ class BirdFinder:
             Bird(box, crop, crop_box(box, full, settings.crop_margin, aspect)) for box, crop in zip(boxes, crops)
         ]
         return located
+
+    def _banner(self, frame: Image.Image, full: tuple[int, int], camera: str | None) -> Banner:
+        """The strip to keep from the detector: none with banner "off", this frame's own
+        finding for a lone frame, else what the camera's frames taught (edge/detect/banner.py)."""
+        if self.settings.banner == "off":
+            return NO_BANNER
+        found = find_banner(frame)
+        return found if camera is None else self.banners.observe(camera, full, found)
 
     # ---- decoding scales -----------------------------------------------------------------
 
@@ -240,7 +269,8 @@ class BirdFinder:
         return boxes
 
     def _search(self, frame: Image.Image, grid: tuple[int, int] | None, located: LocatedFrame) -> list[Box]:
-        """The full-frame pass and the tile passes, merged, normalised to the frame."""
+        """The full-frame pass and the tile passes over `frame` (the picture without its
+        banner), merged, normalised to it."""
         width, height = frame.size
         found: list[Box] = list(self._run(frame, located))
         cuts: list[Cuts] = [(False, False, False, False)] * len(found)
