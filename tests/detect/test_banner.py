@@ -167,6 +167,9 @@ def test_the_finder_learns_each_camera_from_real_frames(trailcam_nobird_dir: Pat
         def detect(self, rgb: np.ndarray) -> list[Box]:
             return []
 
+        def detect_picture(self, picture: Image.Image) -> list[Box]:  # stretched to the input, as the SSD
+            return self.detect(np.asarray(picture.resize(self.input_size, Image.BILINEAR)))
+
     finder = BirdFinder(Nothing(), FinderSettings(tiles="off"))  # type: ignore[arg-type]
     names = [n for n, rows in EXPECTED.items() if rows == RECONYX and Image.open(trailcam_nobird_dir / n).size == SIZE]
     for name in names[:3]:
@@ -235,6 +238,10 @@ class ColourFinder:
             return []
         height, width = rgb.shape[:2]
         return [Box(ys.min() / height, xs.min() / width, (ys.max() + 1) / height, (xs.max() + 1) / width, 0.9, 15, "bird")]
+
+    def detect_picture(self, picture: Image.Image) -> list[Box]:
+        """Stretched to the input, as edge.detect.model.Detector does for an SSD layout."""
+        return self.detect(np.asarray(picture.resize(self.input_size, Image.BILINEAR), dtype=np.uint8))
 
 
 def _red(rgb: np.ndarray) -> np.ndarray:
