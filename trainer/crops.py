@@ -88,13 +88,13 @@ class CropReport:
 def load_finder(detector: Path, labels: Path | None = None, *, tiles: str = "auto", threshold: float = 0.5,
                 margin: float = 0.15) -> BirdFinder:
     """The edge's BirdFinder for these settings, built by the daemon's own loader
-    (edge.daemon.preflight.load_configured_finder) from a [detector] section, so every other
+    (edge.detect.analyse.load_configured_finder) from a [detector] section, so every other
     setting (tile overlap, NMS, containment, threads) is the edge's default. Raises DataError
     naming the option for a detector that cannot be used."""
     from pydantic import ValidationError
 
     from edge.config import EdgeConfig
-    from edge.daemon.preflight import load_configured_finder
+    from edge.detect.analyse import load_configured_finder
     from edge.detect.model import DetectorError
 
     section = {"path": str(detector), "tiles": tiles, "threshold": threshold, "crop_margin": margin}

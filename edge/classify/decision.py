@@ -22,9 +22,23 @@ and threshold like any top-1; a top-1 scored >= `[prior] rarity_confidence` is `
 flagged OUT_OF_RANGE (a possible rarity). The decision keeps the model's own top-1 in
 `model_species`/`model_confidence`. Without a prior the decision is exactly as above.
 
-With a detector, each bird's crop is decided by the same rules (`decide_bird`), with one
-difference: the detector already said "a bird", so a crop the classifier calls no-bird is a
-bird it cannot name: `unknown`, counted. A denied species still counts as nothing.
+With a detector, each bird's crop is decided by the same rules (`decide_bird`), and the
+classifier may veto the detector (issue 21: nothing that is not a bird is counted as one).
+A crop is **not a bird** when
+- its top-1 is the no-bird label (AIY "background"), or
+- its total bird probability, 1 - the no-bird label's score, is below `[classify]
+  min_bird_probability` (only for a model with a no-bird label, and only when that label's
+  score is among the predictions given: the pipeline passes every score for such a model).
+Such a detection is kind `none` with flag NOT_BIRD (`not_bird`), species None, confidence =
+the no-bird score (how sure the classifier is that it is not a bird), the model's own top-1
+kept in `model_species`: it is recorded with its box and top-k and never counted (no event,
+tally or MQTT message). Why kind `none` plus a flag rather than a new kind: `detections.kind`
+has a CHECK ('species', 'unknown', 'none') since schema 3, which SQLite cannot alter without
+rebuilding the table, and `none` already means "counts as nothing" to every reader; the flag
+says why (a denied species has no flag). Camtrap DP exports such a detection as an `animal`
+observation without a scientificName (edge/ecology/camtrap_dp.py). A denied species still
+counts as nothing; a crop with no predictions at all stays `unknown`, counted (the classifier
+said nothing either way). Whole frames (no detector) are decided by `decide` alone, as before.
 
 Names in allow, deny and thresholds are matched case-sensitively against a label and its
 scientific and common names; `unknown_species` checks them against the model at start and
@@ -54,6 +68,7 @@ RANKS: tuple[str, ...] = ("species", "genus", "family", "order", "class")
 
 # Decision.flag values.
 OUT_OF_RANGE = "out_of_range"  # the model named, confidently, a species the prior says is not expected here
+NOT_BIRD = "not_bird"  # a detector's box the classifier judges not to be a bird: recorded, never counted
 
 
 @dataclass(frozen=True)
@@ -67,7 +82,13 @@ class Decision:
     model_species: str | None = None
     model_confidence: float | None = None
     rank: str = "species"  # the rank of `species` (RANKS); a roll-up gives "genus", "family", ...
-    flag: str | None = None  # OUT_OF_RANGE: a possible rarity, flagged for review, never dropped
+    flag: str | None = None  # OUT_OF_RANGE: a possible rarity, flagged for review, never dropped;
+    # NOT_BIRD (kind none): a detection the classifier vetoed as not a bird
+
+    @property
+    def not_bird(self) -> bool:
+        """A detector's box the classifier judged not to be a bird (recorded, never counted)."""
+        return self.flag == NOT_BIRD
 
 
 @dataclass(frozen=True)
@@ -163,12 +184,42 @@ def decide_bird(
     aliases: dict[str, set[str]] | None = None,
     *,
     context: DecisionContext | None = None,
+    every_score: Sequence[Prediction] | None = None,
 ) -> Decision:
-    """The decision for a detector's bird: as `decide`, except that no-bird is `unknown`."""
+    """The decision for a detector's bird: as `decide`, except that the classifier may veto the
+    detector (not a bird: kind none, flag NOT_BIRD, see the module's docstring), and a crop
+    without predictions is `unknown`. `every_score`: more of the model's scores than
+    `predictions` (all of them), for the bird probability, when `decide` is to see only the top-k."""
+    if not predictions:
+        return Decision("unknown", UNKNOWN, None, "the detector's bird, no predictions")
+    top = predictions[0]
+    probability = bird_probability(every_score if every_score is not None else predictions, no_bird_labels)
+    no_bird_score = 1.0 - probability if probability is not None else None
     decision = decide(predictions, config, no_bird_labels, aliases, context=context)
-    if decision.kind == "none" and decision.reason in ("no bird", "no predictions"):
-        return Decision("unknown", UNKNOWN, decision.confidence, "the detector's bird, the classifier's no-bird")
+    if decision.kind == "none" and decision.reason == "no bird":
+        return Decision("none", None, no_bird_score if no_bird_score is not None else top.score,
+                        f"not a bird: top-1 is the no-bird label {top.label} {top.score:.3f}",
+                        model_species=top.label, model_confidence=top.score, flag=NOT_BIRD)
+    if decision.kind == "none":  # denied
+        return decision
+    if probability is not None and probability < config.min_bird_probability:
+        return Decision("none", None, no_bird_score,
+                        f"not a bird: bird probability {probability:.3f} below {config.min_bird_probability:.2f}",
+                        model_species=top.label, model_confidence=top.score, flag=NOT_BIRD)
     return decision
+
+
+def bird_probability(predictions: Sequence[Prediction], no_bird_labels: frozenset[str]) -> float | None:
+    """The classifier's total probability that the crop is a bird: 1 - the no-bird label's score.
+    None when it cannot be known: the model has no no-bird label, or that label's score is not
+    among `predictions` (a top-k cut it off; then it is at most the k-th score, so the bird
+    probability is high anyway)."""
+    if not no_bird_labels:
+        return None
+    for prediction in predictions:
+        if prediction.label in no_bird_labels:
+            return min(max(1.0 - prediction.score, 0.0), 1.0)
+    return None
 
 
 def label_aliases(labels: Iterable[Label]) -> dict[str, set[str]]:

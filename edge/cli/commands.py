@@ -339,9 +339,16 @@ def _top(predictions, names) -> list[dict[str, Any]]:
 
 def _caption(detection: dict[str, Any]) -> str:
     """What a bird is called in the table and on an --annotate picture, e.g.
-    "Cardinalis cardinalis 0.93", "unknown 0.31", "Passer domesticus (denied) 0.88"."""
+    "Cardinalis cardinalis 0.93", "unknown 0.31", "Passer domesticus (denied) 0.88",
+    "not a bird (background 0.91)", "not a bird (bird probability 0.12; model: Parus major 0.07)"."""
     confidence = detection["confidence"]
     score = f" {confidence:.2f}" if confidence is not None else ""
+    if detection.get("flag") == "not_bird":  # the classifier's veto (edge.classify.decision.NOT_BIRD)
+        top = detection["top"][0] if detection["top"] else None
+        model = f"{top['label']} {top['score']:.2f}" if top else "?"
+        if "no-bird label" in detection.get("reason", "") or confidence is None:
+            return f"not a bird ({model})"
+        return f"not a bird (bird probability {1 - confidence:.2f}; model: {model})"
     if detection["kind"] == "none":
         top = detection["top"][0]["label"] if detection["top"] else "?"
         return f"{top} (denied){score}"
@@ -406,10 +413,10 @@ def cmd_classify(args: argparse.Namespace) -> int:
     """
     from collections import Counter
 
-    from edge.classify.decision import DecisionContext, decide, decide_bird, label_aliases, unknown_species
+    from edge.classify.decision import DecisionContext, unknown_species
     from edge.classify.model import Classifier, ModelError, resolve_model
     from edge.config.classify import ClassifyConfig
-    from edge.ingest.imaging import FrameError, decode
+    from edge.ingest.imaging import FrameError
 
     config = _classify_config(args)
     model_path, labels, no_bird, threads = args.model, args.labels, None, 2
@@ -436,8 +443,6 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
     rollup = (rollup_from_config(names, config.taxonomy if config is not None else TaxonomyConfig())
               if finder is not None else None)
-    no_birds = frozenset({classifier.spec.no_bird_label}) if classifier.spec.no_bird_label else frozenset()
-    aliases = label_aliases(names)
     if finder is not None:
         problems = unknown_species(classify_config, names)
         if problems:
@@ -467,54 +472,59 @@ def cmd_classify(args: argparse.Namespace) -> int:
             args.annotate.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise UsageError(f"--annotate: {args.annotate}: {error.strerror or error}") from None
+    from edge.detect.analyse import FrameAnalyser
+
+    analyser = FrameAnalyser(classifier, classify_config, finder, args.top_k, rollup)
     results = []
     failed = 0
     for image in args.images:
         entry: dict[str, Any] = {"path": str(image)}
+
+        def context_for(picture) -> DecisionContext | None:
+            """The prior's context for this image (where_and_when), with the roll-up of the
+            detector route: what `edge run` knows of a frame beyond the scores."""
+            context, entry_prior = where_and_when(image, picture)
+            if entry_prior is not None:
+                entry["prior"] = entry_prior
+            if rollup is not None:
+                context = DecisionContext(occurrence=context.occurrence if context is not None else None,
+                                          rollup=rollup)
+            return context
+
         try:
             data = Path(image).read_bytes()
-            if finder is None:
-                frame = decode(data, classifier.input_size)
-                predictions, elapsed = classifier.classify(frame.rgb, args.top_k)
-                entry["top"] = _top(predictions, names)
-                entry["inference_ms"] = round(elapsed, 2)
-                context, entry_prior = where_and_when(image, frame.image)
-                if context is not None:
+            # The one frame analysis `edge run` runs (edge/detect/analyse.py).
+            analysis = analyser.analyse(data, context_for)
+            if analysis.birds is None:
+                entry["top"] = _top(analysis.predictions, names)
+                entry["inference_ms"] = round(analysis.inference_ms, 2)
+                if analysis.context is not None and analysis.decision is not None:
                     # The model's own top species (above) and the range-aware decision, side by side.
-                    entry["prior"] = entry_prior
-                    entry["decision"] = _decision_entry(
-                        decide(predictions, classify_config, no_birds, aliases, context=context))
+                    entry["prior"] = entry.pop("prior", None)
+                    entry["decision"] = _decision_entry(analysis.decision)
             else:
-                located = finder.locate(data, classifier.input_size)
-                elapsed = located.detector_ms
-                context, entry_prior = where_and_when(image, located.image)
-                if entry_prior is not None:
-                    entry["prior"] = entry_prior
+                context = analysis.context
                 detections = []
-                if rollup is not None:
-                    context = DecisionContext(occurrence=context.occurrence if context is not None else None,
-                                              rollup=rollup)
-                for bird in located.birds:
-                    predictions, ms = classifier.classify(bird.crop, len(names) if rollup is not None else args.top_k)
-                    elapsed += ms
-                    decision = decide_bird(predictions, classify_config, no_birds, aliases, context=context)
-                    predictions = predictions[:args.top_k]
-                    box = bird.box
+                for bird in analysis.birds:
+                    decision, box = bird.decision, bird.box
                     decided = _decision_entry(decision)
                     if context is None or context.occurrence is None:  # no prior: the fields as they were
                         decided = {k: decided[k] for k in ("species", "kind", "confidence")}
                         if decision.rank != "species":  # a roll-up says its rank and the model's own top-1
                             decided.update(rank=decision.rank, model_species=decision.model_species)
+                        if decision.not_bird:  # the classifier's veto: say so, and why
+                            decided.update(flag=decision.flag, reason=decision.reason,
+                                           model_species=decision.model_species)
                     detections.append({
                         "box": [round(v, 4) for v in (box.ymin, box.xmin, box.ymax, box.xmax)],
                         "score": round(box.score, 6), "detector_label": box.label,
-                        **decided, "top": _top(predictions, names)})
+                        **decided, "top": _top(bird.predictions, names)})
                 counted = Counter(d["species"] for d in detections if d["kind"] != "none")
                 entry.update({"birds": len(detections), "detections": detections,
                               "counts": dict(sorted(counted.items(), key=lambda item: (-item[1], item[0]))),
-                              "inference_ms": round(elapsed, 2)})
+                              "inference_ms": round(analysis.inference_ms, 2)})
                 if args.annotate is not None:
-                    _write_annotated(args.annotate, Path(image), data, [b.box for b in located.birds],
+                    _write_annotated(args.annotate, Path(image), data, [b.box for b in analysis.birds],
                                      [_caption(d) for d in detections])
         except (OSError, FrameError) as error:
             entry = {"path": str(image),

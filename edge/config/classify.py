@@ -7,6 +7,10 @@ from pydantic import Field, model_validator
 from edge.config.base import Section
 
 
+# Measured on trailcam-nobird and birds25 (docs/edge.md "Detection", issue 21).
+MIN_BIRD_PROBABILITY = 0.5
+
+
 class ClassifyConfig(Section):
     threshold: float = Field(
         default=0.5, ge=0.0, le=1.0,
@@ -23,6 +27,11 @@ class ClassifyConfig(Section):
         default_factory=list,
         description="These species are never counted: a frame whose top-1 is one of them counts as nothing "
                     "(like a no-bird frame: no species, no event); a name may not be in allow and deny both")
+    min_bird_probability: float = Field(
+        default=MIN_BIRD_PROBABILITY, ge=0.0, le=1.0,
+        description="With a detector: a bird whose crop the classifier gives less total bird probability "
+                    "than this (1 - the no-bird label's score; a model without a no-bird label is never "
+                    "vetoed this way) is not a bird: recorded with its box, never counted (0 = off)")
 
     @model_validator(mode="after")
     def _consistent(self) -> "ClassifyConfig":

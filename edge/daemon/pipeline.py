@@ -1,7 +1,8 @@
 """One frame, start to finish: hash → skip if known → decode → time → classify → decide → store.
 
-With a detector ([detector] path) the middle is detect → crop → classify each bird: the
-detector looks at the whole frame and its tiles (edge/detect/finder.py), each bird's square
+The middle (decode → find → crop → classify → decide) is edge/detect/analyse.py, the one frame
+analysis `edge classify` runs too. With a detector ([detector] path) it is detect → crop →
+classify each bird: the detector looks at the whole frame and its tiles (edge/detect/finder.py), each bird's square
 crop is classified and decided on its own, and the frame records one detection row per bird.
 A frame with no bird is recorded as empty without a classifier call (the common case on a
 trail camera: wind, leaves, light). Without a detector the frame is classified whole, exactly
@@ -27,8 +28,9 @@ from edge.ingest.capture_time import (
     resolve_ambiguous,
 )
 from edge.config.classify import ClassifyConfig
-from edge.classify.decision import Decision, DecisionContext, decide, decide_bird, label_aliases
-from edge.ingest.imaging import FrameError, decode
+from edge.classify.decision import DecisionContext, label_aliases
+from edge.detect.analyse import FrameAnalyser
+from edge.ingest.imaging import FrameError
 from edge.ingest.frame_file import FrameRefused, FrameTooLarge, open_frame
 from edge.classify.model import Classifier, Prediction
 from edge.store.writer import BirdRecord, Commit, CommittedFrame, FrameRecord, Store
@@ -129,9 +131,9 @@ class FrameProcessor:
         self._no_bird = frozenset({spec.no_bird_label}) if spec.no_bird_label else frozenset()
         rollup = self.rollup_for(spec.labels) if self.rollup_for is not None else None
         self._rollup = rollup
-        # The roll-up sums over every score, not just the stored top-k (a family's mass is
-        # spread thin); only the configured top_k predictions are stored.
-        self._classify_k = len(spec.labels) if rollup is not None else self.top_k
+        # The one frame analysis `edge classify` runs too (edge/detect/analyse.py); it classifies
+        # with every score where the roll-up or the not-a-bird veto needs them, keeps top_k.
+        self._analyser = FrameAnalyser(classifier, self.classify_config, self.finder, self.top_k, rollup, self.draft)
 
     def process(self, path: str | Path, camera: str) -> FrameOutcome:
         path = str(path)
@@ -178,32 +180,25 @@ class FrameProcessor:
             return FrameOutcome(path, camera, "duplicate")
         birds: list[BirdRecord] | None = None
         crops: list[Any] = []
-        predictions: list[Prediction] = []
-        decision: Decision | None = None
+        timed: list[tuple[datetime, str, tuple[str, ...]]] = []
+
+        def context_for(image: Any) -> DecisionContext | None:
+            """The capture time by the camera's clock (kept for the frame row) and, from it, the
+            prior's week: what the decisions know beyond the scores."""
+            timed.append(self._capture_time(image, path, camera, stat.st_mtime))
+            return self._context(camera, timed[0][0])
+
         try:
-            if self.finder is None:
-                frame = decode(data, self.classifier.input_size, draft=self.draft)
-                captured_at, source, time_flags = self._capture_time(frame.image, path, camera, stat.st_mtime)
-                predictions, inference_ms = self.classifier.classify(frame.rgb, self._classify_k)
-                decision = decide(predictions, self.classify_config, self._no_bird, self._aliases,
-                                  context=self._context(camera, captured_at))
-                predictions = predictions[:self.top_k]
-            else:
-                located = self.finder.locate(data, self.classifier.input_size, camera)
-                captured_at, source, time_flags = self._capture_time(located.image, path, camera, stat.st_mtime)
-                inference_ms = located.detector_ms
-                context = self._context(camera, captured_at)
-                birds = []
-                for found in located.birds:
-                    bird_predictions, ms = self.classifier.classify(found.crop, self._classify_k)
-                    inference_ms += ms
-                    box = found.box
-                    bird_decision = decide_bird(bird_predictions, self.classify_config, self._no_bird,
-                                                self._aliases, context=context)
-                    birds.append(BirdRecord(
-                        (box.ymin, box.xmin, box.ymax, box.xmax), box.score, box.label,
-                        bird_predictions[:self.top_k], bird_decision))
-                    crops.append(found.crop)
+            analyser = self._analyser
+            # A reload swaps the finder after the classifier (Daemon.reload_model): follow it.
+            analyser.finder, analyser.classify_config = self.finder, self.classify_config
+            analysis = analyser.analyse(data, context_for, camera)
+            captured_at, source, time_flags = timed[0]
+            predictions, decision, inference_ms = analysis.predictions, analysis.decision, analysis.inference_ms
+            if analysis.birds is not None:
+                birds = [BirdRecord((b.box.ymin, b.box.xmin, b.box.ymax, b.box.xmax), b.box.score, b.box.label,
+                                    b.predictions, b.decision) for b in analysis.birds]
+                crops = [b.crop for b in analysis.birds]
         except FrameError as error:
             return self._error(path, camera, sha, len(data), stat.st_mtime, str(error))
         except Exception as error:  # noqa: BLE001 - a poison frame must not crash-loop the service

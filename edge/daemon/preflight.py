@@ -41,6 +41,7 @@ from edge.classify.model import Classifier, ModelError, resolve_model
 from edge.classify.names import ENGLISH, NamesError, load_names, pack_folder, with_common_names
 from edge.classify.taxonomy import TaxonomyError, rollup_from_config
 from edge.store.db import StoreError, check_database, stored_timezone, timezone_change, user_name
+from edge.detect.analyse import load_configured_finder
 
 if TYPE_CHECKING:
     from edge.detect.finder import BirdFinder
@@ -147,37 +148,6 @@ def check_taxonomy(config: EdgeConfig, classifier: Classifier) -> list[Finding]:
             findings.append(Finding("station.language", f"no {language!r} names in {folder} (`edge models pull "
                                     f"birdnet-names`): scientific names are shown", "warning"))
     return findings
-
-
-def load_configured_finder(config: EdgeConfig) -> "BirdFinder | None":
-    """The configured detector route, None without [detector] path; a DetectorError's
-    message starts with the key it is about. Used at start and at every reload (SIGHUP)."""
-    settings = config.detector
-    if settings.path is None:
-        return None
-    from edge.detect.finder import BirdFinder, FinderSettings
-    from edge.detect.model import Detector, DetectorError, resolve_detector
-    from edge.detect.tiles import parse_tiles
-
-    if not settings.path.exists():
-        raise DetectorError(f"detector.path: {settings.path}: detector not found (a .tflite or a folder holding one)")
-    if settings.labels is not None and not settings.labels.is_file():
-        raise DetectorError(f"detector.labels: {settings.labels}: labels file not found")
-    try:
-        spec = resolve_detector(settings.path, settings.labels, settings.label_offset, settings.bird_labels)
-        detector = Detector(spec, threads=settings.threads, score_threshold=settings.threshold,
-                            iou_threshold=settings.iou_threshold, resize=settings.resize)
-    except DetectorError as error:
-        message = str(error)
-        if message.startswith("detector."):
-            raise
-        bird = "bird label" in message or "bird_labels" in message
-        key = "detector.labels" if settings.labels is not None and str(settings.labels) in message else (
-            "detector.bird_labels" if bird else "detector.path")
-        raise DetectorError(f"{key}: {message}") from None
-    return BirdFinder(detector, FinderSettings(
-        tiles=parse_tiles(settings.tiles), tile_overlap=settings.tile_overlap, iou_threshold=settings.iou_threshold,
-        containment=settings.containment, crop_margin=settings.crop_margin, banner=settings.banner))
 
 
 def check_detector(config: EdgeConfig) -> tuple[list[Finding], "BirdFinder | None"]:

@@ -220,7 +220,7 @@ def _annotations(frame: Frame, ids: dict[str, int], size: tuple[int, int] | None
     found = []
     for detection in frame.detections:
         label = detection.label
-        if label is None:  # a reviewer said it is no bird
+        if label is None:  # a reviewer said it is no bird, or the classifier (not_bird)
             continue
         x, y = max(detection.xmin, 0.0), max(detection.ymin, 0.0)
         width, height = min(detection.xmax, 1.0) - x, min(detection.ymax, 1.0) - y

@@ -18,6 +18,7 @@ from pathlib import PurePosixPath
 from zoneinfo import ZoneInfo
 
 from edge.config import EdgeConfig
+from edge.classify.decision import NOT_BIRD
 from edge.ecology.deployments import Deployment
 from edge.store.times import format_utc, parse_utc
 
@@ -48,12 +49,20 @@ class Detection:
     review_state: str | None
     reviewed_species: str | None
     event_uid: str | None
+    flag: str | None = None  # detections.flag: `not_bird` for the classifier's veto (schema 6)
+
+    @property
+    def not_bird(self) -> bool:
+        """A box the classifier judged not to be a bird (edge.classify.decision.NOT_BIRD): an
+        animal, but no bird taxon; never counted."""
+        return self.flag == NOT_BIRD and not self.reviewed_species and self.review_state != "rejected"
 
     @property
     def label(self) -> str | None:
         """What the bird counts as: a rejected bird is none, a corrected one its review's species,
-        else the machine's (`unknown` for a crop the classifier could not name or denied)."""
-        if self.review_state == "rejected":
+        else the machine's (`unknown` for a crop the classifier could not name or denied; None
+        for one it judged not a bird: see `not_bird`)."""
+        if self.review_state == "rejected" or self.not_bird:
             return None
         if self.reviewed_species:
             return self.reviewed_species
@@ -118,11 +127,12 @@ def frames(conn: sqlite3.Connection, selection: Selection, cameras: list[str]) -
     where, params = _where(selection, "f.captured_at", cameras, "f.camera")
     # frames.time_flags is schema 6's; an older database read before its migration has none.
     flags = "f.time_flags" if any(r[1] == "time_flags" for r in conn.execute("PRAGMA table_info(frames)")) else "NULL"
+    not_bird = "d.flag" if any(r[1] == "flag" for r in conn.execute("PRAGMA table_info(detections)")) else "NULL"
     cursor = conn.execute(
         f"""SELECT f.id, f.sha256, f.camera, f.captured_at, f.path, f.stored_path, f.birds, f.species, f.confidence,
                    f.model_id, fe.uid, f.event_id, f.time_source, {flags},
                    d.id, d.rank, d.ymin, d.xmin, d.ymax, d.xmax, d.score, d.kind, d.species, d.confidence,
-                   d.review_state, d.reviewed_species, de.uid
+                   d.review_state, d.reviewed_species, de.uid, {not_bird}
               FROM frames AS f
               LEFT JOIN events AS fe ON fe.id = f.event_id
               LEFT JOIN detections AS d ON d.frame_id = f.id

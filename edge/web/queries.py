@@ -49,6 +49,8 @@ class Reader:
         self.reviews = "review_state" in event_columns
         self.detections = "best_detection_id" in event_columns
         self.detection_reviews = "review_state" in columns(conn, "detections")
+        # detections.flag (schema 6): `not_bird` where the classifier vetoed the detector's box.
+        self.detection_flag = "flag" if "flag" in columns(conn, "detections") else "NULL AS flag"
         if self.reviews:
             self.counted_species = ("CASE WHEN e.review_state = 'rejected' THEN NULL "
                                     "ELSE COALESCE(e.reviewed_species, e.species) END")
@@ -231,7 +233,7 @@ class Reader:
                 reviewed = ("review_state, reviewed_species" if self.detection_reviews
                             else "NULL AS review_state, NULL AS reviewed_species")
                 for det in _rows(self.conn, f"""SELECT id, rank, score, kind, species, confidence, top_k, event_id,
-                                                {reviewed} FROM detections WHERE frame_id = ? ORDER BY rank""",
+                                                {reviewed}, {self.detection_flag} FROM detections WHERE frame_id = ? ORDER BY rank""",
                                  (frame["id"],)):
                     det["top_k"] = json.loads(det["top_k"]) if det["top_k"] else []
                     frame["detections"].append(det)

@@ -21,7 +21,7 @@ from benchmarks.scenes import compose
 from edge.classify.model import Classifier, resolve_model
 from edge.config import ClassifyConfig
 from edge.daemon.pipeline import FrameProcessor
-from edge.daemon.preflight import load_configured_finder
+from edge.detect.analyse import load_configured_finder
 from edge.config import EdgeConfig
 from edge.store.writer import Store
 

@@ -105,3 +105,68 @@ def test_classify_cli_table_and_errors(tmp_path: Path, aiy_model: Path, aiy_mode
     usage = subprocess.run([sys.executable, "-m", "edge", "classify", "--model", str(tmp_path / "x.tflite"), str(bad)],
                            env=cli_env, capture_output=True, text=True, timeout=120)
     assert usage.returncode == 2 and "model not found" in usage.stderr
+
+
+# -- a detector's bird the classifier judges not to be a bird (issue 21) --------------------------
+
+
+def test_a_detected_bird_the_classifier_calls_no_bird_is_not_a_bird_never_counted() -> None:
+    from edge.classify.decision import NOT_BIRD, decide_bird
+
+    no_bird = frozenset({"background"})
+    vetoed = decide_bird([_p("background", 0.9), _p("Parus major", 0.05)], ClassifyConfig(), no_bird)
+    assert (vetoed.kind, vetoed.species, vetoed.flag, vetoed.model_species) == ("none", None, NOT_BIRD, "background")
+    assert vetoed.not_bird and vetoed.confidence == pytest.approx(0.9) and "no-bird label" in vetoed.reason
+    # Low total bird probability (1 - the no-bird score), with the threshold raised above one half.
+    strict = ClassifyConfig(min_bird_probability=0.7)
+    low = decide_bird([_p("Parus major", 0.45), _p("background", 0.4)], strict, no_bird)
+    assert (low.kind, low.flag, low.model_species) == ("none", NOT_BIRD, "Parus major")
+    assert low.confidence == pytest.approx(0.4) and "bird probability 0.600 below 0.70" in low.reason
+    # The no-bird score may come from every score while decide() sees only the top-k.
+    cut = decide_bird([_p("Parus major", 0.45)], strict, no_bird,
+                      every_score=[_p("Parus major", 0.45), _p("background", 0.4)])
+    assert cut.not_bird
+    # Enough bird probability: decided as before (a bird it cannot name is still `unknown`, counted).
+    kept = decide_bird([_p("Parus major", 0.3), _p("background", 0.01)], ClassifyConfig(), no_bird)
+    assert (kept.kind, kept.species, kept.flag) == ("unknown", "unknown", None)
+    # A model without a no-bird label: the bird probability is unknown, never vetoed that way.
+    assert decide_bird([_p("Parus major", 0.3)], strict).kind == "unknown"
+    # The no-bird label outside the predictions given: unknown too, no veto.
+    assert decide_bird([_p("Parus major", 0.3)], strict, no_bird).kind == "unknown"
+    # A denied species is no veto (no flag); no predictions at all stays `unknown`.
+    denied = decide_bird([_p("Parus major", 0.9), _p("background", 0.0)], ClassifyConfig(deny=["Parus major"]), no_bird)
+    assert (denied.kind, denied.flag) == ("none", None)
+    assert decide_bird([], ClassifyConfig(), no_bird).kind == "unknown"
+
+
+def test_a_not_bird_detection_is_recorded_and_counts_nothing(tmp_path: Path) -> None:
+    """Stored as kind none with flag not_bird, its box and top-k kept; no event, no tally."""
+    from datetime import datetime, timezone
+
+    from edge.classify.decision import NOT_BIRD, Decision, decide_bird
+    from edge.store.writer import BirdRecord, FrameRecord, Store
+
+    no_bird = frozenset({"background"})
+    mammal = decide_bird([_p("background", 0.8), _p("Corvus corax", 0.1)], ClassifyConfig(), no_bird)
+    crow = Decision("species", "Corvus corax", 0.9, "ok")
+    store = Store(tmp_path / "db.sqlite")
+    try:
+        at = datetime(2026, 5, 1, 10, tzinfo=timezone.utc)
+        only = store.record(FrameRecord(
+            path="/c/a.jpg", sha256="a" * 64, camera="c", size=1, mtime=0.0, captured_at=at, model_id="m",
+            birds=[BirdRecord((0.1, 0.1, 0.5, 0.5), 0.7, "bird", [_p("background", 0.8)], mammal)]))
+        assert only.frame.species is None and not only.event_changes and not only.outbox
+        both = store.record(FrameRecord(
+            path="/c/b.jpg", sha256="b" * 64, camera="c", size=1, mtime=0.0, captured_at=at, model_id="m",
+            birds=[BirdRecord((0.1, 0.1, 0.5, 0.5), 0.9, "bird", [_p("Corvus corax", 0.9)], crow),
+                   BirdRecord((0.6, 0.6, 0.9, 0.9), 0.6, "bird", [_p("background", 0.8)], mammal)]))
+        rows = store.db.execute("SELECT frame_id, kind, species, flag, event_id, top_k FROM detections ORDER BY id").fetchall()
+        assert [(r[1], r[2], r[3], r[4] is None) for r in rows] == [
+            ("none", None, NOT_BIRD, True), ("species", "Corvus corax", None, False), ("none", None, NOT_BIRD, True)]
+        assert "background" in rows[0][5]
+        events = store.db.execute("SELECT species, individuals FROM events").fetchall()
+        assert events == [("Corvus corax", 1)]
+        assert store.db.execute("SELECT SUM(individuals) FROM daily_tallies").fetchone()[0] == 1
+        assert both.frame.species == "Corvus corax"
+    finally:
+        store.close()

@@ -85,7 +85,7 @@ def test_crops_are_bit_identical_to_the_edges(crops, frames_dir: Path, ssd_detec
     """The daemon's finder (built from a [detector] section the way edge run builds it) on the
     same bytes gives exactly the pixels written."""
     from edge.config import EdgeConfig
-    from edge.daemon.preflight import load_configured_finder
+    from edge.detect.analyse import load_configured_finder
 
     finder = load_configured_finder(EdgeConfig.model_validate({"detector": {"path": str(ssd_detector_dir)}}))
     out = crops[0]
