@@ -80,7 +80,7 @@ def variants(models) -> dict[str, Callable[[list], object]]:
 
     def today(predictions: list) -> object:
         decision = decide_bird(predictions, config, models.no_bird, models.aliases)
-        if decision.kind == "none" and decision.reason not in ("denied",):
+        if decision.kind == "none" and decision.flag == "not_bird":
             # Before the not-a-bird rule the detector's box was counted as an unknown bird.
             return Decision("unknown", "unknown", decision.confidence, "the detector's bird (today's route)")
         return decision
