@@ -20,6 +20,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from edge.classify.names import display_name
+from edge.store.counts import headline
 from edge.store.outbox import OutboxMessage
 from edge.store.times import format_utc, parse_utc
 
@@ -146,9 +147,7 @@ def event_message(event: Mapping[str, Any], change: Change, ctx: MessageContext)
     if review == "rejected":
         species = None
     else:
-        species = event.get("reviewed_species") or machine_species
-        if per_species and species not in {row["species"] for row in per_species}:
-            species = per_species[0]["species"]  # bird reviews moved the headline's birds away
+        species = headline(event.get("reviewed_species") or machine_species, per_species)
     if "species_counts" in event:
         headline_n = next((int(r["individuals"]) for r in per_species if r["species"] == species), 0)
     else:  # an event row without its counts (a caller outside the store): the event's own number

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Any
@@ -120,10 +121,30 @@ def counts_of(conn: sqlite3.Connection, event: dict[str, Any], min_frames: int) 
 
 def stored_counts(conn: sqlite3.Connection, event_id: int) -> list[dict[str, Any]]:
     """The event's `event_species` rows, most individuals first: what the payloads and pages list."""
-    return [{"species": species, "individuals": int(n), "frames": int(frames)}
-            for species, n, frames in conn.execute(
-                """SELECT species, individuals, frames FROM event_species WHERE event_id = ?
-                   ORDER BY individuals DESC, frames DESC, species""", (event_id,))]
+    return counts_by_event(conn, [event_id]).get(int(event_id), [])
+
+
+def counts_by_event(conn: sqlite3.Connection, event_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+    """event id → its `event_species` rows ({species, individuals, frames}), most individuals
+    first, for a page of events in a few queries (500 ids a query)."""
+    found: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    ids = [int(i) for i in event_ids]
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        marks = ",".join("?" * len(chunk))
+        for event_id, species, n, frames in conn.execute(
+                f"""SELECT event_id, species, individuals, frames FROM event_species WHERE event_id IN ({marks})
+                    ORDER BY event_id, individuals DESC, frames DESC, species""", chunk):
+            found[int(event_id)].append({"species": species, "individuals": int(n), "frames": int(frames)})
+    return dict(found)
+
+
+def headline(counted_as: str | None, listed: Sequence[dict[str, Any]]) -> str | None:
+    """The species a visit is shown under: what it counts as (its vote, or its review), unless
+    bird reviews moved every bird of that species away; then the species it counts most of."""
+    if not listed or counted_as in {c["species"] for c in listed}:
+        return counted_as
+    return listed[0]["species"]
 
 
 def recount(conn: sqlite3.Connection, event: dict[str, Any], zone: tzinfo, *, min_frames: int) -> Recount:

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
+from edge.store.counts import counts_by_event, headline
 from edge.store.times import format_utc, parse_utc
 from edge.store.reviews import COUNTED_INDIVIDUALS_SQL, COUNTED_SPECIES_SQL
 from edge.store.db import standing_error_sql
@@ -191,15 +192,7 @@ def species_counts_of(db: sqlite_utils.Database, event_ids: Sequence[int]) -> di
     individuals first; {} for a database older than schema 6."""
     if not event_ids or not _has(db, "event_species", "species"):
         return {}
-    found: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for start in range(0, len(event_ids), 500):
-        chunk = list(event_ids[start:start + 500])
-        marks = ",".join("?" * len(chunk))
-        for event_id, species, n, frames in db.conn.execute(
-                f"""SELECT event_id, species, individuals, frames FROM event_species WHERE event_id IN ({marks})
-                    ORDER BY event_id, individuals DESC, frames DESC, species""", chunk):
-            found[int(event_id)].append({"species": species, "individuals": int(n), "frames": int(frames)})
-    return dict(found)
+    return counts_by_event(db.conn, event_ids)
 
 
 def _local(text: str | None, zone: ZoneInfo) -> str | None:
@@ -274,8 +267,7 @@ def events(
             # species_counts: every species the visit counts, each with its own MaxN.
             listed = per_event.get(int(event_id), []) if event_id is not None else []
             row["species_counts"] = listed
-            if listed and row["species"] not in {c["species"] for c in listed}:
-                row["species"] = listed[0]["species"]
+            row["species"] = headline(row["species"], listed)
             row["individuals"] = next((c["individuals"] for c in listed if c["species"] == row["species"]),
                                       0 if row["species"] is None else row["individuals"])
         row["start_local"] = _local(row["started_at"], zone)

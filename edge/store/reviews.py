@@ -40,7 +40,7 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
-from edge.store.counts import min_frames_of, recount, stored_counts
+from edge.store.counts import headline, min_frames_of, recount, stored_counts
 from edge.store.db import StoreError, connect, immediate, schema_version
 from edge.store.events import counted
 from edge.store.known_taxa import KnownTaxa
@@ -231,13 +231,13 @@ class ReviewStore:
         An event-level correction keeps the picture: the birds are the same, only named anew."""
         listed = stored_counts(self.conn, int(event["id"]))
         counted_as = counted(event)[0]
-        headline = counted_as if counted_as in {c["species"] for c in listed} else (listed[0]["species"] if listed else None)
-        if headline is None:
+        shown = headline(counted_as, listed)
+        if shown is None:
             return
         row = self.conn.execute(
             """SELECT id FROM detections WHERE event_id = ? AND (review_state IS NULL OR review_state != 'rejected')
                    AND (CASE WHEN review_state = 'corrected' THEN reviewed_species ELSE species END) = ?
-               ORDER BY confidence DESC, score DESC, id LIMIT 1""", (event["id"], headline)).fetchone()
+               ORDER BY confidence DESC, score DESC, id LIMIT 1""", (event["id"], shown)).fetchone()
         if row is None or row[0] == event.get("best_detection_id"):
             return
         # The daemon's snapshot file shows the old bird: the card falls back to the crop of this one.

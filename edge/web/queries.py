@@ -25,6 +25,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from edge.store.counts import counts_by_event, headline
 from edge.store.times import format_utc, parse_utc
 
 
@@ -188,18 +189,11 @@ class Reader:
             for event in events:
                 event.setdefault("species_counts", [])
             return events
-        ids = [int(e["id"]) for e in events]
-        found: dict[int, list[dict[str, Any]]] = defaultdict(list)
-        marks = ",".join("?" * len(ids))
-        for event_id, name, n, frames in self.conn.execute(
-                f"""SELECT event_id, species, individuals, frames FROM event_species WHERE event_id IN ({marks})
-                    ORDER BY event_id, individuals DESC, frames DESC, species""", ids):
-            found[int(event_id)].append({"species": name, "individuals": int(n), "frames": int(frames)})
+        found = counts_by_event(self.conn, [int(e["id"]) for e in events])
         for event in events:
             listed = found.get(int(event["id"]), [])
             event["species_counts"] = listed
-            if listed and event["species"] not in {c["species"] for c in listed}:
-                event["species"] = listed[0]["species"]  # bird reviews moved the headline's birds away
+            event["species"] = headline(event["species"], listed)
             if listed:
                 event["individuals"] = next(c["individuals"] for c in listed if c["species"] == event["species"])
         return events
