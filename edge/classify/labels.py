@@ -66,6 +66,15 @@ def looks_scientific(text: str) -> bool:
     return bool(_SCIENTIFIC.match(text.strip()))
 
 
+def scientific_of(label: Label) -> str | None:
+    """A label's scientific name: the one its labels file gives, else the label itself when it
+    reads as a Latin name (AIY's embedded labels are scientific names). The species prior and the
+    taxonomy both match labels by it."""
+    if label.scientific_name:
+        return label.scientific_name
+    return label.name if looks_scientific(label.name) else None
+
+
 def with_taxonomy(labels: list[Label], taxonomy: Mapping[str, Any]) -> list[Label]:
     """Labels with the scientific and common names a bundle manifest's `taxonomy` gives
     (label → {"scientific_name": ..., "common_name": ...}); names already known are kept

@@ -72,7 +72,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from edge.classify.labels import Label, looks_scientific
+from edge.classify.labels import Label, scientific_of
 from edge.classify.model import ModelError, Prediction, load_interpreter_class
 
 if TYPE_CHECKING:
@@ -154,13 +154,6 @@ def _group_noun(common: str | None) -> str | None:
     return words[-1] if words else None
 
 
-def label_scientific(label: Label) -> str | None:
-    """A label's scientific name: given, else the label itself when it reads as a Latin name."""
-    if label.scientific_name:
-        return label.scientific_name
-    return label.name if looks_scientific(label.name) else None
-
-
 @dataclass(frozen=True)
 class SourceName:
     """One species as a source names it."""
@@ -205,7 +198,7 @@ class NameMatcher:
                 self._epithet.setdefault(words[1], []).append(index)
 
     def match(self, label: Label) -> LabelMatch:
-        scientific = label_scientific(label)
+        scientific = scientific_of(label)
         if scientific is None:
             return LabelMatch(label.name, (), "", "no scientific name")
         scientific = " ".join(scientific.split())

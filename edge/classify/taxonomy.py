@@ -32,7 +32,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.classify.labels import Label, looks_scientific
+from edge.classify.labels import Label, scientific_of
 
 # The ranks a roll-up walks, lowest first ("class" is not offered: every bird is Aves, which
 # is what `unknown` already says).
@@ -82,14 +82,6 @@ def species_of(scientific: str | None) -> str | None:
     if len(words) < 2 or genus_of(scientific) is None or not re.fullmatch(r"[a-z][a-z-]+", words[1]):
         return None
     return f"{words[0]} {words[1]}"
-
-
-def scientific_of(label: Label) -> str | None:
-    """A label's scientific name: the one its labels file gives, else the label itself when it
-    reads as a Latin name (AIY's embedded labels are scientific names)."""
-    if label.scientific_name:
-        return label.scientific_name
-    return label.name if looks_scientific(label.name) else None
 
 
 # Column names as the taxonomy files name them (compared case-insensitively):
