@@ -626,7 +626,7 @@ class Store:
         )
         snapshots = []
         for event_id in dict.fromkeys(event_id for _, event_id in group_events):
-            event = self._event(event_id)
+            event = self._event(event_id, with_counts=False)
             best = self.db.execute(
                 """SELECT d.id, d.frame_id, d.rank FROM detections AS d WHERE d.event_id = ? AND d.species = ?
                    ORDER BY d.confidence DESC, d.score DESC, d.id LIMIT 1""",
@@ -727,7 +727,7 @@ class Store:
             )
             joined[event_id] = birds
             self._add_vote(event_id, group, captured_text)
-            changes.append(EventChange("new", self._event(event_id)))
+            changes.append(EventChange("new", self._event(event_id, with_counts=False)))
             return event_id
 
         event_id = int(event["id"])
@@ -752,7 +752,8 @@ class Store:
         old_counted = counted(event)
         new_counted = counted({**event, "species": new_species, "individuals": new_individuals})
         previous = old_counted[0] if old_counted[0] != new_counted[0] else None
-        self._note_change(changes, EventChange("update", self._event(event_id), previous_species=previous))
+        self._note_change(changes, EventChange("update", self._event(event_id, with_counts=False),
+                                               previous_species=previous))
         return event_id
 
     def _recount_events(self, frame: FrameRecord, group_events: list[tuple[BirdGroup, int]],
@@ -771,12 +772,15 @@ class Store:
                                 (event_id, *(g.species for g in groups)))
             if flagged & {g.species for g in groups}:
                 self.db.execute("UPDATE events SET flag = ? WHERE id = ? AND flag IS NULL", (OUT_OF_RANGE, event_id))
-            result = recount(self.conn, self._event(event_id), self.station_tz, min_frames=self.species_min_frames)
+            result = recount(self.conn, self._event(event_id, with_counts=False), self.station_tz,
+                             min_frames=self.species_min_frames)
             touched.update(result.species)
             days.update(result.days)
+            refreshed = None
             for change in changes:
                 if change.change != "end" and change.event["id"] == event_id:
-                    change.event = self._event(event_id)
+                    refreshed = refreshed or self._event(event_id)
+                    change.event = refreshed
 
     @staticmethod
     def _flagged_species(frame: FrameRecord) -> set[str]:
@@ -855,10 +859,12 @@ class Store:
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row)) for row in cursor.fetchall()]
 
-    def _event(self, event_id: int) -> dict[str, Any]:
-        """The event's row, with what it counts per species (`species_counts`, edge/store/counts.py)."""
+    def _event(self, event_id: int, *, with_counts: bool = True) -> dict[str, Any]:
+        """The event's row, with what it counts per species (`species_counts`, edge/store/counts.py)
+        unless `with_counts` is off: rows read before the frame's recount, which reads them again."""
         event = self._rows("SELECT * FROM events WHERE id = ?", (event_id,))[0]
-        event["species_counts"] = stored_counts(self.conn, event_id)
+        if with_counts:
+            event["species_counts"] = stored_counts(self.conn, event_id)
         return event
 
     def tallies_for_day(self, day: str) -> dict[str, dict[str, int]]:
