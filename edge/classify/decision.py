@@ -38,7 +38,17 @@ rebuilding the table, and `none` already means "counts as nothing" to every read
 says why (a denied species has no flag). Camtrap DP exports such a detection as an `animal`
 observation without a scientificName (edge/ecology/camtrap_dp.py). A denied species still
 counts as nothing; a crop with no predictions at all stays `unknown`, counted (the classifier
-said nothing either way). Whole frames (no detector) are decided by `decide` alone, as before.
+said nothing either way) when the detector is sure of it.
+
+A detector's box is also no bird when **neither model is sure** of it: the classifier cannot
+name it (kind `unknown`, top-1 below `[classify] threshold`, no rarity flag) and the detector
+scored it below `[classify] unnamed_min_detector_score` (0.6). Kind `none`, flag UNCONFIRMED
+(`unconfirmed`), recorded and never counted, like NOT_BIRD; Camtrap DP exports it as an
+`unknown` observation (the standard's type for "not sure there is an animal"). Why: AIY's
+no-bird label means an empty picture, so a squirrel's or an opossum's crop has a bird
+probability >= 0.996 and the veto above never fires on mammals; what tells them apart from a
+real bird on real frames is that both models hesitate (docs/edge.md, "Not a bird").
+Whole frames (no detector) are decided by `decide` alone, as before.
 
 Names in allow, deny and thresholds are matched case-sensitively against a label and its
 scientific and common names; `unknown_species` checks them against the model at start and
@@ -69,6 +79,9 @@ RANKS: tuple[str, ...] = ("species", "genus", "family", "order", "class")
 # Decision.flag values.
 OUT_OF_RANGE = "out_of_range"  # the model named, confidently, a species the prior says is not expected here
 NOT_BIRD = "not_bird"  # a detector's box the classifier judges not to be a bird: recorded, never counted
+UNCONFIRMED = "unconfirmed"  # a detector's box neither model is sure of (weak box, no name): recorded, never counted
+# The flags of a detector's box that is recorded but never counted as a bird (kind `none`).
+NOT_COUNTED_FLAGS = frozenset({NOT_BIRD, UNCONFIRMED})
 
 
 @dataclass(frozen=True)
@@ -83,12 +96,14 @@ class Decision:
     model_confidence: float | None = None
     rank: str = "species"  # the rank of `species` (RANKS); a roll-up gives "genus", "family", ...
     flag: str | None = None  # OUT_OF_RANGE: a possible rarity, flagged for review, never dropped;
-    # NOT_BIRD (kind none): a detection the classifier vetoed as not a bird
+    # NOT_BIRD (kind none): a detection the classifier vetoed as not a bird; UNCONFIRMED (kind
+    # none): a weak box the classifier could not name either
 
     @property
     def not_bird(self) -> bool:
-        """A detector's box the classifier judged not to be a bird (recorded, never counted)."""
-        return self.flag == NOT_BIRD
+        """A detector's box that is recorded and never counted as a bird: the classifier judged
+        it not to be one (NOT_BIRD), or neither model was sure of it (UNCONFIRMED)."""
+        return self.flag in NOT_COUNTED_FLAGS
 
 
 @dataclass(frozen=True)
@@ -185,13 +200,17 @@ def decide_bird(
     *,
     context: DecisionContext | None = None,
     every_score: Sequence[Prediction] | None = None,
+    detector_score: float | None = None,
 ) -> Decision:
     """The decision for a detector's bird: as `decide`, except that the classifier may veto the
-    detector (not a bird: kind none, flag NOT_BIRD, see the module's docstring), and a crop
-    without predictions is `unknown`. `every_score`: more of the model's scores than
-    `predictions` (all of them), for the bird probability, when `decide` is to see only the top-k."""
+    detector (not a bird: kind none, flag NOT_BIRD, see the module's docstring), a crop
+    without predictions is `unknown`, and a weak box the classifier cannot name is no bird
+    either (`detector_score` below `[classify] unnamed_min_detector_score`: kind none, flag
+    UNCONFIRMED). `every_score`: more of the model's scores than `predictions` (all of them),
+    for the bird probability, when `decide` is to see only the top-k."""
     if not predictions:
-        return Decision("unknown", UNKNOWN, None, "the detector's bird, no predictions")
+        return _confirmed(Decision("unknown", UNKNOWN, None, "the detector's bird, no predictions"),
+                          None, config, detector_score)
     top = predictions[0]
     probability = bird_probability(every_score if every_score is not None else predictions, no_bird_labels)
     no_bird_score = 1.0 - probability if probability is not None else None
@@ -206,7 +225,30 @@ def decide_bird(
         return Decision("none", None, no_bird_score,
                         f"not a bird: bird probability {probability:.3f} below {config.min_bird_probability:.2f}",
                         model_species=top.label, model_confidence=top.score, flag=NOT_BIRD)
-    return decision
+    return _confirmed(decision, top, config, detector_score)
+
+
+def _confirmed(decision: Decision, top: Prediction | None, config: ClassifyConfig,
+               detector_score: float | None) -> Decision:
+    """The decision, or UNCONFIRMED when neither model is sure: the classifier could not name the
+    crop (kind `unknown`, its top-1 below `[classify] threshold`, no rarity flag) and the
+    detector's score is below `unnamed_min_detector_score`. Either model alone may carry a bird:
+    a confident box the classifier cannot name stays an `unknown` bird, and a weak box the
+    classifier names stays that species. Measured on ../shared (issue 21): the mammals and the
+    stone the COCO SSD boxed on trailcam-nobird scored 0.51-0.57 and were unnamed; 5 of the 95
+    real birds it found in composed scenes were unnamed and below 0.6."""
+    if decision.kind != "unknown" or decision.flag is not None or detector_score is None:
+        return decision
+    if top is not None and top.score >= config.threshold:  # a name the classifier is sure of, not allowed here
+        return decision
+    if detector_score >= config.unnamed_min_detector_score:
+        return decision
+    named = f"top-1 {top.label} {top.score:.3f}" if top is not None else "no predictions"
+    return Decision("none", None, decision.confidence,
+                    f"unconfirmed: the classifier cannot name it ({named}) and the detector's score "
+                    f"{detector_score:.3f} is below {config.unnamed_min_detector_score:.2f}",
+                    model_species=top.label if top is not None else None,
+                    model_confidence=top.score if top is not None else None, flag=UNCONFIRMED)
 
 
 def bird_probability(predictions: Sequence[Prediction], no_bird_labels: frozenset[str]) -> float | None:

@@ -343,6 +343,10 @@ def _caption(detection: dict[str, Any]) -> str:
     "not a bird (background 0.91)", "not a bird (bird probability 0.12; model: Parus major 0.07)"."""
     confidence = detection["confidence"]
     score = f" {confidence:.2f}" if confidence is not None else ""
+    if detection.get("flag") == "unconfirmed":  # neither model sure (edge.classify.decision.UNCONFIRMED)
+        top = detection["top"][0] if detection["top"] else None
+        model = f"{top['label']} {top['score']:.2f}" if top else "?"
+        return f"unconfirmed (detector {detection['score']:.2f}; model: {model})"
     if detection.get("flag") == "not_bird":  # the classifier's veto (edge.classify.decision.NOT_BIRD)
         top = detection["top"][0] if detection["top"] else None
         model = f"{top['label']} {top['score']:.2f}" if top else "?"
@@ -353,9 +357,13 @@ def _caption(detection: dict[str, Any]) -> str:
         top = detection["top"][0]["label"] if detection["top"] else "?"
         return f"{top} (denied){score}"
     model = detection.get("model_species")
-    if model:  # the prior changed it: say what the model saw
+    if model:  # the prior or the roll-up changed it: say what the model saw
+        model_score = detection.get("model_confidence")
+        seen = f"{model} {model_score:.2f}" if model_score is not None else model
+        if detection.get("rank", "species") != "species" and "out of range" not in detection.get("reason", ""):
+            return f"{detection['species']}{score} (model: {seen}, rolled up to the {detection['rank']})"
         rarity = ", possible rarity" if detection.get("flag") else ""
-        return f"{detection['species']}{score} (model: {model} {detection['model_confidence']:.2f}, out of range{rarity})"
+        return f"{detection['species']}{score} (model: {seen}, out of range{rarity})"
     return f"{detection['species']}{score}"
 
 
@@ -511,8 +519,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
                     if context is None or context.occurrence is None:  # no prior: the fields as they were
                         decided = {k: decided[k] for k in ("species", "kind", "confidence")}
                         if decision.rank != "species":  # a roll-up says its rank and the model's own top-1
-                            decided.update(rank=decision.rank, model_species=decision.model_species)
-                        if decision.not_bird:  # the classifier's veto: say so, and why
+                            decided.update(rank=decision.rank, model_species=decision.model_species,
+                                           model_confidence=round(decision.model_confidence, 6))
+                        if decision.not_bird:  # the classifier's veto or neither model sure: say so, and why
                             decided.update(flag=decision.flag, reason=decision.reason,
                                            model_species=decision.model_species)
                     detections.append({
@@ -543,7 +552,10 @@ def cmd_classify(args: argparse.Namespace) -> int:
                 if not found:
                     print(f"{entry['path']}: empty")
                 else:
+                    counted = sum(d["kind"] != "none" for d in found)
                     noun = "bird" if len(found) == 1 else "birds"
+                    if counted != len(found):  # boxes that are recorded, not counted: say both
+                        noun = f"{'box' if len(found) == 1 else 'boxes'}, {counted} counted"
                     print(f"{entry['path']}: {len(found)} {noun}: " + ", ".join(_caption(d) for d in found))
             else:
                 top = ", ".join(f"{t['label']} {t['score']:.3f}" for t in entry["top"])

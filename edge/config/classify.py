@@ -9,6 +9,7 @@ from edge.config.base import Section
 
 # Measured on trailcam-nobird and birds25 (docs/edge.md "Detection", issue 21).
 MIN_BIRD_PROBABILITY = 0.5
+UNNAMED_MIN_DETECTOR_SCORE = 0.6
 
 
 class ClassifyConfig(Section):
@@ -32,6 +33,12 @@ class ClassifyConfig(Section):
         description="With a detector: a bird whose crop the classifier gives less total bird probability "
                     "than this (1 - the no-bird label's score; a model without a no-bird label is never "
                     "vetoed this way) is not a bird: recorded with its box, never counted (0 = off)")
+    unnamed_min_detector_score: float = Field(
+        default=UNNAMED_MIN_DETECTOR_SCORE, ge=0.0, le=1.0,
+        description="With a detector: a box the classifier cannot name (its top-1 below `threshold`) is "
+                    "counted as an `unknown` bird only when the detector scored it at least this; below, "
+                    "neither model is sure: recorded as `unconfirmed`, never counted (0 = off). Calibrated "
+                    "for the COCO SSD's scores; set it with the detector's own score scale in mind")
 
     @model_validator(mode="after")
     def _consistent(self) -> "ClassifyConfig":

@@ -106,7 +106,7 @@ class FrameAnalyser:
             scores, ms = classifier.classify(found.crop, self.bird_k)
             analysis.inference_ms += ms
             decision = decide_bird(scores[:self.decide_k], self.classify_config, self.no_bird, self.aliases,
-                                   context=context, every_score=scores)
+                                   context=context, every_score=scores, detector_score=found.box.score)
             analysis.birds.append(AnalysedBird(found.box, found.crop, scores[:self.top_k], decision))
         return analysis
 

@@ -34,7 +34,7 @@ from typing import Any
 import sqlite_utils
 
 import edge
-from edge.classify.decision import NOT_BIRD
+from edge.classify.decision import NOT_BIRD, UNCONFIRMED
 from edge.config import EdgeConfig
 from edge.ecology.deployments import Deployment, resolve_deployments
 from edge.ecology.media import (Frame, Selection, camera_folders, deployment_window, events, frames, latest_reviews,
@@ -350,14 +350,18 @@ class _Writer:
             label = detection.label
             kind, scientific = self.typed(label)
             tags = f"label:{label}" if label else None
+            unsure = False
             if detection.not_bird:
                 # The classifier's veto (issue 21): an animal the detector boxed that is no bird,
-                # so no bird taxon; counted nowhere else (no event, no tally).
-                kind, tags = "animal", f"decision:{NOT_BIRD}"
+                # so no bird taxon; counted nowhere else (no event, no tally). A box neither model
+                # was sure of is `unknown`, the standard's type for "maybe an animal".
+                unsure = detection.flag == UNCONFIRMED
+                kind = "unknown" if unsure else "animal"
+                tags = f"decision:{UNCONFIRMED if unsure else NOT_BIRD}"
             x, y, width, height = clamp_box(detection.ymin, detection.xmin, detection.ymax, detection.xmax)
             row = {**common, "observationID": f"{frame.sha256}:{detection.rank}",
                    "eventID": detection.event_uid or frame.event_uid, "observationType": kind,
-                   "scientificName": scientific, "count": 1 if label or detection.not_bird else None,
+                   "scientificName": scientific, "count": 1 if label or (detection.not_bird and not unsure) else None,
                    "bboxX": x, "bboxY": y, "bboxWidth": width, "bboxHeight": height,
                    "observationTags": tags}
             if detection.review_state is not None:

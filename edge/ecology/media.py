@@ -18,7 +18,7 @@ from pathlib import PurePosixPath
 from zoneinfo import ZoneInfo
 
 from edge.config import EdgeConfig
-from edge.classify.decision import NOT_BIRD
+from edge.classify.decision import NOT_COUNTED_FLAGS
 from edge.ecology.deployments import Deployment
 from edge.store.times import format_utc, parse_utc
 
@@ -53,9 +53,10 @@ class Detection:
 
     @property
     def not_bird(self) -> bool:
-        """A box the classifier judged not to be a bird (edge.classify.decision.NOT_BIRD): an
-        animal, but no bird taxon; never counted."""
-        return self.flag == NOT_BIRD and not self.reviewed_species and self.review_state != "rejected"
+        """A box recorded and never counted as a bird (edge.classify.decision.NOT_COUNTED_FLAGS):
+        the classifier judged it no bird (an animal, but no bird taxon), or neither model was sure
+        of it (unconfirmed); unless a person named it since."""
+        return self.flag in NOT_COUNTED_FLAGS and not self.reviewed_species and self.review_state != "rejected"
 
     @property
     def label(self) -> str | None:

@@ -139,6 +139,51 @@ def test_a_detected_bird_the_classifier_calls_no_bird_is_not_a_bird_never_counte
     assert decide_bird([], ClassifyConfig(), no_bird).kind == "unknown"
 
 
+@pytest.mark.parametrize("detector_score, counted", [(0.5999, False), (0.6, True), (0.9, True)])
+def test_a_weak_box_the_classifier_cannot_name_is_unconfirmed_never_counted(detector_score: float, counted: bool) -> None:
+    """Neither model sure (issue 21): an unnamed crop (top-1 below [classify] threshold) of a box
+    scored below unnamed_min_detector_score (0.6) is kind none, flag unconfirmed; at exactly the
+    bound it is still an `unknown` bird."""
+    from edge.classify.decision import UNCONFIRMED, decide_bird
+
+    no_bird = frozenset({"background"})
+    decision = decide_bird([_p("Toxostoma redivivum", 0.43), _p("background", 0.001)], ClassifyConfig(), no_bird,
+                           detector_score=detector_score)
+    if counted:
+        assert (decision.kind, decision.species, decision.flag) == ("unknown", "unknown", None)
+    else:
+        assert (decision.kind, decision.species, decision.flag) == ("none", None, UNCONFIRMED)
+        assert decision.not_bird and decision.model_species == "Toxostoma redivivum"
+        assert "is below 0.60" in decision.reason
+        assert decision.model_confidence == pytest.approx(0.43)
+
+
+def test_either_model_alone_may_carry_a_bird() -> None:
+    """Only when both hesitate is a box unconfirmed: a weak box the classifier names is that
+    species; a weak box whose name is sure but not allowed stays `unknown`; a possible rarity is
+    never dropped; a crop with no predictions needs a sure detector; 0 turns the rule off."""
+    from edge.classify.decision import OUT_OF_RANGE, UNCONFIRMED, DecisionContext, decide_bird
+
+    no_bird = frozenset({"background"})
+    weak = 0.51
+    named = decide_bird([_p("Parus major", 0.8), _p("background", 0.0)], ClassifyConfig(), no_bird, detector_score=weak)
+    assert (named.kind, named.species) == ("species", "Parus major")
+    not_allowed = decide_bird([_p("Parus major", 0.8)], ClassifyConfig(allow=["Corvus corax"]), no_bird,
+                              detector_score=weak)
+    assert (not_allowed.kind, not_allowed.flag) == ("unknown", None)
+    rarity = decide_bird([_p("Parus major", 0.95), _p("Corvus corax", 0.01)], ClassifyConfig(), no_bird,
+                         context=DecisionContext(occurrence={"Parus major": 0.0, "Corvus corax": 0.9}),
+                         detector_score=weak)
+    assert (rarity.kind, rarity.flag) == ("unknown", OUT_OF_RANGE)
+    assert decide_bird([], ClassifyConfig(), no_bird, detector_score=weak).flag == UNCONFIRMED
+    assert decide_bird([], ClassifyConfig(), no_bird, detector_score=0.8).kind == "unknown"
+    off = decide_bird([_p("Parus major", 0.3)], ClassifyConfig(unnamed_min_detector_score=0.0), no_bird,
+                      detector_score=0.01)
+    assert (off.kind, off.flag) == ("unknown", None)
+    # Without a detector score (a whole frame, a caller that does not know it): as before.
+    assert decide_bird([_p("Parus major", 0.3)], ClassifyConfig(), no_bird).kind == "unknown"
+
+
 def test_a_not_bird_detection_is_recorded_and_counts_nothing(tmp_path: Path) -> None:
     """Stored as kind none with flag not_bird, its box and top-k kept; no event, no tally."""
     from datetime import datetime, timezone
