@@ -258,6 +258,32 @@ def test_slow_connections_neither_starve_requests_nor_flood_the_log(start_web) -
     assert len(new_lines) < 100, new_lines[-20:]
 
 
+def test_a_trickled_request_and_an_idle_connection_are_closed(start_web) -> None:
+    """A byte every half second does not keep a request alive past the deadline (uvicorn's own
+    keep-alive timer restarts on every byte); an idle kept-alive connection ends after keep_alive_s."""
+    web = start_web("header_timeout_s = 2\nkeep_alive_s = 1")
+    with socket.create_connection(("127.0.0.1", web.port), timeout=30) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\n")
+        sock.settimeout(0.5)
+        closed_after = None
+        for tick in range(60):  # at most 30 s of trickling
+            try:
+                sock.sendall(b"X")
+                if sock.recv(1024) == b"":
+                    closed_after = tick
+                    break
+            except TimeoutError:
+                continue  # still open: trickle on
+            except (BrokenPipeError, ConnectionResetError):
+                closed_after = tick
+                break
+        assert closed_after is not None, "the trickled request was never cut off"
+    with socket.create_connection(("127.0.0.1", web.port), timeout=30) as sock:
+        sock.sendall(f"GET /login HTTP/1.1\r\nHost: 127.0.0.1:{web.port}\r\n\r\n".encode())
+        answer = _read_all(sock)  # the answer, then the server closes the idle connection
+    assert answer.startswith(b"HTTP/1.1 200")
+
+
 # ----- item 8 ---------------------------------------------------------------------------------
 def test_logout_ends_the_session_for_good(start_web, user_hashes) -> None:
     web = start_web("", user_hashes)
