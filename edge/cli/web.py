@@ -116,8 +116,13 @@ def cmd_web(args) -> int:
     except CentralUnreachable as error:
         print(f"edge: {error}", file=sys.stderr)
         return EXIT_FAILURE
-    import uvicorn
+    from edge.web.server import OpenFileLimitError, check_open_files, serve
 
+    try:
+        check_open_files(config.web.max_connections)
+    except OpenFileLimitError as error:
+        print(f"edge: {error}", file=sys.stderr)
+        return EXIT_USAGE
     host = config.web.host
     shown = f"[{host}]" if ":" in host else host
     # The socket is bound and listening before the URL is logged: whoever reads the line (an
@@ -133,7 +138,8 @@ def cmd_web(args) -> int:
 
     database = f"the fleet view of {redact(args.db)}" if central else f"database {config.storage.database}"
     log.info("serving the trailcam web app on http://%s:%d/ (%s)", shown, config.web.port, database)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=config.web.port, log_config=None,
-                                           access_log=False, lifespan="on", server_header=False))
-    server.run(sockets=[listening])
+    if not config.web.loopback and config.web.allowed_hosts is None:
+        log.warning("web.allowed_hosts is unset: requests are answered only for %s; add the names people use "
+                    "to reach this device", ", ".join(sorted(config.web.host_names())))
+    serve(app, config.web, listening)
     return 0

@@ -65,11 +65,47 @@ class WebConfig(Section):
                           "snapshots are always served. Frames are read only inside a camera folder or "
                           "the archive")
     page_size: int = Field(50, ge=5, le=500, description="Rows per page of the events list and the review queue")
+    allowed_hosts: list[str] | None = Field(
+        None, description="Host names (or addresses) the app answers to, from the request's Host header; "
+                          "anything else is answered 400 (DNS rebinding). Unset: localhost, 127.0.0.1, ::1 "
+                          "and `host` when it is one address (not 0.0.0.0 or ::). Beyond loopback list the "
+                          "names people type, e.g. [\"birdcam.local\", \"192.168.1.20\"]")
+    max_body_bytes: int = Field(
+        65536, ge=1024, le=16 * 1024 * 1024,
+        description="Largest request body (bytes): a bigger one is answered 413 before it is read")
+    password_checks: int = Field(
+        2, ge=1, le=16, description="Password checks run at once (each scrypt check takes 16 MiB); more "
+                                    "logins wait their turn")
+    header_timeout_s: float = Field(
+        10.0, gt=0, le=300, description="A request must arrive whole (headers and body) this many seconds "
+                                        "after its first byte, or the connection is closed")
+    keep_alive_s: int = Field(
+        5, ge=1, le=300, description="An idle connection between requests is closed after this many seconds")
+    max_connections: int = Field(
+        256, ge=8, le=16384, description="Open connections at most; more are answered 503 and closed at once. "
+                                         "The open-file limit must exceed it (trailcam-web.service: LimitNOFILE=)")
+    max_connections_per_client: int = Field(
+        64, ge=1, le=16384, description="Open connections at most from one client address (behind a reverse "
+                                        "proxy: all of them)")
 
     @field_validator("password_hash")
     @classmethod
     def _hash_format(cls, value: str | None) -> str | None:
         return None if value is None else _check_hash(value)
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        names = []
+        for entry in value:
+            name = normal_host(entry)
+            if name is None:
+                raise ValueError(f"{entry!r} is not a host name or address (no scheme, port or path: "
+                                 "e.g. \"birdcam.local\" or \"192.168.1.20\")")
+            names.append(name)
+        return names
 
     @model_validator(mode="after")
     def _checks(self) -> WebConfig:
@@ -91,6 +127,17 @@ class WebConfig(Section):
         except ValueError:
             return False
 
+    def host_names(self) -> frozenset[str]:
+        """The Host names requests may carry: `allowed_hosts`, else the loopback names and `host`
+        when it is a single address (a wildcard bind has no one name to add)."""
+        if self.allowed_hosts is not None:
+            return frozenset(self.allowed_hosts)
+        names = set(LOOPBACK_NAMES)
+        bound = normal_host(self.host)
+        if bound is not None and bound not in ("0.0.0.0", "::"):
+            names.add(bound)
+        return frozenset(names)
+
     def resolved_users(self) -> list[WebUser]:
         """Everyone who may log in: `users`, plus `admin` from password_hash or the credential."""
         users = list(self.users)
@@ -103,6 +150,25 @@ class WebConfig(Section):
         if single is not None and DEFAULT_USER not in {user.name for user in users}:
             users.append(WebUser(name=DEFAULT_USER, password_hash=single, role="admin"))
         return users
+
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def normal_host(text: str) -> str | None:
+    """A host name or address as Host headers are compared: lower case, IPv6 without brackets;
+    None when `text` is not a bare name or address (a scheme, port, path or user in it)."""
+    name = text.strip().lower()
+    if name.startswith("[") and name.endswith("]"):
+        name = name[1:-1]
+    if not name:
+        return None
+    try:
+        return str(ipaddress.ip_address(name))
+    except ValueError:
+        pass
+    allowed = set("abcdefghijklmnopqrstuvwxyz0123456789-.")
+    return name.rstrip(".") if set(name) <= allowed and name.strip(".") else None
 
 
 def _check_hash(value: str) -> str:

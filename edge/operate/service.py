@@ -152,8 +152,14 @@ UMask=0027
 
 {_sandbox()}# Not set, on purpose: MemoryDenyWriteExecute= (libffi closures need W+X pages), PrivateNetwork= (HTTP).
 # Measured: about 70 MB after start, 90 MB after serving pages and 1080p frames (edge install,
-# no pandas); a 12 MP frame decoded for display adds about 40 MB while it is drawn.
+# no pandas); a 12 MP frame decoded for display adds about 40 MB while it is drawn. Strangers
+# cannot push it past this: [web] password_checks (2 scrypt checks of 16 MiB at once) and
+# max_body_bytes (64 KiB, refused unread) bound what a login costs (docs/web.md, "Limits").
 MemoryMax=300M
+# Open files: [web] max_connections (256) plus 64 for the database, pictures and logs must fit
+# (`edge web` exits 2 when they do not); a connection beyond the limit is refused at once, so
+# slow clients cannot exhaust them. Raise both together.
+LimitNOFILE=1024
 
 [Install]
 WantedBy=multi-user.target

@@ -14,6 +14,7 @@ with the daemon's OutboxWriter when [mqtt] is enabled so that the retained count
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -28,6 +29,7 @@ from urllib.parse import parse_qs, quote
 from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -51,12 +53,16 @@ from edge.store.reviews import (
 from edge.web import charts, images
 from edge.web.auth import (
     LoginLimiter,
+    Revocations,
     Session,
     SessionSigner,
+    credential_key,
     csrf_ok,
+    dummy_hash,
     load_secret,
     verify_password,
 )
+from edge.web.guard import RequestGuard
 from edge.web.queries import Reader
 
 log = logging.getLogger(__name__)
@@ -64,6 +70,7 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 COOKIE = "trailcam_session"
 SECRET_NAME = "web_session_secret"
+REVOKED_NAME = "web_sessions_revoked"  # beside the secret: the sessions logout ended (auth.Revocations)
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self'; style-src 'self'; script-src 'self'; "
                                "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
@@ -141,8 +148,13 @@ class WebApp:
         self.users = {user.name: user for user in (check_startup(config) if users is None else users)}
         self.open_access = not self.users  # loopback only (check_startup)
         self.local_user = user_name()
-        self.signer = SessionSigner(self._secret(), self.web.session_max_age_s)
+        self.signer = SessionSigner(self._secret(), self.web.session_max_age_s, revoked=self._revocations())
         self.limiter = LoginLimiter(self.web.login_attempts, self.web.login_window_s)
+        # At most web.password_checks scrypt checks (16 MiB each) at once; the rest wait here,
+        # costing a coroutine each (their number is bounded by web.max_connections).
+        self._password_slots = asyncio.Semaphore(self.web.password_checks)
+        # An unknown name is checked against this (same scrypt parameters): as slow as a wrong password.
+        self._dummy_hash = dummy_hash(next((u.password_hash for u in self.users.values()), None))
         self.labels = labels or []
         self.snapshots = snapshot_folder(self.database)
         folders = [Path(camera.path) for camera in config.cameras]
@@ -185,6 +197,13 @@ class WebApp:
         """The session signing key: web.session_secret_file, else beside the database."""
         return load_secret(Path(self.web.session_secret_file or self.database.parent / SECRET_NAME))
 
+    def _revocations(self) -> Revocations:
+        """The sessions logout ended, in REVOKED_NAME beside the session secret (the list lasts
+        as long as the key that signed the cookies). Unreadable or unwritable: kept in memory
+        for this run, with a warning."""
+        folder = Path(self.web.session_secret_file).parent if self.web.session_secret_file else self.database.parent
+        return _revocations_in(folder)
+
     def app(self) -> Starlette:
         page, write = self._guard, self._writer
         routes = [
@@ -206,7 +225,13 @@ class WebApp:
             Route("/logout", self._guard(self.logout, login=False), methods=["POST"]),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ]
-        return Starlette(routes=routes, lifespan=self._lifespan)
+        return self._starlette(routes)
+
+    def _starlette(self, routes: list[Any]) -> Starlette:
+        """The app around `routes`, behind the RequestGuard (allowed hosts, same-origin POSTs,
+        the body limit: edge/web/guard.py)."""
+        guard = Middleware(RequestGuard, hosts=self.web.host_names(), max_body_bytes=self.web.max_body_bytes)
+        return Starlette(routes=routes, lifespan=self._lifespan, middleware=[guard])
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -222,7 +247,9 @@ class WebApp:
         if self.open_access:
             return self.local_user, "admin"
         user = self.users.get(session.user or "")
-        return (user.name, user.role) if user else (None, None)
+        if user is None or session.key != credential_key(user.password_hash):
+            return (None, None)  # unknown, or logged in with a password that has changed since
+        return (user.name, user.role)
 
     def _guard(self, handler: Handler, *, login: bool = True, write: bool = False) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
@@ -402,24 +429,27 @@ class WebApp:
             return self._render("login.html", ctx, page="login", next=target, message=None)
         name = ctx.form.get("name", "")
         client = request.client.host if request.client else "?"
-        if self.limiter.blocked(client, name):
+        if not self.limiter.attempt(client, name):  # recorded before the check: parallel guesses count
             return self._render("login.html", ctx, status=429, page="login", next=target,
                                 message="too many failed logins: wait a minute")
         user = self.users.get(name)
-        ok = user is not None and await run_in_threadpool(verify_password, ctx.form.get("password", ""),
-                                                          user.password_hash)
-        if not ok:
-            self.limiter.failed(client, name)
+        stored = user.password_hash if user is not None else self._dummy_hash
+        async with self._password_slots:
+            ok = await run_in_threadpool(verify_password, ctx.form.get("password", ""), stored)
+        if not ok or user is None:
             log.warning("failed web login for %r from %s", name, client)
             return self._render("login.html", ctx, status=401, page="login", next=target,
                                 message="wrong name or password")
         self.limiter.succeeded(client, name)
-        session = self.signer.new(user.name, user.role)  # a new token after login (no fixation)
+        # A new session (no fixation), tied to the password it was opened with.
+        session = self.signer.new(user.name, user.role, credential_key(user.password_hash))
         response = RedirectResponse(target, 303)
         self._set_cookie(response, session)
         return response
 
     async def logout(self, request: Request, ctx: Context) -> Response:
+        if not ctx.fresh and ctx.session.user is not None:
+            await run_in_threadpool(self.signer.revoke, ctx.session)  # the old cookie is dead, wherever it is kept
         response = RedirectResponse("/login", 303)
         self._set_cookie(response, self.signer.new())
         return response
@@ -541,6 +571,16 @@ class WebApp:
         except ReviewError as error:
             return self._error(request, ctx, 400, str(error))
         return RedirectResponse(f"/event/{review.event_id}", 303)
+
+
+def _revocations_in(folder: Path) -> Revocations:
+    """Revocations kept in `folder`/REVOKED_NAME, or in memory when that cannot be read or made."""
+    path = folder / REVOKED_NAME
+    try:
+        return Revocations(path)
+    except OSError as error:
+        log.warning("ended sessions cannot be kept in %s (%s): a logout holds until a restart", path, error)
+        return Revocations()
 
 
 def _date(text: str | None) -> date | None:

@@ -37,7 +37,8 @@ from edge.fleet.devices import format_silence
 from edge.fleet.web_queries import FleetReader
 from edge.store.reports import ReportError
 from edge.web.app import HERE, SECRET_NAME, COOKIE, Context, WebApp, WebStartError, _date, _int, check_startup
-from edge.web.auth import load_secret
+from edge.web.app import _revocations_in
+from edge.web.auth import Revocations, load_secret
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,14 @@ class CentralWebApp(WebApp):
                             self.central_db, error)
         return secrets.token_hex(32).encode("ascii")
 
+    def _revocations(self) -> Revocations:
+        """Beside the session key's file; for a key of this run only, in memory (it ends with the run)."""
+        if self.web.session_secret_file:
+            return _revocations_in(Path(self.web.session_secret_file).parent)
+        if engine_of(self.central_db) == "sqlite":
+            return _revocations_in(Path(self.central_db).parent)
+        return Revocations()
+
     def app(self) -> Starlette:
         page = self._guard
         routes = [
@@ -88,7 +97,7 @@ class CentralWebApp(WebApp):
             Route("/logout", self._guard(self.logout, login=False), methods=["POST"]),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ]
-        return Starlette(routes=routes, lifespan=self._lifespan)
+        return self._starlette(routes)
 
     def _render(self, name: str, ctx: Context, status: int = 200, **values: Any) -> HTMLResponse:
         values.setdefault("device", _VIEWING.get())
