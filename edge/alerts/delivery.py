@@ -92,8 +92,13 @@ class Deliverer:
 
     # -- the daemon's hooks -------------------------------------------------------------------
 
-    def start(self) -> None:
+    def open_targets(self) -> None:
+        """Make the Apprise targets (imports Apprise): at start, or by a caller that drives
+        `deliver_due` itself."""
         self.targets = {t.id: t for t in (Target(url, self.config.timeout_s) for url in self.config.urls)}
+
+    def start(self) -> None:
+        self.open_targets()
         self._thread = threading.Thread(target=self._run, name="notify", daemon=True)
         self._thread.start()
         log.info("notify: delivering to %d target(s): %s", len(self.targets), ", ".join(self.targets))

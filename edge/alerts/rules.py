@@ -101,6 +101,7 @@ class NotificationRules:
         self.allow = set(config.species)
         self.deny = set(config.exclude_species)
         self.gate = gate or ReleaseGate()
+        self._suppressed: set[str] = set()  # keys held back by the cooldown (said once each)
 
     def queue(self, conn: sqlite3.Connection, changes, now: datetime) -> list[int]:
         """Queue what these changes earn (inside the caller's transaction); returns the row ids."""
@@ -145,6 +146,11 @@ class NotificationRules:
         if self.config.cooldown_s > 0:
             last = notifications.last_for_species(conn, species)
             if last is not None and now - parse_utc(last) < timedelta(seconds=self.config.cooldown_s):
+                if key in self._suppressed:  # counted and logged once a visit and species, not each frame
+                    return []
+                if len(self._suppressed) > 10_000:
+                    self._suppressed.clear()
+                self._suppressed.add(key)
                 notifications.bump(conn, "suppressed_cooldown")
                 log.info("notify: %s in visit %s not notified (%s): within cooldown_s of its last notification",
                          species, event["uid"][:8], ",".join(reasons))
