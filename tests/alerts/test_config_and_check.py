@@ -75,3 +75,28 @@ def test_seasons_follow_birdnet_go_and_swap_south() -> None:
     assert season(date(2026, 3, 20)) == ("spring", date(2026, 3, 20), date(2026, 6, 20))
     assert season(date(2026, 12, 31)) == ("winter", date(2026, 12, 21), date(2027, 3, 19))
     assert season(date(2026, 7, 1), southern=True)[0] == "winter"
+
+
+def test_metrics_report_the_queue(tmp_path: Path) -> None:
+    from datetime import datetime, timezone
+
+    from prometheus_client import generate_latest
+
+    from edge.operate.metrics import Metrics
+    from edge.store import notifications
+    from edge.store.db import immediate
+    from edge.store.writer import Store
+
+    store = Store(tmp_path / "edge.db")
+    now = datetime.now(timezone.utc)
+    with immediate(store.conn):
+        notifications.enqueue(store.conn, kind="digest", key="digest:2026-05-14", targets=["json:a", "json:b"], now=now)
+        (first, *_) = [row.id for row in notifications.due(store.conn, now)]
+        notifications.finish(store.conn, first, "sent", now)
+    metrics = Metrics()
+    metrics.set_notifications_source(lambda: notifications.figures(store.conn))
+    text = generate_latest(metrics.registry).decode()
+    store.close()
+    assert "trailcam_notifications_queued 1.0" in text
+    assert 'trailcam_notifications_total{outcome="sent"} 1.0' in text
+    assert "trailcam_notification_failed_attempts_total 0.0" in text
