@@ -19,7 +19,7 @@ SUDO     := $(shell [ "$$(id -u)" -ne 0 ] && command -v sudo)
 $(VENV)/.stamp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install $(PIP_FLAGS) --upgrade pip
-	$(VENV)/bin/pip install $(PIP_FLAGS) -e '.[trainer,web,report,dev,collector]'
+	$(VENV)/bin/pip install $(PIP_FLAGS) -e '.[trainer,web,report,dev,collector,notify]'
 	touch $@
 venv: $(VENV)/.stamp
 

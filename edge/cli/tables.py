@@ -125,7 +125,24 @@ def status_table(status: dict[str, Any]) -> str:
         ("outbox", f"{status.get('outbox_depth', '-')} waiting"
          + (f", {status['outbox_dropped_events']} events dropped when full"
             if status.get("outbox_dropped_events") else "")),
+        ("notifications", _notifications_text(status.get("notifications"))),
     ]
     for disk in status.get("disk", []):
         rows.append((f"free disk {disk['path']}", disk.get("error") or _human_bytes(disk.get("free_bytes"))))
     return "\n".join(aligned([list(row) for row in rows]))
+
+
+def _notifications_text(figures: dict | None) -> str:
+    """[notify]'s queue: waiting, sent, failed tries, expired and dropped (edge/store/notifications.py)."""
+    if not figures or not any(figures.values()):
+        return "-"
+    dropped = {key.removeprefix("dropped_").replace("_", " "): value for key, value in figures.items()
+               if key.startswith("dropped_") and value}
+    text = f"{figures.get('queued', 0)} waiting, {figures.get('sent', 0)} sent"
+    if figures.get("failed_attempts"):
+        text += f", {figures['failed_attempts']} failed tries"
+    if figures.get("expired"):
+        text += f", {figures['expired']} expired"
+    if dropped:
+        text += ", dropped: " + ", ".join(f"{value} {key}" for key, value in dropped.items())
+    return text

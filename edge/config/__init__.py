@@ -31,6 +31,7 @@ from edge.config.health import HealthConfig
 from edge.config.log import LoggingConfig
 from edge.config.model import ModelConfig
 from edge.config.mqtt import MqttConfig
+from edge.config.notify import NotifyConfig
 from edge.config.prior import PriorConfig
 from edge.config.retention import RetentionConfig
 from edge.config.station import StationConfig
@@ -55,6 +56,7 @@ __all__ = [
     "EventsConfig",
     "LoggingConfig",
     "ModelConfig",
+    "NotifyConfig",
     "PriorConfig",
     "StationConfig",
     "StorageConfig",
@@ -124,6 +126,12 @@ class EdgeConfig(Section):
         description="Broker, topics, security and outbox bound. The password does not belong in this file: "
                     "give it in TRAILCAM__MQTT__PASSWORD, in password_file, or in the systemd credential "
                     "mqtt_password ($CREDENTIALS_DIRECTORY/mqtt_password).")
+    notify: NotifyConfig = Field(
+        default_factory=NotifyConfig,
+        description="Push notifications through Apprise (ntfy, Telegram, e-mail, Pushover, Home Assistant, "
+                    "webhooks...): rules (new species, possible rarities, first of the day / season / year), "
+                    "cooldown, quiet hours, a daily digest; queued in the database, delivered in the "
+                    "background (docs/notifications.md). Off by default.")
     retention: RetentionConfig = Field(
         default_factory=RetentionConfig,
         description="What happens to a frame file after it is recorded, and disk limits. The defaults keep "

@@ -118,6 +118,8 @@ class Daemon:
         self.publisher = None
         # The best-crop writer (edge/operate/snapshots.py) when a detector is configured.
         self.snapshots = None
+        # The notification deliverer (edge/alerts/delivery.py) when [notify] is enabled.
+        self.notifications = None
         # Counted frames (ok rows) not yet looked at for a shared file time (checked at the end
         # of --once, and once the queue has been empty for idle_interval_s: the end of a backlog
         # or of a batch of uploads), and, with --once, all of this run's for its summary line

@@ -257,6 +257,23 @@ def check_prior(config: EdgeConfig, classifier: Classifier | None) -> list[Findi
     return findings
 
 
+def check_notify(config: EdgeConfig) -> list[Finding]:
+    """[notify]: Apprise importable (the `notify` extra) and every URL one it understands; each
+    problem names its key (`notify.urls[i]`), never the URL (it may hold a token)."""
+    if not config.notify.enabled:
+        return []
+    from edge.alerts.targets import TargetError, check_urls
+
+    try:
+        problems = check_urls(config.notify.urls)
+    except TargetError as error:
+        return [Finding("notify.enabled", str(error))]
+    if problems:
+        return [Finding(f"notify.urls[{index}]", message) for index, message in problems]
+    return [Finding("notify", f"{len(config.notify.urls)} target(s), triggers {', '.join(config.notify.triggers)}"
+                    + (f", digest at {config.notify.digest_at}" if config.notify.digest_at else ""), "ok")]
+
+
 def check_storage(config: EdgeConfig) -> list[Finding]:
     try:
         return [Finding("storage.database", check_database(Path(config.storage.database)), "ok")]
@@ -292,6 +309,7 @@ def preflight(config: EdgeConfig, *, once: bool = False, force_timezone: bool = 
     detector_findings, result.finder = check_detector(config)
     result.findings += detector_findings
     result.findings += check_prior(config, result.classifier)
+    result.findings += check_notify(config)
     result.findings += check_storage(config)
     result.findings += check_timezone(config, force=force_timezone)
     return result

@@ -41,8 +41,9 @@ from edge.store.writer import Store, tallies_for_day
 log = logging.getLogger(__name__)
 
 
-def open_store(config: EdgeConfig, outbox_writer, classifier: Classifier) -> Store:
-    """The one writer of the database, for this classifier (its model id goes into the outbox)."""
+def open_store(config: EdgeConfig, outbox_writer, classifier: Classifier, *, notifications=None) -> Store:
+    """The one writer of the database, for this classifier (its model id goes into the outbox);
+    `notifications`: [notify]'s rules (edge.alerts.rules.NotificationRules), None when off."""
     if outbox_writer is not None:
         outbox_writer.follow_model(classifier)
     store = Store(
@@ -52,6 +53,7 @@ def open_store(config: EdgeConfig, outbox_writer, classifier: Classifier) -> Sto
         retry_max_attempts=config.storage.retry_max_attempts, retry_backoff_s=config.storage.retry_backoff_s,
         busy_timeout_s=config.storage.busy_timeout_s, station_id=config.station.device_id,
         outbox=outbox_writer,
+        notifications=notifications,
         # Frames that stay in the folder are their own redo log; moved or deleted ones are not.
         durable_commits=config.retention.after_processing != "keep",
         clock_rules=clock_rules(config),
@@ -61,7 +63,45 @@ def open_store(config: EdgeConfig, outbox_writer, classifier: Classifier) -> Sto
     rollup = rollup_from_config(classifier.spec.labels, config.taxonomy)
     taxa = list(classifier.spec.labels) + (rollup.taxonomy.roll_up_taxa() if rollup is not None else [])
     store.record_taxa(taxa, classifier.model_id)
+    if notifications is not None:
+        from edge.store import notifications as queue
+        from edge.store.db import immediate
+
+        with immediate(store.conn):  # a schema-6 database from before the queue existed
+            queue.create_tables(store.conn)
     return store
+
+
+def notifications(config: EdgeConfig):
+    """[notify]'s rules (the store's sink) and delivery thread, sharing the gate that holds a
+    frame's rows until its crop is written (edge/alerts/)."""
+    from edge.alerts.delivery import Deliverer
+    from edge.alerts.render import Renderer
+    from edge.alerts.rules import NotificationRules, ReleaseGate
+    from edge.classify.names import station_namer
+
+    gate = ReleaseGate()
+    zone = config.station.zone
+    latitude = config.station.latitude
+    state = config.storage.database.parent
+    renderer = Renderer(station=config.station.device_id, zone=zone, namer=station_namer(config),
+                        snapshots=snapshot_folder(config.storage.database), scratch=state / "notify-pictures",
+                        web_url=config.notify.web_url, attach=config.notify.attach,
+                        digest_pictures=config.notify.digest_pictures, southern=latitude is not None and latitude < 0)
+    deliverer = Deliverer(config.notify, config.storage.database, renderer, zone=zone, gate=gate)
+    rules = NotificationRules(config.notify, deliverer.target_ids, zone, latitude, gate)
+    return rules, deliverer
+
+
+def check_notify_before_open(config: EdgeConfig, daemon: Daemon) -> None:
+    """A daemon built without the CLI's preflight still refuses [notify] without Apprise or with a
+    URL Apprise does not understand, before anything is created."""
+    from edge.daemon.lifecycle import DaemonError
+    from edge.daemon.preflight import check_notify
+
+    errors = [finding.line() for finding in check_notify(config) if finding.level == "error"]
+    if errors:
+        raise DaemonError("\n".join(errors))
 
 
 def clock_rules(config: EdgeConfig) -> ClockRules:
@@ -201,10 +241,19 @@ def build(config: EdgeConfig, *, once: bool = False, tick_s: float = 1.0, field:
         # The idle loop must wake up often enough to ping within half the watchdog interval.
         tick_s = notifier.poll_timeout(tick_s)
 
-    daemon = Daemon(config, open_store=partial(open_store, config, outbox_writer),
+    rules = deliverer = None
+    if config.notify.enabled:
+        rules, deliverer = notifications(config)
+        if operations is not None and operations.metrics is not None:
+            operations.metrics.set_notifications_source(deliverer.figures)
+
+    daemon = Daemon(config, open_store=partial(open_store, config, outbox_writer, notifications=rules),
                     make_processor=partial(make_processor, config), once=once, tick_s=tick_s,
                     health=operations.health if operations is not None else None)
     daemon.publisher = publisher
+    daemon.notifications = deliverer
+    if deliverer is not None:
+        daemon.before_open.append(partial(check_notify_before_open, config))
     if not force_timezone:
         daemon.before_open.append(partial(check_timezone_before_open, config))
     if config.prior.source != "none":
@@ -226,6 +275,10 @@ def build(config: EdgeConfig, *, once: bool = False, tick_s: float = 1.0, field:
                                    publisher.snapshot_changed if publisher is not None else None)
         daemon.snapshots = snapshots
         daemon.after_frame.append(lambda outcome: snapshots.write(outcome.camera, outcome.commit, outcome.crops))
+    if deliverer is not None:
+        # After the crop is written (the snapshots hook above): what the frame queued may go.
+        daemon.after_frame.append(deliverer.release)
+        daemon.on_start.append(lambda _daemon: deliverer.start())
     if publisher is not None:
         daemon.on_start.append(lambda _daemon: publisher.start())
     if operations is not None:
@@ -240,4 +293,6 @@ def build(config: EdgeConfig, *, once: bool = False, tick_s: float = 1.0, field:
         daemon.on_stop.append(operations.on_stop)
     if publisher is not None:
         daemon.on_stop.append(lambda _daemon: publisher.stop())
+    if deliverer is not None:
+        daemon.on_stop.append(lambda _daemon: deliverer.stop())
     return daemon

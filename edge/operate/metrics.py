@@ -22,6 +22,10 @@ Metric names (all prefixed `trailcam_`):
   frames_time_flagged_total{flag}               counter (frames recorded with a doubtful capture time:
                                                 future, before-deployment, out-of-order, and the
                                                 capture-time flags; a frame counts under each flag)
+  notifications_queued                          gauge ([notify]: rows waiting for their target)
+  notifications_total{outcome}                  counter (sent, expired, dropped_review, dropped_quiet_hours,
+                                                dropped_target_removed)
+  notification_failed_attempts_total           counter (tries a target refused or did not answer)
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from pathlib import Path
 from typing import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from edge.store.clock_checks import DOUBTFUL
 from edge.store.disk import free_bytes
@@ -102,6 +106,10 @@ class Metrics:
         if state.model_id:
             self.set_model(state.model_id)
 
+    def set_notifications_source(self, figures) -> None:
+        """[notify]: report the queue's figures (edge.alerts.delivery.Deliverer.figures) at scrape time."""
+        self.registry.register(_NotificationsCollector(figures))
+
     def serve(self, port: int, host: str = "127.0.0.1") -> int:
         """Start the HTTP endpoint in a daemon thread; returns the bound port (0 picks a free one)."""
         self._server, self._thread = start_http_server(port, addr=host, registry=self.registry)
@@ -133,6 +141,26 @@ class _WatchingCollector:
         yield skipped
         yield CounterMetricFamily("trailcam_rescan_found_frames", "Frames the periodic folder rescan found "
                                   "that inotify had not reported", value=self.rescan_found)
+
+
+class _NotificationsCollector:
+    """The notification queue as the delivery thread last read it (edge/store/notifications.py)."""
+
+    def __init__(self, figures) -> None:
+        self.figures = figures
+
+    def collect(self):
+        figures = self.figures() or {}
+        yield GaugeMetricFamily("trailcam_notifications_queued", "Notifications waiting for their target "
+                                "(one per target)", value=figures.get("queued", 0))
+        done = CounterMetricFamily("trailcam_notifications", "Notifications ended, by outcome (sent, expired, "
+                                   "dropped_review, dropped_quiet_hours, dropped_target_removed)", labels=["outcome"])
+        for outcome in ("sent", "expired", "dropped_review", "dropped_quiet_hours", "dropped_target_removed"):
+            done.add_metric([outcome], figures.get(outcome, 0))
+        yield done
+        yield CounterMetricFamily("trailcam_notification_failed_attempts", "Deliveries a target refused or did "
+                                  "not answer (each is retried until it expires)",
+                                  value=figures.get("failed_attempts", 0))
 
 
 def _free_or_nan(path: str) -> float:

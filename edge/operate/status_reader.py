@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from edge.operate.health import read_snapshot, status_file_for
-from edge.store import clock_checks
+from edge.store import clock_checks, notifications
 from edge.store.db import StoreError, connect, standing_error_sql
 from edge.store.disk import free_bytes
 from edge.store.times import format_utc, parse_utc
@@ -76,6 +76,7 @@ def _db_facts(db_path: Path, rate_window_s: float) -> dict[str, Any]:
             outbox_stats = dict(conn.execute("SELECT key, value FROM outbox_stats").fetchall())
         except sqlite3.OperationalError:
             outbox_stats = {}
+        notify = notifications.figures(conn)
         tallies = q("SELECT COUNT(*) FROM daily_tallies")[0]
         time_flagged, time_doubtful = _time_flags(conn)
     finally:
@@ -96,6 +97,7 @@ def _db_facts(db_path: Path, rate_window_s: float) -> dict[str, Any]:
         "outbox_dropped_events": outbox_stats.get("dropped_events", 0),
         "outbox_coalesced_counts": outbox_stats.get("coalesced_counts", 0),
         "tally_rows": tallies,
+        "notifications": notify,
         "frames_time_flagged": time_flagged,
         "frames_time_doubtful": time_doubtful,
     }

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import sqlite_utils
 
-from edge.store import counts, outbox, taxa
+from edge.store import counts, notifications, outbox, taxa
 
 
 SCHEMA_VERSION = 6
@@ -291,6 +291,8 @@ def _schema_v6(db: sqlite_utils.Database) -> None:
       visit out of effort and deployment spans. A partial index finds the few flagged frames.
     - clock_corrections: the clock corrections applied after the fact (edge/store/corrections.py,
       `edge clock correct`): who, when, camera, range, offset, frames and visits moved, why.
+    - notifications, notification_stats: the push notifications' durable queue, one row per
+      (notification, target), and its cumulative figures (edge/store/notifications.py).
     The counts are recomputed by edge.store.counts in Python (the same code the writer runs),
     in the migration's transaction.
     """
@@ -342,6 +344,7 @@ def _schema_v6(db: sqlite_utils.Database) -> None:
                events INTEGER NOT NULL,
                reason TEXT
            )""")
+    notifications.create_tables(db.conn)
     counts.recount_all(db.conn)
 
 

@@ -188,6 +188,13 @@ class OutboxSink(Protocol):
     def enqueue(self, db: sqlite_utils.Database, changes: list[EventChange], tallies_today: dict[str, dict[str, int]] | None, today: str, species_touched: set[str]) -> list[Any]: ...
 
 
+class NotificationSink(Protocol):
+    """Decides which of a frame's event changes are worth a push notification and queues them
+    (edge/store/notifications.py), inside the frame's transaction (edge/alerts/rules.py)."""
+
+    def queue(self, conn: sqlite3.Connection, changes: list[EventChange], now: datetime) -> list[int]: ...
+
+
 def tallies_for_day(conn: Any, day: str) -> dict[str, dict[str, int]]:
     """species → {events, frames, individuals} summed over cameras: the `counts` snapshot of one
     station-local day, on any connection (the writer's, inside its transaction; the MQTT
@@ -216,6 +223,7 @@ class Store:
         busy_timeout_s: float = 30.0,
         station_id: str | None = None,
         outbox: OutboxSink | None = None,
+        notifications: NotificationSink | None = None,
         durable_commits: bool = True,
         max_duration_s: float = 1800.0,
         species_min_frames: int = DEFAULT_SPECIES_MIN_FRAMES,
@@ -240,6 +248,8 @@ class Store:
             raise ValueError("species_min_frames must be >= 1")
         self.species_min_frames = species_min_frames
         self.outbox = outbox
+        # [notify]: the rules that queue push notifications in the frame's transaction (edge/alerts/).
+        self.notifications = notifications
         self.clock = clock
         # The camera-clock checks (edge/store/clock_checks.py): [clock_checks] and each camera's
         # configured deployment start, handed in by wiring.open_store (the store reads no config).
@@ -532,6 +542,8 @@ class Store:
                 )
             snapshots = self._record_birds(frame, frame_id, group_events, changes) if frame.birds else []
             messages = self._enqueue(changes, days, touched, now)
+            if self.notifications is not None and changes:
+                self.notifications.queue(self.conn, changes, now)
         if frame.status == "ok" and frame.captured_at is not None:
             self._after_clock_check(frame, doubt, now)
         return Commit(self._committed(frame, frame_id, now, main[0] if main else None), changes, messages, days,

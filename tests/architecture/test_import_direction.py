@@ -25,6 +25,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("edge.store",),           # the database: schema, the writer, event rules, reports, times, outbox table
     ("edge.fleet",),           # the central database (collector + fleet readers): schema, engines; psycopg lazily
     ("edge.publish",),         # MQTT: messages, the outbox writer, the publisher, discovery
+    ("edge.alerts",),          # push notifications ([notify]): rules, rendering, Apprise targets, delivery thread
     ("edge.operate",),         # field operation: notify, health, metrics, retention, service files
     ("edge.ecology",),         # deployments, Camtrap DP / COCO Camera Traps exports, `edge report` analyses
     ("edge.web",),             # `edge web`: pages, charts, pictures by id, review endpoints
