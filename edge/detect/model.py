@@ -432,6 +432,8 @@ class Detector:
                 found = "rtdetr"
         elif len(outputs) == 1 and len(shapes[0]) == 3 and shapes[0][0] == 1:
             found = self._single_tensor_layout(shapes[0], layout)
+            if found == "yolov8" and layout == "auto" and not self._channels_first and self._says_rtdetr():
+                found = "rtdetr"  # Ultralytics' RT-DETR: the same decoding, trained stretched
         if found is None:
             hint = ""
             if len(outputs) == 1 and len(shapes[0]) == 2:
@@ -446,6 +448,12 @@ class Detector:
                 f"classes ({spec.labels_source}, label offset {spec.label_offset})"
             )
         return found
+
+    def _says_rtdetr(self) -> bool:
+        """An Ultralytics export whose metadata names an RT-DETR model ("Ultralytics rtdetr-l model ...")."""
+        metadata = getattr(self.engine, "metadata", None) or {}
+        text = " ".join(str(metadata.get(key, "")) for key in ("description", "model", "arch")).casefold()
+        return "rtdetr" in text.replace("-", "").replace("_", "")
 
     def _single_tensor_layout(self, shape: tuple[int, ...], layout: str) -> str | None:
         """The layout of one [1, a, b] tensor; sets the decoding's axis and objectness."""

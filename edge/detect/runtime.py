@@ -180,6 +180,7 @@ class OnnxRuntime:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        options.log_severity_level = 4  # a failing run raises; its C++ log line would only repeat it
         try:
             self.session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
         except Exception as error:  # noqa: BLE001 - onnxruntime raises its own exception types
@@ -226,7 +227,13 @@ class OnnxRuntime:
         # gives the concrete ones the layout is identified by.
         names = [o.name for o in self.session.get_outputs()]
         width, height = self.input_size
-        probe = self.run(np.full((1, height, width, 3), 114, dtype=self.input_dtype))
+        try:
+            probe = self.run(np.full((1, height, width, 3), 114, dtype=self.input_dtype))
+        except Exception as error:  # noqa: BLE001 - onnxruntime raises its own exception types
+            raise RuntimeLoadError(f"{path}: ONNX Runtime cannot run it at {width}x{height} (its input "
+                                   f"{image.name!r} is {list(image.shape)}): {error}; an input of dynamic size "
+                                   "takes detector.input_size, else the model's imgsz metadata, else "
+                                   f"{DEFAULT_ONNX_INPUT}") from None
         self.outputs = [OutputInfo(name, tuple(int(v) for v in array.shape), self._output_dtype(name))
                         for name, array in zip(names, probe)]
 
