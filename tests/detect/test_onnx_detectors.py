@@ -214,3 +214,18 @@ def test_float16_and_nhwc_inputs_are_fed_as_the_model_wants(tmp_path: Path) -> N
         assert detector.engine.channels_first is not nhwc
         boxes = detector.detect(picture(64, 64, [("animal", (56, 56, 64, 64))]))
         assert [_coords(b) for b in boxes] == [(0.875, 0.875, 1.0, 1.0)]
+
+
+def test_the_megadetector_cost_stand_in_has_v6c_size() -> None:
+    """benchmarks/megadetector_cost.py's model is MegaDetector v6-c's size (YOLOv9-c: ~25 M
+    parameters, ~100 GFLOPs at 640x640) and its heads cover the 8400 anchors of [1, 7, 8400]."""
+    from benchmarks.megadetector_cost import HEADS, SIDE, STACK, cost
+
+    params, gflops = cost()
+    assert 20e6 <= params <= 32e6 and 90 <= gflops <= 120
+    side, grids = SIDE, []
+    for index, (_, _, stride) in enumerate(STACK):
+        side //= stride
+        if index in HEADS:
+            grids.append(side)
+    assert grids == [80, 40, 20] and sum(g * g for g in grids) == 8400
