@@ -47,7 +47,8 @@ class DetectorConfig(Section):
         description="Detector labels that are a person (case-insensitive), used only where the labels have "
                     "them (MegaDetector's \"person\"): never classified nor counted, the frame is recorded "
                     "as one with a person (Camtrap DP `human`; [privacy] hide_people keeps its picture "
-                    "private). [] records none")
+                    "private). COCO detectors (SSD MobileNet, EfficientDet-Lite) have a \"person\" class too. "
+                    "[] records none")
     vehicle_labels: list[str] = Field(
         default_factory=lambda: ["vehicle"],
         description="Detector labels that are a vehicle (case-insensitive), used only where the labels have "
