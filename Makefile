@@ -39,13 +39,13 @@ $(MIN_VENV)/.stamp: pyproject.toml $(MIN_CONSTRAINTS)
 	rm -rf $(MIN_VENV)
 	$(PYTHON) -m venv $(MIN_VENV)
 	$(MIN_VENV)/bin/pip install $(PIP_FLAGS) --upgrade pip
-	$(MIN_VENV)/bin/pip install $(PIP_FLAGS) -c $(MIN_CONSTRAINTS) -e '.[edge,web]' 'pytest>=8' 'pytest-timeout>=2.2' 'pytest-xdist>=3.5' 'piexif>=1.1'
+	$(MIN_VENV)/bin/pip install $(PIP_FLAGS) -c $(MIN_CONSTRAINTS) -e '.[edge,web,onnx]' 'pytest>=8' 'pytest-timeout>=2.2' 'pytest-xdist>=3.5' 'piexif>=1.1' 'onnx>=1.16'
 	touch $@
 min-venv: $(MIN_VENV)/.stamp
 
 # The whole TensorFlow-free edge suite (about 2 minutes on two pytest-xdist workers): every area there uses
 # one of the floored dependencies, and tests needing trainer-built models skip (no TensorFlow).
-MIN_TESTS ?= tests/test_dependency_floors.py tests/edge tests/mqtt tests/field tests/web
+MIN_TESTS ?= tests/test_dependency_floors.py tests/edge tests/mqtt tests/field tests/web tests/detect/test_onnx_detectors.py
 
 ## The edge tests on the lowest declared versions.
 test-min: min-venv system-deps

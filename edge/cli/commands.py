@@ -51,7 +51,7 @@ def _add_config_flags(parser: argparse.ArgumentParser, *, daemon: bool) -> None:
         parser.add_argument("--model", type=Path, help="bundle folder or .tflite (overrides [model] path)")
         parser.add_argument("--labels", type=Path, help="labels .txt or .csv (overrides [model] labels)")
         parser.add_argument("--detector", type=Path, metavar="PATH",
-                            help="bird detector .tflite: detect, then classify each bird (overrides [detector] path)")
+                            help="bird detector .tflite or .onnx: detect, then classify each bird (overrides [detector] path)")
         parser.add_argument("--watch", type=Path, action="append", metavar="DIR",
                             help="camera folder (repeatable; replaces [[cameras]]; camera name = folder name)")
         parser.add_argument("--poll", action="store_true", help="with --watch: poll instead of inotify (network mounts)")
@@ -532,6 +532,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
                 entry.update({"birds": len(detections), "detections": detections,
                               "counts": dict(sorted(counted.items(), key=lambda item: (-item[1], item[0]))),
                               "inference_ms": round(analysis.inference_ms, 2)})
+                if analysis.others:  # people and vehicles: recorded by edge run, never classified
+                    entry["others"] = [{"kind": o.kind, "detector_label": o.label, "score": round(o.score, 6),
+                                        "box": [round(v, 4) for v in o.coords]} for o in analysis.others]
                 if args.annotate is not None:
                     _write_annotated(args.annotate, Path(image), data, [b.box for b in analysis.birds],
                                      [_caption(d) for d in detections])
@@ -549,14 +552,15 @@ def cmd_classify(args: argparse.Namespace) -> int:
                 print(f"{entry['path']}: error: {entry['error']}")
             elif "detections" in entry:
                 found = entry["detections"]
+                others = "".join(f"; {o['kind']} {o['score']:.2f}" for o in entry.get("others", ()))
                 if not found:
-                    print(f"{entry['path']}: empty")
+                    print(f"{entry['path']}: " + (f"no bird{others}" if others else "empty"))
                 else:
                     counted = sum(d["kind"] != "none" for d in found)
                     noun = "bird" if len(found) == 1 else "birds"
                     if counted != len(found):  # boxes that are recorded, not counted: say both
                         noun = f"{'box' if len(found) == 1 else 'boxes'}, {counted} counted"
-                    print(f"{entry['path']}: {len(found)} {noun}: " + ", ".join(_caption(d) for d in found))
+                    print(f"{entry['path']}: {len(found)} {noun}: " + ", ".join(_caption(d) for d in found) + others)
             else:
                 top = ", ".join(f"{t['label']} {t['score']:.3f}" for t in entry["top"])
                 print(f"{entry['path']}: {top}")
@@ -833,9 +837,9 @@ def build_parser() -> argparse.ArgumentParser:
     detect = classify.add_argument_group(
         "detect, then classify", "find the birds first and classify each bird's crop, as edge run does with [detector]")
     detect.add_argument("--detector", type=Path, metavar="PATH",
-                        help="detector .tflite or a folder holding one (default: [detector] path of --config)")
+                        help="detector .tflite or .onnx (ONNX Runtime), or a folder holding one (default: [detector] path of --config)")
     detect.add_argument("--detector-labels", type=Path, metavar="PATH",
-                        help="the detector's labels file (default: beside the .tflite, or embedded)")
+                        help="the detector's labels file (default: beside the model, or embedded)")
     detect.add_argument("--tiles", type=_tiles_option, metavar="auto|off|CxR",
                         help='tiles besides the full frame (default: [detector] tiles, else "auto")')
     detect.add_argument("--detector-threshold", type=_score_option, metavar="X",

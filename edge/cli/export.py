@@ -163,7 +163,8 @@ def cmd_training_set(args: argparse.Namespace) -> int:
                               "model": str(config.model.path) if config and config.model.path else None}
     try:
         report = export_training_set(db.conn, args.out, size, margin=margin, reviewed_only=args.reviewed_only,
-                                     since_utc=since, threshold=threshold, source=source)
+                                     since_utc=since, threshold=threshold, source=source,
+                                     hide_people=config.privacy.hide_people if config is not None else True)
     except TrainingSetError as error:
         raise _usage(str(error)) from None
     finally:

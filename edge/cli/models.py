@@ -189,6 +189,13 @@ def cmd_pull(args: argparse.Namespace) -> int:
     print(f"{entry.name}: {checked} ({entry.licence}): {installed}")
     if entry.licence_notice:
         print(f"licence: {entry.licence_notice}")
+    if entry.convert and not entry.model_file:
+        print(f"these are PyTorch weights: export the .onnx the edge runs into {installed} (docs/models.md, "
+              f"\"MegaDetector\"):\n  {entry.convert}")
+        print("then add to edge.toml:")
+        print("\n".join(config_lines(entry, installed) + [f"path = {json.dumps(str(installed))}  # the folder of the .onnx",
+                                                          'bird_labels = ["animal"]']))
+        return EXIT_OK
     print("add to edge.toml:")
     print("\n".join(config_lines(entry, installed)))
     return EXIT_OK

@@ -33,6 +33,7 @@ from edge.config.model import ModelConfig
 from edge.config.mqtt import MqttConfig
 from edge.config.notify import NotifyConfig
 from edge.config.prior import PriorConfig
+from edge.config.privacy import PrivacyConfig
 from edge.config.retention import RetentionConfig
 from edge.config.station import StationConfig
 from edge.config.storage import StorageConfig
@@ -58,6 +59,7 @@ __all__ = [
     "ModelConfig",
     "NotifyConfig",
     "PriorConfig",
+    "PrivacyConfig",
     "StationConfig",
     "StorageConfig",
     "TaxonomyConfig",
@@ -105,6 +107,10 @@ class EdgeConfig(Section):
                     "a frame (BirdNET's range model or your checklist). An out-of-range top-1 gives way to the "
                     "best in-range prediction; a confident one is flagged as a possible rarity, never dropped. "
                     "Off by default (docs/prior.md).")
+    privacy: PrivacyConfig = Field(
+        default_factory=PrivacyConfig,
+        description="Pictures of people: frames in which a detector with a person class (MegaDetector) found "
+                    "one are kept out of exports and the web app by default (camera-trap practice).")
     events: EventsConfig = Field(
         default_factory=EventsConfig,
         description="How counted frames are grouped into independent visits (events); frames with no "

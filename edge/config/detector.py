@@ -21,15 +21,19 @@ TILES_PATTERN = re.compile(r"^(auto|off|[1-9][0-9]?x[1-9][0-9]?)$")
 class DetectorConfig(Section):
     path: TomlPath | None = Field(
         default=None,
-        description="A TFLite object detector (.tflite or a folder holding one): the TF object-detection "
-                    "post-processing outputs (SSD, EfficientDet-Lite) or a YOLO-style raw output "
-                    "(YOLOv5/v8, MegaDetector v6 exports). Unset: no detector, each frame is classified "
+        description="An object detector: a .tflite (TFLite), a .onnx (ONNX Runtime, the `onnx` extra: "
+                    "pip install 'trailcam[onnx]'), or a folder holding one: the TF object-detection "
+                    "post-processing outputs (SSD, EfficientDet-Lite), a YOLO-style raw output "
+                    "(YOLOv5/v8/v9, MegaDetector v5a and v6 exports), RT-DETR, or an end-to-end [1,N,6] "
+                    "output with NMS inside. Unset: no detector, each frame is classified "
                     "whole, as a feeder camera whose bird fills the frame wants (`edge models pull "
                     "ssd-mobilenet-v1-coco` fetches one)")
     labels: TomlPath | None = Field(
         default=None,
         description="The detector's labels file, one label per line. Unset: labels.txt or labelmap.txt "
-                    "beside the .tflite, else the label file embedded in it")
+                    "beside the model, else the labels embedded in it (a .tflite's label file, an ONNX "
+                    "export's `names` metadata), else animal, person, vehicle for a .onnx whose name says "
+                    "MegaDetector")
     label_offset: int | None = Field(
         default=None, ge=0, le=10,
         description="Line of the labels file = class index + this. Unset: 1 when the file's first line is "
@@ -38,6 +42,31 @@ class DetectorConfig(Section):
         default_factory=lambda: ["bird"], min_length=1,
         description='Detector labels that are a bird (case-insensitive); MegaDetector users write ["animal"]. '
                     "Other detections (people, vehicles, cats) are ignored")
+    person_labels: list[str] = Field(
+        default_factory=lambda: ["person"],
+        description="Detector labels that are a person (case-insensitive), used only where the labels have "
+                    "them (MegaDetector's \"person\"): never classified nor counted, the frame is recorded "
+                    "as one with a person (Camtrap DP `human`; [privacy] hide_people keeps its picture "
+                    "private). COCO detectors (SSD MobileNet, EfficientDet-Lite) have a \"person\" class too. "
+                    "[] records none")
+    vehicle_labels: list[str] = Field(
+        default_factory=lambda: ["vehicle"],
+        description="Detector labels that are a vehicle (case-insensitive), used only where the labels have "
+                    "them (MegaDetector's \"vehicle\"): never classified nor counted, the frame is recorded "
+                    "as one with a vehicle (Camtrap DP `vehicle`). [] records none")
+    layout: Literal["auto", "ssd", "yolov5", "yolov8", "rtdetr", "end2end"] = Field(
+        default="auto",
+        description='The detector\'s output layout. "auto": told by the output shapes, refused where they fit '
+                    'two (a [1,N,6] output is end-to-end or, with 2 labels, YOLOv8); "ssd": the TF '
+                    'post-processing outputs; "yolov8": [1,4+C,N] or [1,N,4+C] (YOLOv8/v9, MegaDetector v6 '
+                    'yolov9); "yolov5": [1,N,5+C] with objectness (MegaDetector v5a); "rtdetr": RT-DETR '
+                    "(Ultralytics [1,300,4+C], or RT-DETRv2's labels/boxes/scores: MegaDetector v6 Apache); "
+                    '"end2end": [1,N,6] rows x1, y1, x2, y2, score, class with NMS inside the model')
+    input_size: int | None = Field(
+        default=None, ge=32, le=4096,
+        description="Input side in pixels for an ONNX detector exported with dynamic input dimensions. Unset: "
+                    "the model's `imgsz` metadata, else 640 (MegaDetector v6 and YOLO models); a fixed-size "
+                    "model always uses its own size")
     threshold: float = Field(
         default=0.5, gt=0.0, le=1.0,
         description="Detector score a box needs to count as a bird; a frame with no box above it is empty: "
@@ -79,7 +108,7 @@ class DetectorConfig(Section):
                     'it; no box lies in it); "off": the detector sees the whole frame')
     threads: int = Field(
         default=2, ge=1, le=64,
-        description="CPU threads of the detector's TFLite interpreter")
+        description="CPU threads of the detector's runtime (TFLite interpreter or ONNX Runtime session)")
 
     @field_validator("tiles")
     @classmethod

@@ -33,7 +33,7 @@ from edge.detect.analyse import FrameAnalyser
 from edge.ingest.imaging import FrameError
 from edge.ingest.frame_file import FrameRefused, FrameTooLarge, open_frame
 from edge.classify.model import Classifier, Prediction
-from edge.store.writer import BirdRecord, Commit, CommittedFrame, FrameRecord, Store
+from edge.store.writer import BirdRecord, Commit, CommittedFrame, FrameRecord, ObjectRecord, Store
 
 if TYPE_CHECKING:
     from edge.classify.labels import Label
@@ -179,6 +179,7 @@ class FrameProcessor:
         if error_here:
             return FrameOutcome(path, camera, "duplicate")
         birds: list[BirdRecord] | None = None
+        objects: list[ObjectRecord] = []
         crops: list[Any] = []
         timed: list[tuple[datetime, str, tuple[str, ...]]] = []
 
@@ -199,6 +200,7 @@ class FrameProcessor:
                 birds = [BirdRecord((b.box.ymin, b.box.xmin, b.box.ymax, b.box.xmax), b.box.score, b.box.label,
                                     b.predictions, b.decision) for b in analysis.birds]
                 crops = [b.crop for b in analysis.birds]
+            objects = [ObjectRecord(o.kind, (o.ymin, o.xmin, o.ymax, o.xmax), o.score, o.label) for o in analysis.others]
         except FrameError as error:
             return self._error(path, camera, sha, len(data), stat.st_mtime, str(error))
         except Exception as error:  # noqa: BLE001 - a poison frame must not crash-loop the service
@@ -211,7 +213,7 @@ class FrameProcessor:
             FrameRecord(
                 path=path, sha256=sha, camera=camera, size=len(data), mtime=stat.st_mtime,
                 captured_at=captured_at, time_source=source, time_flags=time_flags, model_id=self.classifier.model_id,
-                inference_ms=inference_ms, predictions=predictions, decision=decision, birds=birds,
+                inference_ms=inference_ms, predictions=predictions, decision=decision, birds=birds, objects=objects,
                 detector_id=self.finder.detector.spec.model_id if self.finder is not None else None,
             )
         )

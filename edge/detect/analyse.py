@@ -64,6 +64,9 @@ class FrameAnalysis:
     decision: Decision | None = None  # whole frame
     inference_ms: float = 0.0  # detector and classifier invokes, summed
     context: DecisionContext | None = None  # what the decisions knew beyond the scores
+    # People and vehicles the detector found (Box.kind "person" | "vehicle"): never classified
+    # nor counted; the frame is recorded as one with a person / vehicle.
+    others: list[Box] = field(default_factory=list)
 
 
 class FrameAnalyser:
@@ -100,7 +103,8 @@ class FrameAnalyser:
         # The camera: its banner is learned per camera (edge/detect/banner.py).
         located = self.finder.locate(data, classifier.input_size, camera)
         context = context_for(located.image) if context_for is not None else None
-        analysis = FrameAnalysis(located.image, [], inference_ms=located.detector_ms, context=context)
+        analysis = FrameAnalysis(located.image, [], inference_ms=located.detector_ms, context=context,
+                                 others=list(located.others))
         assert analysis.birds is not None
         for found in located.birds:
             scores, ms = classifier.classify(found.crop, self.bird_k)
@@ -123,13 +127,16 @@ def load_configured_finder(config: EdgeConfig) -> BirdFinder | None:
     from edge.detect.tiles import parse_tiles
 
     if not settings.path.exists():
-        raise DetectorError(f"detector.path: {settings.path}: detector not found (a .tflite or a folder holding one)")
+        raise DetectorError(f"detector.path: {settings.path}: detector not found (a .tflite or .onnx, or a folder "
+                            "holding one)")
     if settings.labels is not None and not settings.labels.is_file():
         raise DetectorError(f"detector.labels: {settings.labels}: labels file not found")
     try:
-        spec = resolve_detector(settings.path, settings.labels, settings.label_offset, settings.bird_labels)
+        spec = resolve_detector(settings.path, settings.labels, settings.label_offset, settings.bird_labels,
+                                settings.person_labels, settings.vehicle_labels)
         detector = Detector(spec, threads=settings.threads, score_threshold=settings.threshold,
-                            iou_threshold=settings.iou_threshold, resize=settings.resize)
+                            iou_threshold=settings.iou_threshold, resize=settings.resize, layout=settings.layout,
+                            input_size=settings.input_size)
     except DetectorError as error:
         message = str(error)
         if message.startswith("detector."):

@@ -175,4 +175,4 @@ def uncrop(box: Box, top: int, picture_height: int, height: int) -> Box:
         return box
     return Box(ymin=(top + box.ymin * picture_height) / height, xmin=box.xmin,
                ymax=(top + box.ymax * picture_height) / height, xmax=box.xmax,
-               score=box.score, class_index=box.class_index, label=box.label)
+               score=box.score, class_index=box.class_index, label=box.label, kind=box.kind)

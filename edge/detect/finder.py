@@ -82,6 +82,7 @@ class LocatedFrame:
     detector_ms: float = 0.0  # summed detect() times
     decode_sizes: list[tuple[int, int]] = field(default_factory=list)  # (w, h) of each decode, oriented
     banner: Banner = NO_BANNER  # the strip kept from the detector (fractions of the height)
+    others: list[Box] = field(default_factory=list)  # person / vehicle boxes (Box.kind), normalised to the frame
 
 
 def crop_box(box: Box, image_size: tuple[int, int], margin: float, aspect: float = 1.0) -> tuple[int, int, int, int]:
@@ -202,6 +203,9 @@ class BirdFinder:
         top, bottom = located.banner.rows(frame.size[1])
         picture = frame.crop((0, top, frame.size[0], frame.size[1] - bottom)) if top or bottom else frame
         boxes = [uncrop(box, top, picture.size[1], frame.size[1]) for box in self._search(picture, grid, located)]
+        # People and vehicles (a MegaDetector's other classes) are recorded, never cropped or classified.
+        located.others = [box for box in boxes if box.kind != "bird"]
+        boxes = [box for box in boxes if box.kind == "bird"]
         if not boxes:
             return located
 
@@ -284,11 +288,22 @@ class BirdFinder:
                     xmin=(tile.x0 + box.xmin * tile.width) / width,
                     ymax=(tile.y0 + box.ymax * tile.height) / height,
                     xmax=(tile.x0 + box.xmax * tile.width) / width,
-                    score=box.score, class_index=box.class_index, label=box.label,
+                    score=box.score, class_index=box.class_index, label=box.label, kind=box.kind,
                 ))
                 near = (box.ymin <= CUT_TOLERANCE, box.xmin <= CUT_TOLERANCE,
                         box.ymax >= 1 - CUT_TOLERANCE, box.xmax >= 1 - CUT_TOLERANCE)
                 cuts.append(tuple(a and b for a, b in zip(inner, near)))  # type: ignore[arg-type]
+        # Each kind (birds; people and vehicles of a MegaDetector) is merged on its own: a person
+        # box never swallows the bird in front of them, nor a bird box a person.
+        merged: list[Box] = []
+        for kind in dict.fromkeys(box.kind for box in found):
+            members = [i for i, box in enumerate(found) if box.kind == kind]
+            merged.extend(self._merge([found[i] for i in members], [cuts[i] for i in members]))
+        return merged
+
+    def _merge(self, found: list[Box], cuts: list[Cuts]) -> list[Box]:
+        """Boxes of one kind from every pass, one per object: tile-cut pieces joined, NMS across
+        passes, boxes lying inside a bigger one dropped; best score first."""
         if len(found) <= 1:
             return found
         coords = np.asarray([b.coords for b in found])
@@ -298,7 +313,8 @@ class BirdFinder:
             joined, joined_scores, origins = join_tile_cuts(coords, scores, cuts)
             if len(joined) != len(coords):
                 found = [Box(*map(float, row), score=float(score), class_index=found[k].class_index,
-                             label=found[k].label) for row, score, k in zip(joined, joined_scores, origins)]
+                             label=found[k].label, kind=found[k].kind)
+                         for row, score, k in zip(joined, joined_scores, origins)]
                 coords, scores = joined, joined_scores
         kept = nms(coords, scores, self.settings.iou_threshold)
         inner_kept = suppress_contained(coords[kept], scores[kept], self.settings.containment)

@@ -9,7 +9,10 @@ frame), so a Mourning Dove and a Downy Woodpecker at the feeder together are two
 of one eventID, and their counts add up to `edge counts --individuals` as the standard requires;
 a visit that counts nothing (rejected) is one blank. MEDIA-level observations keep the detail:
 one per detected bird with its box, one blank per frame the detector found empty, one per frame
-classified whole.
+classified whole, and one `human` / `vehicle` per frame in which a detector with such classes
+(MegaDetector) found people / vehicles (instead of the blank when there is no bird). With
+[privacy] hide_people (the default) a frame with a person is listed with filePublic false, as the
+standard asks for media that must stay private.
 
 What a reviewer said wins and is said to be human (classifiedBy: the reviewer); the machine's
 rows name the model. Everything streams (csv module, one cursor per table), so a year of
@@ -91,6 +94,7 @@ class ExportSummary:
     without_scientific_name: set[str] = field(default_factory=set)
     from_data: list[str] = field(default_factory=list)  # "deployment: start from the first frame"
     outside: int = 0  # frames and events outside their deployment's start and end, left out
+    private_media: int = 0  # frames with a person, filePublic false ([privacy] hide_people)
     problems: list[str] = field(default_factory=list)  # what --force wrote anyway
     warnings: list[str] = field(default_factory=list)
 
@@ -101,6 +105,8 @@ class ExportSummary:
                f"media: {self.media}",
                f"observations: {self.event_observations} event-level ({types or 'none'}), "
                f"{self.media_observations} media-level"]
+        if self.private_media:
+            out.append(f"media with people kept private (filePublic false, [privacy] hide_people): {self.private_media}")
         if self.without_scientific_name:
             out.append("labels without a scientific name (scientificName left empty): "
                        + ", ".join(sorted(self.without_scientific_name)))
@@ -322,11 +328,14 @@ class _Writer:
 
     def media_row(self, frame: Frame, deployment: Deployment) -> dict[str, Any]:
         relative = relative_path(self.folders, frame.camera, frame.path)
+        private = self.config.privacy.hide_people and "person" in frame.object_counts()
+        if private:
+            self.summary.private_media += 1
         return {
             "mediaID": frame.sha256, "deploymentID": deployment.deployment_id, "captureMethod": self.capture_method,
             "timestamp": local_text(frame.captured_at, self.zone),
-            "filePath": (self.base_url + relative) if self.base_url else relative,
-            "filePublic": self.base_url is not None, "fileName": relative.rsplit("/", 1)[-1],
+            "filePath": (self.base_url + relative) if self.base_url and not private else relative,
+            "filePublic": self.base_url is not None and not private, "fileName": relative.rsplit("/", 1)[-1],
             "fileMediatype": media_type(frame.path),
             "mediaComments": time_comment(frame.time_source, frame.time_flags),
         }
@@ -335,6 +344,15 @@ class _Writer:
         stamp = local_text(frame.captured_at, self.zone)
         common = {"deploymentID": deployment.deployment_id, "mediaID": frame.sha256, "eventStart": stamp,
                   "eventEnd": stamp, "observationLevel": "media"}
+        people = frame.object_counts()
+        for kind, count in people.items():
+            # People and vehicles (a MegaDetector's other classes): the frame is a human / vehicle one.
+            observation_type = "human" if kind == "person" else "vehicle"
+            yield {**common, "observationID": f"{frame.sha256}:{kind}", "eventID": None,
+                   "observationType": observation_type, "scientificName": None, "count": count,
+                   "classificationMethod": "machine", "observationTags": f"detector:{kind}"}
+        if people and frame.birds == 0 and not frame.detections:
+            return  # no bird: the human / vehicle rows say what the frame shows (no blank)
         if frame.birds is None or (frame.birds == 0 and not frame.detections):
             # Classified whole (no detector) or empty: one observation of the whole frame.
             label = frame.species if frame.birds is None else None

@@ -88,7 +88,16 @@ class Frame:
     event_id: int | None
     time_source: str | None = None  # where captured_at came from (frames.time_source)
     time_flags: str | None = None   # what is doubtful about it (frames.time_flags)
+    objects: str | None = None      # kinds of its frame_objects rows, comma-separated ("person,person,vehicle")
     detections: list[Detection] = field(default_factory=list)
+
+    def object_counts(self) -> dict[str, int]:
+        """People and vehicles the detector found in the frame: kind → boxes."""
+        counts: dict[str, int] = {}
+        for kind in (self.objects or "").split(","):
+            if kind:
+                counts[kind] = counts.get(kind, 0) + 1
+        return counts
 
     @property
     def moment(self) -> datetime:
@@ -129,9 +138,12 @@ def frames(conn: sqlite3.Connection, selection: Selection, cameras: list[str]) -
     # frames.time_flags is schema 6's; an older database read before its migration has none.
     flags = "f.time_flags" if any(r[1] == "time_flags" for r in conn.execute("PRAGMA table_info(frames)")) else "NULL"
     not_bird = "d.flag" if any(r[1] == "flag" for r in conn.execute("PRAGMA table_info(detections)")) else "NULL"
+    objects = ("(SELECT GROUP_CONCAT(o.kind) FROM frame_objects AS o WHERE o.frame_id = f.id)"
+               if any(conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'frame_objects'"))
+               else "NULL")
     cursor = conn.execute(
         f"""SELECT f.id, f.sha256, f.camera, f.captured_at, f.path, f.stored_path, f.birds, f.species, f.confidence,
-                   f.model_id, fe.uid, f.event_id, f.time_source, {flags},
+                   f.model_id, fe.uid, f.event_id, f.time_source, {flags}, {objects},
                    d.id, d.rank, d.ymin, d.xmin, d.ymax, d.xmax, d.score, d.kind, d.species, d.confidence,
                    d.review_state, d.reviewed_species, de.uid, {not_bird}
               FROM frames AS f
@@ -147,9 +159,9 @@ def frames(conn: sqlite3.Connection, selection: Selection, cameras: list[str]) -
         if current is None or current.id != row[0]:
             if current is not None:
                 yield current
-            current = Frame(*row[:14])
-        if row[14] is not None:
-            current.detections.append(Detection(*row[14:]))
+            current = Frame(*row[:15])
+        if row[15] is not None:
+            current.detections.append(Detection(*row[15:]))
     if current is not None:
         yield current
 

@@ -335,6 +335,7 @@ class Retention:
                 with self.db.atomic():
                     self.db.execute(f"DELETE FROM predictions WHERE frame_id IN ({marks})", doomed)
                     self.db.execute(f"DELETE FROM detections WHERE frame_id IN ({marks})", doomed)
+                    self.db.execute(f"DELETE FROM frame_objects WHERE frame_id IN ({marks})", doomed)
                     self.db.execute(f"DELETE FROM frames WHERE id IN ({marks})", doomed)
                 pruned += len(doomed)
         if pruned:

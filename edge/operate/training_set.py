@@ -122,11 +122,14 @@ def _verdict(state: str | None, machine: str | None, reviewed: str | None) -> tu
 
 
 def select_samples(conn: sqlite3.Connection, *, reviewed_only: bool, since_utc: str | None,
-                   threshold: Callable[[str], float]) -> list[Sample]:
-    """Every crop the rules above label, detections first, then frames classified whole."""
+                   threshold: Callable[[str], float], hide_people: bool = True) -> list[Sample]:
+    """Every crop the rules above label, detections first, then frames classified whole; with
+    `hide_people` ([privacy]) none from a frame in which the detector found a person."""
     det_reviews = _latest_reviews(conn, True)
     event_reviews = _latest_reviews(conn, False)
-    since = "AND f.captured_at >= ?" if since_utc else ""
+    extra = "AND f.captured_at >= ?" if since_utc else ""
+    if hide_people and conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'frame_objects'").fetchone():
+        extra += " AND NOT EXISTS (SELECT 1 FROM frame_objects AS o WHERE o.frame_id = f.id AND o.kind = 'person')"
     params = [since_utc] if since_utc else []
     samples: list[Sample] = []
     rows = conn.execute(
@@ -135,7 +138,7 @@ def select_samples(conn: sqlite3.Connection, *, reviewed_only: bool, since_utc: 
                    e.species, e.review_state, e.reviewed_species,
                    f.id, f.sha256, f.path, f.stored_path
             FROM detections d JOIN frames f ON f.id = d.frame_id LEFT JOIN events e ON e.id = d.event_id
-            WHERE f.status = 'ok' {since} ORDER BY f.id, d.rank""", params).fetchall()
+            WHERE f.status = 'ok' {extra} ORDER BY f.id, d.rank""", params).fetchall()
     for (det_id, ymin, xmin, ymax, xmax, kind, species, confidence, d_state, d_reviewed, event_id,
          e_species, e_state, e_reviewed, frame_id, sha, path, stored) in rows:
         label_source = _label(d_state, species, d_reviewed, det_reviews.get(det_id),
@@ -150,7 +153,7 @@ def select_samples(conn: sqlite3.Connection, *, reviewed_only: bool, since_utc: 
         f"""SELECT f.id, f.sha256, f.path, f.stored_path, f.species, f.confidence, f.event_id,
                    e.species, e.review_state, e.reviewed_species
             FROM frames f LEFT JOIN events e ON e.id = f.event_id
-            WHERE f.status = 'ok' AND f.birds IS NULL AND f.event_id IS NOT NULL {since} ORDER BY f.id""",
+            WHERE f.status = 'ok' AND f.birds IS NULL AND f.event_id IS NOT NULL {extra} ORDER BY f.id""",
         params).fetchall()
     for frame_id, sha, path, stored, species, confidence, event_id, e_species, e_state, e_reviewed in whole:
         label_source = _label(None, species, None, None, e_state, e_species, e_reviewed, event_reviews.get(event_id),
@@ -216,7 +219,7 @@ def _check_out(out_dir: Path) -> None:
 def export_training_set(conn: sqlite3.Connection, out_dir: Path, crop_size: tuple[int, int], *,
                         margin: float = 0.15, reviewed_only: bool = False, since_utc: str | None = None,
                         threshold: Callable[[str], float] = lambda _species: 0.5, draft: bool = True,
-                        source: Mapping[str, Any] | None = None) -> ExportReport:
+                        source: Mapping[str, Any] | None = None, hide_people: bool = True) -> ExportReport:
     """Write OUT/<species>/*.png, OUT/_negatives/*.png and OUT/manifest.json; returns the report.
 
     Each frame is read once (its crops cut together); a frame whose file is gone or changed is
@@ -224,7 +227,8 @@ def export_training_set(conn: sqlite3.Connection, out_dir: Path, crop_size: tupl
     """
     out_dir = Path(out_dir)
     _check_out(out_dir)
-    samples = select_samples(conn, reviewed_only=reviewed_only, since_utc=since_utc, threshold=threshold)
+    samples = select_samples(conn, reviewed_only=reviewed_only, since_utc=since_utc, threshold=threshold,
+                             hide_people=hide_people)
     out_dir.mkdir(parents=True, exist_ok=True)
     report = ExportReport(out_dir)
     by_frame: dict[int, list[Sample]] = {}

@@ -293,6 +293,10 @@ def _schema_v6(db: sqlite_utils.Database) -> None:
       `edge clock correct`): who, when, camera, range, offset, frames and visits moved, why.
     - notifications, notification_stats: the push notifications' durable queue, one row per
       (notification, target), and its cumulative figures (edge/store/notifications.py).
+    - frame_objects: the people and vehicles a detector with such classes (MegaDetector) found
+      in a frame, one row per box (kind 'person' | 'vehicle', box normalised to the oriented
+      frame, detector score and label): never classified nor counted; the frame is one with a
+      person (Camtrap DP `human`, kept private with [privacy] hide_people) or a vehicle.
     The counts are recomputed by edge.store.counts in Python (the same code the writer runs),
     in the migration's transaction.
     """
@@ -345,6 +349,23 @@ def _schema_v6(db: sqlite_utils.Database) -> None:
                reason TEXT
            )""")
     notifications.create_tables(db.conn)
+    db.executescript(
+        """
+        CREATE TABLE IF NOT EXISTS frame_objects (
+            id INTEGER PRIMARY KEY,
+            frame_id INTEGER NOT NULL REFERENCES frames(id) ON DELETE CASCADE,
+            rank INTEGER NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('person', 'vehicle')),
+            ymin REAL NOT NULL,
+            xmin REAL NOT NULL,
+            ymax REAL NOT NULL,
+            xmax REAL NOT NULL,
+            score REAL NOT NULL,
+            detector_label TEXT,
+            UNIQUE (frame_id, rank)
+        );
+        CREATE INDEX IF NOT EXISTS frame_objects_kind ON frame_objects (kind, frame_id);
+        """)
     counts.recount_all(db.conn)
 
 

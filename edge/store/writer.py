@@ -53,6 +53,16 @@ class BirdRecord:
 
 
 @dataclass(frozen=True)
+class ObjectRecord:
+    """A person or vehicle the detector found in a frame: recorded, never classified or counted."""
+
+    kind: str                               # "person" | "vehicle"
+    box: tuple[float, float, float, float]  # ymin, xmin, ymax, xmax normalised to the oriented frame
+    score: float                            # the detector's
+    detector_label: str | None
+
+
+@dataclass(frozen=True)
 class FrameRecord:
     """Everything the pipeline learnt about one frame (ok or error)."""
 
@@ -81,6 +91,8 @@ class FrameRecord:
     # resolved), "nonexistent" (a skipped local hour), "malformed-offset", "out-of-order",
     # "before-deployment", "future". Stored comma-separated in frames.time_flags; () = none.
     time_flags: tuple[str, ...] = ()
+    # People and vehicles in the frame (a MegaDetector's other classes): frame_objects rows.
+    objects: Sequence[ObjectRecord] = ()
 
     def groups(self) -> list[BirdGroup]:
         """What the frame counts, one group per species (`unknown` included): the whole-frame
@@ -541,6 +553,12 @@ class Store:
                     [(frame_id, rank, p.label, p.score) for rank, p in enumerate(frame.predictions, start=1)],
                 )
             snapshots = self._record_birds(frame, frame_id, group_events, changes) if frame.birds else []
+            if frame.objects and frame.status == "ok":
+                self.conn.executemany(
+                    """INSERT INTO frame_objects (frame_id, rank, kind, ymin, xmin, ymax, xmax, score, detector_label)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                    [(frame_id, rank, o.kind, *(float(v) for v in o.box), float(o.score), o.detector_label)
+                     for rank, o in enumerate(frame.objects, start=1)])
             messages = self._enqueue(changes, days, touched, now)
             if self.notifications is not None and changes:
                 self.notifications.queue(self.conn, changes, now)

@@ -457,6 +457,8 @@ class WebApp:
     # ----- pictures ------------------------------------------------------------------------
     async def img_snapshot(self, request: Request, ctx: Context) -> Response:
         def work(reader: Reader) -> Response:
+            if self.config.privacy.hide_people and reader.snapshot_has_person(request.path_params["event_id"]):
+                return self._private()
             path = images.snapshot_path(self.snapshots, reader.snapshot_name(request.path_params["event_id"]))
             if path is None:
                 return Response("not found", 404)
@@ -470,6 +472,8 @@ class WebApp:
         boxes = request.query_params.get("boxes") == "1"
 
         def locate(reader: Reader) -> Any:
+            if self.config.privacy.hide_people and reader.frame_has_person(frame_id):
+                return self._private()
             row = reader.frame(frame_id)
             path = self._frame_path(row)
             return (path, reader.frame_boxes(frame_id) if boxes else [])
@@ -487,12 +491,20 @@ class WebApp:
             detection = reader.detection(request.path_params["detection_id"])
             if detection is None:
                 return (None, None)
+            if self.config.privacy.hide_people and reader.frame_has_person(detection["frame_id"]):
+                return self._private()
             return (self._frame_path(reader.frame(detection["frame_id"])), detection)
         found = self._read(request, ctx, locate)
         if isinstance(found, Response) or found[0] is None:
             return found if isinstance(found, Response) else Response("not found", 404)
         data = await run_in_threadpool(images.crop_jpeg, *found)
         return Response(data, media_type="image/jpeg") if data else Response("not found", 404)
+
+    @staticmethod
+    def _private() -> Response:
+        """A frame with a person, [privacy] hide_people: a placeholder, never the picture."""
+        return Response(images.private_placeholder(), media_type="image/jpeg",
+                        headers={"Cache-Control": "private, max-age=300", "X-Trailcam-Private": "person"})
 
     def _frame_path(self, row: dict | None) -> Path | None:
         if row is None:

@@ -48,6 +48,12 @@ def snapshot_path(folder: Path, name: str | None) -> Path | None:
     return inside(folder / name, [folder])
 
 
+def private_placeholder(size: tuple[int, int] = (320, 180)) -> bytes:
+    """What a picture of people ([privacy] hide_people) is served as: a plain grey JPEG, made
+    here from nothing, so no path from the request reaches the frame's file."""
+    return _jpeg(Image.new("RGB", size, (96, 96, 96)), 60)
+
+
 def _read(path: Path) -> bytes | None:
     with path.open("rb") as handle:
         data = handle.read(MAX_IMAGE_BYTES + 1)

@@ -49,6 +49,8 @@ class Reader:
         event_columns = columns(conn, "events")
         self.reviews = "review_state" in event_columns
         self.detections = "best_detection_id" in event_columns
+        # frame_objects (schema 6): the people and vehicles a detector found in a frame.
+        self.objects = any(conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'frame_objects'"))
         self.detection_reviews = "review_state" in columns(conn, "detections")
         # detections.flag (schema 6): `not_bird` where the classifier vetoed the detector's box.
         self.detection_flag = "flag" if "flag" in columns(conn, "detections") else "NULL AS flag"
@@ -251,6 +253,22 @@ class Reader:
         rows = _rows(self.conn, """SELECT id, frame_id, ymin, xmin, ymax, xmax, score, detector_label
                                    FROM detections WHERE id = ?""", (detection_id,))
         return rows[0] if rows else None
+
+    def frame_has_person(self, frame_id: int) -> bool:
+        """Whether the detector found a person in the frame ([privacy] hide_people hides it)."""
+        if not self.objects:
+            return False
+        return bool(self.conn.execute("SELECT 1 FROM frame_objects WHERE frame_id = ? AND kind = 'person' LIMIT 1",
+                                      (frame_id,)).fetchone())
+
+    def snapshot_has_person(self, event_id: int) -> bool:
+        """Whether the event's snapshot was cut from a frame with a person in it."""
+        if not self.objects or not self.detections:
+            return False
+        return bool(self.conn.execute(
+            """SELECT 1 FROM events AS e JOIN detections AS d ON d.id = e.best_detection_id
+                 JOIN frame_objects AS o ON o.frame_id = d.frame_id AND o.kind = 'person'
+                WHERE e.id = ? LIMIT 1""", (event_id,)).fetchone())
 
     def snapshot_name(self, event_id: int) -> str | None:
         if not self.detections:

@@ -81,7 +81,7 @@ def test_ssd_outputs_found_by_shape_and_values_not_by_index(synthetic: dict[str,
     detector = Detector(spec)
     assert detector.output_format == "ssd"
     assert detector.input_range == (-1.0, 1.0)  # the TF object-detection API's float input
-    details = detector._interpreter.get_output_details()
+    details = detector.engine.interpreter.get_output_details()
     # The model lists boxes, then scores, then classes, then count, under names saying nothing.
     assert [list(d["shape"]) for d in details] == [[1, 16, 4], [1, 16], [1, 16], [1]]
     assert not any("score" in d["name"].lower() or "class" in d["name"].lower() for d in details)
@@ -91,6 +91,6 @@ def test_ssd_outputs_found_by_shape_and_values_not_by_index(synthetic: dict[str,
     assert boxes[0].score == pytest.approx(1.0, abs=1e-5)
     assert detector.detect(frame([(1, 1)])) == []  # cell 5: a "person"
     # The first [1, N] output really is the scores (fractions): op order alone would misread it.
-    first = detector._interpreter.get_tensor(details[1]["index"])
+    first = detector.engine.interpreter.get_tensor(details[1]["index"])
     assert not np.allclose(first, np.rint(first))
     assert _coords(detector.detect(frame([(0, 0), (3, 2)]))) == [cell_box(0, 0), cell_box(3, 2)]

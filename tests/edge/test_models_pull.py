@@ -284,7 +284,8 @@ def test_every_pullable_catalogue_entry_is_well_formed() -> None:
         assert entry.kind in ("detector", "classifier", "names", "prior") and entry.licence
         assert entry.homepage.startswith("https://")
         if entry.pullable:
-            assert entry.model_file is not None or entry.kind == "names", entry.name
+            # A model the edge runs, a names pack, or weights that say how to export what it runs.
+            assert entry.model_file is not None or entry.kind == "names" or entry.convert, entry.name
             for file in entry.files:
                 assert file.url.startswith("https://") and file.download_name, (entry.name, file)
                 assert file.sha256 is None or download.parse_sha256(file.sha256) == file.sha256
