@@ -477,7 +477,7 @@ def _info(device: str, data: dict[str, Any]) -> InfoRow:
 def _check_json(name: str, value: Any, depth: int) -> None:
     """A JSON value stored as jsonb/text as it came: bounded depth, storable strings (jsonb
     refuses \\u0000), numbers jsonb takes."""
-    if depth > MAX_JSON_DEPTH:
+    if isinstance(value, (dict, list)) and depth > MAX_JSON_DEPTH:
         raise _Bad(f"field {name!r} is nested deeper than {MAX_JSON_DEPTH}")
     if isinstance(value, dict):
         for key, item in value.items():
