@@ -35,7 +35,13 @@ BASES: dict[str, Callable[[], dict[str, Any]]] = {
 
 
 def _payload(kind: str, change: dict[str, Any]) -> bytes:
+    return payload_of(kind, change, DEVICE)
+
+
+def payload_of(kind: str, change: dict[str, Any], device: str) -> bytes:
+    """The valid `kind` payload of `device` with `change` applied (DROP: the field left out)."""
     data = BASES[kind]()
+    data = json.loads(json.dumps(data).replace(f'"{DEVICE}', f'"{device}'))
     for key, value in change.items():
         if value is DROP:
             data.pop(key, None)
