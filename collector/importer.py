@@ -5,7 +5,8 @@ The file is JSON Lines, one published message a line: {"topic": "<prefix>/<devic
 a string for status>} (docs/fleet.md, "Import"). Each line goes through `collector.messages.parse`
 and the same `Sink` batches as the MQTT stream, so importing a file twice, or a file whose
 events also came over MQTT, leaves the same rows. A line that is not such an object is kept in
-rejected_messages with its line number: nothing is dropped silently.
+rejected_messages with its line number: nothing is dropped silently, and no line stops the
+import (a payload out of bounds is rejected by `parse` as it is from the broker).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from collector.messages import Rejected, parse
+from collector.messages import parse, rejected
 from collector.sink import Message, Sink, WriteStats
 
 BATCH = 1000
@@ -30,12 +31,15 @@ def _lines(handle: IO[str], name: str, prefix: str) -> Iterator[Message]:
             topic, payload = record["topic"], record["payload"]
             if not isinstance(topic, str):
                 raise TypeError("topic is not a string")
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            yield Message(f"import:{name}", Rejected(None, f"import:{name}", line.rstrip("\n")[:10000],
-                                                      f"line {number}: not a {{topic, payload}} JSON object ({exc})"))
+            raw = (payload.encode("utf-8", "surrogatepass") if isinstance(payload, str)
+                   else json.dumps(payload, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+        except (ValueError, KeyError, TypeError, IndexError, RecursionError) as exc:
+            # ValueError: not JSON, a 5,000-digit integer; RecursionError: nested too deeply.
+            yield Message(f"import:{name}", rejected(None, f"import:{name}", line.rstrip("\n").encode("utf-8", "replace"),
+                                                      f"line {number}: not a {{topic, payload}} JSON object "
+                                                      f"({type(exc).__name__}: {str(exc)[:200]})"))
             continue
-        raw = payload.encode() if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False).encode()
-        yield Message(topic, parse(topic, raw, prefix))
+        yield Message(topic, parse(topic, raw, prefix), raw)
 
 
 def import_file(path: Path, sink: Sink, *, prefix: str = "trailcam") -> WriteStats:

@@ -9,14 +9,26 @@ Topics: `<prefix>/<device>/events`, `<prefix>/<device>/counts/<species>`,
 `<prefix>/<device>/status`, `<prefix>/<device>/info`. An empty payload is a retained
 message being cleared: nothing to store (`Ignored`). The `counts` summary, snapshots, health
 and discovery topics are not subscribed; should one arrive it is ignored too, not rejected.
+
+Why every field is checked against a bound here, before any database work (docs/fleet.md,
+"Validation bounds"): one message must never stop a fleet. A value out of Python's, the
+database's or an index's range (a time of year 1 that leaves datetime once converted to UTC,
+an integer past 32 bits, a 3,000-character label past a btree row, a NUL byte PostgreSQL's
+text refuses, a lone surrogate no encoder takes) would otherwise fail later, where it looks
+like the database being down or crashes the collector, and an unacknowledged message comes
+back after every restart. Whatever fails becomes a `Rejected` (its reason, the payload's size
+and digest, its first `KEEP_PAYLOAD_BYTES`), which the collector stores once and acknowledges.
+`parse` never raises.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any
 
 from edge.fleet.schema import CHANGE_RANK, event_order_key
@@ -24,10 +36,31 @@ from edge.store.times import format_utc
 
 PAYLOAD_SCHEMA = 1  # the newest payload schema this collector understands (edge.publish.messages)
 STATES = ("online", "offline", "stopped")
+REVIEWS = ("confirmed", "corrected", "rejected")
 _DEVICE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+_ZONE = re.compile(r"[A-Za-z0-9_+\-/]{1,64}")  # IANA names (America/Argentina/Buenos_Aires, Etc/GMT+5, UTC)
+# Control characters (NUL is refused by PostgreSQL's text) and lone surrogates (no UTF-8 for them).
+_UNSTORABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_NOT_STORED = re.compile("[\x00\ud800-\udfff]")  # what neither engine stores in text
+
+# The bounds (docs/fleet.md, "Validation bounds"). Each is far above what a device publishes and
+# far below what a column, an index row (PostgreSQL btree: about 2,700 bytes) or memory allows.
+MAX_PAYLOAD_BYTES = 256 * 1024  # an event with 100 species of 200-character names is about 70 KB
 MAX_SPECIES = 100  # species in one event's `species_counts`: a visit holds a few
-MAX_LABEL = 200  # characters of a species label or scientific name in `species_counts`
+MAX_LABEL = 200  # characters of a species label or scientific name
+MAX_NAME = 128  # characters of a camera, model id/version, software version, detector id
+MAX_UID = 128  # characters of an event id (the device's uuid5: 36)
+MAX_ID = 512  # characters of a message id (`uid:change:frames:reviewed:<time>`, `counts:...:<slug>`)
+MAX_INT = 2**31 - 1  # counts: PostgreSQL `integer`
+MAX_CAMERAS = 256  # names in the info's `cameras`, objects in its `deployments`
+MAX_JSON_DEPTH = 8  # nesting inside a deployment object
+MAX_JSON_TEXT = 1000  # characters of a string inside a deployment object
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)  # times: [EARLIEST, LATEST) in UTC
+LATEST = datetime(2200, 1, 1, tzinfo=timezone.utc)
+KEEP_PAYLOAD_BYTES = 4096  # of a rejected payload, stored with its size and sha256
+MAX_REASON = 500  # characters of a rejection reason
+MAX_KEPT_TOPIC = 300  # characters of a rejected message's topic
 
 
 @dataclass(frozen=True)
@@ -100,10 +133,29 @@ class InfoRow:
 
 @dataclass(frozen=True)
 class Rejected:
+    """A message that cannot be used: kept in rejected_messages with why (bounded: the payload's
+    first KEEP_PAYLOAD_BYTES as text, with the whole payload's size and sha256)."""
+
     device: str | None  # known when the topic named one (it was still seen)
     topic: str
     payload: str
     reason: str
+    size: int = 0  # bytes of the whole payload
+    sha256: str = ""  # of the whole payload (the same bad message is stored once)
+
+
+def rejected(device: str | None, topic: str, raw: bytes, reason: str) -> Rejected:
+    """A `Rejected` whose every text is storable in either engine: the payload truncated to
+    KEEP_PAYLOAD_BYTES and decoded leniently, NUL and lone surrogates replaced, the topic and the
+    reason bounded. The size and digest are the whole payload's."""
+    return Rejected(device, storable(topic, MAX_KEPT_TOPIC), storable(raw[:KEEP_PAYLOAD_BYTES].decode("utf-8", "replace")),
+                    storable(reason, MAX_REASON), len(raw), hashlib.sha256(raw).hexdigest())
+
+
+def storable(text: str, limit: int | None = None) -> str:
+    """`text` (cut to `limit` characters) with what no engine stores (NUL, lone surrogates) replaced by U+FFFD."""
+    text = text if limit is None else text[:limit]
+    return _NOT_STORED.sub("\ufffd", text)
 
 
 @dataclass(frozen=True)
@@ -126,39 +178,49 @@ def subscriptions(prefix: str, group: str | None = None) -> list[str]:
 
 
 def parse(topic: str, payload: bytes, prefix: str = "trailcam") -> Parsed:
-    """What `payload` on `topic` means for the central database."""
-    text = payload.decode("utf-8", "replace")
+    """What `payload` on `topic` means for the central database. Never raises: anything wrong
+    with the message is a `Rejected` with its reason."""
     if not topic.startswith(prefix + "/"):
         return Ignored(None, topic)
     levels = topic[len(prefix) + 1:].split("/")
     device = levels[0]
     if not _DEVICE.fullmatch(device):
-        return Rejected(None, topic, text, f"device id {device!r} in the topic is not a valid device id")
+        return rejected(None, topic, payload, f"device id {device[:80]!r} in the topic is not a valid device id")
     kind = levels[1:]
     if not payload:
         return Ignored(device, topic)
     try:
+        if len(payload) > MAX_PAYLOAD_BYTES:
+            raise _Bad(f"payload of {len(payload)} bytes is larger than {MAX_PAYLOAD_BYTES}")
         if kind == ["events"]:
             return _event(device, _json(payload))
         if len(kind) == 2 and kind[0] == "counts":
             return _count(device, _json(payload))
         if kind == ["status"]:
-            state = text.strip()
+            state = payload.decode("utf-8", "replace").strip()
             if state not in STATES:
                 raise _Bad(f"status {state[:40]!r} is not one of {', '.join(STATES)}")
             return StatusRow(device, state)
         if kind == ["info"]:
             return _info(device, _json(payload))
     except _Bad as exc:
-        return Rejected(device, topic, text, str(exc))
+        return rejected(device, topic, payload, str(exc))
+    except Exception as exc:  # noqa: BLE001 - a case no rule above foresaw still must not stop the stream
+        return rejected(device, topic, payload, f"collector could not read it ({type(exc).__name__}: {exc})")
     return Ignored(device, topic)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def _json(payload: bytes) -> dict[str, Any]:
     try:
-        value = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _Bad(f"payload is not JSON ({exc})") from None
+        value = json.loads(payload, parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError, NaN/Infinity, a 5,000-digit integer
+        raise _Bad(f"payload is not JSON ({str(exc)[:200]})") from None
+    except RecursionError:
+        raise _Bad("payload is not JSON (nested too deeply)") from None
     if not isinstance(value, dict):
         raise _Bad("payload is not a JSON object")
     return value
@@ -170,8 +232,14 @@ def _common(device: str, data: dict[str, Any]) -> None:
         raise _Bad("field 'schema' is missing or not an integer")
     if schema > PAYLOAD_SCHEMA:
         raise _Bad(f"payload schema {schema} is newer than this collector's ({PAYLOAD_SCHEMA}): upgrade trailcam")
-    if data.get("device") is not None and data.get("device") != device:
-        raise _Bad(f"field 'device' {data.get('device')!r} differs from the topic's device {device!r}")
+    if schema < 1:
+        raise _Bad(f"payload schema {schema} is not a schema (1 or more)")
+    claimed = data.get("device")
+    if claimed is None:
+        raise _Bad("field 'device' is missing")
+    if claimed != device:
+        shown = claimed[:80] if isinstance(claimed, str) else claimed
+        raise _Bad(f"field 'device' {shown!r} differs from the topic's device {device!r}")
 
 
 def _field(data: dict[str, Any], name: str, kind: type | tuple[type, ...] = str) -> Any:
@@ -190,22 +258,73 @@ def _optional(data: dict[str, Any], name: str, kind: type | tuple[type, ...] = s
     return value
 
 
-def _utc(data: dict[str, Any], name: str) -> str:
-    text = _field(data, name)
+def _check_text(name: str, value: str, limit: int) -> str:
+    if len(value) > limit:
+        raise _Bad(f"field {name!r} is longer than {limit} characters ({len(value)})")
+    bad = _UNSTORABLE.search(value)
+    if bad:
+        raise _Bad(f"field {name!r} holds a control character or lone surrogate (U+{ord(bad.group()):04X})")
+    return value
+
+
+def _text(data: dict[str, Any], name: str, limit: int) -> str:
+    """A required, non-empty string of at most `limit` storable characters."""
+    value = _check_text(name, _field(data, name), limit)
+    if not value:
+        raise _Bad(f"field {name!r} is empty")
+    return value
+
+
+def _optional_text(data: dict[str, Any], name: str, limit: int) -> str | None:
+    value = _optional(data, name)
+    return None if value is None else _check_text(name, value, limit)
+
+
+def _zone(data: dict[str, Any]) -> str | None:
+    value = _optional(data, "timezone")
+    if value is not None and not _ZONE.fullmatch(value):
+        raise _Bad(f"field 'timezone' {value[:80]!r} is not a time zone name")
+    return value
+
+
+def _moment(name: str, text: str) -> str:
+    if len(text) > 40:
+        raise _Bad(f"field {name!r} is not an ISO 8601 time: {text[:40]!r}...")
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise _Bad(f"field {name!r} is not an ISO 8601 time: {text[:40]!r}") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
+    try:
+        in_range = EARLIEST <= moment < LATEST  # compares in UTC without converting (no overflow)
+    except OverflowError:  # pragma: no cover - comparison of aware datetimes does not convert
+        in_range = False
+    if not in_range:
+        raise _Bad(f"field {name!r} {text!r} is outside {EARLIEST.year} to {LATEST.year - 1} (UTC)")
     return format_utc(moment)
+
+
+def _utc(data: dict[str, Any], name: str) -> str:
+    return _moment(name, _field(data, name))
 
 
 def _count_field(data: dict[str, Any], name: str) -> int:
     value = _field(data, name, int)
+    return _count_value(name, value)
+
+
+def _count_value(name: str, value: int) -> int:
     if value < 0:
         raise _Bad(f"field {name!r} is negative")
+    if value > MAX_INT:
+        raise _Bad(f"field {name!r} {value} is larger than {MAX_INT}")
     return value
+
+
+def _optional_count(data: dict[str, Any], name: str) -> int | None:
+    value = _optional(data, name, int)
+    return None if value is None else _count_value(name, value)
 
 
 def reviewed_at_of(message_id: str) -> str | None:
@@ -218,22 +337,21 @@ def _event(device: str, data: dict[str, Any]) -> EventRow:
     _common(device, data)
     change = _field(data, "change")
     if change not in CHANGE_RANK:
-        raise _Bad(f"field 'change' {change!r} is not one of new, update, end")
-    message_id = _field(data, "id")
-    uid = _field(data, "event_id")
-    if not uid:
-        raise _Bad("field 'event_id' is empty")
+        raise _Bad(f"field 'change' {change[:40]!r} is not one of new, update, end")
+    message_id = _text(data, "id", MAX_ID)
+    uid = _text(data, "event_id", MAX_UID)
     frame_count = _count_field(data, "frame_count")
     started, ended = _utc(data, "start"), _utc(data, "end")
     confidence = _optional(data, "confidence", (int, float))
-    individuals = _optional(data, "individuals", int)
-    if individuals is not None and individuals < 0:
-        raise _Bad("field 'individuals' is negative")
-    birds = _optional(data, "birds", int)
-    if birds is not None and birds < 0:
-        raise _Bad("field 'birds' is negative")
-    species = _optional(data, "species")
-    scientific_name = _optional(data, "scientific_name")
+    if confidence is not None and not (math.isfinite(confidence) and 0 <= confidence <= 1):
+        raise _Bad(f"field 'confidence' {confidence!r} is not between 0 and 1")
+    individuals = _optional_count(data, "individuals")
+    _optional_count(data, "birds")
+    species = _optional_text(data, "species", MAX_LABEL)
+    scientific_name = _optional_text(data, "scientific_name", MAX_LABEL)
+    review = _optional(data, "review")
+    if review is not None and review not in REVIEWS:
+        raise _Bad(f"field 'review' {review[:40]!r} is not one of {', '.join(REVIEWS)}")
     individuals = 1 if individuals is None else individuals
     if data.get("species_counts") is not None:
         per_species = _species_counts(data["species_counts"])
@@ -243,13 +361,14 @@ def _event(device: str, data: dict[str, Any]) -> EventRow:
     reviewed_at = reviewed_at_of(message_id)
     if reviewed_at is not None:
         try:
-            reviewed_at = _utc({"t": reviewed_at}, "t")
+            reviewed_at = _moment("t", reviewed_at)
         except _Bad:
-            raise _Bad(f"field 'id' {message_id[:80]!r}: the review time is not an ISO 8601 time") from None
+            raise _Bad(f"field 'id' {message_id[:80]!r}: the review time is not an ISO 8601 time "
+                       f"from {EARLIEST.year} to {LATEST.year - 1}") from None
     return EventRow(
         device=device,
         uid=uid,
-        camera=_field(data, "camera"),
+        camera=_text(data, "camera", MAX_NAME),
         species=species,
         scientific_name=scientific_name,
         confidence=None if confidence is None else float(confidence),
@@ -257,11 +376,11 @@ def _event(device: str, data: dict[str, Any]) -> EventRow:
         ended_at=ended,
         frame_count=frame_count,
         individuals=individuals,
-        review=_optional(data, "review"),
-        model_species=_optional(data, "model_species"),
-        model_id=_optional(data, "model_id"),
-        model_version=_optional(data, "model_version"),
-        timezone=_optional(data, "timezone"),
+        review=review,
+        model_species=_optional_text(data, "model_species", MAX_LABEL),
+        model_id=_optional_text(data, "model_id", MAX_NAME),
+        model_version=_optional_text(data, "model_version", MAX_NAME),
+        timezone=_zone(data),
         change=change,
         message_id=message_id,
         order_key=event_order_key(change, frame_count, reviewed_at),
@@ -294,9 +413,8 @@ def _species_count(item: Any) -> SpeciesCountRow:
     species = _field(item, "species")
     if not species or len(species) > MAX_LABEL:
         raise _Bad(f"field 'species' is empty or longer than {MAX_LABEL} characters")
-    scientific = _optional(item, "scientific_name")
-    if scientific is not None and len(scientific) > MAX_LABEL:
-        raise _Bad(f"field 'scientific_name' is longer than {MAX_LABEL} characters")
+    _check_text("species", species, MAX_LABEL)
+    scientific = _optional_text(item, "scientific_name", MAX_LABEL)
     return SpeciesCountRow(species, scientific, _count_field(item, "individuals"), _count_field(item, "frames"))
 
 
@@ -305,20 +423,23 @@ def _count(device: str, data: dict[str, Any]) -> CountRow:
     day = _field(data, "day")
     if not _DAY.fullmatch(day):
         raise _Bad(f"field 'day' {day[:20]!r} is not YYYY-MM-DD")
-    species = _field(data, "species")
-    if not isinstance(species, str):
-        raise _Bad("field 'species' is not a label")
+    try:
+        real_day = date.fromisoformat(day)
+    except ValueError:
+        raise _Bad(f"field 'day' {day!r} is not a date of the calendar") from None
+    if not EARLIEST.date() <= real_day < LATEST.date():
+        raise _Bad(f"field 'day' {day!r} is outside {EARLIEST.year} to {LATEST.year - 1}")
     return CountRow(
         device=device,
         day=day,
-        species=species,
-        scientific_name=_optional(data, "scientific_name"),
+        species=_text(data, "species", MAX_LABEL),
+        scientific_name=_optional_text(data, "scientific_name", MAX_LABEL),
         events=_count_field(data, "events"),
         frames=_count_field(data, "frames"),
         individuals=_count_field(data, "individuals"),
-        timezone=_optional(data, "timezone"),
+        timezone=_zone(data),
         updated_at=_utc(data, "updated_at"),
-        message_id=_field(data, "id"),
+        message_id=_text(data, "id", MAX_ID),
     )
 
 
@@ -327,17 +448,45 @@ def _info(device: str, data: dict[str, Any]) -> InfoRow:
     cameras = data.get("cameras") or []
     if not isinstance(cameras, list) or not all(isinstance(c, str) for c in cameras):
         raise _Bad("field 'cameras' is not a list of names")
+    if len(cameras) > MAX_CAMERAS:
+        raise _Bad(f"field 'cameras' lists {len(cameras)} cameras (at most {MAX_CAMERAS})")
+    for camera in cameras:
+        _check_text("cameras", camera, MAX_NAME)
     deployments = data.get("deployments") or []
     if not isinstance(deployments, list):
         raise _Bad("field 'deployments' is not a list")
+    if len(deployments) > MAX_CAMERAS:
+        raise _Bad(f"field 'deployments' lists {len(deployments)} deployments (at most {MAX_CAMERAS})")
+    for deployment in deployments:
+        if not isinstance(deployment, dict):
+            raise _Bad("field 'deployments' holds something that is not an object")
+        _check_json("deployments", deployment, 1)
     return InfoRow(
         device=device,
-        software_version=_optional(data, "software_version"),
-        model_id=_optional(data, "model_id"),
-        model_version=_optional(data, "model_version"),
-        detector_id=_optional(data, "detector_id"),
-        timezone=_optional(data, "timezone"),
+        software_version=_optional_text(data, "software_version", MAX_NAME),
+        model_id=_optional_text(data, "model_id", MAX_NAME),
+        model_version=_optional_text(data, "model_version", MAX_NAME),
+        detector_id=_optional_text(data, "detector_id", MAX_NAME),
+        timezone=_zone(data),
         cameras=cameras,
         deployments=deployments,
         published_at=_utc(data, "published_at"),
     )
+
+
+def _check_json(name: str, value: Any, depth: int) -> None:
+    """A JSON value stored as jsonb/text as it came: bounded depth, storable strings (jsonb
+    refuses \\u0000), numbers jsonb takes."""
+    if isinstance(value, (dict, list)) and depth > MAX_JSON_DEPTH:
+        raise _Bad(f"field {name!r} is nested deeper than {MAX_JSON_DEPTH}")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(name, key, MAX_JSON_TEXT)
+            _check_json(name, item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_json(name, item, depth + 1)
+    elif isinstance(value, str):
+        _check_text(name, value, MAX_JSON_TEXT)
+    elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**63 - 1:
+        raise _Bad(f"field {name!r} holds an integer larger than 64 bits")

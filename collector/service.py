@@ -20,6 +20,10 @@ Why it looks like this:
   to the others), drains and acks what it already has, and disconnects.
 - A message whose connection is gone before its commit is not acked on the new connection
   unless the broker resumed the same session (session present): packet ids belong to a session.
+- One message never stops the stream (issue 22): `parse` turns anything wrong with a message
+  (a field out of its bounds, not JSON, a device that is not the topic's) into a rejected
+  row, and the sink tells a database that is away (retry the batch, nothing acked) from a
+  row the database refuses (that message alone is rejected, the rest land); both end acked.
 - Listens on nothing.
 """
 
@@ -43,7 +47,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from collector.messages import parse, subscriptions
+from collector.messages import Rejected, parse, subscriptions
 from collector.sink import Message, Sink, SinkUnavailable, WriteStats
 
 log = logging.getLogger(__name__)
@@ -193,7 +197,7 @@ class Collector:
 
     def _commit(self, batch: list[_Incoming]) -> None:
         """Write the batch until it is committed (backing off while the database is away), then ack."""
-        messages = [Message(m.topic, parse(m.topic, m.payload, self.config.prefix)) for m in batch]
+        messages = [Message(m.topic, parse(m.topic, m.payload, self.config.prefix), m.payload) for m in batch]
         attempt = 0
         while True:
             try:
@@ -209,8 +213,8 @@ class Collector:
                 if self._stopping.is_set() or self._stopping.wait(delay):
                     return  # stopping: nothing acked, the broker redelivers the batch
         for m in messages:
-            if m.parsed.__class__.__name__ == "Rejected":
-                log.warning("rejected %s: %s", m.topic, m.parsed.reason)  # type: ignore[union-attr]
+            if isinstance(m.parsed, Rejected):
+                log.warning("rejected %s (%d bytes): %s", m.parsed.topic, m.parsed.size, m.parsed.reason)
         with self._lock:
             valid_from = self._session_generation
         for m in batch:

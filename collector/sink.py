@@ -20,6 +20,16 @@ Why it looks like this:
 - A batch that fails for a data reason (a value the column refuses) is retried one message
   at a time so the one bad message is rejected and the rest still land; a connection failure
   raises `SinkUnavailable` and the caller retries the whole batch later (nothing acked).
+  Which is which is decided by the error's kind (`database_down`), never by its Python class:
+  psycopg raises OperationalError for "index row size exceeds maximum" (SQLSTATE 54000, the
+  content's fault) as for a lost server, and treating the first as "unavailable" retried one
+  message forever (issue 22). Down = the connection is broken or closed, or SQLSTATE class 08
+  (connection), 53 (resources: disk full, memory), 57 (shutdown), 58 (I/O), 40 (a deadlock or
+  serialization failure: retry); SQLite's BUSY, LOCKED, IOERR, CANTOPEN, FULL, NOMEM, READONLY,
+  PROTOCOL. Anything else is the content's.
+- Rejected messages are inserted once per (topic, payload sha256) (`ON CONFLICT DO NOTHING`):
+  a batch retried after a database outage, or a message the broker delivers again after a
+  crash, adds no second row. Their payloads are bounded by collector.messages.rejected.
 """
 
 from __future__ import annotations
@@ -32,7 +42,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from collector.messages import CountRow, EventRow, Ignored, InfoRow, Parsed, Rejected, StatusRow
+from collector.messages import CountRow, EventRow, Ignored, InfoRow, Parsed, Rejected, StatusRow, rejected
 from edge.fleet import db as central
 from edge.fleet.schema import create_schema
 from edge.store.times import format_utc
@@ -55,12 +65,41 @@ class SinkUnavailable(Exception):
     """The database cannot take the batch now (down, restarting, connection lost): retry later."""
 
 
+# SQLSTATE classes that mean "the server cannot take it now", not "this row is wrong".
+_DOWN_CLASSES = ("08", "40", "53", "57", "58")
+_SQLITE_DOWN = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_FULL", "SQLITE_NOMEM",
+                "SQLITE_READONLY", "SQLITE_PROTOCOL")
+
+
+def database_down(exc: BaseException, conn: Any = None) -> bool:
+    """Whether `exc` says the database is away (retry the batch later) rather than that the
+    batch's content is wrong (find the message and reject it). See the module docstring."""
+    if isinstance(exc, sqlite3.Error):
+        name = getattr(exc, "sqlite_errorname", "") or ""
+        return name.startswith(_SQLITE_DOWN)
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - a SQLite-only collector
+        return False
+    if not isinstance(exc, psycopg.Error):
+        return False
+    if conn is not None and (getattr(conn, "broken", False) or getattr(conn, "closed", False)):
+        return True
+    if isinstance(exc, psycopg.InterfaceError):
+        return True
+    state = getattr(exc, "sqlstate", None)
+    if state is None:  # raised by the client, not the server: a connection that failed or was lost
+        return isinstance(exc, psycopg.OperationalError)
+    return state[:2] in _DOWN_CLASSES
+
+
 @dataclass
 class Message:
     """One message of a batch: where it came from and what it means."""
 
     topic: str
     parsed: Parsed
+    raw: bytes | None = None  # the payload as received: what is kept if the database refuses the row
 
 
 @dataclass
@@ -191,42 +230,54 @@ class Sink:
             self._conn = None
 
     def _is_connection_error(self, exc: BaseException) -> bool:
-        if self.engine == "sqlite":
-            return isinstance(exc, sqlite3.OperationalError)  # locked, disk I/O, cannot open
-        import psycopg
-
-        return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
+        return database_down(exc, self._conn)
 
     # -- writing ----------------------------------------------------------------------------
     def write(self, batch: Sequence[Message]) -> WriteStats:
         """Write one batch in one transaction; raise SinkUnavailable to have it retried.
 
         When the batch fails for a reason in the data, each message is written on its own and
-        the ones the database refuses become rejected_messages rows.
+        the ones the database refuses become rejected_messages rows. Only SinkUnavailable leaves
+        this method: whatever else happens, every message of the batch ends stored or rejected.
         """
         self.open()
         try:
             return self._write(reduce(batch))
-        except SinkUnavailable:
-            raise
         except Exception as exc:
-            if self._is_connection_error(exc):
-                self.close()
-                raise SinkUnavailable(f"{central.redact(self.db)}: {exc}".strip()) from exc
-            log.warning("batch of %d refused (%s); writing its messages one by one", len(batch), exc)
+            self._raise_if_down(exc)
+            log.warning("batch of %d refused (%s); writing its messages one by one", len(batch),
+                        str(exc).strip()[:300])
         stats = WriteStats()
         for message in batch:
             try:
                 stats.add(self._write(reduce([message])))
             except Exception as exc:  # noqa: BLE001 - the database's own verdict on this row
-                if self._is_connection_error(exc):
-                    self.close()
-                    raise SinkUnavailable(str(exc)) from exc
-                device = getattr(message.parsed, "device", None)
-                bad = Rejected(device, message.topic, json.dumps(vars(message.parsed), default=str),
-                               f"refused by the database: {exc}".strip()[:500])
-                stats.add(self._write(reduce([Message(message.topic, bad)])))
+                self._raise_if_down(exc)
+                stats.add(self._reject(message, f"refused by the database: {str(exc).strip()}"))
         return stats
+
+    def _raise_if_down(self, exc: Exception) -> None:
+        """SinkUnavailable (the connection closed) when `exc` says the database is away."""
+        if isinstance(exc, SinkUnavailable):
+            raise exc
+        if self._is_connection_error(exc):
+            self.close()
+            raise SinkUnavailable(f"{central.redact(self.db)}: {exc}".strip()) from exc
+
+    def _reject(self, message: Message, reason: str) -> WriteStats:
+        """Store `message` as rejected (its raw payload when known). Should even that be refused
+        for a reason other than the database being away, log it and go on: a message that
+        cannot be stored in any form must still not hold the stream."""
+        row = message.parsed
+        raw = message.raw if message.raw is not None else json.dumps(vars(row), default=str).encode()
+        bad = rejected(getattr(row, "device", None), message.topic, raw, reason)
+        try:
+            return self._write(reduce([Message(message.topic, bad)]))
+        except Exception as exc:  # noqa: BLE001
+            self._raise_if_down(exc)
+            log.error("could not store the rejected message from %s (%d bytes, sha256 %s): %s",
+                      bad.topic, bad.size, bad.sha256, exc)
+            return WriteStats(rejected=1)
 
     def _write(self, reduced: _Reduced) -> WriteStats:
         received = format_utc(self._clock())
@@ -283,13 +334,13 @@ class Sink:
     def _rest_statements(self, reduced: _Reduced, received: str) -> list[tuple[str, list[tuple[Any, ...]]]]:
         m = self._mark
         counts = [_count_values(r, received) for r in reduced.counts.values()]
-        rejected = [(received, r.topic, r.payload, r.reason) for r in reduced.rejected]
+        rejects = [(received, r.topic, r.payload, r.reason, r.size, r.sha256) for r in reduced.rejected]
         return [
             (f"""INSERT INTO day_counts ({', '.join(COUNT_COLUMNS)}) VALUES ({', '.join([m] * len(COUNT_COLUMNS))})
                  ON CONFLICT (device, day, species) DO UPDATE SET {_COUNT_UPDATE}
                  WHERE excluded.updated_at > day_counts.updated_at""", counts),
-            (f"INSERT INTO rejected_messages (received_at, topic, payload, reason) VALUES ({m}, {m}, {m}, {m})",
-             rejected),
+            (f"""INSERT INTO rejected_messages (received_at, topic, payload, reason, payload_size, payload_sha256)
+                 VALUES ({m}, {m}, {m}, {m}, {m}, {m}) ON CONFLICT (topic, payload_sha256) DO NOTHING""", rejects),
         ]
 
     def _write_sqlite(self, reduced: _Reduced, received: str) -> None:

@@ -4,6 +4,11 @@ A command of its own rather than an `edge install-service` flag: the site broker
 on a device at all (one gateway per site, several devices publishing to it), it needs neither
 root nor systemd nor a trailcam configuration, and its output is a mosquitto conf.d file, not
 a trailcam unit. `--config` only lends the topic prefix ([mqtt] prefix).
+
+With `--device ID ... --acl-out FILE --passwd-out FILE --credentials-dir DIR` it also writes the
+broker's access control (edge/operate/broker_access.py): one user per device that may write only
+its own topics, so one device cannot publish as another (issue 22, item 3). Either part alone is
+fine: `--remote`/`--out` for the bridge, `--acl-out`/`--passwd-out` for the access control.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import sys
 from pathlib import Path
 
 from edge.config import load_config
+from edge.operate.broker_access import (AccessError, BrokerAccess, new_passwords, read_password_file as read_users,
+                                        render_acl, render_password_file)
 from edge.operate.bridge import (DEFAULT_AUTOSAVE_INTERVAL_S, DEFAULT_MAX_QUEUED_MESSAGES, DEFAULT_RESTART_TIMEOUT,
                                  PROTOCOLS, BridgeError, BridgeSettings, parse_address, read_password_file,
                                  render_bridge, write_private)
@@ -43,8 +50,8 @@ def register(subparsers) -> None:
                     "broker to the central one: the devices' topics <prefix>/# go out with QoS 1, queued in the "
                     "site broker's persistent store while the link is down. The file is written with mode 0600 "
                     "(it holds the bridge password). See docs/sites.md.")
-    p.add_argument("--remote", required=True, metavar="HOST:PORT", help="the central broker")
-    p.add_argument("--out", type=Path, required=True, metavar="FILE",
+    p.add_argument("--remote", metavar="HOST:PORT", help="the central broker (with --out: write the bridge)")
+    p.add_argument("--out", type=Path, metavar="FILE",
                    help="file to write, e.g. /etc/mosquitto/conf.d/trailcam-bridge.conf (replaced when it exists)")
     p.add_argument("--config", type=Path, help="TOML configuration to take the topic prefix from ([mqtt] prefix)")
     p.add_argument("--prefix", help="topic prefix to forward (default: [mqtt] prefix of --config, else trailcam)")
@@ -73,13 +80,41 @@ def register(subparsers) -> None:
     queue.add_argument("--restart-timeout", type=_restart, default=DEFAULT_RESTART_TIMEOUT, metavar="BASE[:CAP]",
                        help="reconnect backoff in seconds, jittered from BASE up to CAP "
                             f"(default {DEFAULT_RESTART_TIMEOUT[0]}:{DEFAULT_RESTART_TIMEOUT[1]})")
+    access = p.add_argument_group(
+        "broker access (docs/fleet.md, \"Broker access\"): per-device users that write only their own topics")
+    access.add_argument("--device", action="append", default=[], metavar="ID",
+                        help="a device's [station] device_id, its user name at the broker (repeat for each device)")
+    access.add_argument("--acl-out", type=Path, metavar="FILE",
+                        help="write mosquitto's acl_file: `pattern write <prefix>/%%u/#`, the collector's read "
+                             "access, the bridge user's (--username) write access to these devices' topics")
+    access.add_argument("--passwd-out", type=Path, metavar="FILE",
+                        help="write (or add to) mosquitto's password_file: one user per --device and the collector; "
+                             "users already in it keep their passwords")
+    access.add_argument("--credentials-dir", type=Path, metavar="DIR",
+                        help="where each new user's generated password goes, as <user>.password (mode 0600), "
+                             "for the device's [mqtt] password_file; needed with --passwd-out")
+    access.add_argument("--collector-user", default="collector", metavar="NAME",
+                        help="the collector's user name, reading <prefix>/# (default collector)")
+    access.add_argument("--discovery-prefix", default=None, metavar="PREFIX",
+                        help="Home Assistant's discovery prefix (default: [mqtt] discovery_prefix of --config, "
+                             "else homeassistant)")
     p.set_defaults(func=cmd_bridge_config)
 
 
 def cmd_bridge_config(args: argparse.Namespace) -> int:
-    prefix = args.prefix
-    if prefix is None:
-        prefix = load_config(args.config).mqtt.prefix if args.config is not None else "trailcam"
+    config = load_config(args.config) if args.config is not None else None
+    prefix = args.prefix or (config.mqtt.prefix if config is not None else "trailcam")
+    bridge = args.remote is not None or args.out is not None
+    access = args.acl_out is not None or args.passwd_out is not None
+    if not bridge and not access:
+        return _usage("nothing to write: --remote and --out (the bridge), and/or --acl-out / --passwd-out (access)")
+    if access or args.device:
+        discovery = args.discovery_prefix or (config.mqtt.discovery_prefix if config is not None else "homeassistant")
+        status = _write_access(args, prefix, discovery)
+        if status != EXIT_OK or not bridge:
+            return status
+    if args.remote is None or args.out is None:
+        return _usage("--remote and --out: both are needed to write the bridge")
     try:
         host, port = parse_address(args.remote)
     except BridgeError as error:
@@ -116,6 +151,39 @@ def cmd_bridge_config(args: argparse.Namespace) -> int:
         return _usage(f"--out: {args.out}: {error.strerror or error}")
     print(f"wrote {args.out} (bridge {settings.connection} → {host}:{port}, topics {prefix}/#); "
           "reload mosquitto to start it")
+    return EXIT_OK
+
+
+def _write_access(args: argparse.Namespace, prefix: str, discovery: str) -> int:
+    """The ACL and the password file (with each new user's password beside them)."""
+    if args.passwd_out is not None and args.credentials_dir is None:
+        return _usage("--passwd-out: needs --credentials-dir (where each new user's password goes)")
+    if args.device and args.acl_out is None and args.passwd_out is None:
+        return _usage("--device: needs --acl-out and/or --passwd-out")
+    access = BrokerAccess(devices=tuple(args.device), prefix=prefix, discovery_prefix=discovery,
+                          collector_user=args.collector_user or None, bridge_user=args.username)
+    try:
+        acl = render_acl(access)
+        existing = read_users(args.passwd_out) if args.passwd_out is not None else {}
+        passwords = new_passwords(access, existing) if args.passwd_out is not None else {}
+        users = render_password_file(access, existing, passwords)
+    except AccessError as error:
+        return _usage(f"--device: {error}")
+    except OSError as error:
+        return _usage(f"--passwd-out: {args.passwd_out}: {error.strerror or error}")
+    try:
+        if args.passwd_out is not None:
+            args.credentials_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            for user, password in passwords.items():
+                write_private(args.credentials_dir / f"{user}.password", password + "\n")
+            write_private(args.passwd_out, users)
+        if args.acl_out is not None:
+            write_private(args.acl_out, acl)
+    except OSError as error:
+        return _usage(f"{error.filename}: {error.strerror or error}")
+    written = [str(path) for path in (args.acl_out, args.passwd_out) if path is not None]
+    print(f"wrote {', '.join(written)} ({len(access.devices)} devices; {len(passwords)} new passwords"
+          f"{f' in {args.credentials_dir}' if passwords else ''}); reload mosquitto to apply")
     return EXIT_OK
 
 

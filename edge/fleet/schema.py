@@ -18,7 +18,9 @@ Why it looks like this:
   row (species, individuals)). Replaced whole together with the event row, only when the
   message is newer by the same `order_key`, so it is always the applied message's list.
 - `rejected_messages`: payloads the collector could not use, with the reason; acknowledged
-  so a poison message cannot block the stream, kept so nothing vanishes silently.
+  so a poison message cannot block the stream, kept so nothing vanishes silently. Bounded: the
+  payload's first 4 KiB with its size and sha256, and once per (topic, digest), so a retried
+  batch or a redelivery adds no row (a 10 MB poison became 49 rows, 513 MB, before).
 - Times: `timestamptz` in PostgreSQL; in SQLite ISO 8601 UTC text with milliseconds and `Z`
   (edge.store.times.format_utc), whose text order is time order. Days: `date` / 'YYYY-MM-DD'.
   JSON: `jsonb` / text.
@@ -141,9 +143,18 @@ def ddl(engine: Engine) -> list[str]:
             received_at {t['ts']} NOT NULL,
             topic text NOT NULL,
             payload text NOT NULL,
-            reason text NOT NULL
+            reason text NOT NULL,
+            payload_size integer,
+            payload_sha256 text
         )""",
+        # A rejected message is stored once however often it comes (a redelivery, a retried batch).
+        "CREATE UNIQUE INDEX IF NOT EXISTS rejected_messages_once ON rejected_messages (topic, payload_sha256)",
     ]
+
+
+# Columns added to a table of schema 2 before it was released (a central database created by a
+# development build has the table without them); added on start when missing, both engines.
+ADDED_COLUMNS = {"rejected_messages": (("payload_size", "integer"), ("payload_sha256", "text"))}
 
 
 def _v1_to_v2(conn: Any, engine: Engine) -> None:
@@ -190,6 +201,8 @@ def _apply(conn: Any, engine: Engine, mark: str) -> None:
             f"central database schema version {row[0]} is newer than this trailcam's ({SCHEMA_VERSION}): upgrade trailcam"
         )
     for statement in ddl(engine)[1:]:
+        if statement.startswith("CREATE UNIQUE INDEX IF NOT EXISTS rejected_messages_once"):
+            _add_missing_columns(conn, engine)
         conn.execute(statement)
     if row is None:
         conn.execute(
@@ -201,6 +214,18 @@ def _apply(conn: Any, engine: Engine, mark: str) -> None:
     if int(row[0]) < SCHEMA_VERSION:
         conn.execute(f"UPDATE central_meta SET value = {mark} WHERE key = {mark}",
                      (str(SCHEMA_VERSION), "schema_version"))
+
+
+def _add_missing_columns(conn: Any, engine: Engine) -> None:
+    for table, columns in ADDED_COLUMNS.items():
+        if engine == "postgresql":
+            for name, kind in columns:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {name} {kind}")
+            continue
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})").fetchall()}
+        for name, kind in columns:
+            if name not in present:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
 
 def schema_version(conn: Any, engine: Engine) -> int | None:

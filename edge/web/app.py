@@ -65,6 +65,7 @@ from edge.web.auth import (
 from edge.web.guard import RequestGuard
 from edge.web.queries import Reader
 
+MAX_ROW_ID = 2**63 - 1  # SQLite's largest rowid
 log = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
@@ -469,6 +470,8 @@ class WebApp:
         if not self.web.frame_images:
             return Response("not found", 404)
         frame_id = request.path_params["frame_id"]
+        if frame_id > MAX_ROW_ID:  # no such row, and past what SQLite binds (an OverflowError, a 500)
+            return Response("not found", 404)
         boxes = request.query_params.get("boxes") == "1"
 
         def locate(reader: Reader) -> Any:

@@ -88,6 +88,8 @@ def _heat(value: int, peak: int) -> str:
     return "#" + "".join(f"{round(a + (b - a) * t):02x}" for a, b in zip(low, high))
 
 
+MAX_NAME = 200  # characters of a name in a cell's tooltip: 24 copies per row (the collector's label bound)
+
 def heatmap(rows: Mapping[str, Sequence[int]], title: str) -> Markup:
     """Species (rows) x local hour (columns): each cell coloured on one scale with its count in
     it, the species names on the left, the hours on top, the colour scale below."""
@@ -108,7 +110,7 @@ def heatmap(rows: Mapping[str, Sequence[int]], title: str) -> Markup:
             x = left + hour * cell
             fill = _heat(value, peak)
             body.append(f'<rect x="{x}" y="{y}" width="{cell - 1}" height="{cell - 1}" fill="{fill}">'
-                        f'<title>{escape(name)} {hour:02d}:00: {value}</title></rect>')
+                        f'<title>{escape(name[:MAX_NAME])} {hour:02d}:00: {value}</title></rect>')
             if value:
                 ink = "#fff" if value / peak > 0.45 else "#123"
                 body.append(f'<text x="{x + cell / 2 - 0.5}" y="{y + cell * 0.65}" text-anchor="middle" '

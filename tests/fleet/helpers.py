@@ -70,12 +70,17 @@ def info_payload(device: str, published_at: str = "2026-11-29T06:00:00.000Z", **
 class Device:
     """A real MQTT client publishing as one device: QoS 1, the status will, waits for PUBACKs."""
 
-    def __init__(self, broker: Broker, device: str, prefix: str = "trailcam", will: bool = True) -> None:
+    def __init__(self, broker: Broker, device: str, prefix: str = "trailcam", will: bool = True,
+                 login: tuple[str, str] | None = None, will_device: str | None = None) -> None:
+        """`login`: (user, password) at the broker; `will_device`: whose status the will names
+        (default this device's: another's, to test that the broker refuses it)."""
         self.device, self.prefix = device, prefix
         self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"dev-{device}-{os.getpid()}",
                                   protocol=paho.MQTTv311)
+        if login is not None:
+            self.client.username_pw_set(*login)
         if will:
-            self.client.will_set(f"{prefix}/{device}/status", "offline", qos=1, retain=True)
+            self.client.will_set(f"{prefix}/{will_device or device}/status", "offline", qos=1, retain=True)
         self._connected = threading.Event()
         self.client.on_connect = lambda *a: self._connected.set()
         self.client.max_inflight_messages_set(1000)
@@ -83,8 +88,9 @@ class Device:
         self.client.loop_start()
         assert self._connected.wait(10), "device client connected"
 
-    def publish(self, relative: str, payload: str | bytes, retain: bool = False) -> None:
-        info = self.client.publish(f"{self.prefix}/{self.device}/{relative}", payload, qos=1, retain=retain)
+    def publish(self, relative: str, payload: str | bytes, retain: bool = False, device: str | None = None) -> None:
+        """Publish on this device's topic (or, with `device`, on another's) and wait for the PUBACK."""
+        info = self.client.publish(f"{self.prefix}/{device or self.device}/{relative}", payload, qos=1, retain=retain)
         info.wait_for_publish(10)
         assert info.is_published()
 

@@ -96,3 +96,35 @@ def test_engine_and_redaction() -> None:
     assert "pw" not in redact("postgresql://u:pw@h:5432/db")
     assert redact("postgresql://u@h/db?sslmode=require&password=pw&x=1") == \
         "postgresql://u@h/db?sslmode=require&password=***&x=1"
+
+
+def test_a_development_schema_2_gets_the_rejected_messages_columns(central_db: str) -> None:
+    """A central database created before `payload_size`/`payload_sha256` (schema 2 of a
+    development build): the collector's start adds them and the once-per-digest index, and
+    keeps the rows already there."""
+    engine = engine_of(central_db)
+    mark = "%s" if engine == "postgresql" else "?"
+    conn = connect(central_db)
+    try:
+        for statement in schema.ddl(engine):
+            if "rejected_messages" not in statement:
+                conn.execute(statement)
+        serial = ("bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY" if engine == "postgresql"
+                  else "integer PRIMARY KEY AUTOINCREMENT")
+        conn.execute(f"CREATE TABLE rejected_messages (id {serial}, received_at text NOT NULL, topic text NOT NULL, "
+                     "payload text NOT NULL, reason text NOT NULL)")
+        conn.execute(f"INSERT INTO central_meta (key, value) VALUES ({mark}, '2')", ("schema_version",))
+        conn.execute(f"INSERT INTO rejected_messages (received_at, topic, payload, reason) VALUES ({mark}, {mark}, "
+                     f"{mark}, {mark})", ("2026-11-29T06:00:00.000Z", "trailcam/a/events", "x", "old"))
+        conn.commit()
+        schema.create_schema(conn, engine)
+        schema.create_schema(conn, engine)
+        insert = (f"INSERT INTO rejected_messages (received_at, topic, payload, reason, payload_size, payload_sha256) "
+                  f"VALUES ({mark}, {mark}, {mark}, {mark}, {mark}, {mark}) ON CONFLICT (topic, payload_sha256) DO NOTHING")
+        for _ in range(2):
+            conn.execute(insert, ("2026-11-29T06:00:00.000Z", "trailcam/a/events", "y", "new", 1, "ab" * 32))
+        conn.commit()
+        rows = conn.execute("SELECT reason, payload_size FROM rejected_messages ORDER BY id").fetchall()
+        assert [tuple(r) for r in rows] == [("old", None), ("new", 1)]
+    finally:
+        conn.close()

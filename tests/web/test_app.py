@@ -214,6 +214,7 @@ def test_pictures_are_served_by_id_only(open_app: Served, station: Station, tmp_
     frame_id = _query(station.database, "SELECT MIN(id) FROM frames")[0][0]
     for path in ("/img/snapshot/../../edge.db", "/img/snapshot/..%2F..%2Fedge.db", "/img/frame/%2Fetc%2Fpasswd",
                  "/img/frame//etc/passwd", "/img/snapshot/" + snapshot, "/img/crop/-1", "/img/frame/1.0",
+                 "/img/frame/99999999999999999999999", "/img/frame/9223372036854775808",
                  f"/img/snapshot/{event_id}/..%2f..%2fedge.db", "/static/../app.py", "/static/%2e%2e/app.py"):
         assert client.get(path).status == 404, path
     outside = tmp_path / "secret.jpg"

@@ -268,3 +268,30 @@ def test_database_away_answers_503_without_the_password(central: str, config, se
     finally:
         server.start()
     assert client.get("/devices").status == 200
+
+
+def test_heatmap_stays_small_whatever_species_a_device_sent(config, serve, tmp_path: Path) -> None:  # noqa: ANN001
+    """Issue 22, item 4: a 10 MB species made the fleet heatmap page 251 MB. The collector now
+    rejects it (a label is at most 200 characters), and the page of a label at the bound stays small."""
+    from collector.messages import MAX_LABEL, Rejected, parse
+    from collector.sink import Message
+    from tests.fleet.helpers import event_history, event_row
+    from edge.publish.messages import event_message
+    from tests.fleet.helpers import context
+
+    db = str(tmp_path / "central.sqlite")
+    longest = "L" * MAX_LABEL
+    huge = json.loads(event_history("cam-h", 1)[0][1])
+    huge["species"] = "S" * (10 * 1024 * 1024)
+    ok = event_message(event_row("cam-h", 2, 1, species=longest), "new", context("cam-h"))
+    messages = [Message("trailcam/cam-h/events", parse("trailcam/cam-h/events", raw), raw)
+                for raw in (json.dumps(huge).encode(), ok.payload.encode())]
+    assert isinstance(messages[0].parsed, Rejected) and not isinstance(messages[1].parsed, Rejected)
+    sink = Sink(db)
+    try:
+        sink.write(messages)
+    finally:
+        sink.close()
+    page = serve(create_central_app(config, db)).get("/heatmap?from=2026-11-28&to=2026-11-30")
+    assert page.status == 200 and longest in page.text and "SSSS" not in page.text
+    assert len(page.text.encode()) < 100_000, len(page.text.encode())
