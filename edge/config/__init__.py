@@ -32,6 +32,7 @@ from edge.config.log import LoggingConfig
 from edge.config.model import ModelConfig
 from edge.config.mqtt import MqttConfig
 from edge.config.prior import PriorConfig
+from edge.config.repeats import RepeatsConfig
 from edge.config.retention import RetentionConfig
 from edge.config.station import StationConfig
 from edge.config.storage import StorageConfig
@@ -56,6 +57,7 @@ __all__ = [
     "LoggingConfig",
     "ModelConfig",
     "PriorConfig",
+    "RepeatsConfig",
     "StationConfig",
     "StorageConfig",
     "TaxonomyConfig",
@@ -87,6 +89,12 @@ class EdgeConfig(Section):
         description="Detect, then classify: a bird detector finds each bird in a wide frame (full frame "
                     "and tiles), and the classifier names each crop; counts become counts of individuals. "
                     "Without it each frame is classified whole, as before.")
+    repeats: RepeatsConfig = Field(
+        default_factory=RepeatsConfig,
+        description="Repeat-detection elimination with a detector: a box that recurs at the same place with the "
+                    "same look over many frames and days (a rock, a stump) is suppressed, recorded with flag "
+                    "`repeat` and never counted; a person may release a place (docs/edge.md, \"Repeat "
+                    "detections\").")
     classify: ClassifyConfig = Field(
         default_factory=ClassifyConfig,
         description="When a prediction counts as a species. Names in thresholds, allow and deny are a "

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import sqlite_utils
 
-from edge.store import counts, outbox, taxa
+from edge.store import counts, outbox, repeats, taxa
 
 
 SCHEMA_VERSION = 6
@@ -291,6 +291,10 @@ def _schema_v6(db: sqlite_utils.Database) -> None:
       visit out of effort and deployment spans. A partial index finds the few flagged frames.
     - clock_corrections: the clock corrections applied after the fact (edge/store/corrections.py,
       `edge clock correct`): who, when, camera, range, offset, frames and visits moved, why.
+    - repeat_places, repeat_days: each camera's places where the same thing was detected again
+      and again, their state (candidate, suppressed, released) and the days each was seen on
+      (edge/store/repeats.py: repeat-detection elimination); detections.flag `repeat` marks a
+      detection suppressed at such a place.
     The counts are recomputed by edge.store.counts in Python (the same code the writer runs),
     in the migration's transaction.
     """
@@ -342,6 +346,7 @@ def _schema_v6(db: sqlite_utils.Database) -> None:
                events INTEGER NOT NULL,
                reason TEXT
            )""")
+    repeats.create_tables(db.conn)
     counts.recount_all(db.conn)
 
 
