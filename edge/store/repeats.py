@@ -10,6 +10,7 @@ the rule), kept in the database so that it survives restarts, and what a person 
     list_places(conn, camera=, states=, min_repeats=)   `edge repeats list`, the web page
     get_place(conn, id)                           one of them
     release(conn, place_id, who, now)             a person says the place is a bird place
+    open_writer(path)                             the connection a release is written on
 
 Counting: suppression applies from the detection that makes the place due onwards. Detections
 counted before (`counted`, shown in the list) stay counted: each was a frame the station
@@ -228,6 +229,28 @@ def get_place(conn: Any, place_id: int) -> dict[str, Any] | None:
     return dict(zip(LIST_COLUMNS, row)) if row else None
 
 
+def open_writer(path: Any, busy_timeout_s: float = 30.0) -> sqlite3.Connection:
+    """A writing connection for a release (the CLI, the web app): a database of the current schema
+    that has the places; the daemon migrates, this never does. Raises StoreError."""
+    from pathlib import Path
+
+    import sqlite_utils
+
+    from edge.store.db import StoreError, connect, schema_version
+    from edge.store.schema import SCHEMA_VERSION
+
+    if not Path(path).exists():
+        raise StoreError(f"{path}: database not found")
+    conn = connect(Path(path), busy_timeout_s=busy_timeout_s)
+    version = schema_version(sqlite_utils.Database(conn)) or 0
+    if version != SCHEMA_VERSION or not has_tables(conn):
+        conn.close()
+        raise StoreError(f"{path}: schema version {version} without repeat places: "
+                         + ("upgrade trailcam" if version > SCHEMA_VERSION else
+                            "start the daemon once so that it migrates the database"))
+    return conn
+
+
 @dataclass(frozen=True)
 class Release:
     """What `release` did: the place as it is now, and whether it was released before already."""
@@ -258,4 +281,4 @@ def release(conn: sqlite3.Connection, place_id: int, who: str, now: datetime) ->
 
 
 __all__ = ["LIST_COLUMNS", "Observed", "Release", "RepeatError", "Verdict", "create_tables", "has_tables",
-           "get_place", "link_detections", "list_places", "observe", "release"]
+           "get_place", "link_detections", "list_places", "observe", "open_writer", "release"]
