@@ -35,6 +35,7 @@ import sqlite_utils
 
 import edge
 from edge.classify.decision import NOT_BIRD
+from edge.detect.repeats import REPEAT
 from edge.config import EdgeConfig
 from edge.ecology.deployments import Deployment, resolve_deployments
 from edge.ecology.media import (Frame, Selection, camera_folders, deployment_window, events, frames, latest_reviews,
@@ -354,6 +355,8 @@ class _Writer:
                 # The classifier's veto (issue 21): an animal the detector boxed that is no bird,
                 # so no bird taxon; counted nowhere else (no event, no tally).
                 kind, tags = "animal", f"decision:{NOT_BIRD}"
+            elif detection.repeat:  # a place suppressed as never moving (a rock): blank, tagged why
+                tags = f"decision:{REPEAT}"
             x, y, width, height = clamp_box(detection.ymin, detection.xmin, detection.ymax, detection.xmax)
             row = {**common, "observationID": f"{frame.sha256}:{detection.rank}",
                    "eventID": detection.event_uid or frame.event_uid, "observationType": kind,

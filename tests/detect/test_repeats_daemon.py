@@ -4,8 +4,9 @@ frame on three days, under the light of each frame → `edge run --once` with th
 detector and the AIY classifier → counted until its place is due ([repeats] min_repeats = 4,
 min_days = 2 here, to keep the run short), then recorded with flag `repeat` and never counted:
 no visit, no tally, no MQTT event (a real mosquitto). A real bird at that place is counted. Then
-the CLI: `edge repeats list`, `edge repeats release ID` (and a bad id: exit 2), and the decoy is
-counted again from the next run on.
+the exports (Camtrap DP: blank, tagged `decision:repeat`; COCO Camera Traps: left out), the CLI:
+`edge repeats list`, `edge repeats release ID` (and a bad id: exit 2), and the decoy is counted
+again from the next run on.
 
 The shared SSD finds the decoy at the same box in every frame (IoU 0.95-0.98 between frames, the
 look's correlation 0.99; the other birds pasted into the same square: IoU 0.82-0.85, look 0.5-0.7:
@@ -13,6 +14,7 @@ checked when the scene was chosen), so what is asserted is the daemon's, not luc
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import os
@@ -26,6 +28,7 @@ import pytest
 from PIL import Image, ImageEnhance
 
 from benchmarks.scenes import compose
+from tests.ecology.conftest import standards_dir  # noqa: F401 - the fixture (Camtrap DP 1.0.2, offline)
 from tests.fixtures.broker import Broker, Subscriber
 
 BACKDROP = "speciesnet__test_data_blank.jpg"
@@ -61,7 +64,7 @@ def _write(folder: Path, name: str, source: Path, backdrop: Image.Image, birds25
 @pytest.mark.broker
 def test_a_decoy_is_counted_until_due_then_suppressed_and_a_release_counts_it_again(
         birds25_dir: Path, trailcam_nobird_dir: Path, ssd_detector_dir: Path, aiy_model_dir: Path,
-        cli_env: dict[str, str], broker: Broker, tmp_path: Path) -> None:
+        cli_env: dict[str, str], broker: Broker, standards_dir: Path, tmp_path: Path) -> None:
     backdrop = Image.open(trailcam_nobird_dir / BACKDROP).convert("RGB")
     decoy = sorted((birds25_dir / "NORTHERN CARDINAL").glob("*.jpg"))[0]
     visitor = sorted((birds25_dir / "DOWNY WOODPECKER").glob("*.jpg"))[1]
@@ -93,8 +96,18 @@ min_days = 2
 [[cameras]]
 name = "{CAMERA}"
 path = "{camera}"
+[cameras.deployment]
+latitude = 40.71
+longitude = -74.0
 [storage]
 database = "{state / 'edge.db'}"
+[project]
+title = "Repeat detections"
+sampling_design = "opportunistic"
+license = "CC0-1.0"
+[[project.contributors]]
+title = "Ada Observer"
+role = "contact"
 [mqtt]
 enabled = true
 host = "{mqtt['host']}"
@@ -128,6 +141,27 @@ port = {mqtt['port']}
         assert sorted(n["species"] for n in news).count(SPECIES) == 3 and len(news) == 4
     finally:
         subscriber.close()
+
+    # The exports: a suppressed box is no animal (Camtrap DP: blank, tagged why, no count; COCO
+    # Camera Traps: no annotation); the package validates and its counts are `edge counts`.
+    env = dict(cli_env, XDG_CACHE_HOME=str(tmp_path / "cache"))
+    package = tmp_path / "package"
+    exported = _edge(["export", "camtrap-dp", "--config", str(config), "--out", str(package), "--validate",
+                      str(standards_dir)], env)
+    assert exported.returncode == 0 and "valid Camtrap DP 1.0.2 package" in exported.stdout, exported.stderr
+    with (package / "observations.csv").open(encoding="utf-8", newline="") as handle:
+        media = [r for r in csv.DictReader(handle) if r["observationLevel"] == "media"]
+    sha_of = dict(_query(db, "SELECT path, sha256 FROM frames"))
+    suppressed = {sha_of[r[0]] for r in decoys[3:]}
+    tagged = [r for r in media if r["mediaID"] in suppressed]
+    assert len(tagged) == 4 and all((r["observationType"], r["observationTags"], r["count"], r["scientificName"])
+                                    == ("blank", "decision:repeat", "", "") for r in tagged)
+    assert sum(r["observationType"] == "animal" for r in media) == 4  # three decoys counted, the visitor
+    coco_file = tmp_path / "coco.json"
+    exported = _edge(["export", "coco-ct", "--config", str(config), "--out", str(coco_file)], env)
+    assert exported.returncode == 0, exported.stderr
+    annotated = {a["image_id"] for a in json.loads(coco_file.read_text())["annotations"] if a.get("bbox")}
+    assert len(annotated) == 4 and not annotated & suppressed
 
     # The list: one suppressed place, its numbers; candidates on request.
     listed = _edge(["repeats", "list", "--config", str(config), "--format", "json"], cli_env)
