@@ -232,3 +232,32 @@ def test_off_without_rules(tmp_path: Path, rock) -> None:
     assert _counted(store) == 15
     assert store.db.execute("SELECT COUNT(*) FROM repeat_places").fetchone() == (0,)
     store.close()
+
+
+@pytest.mark.parametrize(("toml", "key", "problem"), [
+    ("[repeats]\niou_threshold = 0.4\n", "repeats.iou_threshold", "greater than 0.5"),
+    ("[repeats]\nmin_repeats = 1\n", "repeats.min_repeats", "greater than or equal to 2"),
+    ("[repeats]\nmin_days = 0\n", "repeats.min_days", "greater than or equal to 1"),
+    ("[repeats]\nmax_box_area = 1.5\n", "repeats.max_box_area", "less than or equal to 1"),
+    ('[repeats]\nenabled = "yes"\n', "repeats.enabled", "valid boolean"),
+    ("[repeats]\nmin_similarity = 0.9\nmin_simlarity = 0.8\n", "repeats.min_simlarity", "unknown key"),
+])
+def test_bad_settings_name_the_dotted_key(tmp_path: Path, toml: str, key: str, problem: str) -> None:
+    from edge.config import ConfigError, load_config
+
+    path = tmp_path / "edge.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+    assert f": {key}:" in str(caught.value) and problem in str(caught.value)
+
+
+def test_the_rules_of_the_configuration(tmp_path: Path) -> None:
+    from edge.config import load_config
+
+    path = tmp_path / "edge.toml"
+    path.write_text("[repeats]\nmin_repeats = 50\nmin_days = 5\n")
+    config = load_config(path, environ={})
+    assert RepeatRules.of(config.repeats) == RepeatRules(min_repeats=50, min_days=5)
+    path.write_text("[repeats]\nenabled = false\n")
+    assert RepeatRules.of(load_config(path, environ={}).repeats) is None
