@@ -173,7 +173,8 @@ def _forget(conn: Any, camera: str, captured: datetime, rules: RepeatRules) -> i
     """Drop the camera's candidates not seen for forget_after_days before `captured`."""
     cutoff = format_utc(captured - timedelta(days=rules.forget_after_days))
     stale = [row[0] for row in conn.execute(
-        "SELECT id FROM repeat_places WHERE camera = ? AND state = ? AND last_seen < ?", (camera, CANDIDATE, cutoff))]
+        # The state as a literal: SQLite uses the partial index (repeat_places_forget) only then.
+        f"SELECT id FROM repeat_places WHERE camera = ? AND state = '{CANDIDATE}' AND last_seen < ?", (camera, cutoff))]
     if stale:
         marks = ",".join("?" * len(stale))
         conn.execute(f"DELETE FROM repeat_days WHERE place_id IN ({marks})", stale)
