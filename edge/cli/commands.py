@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from edge import __version__
 from edge.cli import bridge, clock, export, install_service, models, report, status, tables, web
+from edge.cli import repeats
 from edge.config import ConfigError, EdgeConfig, load_config
 
 if TYPE_CHECKING:
@@ -897,6 +898,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.register(sub)
     report.register(sub)
     clock.register(sub)
+    repeats.register(sub)
     web.register(sub)
     return parser
 

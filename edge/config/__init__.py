@@ -34,6 +34,7 @@ from edge.config.mqtt import MqttConfig
 from edge.config.notify import NotifyConfig
 from edge.config.prior import PriorConfig
 from edge.config.privacy import PrivacyConfig
+from edge.config.repeats import RepeatsConfig
 from edge.config.retention import RetentionConfig
 from edge.config.station import StationConfig
 from edge.config.storage import StorageConfig
@@ -60,6 +61,7 @@ __all__ = [
     "NotifyConfig",
     "PriorConfig",
     "PrivacyConfig",
+    "RepeatsConfig",
     "StationConfig",
     "StorageConfig",
     "TaxonomyConfig",
@@ -91,6 +93,12 @@ class EdgeConfig(Section):
         description="Detect, then classify: a bird detector finds each bird in a wide frame (full frame "
                     "and tiles), and the classifier names each crop; counts become counts of individuals. "
                     "Without it each frame is classified whole, as before.")
+    repeats: RepeatsConfig = Field(
+        default_factory=RepeatsConfig,
+        description="Repeat-detection elimination with a detector: a box that recurs at the same place with the "
+                    "same look over many frames and days (a rock, a stump) is suppressed, recorded with flag "
+                    "`repeat` and never counted; a person may release a place (docs/edge.md, \"Repeat "
+                    "detections\").")
     classify: ClassifyConfig = Field(
         default_factory=ClassifyConfig,
         description="When a prediction counts as a species. Names in thresholds, allow and deny are a "

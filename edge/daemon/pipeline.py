@@ -30,6 +30,7 @@ from edge.ingest.capture_time import (
 from edge.config.classify import ClassifyConfig
 from edge.classify.decision import DecisionContext, label_aliases
 from edge.detect.analyse import FrameAnalyser
+from edge.detect.repeats import look_of
 from edge.ingest.imaging import FrameError
 from edge.ingest.frame_file import FrameRefused, FrameTooLarge, open_frame
 from edge.classify.model import Classifier, Prediction
@@ -197,8 +198,10 @@ class FrameProcessor:
             captured_at, source, time_flags = timed[0]
             predictions, decision, inference_ms = analysis.predictions, analysis.decision, analysis.inference_ms
             if analysis.birds is not None:
+                # Each crop's look goes with it: the store's repeat memory (edge/store/repeats.py)
+                # tells a rock seen again and again from a bird perching at the same place.
                 birds = [BirdRecord((b.box.ymin, b.box.xmin, b.box.ymax, b.box.xmax), b.box.score, b.box.label,
-                                    b.predictions, b.decision) for b in analysis.birds]
+                                    b.predictions, b.decision, look_of(b.crop)) for b in analysis.birds]
                 crops = [b.crop for b in analysis.birds]
             objects = [ObjectRecord(o.kind, (o.ymin, o.xmin, o.ymax, o.xmax), o.score, o.label) for o in analysis.others]
         except FrameError as error:

@@ -33,6 +33,7 @@ from edge.config.deployment import as_aware
 from edge.daemon.lifecycle import Daemon
 from edge.daemon.pipeline import FrameProcessor
 from edge.daemon.preflight import make_state_dir
+from edge.detect.repeats import RepeatRules
 from edge.ingest.capture_time import CameraClock, camera_clock
 from edge.operate.snapshots import SnapshotWriter, snapshot_folder
 from edge.store.clock_checks import ClockRules
@@ -57,6 +58,8 @@ def open_store(config: EdgeConfig, outbox_writer, classifier: Classifier, *, not
         # Frames that stay in the folder are their own redo log; moved or deleted ones are not.
         durable_commits=config.retention.after_processing != "keep",
         clock_rules=clock_rules(config),
+        # Repeat-detection elimination needs the detector's boxes: off on the whole-frame route.
+        repeat_rules=RepeatRules.of(config.repeats) if config.detector.enabled else None,
     )
     # The model's labels and the taxa a roll-up may count ("Turdus sp.", "Turdidae"), so that
     # reports can name every row.

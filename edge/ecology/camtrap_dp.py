@@ -38,6 +38,7 @@ import sqlite_utils
 
 import edge
 from edge.classify.decision import NOT_BIRD, UNCONFIRMED
+from edge.detect.repeats import REPEAT
 from edge.config import EdgeConfig
 from edge.ecology.deployments import Deployment, resolve_deployments
 from edge.ecology.media import (Frame, Selection, camera_folders, deployment_window, events, frames, latest_reviews,
@@ -376,6 +377,8 @@ class _Writer:
                 unsure = detection.flag == UNCONFIRMED
                 kind = "unknown" if unsure else "animal"
                 tags = f"decision:{UNCONFIRMED if unsure else NOT_BIRD}"
+            elif detection.repeat:  # a place suppressed as never moving (a rock): blank, tagged why
+                tags = f"decision:{REPEAT}"
             x, y, width, height = clamp_box(detection.ymin, detection.xmin, detection.ymax, detection.xmax)
             row = {**common, "observationID": f"{frame.sha256}:{detection.rank}",
                    "eventID": detection.event_uid or frame.event_uid, "observationType": kind,

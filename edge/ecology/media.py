@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from edge.config import EdgeConfig
 from edge.classify.decision import NOT_COUNTED_FLAGS
+from edge.detect.repeats import REPEAT
 from edge.ecology.deployments import Deployment
 from edge.store.times import format_utc, parse_utc
 
@@ -59,11 +60,17 @@ class Detection:
         return self.flag in NOT_COUNTED_FLAGS and not self.reviewed_species and self.review_state != "rejected"
 
     @property
+    def repeat(self) -> bool:
+        """A box at a place repeat-detection elimination suppressed (edge.detect.repeats.REPEAT: a
+        rock, a stump); no animal, never counted."""
+        return self.flag == REPEAT and not self.reviewed_species and self.review_state != "rejected"
+
+    @property
     def label(self) -> str | None:
         """What the bird counts as: a rejected bird is none, a corrected one its review's species,
         else the machine's (`unknown` for a crop the classifier could not name or denied; None
-        for one it judged not a bird: see `not_bird`)."""
-        if self.review_state == "rejected" or self.not_bird:
+        for one it judged not a bird, see `not_bird`, or a repeat, see `repeat`)."""
+        if self.review_state == "rejected" or self.not_bird or self.repeat:
             return None
         if self.reviewed_species:
             return self.reviewed_species

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import sqlite_utils
 
-from edge.store import counts, notifications, outbox, taxa
+from edge.store import counts, notifications, outbox, repeats, taxa
 
 
 SCHEMA_VERSION = 6
@@ -297,6 +297,10 @@ def _schema_v6(db: sqlite_utils.Database) -> None:
       in a frame, one row per box (kind 'person' | 'vehicle', box normalised to the oriented
       frame, detector score and label): never classified nor counted; the frame is one with a
       person (Camtrap DP `human`, kept private with [privacy] hide_people) or a vehicle.
+    - repeat_places, repeat_days: each camera's places where the same thing was detected again
+      and again, their state (candidate, suppressed, released) and the days each was seen on
+      (edge/store/repeats.py: repeat-detection elimination); detections.flag `repeat` marks a
+      detection suppressed at such a place.
     The counts are recomputed by edge.store.counts in Python (the same code the writer runs),
     in the migration's transaction.
     """
@@ -366,6 +370,7 @@ def _schema_v6(db: sqlite_utils.Database) -> None:
         );
         CREATE INDEX IF NOT EXISTS frame_objects_kind ON frame_objects (kind, frame_id);
         """)
+    repeats.create_tables(db.conn)
     counts.recount_all(db.conn)
 
 

@@ -31,8 +31,9 @@ from edge.store import clock_checks
 from edge.store.clock_checks import ClockRules
 from edge.store.db import StoreError, connect, immediate, schema_version
 from edge.store.counts import META_MIN_FRAMES, bump_tally, recount, stored_counts
+from edge.detect.repeats import RepeatRules
 from edge.store.events import DEFAULT_SPECIES_MIN_FRAMES, GROUP_BY_VALUES, SpeciesVotes, beyond_cap, counted, vote
-from edge.store import taxa
+from edge.store import repeats, taxa
 from edge.store.schema import MIGRATIONS, SCHEMA_VERSION
 from edge.store.times import format_utc, local_day, parse_utc
 
@@ -50,6 +51,8 @@ class BirdRecord:
     detector_label: str | None
     predictions: Sequence[Prediction]
     decision: Decision
+    # The crop's look (edge.detect.repeats.look_of), for repeat-detection elimination; None: untracked.
+    look: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -187,6 +190,8 @@ class Commit:
     # Events whose best crop is now one of this frame's birds: (snapshot file name, bird rank).
     # The daemon writes those crops after the commit (edge/operate/snapshots.py).
     snapshots: list[tuple[str, int]] = field(default_factory=list)
+    # What the repeat memory made of each detector bird (edge/store/repeats.py); [] when off.
+    repeats: list[Any] = field(default_factory=list)
 
     @property
     def frame_id(self) -> int:
@@ -243,6 +248,7 @@ class Store:
         retry_backoff_s: float = 30.0,
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
         clock_rules: ClockRules | None = None,
+        repeat_rules: RepeatRules | None = None,
     ):
         self.path = Path(path)
         self.station_tz = ZoneInfo(station_tz) if isinstance(station_tz, str) else station_tz
@@ -266,6 +272,8 @@ class Store:
         # The camera-clock checks (edge/store/clock_checks.py): [clock_checks] and each camera's
         # configured deployment start, handed in by wiring.open_store (the store reads no config).
         self.clock_rules = clock_rules if clock_rules is not None else ClockRules()
+        # Repeat-detection elimination ([repeats], edge/detect/repeats.py); None: off.
+        self.repeat_rules = repeat_rules
         # camera → its last trusted capture times in arrival order (loaded at its first frame).
         self._recent: dict[str, deque[datetime]] = {}
         # camera → [flags logged, frames] of its current run of doubtful frames: one WARNING a run.
@@ -319,6 +327,8 @@ class Store:
                 for step in range(version, SCHEMA_VERSION):
                     log.info("database %s: migrating schema %d → %d", self.path, step, step + 1)
                     MIGRATIONS[step](self.db)
+                # Schema 6 is unreleased: a database an earlier build of it made lacks these (idempotent).
+                repeats.create_tables(self.conn)
                 self.db["meta"].upsert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
                 if station_id:
                     self.db["meta"].upsert({"key": "station_id", "value": station_id}, pk="key")
@@ -504,6 +514,9 @@ class Store:
             # event id → this frame's birds counted in it (MaxN), in the order the groups joined.
             joined: dict[int, int] = {}
             group_events: list[tuple[BirdGroup, int]] = []
+            verdicts: list[repeats.Verdict] = []
+            if frame.status == "ok" and frame.captured_at and frame.birds and self.repeat_rules is not None:
+                frame, verdicts = self._repeats(frame, now)
             if frame.status == "ok" and frame.captured_at:
                 for group in frame.groups():
                     group_events.append((group, self._count_group(frame, group, joined, changes, days)))
@@ -559,13 +572,26 @@ class Store:
                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                     [(frame_id, rank, o.kind, *(float(v) for v in o.box), float(o.score), o.detector_label)
                      for rank, o in enumerate(frame.objects, start=1)])
+            repeats.link_detections(self.conn, frame_id, verdicts)
             messages = self._enqueue(changes, days, touched, now)
             if self.notifications is not None and changes:
                 self.notifications.queue(self.conn, changes, now)
         if frame.status == "ok" and frame.captured_at is not None:
             self._after_clock_check(frame, doubt, now)
         return Commit(self._committed(frame, frame_id, now, main[0] if main else None), changes, messages, days,
-                      attempts, retry_at, superseded, snapshots)
+                      attempts, retry_at, superseded, snapshots, verdicts)
+
+    def _repeats(self, frame: FrameRecord, now: datetime) -> tuple[FrameRecord, list[repeats.Verdict]]:
+        """The frame's birds through the camera's repeat memory (edge/store/repeats.py), before
+        anything is counted: a bird at a suppressed place comes back with the REPEAT decision
+        (kind none), so it joins no visit, tally or MQTT message, like a `not_bird`."""
+        assert frame.birds is not None and frame.captured_at is not None and self.repeat_rules is not None
+        captured = frame.captured_at.astimezone(timezone.utc)
+        verdicts = repeats.observe(self.conn, frame.camera, frame.birds, captured, self.local_day(captured), now,
+                                   self.repeat_rules)
+        if any(v.decision is not b.decision for v, b in zip(verdicts, frame.birds)):
+            frame = replace(frame, birds=[replace(b, decision=v.decision) for v, b in zip(verdicts, frame.birds)])
+        return frame, verdicts
 
     # -- camera clocks (rules: edge/store/clock_checks.py) ----------------------------------------
 

@@ -21,7 +21,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote
@@ -42,6 +42,7 @@ from edge.operate.snapshots import snapshot_folder
 from edge.operate.status_reader import collect_status
 from edge.store.db import StoreError, open_readonly, user_name
 from edge.store.known_taxa import KnownTaxa
+from edge.store import repeats as repeat_places
 from edge.store.reviews import (
     ACTIONS,
     Review,
@@ -220,6 +221,9 @@ class WebApp:
             Route("/img/snapshot/{event_id:int}", page(self.img_snapshot)),
             Route("/img/frame/{frame_id:int}", page(self.img_frame)),
             Route("/img/crop/{detection_id:int}", page(self.img_crop)),
+            Route("/repeats", page(self.repeats)),
+            Route("/repeats/{place_id:int}/release", write(self.release_form), methods=["POST"]),
+            Route("/img/repeat/{place_id:int}", page(self.img_repeat)),
             Route("/api/review", write(self.api_review), methods=["POST"]),
             Route("/api/undo", write(self.api_undo), methods=["POST"]),
             Route("/login", self._guard(self.login, login=False), methods=["GET", "POST"]),
@@ -518,6 +522,54 @@ class WebApp:
                 if found is not None:
                     return found
         return None
+
+    # ----- repeat detections (edge/store/repeats.py) ---------------------------------------------
+    async def repeats(self, request: Request, ctx: Context) -> Response:
+        """The places suppressed as repeats (a rock, a stump), then the released ones, each with its
+        picture and a Release button; the candidates closest to being suppressed below."""
+        def work(reader: Reader) -> Response:
+            places = repeat_places.list_places(reader.conn, limit=self.web.page_size)
+            candidates = repeat_places.list_places(reader.conn, states=("candidate",), min_repeats=2,
+                                                   limit=self.web.page_size)
+            return self._render("repeats.html", ctx, page="repeats", places=places, candidates=candidates,
+                                rules=self.config.repeats, pictures=self.web.frame_images)
+        return self._read(request, ctx, work)
+
+    async def img_repeat(self, request: Request, ctx: Context) -> Response:
+        """A place's picture: its box cut from the frame of its latest detection (ids only, the
+        frame read inside a camera folder or the archive, as every picture)."""
+        if not self.web.frame_images:
+            return Response("not found", 404)
+
+        def locate(reader: Reader) -> Any:
+            place = repeat_places.get_place(reader.conn, request.path_params["place_id"])
+            detection = reader.detection(place["detection_id"]) if place and place["detection_id"] else None
+            if detection is None:
+                return (None, None)
+            return (self._frame_path(reader.frame(detection["frame_id"])), place)
+        found = self._read(request, ctx, locate)
+        if isinstance(found, Response) or found[0] is None:
+            return found if isinstance(found, Response) else Response("not found", 404)
+        data = await run_in_threadpool(images.crop_jpeg, *found)
+        return Response(data, media_type="image/jpeg") if data else Response("not found", 404)
+
+    def _release(self, reviewer: str, place_id: int) -> repeat_places.Release:
+        with self._review_lock:  # the app's writes, one at a time
+            conn = repeat_places.open_writer(self.database, self.config.storage.busy_timeout_s)
+            try:
+                return repeat_places.release(conn, place_id, reviewer, datetime.now(UTC))
+            finally:
+                conn.close()
+
+    async def release_form(self, request: Request, ctx: Context) -> Response:
+        try:
+            done = await run_in_threadpool(self._release, ctx.user, request.path_params["place_id"])
+        except repeat_places.RepeatError as error:
+            return self._error(request, ctx, 404, str(error))
+        except StoreError as error:
+            return self._error(request, ctx, 503, str(error))
+        log.info("repeat place %d released by %s", done.place["id"], ctx.user)
+        return RedirectResponse("/repeats", 303)
 
     # ----- reviews -------------------------------------------------------------------------
     def _store(self) -> ReviewStore:
