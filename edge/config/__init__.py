@@ -33,6 +33,7 @@ from edge.config.model import ModelConfig
 from edge.config.mqtt import MqttConfig
 from edge.config.prior import PriorConfig
 from edge.config.retention import RetentionConfig
+from edge.config.sharing import SharingConfig
 from edge.config.station import StationConfig
 from edge.config.storage import StorageConfig
 from edge.config.taxonomy import TaxonomyConfig
@@ -56,6 +57,7 @@ __all__ = [
     "LoggingConfig",
     "ModelConfig",
     "PriorConfig",
+    "SharingConfig",
     "StationConfig",
     "StorageConfig",
     "TaxonomyConfig",
@@ -79,6 +81,10 @@ class EdgeConfig(Section):
         default_factory=ProjectConfig,
         description="The project the data belongs to: title, contributors, licence, sampling design. Only "
                     "the exports (Camtrap DP, COCO Camera Traps) and `edge report` read it.")
+    sharing: SharingConfig = Field(
+        default_factory=SharingConfig,
+        description="What citizen-science portals need: eBird's country and state codes, iNaturalist's "
+                    "geoprivacy. Only `edge export ebird` and `edge export inaturalist` read it.")
     model: ModelConfig = Field(
         default_factory=ModelConfig,
         description="Which classifier to load and how to read its labels.")
