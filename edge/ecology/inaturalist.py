@@ -15,7 +15,7 @@ iNaturalist takes observations two ways, and the folder serves both:
   observed, Description, Place name, Latitude / y coord / northing, Longitude / x coord /
   easting, Tags, Geoprivacy. The date is `YYYY-MM-DD HH:MM:SS +HHMM` (an offset the importer
   reads as the zone). That importer takes no photos and no coordinate precision: both are in
-  the Description ("photo: photos/…", "±30 m").
+  the Description ("photo: photos/…", "within 30 m").
 
 iNaturalist's rule is one organism per observation: a visit with a dove and a woodpecker is two
 observations that share the photo (its FAQ says to duplicate the photo). The taxon is the
@@ -146,7 +146,7 @@ def description(sighting: Sighting, place: Place, photo: str) -> str:
            f"identified by the model {sighting.model_id or '?'}"
            + (f" with confidence {sighting.confidence:.2f}" if sighting.confidence is not None else "")
            + ", not reviewed by a person")
-    where = f"coordinates ±{place.uncertainty_m} m" if place.uncertainty_m else "coordinates of the camera"
+    where = f"coordinates within {place.uncertainty_m} m" if place.uncertainty_m else "coordinates of the camera"
     model = f"; model {sighting.model_id}" if sighting.reviewed and sighting.model_id else ""
     return (f"Trail camera photo ({place.camera}); {who}{model}; at most {sighting.individuals} in one photo "
             f"of the visit; {where}; photo: {photo}")
