@@ -49,6 +49,7 @@ from PIL import Image
 
 from edge.classify.labels import Label, LabelError, embedded_labels, load_labels_file
 from edge.classify.model import ModelError, load_interpreter_class, sha256_file
+from edge.classify.runtime_notices import runtime_notices_hidden
 from edge.detect.boxes import nms
 
 # A first label line meaning "class numbers start at 1 in this file" (TF model zoo convention).
@@ -296,8 +297,9 @@ class Detector:
         except ModelError as error:
             raise DetectorError(str(error)) from None
         try:
-            self._interpreter = interpreter_class(model_path=str(path), num_threads=threads)
-            self._interpreter.allocate_tensors()
+            with runtime_notices_hidden():  # the runtime's XNNPACK INFO line
+                self._interpreter = interpreter_class(model_path=str(path), num_threads=threads)
+                self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as error:
             raise DetectorError(f"{path}: the TFLite runtime cannot load it: {error}") from None
         inputs = self._interpreter.get_input_details()
