@@ -243,8 +243,12 @@ def build_parser() -> argparse.ArgumentParser:
 # Commands
 
 
-def _quiet_tensorflow() -> None:
+def _quiet_tensorflow(task: str = "running") -> None:
+    """Import TensorFlow without its start-up noise, and say once when there is no GPU."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from trainer.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly(task)
 
 
 CONFIG_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
@@ -356,7 +360,7 @@ def _take_init_source_shape(values: dict[str, Any]) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    _quiet_tensorflow()
+    _quiet_tensorflow("training")
     from trainer.train import train
 
     result = train(config)
@@ -385,6 +389,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         for pair in report["most_confused"]:
             print(f"  {pair['true']} -> {pair['predicted']}: {pair['count']}")
     print(f"report: {report['report_path']}  confusion matrix: {report['confusion_png']}")
+    for warning in report.get("warnings", []):
+        print(f"trainer: warning: {warning}", file=sys.stderr)
     return 0
 
 
@@ -426,10 +432,12 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_data_check(args: argparse.Namespace) -> int:
-    from trainer.data_check import check_tree, format_report, has_problems
+    from trainer.data_check import check_tree, format_report, has_problems, small_split_warning
 
     report = check_tree(args.data_dir, expect_size=args.expect_size or None)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
+    for split in report["small_splits"]:
+        print(f"trainer: warning: {small_split_warning(split)}", file=sys.stderr)
     return 1 if args.strict and has_problems(report) else 0
 
 

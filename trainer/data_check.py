@@ -70,6 +70,7 @@ def check_tree(root: Path, expect_size: int | None = 224, workers: int = 4) -> d
         (cross if len({g.split for g in group}) > 1 else within).append(entry)
 
     reference = classes_by_split.get("train", classes_by_split.get("all", []))
+    totals = {split: sum(c.values()) for split, c in counts.items()}
     return {
         "root": str(root),
         "layout": "kaggle" if "train" in split_dirs else "single",
@@ -86,7 +87,39 @@ def check_tree(root: Path, expect_size: int | None = 224, workers: int = 4) -> d
         "wrong_size": sorted(wrong_size, key=lambda p: p["path"]),
         "cross_split_duplicates": sorted(cross, key=lambda d: d["paths"]),
         "within_split_duplicates": sorted(within, key=lambda d: d["paths"]),
+        "small_splits": small_splits(totals, len(reference)),
     }
+
+
+# A held-out split smaller than this measures nothing: with 20 images one image moves top-1 by
+# 5 points, and a class needs a couple of images for its recall to mean anything.
+MIN_HELD_OUT_IMAGES = 20
+MIN_HELD_OUT_PER_CLASS = 2
+# The trainer's default fractions when it splits a single tree itself (trainer train --val-fraction,
+# --test-fraction).
+DEFAULT_FRACTIONS = {"valid": 0.15, "test": 0.10}
+
+
+def small_splits(totals: dict[str, int], classes: int) -> list[dict]:
+    """The held-out splits (val, test; for a single tree, the ones the trainer will cut with its
+    default fractions) too small to measure anything: each with its images and the minimum."""
+    minimum = max(MIN_HELD_OUT_IMAGES, MIN_HELD_OUT_PER_CLASS * classes)
+    if "all" in totals:
+        held_out = {split: int(totals["all"] * fraction) for split, fraction in DEFAULT_FRACTIONS.items()}
+        estimated = True
+    else:
+        held_out = {split: n for split, n in totals.items() if split in ("val", "valid", "test")}
+        estimated = False
+    return [{"split": split, "images": n, "minimum": minimum, "estimated": estimated}
+            for split, n in held_out.items() if n < minimum]
+
+
+def small_split_warning(entry: dict) -> str:
+    """One small split in words (`trainer data check` prints it as a warning)."""
+    about = "about " if entry["estimated"] else ""
+    return (f"split {entry['split']!r} has {about}{entry['images']} images, fewer than {entry['minimum']}: too few to "
+            "measure anything (one image moves its top-1 by "
+            f"{100 / max(entry['images'], 1):.0f} points); add images or use larger fractions")
 
 
 def has_problems(report: dict) -> bool:

@@ -113,7 +113,22 @@ def metrics_from(probabilities: np.ndarray, labels: np.ndarray, class_names: lis
             {"true": class_names[i], "predicted": class_names[j], "count": count} for count, i, j in off_diagonal[:top_pairs]
         ],
         "confusion_matrix": matrix.tolist(),
+        "warnings": one_class_warnings(predicted, labels, class_names),
     }
+
+
+def one_class_warnings(predicted: np.ndarray, labels: np.ndarray, class_names: list[str]) -> list[str]:
+    """A model that gives every image the same class has learnt nothing to tell them apart (a
+    collapsed run, a wrong input scale): its top-1 is just that class's share, which can look
+    respectable on a lopsided split. Said in words, since the numbers alone hide it."""
+    if len(predicted) < 2 or len(np.unique(labels)) < 2:
+        return []
+    chosen = np.unique(predicted)
+    if len(chosen) != 1:
+        return []
+    name = class_names[int(chosen[0])]
+    return [f"the model predicts {name!r} for all {len(predicted)} images of {len(np.unique(labels))} classes: it "
+            "tells nothing apart (top-1 is only that class's share); check the run's data, input scale and training"]
 
 
 def plot_confusion(matrix: np.ndarray, class_names: list[str], path: Path) -> None:

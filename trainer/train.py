@@ -410,6 +410,8 @@ class _PhaseFit:
         return saved
 
     def __call__(self, phase: str, until: int) -> None:
+        import keras
+
         from trainer.callbacks import EpochLine, ResumableEarlyStopping, RunState, read_weights
 
         config, model, state = self.config, self.model, self.state
@@ -430,7 +432,11 @@ class _PhaseFit:
                                        mode=_monitor_mode(config.early_stopping_monitor),
                                        restore_best_weights=True)
         # early before RunState: the state.json of an epoch holds early stopping's view of it.
-        callbacks = [EpochLine(self.stream), early,
+        # On a terminal Keras draws a progress bar; its own logger runs after the callbacks given
+        # here, so the epoch line would land at the end of the unfinished bar. Given first, the
+        # bar ends its line before the epoch line is printed (Keras uses a ProgbarLogger it is given).
+        progress = [keras.callbacks.ProgbarLogger()] if self.verbose else []
+        callbacks = [*progress, EpochLine(self.stream), early,
                      RunState(self.run_dir, self.ckpt_dir, config.early_stopping_monitor, state,
                               config.keep_checkpoints, phase, early),
                      *self.extra_callbacks]

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from edge.classify.labels import Label, LabelError, embedded_labels, load_labels_file, with_taxonomy
+from edge.classify.runtime_notices import runtime_notices_hidden
 
 BUNDLE_FORMAT = "trailcam-bundle"
 RUNTIME_ENV = "TRAILCAM_TFLITE_RUNTIME"  # "ai-edge-litert" | "tflite-runtime": force one (benchmarks, tests)
@@ -225,8 +226,9 @@ class TFLiteModel:
         self.path = Path(tflite_path)
         interpreter_class, self.runtime = load_interpreter_class()
         try:
-            self._interpreter = interpreter_class(model_path=str(self.path), num_threads=threads)
-            self._interpreter.allocate_tensors()
+            with runtime_notices_hidden():  # the runtime's XNNPACK INFO line
+                self._interpreter = interpreter_class(model_path=str(self.path), num_threads=threads)
+                self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as error:
             raise ModelError(f"{self.path}: the TFLite runtime cannot load it: {error}") from None
         inputs = self._interpreter.get_input_details()

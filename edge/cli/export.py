@@ -46,6 +46,9 @@ def register(subparsers) -> None:
     from edge.cli import ecology  # camtrap-dp, coco-ct
 
     ecology.register(sub)
+    from edge.cli import share  # ebird, inaturalist
+
+    share.register(sub)
 
     from edge.cli.events_export import add_events_parser  # its own module: edge/operate/events_export.py
     add_events_parser(sub)

@@ -36,6 +36,7 @@ from edge.config.prior import PriorConfig
 from edge.config.privacy import PrivacyConfig
 from edge.config.repeats import RepeatsConfig
 from edge.config.retention import RetentionConfig
+from edge.config.sharing import SharingConfig
 from edge.config.station import StationConfig
 from edge.config.storage import StorageConfig
 from edge.config.taxonomy import TaxonomyConfig
@@ -62,6 +63,7 @@ __all__ = [
     "PriorConfig",
     "PrivacyConfig",
     "RepeatsConfig",
+    "SharingConfig",
     "StationConfig",
     "StorageConfig",
     "TaxonomyConfig",
@@ -85,6 +87,10 @@ class EdgeConfig(Section):
         default_factory=ProjectConfig,
         description="The project the data belongs to: title, contributors, licence, sampling design. Only "
                     "the exports (Camtrap DP, COCO Camera Traps) and `edge report` read it.")
+    sharing: SharingConfig = Field(
+        default_factory=SharingConfig,
+        description="What citizen-science portals need: eBird's country and state codes, iNaturalist's "
+                    "geoprivacy. Only `edge export ebird` and `edge export inaturalist` read it.")
     model: ModelConfig = Field(
         default_factory=ModelConfig,
         description="Which classifier to load and how to read its labels.")

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from edge.classify.model import ModelError, load_interpreter_class
+from edge.classify.runtime_notices import runtime_notices_hidden
 
 # The input size of an ONNX detector whose input dimensions are dynamic and whose metadata says
 # nothing: MegaDetector v6 and the YOLO family are trained at 640x640.
@@ -76,8 +77,9 @@ class TFLiteRuntime:
     def __init__(self, path: Path, threads: int = 2) -> None:
         interpreter_class, self.name = load_interpreter_class()
         try:
-            self.interpreter = interpreter_class(model_path=str(path), num_threads=threads)
-            self.interpreter.allocate_tensors()
+            with runtime_notices_hidden():  # the runtime's XNNPACK INFO line
+                self.interpreter = interpreter_class(model_path=str(path), num_threads=threads)
+                self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as error:
             raise RuntimeLoadError(f"{path}: the TFLite runtime cannot load it: {error}") from None
         inputs = self.interpreter.get_input_details()

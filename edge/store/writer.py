@@ -324,8 +324,13 @@ class Store:
                                 self.station_tz.key, self.station_tz.key, stored[0])
                 self.db["meta"].upsert({"key": "timezone", "value": self.station_tz.key}, pk="key")
                 self.db["meta"].upsert({"key": META_MIN_FRAMES, "value": str(self.species_min_frames)}, pk="key")
+                # A new database is created by the same steps; it says one line, not one per step
+                # (five "migrating" lines on a first start read like an upgrade going on).
+                if version == 0:
+                    log.info("database %s: created, schema %d", self.path, SCHEMA_VERSION)
                 for step in range(version, SCHEMA_VERSION):
-                    log.info("database %s: migrating schema %d → %d", self.path, step, step + 1)
+                    if version:
+                        log.info("database %s: migrating schema %d → %d", self.path, step, step + 1)
                     MIGRATIONS[step](self.db)
                 # Schema 6 is unreleased: a database an earlier build of it made lacks these (idempotent).
                 repeats.create_tables(self.conn)
