@@ -44,8 +44,9 @@ $(MIN_VENV)/.stamp: pyproject.toml $(MIN_CONSTRAINTS)
 min-venv: $(MIN_VENV)/.stamp
 
 # The whole TensorFlow-free edge suite (about 2 minutes on two pytest-xdist workers): every area there uses
-# one of the floored dependencies, and tests needing trainer-built models skip (no TensorFlow).
-MIN_TESTS ?= tests/test_dependency_floors.py tests/edge tests/mqtt tests/field tests/web
+# one of the floored dependencies, and tests needing trainer-built models skip (no TensorFlow); and the
+# detector's pure box arithmetic (NMS), which needs no TensorFlow either.
+MIN_TESTS ?= tests/test_dependency_floors.py tests/edge tests/mqtt tests/field tests/web tests/detect/test_boxes_tiles.py tests/detect/test_nms.py
 
 ## The edge tests on the lowest declared versions.
 test-min: min-venv system-deps
