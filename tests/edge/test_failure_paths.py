@@ -42,7 +42,7 @@ DAMAGED = {
     "feb30": (b"2026:02:30 10:00:00", None, "mtime", None),
     "hour25": (b"2026:05:01 25:00:00", None, "mtime", None),
     "garbage": (b"\xff\xfe\x00\x01garbage", None, "mtime", None),
-    "year1": (b"0001:01:01 00:00:00", None, "mtime", None),            # in UTC+2 it would be year 0
+    "year1": (b"0001:01:01 00:00:00", None, "mtime", None),            # east of UTC (Tokyo) it would be year 0
     "year1-offset": (b"0001:01:01 00:30:00", b"+01:00", "mtime", None),
     "year9999": (b"9999:12:31 23:59:59", None, "mtime", None),         # + the visit window: year 10000
     "offset+25": (b"2026:05:01 10:00:00", b"+25:00", "exif-local", "malformed-offset"),
