@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.fixtures.models", "tests.fixtures.broker", "tests.fixtures.disk", "tests.fixtures.postgres"]
+from tests.fixtures.require import missing
+
+pytest_plugins = ["tests.fixtures.models", "tests.fixtures.broker", "tests.fixtures.disk", "tests.fixtures.postgres",
+                  "tests.fixtures.skip_budget"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DIR = Path(os.environ.get("TRAILCAM_SHARED", REPO_ROOT.parent / "shared"))
@@ -27,7 +30,7 @@ def repo_root() -> Path:
 def birds25_dir() -> Path:
     path = SHARED_DIR / "data" / "birds25"
     if not path.is_dir():
-        pytest.skip(f"real photographs not available: {path} is absent (../shared is not beside the checkout)")
+        missing("SHARED", f"real photographs not available: {path} is absent (../shared is not beside the checkout)")
     return path
 
 
@@ -37,7 +40,7 @@ def trailcam_nobird_dir() -> Path:
     SOURCE.md and manifest.json): never copied into the repository, read from ../shared."""
     path = SHARED_DIR / "data" / "trailcam-nobird"
     if not (path / "manifest.json").is_file():
-        pytest.skip(f"real camera-trap frames not available: {path}/manifest.json is absent "
+        missing("SHARED", f"real camera-trap frames not available: {path}/manifest.json is absent "
                     "(../shared is not beside the checkout)")
     return path
 
@@ -46,7 +49,7 @@ def trailcam_nobird_dir() -> Path:
 def aiy_model_dir() -> Path:
     path = SHARED_DIR / "models" / "aiy_birds_v1"
     if not (path / "model.tflite").is_file():
-        pytest.skip(f"AIY birds model not available: {path}/model.tflite is absent")
+        missing("SHARED", f"AIY birds model not available: {path}/model.tflite is absent")
     return path
 
 
@@ -55,7 +58,7 @@ def birdnet_geo_dir() -> Path:
     """BirdNET's species-range model (CC BY-NC-SA 4.0): the .tflite and its 6,522 labels."""
     path = SHARED_DIR / "models" / "birdnet_geo_v2_4"
     if not (path / "BirdNET_GLOBAL_6K_V2.4_MData_Model_V2_FP16.tflite").is_file():
-        pytest.skip(f"BirdNET range model not available: {path}/BirdNET_GLOBAL_6K_V2.4_MData_Model_V2_FP16.tflite "
+        missing("SHARED", f"BirdNET range model not available: {path}/BirdNET_GLOBAL_6K_V2.4_MData_Model_V2_FP16.tflite "
                     "is absent (../shared is not beside the checkout)")
     return path
 
@@ -65,7 +68,7 @@ def ssd_detector_dir() -> Path:
     """The COCO SSD MobileNet v1 detector (detect.tflite + labels.txt; "bird" is class 15)."""
     path = SHARED_DIR / "models" / "ssd_mobilenet_v1_coco"
     if not (path / "detect.tflite").is_file():
-        pytest.skip(f"SSD detector not available: {path}/detect.tflite is absent")
+        missing("SHARED", f"SSD detector not available: {path}/detect.tflite is absent")
     return path
 
 

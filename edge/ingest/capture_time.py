@@ -56,8 +56,16 @@ AMBIGUOUS, NONEXISTENT, MALFORMED_OFFSET = "ambiguous", "nonexistent", "malforme
 CORRECTED = "+corrected"
 
 
+# Years an EXIF time may have. A damaged or placeholder date outside them (0001:01:01, 9999:...)
+# is no camera's clock, and the arithmetic on it (its zone or offset to UTC, the camera's
+# correction, the visit window) would leave datetime's range: OverflowError, a lost frame.
+# Clock resets (1970, 2000) stay inside and are flagged by the clock checks instead.
+PLAUSIBLE_YEARS = range(1900, 3000)
+
+
 def parse_exif_datetime(value: object) -> datetime | None:
-    """'2026:11:28 23:59:30' → naive datetime; None for blanks and placeholders like 0000:00:00."""
+    """'2026:11:28 23:59:30' → naive datetime; None for blanks, placeholders like 0000:00:00 or
+    `    :  :     :  :  `, impossible dates (month 13) and years outside PLAUSIBLE_YEARS."""
     if isinstance(value, bytes):
         value = value.decode("ascii", "replace")
     if not isinstance(value, str):
@@ -65,9 +73,10 @@ def parse_exif_datetime(value: object) -> datetime | None:
     text = value.strip().rstrip("\x00").strip()
     for pattern in ("%Y:%m:%d %H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y:%m:%dT%H:%M:%S"):
         try:
-            return datetime.strptime(text[:19], pattern)
+            parsed = datetime.strptime(text[:19], pattern)
         except ValueError:
             continue
+        return parsed if parsed.year in PLAUSIBLE_YEARS else None
     return None
 
 

@@ -153,10 +153,11 @@ def test_scene_jpeg_decodes_to_the_same_frame() -> None:
 @pytest.fixture(scope="module")
 def nobird_dir() -> Path:
     from tests.conftest import SHARED_DIR
+    from tests.fixtures.require import missing
 
     path = SHARED_DIR / "data" / "trailcam-nobird"
     if not path.is_dir():
-        pytest.skip(f"real camera-trap frames not available: {path} is absent (../shared is not beside the checkout)")
+        missing("SHARED", f"real camera-trap frames not available: {path} is absent (../shared is not beside the checkout)")
     return path
 
 

@@ -27,6 +27,7 @@ from edge.classify.model import Prediction
 from edge.store.reviews import ReviewStore
 from edge.store.writer import BirdRecord, FrameRecord, Store
 from tests.conftest import SHARED_DIR
+from tests.fixtures.require import missing
 
 T0 = datetime(2026, 5, 1, 6, 0, 0, tzinfo=timezone.utc)  # 08:00 in Berlin
 ZONE = "Europe/Berlin"
@@ -42,7 +43,7 @@ LABELS = [Label(0, "robin", "Erithacus rubecula", "European Robin"), Label(1, "j
 def standards_dir() -> Path:
     path = SHARED_DIR / "standards" / "camtrap-dp-1.0.2"
     if not (path / "camtrap-dp-profile.json").is_file():
-        pytest.skip(f"Camtrap DP 1.0.2 files not available: {path} is absent (../shared is not beside the checkout)")
+        missing("SHARED", f"Camtrap DP 1.0.2 files not available: {path} is absent (../shared is not beside the checkout)")
     return path
 
 

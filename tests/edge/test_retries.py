@@ -26,6 +26,7 @@ from edge.daemon.pipeline import is_transient
 from edge.store.writer import FrameRecord, Store
 from edge.store.db import open_readonly
 from tests.edge.conftest import count_rows, jpeg_bytes, query_rows, wait_for, write_toml
+from tests.fixtures.require import missing
 
 DROP_CAPS = ["setpriv", "--inh-caps=-all", "--bounding-set=-dac_override,-dac_read_search", "--"]
 
@@ -36,13 +37,13 @@ def unprivileged(tmp_path_factory) -> list[str]:
     if os.geteuid() != 0:
         return []  # permissions apply already
     if shutil.which("setpriv") is None:
-        pytest.skip("running as root and setpriv (util-linux) is not installed: cannot make a file unreadable")
+        missing("SETPRIV", "running as root and setpriv (util-linux) is not installed: cannot make a file unreadable")
     probe = tmp_path_factory.mktemp("caps") / "locked"
     probe.write_text("x")
     probe.chmod(0)
     denied = subprocess.run([*DROP_CAPS, "cat", str(probe)], capture_output=True, text=True)
     if denied.returncode == 0 or "Permission denied" not in denied.stderr:
-        pytest.skip(f"dropping CAP_DAC_OVERRIDE with setpriv does not deny a read here: {denied.stderr.strip()!r}")
+        missing("SETPRIV", f"dropping CAP_DAC_OVERRIDE with setpriv does not deny a read here: {denied.stderr.strip()!r}")
     return DROP_CAPS
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from edge.config import EdgeConfig
 from edge.operate.service import CREDENTIAL_FILE, DROPIN_NAME, UNIT_NAME, Installer, render_config_skeleton, render_paths_dropin, render_unit
+from tests.fixtures.require import missing
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -99,7 +100,7 @@ def test_checked_in_unit_is_the_rendered_one():
 def systemd_analyze() -> str:
     path = shutil.which("systemd-analyze")
     if path is None:
-        pytest.skip("systemd-analyze absent; `make system-deps` installs it")
+        missing("SYSTEMD", "systemd-analyze absent; `make system-deps` installs it")
     return path
 
 

@@ -18,6 +18,7 @@ from edge.operate.service import (
     render_unit,
     render_web_unit,
 )
+from tests.fixtures.require import missing
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -36,7 +37,7 @@ def test_the_shipped_unit_is_the_rendered_one() -> None:
 def systemd_analyze() -> str:
     path = shutil.which("systemd-analyze")
     if path is None:
-        pytest.skip("systemd-analyze absent; `make system-deps` installs it")
+        missing("SYSTEMD", "systemd-analyze absent; `make system-deps` installs it")
     return path
 
 
