@@ -42,7 +42,7 @@ from pathlib import Path
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge.fleet.db import connect, engine_of
+from fleet.db import connect, engine_of
 from edge.publish.messages import MessageContext, event_message
 from edge.store.times import format_utc
 from tests.fixtures.broker import Broker

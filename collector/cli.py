@@ -14,18 +14,14 @@ import os
 import sys
 from pathlib import Path
 
+from edge.cli.common import positive_int  # one set of argparse types for both commands
+
 
 def _broker(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise argparse.ArgumentTypeError(f"{text!r}: expected HOST:PORT, e.g. broker.example.org:8883")
     return host.strip("[]"), int(port)
-
-
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive whole number")
-    return int(text)
 
 
 def _duration(text: str):  # noqa: ANN202 - a timedelta
@@ -63,10 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--ca-file", default=None, help="CA certificate for the broker (implies --tls)")
     run.add_argument("--cert-file", default=None, help="client certificate (with --key-file; implies --tls)")
     run.add_argument("--key-file", default=None, help="client key")
-    run.add_argument("--batch-size", type=_positive, default=500, help="most messages per transaction")
-    run.add_argument("--batch-ms", type=_positive, default=50,
+    run.add_argument("--batch-size", type=positive_int, default=500, help="most messages per transaction")
+    run.add_argument("--batch-ms", type=positive_int, default=50,
                      help="longest wait after a batch's first message before it is written (milliseconds)")
-    run.add_argument("--receive-maximum", type=_positive, default=2000,
+    run.add_argument("--receive-maximum", type=positive_int, default=2000,
                      help="most unacknowledged messages the broker may send (MQTT 5 Receive Maximum)")
     run.add_argument("--session-expiry", type=_duration, default="7d",
                      help="how long the broker keeps this collector's session and queue while it is away")
@@ -131,8 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=getattr(args, "log_level", "INFO"), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from edge.fleet.db import CentralDbError
-    from edge.fleet.schema import SchemaError
+    from fleet.db import CentralDbError
+    from fleet.schema import SchemaError
 
     try:
         if args.command == "run":

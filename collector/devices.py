@@ -10,16 +10,16 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from edge.fleet import db as central
-from edge.fleet.devices import COLUMNS, parse_duration, read_devices
-from edge.fleet.schema import create_schema
+from fleet import db as central
+from fleet.devices import COLUMNS, parse_duration, read_devices
+from fleet.schema import create_schema
 
 __all__ = ["COLUMNS", "list_devices", "parse_duration", "render_table"]
 
 
 def list_devices(db: str, *, silent_after: timedelta, now: datetime | None = None) -> list[dict[str, Any]]:
     """Every device, ordered by id, each with `silent` (bool) and `silent_for_s` (the rule is
-    edge.fleet.devices', shared with the web app's fleet view)."""
+    fleet.devices', shared with the web app's fleet view)."""
     engine = central.engine_of(db)
     conn = central.connect(db)
     try:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any
 
-from edge.fleet.schema import CHANGE_RANK, event_order_key
+from fleet.schema import CHANGE_RANK, event_order_key
 from edge.store.times import format_utc
 
 PAYLOAD_SCHEMA = 1  # the newest payload schema this collector understands (edge.publish.messages)

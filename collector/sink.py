@@ -43,8 +43,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from collector.messages import CountRow, EventRow, Ignored, InfoRow, Parsed, Rejected, StatusRow, rejected
-from edge.fleet import db as central
-from edge.fleet.schema import create_schema
+from fleet import db as central
+from fleet.schema import create_schema
 from edge.store.times import format_utc
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from typing import Any
 
 import keras
 
-from trainer.train import STATE_FILE, _monitor_mode, _write_json, epoch_log, format_epoch_line
+from trainer.run_folder import STATE_FILE, epoch_log, format_epoch_line, monitor_mode, write_json
 
 
 def improved(value: float, best: float | None, mode: str) -> bool:
@@ -102,7 +102,7 @@ class RunState(keras.callbacks.Callback):
                  early: ResumableEarlyStopping) -> None:
         super().__init__()
         self.run_dir, self.ckpt_dir, self.monitor, self.state, self.keep, self.phase = run_dir, ckpt_dir, monitor, state, keep, phase
-        self.mode = _monitor_mode(monitor)
+        self.mode = monitor_mode(monitor)
         self.early = early
 
     def _save_early_stopping(self, epoch: int) -> None:
@@ -134,8 +134,8 @@ class RunState(keras.callbacks.Callback):
         self.model.save(self.ckpt_dir / name)
         self._save_early_stopping(epoch)
         self.state.update(epoch=epoch + 1, checkpoint=name, phase=self.phase)
-        _write_json(self.ckpt_dir / STATE_FILE, self.state)
-        _write_json(self.run_dir / "history.json", history)
+        write_json(self.ckpt_dir / STATE_FILE, self.state)
+        write_json(self.run_dir / "history.json", history)
         old = sorted(self.ckpt_dir.glob("epoch-*.keras"))[: -self.keep] if self.keep > 0 else []
         keep_best = self.state["early_stopping"]["best_weights"]
         old += [p for p in self.ckpt_dir.glob("early-stopping-best-*.npz") if p.name != keep_best]

@@ -59,7 +59,7 @@ def resolve_model(target: Path) -> ModelSource:
 def predict(source: ModelSource, images: np.ndarray) -> np.ndarray:
     """Probabilities [n, classes] for uint8 images [n, s, s, 3]."""
     if source.kind == "keras":
-        from trainer.export import load_keras_model
+        from trainer.models import load_keras_model
 
         model = load_keras_model(source.path)
         return np.asarray(model.predict(images.astype(np.float32), batch_size=32, verbose=0))

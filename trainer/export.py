@@ -67,14 +67,6 @@ class RunInfo:
         return cls(run_dir, config, class_names, data, read_run_taxonomy(run_dir))
 
 
-def load_keras_model(path: Path):
-    import keras
-
-    import trainer.models  # noqa: F401  registers the custom preprocessing layer
-
-    return keras.models.load_model(path, compile=False)
-
-
 def _float32_config(node):
     """A model config with every mixed-precision dtype policy replaced by float32."""
     if isinstance(node, dict):
@@ -300,6 +292,8 @@ def _convert_with_reference(run: RunInfo, quantize: str, calibration: np.ndarray
                             x_eval: np.ndarray) -> tuple[bytes, np.ndarray]:
     """(the TFLite flatbuffer, the Keras model's probabilities on the held-out images): the
     reference the converted model must agree with."""
+    from trainer.models import load_keras_model
+
     model = load_keras_model(run.run_dir / "best.keras")
     log.info("converting %s with quantization %s", run.run_dir / "best.keras", quantize)
     tflite_bytes = convert(model, quantize, calibration)

@@ -122,7 +122,7 @@ def load_widened(source: InitSource, class_names: list[str]):
     import keras
     import numpy as np
 
-    from trainer.export import load_keras_model
+    from trainer.models import load_keras_model
 
     model = load_keras_model(source.keras_path)
     try:

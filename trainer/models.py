@@ -118,3 +118,9 @@ def unfreeze_top(base: keras.Model, layers: int) -> int:
         layer.trainable = trainable
         count += int(trainable)
     return count
+
+
+def load_keras_model(path: Path) -> keras.Model:
+    """A saved run's model, uncompiled (export, evaluation and fine-tuning compile their own).
+    Beside the builders because loading needs this module's custom layers registered."""
+    return keras.models.load_model(path, compile=False)

@@ -21,6 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from trainer.run_folder import EPOCH_LINE_KEYS, STATE_FILE, epoch_log, format_epoch_line
+from trainer.run_folder import monitor_mode as _monitor_mode
+from trainer.run_folder import write_json as _write_json
 from trainer.train_config import OPTIMIZERS, TrainConfig
 
 if TYPE_CHECKING:
@@ -28,26 +31,6 @@ if TYPE_CHECKING:
     from trainer.taxonomy import Matched
 
 log = logging.getLogger(__name__)
-# Epoch lines go to stdout themselves; this logger copies them into train.log only.
-epoch_log = logging.getLogger("trainer.epochs")
-epoch_log.propagate = False
-
-EPOCH_LINE_KEYS: tuple[str, ...] = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
-STATE_FILE = "state.json"
-
-
-def format_epoch_line(epoch: int, logs: Mapping[str, float]) -> str:
-    """`epoch=3 loss=0.412345 accuracy=0.876543 val_loss=0.501234 val_accuracy=0.850000`.
-
-    `epoch` is 1-based; the other keys appear in EPOCH_LINE_KEYS order when present in logs.
-    """
-    parts = [f"epoch={int(epoch)}"]
-    for key in EPOCH_LINE_KEYS[1:]:
-        if key in logs and logs[key] is not None:
-            parts.append(f"{key}={float(logs[key]):.6f}")
-    return " ".join(parts)
-
-
 class RunFolderError(ValueError):
     """The output folder already holds a run and neither resume nor overwrite was asked for."""
 
@@ -67,10 +50,6 @@ class TrainResult:
 
 def _checkpoint_dir(config: TrainConfig) -> Path:
     return Path(config.checkpoint_dir) if config.checkpoint_dir else Path(config.out_dir) / "checkpoints"
-
-
-def _monitor_mode(monitor: str) -> str:
-    return "max" if "acc" in monitor or "auc" in monitor else "min"
 
 
 def _make_optimizer(name: str, learning_rate: float, momentum: float):
@@ -115,12 +94,6 @@ def _set_precision(mode: str) -> bool:
     on = mode == "on" or (mode == "auto" and bool(tf.config.list_physical_devices("GPU")))
     keras.mixed_precision.set_global_policy("mixed_float16" if on else "float32")
     return on
-
-
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-    tmp.replace(path)
 
 
 def _plot_history(history: Mapping[str, Sequence[float]], path: Path) -> None:

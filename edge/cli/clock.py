@@ -60,7 +60,7 @@ def register(subparsers) -> None:
 
 
 def _usage(message: str):
-    from edge.cli.commands import UsageError
+    from edge.cli.common import UsageError
 
     return UsageError(message)
 

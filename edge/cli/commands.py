@@ -23,23 +23,13 @@ from typing import TYPE_CHECKING, Any
 from edge import __version__
 from edge.cli import bridge, clock, export, install_service, models, report, status, tables, web
 from edge.cli import repeats
+from edge.cli.common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, setup_logging
 from edge.config import ConfigError, EdgeConfig, load_config
 
 if TYPE_CHECKING:
     from edge.daemon.preflight import Finding
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
-
 log = logging.getLogger("edge")
-
-
-class UsageError(Exception):
-    """A bad argument or configuration: printed without a traceback, exit 2."""
-
-
-def setup_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
 
 
 # -- configuration from file + flags -----------------------------------------------------------
@@ -610,8 +600,8 @@ def _central(args: argparse.Namespace):
     database = getattr(args, "db", None)
     if database is None:
         return None
-    from edge.fleet.db import CentralDbError
-    from edge.fleet.reports import CentralReader, is_central
+    from fleet.db import CentralDbError
+    from fleet.reports import CentralReader, is_central
 
     if not is_central(database):
         return None

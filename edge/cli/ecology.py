@@ -65,7 +65,7 @@ def _db_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _usage(message: str):
-    from edge.cli.commands import UsageError
+    from edge.cli.common import UsageError
 
     return UsageError(message)
 

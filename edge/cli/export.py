@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from edge.cli.common import positive_int
 from edge.cli.tables import aligned
 from edge.config import EdgeConfig, load_config
 
@@ -35,7 +36,7 @@ def register(subparsers) -> None:
     ts.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder to create (new or empty)")
     ts.add_argument("--reviewed-only", action="store_true", help="only crops a review labels (no machine labels)")
     ts.add_argument("--since", metavar="DATE", help="only frames captured from this local date (YYYY-MM-DD) or date-time on")
-    ts.add_argument("--size", type=_positive_int, metavar="N",
+    ts.add_argument("--size", type=positive_int, metavar="N",
                     help="square crop size (default: the configured classifier's input size)")
     ts.add_argument("--min-confidence", type=_fraction, metavar="X",
                     help="machine labels: confidence needed (default: [classify] thresholds / threshold)")
@@ -61,7 +62,7 @@ def register(subparsers) -> None:
                     "or rejected = wrong): the lowest reviewed confidence at which the share right among those at "
                     "or above it reaches --precision. Species with fewer than --min-reviews reviews are listed as such.")
     sg.add_argument("--precision", type=_fraction, default=0.95, metavar="P", help="precision goal, 0..1 (default 0.95)")
-    sg.add_argument("--min-reviews", type=_positive_int, default=20, metavar="N",
+    sg.add_argument("--min-reviews", type=positive_int, default=20, metavar="N",
                     help="reviews a species needs for a suggestion (default 20)")
     sg.add_argument("--write", type=Path, metavar="CONFIG",
                     help="write the suggestions into this TOML's [classify] thresholds, keeping the rest of the file "
@@ -76,16 +77,6 @@ def _db_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="TOML configuration (database, model, thresholds)")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return value
-
-
 def _fraction(text: str) -> float:
     try:
         value = float(text)
@@ -97,7 +88,7 @@ def _fraction(text: str) -> float:
 
 
 def _usage(message: str):
-    from edge.cli.commands import UsageError
+    from edge.cli.common import UsageError
 
     return UsageError(message)
 

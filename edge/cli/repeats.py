@@ -57,7 +57,7 @@ def register(subparsers) -> None:
 
 
 def _usage(message: str):
-    from edge.cli.commands import UsageError
+    from edge.cli.common import UsageError
 
     return UsageError(message)
 
@@ -116,7 +116,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_release(args: argparse.Namespace) -> int:
     from edge.store.db import StoreError, user_name
-    from edge.store.repeats import RepeatError, open_writer, release
+    from edge.store.repeat_release import open_writer, release
+    from edge.store.repeats import RepeatError
 
     database, busy = _database(args)
     try:

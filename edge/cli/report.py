@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from edge.cli.export import _positive_int
+from edge.cli.common import positive_int
 from edge.config import EdgeConfig, load_config
 
 EXIT_OK, EXIT_USAGE = 0, 2
@@ -42,7 +42,7 @@ def register(subparsers) -> None:
                         help="local date (inclusive, whole day) or date-time (exclusive; default: each deployment's end)")
     report.add_argument("--camera", action="append", metavar="NAME",
                         help="only this camera (repeatable; default: every camera of the config and the database)")
-    report.add_argument("--occasion-days", type=_positive_int, default=DEFAULT_OCCASION_DAYS, metavar="N",
+    report.add_argument("--occasion-days", type=positive_int, default=DEFAULT_OCCASION_DAYS, metavar="N",
                         help=f"length of a detection-history occasion in days (default {DEFAULT_OCCASION_DAYS})")
     report.add_argument("--gap-hours", type=_hours, default=DEFAULT_GAP_HOURS, metavar="H",
                         help=f"a camera without any frame for longer than this is counted as off (no effort) "
@@ -64,7 +64,7 @@ def _hours(text: str) -> float:
 
 
 def _usage(message: str):
-    from edge.cli.commands import UsageError
+    from edge.cli.common import UsageError
 
     return UsageError(message)
 

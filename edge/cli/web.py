@@ -4,7 +4,7 @@ The app refuses to start beyond loopback without a login (exit 2, naming web.hos
 web.users, before anything is created). The password for `hash-password` comes from stdin
 or the terminal, never from the command line (argv is visible to every user in `ps`).
 With `--db` naming a central database (postgresql://... or a central SQLite file) it serves
-the read-only fleet view instead (edge.web.central; docs/web.md, "The fleet view").
+the read-only fleet view instead (fleet.web; docs/web.md, "The fleet view").
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import sys
 from pathlib import Path
 
 from edge.config import load_config
-from edge.fleet.devices import DEFAULT_SILENT_AFTER
 
 EXIT_USAGE = 2
+SILENT_AFTER_DEFAULT = "2h"
 EXIT_FAILURE = 1
 log = logging.getLogger("edge.web")
 
@@ -30,7 +30,9 @@ def register(subparsers) -> None:
     parser.add_argument("--db", help="SQLite database (overrides [storage] database); or the central database "
                                      "(postgresql://... or a central SQLite file): the read-only fleet view")
     parser.add_argument("--device", help="with a central --db: show this device only (default: the whole fleet)")
-    parser.add_argument("--silent-after", default=DEFAULT_SILENT_AFTER,
+    # The default is fleet.devices.DEFAULT_SILENT_AFTER, named here as text so that registering
+    # the flag does not load the fleet's server code on a device (tests/web/test_central.py).
+    parser.add_argument("--silent-after", default=SILENT_AFTER_DEFAULT,
                         help="with a central --db: flag devices silent for longer than this on the devices page "
                              "(90s, 15m, 2h, 3d; default %(default)s)")
     parser.add_argument("--host", help="address to bind (overrides [web] host; not loopback: a login is required)")
@@ -69,11 +71,11 @@ class CentralUnreachable(Exception):
 
 
 def _central_app(config, args):  # noqa: ANN001, ANN202
-    """The fleet view's app (edge.web.central); a bad --silent-after is a usage error."""
-    from edge.fleet.db import CentralDbError
-    from edge.fleet.devices import parse_duration
+    """The fleet view's app (fleet.web); a bad --silent-after is a usage error."""
     from edge.web.app import WebStartError
-    from edge.web.central import create_central_app
+    from fleet.db import CentralDbError
+    from fleet.devices import parse_duration
+    from fleet.web import create_central_app
 
     try:
         silent_after = parse_duration(args.silent_after)
@@ -86,10 +88,9 @@ def _central_app(config, args):  # noqa: ANN001, ANN202
 
 
 def cmd_web(args) -> int:
-    from edge.cli.commands import setup_logging
+    from edge.cli.common import setup_logging
     from edge.web.app import WebStartError, create_app
-
-    from edge.fleet.reports import is_central
+    from fleet.reports import is_central
 
     central = args.db is not None and is_central(args.db)
     if args.device is not None and not central:
@@ -134,7 +135,7 @@ def cmd_web(args) -> int:
         print(f"edge: web.host/web.port: cannot listen on {shown}:{config.web.port}: {error.strerror or error}",
               file=sys.stderr)
         return EXIT_FAILURE
-    from edge.fleet.db import redact
+    from fleet.db import redact
 
     database = f"the fleet view of {redact(args.db)}" if central else f"database {config.storage.database}"
     log.info("serving the trailcam web app on http://%s:%d/ (%s)", shown, config.web.port, database)

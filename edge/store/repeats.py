@@ -9,8 +9,9 @@ the rule), kept in the database so that it survives restarts, and what a person 
     link_detections(conn, frame_id, verdicts)     each place's picture: its latest detection
     list_places(conn, camera=, states=, min_repeats=)   `edge repeats list`, the web page
     get_place(conn, id)                           one of them
-    release(conn, place_id, who, now)             a person says the place is a bird place
-    open_writer(path)                             the connection a release is written on
+
+A person's release (`edge repeats release`, the web page's button) is written by
+edge/store/repeat_release.py, which opens the database; this module never does.
 
 Counting: suppression applies from the detection that makes the place due onwards. Detections
 counted before (`counted`, shown in the list) stay counted: each was a frame the station
@@ -26,7 +27,6 @@ Ids are never reused (AUTOINCREMENT): the id a person read in the list names tha
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -230,56 +230,5 @@ def get_place(conn: Any, place_id: int) -> dict[str, Any] | None:
     return dict(zip(LIST_COLUMNS, row)) if row else None
 
 
-def open_writer(path: Any, busy_timeout_s: float = 30.0) -> sqlite3.Connection:
-    """A writing connection for a release (the CLI, the web app): a database of the current schema
-    that has the places; the daemon migrates, this never does. Raises StoreError."""
-    from pathlib import Path
-
-    import sqlite_utils
-
-    from edge.store.db import StoreError, connect, schema_version
-    from edge.store.schema import SCHEMA_VERSION
-
-    if not Path(path).exists():
-        raise StoreError(f"{path}: database not found")
-    conn = connect(Path(path), busy_timeout_s=busy_timeout_s)
-    version = schema_version(sqlite_utils.Database(conn)) or 0
-    if version != SCHEMA_VERSION or not has_tables(conn):
-        conn.close()
-        raise StoreError(f"{path}: schema version {version} without repeat places: "
-                         + ("upgrade trailcam" if version > SCHEMA_VERSION else
-                            "start the daemon once so that it migrates the database"))
-    return conn
-
-
-@dataclass(frozen=True)
-class Release:
-    """What `release` did: the place as it is now, and whether it was released before already."""
-
-    place: dict[str, Any]
-    already: bool
-
-
-def release(conn: sqlite3.Connection, place_id: int, who: str, now: datetime) -> Release:
-    """A person says birds are at this place: it is released (from any state) and never suppressed
-    again, in one write transaction. Detections suppressed before stay recorded as they were (a
-    person who wants them counted reviews those frames). Raises RepeatError for an unknown id."""
-    from edge.store.db import immediate  # db imports the schema, which imports this module
-
-    with immediate(conn):
-        found = get_place(conn, place_id)
-        if found is None:
-            raise RepeatError(f"no repeat place {place_id} (`edge repeats list --state all` lists them)")
-        if found["state"] == RELEASED:
-            return Release(found, True)
-        conn.execute("UPDATE repeat_places SET state = ?, released_at = ?, released_by = ? WHERE id = ?",
-                     (RELEASED, format_utc(now), who, place_id))
-        released = get_place(conn, place_id)
-    assert released is not None
-    log.info("repeat place %d of camera %s released by %s (was %s after %d detections)", place_id,
-             released["camera"], who, found["state"], found["repeats"])
-    return Release(released, False)
-
-
-__all__ = ["LIST_COLUMNS", "Observed", "Release", "RepeatError", "Verdict", "create_tables", "has_tables",
-           "get_place", "link_detections", "list_places", "observe", "open_writer", "release"]
+__all__ = ["LIST_COLUMNS", "Observed", "RepeatError", "Verdict", "create_tables", "has_tables",
+           "get_place", "link_detections", "list_places", "observe"]

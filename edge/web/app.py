@@ -42,6 +42,7 @@ from edge.operate.snapshots import snapshot_folder
 from edge.operate.status_reader import collect_status
 from edge.store.db import StoreError, open_readonly, user_name
 from edge.store.known_taxa import KnownTaxa
+from edge.store import repeat_release
 from edge.store import repeats as repeat_places
 from edge.store.reviews import (
     ACTIONS,
@@ -553,11 +554,11 @@ class WebApp:
         data = await run_in_threadpool(images.crop_jpeg, *found)
         return Response(data, media_type="image/jpeg") if data else Response("not found", 404)
 
-    def _release(self, reviewer: str, place_id: int) -> repeat_places.Release:
+    def _release(self, reviewer: str, place_id: int) -> repeat_release.Release:
         with self._review_lock:  # the app's writes, one at a time
-            conn = repeat_places.open_writer(self.database, self.config.storage.busy_timeout_s)
+            conn = repeat_release.open_writer(self.database, self.config.storage.busy_timeout_s)
             try:
-                return repeat_places.release(conn, place_id, reviewer, datetime.now(UTC))
+                return repeat_release.release(conn, place_id, reviewer, datetime.now(UTC))
             finally:
                 conn.close()
 

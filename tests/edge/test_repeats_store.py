@@ -19,7 +19,8 @@ from PIL import Image, ImageEnhance
 from edge.classify.decision import Decision
 from edge.classify.model import Prediction
 from edge.detect.repeats import REPEAT, RepeatRules, look_of
-from edge.store.repeats import RepeatError, get_place, list_places, release
+from edge.store.repeat_release import release
+from edge.store.repeats import RepeatError, get_place, list_places
 from edge.store.writer import BirdRecord, FrameRecord, Store
 
 T0 = datetime(2026, 5, 1, 8, 0, 0, tzinfo=timezone.utc)

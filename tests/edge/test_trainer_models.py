@@ -24,7 +24,8 @@ def int8_io_model(trained_run: Path, synthetic_dataset: Path, tmp_path_factory) 
     import tensorflow as tf
     from PIL import Image
 
-    from trainer.export import _representative, load_keras_model
+    from trainer.export import _representative
+    from trainer.models import load_keras_model
 
     model = load_keras_model(trained_run / "best.keras")
     size = model.input_shape[1:3]

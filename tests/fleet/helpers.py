@@ -17,7 +17,7 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge.fleet.db import connect, engine_of
+from fleet.db import connect, engine_of
 from edge.publish.messages import MessageContext, counts_messages, event_message
 from edge.store.times import format_utc
 from tests.fixtures.broker import Broker

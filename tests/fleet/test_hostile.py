@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from collector.messages import KEEP_PAYLOAD_BYTES, EventRow, Rejected, parse
 from collector.sink import Message, Sink
-from edge.fleet.db import engine_of
+from fleet.db import engine_of
 from tests.fixtures.waiting import wait_for
 from tests.fleet.helpers import (
     REPO, CollectorProcess, Device, assert_row_matches, count, event_history, events_by_uid, final_event, query,

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from edge.fleet import schema
-from edge.fleet.db import connect, engine_of, redact
+from fleet import schema
+from fleet.db import connect, engine_of, redact
 
 
 def _tables(conn, engine: str) -> set[str]:
@@ -81,7 +81,7 @@ def test_edge_fleet_imports_without_psycopg() -> None:
     """The edge on a Pi has no psycopg: importing the fleet modules must not need it."""
     code = (
         "import sys; sys.modules['psycopg'] = None\n"
-        "import edge.fleet.schema, edge.fleet.db\n"
+        "import fleet.schema, fleet.db\n"
         "print('psycopg' in sys.modules and sys.modules['psycopg'] is not None)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 from collector.importer import import_file
 from collector.messages import EventRow, Rejected, parse
 from collector.sink import Message, Sink
-from edge.fleet.db import engine_of
+from fleet.db import engine_of
 from edge.publish.messages import event_message
 from tests.fleet.helpers import (
     assert_row_matches, context, count, day_counts, event_history, event_row, events_by_uid,

@@ -27,7 +27,7 @@ def test_every_mode_exports_a_verified_bundle(bundles, trained_run, synthetic_da
     from ai_edge_litert.interpreter import Interpreter
 
     from trainer.data import discover
-    from trainer.export import load_keras_model
+    from trainer.models import load_keras_model
     from trainer.pipeline import load_images
 
     bundle = bundles[mode]

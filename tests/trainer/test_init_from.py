@@ -70,7 +70,7 @@ def _valid_images(data_dir: Path, class_names: list[str], seed: int, only: set[s
 
 
 def test_the_widened_model_starts_from_the_old_weights(bundle_int8, trained_run, old_classes, new_data):
-    from trainer.export import load_keras_model
+    from trainer.models import load_keras_model
     from trainer.init_from import load_widened, merged_classes, resolve_init_source
 
     source = resolve_init_source(bundle_int8)
@@ -95,7 +95,7 @@ def test_the_widened_model_starts_from_the_old_weights(bundle_int8, trained_run,
 
 
 def test_fine_tuning_adds_the_new_class_and_keeps_the_old(fine_tuned, old_classes, new_data, bundle_int8):
-    from trainer.export import load_keras_model
+    from trainer.models import load_keras_model
 
     names = json.loads((fine_tuned / "class_names.json").read_text())
     assert names == [*old_classes, NEW_CLASS]  # old order, the left-out class kept, the new one last

@@ -74,7 +74,7 @@ def test_transfer_architecture_trains_one_step_and_converts(arch, tiny_dataset):
 def test_caffe_preprocessing_layer_saves_and_reloads(tmp_path):
     import keras
 
-    from trainer.export import load_keras_model
+    from trainer.models import load_keras_model
     from trainer.models import CaffePreprocess
 
     inputs = keras.Input((4, 4, 3))

@@ -25,7 +25,7 @@ from collector.importer import import_file
 from collector.sink import Sink
 from edge.cli.commands import main
 from edge.web.app import WebStartError
-from edge.web.central import create_central_app
+from fleet.web import create_central_app
 from tests.sites.station import DEVICE, build_station_db
 from tests.web.conftest import Client, Served, Station
 
@@ -295,3 +295,12 @@ def test_heatmap_stays_small_whatever_species_a_device_sent(config, serve, tmp_p
     page = serve(create_central_app(config, db)).get("/heatmap?from=2026-11-28&to=2026-11-30")
     assert page.status == 200 and longest in page.text and "SSSS" not in page.text
     assert len(page.text.encode()) < 100_000, len(page.text.encode())
+
+
+def test_the_cli_default_for_silence_is_the_fleets() -> None:
+    """`edge web --silent-after` names its default as text (registering the flag must not load
+    the fleet's server code on a device); it is the fleet's own default."""
+    from edge.cli.web import SILENT_AFTER_DEFAULT
+    from fleet.devices import DEFAULT_SILENT_AFTER
+
+    assert SILENT_AFTER_DEFAULT == DEFAULT_SILENT_AFTER

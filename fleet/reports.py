@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from edge.fleet.db import CentralDbError, Engine, connect, engine_of, redact
-from edge.fleet.schema import schema_version
+from fleet.db import CentralDbError, Engine, connect, engine_of, redact
+from fleet.schema import schema_version
 from edge.store.reports import ReportError, ReportRows, TimeBound, parse_bound, period_key
 from edge.store.times import format_utc, parse_utc
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from edge.fleet.db import Engine
+from fleet.db import Engine
 
 SCHEMA_VERSION = 2
 _ADVISORY_LOCK = 0x7472_6C63  # "trlc": serialises concurrent create_schema calls in PostgreSQL

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from edge.fleet.devices import read_devices
-from edge.fleet.reports import CentralReader
+from fleet.devices import read_devices
+from fleet.reports import CentralReader
 
 
 class FleetReader(CentralReader):

@@ -1,7 +1,7 @@
 """`edge web --db <central database>`: the read-only fleet view (docs/web.md, "The fleet view").
 
 The same app as on a device (edge/web/app.py: its security checks, sessions, login, [web]
-config and charts), with a second reader, edge.fleet.web_queries.FleetReader, over the central
+config and charts), with a second reader, fleet.web_queries.FleetReader, over the central
 PostgreSQL or SQLite database, for one device (`--device`) or the whole fleet (then pages take
 `?device=` to narrow down, and the events list has a device column).
 
@@ -10,7 +10,7 @@ logout exists. What never leaves a device (frames, per-bird detections, pictures
 queue, the device's health facts) answers 404 with a page saying so: reviews are made on the
 device's own `edge web`, and reach the center as the device's event messages.
 
-The database URL's password never reaches a page or a log line (edge.fleet.db.redact).
+The database URL's password never reaches a page or a log line (fleet.db.redact).
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from starlette.staticfiles import StaticFiles
 
 from edge.config import EdgeConfig
 from edge.config.web import WebUser
-from edge.fleet.db import CentralDbError, engine_of, redact
-from edge.fleet.devices import format_silence
-from edge.fleet.web_queries import FleetReader
+from fleet.db import CentralDbError, engine_of, redact
+from fleet.devices import format_silence
+from fleet.web_queries import FleetReader
 from edge.store.reports import ReportError
 from edge.web.app import HERE, SECRET_NAME, COOKIE, Context, WebApp, WebStartError, _date, _int, check_startup
 from edge.web.app import _revocations_in

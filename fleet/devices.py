@@ -6,7 +6,7 @@ a device can be `online` by its retained status and still silent (its link hangs
 broker noticing yet), or `offline` by its will and recently seen (it just dropped).
 
 Pure reading: it never creates or alters the schema, so the read-only web view can use it (the
-collector creates the schema itself before listing). It lives in edge.fleet, not in the
+collector creates the schema itself before listing). It lives in fleet, not in the
 `collector` package, because the edge must not import the collector.
 """
 
