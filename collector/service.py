@@ -49,6 +49,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from collector.messages import Rejected, parse, subscriptions
 from collector.sink import Message, Sink, SinkUnavailable, WriteStats
+from edge.operate.notify import Notifier  # sd_notify over $NOTIFY_SOCKET, stdlib only
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +101,13 @@ class Collector:
     """One collector process: `run()` until `stop()` (SIGTERM/SIGINT in the CLI)."""
 
     def __init__(self, config: CollectorConfig, *, sink: Sink | None = None,
-                 on_commit: Callable[[list[Message]], None] | None = None) -> None:
+                 on_commit: Callable[[list[Message]], None] | None = None,
+                 notifier: Notifier | None = None) -> None:
         self.config = config
+        # systemd (Type=notify, WatchdogSec=): READY once running, the watchdog fed by the writer
+        # loop itself, so a writer stuck in the database or a hung interpreter gets restarted.
+        # Outside systemd every call is a no-op.
+        self.notifier = notifier or Notifier()
         self.sink = sink or Sink(config.db)
         self.stats = CollectorStats()
         self._on_commit = on_commit
@@ -166,12 +172,14 @@ class Collector:
             client.subscribe([(f, options) for f in filters])
         log.info("connected to %s:%s (session %s)", self.config.broker_host, self.config.broker_port,
                  "resumed" if flags.session_present else "new")
+        self.notifier.status(f"connected to {self.config.broker_host}:{self.config.broker_port}")
         self._connected.set()
 
     def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         self._connected.clear()
         if not self._stopping.is_set():
             log.warning("broker connection lost (%s); reconnecting", reason)
+            self.notifier.status(f"broker connection lost ({reason}); reconnecting")
 
     def _on_unsubscribe(self, client: paho.Client, userdata: Any, mid: int, reasons: Any, properties: Any) -> None:
         self._unsubscribed.set()
@@ -210,7 +218,8 @@ class Collector:
                 delay = step / 2 + self._rng.uniform(0, step / 2)
                 log.warning("database unavailable (%s); %d messages wait unacknowledged, retry in %.1fs",
                             exc, len(batch), delay)
-                if self._stopping.is_set() or self._stopping.wait(delay):
+                self.notifier.status(f"database unavailable; {len(batch)} messages wait, retry in {delay:.0f}s")
+                if self._wait(delay):
                     return  # stopping: nothing acked, the broker redelivers the batch
         for m in messages:
             if isinstance(m.parsed, Rejected):
@@ -225,6 +234,18 @@ class Collector:
         self.stats.written.add(written)
         if self._on_commit is not None:
             self._on_commit(messages)
+
+    def _wait(self, seconds: float) -> bool:
+        """Wait out a retry delay, feeding the watchdog (waiting on purpose is alive); True when
+        stopping."""
+        deadline = time.monotonic() + seconds
+        while True:
+            self.notifier.watchdog_tick()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return self._stopping.is_set()
+            if self._stopping.wait(self.notifier.poll_timeout(remaining)):
+                return True
 
     def _log_stats(self) -> None:
         s, w = self.stats, self.stats.written
@@ -245,9 +266,11 @@ class Collector:
             self.client.connect_async(cfg.broker_host, cfg.broker_port, keepalive=cfg.keepalive_s,
                                       clean_start=False, properties=self._connect_properties())
         self.client.loop_start()
+        self.notifier.ready(f"collecting from {cfg.broker_host}:{cfg.broker_port}")
         next_stats = time.monotonic() + cfg.stats_interval_s
         try:
             while not self._stopping.is_set():
+                self.notifier.watchdog_tick()
                 batch = self._next_batch()
                 if batch:
                     self.stats.received += len(batch)
@@ -255,12 +278,14 @@ class Collector:
                 if time.monotonic() >= next_stats:
                     self._log_stats()
                     next_stats = time.monotonic() + cfg.stats_interval_s
+            self.notifier.stopping("draining: committing what arrived")
             self._drain()
         finally:
             self.client.disconnect()
             self.client.loop_stop()
             self.sink.close()
             self._log_stats()
+            self.notifier.close()
         return 0
 
     def _drain(self) -> None:

@@ -125,9 +125,10 @@ class CollectorProcess:
     group: str | None = None
     extra: tuple[str, ...] = ()
     proc: subprocess.Popen | None = None
+    env: dict[str, str] | None = None  # added to the process's environment (e.g. NOTIFY_SOCKET)
 
     def start(self) -> "CollectorProcess":
-        env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1", **(self.env or {}))
         argv = [sys.executable, "-m", "collector", "run", "--broker", f"{self.broker.host}:{self.broker.port}",
                 "--db", self.db, "--client-id", self.client_id, "--log-level", "INFO", *self.extra]
         if self.group:

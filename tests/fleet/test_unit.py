@@ -24,6 +24,11 @@ def test_the_sandbox_covers_the_edge_units_and_listens_on_nothing() -> None:
                                                           "SystemCallArchitectures", "Capability", "LockPersonality"))]
     assert len(sandbox) > 15 and all(line in _text().splitlines() for line in sandbox)
     assert "ExecStart=/opt/trailcam/venv/bin/collector run --broker ${COLLECTOR_BROKER} --db ${COLLECTOR_DB}" in _text()
+    # Like the edge daemon: started means running, and a stuck writer is restarted
+    # (tests/fleet/test_collector_systemd.py shows the process speaks the protocol).
+    lines = _text().splitlines()
+    assert "Type=notify" in lines and "NotifyAccess=main" in lines
+    assert any(line.startswith("WatchdogSec=") and int(line.split("=")[1]) >= 30 for line in lines)
 
 
 @pytest.fixture(scope="module")
