@@ -1,5 +1,5 @@
 """`python -m edge` is the `edge` console script."""
 
-from edge.cli.commands import main
+from edge.cli import main
 
 raise SystemExit(main())

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from edge import __version__
 from edge.cli import bridge, clock, export, install_service, models, report, status, tables, web
 from edge.cli import repeats
-from edge.cli.common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, setup_logging
+from edge.cli.common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, keep_daemon_light, setup_logging
 from edge.config import ConfigError, EdgeConfig, load_config
 
 if TYPE_CHECKING:
@@ -84,17 +84,6 @@ def config_from_args(args: argparse.Namespace) -> EdgeConfig:
 
 
 # -- commands --------------------------------------------------------------------------------
-
-
-def keep_daemon_light() -> None:
-    """Stop optional imports the daemon never uses from loading into a long-lived process.
-
-    sqlite-utils imports pandas when it is installed (only to map pandas.Timestamp columns);
-    on a workstation with pandas that adds ~60 MB to the daemon's resident memory. Only the
-    daemon process does this (first thing, before sqlite-utils loads); a Pi has no pandas anyway.
-    """
-    if "pandas" not in sys.modules:
-        sys.modules["pandas"] = None  # type: ignore[assignment]  # `import pandas` → ImportError
 
 
 def _refuse(findings: list[Finding]) -> int:

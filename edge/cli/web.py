@@ -88,7 +88,9 @@ def _central_app(config, args):  # noqa: ANN001, ANN202
 
 
 def cmd_web(args) -> int:
-    from edge.cli.common import setup_logging
+    from edge.cli.common import keep_daemon_light, setup_logging
+
+    keep_daemon_light()  # before sqlite-utils loads: no pandas in a long-lived process
     from edge.web.app import WebStartError, create_app
     from fleet.reports import is_central
 

@@ -328,6 +328,12 @@ def test_edge_web_serves_and_logs_its_url(station: Station, cli_env) -> None:
                 break
         assert any(f"serving the trailcam web app on http://127.0.0.1:{port}/" in line for line in lines), lines
         assert Client(port).get("/").status == 200
+        # sqlite-utils would import pandas where it is installed (this environment has it): the
+        # long-lived process keeps it out (+65 MB resident; docs/benchmarks.md).
+        import importlib.util
+
+        if importlib.util.find_spec("pandas") is not None:
+            assert "/pandas/" not in Path(f"/proc/{proc.pid}/maps").read_text()
     finally:
         proc.terminate()
         rest = proc.communicate(timeout=30)[1]
