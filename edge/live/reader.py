@@ -152,10 +152,10 @@ class StreamReader:
                 self.connected_since = None
                 attempts = self.failed_attempts
             if delivered:
-                log.warning("camera %s: stream %s lost (%s); reconnecting in %.0f s", self.camera, self.shown,
+                log.warning("camera %s: stream %s lost (%s); reconnecting in %.3g s", self.camera, self.shown,
                             error, delay)
             else:
-                log.warning("camera %s: cannot read stream %s (%s); attempt %d failed, next try in %.0f s",
+                log.warning("camera %s: cannot read stream %s (%s); attempt %d failed, next try in %.3g s",
                             self.camera, self.shown, error, attempts, delay)
             self._stop.wait(delay)
             delay = min(delay * 2, self.live.reconnect_max_s)
