@@ -218,8 +218,10 @@ def test_frames_without_a_count_are_removed_once_recorded_and_a_dead_camera_is_r
         tmp_path: Path, make_config, thread_daemon, bird_photo) -> None:
     from tests.edge.conftest import count_rows, jpeg_bytes
     from tests.fixtures.broker import free_port
+    from tests.fixtures.streams import need_stream_tools
     from tests.fixtures.waiting import wait_for
 
+    need_stream_tools()  # `edge run` refuses a live camera without PyAV (the min environment has none)
     closed = free_port()  # nothing listens there: a camera that is off
     config = make_config(cameras=[{"name": "feeder", "path": str(tmp_path / "live" / "feeder"),
                                    "source": f"rtsp://admin:{PASSWORD}@127.0.0.1:{closed}/cam",
