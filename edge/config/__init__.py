@@ -82,7 +82,8 @@ class EdgeConfig(Section):
         description="Who this device is and which clock its reports follow.")
     cameras: list[CameraConfig] = Field(
         default_factory=list,
-        description="One table per camera folder: where frames arrive and how new ones are noticed. "
+        description="One table per camera: a folder where frames arrive and how new ones are noticed, or a live "
+                    "stream (`source`). "
                     "At least one is needed to run (or `edge run --watch DIR`, which replaces them); "
                     "camera names are unique.")
     project: ProjectConfig = Field(
