@@ -63,20 +63,25 @@ test-min: min-venv system-deps
 	TRAILCAM_MIN_ENV=1 $(REQUIRE) TRAILCAM_SKIP_BUDGET=min $(MIN_VENV)/bin/python -m pytest -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile $(MIN_TESTS)
 
 ## The broker the MQTT tests start on a free loopback port, chromium for tests/web, systemd-analyze, and
-## PostgreSQL for tests/fleet (the tests run initdb + pg_ctl themselves; the packaged cluster is not used).
+## PostgreSQL for tests/fleet (the tests run initdb + pg_ctl themselves; the packaged cluster is not used);
+## ffmpeg and rtsp-server-perl serve real RTSP and MJPEG streams to tests/edge/test_live_streams.py (the
+## packaged relay service is disabled: the tests start their own on free loopback ports).
 system-deps:
 	@command -v mosquitto >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q mosquitto mosquitto-clients; }
 	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; }
 	@command -v openssl >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q openssl; }
 	@command -v systemd-analyze >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q systemd; }
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q postgresql; }
+	@command -v ffmpeg >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q ffmpeg; }
+	@command -v rtsp-server-perl >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q rtsp-server-perl \
+		&& { $(SUDO) systemctl disable --now rtsp-server-perl >/dev/null 2>&1 || true; }; }
 
 # Two pytest workers (pytest-xdist), a test file never split across them (--dist loadfile): the
 # edge tests mostly wait on daemons, brokers and inotify while the trainer tests use the CPU.
 # TEST_WORKERS=0 runs everything in one process.
 TEST_WORKERS ?= 2
 test: venv edge-venv min-venv system-deps
-	$(REQUIRE) TRAILCAM_REQUIRE_EDGE_VENV=1 TRAILCAM_REQUIRE_POSTGRES=1 TRAILCAM_REQUIRE_BROWSER=1 TRAILCAM_REQUIRE_TRAINER=1 TRAILCAM_SKIP_BUDGET=main $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(REQUIRE) TRAILCAM_REQUIRE_EDGE_VENV=1 TRAILCAM_REQUIRE_POSTGRES=1 TRAILCAM_REQUIRE_BROWSER=1 TRAILCAM_REQUIRE_TRAINER=1 TRAILCAM_REQUIRE_STREAMS=1 TRAILCAM_SKIP_BUDGET=main $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 	$(MAKE) --no-print-directory test-min
 
 ## The main job end to end, offline, on generated frames.

@@ -70,6 +70,19 @@ def _human_bytes(n: int | None) -> str:
     return f"{n} B"
 
 
+def stream_text(stream: dict[str, Any]) -> str:
+    """One live camera (status.json `streams`, URL already redacted): its state, then figures."""
+    state = str(stream.get("state") or "?")
+    if state == "reconnecting" and stream.get("next_try_in_s") is not None:
+        state += f" (next try in {stream['next_try_in_s']:.0f} s)"
+    if stream.get("last_error") and stream.get("state") != "connected":
+        state += f": {stream['last_error']}"
+    dropped = sum((stream.get("frames_dropped") or {}).values())
+    return (f"{state}; {stream.get('source')}; {stream.get('frames_read', 0)} frames read, "
+            f"{stream.get('episodes', 0)} motion episodes, {stream.get('frames_written', 0)} written, "
+            f"{dropped} dropped; last frame {stream.get('last_frame_at') or '-'}")
+
+
 def _watching_text(daemon: dict[str, Any]) -> str:
     """e.g. "2 skipped (symlink 1, not_regular 1), 3 found by rescan (last 2026-12-01T20:00:00Z)"."""
     skipped = daemon.get("frames_skipped") or {}
@@ -120,6 +133,7 @@ def status_table(status: dict[str, Any]) -> str:
         ("last error", f"{last_err.get('processed_at')} {last_err.get('path')}: {last_err.get('error')}"
          if last_err else "-"),
         ("watching", _watching_text(daemon)),
+        *((f"stream {stream.get('camera')}", stream_text(stream)) for stream in daemon.get("streams") or ()),
         ("mqtt", str(daemon.get("mqtt_state") or "-")),
         ("capture times", _time_flags_text(status)),
         ("outbox", f"{status.get('outbox_depth', '-')} waiting"

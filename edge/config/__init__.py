@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 import types
 import typing
@@ -21,7 +22,7 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validat
 
 from edge.config.base import Section
 
-from edge.config.cameras import CameraConfig
+from edge.config.cameras import LIVE_FOLDER, CameraConfig
 from edge.config.clock_checks import ClockChecksConfig
 from edge.config.deployment import ContributorConfig, DeploymentConfig, ProjectConfig
 from edge.config.classify import ClassifyConfig
@@ -41,6 +42,7 @@ from edge.config.station import StationConfig
 from edge.config.storage import StorageConfig
 from edge.config.taxonomy import TaxonomyConfig
 from edge.config.web import WebConfig
+from edge.redact import redact_text
 
 DEFAULT_CONFIG_PATH = Path("/etc/trailcam/edge.toml")
 ENV_PREFIX = "TRAILCAM__"
@@ -80,7 +82,8 @@ class EdgeConfig(Section):
         description="Who this device is and which clock its reports follow.")
     cameras: list[CameraConfig] = Field(
         default_factory=list,
-        description="One table per camera folder: where frames arrive and how new ones are noticed. "
+        description="One table per camera: a folder where frames arrive and how new ones are noticed, or a live "
+                    "stream (`source`). "
                     "At least one is needed to run (or `edge run --watch DIR`, which replaces them); "
                     "camera names are unique.")
     project: ProjectConfig = Field(
@@ -173,6 +176,15 @@ class EdgeConfig(Section):
             raise ValueError(f"cameras: duplicate camera name(s): {', '.join(duplicates)}")
         return self
 
+    @model_validator(mode="after")
+    def _live_folders(self) -> "EdgeConfig":
+        """A live camera without `path` writes its frames under the state folder (beside the
+        database, the service's StateDirectory): `<state>/live/<name>`."""
+        for camera in self.cameras:
+            if camera.path is None:
+                camera.path = self.storage.database.expanduser().absolute().parent / LIVE_FOLDER / camera.name
+        return self
+
 
 class ConfigError(Exception):
     """A configuration problem; `problems` are lines that each name a dotted key.
@@ -213,7 +225,8 @@ def format_validation_error(error: ValidationError) -> list[str]:
         else:
             message = item["msg"].removeprefix("Value error, ")
             if "input" in item and not isinstance(item["input"], (dict, list)):
-                shown = repr(item["input"])
+                # A stream URL's password never reaches the terminal or the journal.
+                shown = redact_text(repr(item["input"]))
                 if shown not in message:
                     message += f" (got {shown})"
             if kind in _STRICT_TYPE_ERRORS and isinstance(item.get("input"), str):
@@ -299,6 +312,27 @@ def apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> lis
     return applied
 
 
+_SOURCE_VARIABLE = re.compile(r"\{(TRAILCAM_[A-Z0-9_]+)\}")
+
+
+def substitute_source_variables(data: dict[str, Any], environ: Mapping[str, str]) -> list[str]:
+    """`{TRAILCAM_…}` in a camera's `source` → that environment variable (as Frigate's
+    {FRIGATE_…}): the camera's password stays out of the TOML file. Returns the problems, one line
+    each naming `cameras[i].source` (a variable that is not set)."""
+    problems = []
+    cameras = data.get("cameras")
+    for index, camera in enumerate(cameras if isinstance(cameras, list) else []):
+        source = camera.get("source") if isinstance(camera, dict) else None
+        if not isinstance(source, str):
+            continue
+        missing = [name for name in _SOURCE_VARIABLE.findall(source) if name not in environ]
+        if missing:
+            problems.append(f"cameras[{index}].source: environment variable(s) {', '.join(missing)} not set")
+            continue
+        camera["source"] = _SOURCE_VARIABLE.sub(lambda m: environ[m[1]], source)
+    return problems
+
+
 def read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
@@ -339,9 +373,13 @@ def load_config(
         source_path = Path(path)
     data = read_toml(source_path) if source_path is not None else {}
     source = str(source_path) if source_path is not None else "configuration"
-    apply_env_overrides(data, os.environ if environ is None else environ)
+    environ = os.environ if environ is None else environ
+    apply_env_overrides(data, environ)
     if overrides:
         data = _merge(data, overrides)
+    problems = substitute_source_variables(data, environ)
+    if problems:
+        raise ConfigError(source, problems)
     try:
         return EdgeConfig.model_validate(data)
     except ValidationError as error:

@@ -10,10 +10,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
+from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
 from edge.config.base import Section, TomlPath
 from edge.config.deployment import DeploymentConfig
+from edge.config.live import LiveConfig
+from edge.redact import redact_url
+
+# Live sources: RTSP (most IP cameras), RTSP over TLS, and HTTP(S) MJPEG.
+STREAM_SCHEMES = ("rtsp", "rtsps", "http", "https")
+LIVE_FOLDER = "live"  # <state folder>/live/<camera>/: where a live camera's frames are written
 
 # A fixed offset as people write it: "+01:00", "-0530", "+1", "UTC+1", "GMT-03:30" (ISO sign:
 # "UTC+1" is one hour ahead of UTC, unlike the POSIX-style IANA names "Etc/GMT-1").
@@ -71,10 +77,25 @@ class CameraConfig(Section):
         min_length=1, max_length=64,
         description="The camera's name, recorded with each of its frames and events and sent in MQTT messages; "
                     "unique among the cameras, without '/', '#', '+' or control characters")
-    path: TomlPath = Field(
+    path: TomlPath | None = Field(
+        default=None,
         description="The folder the camera writes its frames into (made absolute at start); frames already "
                     "there when the daemon starts are processed as its backlog, and a folder that does not "
-                    "exist yet is watched once it appears (an error for `edge run --once`)")
+                    "exist yet is watched once it appears (an error for `edge run --once`). With `source`: "
+                    "where the stream's frames are written (default `<state folder>/live/<name>`)")
+    source: str | None = Field(
+        default=None,
+        description="A live camera instead of a folder: an RTSP (`rtsp://`, `rtsps://`) or HTTP MJPEG "
+                    "(`http://`, `https://`) URL, read with PyAV (the `video` extra). A motion gate decides "
+                    "when something moves; during a motion episode frames are written to `path` and counted "
+                    "like stills ([cameras.live]). Credentials in the URL are never shown (logs, status, "
+                    "MQTT, web app); to keep the password out of this file write it as `{TRAILCAM_…}`, e.g. "
+                    "`rtsp://admin:{TRAILCAM_FEEDER_PASSWORD}@192.168.1.20:554/stream1`, and set that "
+                    "environment variable (as Frigate does with {FRIGATE_…})")
+    live: LiveConfig = Field(
+        default_factory=LiveConfig,
+        description="With `source`: reconnection, motion gate, sampling and storage of the live camera "
+                    "(`[cameras.live]`)")
     recursive: bool = Field(
         default=False,
         description="Also watch the folder's sub-folders (including ones created later)")
@@ -148,10 +169,53 @@ class CameraConfig(Section):
 
     @field_validator("path")
     @classmethod
-    def _absolute(cls, value: Path) -> Path:
+    def _absolute(cls, value: Path | None) -> Path | None:
         """Frames are recorded by path: make it absolute so a restart from another working
         directory (or `edge run --watch relative/dir`) names the same file the same way."""
-        return value.expanduser().absolute()
+        return value.expanduser().absolute() if value is not None else None
+
+    @field_validator("source")
+    @classmethod
+    def _stream_url(cls, value: str | None) -> str | None:
+        """A URL PyAV can open as a live camera; the message shows it redacted (never its password)."""
+        if value is None:
+            return None
+        shown = redact_url(value)
+        if any(ch.isspace() or ord(ch) < 32 for ch in value):
+            raise ValueError(f"{shown!r}: a stream URL has no spaces or control characters (percent-encode them)")
+        scheme, sep, rest = value.partition("://")
+        if not sep or scheme.lower() not in STREAM_SCHEMES:
+            raise ValueError(f"{shown!r}: not a stream URL: give rtsp://, rtsps://, http:// or https:// "
+                             "(a folder of frames is `path`)")
+        host = rest.split("/", 1)[0].rpartition("@")[2]
+        if not host or host.startswith(":"):
+            raise ValueError(f"{shown!r}: the URL names no host")
+        return value
+
+    @property
+    def is_live(self) -> bool:
+        """A live camera (a stream URL) rather than a folder others write frames into."""
+        return self.source is not None
+
+    @model_validator(mode="after")
+    def _folder_or_stream(self) -> "CameraConfig":
+        """A camera is a folder (`path`) or a stream (`source`, its frames written to `path` or to
+        the state folder: edge.config.EdgeConfig fills it in)."""
+        if self.path is None and self.source is None:
+            raise ValueError("give path (a folder the camera writes frames into) or source (a stream URL)")
+        if self.source is not None and self.name in (".", ".."):
+            raise ValueError(f"name {self.name!r} cannot name a live camera's folder")
+        return self
+
+    @field_validator("timezone", "clock_offset_s", "clock_reference")
+    @classmethod
+    def _not_for_streams(cls, value: Any, info: ValidationInfo) -> Any:
+        """A live camera's frames are timed by this device's clock: a camera clock correction
+        would only shift correct times."""
+        if value is not None and info.data.get("source") is not None:
+            raise ValueError("a live camera's frames are timed by this device's clock; remove it (it is for "
+                             "EXIF times a camera wrote itself)")
+        return value
 
     @field_validator("name")
     @classmethod

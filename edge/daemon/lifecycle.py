@@ -120,6 +120,8 @@ class Daemon:
         self.snapshots = None
         # The notification deliverer (edge/alerts/delivery.py) when [notify] is enabled.
         self.notifications = None
+        # The live cameras (edge/live/cameras.py LiveCameras) when a [[cameras]] has a `source`.
+        self.live = None
         # Counted frames (ok rows) not yet looked at for a shared file time (checked at the end
         # of --once, and once the queue has been empty for idle_interval_s: the end of a backlog
         # or of a batch of uploads), and, with --once, all of this run's for its summary line

@@ -180,6 +180,9 @@ def check_cameras(config: EdgeConfig, *, once: bool = False) -> list[Finding]:
     findings = []
     for index, camera in enumerate(config.cameras):
         key, path = f"cameras[{index}].path", camera.path
+        if camera.source is not None:
+            findings += check_live_camera(index, camera, once=once)
+            continue
         if path.is_dir():
             findings.append(Finding(f"cameras[{index}] {camera.name}", f"{path}, {camera.mode}", "ok"))
             continue
@@ -192,6 +195,32 @@ def check_cameras(config: EdgeConfig, *, once: bool = False) -> list[Finding]:
             findings.append(Finding(key, f"{path} does not exist"))
         else:
             findings.append(Finding(key, f"{path} does not exist (yet); watching starts when it appears", "warning"))
+    return findings
+
+
+def check_live_camera(index: int, camera, *, once: bool = False) -> list[Finding]:
+    """A live camera (`source`): PyAV is there (the `video` extra) and its frames' folder can be
+    made. No connection is tried: a check must not hang on a camera that is off (many are at
+    night), and the daemon reconnects anyway; `edge status` says whether the stream is read. The
+    URL is shown redacted."""
+    from importlib.util import find_spec
+
+    from edge.redact import redact_url
+
+    findings = []
+    if find_spec("av") is None:
+        findings.append(Finding(f"cameras[{index}].source", "reading a stream needs PyAV: pip install "
+                                "'trailcam[video]' (or python3-av)"))
+    path = camera.path
+    ancestor = path
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        findings.append(Finding(f"cameras[{index}].path", f"{ancestor} is not a folder"))
+    elif not findings:
+        findings.append(Finding(f"cameras[{index}] {camera.name}",
+                                f"live {redact_url(camera.source)} (not connected by the check), frames in {path}"
+                                + ("; not read with --once" if once else ""), "ok"))
     return findings
 
 

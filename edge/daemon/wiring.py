@@ -55,8 +55,9 @@ def open_store(config: EdgeConfig, outbox_writer, classifier: Classifier, *, not
         busy_timeout_s=config.storage.busy_timeout_s, station_id=config.station.device_id,
         outbox=outbox_writer,
         notifications=notifications,
-        # Frames that stay in the folder are their own redo log; moved or deleted ones are not.
-        durable_commits=config.retention.after_processing != "keep",
+        # Frames that stay in the folder are their own redo log; moved or deleted ones are not
+        # (nor are a live camera's frames in which nothing was counted: removed once recorded).
+        durable_commits=config.retention.after_processing != "keep" or removes_live_frames(config),
         clock_rules=clock_rules(config),
         # Repeat-detection elimination needs the detector's boxes: off on the whole-frame route.
         repeat_rules=RepeatRules.of(config.repeats) if config.detector.enabled else None,
@@ -73,6 +74,43 @@ def open_store(config: EdgeConfig, outbox_writer, classifier: Classifier, *, not
         with immediate(store.conn):  # a schema-6 database from before the queue existed
             queue.create_tables(store.conn)
     return store
+
+
+def removes_live_frames(config: EdgeConfig) -> bool:
+    """Whether a live camera removes its frames once recorded (keep_empty = false, the default)."""
+    return any(camera.source is not None and not camera.live.keep_empty for camera in config.cameras)
+
+
+def live_cameras(config: EdgeConfig, daemon: Daemon) -> None:
+    """[[cameras]] with a `source` (edge/live/): folders made before the watchers start, the readers
+    started once the backlog is queued and stopped first; their status goes into the HealthState
+    before the field operations write it; a frame in which nothing was counted is removed before
+    [retention] sees it. Every password of their URLs is masked in the log, whoever logs it."""
+    from edge.live.cameras import LiveCameras
+    from edge.redact import install_log_redaction
+    from edge.store.db import known_states_reader
+
+    live = LiveCameras(config.cameras, config.station.zone, known=known_states_reader(config.storage.database))
+    if not live:
+        return
+    install_log_redaction(live.secrets())
+    daemon.live = live
+    if daemon.once:
+        log.info("live cameras are not read with --once: only the frames already in their folders are processed")
+        return
+    daemon.before_open.append(lambda _daemon: live.prepare())
+    daemon.on_start.insert(0, lambda _daemon: live.start(_daemon.frames.busy))
+    daemon.after_frame.insert(0, live.after_frame)
+
+    def tick(_daemon: Daemon) -> None:
+        _daemon.health.set(streams=live.status())
+        try:
+            live.housekeeping(_daemon.frames.busy)
+        except Exception as error:  # noqa: BLE001 - retried at the next interval
+            log.error("live cameras: keep_days housekeeping failed: %s", error)
+
+    daemon.on_tick.insert(0, tick)
+    daemon.on_stop.insert(0, lambda _daemon: (live.stop(), _daemon.health.set(streams=live.status())))
 
 
 def notifications(config: EdgeConfig):
@@ -298,4 +336,8 @@ def build(config: EdgeConfig, *, once: bool = False, tick_s: float = 1.0, field:
         daemon.on_stop.append(lambda _daemon: publisher.stop())
     if deliverer is not None:
         daemon.on_stop.append(lambda _daemon: deliverer.stop())
+    if any(camera.source is not None for camera in config.cameras):
+        live_cameras(config, daemon)  # last: its hooks go first where they must (see there)
+    if operations is not None and operations.metrics is not None and daemon.live is not None:
+        operations.metrics.set_streams_source(daemon.live.status)
     return daemon

@@ -67,6 +67,9 @@ class HealthState:
     # Frames this run recorded with a doubtful or resolved capture time, by flag (frames.time_flags:
     # edge/store/clock_checks.py, edge/ingest/capture_time.py); a frame counts under each of its flags.
     time_flagged: dict[str, int] = field(default_factory=dict)
+    # Live cameras (edge/live/: StreamReader.status, URLs redacted): state, next try, frames read,
+    # written and dropped, episodes; empty without a [[cameras]] source.
+    streams: list[dict[str, Any]] = field(default_factory=list)
     # Every outcome of the daemon's loop by status (ok, error, retry, duplicate, unchanged,
     # vanished, skipped): what `edge run` logs when it stops and tests read.
     processed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
@@ -172,6 +175,7 @@ class HealthState:
                 "rescan_found": self.rescan_found,
                 "last_rescan_at": self.last_rescan_at,
                 "time_flagged": dict(self.time_flagged),
+                "streams": [dict(stream) for stream in self.streams],
             }
         data["rate_per_minute"] = round(self.rate_per_minute(), 2)
         return data

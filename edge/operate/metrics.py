@@ -26,6 +26,14 @@ Metric names (all prefixed `trailcam_`):
   notifications_total{outcome}                  counter (sent, expired, dropped_review, dropped_quiet_hours,
                                                 dropped_target_removed)
   notification_failed_attempts_total           counter (tries a target refused or did not answer)
+  stream_up{camera}                             gauge (live cameras: 1 while the stream delivers frames)
+  stream_reconnects_total{camera}               counter (sessions that ended or attempts that failed)
+  stream_frames_read_total{camera}              counter (frames decoded)
+  stream_frames_written_total{camera}           counter (frames of motion episodes written for processing)
+  stream_frames_dropped_total{camera,reason}    counter (queue: the hand-off to the writer was full;
+                                                backlog: max_pending frames waited; write_error)
+  stream_motion_episodes_total{camera}          counter
+  stream_last_frame_timestamp_seconds{camera}   gauge (Unix time of the last frame decoded)
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from edge.store.clock_checks import DOUBTFUL
 from edge.store.disk import free_bytes
+from edge.store.times import parse_utc
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +119,10 @@ class Metrics:
         """[notify]: report the queue's figures (edge.alerts.delivery.Deliverer.figures) at scrape time."""
         self.registry.register(_NotificationsCollector(figures))
 
+    def set_streams_source(self, streams) -> None:
+        """Live cameras: report their figures (edge.live.cameras.LiveCameras.status) at scrape time."""
+        self.registry.register(_StreamsCollector(streams))
+
     def serve(self, port: int, host: str = "127.0.0.1") -> int:
         """Start the HTTP endpoint in a daemon thread; returns the bound port (0 picks a free one)."""
         self._server, self._thread = start_http_server(port, addr=host, registry=self.registry)
@@ -161,6 +174,45 @@ class _NotificationsCollector:
         yield CounterMetricFamily("trailcam_notification_failed_attempts", "Deliveries a target refused or did "
                                   "not answer (each is retried until it expires)",
                                   value=figures.get("failed_attempts", 0))
+
+
+class _StreamsCollector:
+    """The live cameras as their readers report them now (URLs never: the camera name is the label)."""
+
+    def __init__(self, streams) -> None:
+        self.streams = streams
+
+    def collect(self):
+        streams = self.streams() or []
+        up = GaugeMetricFamily("trailcam_stream_up", "1 while a live camera's stream delivers frames",
+                               labels=["camera"])
+        reconnects = CounterMetricFamily("trailcam_stream_reconnects", "Stream sessions that ended or connection "
+                                         "attempts that failed", labels=["camera"])
+        read = CounterMetricFamily("trailcam_stream_frames_read", "Frames decoded from the stream", labels=["camera"])
+        written = CounterMetricFamily("trailcam_stream_frames_written", "Frames of motion episodes written for "
+                                      "processing", labels=["camera"])
+        dropped = CounterMetricFamily("trailcam_stream_frames_dropped", "Frames of motion episodes dropped (queue: "
+                                      "the writer's hand-off was full; backlog: max_pending frames waited; "
+                                      "write_error)", labels=["camera", "reason"])
+        episodes = CounterMetricFamily("trailcam_stream_motion_episodes", "Motion episodes the gate opened",
+                                       labels=["camera"])
+        last = GaugeMetricFamily("trailcam_stream_last_frame_timestamp_seconds", "Unix time of the last frame "
+                                 "decoded", labels=["camera"])
+        for stream in streams:
+            camera = [str(stream.get("camera"))]
+            up.add_metric(camera, 1 if stream.get("state") == "connected" else 0)
+            reconnects.add_metric(camera, stream.get("reconnects", 0))
+            read.add_metric(camera, stream.get("frames_read", 0))
+            written.add_metric(camera, stream.get("frames_written", 0))
+            for reason, count in sorted((stream.get("frames_dropped") or {}).items()):
+                dropped.add_metric([*camera, reason], count)
+            episodes.add_metric(camera, stream.get("episodes", 0))
+            if stream.get("last_frame_at"):
+                try:
+                    last.add_metric(camera, parse_utc(stream["last_frame_at"]).timestamp())
+                except ValueError:
+                    pass
+        yield from (up, reconnects, read, written, dropped, episodes, last)
 
 
 def _free_or_nan(path: str) -> float:

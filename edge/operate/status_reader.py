@@ -154,7 +154,7 @@ def collect_status(db_path: Path | str, status_path: Path | str | None = None,
                                                        "pause_reason", "mqtt_state",
                                                        "last_species", "rate_per_minute",
                                                        "frames_skipped", "rescan_found", "last_rescan_at",
-                                                       "time_flagged")}}
+                                                       "time_flagged", "streams")}}
     disks = []
     for path in dict.fromkeys([str(db_path.parent), *map(str, disk_paths)]):
         try:

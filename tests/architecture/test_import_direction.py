@@ -27,7 +27,8 @@ PACKAGES = ("edge", "fleet", "collector", "trainer")
 # Index = layer. A module of layer i may import modules of layers <= i.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("edge", "edge.config"),   # the package root (version) and the configuration models
-    ("edge.ingest",),          # noticing and reading frames: watching, safe opening, decoding, EXIF time
+    ("edge.ingest", "edge.live"),  # noticing and reading frames: watching, safe opening, decoding, EXIF time;
+                                   # live cameras (streams → frames in a folder)
     ("edge.classify",),        # models, labels, decisions
     ("edge.detect",),          # the bird detector, tiles, box merging, crops (reuses classify's runtime and labels)
     ("edge.store",),           # the database: schema, the writer, event rules, reports, times, outbox table

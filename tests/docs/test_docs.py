@@ -125,10 +125,12 @@ def test_skeleton_with_a_camera_and_model_filled_in_is_a_valid_config(tmp_path):
     text = render_config_skeleton()
     text = text.replace("# [[cameras]]   (repeat the table for each entry)", "[[cameras]]")
     text = text.replace("#   name = ...   (required)", 'name = "feeder"', 1)  # the camera's (first) table
-    text = text.replace("#   path = ...   (required)", f'path = "{tmp_path}"', 1)
+    # path or source (a live camera): neither is required on its own, path is the folder one.
+    text = text.replace("#   path =   (unset by default)", f'path = "{tmp_path}"', 1)
     text = text.replace("# path =   (unset by default)", f'path = "{model}"')
     config = EdgeConfig.model_validate(tomllib.loads(text))
     assert [c.name for c in config.cameras] == ["feeder"] and config.model.path == model
+    assert config.cameras[0].path == tmp_path and config.cameras[0].source is None
 
 
 # ---- command line --------------------------------------------------------------------------

@@ -53,7 +53,8 @@ def test_defaults_env_overrides_and_sections(tmp_path: Path) -> None:
     [
         ('[station]\ntimezone = "Mars/Olympus"\n', "station.timezone", "unknown IANA time zone"),
         ('[[cameras]]\nname = "a"\npath = "/x"\nmode = "fanotify"\n', "cameras[0].mode", "'inotify' or 'poll'"),
-        ('[[cameras]]\nname = "a"\n', "cameras[0].path", "required key is missing"),
+        # Neither a folder nor a stream: the table is named (path and source are each optional).
+        ('[[cameras]]\nname = "a"\n', "cameras[0]", "give path (a folder the camera writes frames into) or source"),
         ('[classify]\nthreshold = 1.5\n', "classify.threshold", "less than or equal to 1"),
         ('[events]\nindependence_s = -3\n', "events.independence_s", "greater than 0"),
         ('[events]\ngroup_by = "visit"\n', "events.group_by", "'camera' or 'species'"),
