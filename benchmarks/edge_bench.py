@@ -188,8 +188,8 @@ def large_frames(paths: list[Path], folder: Path) -> list[Path]:
 
 
 def draft_vs_full(frames: list[Path], threads: int) -> dict[str, float]:
-    from edge.ingest.imaging import decode
     from edge.classify.model import load_classifier
+    from edge.ingest.imaging import decode
 
     classifier = load_classifier(AIY, threads=threads)
     timings = {True: [], False: []}

@@ -36,21 +36,21 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from fleet.db import connect, engine_of
 from edge.publish.messages import MessageContext, event_message
 from edge.store.times import format_utc
+from fleet.db import connect, engine_of
 from tests.fixtures.broker import Broker
 from tests.fixtures.postgres import find_postgres_bin, make_server
 
 REPO = Path(__file__).resolve().parents[1]
 SPECIES = ("Blue Jay", "Northern Cardinal", "American Robin", "Black-capped Chickadee", "House Sparrow")
-START = datetime(2026, 11, 29, 6, 0, tzinfo=timezone.utc)
+START = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)
 
 
 def payload(device: str, n: int, run: str) -> str:
@@ -65,7 +65,7 @@ def payload(device: str, n: int, run: str) -> str:
 
 
 def _publisher(host: str, port: int, devices: list[str], messages: int, rate: float, run: str,
-               out: str | None, ready: "multiprocessing.synchronize.Event", go: "multiprocessing.synchronize.Event") -> None:
+               out: str | None, ready: multiprocessing.synchronize.Event, go: multiprocessing.synchronize.Event) -> None:
     """One process: connect `devices` clients, then publish `messages` round-robin at `rate`/s
     (0 = as fast as possible); write {message uid: publish time} to `out`."""
     clients = []
@@ -171,7 +171,7 @@ class Collector:
         self.log = workdir / f"{client_id}.log"
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> "Collector":
+    def start(self) -> Collector:
         env = dict(os.environ, PYTHONPATH=str(REPO))
         with open(self.log, "ab") as handle:
             self.proc = subprocess.Popen(self.argv, env=env, stdout=handle, stderr=subprocess.STDOUT)

@@ -36,10 +36,10 @@ import paho.mqtt.client as paho
 import sqlite_utils
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge.store import outbox
 from edge.config.mqtt import MqttConfig
 from edge.publish.messages import MessageContext, counts_messages, event_message
 from edge.publish.mqtt import Publisher
+from edge.store import outbox
 from tests.fixtures.broker import Broker
 
 CTX = MessageContext(device_id="bench", station_tz="Europe/Berlin", model_id="bench-model", model_version="1")

@@ -46,7 +46,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -184,12 +184,12 @@ def main(argv: list[str] | None = None) -> int:
         photo.all_predictions, _ = classifier.classify(frame.rgb, len(classifier.spec.labels))
 
     rollup = rollup_for(classifier)
-    zone = timezone.utc
+    zone = UTC
     stations = {name: StationPrior(prior, zone, (lat, lon)) for name, lat, lon in {p.station for p in photos}}
 
     def captured(week: int) -> datetime:
         month, quarter = divmod(week - 1, 4)
-        return datetime(2026, month + 1, 1 + 7 * quarter, 12, tzinfo=timezone.utc)
+        return datetime(2026, month + 1, 1 + 7 * quarter, 12, tzinfo=UTC)
 
     def context_for(photo: Photo, with_rollup: bool = False) -> DecisionContext:
         occurrence = stations[photo.station[0]].occurrence_at("bench", captured(photo.week))

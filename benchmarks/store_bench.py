@@ -20,11 +20,11 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 SPECIES = ["Blue Jay", "Blue Jay", "Blue Jay", "Northern Cardinal", "unknown"]
-T0 = datetime(2026, 5, 1, 6, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 5, 1, 6, 0, tzinfo=UTC)
 
 
 def _frame(index: int):

@@ -15,7 +15,7 @@ import random
 import sqlite3
 import uuid
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from edge.store.times import format_utc
@@ -29,7 +29,7 @@ SPECIES = [
     "Pheucticus ludovicianus", "Bombycilla cedrorum", "Thryothorus ludovicianus", "Mimus polyglottos", "Erithacus rubecula",
 ]
 CAMERAS = ["feeder", "pond", "hedge"]
-START = datetime(2025, 12, 1, tzinfo=timezone.utc)
+START = datetime(2025, 12, 1, tzinfo=UTC)
 
 
 def build(path: Path, frames: int, seed: int = 7) -> Path:

@@ -28,11 +28,11 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
-from fleet.schema import CHANGE_RANK, event_order_key
 from edge.store.times import format_utc
+from fleet.schema import CHANGE_RANK, event_order_key
 
 PAYLOAD_SCHEMA = 1  # the newest payload schema this collector understands (edge.publish.messages)
 STATES = ("online", "offline", "stopped")
@@ -56,8 +56,8 @@ MAX_INT = 2**31 - 1  # counts: PostgreSQL `integer`
 MAX_CAMERAS = 256  # names in the info's `cameras`, objects in its `deployments`
 MAX_JSON_DEPTH = 8  # nesting inside a deployment object
 MAX_JSON_TEXT = 1000  # characters of a string inside a deployment object
-EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)  # times: [EARLIEST, LATEST) in UTC
-LATEST = datetime(2200, 1, 1, tzinfo=timezone.utc)
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)  # times: [EARLIEST, LATEST) in UTC
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 KEEP_PAYLOAD_BYTES = 4096  # of a rejected payload, stored with its size and sha256
 MAX_REASON = 500  # characters of a rejection reason
 MAX_KEPT_TOPIC = 300  # characters of a rejected message's topic
@@ -295,7 +295,7 @@ def _moment(name: str, text: str) -> str:
     except ValueError:
         raise _Bad(f"field {name!r} is not an ISO 8601 time: {text[:40]!r}") from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     try:
         in_range = EARLIEST <= moment < LATEST  # compares in UTC without converting (no overflow)
     except OverflowError:  # pragma: no cover - comparison of aware datetimes does not convert

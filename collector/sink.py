@@ -39,13 +39,13 @@ import logging
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from collector.messages import CountRow, EventRow, Ignored, InfoRow, Parsed, Rejected, StatusRow, rejected
+from edge.store.times import format_utc
 from fleet import db as central
 from fleet.schema import create_schema
-from edge.store.times import format_utc
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ class WriteStats:
     rejected: int = 0
     ignored: int = 0
 
-    def add(self, other: "WriteStats") -> None:
+    def add(self, other: WriteStats) -> None:
         for name in vars(self):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
@@ -193,7 +193,7 @@ class Sink:
     def __init__(self, db: str, *, clock: Any = None) -> None:
         self.db = db
         self.engine = central.engine_of(db)
-        self._clock = clock or (lambda: datetime.now(timezone.utc))
+        self._clock = clock or (lambda: datetime.now(UTC))
         self._conn: Any = None
         self._mark = "%s" if self.engine == "postgresql" else "?"
 

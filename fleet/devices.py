@@ -13,7 +13,7 @@ collector creates the schema itself before listing). It lives in fleet, not in t
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 COLUMNS = ("device", "state", "state_at", "first_seen", "last_seen", "software_version", "model_id",
@@ -23,7 +23,7 @@ DEFAULT_SILENT_AFTER = "2h"
 
 def _iso(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     return value
 
 
@@ -36,7 +36,7 @@ def _moment(value: Any) -> datetime:
 def read_devices(conn: Any, *, silent_after: timedelta, now: datetime | None = None) -> list[dict[str, Any]]:
     """Every device of the central database on `conn` (either engine), ordered by id, each with
     `silent` (bool) and `silent_for_s`; times as ISO 8601 UTC text."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     rows = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM devices ORDER BY device").fetchall()
     out = []
     for row in rows:

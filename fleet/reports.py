@@ -28,15 +28,15 @@ from __future__ import annotations
 
 import sqlite3
 from collections import defaultdict
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from fleet.db import CentralDbError, Engine, connect, engine_of, redact
-from fleet.schema import schema_version
 from edge.store.reports import ReportError, ReportRows, TimeBound, parse_bound, period_key
 from edge.store.times import format_utc, parse_utc
+from fleet.db import CentralDbError, Engine, connect, engine_of, redact
+from fleet.schema import schema_version
 
 
 def is_central(db: str | Path) -> bool:
@@ -75,7 +75,7 @@ class CentralReader:
     def close(self) -> None:
         self.conn.close()
 
-    def __enter__(self) -> "CentralReader":
+    def __enter__(self) -> CentralReader:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -245,5 +245,5 @@ class CentralReader:
 def _utc(value: Any) -> datetime:
     """A stored time (timestamptz from PostgreSQL, ISO text from SQLite) as an aware UTC datetime."""
     if isinstance(value, datetime):
-        return value.astimezone(timezone.utc)
+        return value.astimezone(UTC)
     return parse_utc(str(value))

@@ -32,13 +32,23 @@ from starlette.staticfiles import StaticFiles
 
 from edge.config import EdgeConfig
 from edge.config.web import WebUser
+from edge.store.reports import ReportError
+from edge.web.app import (
+    COOKIE,
+    HERE,
+    SECRET_NAME,
+    Context,
+    WebApp,
+    WebStartError,
+    _date,
+    _int,
+    _revocations_in,
+    check_startup,
+)
+from edge.web.auth import Revocations, load_secret
 from fleet.db import CentralDbError, engine_of, redact
 from fleet.devices import format_silence
 from fleet.web_queries import FleetReader
-from edge.store.reports import ReportError
-from edge.web.app import HERE, SECRET_NAME, COOKIE, Context, WebApp, WebStartError, _date, _int, check_startup
-from edge.web.app import _revocations_in
-from edge.web.auth import Revocations, load_secret
 
 log = logging.getLogger(__name__)
 

@@ -55,7 +55,7 @@ _positive_float = _checked(float, "a number", lambda value: value > 0, "must be 
 _fraction_or_one = _checked(float, "a number", lambda value: 0.0 < value <= 1.0, "must be in (0, 1]")
 
 
-def _local_datetime(text: str) -> "datetime":
+def _local_datetime(text: str) -> datetime:
     """A naive local date-time (a camera's clock), e.g. 2026-05-01T07:00."""
     from datetime import datetime
 

@@ -76,7 +76,7 @@ class SageMakerEnv:
     job_name: str = ""
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str]) -> "SageMakerEnv":
+    def from_environ(cls, environ: Mapping[str, str]) -> SageMakerEnv:
         channels: dict[str, Path] = {}
         for key, value in environ.items():
             if key.startswith("SM_CHANNEL_"):

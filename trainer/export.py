@@ -54,7 +54,7 @@ class RunInfo:
     taxonomy: dict = field(default_factory=dict)  # RUN/taxonomy.json (trainer train --taxonomy), else {}
 
     @classmethod
-    def load(cls, run_dir: Path) -> "RunInfo":
+    def load(cls, run_dir: Path) -> RunInfo:
         run_dir = Path(run_dir)
         if not (run_dir / "best.keras").is_file():
             raise FileNotFoundError(f"{run_dir} is not a trained run (no best.keras)")
@@ -315,7 +315,7 @@ def _manifest(run: RunInfo, quantize: str, tflite_bytes: bytes, runner, metrics:
         "model_id": f"{arch}-{quantize}-{sha[:8]}",
         "architecture": arch,
         "quantization": quantize,
-        "created_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "created_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "trainer_version": __version__,
         "num_classes": len(run.class_names),
         "labels_file": "labels.txt",

@@ -50,7 +50,7 @@ def _add_job_arguments(parser: argparse.ArgumentParser) -> None:
     job.add_argument("--wait", action="store_true", help="wait for the job to finish (and stream logs for training)")
 
 
-def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the `sagemaker` subcommand group to the trainer CLI."""
     group = subparsers.add_parser("sagemaker", help="train, tune and fetch models on Amazon SageMaker",
                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trainer.run_folder import EPOCH_LINE_KEYS, STATE_FILE, epoch_log, format_epoch_line
+# EPOCH_LINE_KEYS and format_epoch_line are re-exported: trainer.sagemaker.metrics and the tests read them here.
+from trainer.run_folder import EPOCH_LINE_KEYS, STATE_FILE, epoch_log, format_epoch_line  # noqa: F401
 from trainer.run_folder import monitor_mode as _monitor_mode
 from trainer.run_folder import write_json as _write_json
 from trainer.train_config import OPTIMIZERS, TrainConfig

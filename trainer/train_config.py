@@ -81,7 +81,7 @@ class TrainConfig:
         return json.dumps(data, indent=2, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "TrainConfig":
+    def from_json(cls, text: str) -> TrainConfig:
         data = json.loads(text)
         for key in ("data_dir", "out_dir"):
             data[key] = Path(data[key])

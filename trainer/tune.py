@@ -129,7 +129,7 @@ class StudyLock:
         self.path = study_dir / ".lock"
         self.handle = None
 
-    def __enter__(self) -> "StudyLock":
+    def __enter__(self) -> StudyLock:
         self.handle = open(self.path, "a+")
         try:
             fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

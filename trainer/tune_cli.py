@@ -18,7 +18,7 @@ from trainer.train_config import ARCHITECTURES
 EXIT_USAGE = 2
 
 
-def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the `tune` subcommand to the trainer CLI."""
     parser = subparsers.add_parser("tune", help="search hyperparameters (Optuna locally; SageMaker via `trainer sagemaker tune`)",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -28,7 +28,7 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Mapping
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -62,7 +62,7 @@ def in_quiet_hours(moment: datetime, zone: ZoneInfo, quiet: tuple[time, time] | 
     if not inside:
         return None
     end_day = local.date() if now < end else local.date() + timedelta(days=1)
-    return datetime.combine(end_day, end, tzinfo=zone).astimezone(timezone.utc)
+    return datetime.combine(end_day, end, tzinfo=zone).astimezone(UTC)
 
 
 class Deliverer:
@@ -70,7 +70,7 @@ class Deliverer:
 
     def __init__(self, config: NotifyConfig, db_path: Path | str, renderer: Renderer, *,
                  zone: ZoneInfo, gate: ReleaseGate,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.config = config
         self.db_path = Path(db_path)
         self.renderer = renderer

@@ -64,10 +64,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from edge.config.classify import ClassifyConfig
 from edge.classify.labels import Label
 from edge.classify.model import Prediction
 from edge.classify.prior import RangeChoice, range_aware
+from edge.config.classify import ClassifyConfig
 
 UNKNOWN = "unknown"
 

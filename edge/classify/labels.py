@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import re
 import io
+import re
 import zipfile
-from dataclasses import dataclass
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 

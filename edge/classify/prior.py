@@ -65,7 +65,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -104,7 +104,7 @@ def birdnet_week(day: date) -> int:
 def local_week(moment: datetime, zone: ZoneInfo | timezone) -> int:
     """The BirdNET week of an instant in the station's time zone (a naive time is taken as UTC)."""
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return birdnet_week(moment.astimezone(zone).date())
 
 
@@ -567,7 +567,7 @@ class StationPrior:
     station's), the frame's week in the station's zone (or the fixed [prior] week)."""
 
     prior: SpeciesPrior
-    zone: ZoneInfo | timezone = timezone.utc
+    zone: ZoneInfo | timezone = UTC
     default: tuple[float, float] | None = None
     cameras: dict[str, tuple[float, float]] = field(default_factory=dict)
     week: int | None = None

@@ -18,11 +18,20 @@ import sys
 from pathlib import Path
 
 from edge.config import load_config
-from edge.operate.broker_access import (AccessError, BrokerAccess, new_passwords, read_password_file as read_users,
-                                        render_acl, render_password_file)
-from edge.operate.bridge import (DEFAULT_AUTOSAVE_INTERVAL_S, DEFAULT_MAX_QUEUED_MESSAGES, DEFAULT_RESTART_TIMEOUT,
-                                 PROTOCOLS, BridgeError, BridgeSettings, parse_address, read_password_file,
-                                 render_bridge, write_private)
+from edge.operate.bridge import (
+    DEFAULT_AUTOSAVE_INTERVAL_S,
+    DEFAULT_MAX_QUEUED_MESSAGES,
+    DEFAULT_RESTART_TIMEOUT,
+    PROTOCOLS,
+    BridgeError,
+    BridgeSettings,
+    parse_address,
+    read_password_file,
+    render_bridge,
+    write_private,
+)
+from edge.operate.broker_access import AccessError, BrokerAccess, new_passwords, render_acl, render_password_file
+from edge.operate.broker_access import read_password_file as read_users
 
 EXIT_OK, EXIT_USAGE = 0, 2
 

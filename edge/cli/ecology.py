@@ -74,10 +74,9 @@ def _inputs(args: argparse.Namespace):
     """(configuration, read-only database, selection) from the flags."""
     from edge.ecology.deployments import database_cameras
     from edge.ecology.media import Selection
-    from edge.store.db import StoreError, open_readonly
+    from edge.store.db import StoreError, open_readonly, schema_version
     from edge.store.reports import ReportError, parse_bound
     from edge.store.schema import SCHEMA_VERSION
-    from edge.store.db import schema_version
 
     config = None
     if args.config is not None or args.db is None:

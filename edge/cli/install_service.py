@@ -8,8 +8,7 @@ import os
 import sys
 from pathlib import Path, PurePosixPath
 
-from edge.operate.service import (DEFAULT_CONFIG, DEFAULT_USER, Installer, default_exec_path,
-                                  writable_paths_from_config)
+from edge.operate.service import DEFAULT_CONFIG, DEFAULT_USER, Installer, default_exec_path, writable_paths_from_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

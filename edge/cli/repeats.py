@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from edge.config import ConfigError, load_config
@@ -125,7 +125,7 @@ def cmd_release(args: argparse.Namespace) -> int:
     except StoreError as error:
         raise _usage(f"--db: {error}") from None
     try:
-        done = release(conn, args.id, args.reviewer or user_name(), datetime.now(timezone.utc))
+        done = release(conn, args.id, args.reviewer or user_name(), datetime.now(UTC))
     except RepeatError as error:
         raise _usage(str(error)) from None
     finally:

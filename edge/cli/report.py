@@ -101,8 +101,8 @@ def _config_and_db(args: argparse.Namespace):
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from edge.ecology.analyses import analyse, load
     from edge.classify.names import station_namer
+    from edge.ecology.analyses import analyse, load
     from edge.ecology.report import ReportOutputError, check_out, write_report
     from edge.store.reports import ReportError, parse_bound
 

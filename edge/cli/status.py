@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from edge.config import load_config
 from edge.cli.tables import status_table
+from edge.config import load_config
 from edge.operate.status_reader import collect_status
 
 

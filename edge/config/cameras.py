@@ -198,7 +198,7 @@ class CameraConfig(Section):
         return self.source is not None
 
     @model_validator(mode="after")
-    def _folder_or_stream(self) -> "CameraConfig":
+    def _folder_or_stream(self) -> CameraConfig:
         """A camera is a folder (`path`) or a stream (`source`, its frames written to `path` or to
         the state folder: edge.config.EdgeConfig fills it in)."""
         if self.path is None and self.source is None:

@@ -6,7 +6,6 @@ from pydantic import Field, model_validator
 
 from edge.config.base import Section
 
-
 # Measured on trailcam-nobird and birds25 (docs/edge.md "Detection", issue 21).
 MIN_BIRD_PROBABILITY = 0.5
 UNNAMED_MIN_DETECTOR_SCORE = 0.6
@@ -41,7 +40,7 @@ class ClassifyConfig(Section):
                     "for the COCO SSD's scores; set it with the detector's own score scale in mind")
 
     @model_validator(mode="after")
-    def _consistent(self) -> "ClassifyConfig":
+    def _consistent(self) -> ClassifyConfig:
         for label, value in self.thresholds.items():
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"thresholds.{label}: must be between 0 and 1, got {value}")

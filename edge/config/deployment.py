@@ -110,11 +110,11 @@ class DeploymentConfig(Section):
         return value
 
     @model_validator(mode="after")
-    def _ordered(self) -> "DeploymentConfig":
+    def _ordered(self) -> DeploymentConfig:
         if (self.latitude is None) != (self.longitude is None):
             raise ValueError("latitude and longitude go together: give both or neither")
         if self.start is not None and self.end is not None:
-            start, end = as_aware(self.start, dt.timezone.utc), as_aware(self.end, dt.timezone.utc, end=True)
+            start, end = as_aware(self.start, dt.UTC), as_aware(self.end, dt.UTC, end=True)
             if end <= start:
                 raise ValueError(f"end ({self.end}) must be after start ({self.start})")
         return self

@@ -82,7 +82,7 @@ class LiveConfig(Section):
                     "visits and counts stay; with [retention] archive they are already gone). Unset: keep them")
 
     @model_validator(mode="after")
-    def _backoff_order(self) -> "LiveConfig":
+    def _backoff_order(self) -> LiveConfig:
         if self.reconnect_max_s < self.reconnect_min_s:
             raise ValueError("reconnect_max_s must be >= reconnect_min_s")
         return self

@@ -97,7 +97,7 @@ class MqttConfig(Section):
         return value
 
     @model_validator(mode="after")
-    def _checks(self) -> "MqttConfig":
+    def _checks(self) -> MqttConfig:
         if self.reconnect_max_s < self.reconnect_min_s:
             raise ValueError("reconnect_max_s must be >= reconnect_min_s")
         if (self.cert_file is None) != (self.key_file is None):

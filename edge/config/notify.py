@@ -126,7 +126,7 @@ class NotifyConfig(Section):
         return value
 
     @model_validator(mode="after")
-    def _enabled_needs_targets(self) -> "NotifyConfig":
+    def _enabled_needs_targets(self) -> NotifyConfig:
         if self.enabled and not self.urls:
             raise ValueError("enabled needs at least one URL in urls")
         if self.retry_max_backoff_s < self.retry_backoff_s:

@@ -67,7 +67,7 @@ class SectionInfo:
     def keys(self) -> list[Key]:
         return [Key(self.name, name, info, self.array) for name, info in self.model.model_fields.items()]
 
-    def subtables(self) -> list["SectionInfo"]:
+    def subtables(self) -> list[SectionInfo]:
         """Tables inside this section's tables (`[cameras.deployment]`, `[[project.contributors]]`):
         documented under their parent with the dotted name, their keys set with the parent's."""
         found = []

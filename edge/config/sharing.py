@@ -48,7 +48,7 @@ class SharingConfig(Section):
         return value.upper() if value else value
 
     @model_validator(mode="after")
-    def _same_country(self) -> "SharingConfig":
+    def _same_country(self) -> SharingConfig:
         if self.state_province and "-" in self.state_province:
             country, region = self.state_province.split("-", 1)
             if self.country_code is not None and country != self.country_code:

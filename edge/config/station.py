@@ -68,7 +68,7 @@ class StationConfig(Section):
         return value
 
     @model_validator(mode="after")
-    def _coordinates_together(self) -> "StationConfig":
+    def _coordinates_together(self) -> StationConfig:
         if (self.latitude is None) != (self.longitude is None):
             raise ValueError("latitude and longitude go together: give both or neither")
         return self

@@ -48,7 +48,7 @@ class TaxonomyConfig(Section):
                     "Unset: models/birdnet-names beside [storage] database, when it is there")
 
     @model_validator(mode="after")
-    def _coarser_needs_more(self) -> "TaxonomyConfig":
+    def _coarser_needs_more(self) -> TaxonomyConfig:
         if not self.genus_threshold <= self.family_threshold <= self.order_threshold:
             raise ValueError("thresholds must not decrease with the rank: genus_threshold <= family_threshold "
                              "<= order_threshold (a coarser taxon says less, so it needs at least as much)")

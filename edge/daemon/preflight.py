@@ -35,13 +35,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from edge.config import EdgeConfig
 from edge.classify.decision import unknown_species
 from edge.classify.model import Classifier, ModelError, resolve_model
 from edge.classify.names import ENGLISH, NamesError, load_names, pack_folder, with_common_names
 from edge.classify.taxonomy import TaxonomyError, rollup_from_config
-from edge.store.db import StoreError, check_database, stored_timezone, timezone_change, user_name
+from edge.config import EdgeConfig
 from edge.detect.analyse import load_configured_finder
+from edge.store.db import StoreError, check_database, stored_timezone, timezone_change, user_name
 
 if TYPE_CHECKING:
     from edge.detect.finder import BirdFinder
@@ -69,7 +69,7 @@ class Finding:
 class Preflight:
     findings: list[Finding] = field(default_factory=list)
     classifier: Classifier | None = None
-    finder: "BirdFinder | None" = None
+    finder: BirdFinder | None = None
 
     @property
     def errors(self) -> list[Finding]:
@@ -150,7 +150,7 @@ def check_taxonomy(config: EdgeConfig, classifier: Classifier) -> list[Finding]:
     return findings
 
 
-def check_detector(config: EdgeConfig) -> tuple[list[Finding], "BirdFinder | None"]:
+def check_detector(config: EdgeConfig) -> tuple[list[Finding], BirdFinder | None]:
     """The detector loads, its outputs are understood and its bird labels exist."""
     if config.detector.path is None:
         return [], None

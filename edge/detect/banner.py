@@ -76,7 +76,7 @@ class Banner:
         bottom = min(height - top, math.ceil(self.bottom * height - 1e-6)) if self.bottom > 0 else 0
         return top, bottom
 
-    def matches(self, other: "Banner") -> bool:
+    def matches(self, other: Banner) -> bool:
         return abs(self.top - other.top) <= MATCH_TOLERANCE and abs(self.bottom - other.bottom) <= MATCH_TOLERANCE
 
 

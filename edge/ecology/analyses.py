@@ -40,7 +40,7 @@ from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 
 from edge.classify.decision import UNKNOWN
@@ -55,7 +55,7 @@ DAY_S = 86400.0
 def seconds(start: datetime, end: datetime) -> float:
     """Elapsed seconds from start to end. In UTC: Python subtracts two times of one zone on the
     wall clock, so a daylight-saving day would count 24 h instead of 23 or 25."""
-    return (end.astimezone(timezone.utc) - start.astimezone(timezone.utc)).total_seconds()
+    return (end.astimezone(UTC) - start.astimezone(UTC)).total_seconds()
 
 
 # -- inputs ----------------------------------------------------------------------------------
@@ -219,7 +219,7 @@ def assign(efforts: Sequence[Effort], observations: Iterable[Observation]) -> As
     return Assigned(_assign(efforts, observations))
 
 
-def _assign(efforts: Sequence[Effort], observations: "Observations") -> list[tuple[Effort, Observation]]:
+def _assign(efforts: Sequence[Effort], observations: Observations) -> list[tuple[Effort, Observation]]:
     """Each observation with the deployment it falls in (camera and span); others are dropped."""
     if isinstance(observations, Assigned):
         return list(observations)
@@ -519,7 +519,7 @@ def _parse(text: str) -> datetime:
     """A stored time (edge/store/times.py's format, `...Z`): Python 3.11's fromisoformat reads the
     `Z` as UTC, a third of parse_utc's cost, which a million frames feel."""
     moment = datetime.fromisoformat(text)
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def load(config, db, *, cameras: Sequence[str] | None = None, since: datetime | None = None,
@@ -553,9 +553,9 @@ def load(config, db, *, cameras: Sequence[str] | None = None, since: datetime | 
                        "ORDER BY started_at")
         sites, frames, observations = [], {}, []
         for dep in deployments:
-            real_start = (as_aware(dep.config.start, zone).astimezone(timezone.utc) if dep.config.start is not None
+            real_start = (as_aware(dep.config.start, zone).astimezone(UTC) if dep.config.start is not None
                           else dep.first_frame)
-            real_end = (as_aware(dep.config.end, zone, end=True).astimezone(timezone.utc)
+            real_end = (as_aware(dep.config.end, zone, end=True).astimezone(UTC)
                         if dep.config.end is not None else None)
             before = after = None
             if dep.start_source == "period":  # clipped: the silence may have begun before the period

@@ -37,7 +37,7 @@ import sqlite_utils
 import edge
 from edge.config import EdgeConfig
 from edge.ecology.deployments import resolve_deployments
-from edge.ecology.media import (Frame, Selection, camera_folders, deployment_window, frames, relative_path, utc_now)
+from edge.ecology.media import Frame, Selection, camera_folders, deployment_window, frames, relative_path, utc_now
 from edge.store.taxa import taxa
 
 EMPTY = "empty"

@@ -15,11 +15,10 @@ first and last record, and the deployment says how many it has (`doubtful_frames
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Literal
-
 import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 import sqlite_utils
 
@@ -159,13 +158,13 @@ def resolve_deployments(
         start_source: Source
         end_source: Source
         if table is not None and table.start is not None:
-            start, start_source = as_aware(table.start, zone).astimezone(timezone.utc), "config"
+            start, start_source = as_aware(table.start, zone).astimezone(UTC), "config"
         elif first is not None:
             start, start_source = first, "first frame"
         else:
             start, start_source = since, "period"
         if table is not None and table.end is not None:
-            end, end_source = as_aware(table.end, zone, end=True).astimezone(timezone.utc), "config"
+            end, end_source = as_aware(table.end, zone, end=True).astimezone(UTC), "config"
         elif last is not None:
             # Ends are exclusive everywhere (a configured end date is the next day's start,
             # --until likewise): a data-derived end lies just after the last record, so the last

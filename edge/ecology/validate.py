@@ -32,7 +32,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from edge.ecology.camtrap_dp import BASE_URL, PROFILE_URL, SCHEMA_URLS, TABLES, VERSION
@@ -125,7 +125,7 @@ def fetch_standards(cache: Path | None = None, base_url: str | None = None, *, t
             (work / name).write_bytes(body)
             files[name] = {"url": url, "sha256": hashlib.sha256(body).hexdigest()}
         (work / SOURCES_FILE).write_text(json.dumps(
-            {"fetched_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "files": files}, indent=2) + "\n")
+            {"fetched_at": datetime.now(UTC).isoformat(timespec="seconds"), "files": files}, indent=2) + "\n")
         if cache.exists():
             shutil.rmtree(cache)
         os.replace(work, cache)

@@ -31,10 +31,10 @@ A wall time read in a zone with daylight saving may be doubtful, and says so in 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from pathlib import PurePath
-from typing import Iterable
 
 from PIL import Image
 
@@ -127,7 +127,7 @@ def camera_clock(camera: CameraConfig, station_tz: tzinfo) -> CameraClock:
         shown = shown if shown.tzinfo is not None else shown.replace(tzinfo=zone)
         true = true if true.tzinfo is not None else true.replace(tzinfo=station_tz)
         # In UTC: two datetimes with the same tzinfo object would subtract as wall times.
-        correction = true.astimezone(timezone.utc) - shown.astimezone(timezone.utc)
+        correction = true.astimezone(UTC) - shown.astimezone(UTC)
     return CameraClock(zone, own_zone=own is not None, correction=correction)
 
 
@@ -156,12 +156,12 @@ def localise(wall: datetime, zone: tzinfo) -> tuple[datetime, datetime | None, s
     zoneinfo does), i.e. moved forward by the gap's length."""
     first = wall.replace(tzinfo=zone, fold=0)
     second = wall.replace(tzinfo=zone, fold=1)
-    early = first.astimezone(timezone.utc)
+    early = first.astimezone(UTC)
     if first.utcoffset() == second.utcoffset():
         return early, None, None
     if early.astimezone(zone).replace(tzinfo=None) != wall:
         return early, None, NONEXISTENT
-    late = second.astimezone(timezone.utc)
+    late = second.astimezone(UTC)
     return min(early, late), max(early, late), AMBIGUOUS
 
 
@@ -182,7 +182,7 @@ def read_capture_time(image: Image.Image | None, mtime: float, clock: CameraCloc
             written = _text(sub.get(OFFSET_TIME_ORIGINAL))
             offset = parse_offset(written)
             if offset is not None:
-                return CaptureReading(taken.replace(tzinfo=offset).astimezone(timezone.utc) + clock.correction,
+                return CaptureReading(taken.replace(tzinfo=offset).astimezone(UTC) + clock.correction,
                                       "exif" + corrected)
             flags: list[str] = []
             malformed = written if written and not _BLANK_OFFSET.match(written) else None
@@ -195,7 +195,7 @@ def read_capture_time(image: Image.Image | None, mtime: float, clock: CameraCloc
                 at + clock.correction, ("exif-camera" if clock.own_zone else "exif-local") + corrected,
                 tuple(flags), wall=taken, later=later + clock.correction if later is not None else None,
                 offset_text=malformed, zone=clock.zone)
-    return CaptureReading(datetime.fromtimestamp(mtime, tz=timezone.utc), "mtime")
+    return CaptureReading(datetime.fromtimestamp(mtime, tz=UTC), "mtime")
 
 
 def capture_time(image: Image.Image | None, mtime: float, station_tz: tzinfo) -> tuple[datetime, str]:

@@ -114,7 +114,7 @@ class FrameFile:
             os.close(self.fd)
             self.fd = -1
 
-    def __enter__(self) -> "FrameFile":
+    def __enter__(self) -> FrameFile:
         return self
 
     def __exit__(self, *_exc: object) -> None:

@@ -30,7 +30,7 @@ class MotionGate:
         self.last_changed = 0.0  # share of pixels changed in the last frame looked at
 
     @classmethod
-    def of(cls, live, motion_fps: float | None = None) -> "MotionGate":
+    def of(cls, live, motion_fps: float | None = None) -> MotionGate:
         """From a camera's [cameras.live] table."""
         fps = motion_fps if motion_fps is not None else live.motion_fps
         return cls(live.pixel_threshold, live.motion_threshold, 1.0 / max(1.0, live.background_s * fps))

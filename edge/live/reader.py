@@ -29,7 +29,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from edge.config.cameras import CameraConfig
@@ -188,7 +188,7 @@ class StreamReader:
                     delivered = True
                     with self._lock:
                         self.state, self.connects, self.video = "connected", self.connects + 1, video
-                        self.connected_since = utc_text(datetime.fromtimestamp(self.clock(), timezone.utc))
+                        self.connected_since = utc_text(datetime.fromtimestamp(self.clock(), UTC))
                         after, self.failed_attempts = self.failed_attempts, 0
                     log.info("camera %s: reading %s (%s)%s", self.camera, self.shown, video,
                              f"; back after {after} failed attempt(s)" if after else "")
@@ -205,7 +205,7 @@ class StreamReader:
         now = self.monotonic()
         with self._lock:
             self.frames_read += 1
-            self.last_frame_at = utc_text(datetime.fromtimestamp(wall, timezone.utc))
+            self.last_frame_at = utc_text(datetime.fromtimestamp(wall, UTC))
         live = self.live
         if now - self._last_gate >= 1.0 / live.motion_fps:
             self._last_gate = now
@@ -228,7 +228,7 @@ class StreamReader:
         if self.in_episode and now - self._last_sample >= 1.0 / live.sample_fps:
             self._last_sample = now
             self._episode_samples += 1
-            self.writer.offer(Sample(datetime.fromtimestamp(wall, timezone.utc), self.episodes, frame))
+            self.writer.offer(Sample(datetime.fromtimestamp(wall, UTC), self.episodes, frame))
 
     def _begin_episode(self, now: float) -> None:
         with self._lock:

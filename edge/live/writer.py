@@ -23,7 +23,7 @@ import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone, tzinfo
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -44,12 +44,12 @@ class Sample:
 
 def utc_text(moment: datetime) -> str:
     """The stored time format (edge/store/times.py), for status: UTC with milliseconds and Z."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def frame_name(captured_at: datetime) -> str:
     """`20261128T045930.123Z.jpg`: UTC, so names sort in time order across a change of clocks."""
-    moment = captured_at.astimezone(timezone.utc)
+    moment = captured_at.astimezone(UTC)
     return moment.strftime("%Y%m%dT%H%M%S") + f".{moment.microsecond // 1000:03d}Z.jpg"
 
 

@@ -29,7 +29,7 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
@@ -83,7 +83,7 @@ def export_messages(conn: sqlite3.Connection, ctx: MessageContext, *, since: str
     zone: ZoneInfo = ctx.station_tz  # type: ignore[assignment]  # MessageContext made it a ZoneInfo
     lower = parse_bound(since, zone, end=False) if since else None
     upper = parse_bound(until, zone, end=True) if until else None
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     if cameras is None:
         cameras = [_Camera(name) for (name,) in conn.execute("SELECT DISTINCT camera FROM events ORDER BY camera")]
     yield info_message(ctx, cameras, software_version=software_version, detector_id=detector_id, now=now)

@@ -15,11 +15,11 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable
-
+from typing import Any
 
 STATUS_FILE_NAME = "status.json"
 
@@ -30,7 +30,7 @@ def status_file_for(db_path: Path | str) -> Path:
 
 
 def _utc_now_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 OUTCOMES = ("ok", "error", "retry", "duplicate", "unchanged", "vanished", "skipped")

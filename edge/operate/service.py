@@ -18,8 +18,9 @@ import pwd
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Iterable
+from typing import Any
 
 UNIT_NAME = "trailcam-edge.service"
 DEFAULT_USER = "trailcam"
@@ -330,6 +331,7 @@ def writable_paths_from_config(config_file: Path) -> list[str]:
     """
     try:
         import tomllib
+
         from edge.config.retention import RetentionConfig
         data = tomllib.loads(config_file.read_text())
         retention = RetentionConfig.model_validate(data.get("retention", {}))

@@ -12,9 +12,10 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from datetime import datetime, timezone
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from edge.operate.health import read_snapshot, status_file_for
 from edge.store import clock_checks, notifications
@@ -42,7 +43,7 @@ def _age_seconds(iso: str | None) -> float | None:
         moment = parse_utc(iso)
     except ValueError:
         return None
-    return (datetime.now(timezone.utc) - moment).total_seconds()
+    return (datetime.now(UTC) - moment).total_seconds()
 
 
 def _db_facts(db_path: Path, rate_window_s: float) -> dict[str, Any]:
@@ -65,7 +66,7 @@ def _db_facts(db_path: Path, rate_window_s: float) -> dict[str, Any]:
         last = q("SELECT processed_at, captured_at, path, species FROM frames ORDER BY id DESC LIMIT 1")
         last_err = q(f"SELECT processed_at, path, error FROM frames WHERE {error} "
                      "ORDER BY processed_at DESC, id DESC LIMIT 1")  # a retried row's processed_at moves on
-        since = format_utc(datetime.fromtimestamp(time.time() - rate_window_s, timezone.utc))
+        since = format_utc(datetime.fromtimestamp(time.time() - rate_window_s, UTC))
         recent, recent_err = q(f"SELECT COUNT(*), COALESCE(SUM({error}), 0) FROM frames "
                                "WHERE processed_at >= ?", since)
         try:

@@ -31,6 +31,7 @@ import sqlite3
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -262,9 +263,9 @@ def export_training_set(conn: sqlite3.Connection, out_dir: Path, crop_size: tupl
 
 
 def _now():
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _cut(data: bytes, samples: list[Sample], crop_size: tuple[int, int], margin: float, draft: bool) -> list[np.ndarray]:

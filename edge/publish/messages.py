@@ -15,7 +15,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -232,7 +232,7 @@ def counts_messages(
     two species is one visit in `total.events` but one for each species in `species`. None: the
     sum over species (a database older than schema 6, where a visit had one species).
     """
-    updated_at = format_utc(now or datetime.now(timezone.utc))
+    updated_at = format_utc(now or datetime.now(UTC))
     species_rows: dict[str, dict[str, Any]] = {}
     total_events = total_frames = total_individuals = 0
     for label in sorted(tallies):
@@ -339,7 +339,7 @@ def info_message(ctx: MessageContext, cameras: Iterable[Any] = (), *, software_v
         "timezone": ctx.station_tz.key,
         "cameras": [str(camera.name) for camera in camera_list],
         "deployments": deployments(camera_list, ctx.device_id),
-        "published_at": format_utc(now or datetime.now(timezone.utc)),
+        "published_at": format_utc(now or datetime.now(UTC)),
     }
     # Published directly, never queued; were it queued, it is a retained snapshot that the next
     # one supersedes, which is what the outbox's `counts` kind means (coalescible).

@@ -40,18 +40,18 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
-from edge.store import outbox
-from edge.store.counts import visits_on_day
 from edge.config.mqtt import MqttConfig
 from edge.publish.discovery import HEALTH_TOPIC, discovery_messages
 from edge.publish.messages import COUNTS_TOPIC, MessageContext, counts_messages, snapshot_topic, topic_segment
+from edge.store import outbox
+from edge.store.counts import visits_on_day
 from edge.store.db import connect
 from edge.store.disk import is_disk_full_error
 from edge.store.writer import tallies_for_day
@@ -147,7 +147,7 @@ class Publisher:
         # snapshots; no context = no day snapshots (a publisher without a daemon).
         self._context = context
         self._tallies = tallies
-        self._clock = clock or (lambda: datetime.now(timezone.utc))
+        self._clock = clock or (lambda: datetime.now(UTC))
         self._snapshot_day: str | None = None
         self._snapshot_warned: str | None = None
         self._next_day_check = 0.0
@@ -568,7 +568,7 @@ class Publisher:
                 self._error(f"MQTT connection to {cfg.host}:{cfg.port} lost ({rc.name}); will reconnect")
                 raise _SessionEnded
 
-    def _rows_due(self, conn: sqlite3.Connection, pump: "_Pump", now: float) -> bool:
+    def _rows_due(self, conn: sqlite3.Connection, pump: _Pump, now: float) -> bool:
         """Whether to read the outbox now: stop's wake-up, the poll interval, a drain, or new rows.
 
         data_version changes when another connection (the store) commits: new rows are seen
@@ -580,7 +580,7 @@ class Publisher:
             pump.next_poll = min(pump.next_poll, now + self.config.batch_window_s)
         return self._wake.is_set() or now >= pump.next_poll or pump.drain_deadline is not None
 
-    def _send_batch(self, client: paho.Client, conn: sqlite3.Connection, pump: "_Pump", room: int) -> int:
+    def _send_batch(self, client: paho.Client, conn: sqlite3.Connection, pump: _Pump, room: int) -> int:
         """Publish up to `room` rows after the last one sent, in id order; returns how many rows
         were read (fewer than `room`: the outbox is empty for now). Raises _SessionEnded when
         paho refuses a publish (the link is gone)."""
@@ -606,7 +606,7 @@ class Publisher:
             self._learn_species(client, row)
         return len(rows)
 
-    def _delete_acked(self, conn: sqlite3.Connection, pump: "_Pump", now: float) -> None:
+    def _delete_acked(self, conn: sqlite3.Connection, pump: _Pump, now: float) -> None:
         """Delete acknowledged rows in batches (every DELETE_INTERVAL_S, or at once when the
         window is empty or we are draining): one short write transaction instead of one per
         PUBACK keeps the write lock free for the counting thread. On a full disk they are kept

@@ -54,7 +54,6 @@ class OutboxWriter:
         open transaction; returns them, for the store's Commit."""
         from edge.publish import messages
         from edge.store import outbox
-
         from edge.store.counts import stored_counts, visits_on_day
 
         for change in changes:  # what each visit counts per species travels with it

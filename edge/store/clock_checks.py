@@ -68,7 +68,7 @@ class ClockRules:
 
     @classmethod
     def of(cls, future_tolerance_s: float, out_of_order_s: float,
-           deployment_starts: Mapping[str, datetime] | None = None) -> "ClockRules":
+           deployment_starts: Mapping[str, datetime] | None = None) -> ClockRules:
         """From `[clock_checks]`'s seconds (0 = off)."""
         return cls(timedelta(seconds=future_tolerance_s) if future_tolerance_s > 0 else None,
                    timedelta(seconds=out_of_order_s) if out_of_order_s > 0 else None,

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -158,7 +158,7 @@ def correct(conn: sqlite3.Connection, correction: Correction, zone: ZoneInfo, *,
                             zone, min_frames=min_frames)
             result.days.update(moved.days)
         result.near = _near(conn, correction.camera, events, shift, independence_s, event_ids)  # events hold the old times
-        stamp = format_utc(now or datetime.now(timezone.utc))
+        stamp = format_utc(now or datetime.now(UTC))
         if outbox is not None and events:
             import sqlite_utils
 
@@ -168,7 +168,7 @@ def correct(conn: sqlite3.Connection, correction: Correction, zone: ZoneInfo, *,
             # A new message id per correction (edge.publish.messages.event_message_id keys on reviewed_at).
             changes = [EventChange("end" if row["state"] == "closed" else "update", {**row, "reviewed_at": stamp})
                        for row in moved_rows]
-            outbox.enqueue(sqlite_utils.Database(conn), changes, None, local_day(now or datetime.now(timezone.utc),
+            outbox.enqueue(sqlite_utils.Database(conn), changes, None, local_day(now or datetime.now(UTC),
                                                                                  zone), set())
         result.correction_id = int(conn.execute(
             """INSERT INTO clock_corrections (created_at, reviewer, camera, since, until, offset_s, frames, events,

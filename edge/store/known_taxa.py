@@ -38,7 +38,7 @@ class KnownTaxa:
                     self._names.setdefault(name, label)
 
     @classmethod
-    def of_station(cls, conn: sqlite3.Connection, labels: Iterable[Mapping[str, str]] = ()) -> "KnownTaxa":
+    def of_station(cls, conn: sqlite3.Connection, labels: Iterable[Mapping[str, str]] = ()) -> KnownTaxa:
         """The model's labels (dicts with name, common, scientific: the web app's species list),
         the database's `taxa`, and the species counted here."""
         entries: list[tuple[str, list[str | None]]] = [

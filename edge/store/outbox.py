@@ -21,7 +21,7 @@ import logging
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from edge.store.times import format_utc
@@ -100,7 +100,7 @@ def enqueue(
     if max_rows < 1:
         raise ValueError(f"outbox max_rows must be >= 1, got {max_rows}")
     conn = _conn(db_or_conn)
-    created_at = format_utc(now or datetime.now(timezone.utc))
+    created_at = format_utc(now or datetime.now(UTC))
     rows = [(created_at, m.topic, m.payload, m.qos, int(m.retain), m.kind) for m in messages]
     if rows:
         conn.executemany(

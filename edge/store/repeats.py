@@ -34,8 +34,22 @@ from typing import Any, Protocol
 
 from edge.classify.decision import Decision
 from edge.detect.repeats import (
-    CANDIDATE, RELEASED, REPEAT, STATES, SUPPRESSED, BoxTuple, Place, RepeatRules, blend, blend_box, due, match,
-    memory_weight, suppressed, trackable, window,
+    CANDIDATE,
+    RELEASED,
+    REPEAT,
+    STATES,
+    SUPPRESSED,
+    BoxTuple,
+    Place,
+    RepeatRules,
+    blend,
+    blend_box,
+    due,
+    match,
+    memory_weight,
+    suppressed,
+    trackable,
+    window,
 )
 from edge.store.times import format_utc
 

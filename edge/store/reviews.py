@@ -33,7 +33,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -115,7 +115,7 @@ class ReviewStore:
     """Records reviews in the edge database (a second writer beside the daemon's Store)."""
 
     def __init__(self, path: Path | str, *, outbox: OutboxSink | None = None, station_tz: ZoneInfo | str | None = None,
-                 busy_timeout_s: float = 30.0, clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                 busy_timeout_s: float = 30.0, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  known: Callable[[sqlite3.Connection], KnownTaxa] | None = None) -> None:
         """`known`: the taxa a correction may name (edge/store/known_taxa.py), read in each
         review's transaction; None accepts any name (tests, tools that check names themselves)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Protocol
 
 import sqlite_utils
@@ -50,7 +50,7 @@ def create_table(db: sqlite_utils.Database) -> None:
 def record_taxa(db: sqlite_utils.Database, labels: Iterable[NamedLabel], model_id: str | None,
                 now: datetime | None = None) -> int:
     """Upsert each label's names (inside the caller's transaction); returns how many labels."""
-    stamp = format_utc(now or datetime.now(timezone.utc))
+    stamp = format_utc(now or datetime.now(UTC))
     # A rolled-up taxon (edge.classify.taxonomy.Taxon: "Turdus sp.", "Turdidae") says its rank;
     # a model's label is a species (or whatever it is: NULL, read as a species by the exports).
     rows = [(label.name, label.scientific_name, label.common_name, model_id, stamp, getattr(label, "rank", None))

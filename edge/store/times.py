@@ -7,7 +7,7 @@ row of its own second).
 
 from __future__ import annotations
 
-from datetime import datetime, timezone, tzinfo
+from datetime import UTC, datetime, tzinfo
 
 
 def format_utc(moment: datetime) -> str:
@@ -15,15 +15,15 @@ def format_utc(moment: datetime) -> str:
 
     Always with milliseconds so that text order is time order (`03.500Z` < `03Z` otherwise).
     """
-    moment = moment.astimezone(timezone.utc)
+    moment = moment.astimezone(UTC)
     return moment.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def parse_utc(text: str) -> datetime:
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
 
 
 def local_day(moment: datetime, zone: tzinfo) -> str:

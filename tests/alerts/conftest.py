@@ -6,7 +6,7 @@ import json
 import socket
 import threading
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -31,7 +31,7 @@ class Receiver:
     def url(self) -> str:
         return f"json://127.0.0.1:{self.port}/hook"
 
-    def start(self) -> "Receiver":
+    def start(self) -> Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -71,7 +71,7 @@ def receiver() -> Iterator[Receiver]:
 def yesterday_noon() -> datetime:
     """Noon UTC yesterday: in the past whenever the test runs, within a day or two of now, and
     far from midnight, so both visits fall on one station day (UTC)."""
-    today = datetime.now(timezone.utc).replace(hour=12, minute=0, second=0, microsecond=0)
+    today = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
     return (today - timedelta(days=1)).replace(tzinfo=None)
 
 

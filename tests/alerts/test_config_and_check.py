@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import UTC, date
 from pathlib import Path
 
 import pytest
 
-from edge.config import ConfigError, load_config
 from edge.alerts.rules import season
 from edge.alerts.targets import target_id
-from datetime import date
+from edge.config import ConfigError, load_config
 
 
 def _load(tmp_path: Path, notify: dict):
@@ -78,7 +78,7 @@ def test_seasons_follow_birdnet_go_and_swap_south() -> None:
 
 
 def test_metrics_report_the_queue(tmp_path: Path) -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from prometheus_client import generate_latest
 
@@ -88,7 +88,7 @@ def test_metrics_report_the_queue(tmp_path: Path) -> None:
     from edge.store.writer import Store
 
     store = Store(tmp_path / "edge.db")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with immediate(store.conn):
         notifications.enqueue(store.conn, kind="digest", key="digest:2026-05-14", targets=["json:a", "json:b"], now=now)
         (first, *_) = [row.id for row in notifications.due(store.conn, now)]

@@ -6,8 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import sqlite3
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
 
 from PIL import Image
 
@@ -15,7 +14,6 @@ from edge.alerts.delivery import Deliverer, in_quiet_hours
 from edge.config.notify import NotifyConfig
 from edge.daemon.wiring import notifications as build_notifications
 from edge.operate.status_reader import collect_status
-from edge.store import notifications as queue
 from edge.store.db import connect
 from edge.store.reviews import ReviewStore
 from tests.alerts.conftest import two_visits, yesterday_noon
@@ -226,11 +224,11 @@ def test_quiet_hours_span_midnight() -> None:
     quiet = (time(22, 0), time(7, 0))
     at = lambda text: datetime.fromisoformat(text).replace(tzinfo=berlin)  # noqa: E731
     assert in_quiet_hours(at("2026-05-14T21:59"), berlin, quiet) is None
-    assert in_quiet_hours(at("2026-05-14T22:00"), berlin, quiet) == at("2026-05-15T07:00").astimezone(timezone.utc)
-    assert in_quiet_hours(at("2026-05-15T06:59"), berlin, quiet) == at("2026-05-15T07:00").astimezone(timezone.utc)
+    assert in_quiet_hours(at("2026-05-14T22:00"), berlin, quiet) == at("2026-05-15T07:00").astimezone(UTC)
+    assert in_quiet_hours(at("2026-05-15T06:59"), berlin, quiet) == at("2026-05-15T07:00").astimezone(UTC)
     assert in_quiet_hours(at("2026-05-15T07:00"), berlin, quiet) is None
     assert in_quiet_hours(at("2026-05-15T12:00"), berlin, (time(9, 0), time(17, 0))) == at(
-        "2026-05-15T17:00").astimezone(timezone.utc)
+        "2026-05-15T17:00").astimezone(UTC)
 
 
 def test_expired_rows_are_counted_not_sent(tmp_path, make_config, bird_photo, receiver) -> None:
@@ -243,7 +241,7 @@ def test_expired_rows_are_counted_not_sent(tmp_path, make_config, bird_photo, re
     _run_until(config, lambda: count_rows(db, "SELECT count(*) FROM notifications WHERE attempts >= 1") >= 1,
                "a failed try")
     receiver.start()
-    later = [datetime.now(timezone.utc) + timedelta(days=4)]
+    later = [datetime.now(UTC) + timedelta(days=4)]
     deliverer, conn = _deliverer(config, lambda: later[0])
     deliverer.deliver_due(conn)
     conn.close()

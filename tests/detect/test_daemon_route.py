@@ -19,10 +19,9 @@ from PIL import Image
 
 from benchmarks.scenes import compose
 from edge.classify.model import Classifier, resolve_model
-from edge.config import ClassifyConfig
+from edge.config import ClassifyConfig, EdgeConfig
 from edge.daemon.pipeline import FrameProcessor
 from edge.detect.analyse import load_configured_finder
-from edge.config import EdgeConfig
 from edge.store.writer import Store
 
 T0 = 1_780_000_000  # 2026-05-28, a burst five seconds apart

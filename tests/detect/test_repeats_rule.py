@@ -19,8 +19,21 @@ from PIL import Image, ImageEnhance
 from edge.classify.decision import Decision
 from edge.detect.boxes import iou
 from edge.detect.repeats import (
-    CANDIDATE, LOOK_BYTES, RELEASED, REPEAT, SUPPRESSED, Place, RepeatRules, blend, due, look_of, match, similarity,
-    suppressed, trackable, window,
+    CANDIDATE,
+    LOOK_BYTES,
+    RELEASED,
+    REPEAT,
+    SUPPRESSED,
+    Place,
+    RepeatRules,
+    blend,
+    due,
+    look_of,
+    match,
+    similarity,
+    suppressed,
+    trackable,
+    window,
 )
 
 RULES = RepeatRules()

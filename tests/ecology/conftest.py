@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -29,7 +29,7 @@ from edge.store.writer import BirdRecord, FrameRecord, Store
 from tests.conftest import SHARED_DIR
 from tests.fixtures.require import missing
 
-T0 = datetime(2026, 5, 1, 6, 0, 0, tzinfo=timezone.utc)  # 08:00 in Berlin
+T0 = datetime(2026, 5, 1, 6, 0, 0, tzinfo=UTC)  # 08:00 in Berlin
 ZONE = "Europe/Berlin"
 LABELS = [Label(0, "robin", "Erithacus rubecula", "European Robin"), Label(1, "jay", "Garrulus glandarius", "Eurasian Jay"),
           Label(2, "wren"),  # wren: no scientific name

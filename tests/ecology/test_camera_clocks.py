@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -24,7 +24,7 @@ from edge.store.writer import Store
 from tests.ecology.helpers import edge, edge_counts, rows
 from tests.edge.conftest import jpeg_bytes
 
-REAL = datetime(2026, 11, 1, 7, 0, tzinfo=timezone.utc)  # 08:00 in Berlin: when the photos were really taken
+REAL = datetime(2026, 11, 1, 7, 0, tzinfo=UTC)  # 08:00 in Berlin: when the photos were really taken
 
 SHOTS = {  # camera → (file, the camera's EXIF time (local, no offset), the real time in hours after REAL)
     "feeder": [("IMG_0001.JPG", datetime(2026, 11, 1, 8, 0, 0), 0.0),

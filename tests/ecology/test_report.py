@@ -11,7 +11,7 @@ import os
 import re
 import subprocess
 import sys
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -69,7 +69,7 @@ def test_load_reads_what_the_store_wrote_and_the_reviews_decided(crafted) -> Non
     assert loaded.frames == frame_times()  # empty frames included: they prove the camera alive
 
     def key(o):
-        return (o.camera, o.species, o.started_at.astimezone(timezone.utc), o.individuals)
+        return (o.camera, o.species, o.started_at.astimezone(UTC), o.individuals)
 
     assert sorted(map(key, loaded.observations)) == sorted(map(key, observations()))
 

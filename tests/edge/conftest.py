@@ -91,7 +91,7 @@ class ThreadDaemon:
         except BaseException as error:  # noqa: BLE001 - surfaced by stop()
             self.error = error
 
-    def start(self) -> "ThreadDaemon":
+    def start(self) -> ThreadDaemon:
         self.daemon.start()
         self.thread.start()
         return self

@@ -9,7 +9,7 @@ and in the stored millisecond times, so "exactly" really is exact.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,7 @@ from edge.classify.model import Prediction
 from edge.config.classify import ClassifyConfig
 from edge.store.writer import FrameRecord, Store
 
-T0 = datetime(2026, 6, 1, 8, 0, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 6, 1, 8, 0, 0, tzinfo=UTC)
 ONE_STEP = 1 / 256  # the uint8 quantisation step of an int8 model's softmax output
 
 

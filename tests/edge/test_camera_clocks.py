@@ -7,8 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
@@ -20,12 +19,18 @@ from edge.config import ConfigError, load_config
 from edge.config.cameras import CameraConfig, parse_zone
 from edge.daemon.wiring import build
 from edge.ingest.capture_time import (
-    CameraClock, CaptureReading, Neighbour, camera_clock, camera_order, localise, read_capture_time,
+    CameraClock,
+    CaptureReading,
+    Neighbour,
+    camera_clock,
+    camera_order,
+    localise,
+    read_capture_time,
     resolve_ambiguous,
 )
 from tests.edge.conftest import DaemonProcess, jpeg_bytes, query_rows, wait_for
 
-UTC = timezone.utc
+UTC = UTC
 BERLIN, NEW_YORK = ZoneInfo("Europe/Berlin"), ZoneInfo("America/New_York")
 
 # The fall-back burst of the issue: 45 s of real time across the repeated hour, in file order.

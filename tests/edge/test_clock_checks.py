@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,8 +17,8 @@ from edge.store import clock_checks
 from edge.store.clock_checks import BEFORE_DEPLOYMENT, FUTURE, OUT_OF_ORDER, ClockRules
 from edge.store.writer import FrameRecord, Store
 
-NOW = datetime(2026, 6, 10, 12, 0, tzinfo=timezone.utc)
-RESET = datetime(2000, 1, 1, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 6, 10, 12, 0, tzinfo=UTC)
+RESET = datetime(2000, 1, 1, 0, 0, tzinfo=UTC)
 
 
 class Clock:
@@ -52,16 +52,16 @@ def flags_of(path: Path) -> list[tuple[str, str | None]]:
 
 
 def test_the_rules_on_their_own() -> None:
-    rules = ClockRules(deployment_starts={"cam": datetime(2026, 5, 1, tzinfo=timezone.utc)})
-    recent = [datetime(2026, 6, d, tzinfo=timezone.utc) for d in range(1, 10)]
-    assert clock_checks.check("cam", datetime(2026, 6, 10, tzinfo=timezone.utc), NOW, recent, rules) == ()
-    assert clock_checks.check("cam", datetime(2026, 6, 11, 11, tzinfo=timezone.utc), NOW, recent, rules) == ()
-    assert clock_checks.check("cam", datetime(2035, 1, 1, tzinfo=timezone.utc), NOW, recent, rules) == (FUTURE,)
+    rules = ClockRules(deployment_starts={"cam": datetime(2026, 5, 1, tzinfo=UTC)})
+    recent = [datetime(2026, 6, d, tzinfo=UTC) for d in range(1, 10)]
+    assert clock_checks.check("cam", datetime(2026, 6, 10, tzinfo=UTC), NOW, recent, rules) == ()
+    assert clock_checks.check("cam", datetime(2026, 6, 11, 11, tzinfo=UTC), NOW, recent, rules) == ()
+    assert clock_checks.check("cam", datetime(2035, 1, 1, tzinfo=UTC), NOW, recent, rules) == (FUTURE,)
     assert clock_checks.check("cam", RESET, NOW, recent, rules) == (BEFORE_DEPLOYMENT, OUT_OF_ORDER)
     assert clock_checks.check("other", RESET, NOW, recent, rules) == (OUT_OF_ORDER,)
     # Backwards within the tolerance, forwards however far (a camera back after two months): plausible.
-    assert clock_checks.check("other", datetime(2026, 5, 20, tzinfo=timezone.utc), NOW, recent, rules) == ()
-    assert clock_checks.check("other", datetime(2026, 6, 10, tzinfo=timezone.utc), NOW, [RESET] * 5, rules) == ()
+    assert clock_checks.check("other", datetime(2026, 5, 20, tzinfo=UTC), NOW, recent, rules) == ()
+    assert clock_checks.check("other", datetime(2026, 6, 10, tzinfo=UTC), NOW, [RESET] * 5, rules) == ()
     # The median: one odd reference frame moves it by one frame at most, never to 2000.
     assert clock_checks.reference(recent) == recent[4]
     assert clock_checks.reference([*recent[:4], RESET, *recent[4:]]) == recent[3]
@@ -77,7 +77,7 @@ def test_the_rules_on_their_own() -> None:
 def test_a_clock_reset_mid_deployment_is_flagged_counted_and_logged_once(tmp_path: Path, caplog) -> None:
     clock = Clock(NOW)
     store = Store(tmp_path / "t.db", independence_s=60, clock=clock)
-    start = datetime(2026, 6, 1, 8, tzinfo=timezone.utc)
+    start = datetime(2026, 6, 1, 8, tzinfo=UTC)
     for i in range(5):
         record(store, start + timedelta(hours=i))
     with caplog.at_level(logging.INFO, logger="edge.store.writer"):
@@ -106,17 +106,17 @@ def test_a_clock_reset_mid_deployment_is_flagged_counted_and_logged_once(tmp_pat
 
 def test_capture_time_flags_are_kept_beside_the_checks(tmp_path: Path) -> None:
     store = Store(tmp_path / "t.db", clock=Clock(NOW))
-    commit = record(store, datetime(2035, 1, 1, tzinfo=timezone.utc), flags=("malformed-offset",))
+    commit = record(store, datetime(2035, 1, 1, tzinfo=UTC), flags=("malformed-offset",))
     assert commit.frame.time_flags == ("malformed-offset", FUTURE)
     assert flags_of(tmp_path / "t.db") == [("2035-01-01T00:00:00.000Z", "malformed-offset,future")]
     # The capture-time code's own flags are no doubt: such a frame is a reference like any other.
-    record(store, datetime(2026, 6, 1, tzinfo=timezone.utc), flags=("ambiguous",))
+    record(store, datetime(2026, 6, 1, tzinfo=UTC), flags=("ambiguous",))
     assert record(store, RESET).frame.time_flags == (OUT_OF_ORDER,)
     store.close()
 
 
 def test_before_the_deployment_start(tmp_path: Path) -> None:
-    start = datetime(2026, 6, 1, 6, tzinfo=timezone.utc)
+    start = datetime(2026, 6, 1, 6, tzinfo=UTC)
     store = Store(tmp_path / "t.db", clock=Clock(NOW),
                   clock_rules=ClockRules(deployment_starts={"cam": start}))
     assert record(store, start - timedelta(seconds=1)).frame.time_flags == (BEFORE_DEPLOYMENT,)
@@ -131,7 +131,7 @@ def test_before_the_deployment_start(tmp_path: Path) -> None:
 def test_a_visit_from_a_future_clock_closes_after_the_interval_of_real_time(tmp_path: Path, caplog) -> None:
     clock = Clock(NOW)
     store = Store(tmp_path / "t.db", independence_s=60, clock=clock)
-    ahead = datetime(2035, 3, 1, 9, tzinfo=timezone.utc)
+    ahead = datetime(2035, 3, 1, 9, tzinfo=UTC)
     normal = record(store, NOW - timedelta(seconds=10), camera="right")
     first = record(store, ahead)
     assert first.frame.time_flags == (FUTURE,)
@@ -157,7 +157,7 @@ def test_a_visit_from_a_future_clock_closes_after_the_interval_of_real_time(tmp_
 @pytest.mark.parametrize("group_by", ["camera", "species"])
 def test_checks_off(tmp_path: Path, group_by: str) -> None:
     store = Store(tmp_path / "t.db", clock=Clock(NOW), group_by=group_by, clock_rules=ClockRules.of(0, 0))
-    record(store, datetime(2026, 6, 1, tzinfo=timezone.utc))
+    record(store, datetime(2026, 6, 1, tzinfo=UTC))
     assert record(store, RESET).frame.time_flags == ()
-    assert record(store, datetime(2035, 1, 1, tzinfo=timezone.utc)).frame.time_flags == ()
+    assert record(store, datetime(2035, 1, 1, tzinfo=UTC)).frame.time_flags == ()
     store.close()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,8 +22,8 @@ from edge.classify.model import Prediction
 from edge.cli import commands
 from edge.store.writer import BirdRecord, FrameRecord, Store
 
-TRUE_START = datetime(2026, 6, 10, 8, 0, tzinfo=timezone.utc)
-RESET = datetime(2000, 1, 1, 0, 0, tzinfo=timezone.utc)  # where the clock went after the battery change
+TRUE_START = datetime(2026, 6, 10, 8, 0, tzinfo=UTC)
+RESET = datetime(2000, 1, 1, 0, 0, tzinfo=UTC)  # where the clock went after the battery change
 
 
 def _frame(store: Store, at: datetime, names: list[str], camera: str = "gate") -> None:
@@ -123,9 +123,10 @@ def test_a_moved_visit_next_to_another_is_named_not_merged(station: Path, capsys
 
 
 def test_moved_visits_are_queued_for_mqtt_with_their_new_times(station: Path) -> None:
+    from zoneinfo import ZoneInfo
+
     from edge.publish.outbox_writer import OutboxWriter
     from edge.store.corrections import Correction, correct
-    from zoneinfo import ZoneInfo
 
     conn = sqlite3.connect(station)
     try:

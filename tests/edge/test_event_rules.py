@@ -6,17 +6,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from edge.classify.decision import Decision
-from edge.store.events import SpeciesVotes, vote
 from edge.publish.outbox_writer import OutboxWriter
+from edge.store.events import SpeciesVotes, vote
 from edge.store.writer import FrameRecord, Store
 
-T0 = datetime(2026, 3, 1, 22, 58, 0, tzinfo=timezone.utc)  # 23:58 in Berlin (UTC+1)
+T0 = datetime(2026, 3, 1, 22, 58, 0, tzinfo=UTC)  # 23:58 in Berlin (UTC+1)
 
 
 @pytest.fixture(params=["camera", "species"])

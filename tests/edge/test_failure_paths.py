@@ -19,7 +19,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import piexif
@@ -76,10 +76,10 @@ def test_damaged_exif_times_read_as_the_file_time_or_flagged_never_raise(case: s
     assert reading.source == source
     assert reading.flags == ((flag,) if flag else ())
     if source == "mtime":
-        assert reading.at == datetime.fromtimestamp(MTIME, timezone.utc)
+        assert reading.at == datetime.fromtimestamp(MTIME, UTC)
         assert parse_exif_datetime(taken) is None
     else:
-        assert reading.at == datetime(2026, 5, 1, 1, 0, tzinfo=timezone.utc)  # 10:00 in Tokyo (UTC+9)
+        assert reading.at == datetime(2026, 5, 1, 1, 0, tzinfo=UTC)  # 10:00 in Tokyo (UTC+9)
         assert parse_offset(offset) is None
 
 
@@ -107,7 +107,7 @@ def test_damaged_exif_frames_are_counted_through_the_daemon_with_the_file_time(t
         assert (status, error) == ("ok", None), case
         assert source == expected_source and flags == flag, (case, source, flags)
         if expected_source == "mtime":
-            assert captured == format_utc(datetime.fromtimestamp(MTIME + number, timezone.utc)), case
+            assert captured == format_utc(datetime.fromtimestamp(MTIME + number, UTC)), case
         else:
             assert captured == "2026-05-01T08:00:00.000Z", case  # 10:00 in Berlin (UTC+2), the station's zone
     assert "is not an offset" in run.stderr  # the malformed offsets are said (once per camera)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -20,7 +20,7 @@ from edge.store.db import StoreError
 from edge.store.schema import SCHEMA_VERSION
 from edge.store.writer import BirdRecord, FrameRecord, Store
 
-T0 = datetime(2026, 5, 1, 8, 0, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 5, 1, 8, 0, 0, tzinfo=UTC)
 RELEASE_DB = Path(__file__).parent / "data" / "schema2-3c1b25a.db"
 
 

@@ -5,10 +5,9 @@ reader, atomic files, the bounded hand-off that drops and counts instead of bloc
 
 from __future__ import annotations
 
-import io
 import logging
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -144,7 +143,7 @@ def test_a_written_frame_carries_its_capture_time_for_the_still_pipeline(tmp_pat
     zone = ZoneInfo("Europe/Berlin")
     writer = FrameWriter("feeder", tmp_path / "live", zone)
     writer.folder.mkdir()
-    moment = datetime(2026, 7, 1, 5, 6, 7, 891000, tzinfo=timezone.utc)
+    moment = datetime(2026, 7, 1, 5, 6, 7, 891000, tzinfo=UTC)
     path = writer.write(Sample(moment, 1, Image.open(birds25_dir / "NORTHERN CARDINAL" / "1.jpg")))
     assert path is not None and path.name == "20260701T050607.891Z.jpg"
     assert [p.name for p in writer.folder.iterdir()] == [path.name], "no partial file left behind"
@@ -157,8 +156,8 @@ def test_a_written_frame_carries_its_capture_time_for_the_still_pipeline(tmp_pat
 
 def test_the_hand_off_drops_and_counts_instead_of_blocking_the_reader(tmp_path: Path, birds25_dir: Path) -> None:
     picture = Image.open(birds25_dir / "NORTHERN CARDINAL" / "1.jpg")
-    writer = FrameWriter("feeder", tmp_path / "live", timezone.utc, queue_frames=3)
-    now = datetime.now(timezone.utc)
+    writer = FrameWriter("feeder", tmp_path / "live", UTC, queue_frames=3)
+    now = datetime.now(UTC)
     # The writer thread is not running (a disk that does not answer): the reader's offers return at once.
     done = threading.Event()
     results: list[bool] = []
@@ -179,10 +178,10 @@ def test_frames_waiting_for_processing_bound_what_is_written(tmp_path: Path, bir
     queue = FrameQueue()
     folder = tmp_path / "live"
     prefix = str(folder) + "/"
-    writer = FrameWriter("feeder", folder, timezone.utc, max_pending=2,
+    writer = FrameWriter("feeder", folder, UTC, max_pending=2,
                          pending=lambda: sum(1 for path in queue.busy() if path.startswith(prefix)))
     picture = Image.open(birds25_dir / "NORTHERN CARDINAL" / "1.jpg")
-    start = datetime.now(timezone.utc)
+    start = datetime.now(UTC)
     for i in range(4):
         path = writer.write(Sample(start + timedelta(seconds=i), 1, picture))
         if path is not None:
@@ -207,7 +206,7 @@ def test_keep_days_removes_only_recorded_old_frames(tmp_path: Path, birds25_dir:
     for path in (old_recorded, old_unrecorded):
         os.utime(path, (two_days_ago, two_days_ago))
     recorded = [(str(old_recorded), None, None), (str(new_recorded), None, None)]
-    live = LiveCameras(config.cameras, timezone.utc, known=lambda _folder: recorded)
+    live = LiveCameras(config.cameras, UTC, known=lambda _folder: recorded)
     assert live.housekeeping(lambda: set(), force=True) == 1
     assert sorted(p.name for p in folder.iterdir()) == ["b.jpg", "c.jpg"]
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import UTC
 from pathlib import Path
 
 import pytest
 
-from edge.config.classify import ClassifyConfig
 from edge.classify.decision import decide
 from edge.classify.model import Classifier, ModelError, Prediction, resolve_model
+from edge.config.classify import ClassifyConfig
 from tests.edge.conftest import write_aiy_bundle
 
 
@@ -186,7 +187,7 @@ def test_either_model_alone_may_carry_a_bird() -> None:
 
 def test_a_not_bird_detection_is_recorded_and_counts_nothing(tmp_path: Path) -> None:
     """Stored as kind none with flag not_bird, its box and top-k kept; no event, no tally."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from edge.classify.decision import NOT_BIRD, Decision, decide_bird
     from edge.store.writer import BirdRecord, FrameRecord, Store
@@ -196,7 +197,7 @@ def test_a_not_bird_detection_is_recorded_and_counts_nothing(tmp_path: Path) -> 
     crow = Decision("species", "Corvus corax", 0.9, "ok")
     store = Store(tmp_path / "db.sqlite")
     try:
-        at = datetime(2026, 5, 1, 10, tzinfo=timezone.utc)
+        at = datetime(2026, 5, 1, 10, tzinfo=UTC)
         only = store.record(FrameRecord(
             path="/c/a.jpg", sha256="a" * 64, camera="c", size=1, mtime=0.0, captured_at=at, model_id="m",
             birds=[BirdRecord((0.1, 0.1, 0.5, 0.5), 0.7, "bird", [_p("background", 0.8)], mammal)]))

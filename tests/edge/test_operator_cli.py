@@ -12,19 +12,19 @@ import hashlib
 import json
 import logging
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from edge.daemon.wiring import build
 from edge.classify.decision import Decision
 from edge.classify.model import load_classifier
+from edge.daemon.wiring import build
 from edge.store.writer import FrameRecord, Store
 from tests.edge.conftest import jpeg_bytes
 
-T0 = datetime(2026, 5, 1, 6, 0, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 5, 1, 6, 0, 0, tzinfo=UTC)
 EVENTS, FAILED = 120, 7  # 120 visits (one counted frame each, 5 minutes apart) and 7 unreadable frames
 
 
@@ -95,7 +95,7 @@ def test_limit_0_shows_every_row_and_a_negative_limit_is_a_usage_error(busy_db: 
 def test_run_once_closes_what_the_backlog_proves_over_and_says_why_the_rest_stay_open(
     tmp_path: Path, make_config, bird_photo, aiy_model: Path, caplog
 ) -> None:
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     classifier = load_classifier(aiy_model)
     from edge.ingest.imaging import decode
 
@@ -103,7 +103,7 @@ def test_run_once_closes_what_the_backlog_proves_over_and_says_why_the_rest_stay
     denied = classifier.classify(decode(dove.read_bytes(), classifier.input_size).rgb, 1)[0][0].label
     shots = {
         # Long ago: over relative to now (what the idle loop of a running daemon closes too).
-        "old": [("NORTHERN CARDINAL", 1, datetime(2026, 5, 1, 7, 0, 0, tzinfo=timezone.utc))],
+        "old": [("NORTHERN CARDINAL", 1, datetime(2026, 5, 1, 7, 0, 0, tzinfo=UTC))],
         # A camera clock 2 h ahead: a visit, then 5 minutes later (its clock) a frame that counts
         # nothing (a denied species). Only the camera's own newest frame proves the visit over.
         "ahead_proven": [("NORTHERN CARDINAL", 2, now + timedelta(hours=2)),

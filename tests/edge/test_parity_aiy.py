@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edge.daemon.wiring import build
 from edge.classify.labels import load_labels_file
+from edge.daemon.wiring import build
 
 ALIASES = {"COMMONSTARLING": "EUROPEANSTARLING"}
 

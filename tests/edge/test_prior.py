@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -24,8 +24,18 @@ from edge.classify.decision import OUT_OF_RANGE, UNKNOWN, Decision, DecisionCont
 from edge.classify.labels import Label, load_labels_file
 from edge.classify.model import Classifier, Prediction, resolve_model
 from edge.classify.prior import (
-    BirdNetPrior, ChecklistPrior, Occurrence, PriorError, SourceName, StationPrior, birdnet_week,
-    clean_scientific, fold_common, local_week, match_labels, read_checklist,
+    BirdNetPrior,
+    ChecklistPrior,
+    Occurrence,
+    PriorError,
+    SourceName,
+    StationPrior,
+    birdnet_week,
+    clean_scientific,
+    fold_common,
+    local_week,
+    match_labels,
+    read_checklist,
 )
 from edge.config import ConfigError, load_config
 from edge.config.classify import ClassifyConfig
@@ -141,18 +151,18 @@ def test_a_checklist_does_the_same_without_the_model(robins, aiy, tmp_path: Path
 def test_the_range_model_runs_once_per_place_and_week(birdnet_geo_dir: Path, aiy: Classifier) -> None:
     prior = BirdNetPrior(birdnet_geo_dir, aiy.spec.labels, aiy.spec.no_bird_label, cache_size=2)
     station = StationPrior(prior, ZoneInfo("America/New_York"), OHIO, {"far": ENGLAND})
-    may = datetime(2026, 5, 25, 14, 0, tzinfo=timezone.utc)
+    may = datetime(2026, 5, 25, 14, 0, tzinfo=UTC)
     first = station.occurrence_at("cam", may)
     for minute in range(50):  # a busy feeder: many frames, the same place and week
         assert station.occurrence_at("cam", may.replace(minute=minute)) is first
     assert prior.model.invocations == 1
     station.occurrence_at("far", may)  # the camera with its own deployment coordinates
     assert prior.model.invocations == 2
-    station.occurrence_at("cam", datetime(2026, 6, 2, tzinfo=timezone.utc))  # the next week
+    station.occurrence_at("cam", datetime(2026, 6, 2, tzinfo=UTC))  # the next week
     assert prior.model.invocations == 3
     station.occurrence_at("cam", may)  # evicted (LRU of 2): run again
     assert prior.model.invocations == 4
-    station.occurrence_at("cam", datetime(2026, 6, 3, tzinfo=timezone.utc))  # still cached
+    station.occurrence_at("cam", datetime(2026, 6, 3, tzinfo=UTC))  # still cached
     assert prior.model.invocations == 4
 
 
@@ -296,7 +306,7 @@ def test_checklists_from_ebird_inaturalist_and_gbif_and_their_mistakes(tmp_path:
 def test_birdnet_weeks_are_four_per_month_in_the_station_zone() -> None:
     assert [birdnet_week(date(2026, 1, d)) for d in (1, 7, 8, 14, 15, 21, 22, 31)] == [1, 1, 2, 2, 3, 3, 4, 4]
     assert birdnet_week(date(2026, 5, 15)) == 19 and birdnet_week(date(2026, 12, 31)) == 48
-    late = datetime(2026, 1, 31, 23, 30, tzinfo=timezone.utc)  # already 1 February in Berlin
+    late = datetime(2026, 1, 31, 23, 30, tzinfo=UTC)  # already 1 February in Berlin
     assert local_week(late, ZoneInfo("UTC")) == 4 and local_week(late, ZoneInfo("Europe/Berlin")) == 5
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,7 @@ from edge.store.repeat_release import release
 from edge.store.repeats import RepeatError, get_place, list_places
 from edge.store.writer import BirdRecord, FrameRecord, Store
 
-T0 = datetime(2026, 5, 1, 8, 0, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 5, 1, 8, 0, 0, tzinfo=UTC)
 BOX = (0.40, 0.30, 0.50, 0.38)
 RULES = RepeatRules(min_repeats=6, min_days=3)
 

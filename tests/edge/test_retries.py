@@ -14,17 +14,17 @@ import shutil
 import signal
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from edge.store import reports
-from edge.store.times import parse_utc
-from edge.operate.status_reader import collect_status
 from edge.daemon.pipeline import is_transient
-from edge.store.writer import FrameRecord, Store
+from edge.operate.status_reader import collect_status
+from edge.store import reports
 from edge.store.db import open_readonly
+from edge.store.times import parse_utc
+from edge.store.writer import FrameRecord, Store
 from tests.edge.conftest import count_rows, jpeg_bytes, query_rows, wait_for, write_toml
 from tests.fixtures.require import missing
 
@@ -133,7 +133,7 @@ def test_an_unreadable_frame_is_retried_at_restart(tmp_path, aiy_model, bird_pho
     assert first.wait() == 0, first.output()
     [(error_id, status, _error, attempts, retry_at, _s)] = frame_rows(db, "locked.jpg")
     assert (status, attempts) == ("error", 1)
-    assert parse_utc(retry_at) - datetime.now(timezone.utc) > timedelta(minutes=50)
+    assert parse_utc(retry_at) - datetime.now(UTC) > timedelta(minutes=50)
     locked.chmod(0o644)
     second = Unprivileged(unprivileged, config, cli_env, tmp_path / "second.log", once=True)
     assert second.wait() == 0, second.output()
@@ -220,7 +220,7 @@ def test_a_corrupt_frame_is_not_retried_until_valid_content_replaces_it(tmp_path
 def test_transient_error_bookkeeping(tmp_path: Path) -> None:
     """One row per failing file: each failed try counts an attempt, the backoff doubles, the
     last attempt leaves nothing due; a file that changed meanwhile starts counting anew."""
-    now = [datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)]
+    now = [datetime(2026, 3, 1, 12, 0, tzinfo=UTC)]
     store = Store(tmp_path / "t.db", retry_max_attempts=4, retry_backoff_s=30, clock=lambda: now[0])
     unreadable = FrameRecord(path="/cam/a.jpg", sha256="unreadable:a", camera="cam", size=10, mtime=1.0,
                              status="error", error="unreadable: Permission denied", transient=True)
@@ -256,7 +256,7 @@ def test_superseded_errors_leave_the_daemons_error_count_and_metrics() -> None:
     state = HealthState(metrics=metrics)
     state.frame_done("error", None, error="truncated", path="/cam/x.jpg")
     state.frame_done("ok", 5.0, species="robin")
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     assert state.errors_superseded(["2020-01-01T00:00:00.000Z"]) == 0  # counted by an earlier run, not this one
     assert state.snapshot()["frames_error"] == 1
     assert state.errors_superseded([now]) == 1

@@ -7,7 +7,7 @@ import hashlib
 import json
 import threading
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,13 +16,13 @@ from edge.classify.decision import Decision
 from edge.classify.model import Prediction
 from edge.publish.outbox_writer import OutboxWriter
 from edge.store import reports
-from edge.store.db import open_readonly
 from edge.store.counts import counts_of, min_frames_of, stored_counts
+from edge.store.db import open_readonly
 from edge.store.events import counted
 from edge.store.reviews import ReviewError, ReviewStore, review_queue
 from edge.store.writer import BirdRecord, FrameRecord, Store
 
-NOW = datetime(2026, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 5, 1, 12, 0, 0, tzinfo=UTC)
 T0 = NOW - timedelta(hours=2)  # today, in UTC
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.ingest.imaging import decode
 from edge.classify.model import Classifier, resolve_model
+from edge.ingest.imaging import decode
 from tests.edge.conftest import write_aiy_bundle
 
 

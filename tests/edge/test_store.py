@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from edge.store.db import StoreError, check_database, open_readonly
 from edge.store.schema import SCHEMA_VERSION
 from edge.store.writer import Store
-from edge.store.db import StoreError, check_database, open_readonly
 
 
 def test_new_database_is_wal_versioned_and_reopens_unchanged(tmp_path: Path) -> None:

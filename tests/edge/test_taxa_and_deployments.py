@@ -8,7 +8,7 @@ import hashlib
 import json
 import shutil
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -23,7 +23,7 @@ from edge.store.db import open_readonly
 from edge.store.taxa import record_taxa, taxa
 from edge.store.writer import FrameRecord, Store
 
-T0 = datetime(2026, 5, 1, 6, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 5, 1, 6, 0, tzinfo=UTC)
 
 
 # ---- labels ------------------------------------------------------------------------------
@@ -156,8 +156,8 @@ def test_deployments_start_and_end_come_from_the_config_or_the_frames(tmp_path: 
         store.close()
     north = found["north"]
     # A local date-time is Berlin time (UTC+2 in May); an end date includes that whole day.
-    assert north.start == datetime(2026, 5, 1, 6, 0, tzinfo=timezone.utc) and north.start_source == "config"
-    assert north.end == datetime(2026, 5, 3, 22, 0, tzinfo=timezone.utc) and north.days() == pytest.approx(2 + 16 / 24)
+    assert north.start == datetime(2026, 5, 1, 6, 0, tzinfo=UTC) and north.start_source == "config"
+    assert north.end == datetime(2026, 5, 3, 22, 0, tzinfo=UTC) and north.days() == pytest.approx(2 + 16 / 24)
     assert north.deployment_id == "feeder-1-north" and north.latitude == 52.5
     south = found["south"]
     assert (south.start, south.start_source) == (T0 + timedelta(hours=5), "first frame")

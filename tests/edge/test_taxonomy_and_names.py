@@ -23,7 +23,7 @@ import threading
 import zipfile
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -36,8 +36,15 @@ from edge.classify.decision import Decision, DecisionContext, decide
 from edge.classify.labels import Label
 from edge.classify.model import Classifier, resolve_model
 from edge.classify.names import Namer, display_name, load_names, with_common_names
-from edge.classify.taxonomy import (Taxonomy, TaxonomyError, build_rollup, genus_of, parse_taxonomy_csv,
-                                    rollup_from_config, species_of)
+from edge.classify.taxonomy import (
+    Taxonomy,
+    TaxonomyError,
+    build_rollup,
+    genus_of,
+    parse_taxonomy_csv,
+    rollup_from_config,
+    species_of,
+)
 from edge.cli import commands
 from edge.config import load_config
 from edge.config.classify import ClassifyConfig
@@ -280,7 +287,7 @@ def test_edge_counts_names_species_in_the_station_s_language(names_server, tmp_p
         english = load_names(database.parent / "models" / "birdnet-names", "en")
         store.record_taxa(with_common_names([Label(0, "Turdus migratorius")], english), "aiy")
         store.record(FrameRecord(path="/cam/1.jpg", sha256="a" * 64, camera="cam", size=1, mtime=0.0,
-                                 captured_at=datetime(2026, 5, 1, 6, tzinfo=timezone.utc), time_source="exif",
+                                 captured_at=datetime(2026, 5, 1, 6, tzinfo=UTC), time_source="exif",
                                  model_id="aiy", decision=Decision("species", "Turdus migratorius", 0.9, "ok")))
     finally:
         store.close()

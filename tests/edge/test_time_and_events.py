@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from edge.store import reports
 from edge.daemon.wiring import build
+from edge.store import reports
 from edge.store.db import open_readonly
 from tests.edge.conftest import jpeg_bytes
 
@@ -30,7 +30,7 @@ def midnight_db(tmp_path: Path, make_config, bird_photo) -> Path:
     for index, (name, (taken, offset)) in enumerate(shots.items()):
         (camera / name).write_bytes(jpeg_bytes(bird_photo("NORTHERN CARDINAL", 1 + index), taken, offset))
     (camera / "d1.jpg").write_bytes(jpeg_bytes(bird_photo("NORTHERN CARDINAL", 5)))  # no EXIF time
-    mtime = datetime(2026, 11, 29, 4, 30, tzinfo=timezone.utc).timestamp()  # 23:30 on the 28th in New York
+    mtime = datetime(2026, 11, 29, 4, 30, tzinfo=UTC).timestamp()  # 23:30 on the 28th in New York
     os.utime(camera / "d1.jpg", (mtime, mtime))
     config = make_config([{"name": "cam", "path": str(camera)}], station={"timezone": "America/New_York"},
                          events={"independence_s": 60})

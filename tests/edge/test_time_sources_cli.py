@@ -21,7 +21,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -236,7 +236,7 @@ def long_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real store with far more frame rows than a pipe holds (so a closed reader is noticed)."""
     path = tmp_path_factory.mktemp("long") / "long.db"
     store = Store(path, station_tz="UTC", independence_s=60, durable_commits=False)
-    start = datetime(2026, 5, 1, 6, 0, tzinfo=timezone.utc)
+    start = datetime(2026, 5, 1, 6, 0, tzinfo=UTC)
     try:
         for n in range(1500):
             store.record(FrameRecord(path=f"/cam/a-rather-long-folder-name/IMG_{n:05d}.JPG",

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge.classify.model import Classifier, resolve_model, sha256_file
 from edge.daemon.wiring import build
 from edge.ingest.imaging import decode
-from edge.classify.model import Classifier, resolve_model, sha256_file
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,8 @@ import pytest
 import sqlite_utils
 
 from edge.store import outbox
-from edge.store.times import format_utc, parse_utc
 from edge.store.outbox import OutboxMessage
+from edge.store.times import format_utc, parse_utc
 from edge.store.writer import Store
 
 

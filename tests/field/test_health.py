@@ -5,22 +5,22 @@ from __future__ import annotations
 import json
 import math
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from edge.daemon.preflight import StateDirError, make_state_dir
 from edge.cli.tables import status_table
+from edge.daemon.preflight import StateDirError, make_state_dir
 from edge.operate.health import HealthState, StatusWriter, read_snapshot, status_file_for, write_snapshot
-from edge.operate.status_reader import collect_status
 from edge.operate.metrics import Metrics
+from edge.operate.status_reader import collect_status
 from tests.field.conftest import add_frame, add_outbox_message, set_outbox_stat
 from tests.fixtures.disk import fill
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def test_status_combines_database_snapshot_and_disk(tmp_path, field_db):

@@ -10,7 +10,6 @@ import uuid
 import pytest
 
 import edge.operate.notify
-
 from edge.operate.notify import Notifier, watchdog_usec_from_env
 
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from edge.config.retention import RetentionConfig
 from edge.operate.retention import DiskGuard, Retention, species_folder
-from edge.store.writer import CommittedFrame
 from edge.store.disk import free_bytes, is_disk_full_error
+from edge.store.writer import CommittedFrame
 from tests.field.conftest import add_event, add_frame, add_tally
 
 
@@ -84,7 +84,7 @@ def test_archive_limit_removes_oldest_keeps_exemplars_and_never_touches_the_came
     retention = Retention(RetentionConfig(after_processing="archive", archive_dir=archive,
                                           archive_max_gb=10_000 / 1e9, exemplars_per_species=1), field_db)
     ids = {}
-    base = datetime(2026, 11, 1, 12, tzinfo=timezone.utc)
+    base = datetime(2026, 11, 1, 12, tzinfo=UTC)
     for day in range(10):  # 10 frames of 2000 bytes = 20 kB, limit 10 kB
         species = "robin" if day % 2 else "wren"
         confidence = 0.99 if day in (0, 1) else 0.5  # the two oldest are each species' best
@@ -118,7 +118,7 @@ def test_archive_limit_in_percent_of_the_disk(tmp_path, field_db):
 
 
 def test_pruning_drops_old_rows_only_when_their_file_left_the_camera_folder(tmp_path, field_db):
-    now = datetime(2026, 11, 29, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 29, tzinfo=UTC)
     old = (now - timedelta(days=40)).strftime("%Y-%m-%dT%H:%M:%SZ")
     recent = (now - timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
     add_tally(field_db, "2026-10-20", "robin", events=3, frames=7)
@@ -138,7 +138,7 @@ def test_pruning_drops_old_rows_only_when_their_file_left_the_camera_folder(tmp_
 
 def test_pruning_keeps_exemplar_rows(tmp_path, field_db):
     archive = tmp_path / "archive"
-    now = datetime(2026, 11, 29, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 29, tzinfo=UTC)
     old = (now - timedelta(days=40)).strftime("%Y-%m-%dT%H:%M:%SZ")
     retention = Retention(RetentionConfig(after_processing="archive", archive_dir=archive,
                                           exemplars_per_species=1, prune_frames_after_days=30),

@@ -14,7 +14,15 @@ from pathlib import Path
 import pytest
 
 from edge.config import EdgeConfig
-from edge.operate.service import CREDENTIAL_FILE, DROPIN_NAME, UNIT_NAME, Installer, render_config_skeleton, render_paths_dropin, render_unit
+from edge.operate.service import (
+    CREDENTIAL_FILE,
+    DROPIN_NAME,
+    UNIT_NAME,
+    Installer,
+    render_config_skeleton,
+    render_paths_dropin,
+    render_unit,
+)
 from tests.fixtures.require import missing
 
 REPO = Path(__file__).resolve().parents[2]

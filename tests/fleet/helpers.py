@@ -10,22 +10,22 @@ import subprocess
 import sys
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from fleet.db import connect, engine_of
 from edge.publish.messages import MessageContext, counts_messages, event_message
 from edge.store.times import format_utc
+from fleet.db import connect, engine_of
 from tests.fixtures.broker import Broker
 from tests.fixtures.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 SPECIES = ("Blue Jay", "Northern Cardinal", "American Robin", "Black-capped Chickadee")
-START = datetime(2026, 11, 29, 6, 0, tzinfo=timezone.utc)
+START = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)
 
 
 def context(device: str, tz: str = "Europe/Berlin") -> MessageContext:
@@ -127,7 +127,7 @@ class CollectorProcess:
     proc: subprocess.Popen | None = None
     env: dict[str, str] | None = None  # added to the process's environment (e.g. NOTIFY_SOCKET)
 
-    def start(self) -> "CollectorProcess":
+    def start(self) -> CollectorProcess:
         env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1", **(self.env or {}))
         argv = [sys.executable, "-m", "collector", "run", "--broker", f"{self.broker.host}:{self.broker.port}",
                 "--db", self.db, "--client-id", self.client_id, "--log-level", "INFO", *self.extra]

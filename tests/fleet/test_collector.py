@@ -11,8 +11,15 @@ import pytest
 
 from tests.fixtures.waiting import wait_for
 from tests.fleet.helpers import (
-    CollectorProcess, Device, assert_row_matches, count, event_history, events_by_uid, final_event,
-    info_payload, query,
+    CollectorProcess,
+    Device,
+    assert_row_matches,
+    count,
+    event_history,
+    events_by_uid,
+    final_event,
+    info_payload,
+    query,
 )
 
 pytestmark = pytest.mark.broker

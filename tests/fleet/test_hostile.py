@@ -23,7 +23,15 @@ from collector.sink import Message, Sink
 from fleet.db import engine_of
 from tests.fixtures.waiting import wait_for
 from tests.fleet.helpers import (
-    REPO, CollectorProcess, Device, assert_row_matches, count, event_history, events_by_uid, final_event, query,
+    REPO,
+    CollectorProcess,
+    Device,
+    assert_row_matches,
+    count,
+    event_history,
+    events_by_uid,
+    final_event,
+    query,
 )
 from tests.fleet.hostile import hostile_message, issue_reproductions
 from tests.fleet.test_messages import REJECTED, payload_of

@@ -12,8 +12,8 @@ import pytest
 
 from collector import messages as m
 from collector.messages import CountRow, EventRow, InfoRow, Rejected, StatusRow, parse
-from tests.fleet.helpers import context, day_counts, event_row, info_payload, START
 from edge.publish.messages import event_message
+from tests.fleet.helpers import START, context, day_counts, event_row, info_payload
 
 DEVICE = "cam-b"
 DROP = object()  # a field left out

@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.waiting import wait_for
-from tests.fleet.helpers import CollectorProcess, Device, count, event_history, events_by_uid, final_event, assert_row_matches
+from tests.fleet.helpers import (
+    CollectorProcess,
+    Device,
+    assert_row_matches,
+    count,
+    event_history,
+    events_by_uid,
+    final_event,
+)
 
 pytestmark = pytest.mark.broker
 

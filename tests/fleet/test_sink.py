@@ -7,17 +7,26 @@ import json
 import random
 import string
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from collector.importer import import_file
 from collector.messages import EventRow, Rejected, parse
 from collector.sink import Message, Sink
-from fleet.db import engine_of
 from edge.publish.messages import event_message
+from fleet.db import engine_of
 from tests.fleet.helpers import (
-    assert_row_matches, context, count, day_counts, event_history, event_row, events_by_uid,
-    final_event, info_payload, query, species_by_uid,
+    assert_row_matches,
+    context,
+    count,
+    day_counts,
+    event_history,
+    event_row,
+    events_by_uid,
+    final_event,
+    info_payload,
+    query,
+    species_by_uid,
 )
 
 
@@ -119,7 +128,7 @@ def test_reviews_and_undo_win_over_earlier_messages_whatever_the_order(central_d
 
 
 def test_day_counts_newest_updated_at_wins(central_db: str) -> None:
-    t0 = datetime(2026, 11, 29, 7, tzinfo=timezone.utc)
+    t0 = datetime(2026, 11, 29, 7, tzinfo=UTC)
     older = day_counts("cam-c", {"Blue Jay": {"events": 2, "frames": 5}}, t0)
     newer = day_counts("cam-c", {"Blue Jay": {"events": 3, "frames": 9, "individuals": 4}}, t0 + timedelta(minutes=1))
     per_species = [p for p in newer + older if p[0].startswith("counts/")]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import sqlite_utils
 
-from edge.store import outbox
 from edge.publish.messages import MessageContext, counts_messages, event_message
+from edge.store import outbox
 
 CTX = MessageContext(device_id="dev1", station_tz="Europe/Berlin", model_id="m-1", model_version="v1",
                      scientific_names={"Blue Jay": "Cyanocitta cristata"})

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 import edge
-from edge.config import load_config
 from edge.classify.model import sha256_file
+from edge.config import load_config
 from tests.edge.conftest import DaemonProcess, ThreadDaemon
 from tests.fixtures.broker import Broker, Subscriber, wait_until
 from tests.mqtt.conftest import Station

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from edge.config.mqtt import MqttConfig
-from edge.publish.discovery import discovery_messages
 from edge.operate.health import HealthState, mqtt_health_payload
+from edge.publish.discovery import discovery_messages
 from edge.publish.mqtt import Publisher
 from tests.edge.conftest import DaemonProcess
 from tests.fixtures.broker import Broker, Received, Subscriber, wait_until

@@ -18,7 +18,7 @@ from tests.fixtures.broker import Broker, Subscriber, wait_until
 from tests.mqtt.helpers import CTX, make_db
 
 BASE = "tc/dev1"
-NOW = dt.datetime(2026, 12, 2, 5, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 12, 2, 5, 0, tzinfo=dt.UTC)
 
 
 def cameras() -> list[SimpleNamespace]:

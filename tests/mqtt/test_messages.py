@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -125,7 +125,7 @@ def test_event_rejects_bad_change_and_missing_field() -> None:
 
 
 def test_counts_messages_summary_and_per_species() -> None:
-    now = datetime(2026, 11, 29, 1, 5, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 29, 1, 5, tzinfo=UTC)
     tallies = {"Blue Jay": {"events": 2, "frames": 7, "individuals": 5}, "unknown": {"events": 1, "frames": 1, "individuals": 1}}
     messages = counts_messages(tallies, "2026-11-29", ctx(), now=now)
     assert [m.topic for m in messages] == ["counts", "counts/blue_jay", "counts/unknown"]

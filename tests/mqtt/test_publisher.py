@@ -6,13 +6,14 @@ import json
 import logging
 import random
 from collections import Counter
+from datetime import UTC
 from pathlib import Path
 
 import pytest
 
-from edge.store import outbox
 from edge.config.mqtt import MqttConfig
 from edge.publish.mqtt import Publisher, backoff_delay
+from edge.store import outbox
 from tests.fixtures.broker import Broker, Subscriber, wait_until
 from tests.mqtt.helpers import enqueue_frame, event_ids, make_db
 
@@ -228,7 +229,7 @@ def test_clean_stop_publishes_stopped_and_drains(broker: Broker, tmp_path: Path)
 def test_day_snapshots_at_start_and_at_local_midnight(broker: Broker, tmp_path: Path) -> None:
     """Retained counts must not show yesterday's numbers all morning: a full snapshot of the
     station-local day is queued at start and when the day changes, zeros for known species."""
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
     from zoneinfo import ZoneInfo
 
     from tests.mqtt.helpers import CTX
@@ -239,7 +240,7 @@ def test_day_snapshots_at_start_and_at_local_midnight(broker: Broker, tmp_path: 
     db.execute("INSERT INTO daily_tallies VALUES ('2026-11-28', 'cam1', 'Blue Jay', 2, 5, 2), "
                "('2026-11-29', 'cam1', 'Parus major', 1, 3, 2), ('2026-11-29', 'cam2', 'Parus major', 1, 1, 1)")
     db.conn.commit()
-    clock = [datetime(2026, 11, 29, 23, 59, 58, tzinfo=ZoneInfo("Europe/Berlin")).astimezone(timezone.utc)]
+    clock = [datetime(2026, 11, 29, 23, 59, 58, tzinfo=ZoneInfo("Europe/Berlin")).astimezone(UTC)]
     pub = Publisher(MqttConfig(**broker.mqtt_config(prefix="tc", discovery=False)), tmp_path / "edge.db", "dev1",
                     context=lambda: CTX, clock=lambda: clock[0])
     sub = Subscriber(broker, [f"{BASE}/counts/#", f"{BASE}/counts"])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,7 @@ from edge.store.writer import BirdRecord, FrameRecord, Store
 from tests.fixtures.broker import Broker, Subscriber
 from tests.mqtt.helpers import make_db
 
-T0 = datetime(2026, 5, 1, 8, 0, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 5, 1, 8, 0, 0, tzinfo=UTC)
 
 
 def _crop(value: int) -> np.ndarray:

@@ -129,8 +129,8 @@ def test_fetch_unpacks_the_bundle_from_the_model_artefact(finished_job, syntheti
 
 def classify_test_images(bundle: Path, dataset: Path, labels: list[str]) -> int:
     """How many of one test image per class the edge's own classifier gets right."""
-    from edge.ingest.imaging import decode
     from edge.classify.model import load_classifier
+    from edge.ingest.imaging import decode
 
     classifier = load_classifier(bundle)
     assert classifier.input_size == (IMAGE_SIZE, IMAGE_SIZE)

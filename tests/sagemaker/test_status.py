@@ -27,7 +27,7 @@ def client():
 
 
 def training_job(name: str, status: str = "Completed") -> dict:
-    now = dt.datetime(2026, 11, 29, 1, 0, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2026, 11, 29, 1, 0, tzinfo=dt.UTC)
     return {
         "TrainingJobName": name, "TrainingJobArn": f"arn:aws:sagemaker:us-east-1:111122223333:training-job/{name}",
         "ModelArtifacts": {"S3ModelArtifacts": f"s3://bucket/trailcam/output/{name}/output/model.tar.gz"},
@@ -49,7 +49,7 @@ def test_status_of_a_training_job_reports_billing_and_metrics(client):
 
 
 def test_status_falls_back_to_a_tuning_job_and_fetch_takes_its_best_training_job(client, tmp_path: Path):
-    now = dt.datetime(2026, 11, 29, 1, 0, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2026, 11, 29, 1, 0, tzinfo=dt.UTC)
     client.stubber.add_client_error("describe_training_job", "ValidationException", "Requested resource not found",
                                     expected_params={"TrainingJobName": "tune-1"})
     client.stubber.add_response("describe_hyper_parameter_tuning_job", {

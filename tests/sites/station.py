@@ -10,7 +10,7 @@ time-zone, per-species and review rules act on.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from edge.classify.decision import Decision
@@ -21,7 +21,7 @@ from edge.store.writer import BirdRecord, FrameRecord, Store
 ZONE = "Europe/Berlin"
 DEVICE = "feeder-1"
 # 2026-10-24 20:00 UTC: the evening before the clocks go back (2026-10-25 01:00 UTC).
-T0 = datetime(2026, 10, 24, 20, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 10, 24, 20, 0, tzinfo=UTC)
 SPECIES = ("Erithacus rubecula", "Parus major", "Cyanistes caeruleus", "unknown")
 
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from edge.cli.commands import main
 from collector.importer import import_file
 from collector.sink import Sink
+from edge.cli.commands import main
 from tests.sites.station import DEVICE, build_station_db
 
 

@@ -8,9 +8,9 @@ import shutil
 
 import pytest
 
+from tests.fixtures.models import FIXTURE_CLASSES, FIXTURE_VALID_PER_CLASS
 from trainer.data import DataError, discover, fingerprint
 from trainer.data_check import check_tree, has_problems
-from tests.fixtures.models import FIXTURE_CLASSES, FIXTURE_VALID_PER_CLASS
 
 
 def test_kaggle_layout_uses_sorted_folder_names_as_labels(synthetic_dataset):

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from trainer.evaluate import evaluate, metrics_from
 from tests.fixtures.models import FIXTURE_CLASSES, FIXTURE_VALID_PER_CLASS
+from trainer.evaluate import evaluate, metrics_from
 
 
 def test_metrics_on_a_known_confusion():

@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from trainer.export import DEFAULT_MIN_AGREEMENT, export_bundle
 from tests.fixtures.models import FIXTURE_CLASSES, FIXTURE_VALID_PER_CLASS
+from trainer.export import DEFAULT_MIN_AGREEMENT, export_bundle
 
 EXPECTED_IO = {"none": "float32", "float16": "float32", "dynamic": "float32", "int8": "uint8"}
 

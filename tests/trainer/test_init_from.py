@@ -70,8 +70,8 @@ def _valid_images(data_dir: Path, class_names: list[str], seed: int, only: set[s
 
 
 def test_the_widened_model_starts_from_the_old_weights(bundle_int8, trained_run, old_classes, new_data):
-    from trainer.models import load_keras_model
     from trainer.init_from import load_widened, merged_classes, resolve_init_source
+    from trainer.models import load_keras_model
 
     source = resolve_init_source(bundle_int8)
     assert source.kind == "bundle" and source.class_names == old_classes

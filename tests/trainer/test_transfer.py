@@ -74,8 +74,7 @@ def test_transfer_architecture_trains_one_step_and_converts(arch, tiny_dataset):
 def test_caffe_preprocessing_layer_saves_and_reloads(tmp_path):
     import keras
 
-    from trainer.models import load_keras_model
-    from trainer.models import CaffePreprocess
+    from trainer.models import CaffePreprocess, load_keras_model
 
     inputs = keras.Input((4, 4, 3))
     model = keras.Model(inputs, CaffePreprocess(name="resnet_preprocess")(inputs))

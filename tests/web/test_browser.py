@@ -10,12 +10,8 @@ Skipped without chromium or the playwright package, unless TRAILCAM_REQUIRE_BROW
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import sqlite3
 from pathlib import Path
-
-import pytest
 
 from edge.config import MqttConfig
 from edge.publish.mqtt import Publisher

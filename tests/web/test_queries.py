@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 import sqlite3
 from collections import defaultdict
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -22,7 +22,7 @@ def test_hour_matrix_matches_counting_each_visit(tmp_path: Path, zone: str) -> N
     path = tmp_path / "edge.db"
     Store(path, station_tz=zone).close()
     rng = random.Random(3)
-    start = datetime(2026, 3, 20, tzinfo=timezone.utc)  # Europe's and Newfoundland's DST change inside
+    start = datetime(2026, 3, 20, tzinfo=UTC)  # Europe's and Newfoundland's DST change inside
     rows = []
     for index in range(3000):
         at = start + timedelta(seconds=rng.uniform(0, 20 * 86400))

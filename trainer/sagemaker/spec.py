@@ -70,7 +70,7 @@ class JobSpec:
     hyperparameters: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
 
-    def validate(self) -> "JobSpec":
+    def validate(self) -> JobSpec:
         if not _ROLE_ARN.match(self.role_arn):
             raise SpecError(f"--role: expected an IAM role ARN (arn:aws:iam::<account>:role/<name>), got {self.role_arn!r}")
         missing = [c for c in REQUIRED_CHANNELS if c not in self.channels]

@@ -22,8 +22,8 @@ def _service_model():
     return botocore.session.get_session().get_service_model("sagemaker")
 
 
-@functools.lru_cache(maxsize=None)
-def _compiled(pattern: str | None) -> "re.Pattern[str] | None":
+@functools.cache
+def _compiled(pattern: str | None) -> re.Pattern[str] | None:
     """The service's pattern as a Python regex; None for Java-only syntax (\\p{...}) we skip."""
     if not pattern:
         return None

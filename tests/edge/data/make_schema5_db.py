@@ -1,13 +1,15 @@
 """Writes tests/edge/data/schema5-c4ed169.db with trailcam at c4ed169 (schema 5)."""
-import hashlib, sys
-from datetime import datetime, timedelta, timezone
+import hashlib
+import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
 from edge.classify.decision import Decision
 from edge.classify.model import Prediction
-from edge.store.writer import BirdRecord, FrameRecord, Store
 from edge.store.reviews import ReviewStore
+from edge.store.writer import BirdRecord, FrameRecord, Store
 
-T0 = datetime(2026, 5, 1, 6, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 5, 1, 6, 0, tzinfo=UTC)
 out = Path(sys.argv[1])
 store = Store(out, station_tz="Europe/Berlin", independence_s=60, group_by="camera", station_id="old-main",
               clock=lambda: T0 + timedelta(hours=3))
