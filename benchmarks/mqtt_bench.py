@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         cpu_off = statistics.median(r[1] for r in daemon_rates["off"])
         cpu_on = statistics.median(r[1] for r in daemon_rates["on"])
         n = len(photos)
-        print(f"{'daemon end to end, AIY model, %d frames, MQTT off (frames/s)' % n:58s} {off:12.2f} {1.0:8.2f}")
+        print(f"{f'daemon end to end, AIY model, {n} frames, MQTT off (frames/s)':58s} {off:12.2f} {1.0:8.2f}")
         print(f"{'daemon end to end, MQTT on, publisher draining (frames/s)':58s} {on:12.2f} {on / off:8.2f}")
         print(f"{'daemon CPU per frame, MQTT off (ms)':58s} {cpu_off:12.2f} {1.0:8.2f}")
         print(f"{'daemon CPU per frame, MQTT on, all threads (ms)':58s} {cpu_on:12.2f} {cpu_on / cpu_off:8.2f}")
@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print("daemon end to end: skipped (../shared birds25 photos or AIY model absent; set TRAILCAM_SHARED)")
     if args.frame_ms:
-        print(f"{'transaction cost / daemon frame time (%.1f ms/frame)' % args.frame_ms:58s} "
+        print(f"{f'transaction cost / daemon frame time ({args.frame_ms:.1f} ms/frame)':58s} "
               f"{100 * extra_ms / args.frame_ms:11.2f}%  (goal < 5%)")
     return 0
 

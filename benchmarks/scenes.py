@@ -414,7 +414,7 @@ def real_bursts(
         burst: list[Scene] = []
         for frame in range(frames):
             moved = []
-            for (left, top, right, bottom), (step_x, step_y) in zip(start, steps):
+            for (left, top, right, _bottom), (step_x, step_y) in zip(start, steps):
                 side = right - left
                 dx, dy = step_x * frame, step_y * frame
                 new_left = min(max(0, left + dx), width - side)

@@ -37,7 +37,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from trainer.train_config import ARCHITECTURES, OPTIMIZERS, TrainConfig
 
@@ -86,7 +86,7 @@ class CategoricalParam:
     choices: tuple[Any, ...]
 
 
-Param = Union[IntParam, FloatParam, CategoricalParam]
+Param = IntParam | FloatParam | CategoricalParam
 
 
 @dataclass(frozen=True)

@@ -126,7 +126,8 @@ def parse_csv_labels(text: str) -> list[Label]:
     fields = {field.strip().lower(): field for field in reader.fieldnames}
     by_index: dict[int, Label] = {}
     for row_number, row in enumerate(reader):
-        def get(key: str) -> str | None:
+        def get(key: str, row: dict[str, str | None] = row) -> str | None:
+            # `row` bound at definition: this row's cell, never a later row's (ruff B023).
             return _clean(row.get(fields[key])) if key in fields else None
 
         raw_id = get("id") or get("index")

@@ -201,7 +201,7 @@ def export_ebird(config: EdgeConfig, db: sqlite_utils.Database, out: Path, selec
                 place = located[checklist.camera]
                 comment = _submission_comment(config, checklist, per)
                 summary.checklists += 1
-                for label, (sighting, visits, _) in sorted(checklist.species.items()):
+                for _label, (sighting, visits, _) in sorted(checklist.species.items()):
                     common, genus, species = _name(sighting)
                     writer.writerow([
                         common, genus, species, sighting.individuals, _species_comment(sighting, visits, per),

@@ -42,7 +42,7 @@ class KnownTaxa:
         """The model's labels (dicts with name, common, scientific: the web app's species list),
         the database's `taxa`, and the species counted here."""
         entries: list[tuple[str, list[str | None]]] = [
-            (str(l["name"]), [l.get("common"), l.get("scientific")]) for l in labels if l.get("name")]
+            (str(label["name"]), [label.get("common"), label.get("scientific")]) for label in labels if label.get("name")]
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if "taxa" in tables:
             entries += [(name, [scientific, common]) for name, scientific, common in conn.execute(

@@ -186,7 +186,7 @@ def test_media_and_media_level_observations(package: Path, station: Station) -> 
     conn.close()
     media = {row["mediaID"]: row for row in rows(package / "media.csv")}
     assert set(media) == set(frames)
-    for sha, row in media.items():
+    for row in media.values():
         assert not row["filePath"].startswith("/") and row["filePublic"] == "false"
         assert row["fileMediatype"] == "image/jpeg" and row["captureMethod"] == "activityDetection"
     assert media[next(s for s, (p, _) in frames.items() if p.endswith("sub/IMG_0004.JPG"))]["filePath"] == \

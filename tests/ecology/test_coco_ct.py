@@ -56,7 +56,7 @@ def test_images_and_sequences(coco: dict, station: Station) -> None:
         else:
             assert "width" not in image
         by_sequence[image["seq_id"]].append((captured, image))
-    for sequence, members in by_sequence.items():
+    for members in by_sequence.values():
         members.sort(key=lambda item: item[0])
         assert [image["frame_num"] for _, image in members] == list(range(len(members)))
         assert {image["seq_num_frames"] for _, image in members} == {len(members)}

@@ -270,7 +270,7 @@ def test_the_fall_back_burst_live(tmp_path: Path, aiy_model: Path, bird_photo, c
         for index, taken in enumerate(FALL_BACK["Europe/Berlin"]):
             _write(camera, f"IMG_{index + 1:04d}.JPG",
                    jpeg_bytes(bird_photo("NORTHERN CARDINAL", index + 1), taken), start + 15 * index)
-            wait_for(lambda: len(_frames(db)) == index + 1, 60, what=f"frame {index + 1} recorded")
+            wait_for(lambda index=index: len(_frames(db)) == index + 1, 60, what=f"frame {index + 1} recorded")
         daemon.signal(signal.SIGTERM)
         assert daemon.wait(60) == 0, daemon.output()
     finally:

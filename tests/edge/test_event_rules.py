@@ -235,7 +235,7 @@ def test_a_frames_cost_does_not_grow_with_its_visit(tmp_path: Path, group_by: st
     cost = {}
     try:
         for index in range(2000):
-            record = lambda: frame(store, index * 0.5, species[index % 4], confidence=0.5 + (index % 7) / 20)  # noqa: E731
+            record = lambda index=index: frame(store, index * 0.5, species[index % 4], confidence=0.5 + (index % 7) / 20)  # noqa: E731
             if index + 1 in (12, 2000):
                 cost[index + 1] = _vm_steps(store, record)
             else:

@@ -200,7 +200,7 @@ def test_sigkill_during_a_stream_loses_nothing_committed_and_counts_nothing_twic
         assert frames_after.get(sha) == row, "a frame committed before the kill changed or vanished"
     assert count_rows(db, "SELECT count(*) FROM frames") == count_rows(db, "SELECT count(DISTINCT sha256) FROM frames")
     after = {uid: (species, count) for uid, species, count in query_rows(db, "SELECT uid, species, frame_count FROM events")}
-    for uid, species, count in events_before:
+    for uid, _species, count in events_before:
         assert uid in after and after[uid][1] >= count, "a committed visit was lost"
     for key, (events, frames) in tallies_before.items():
         now = query_rows(db, "SELECT events, frames FROM daily_tallies WHERE day = ? AND species = ?", key)

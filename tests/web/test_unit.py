@@ -46,7 +46,7 @@ def test_systemd_analyze_verify_and_security(tmp_path: Path, systemd_analyze: st
     unit.write_text(render_web_unit(exec_path=f"{sys.executable} -m edge"))
     verify = subprocess.run([systemd_analyze, "verify", str(unit)], check=False, capture_output=True, text=True, timeout=60,
                             cwd=tmp_path)
-    assert verify.returncode == 0 and [l for l in verify.stderr.splitlines() if WEB_UNIT_NAME in l] == [], verify.stderr
+    assert verify.returncode == 0 and [line for line in verify.stderr.splitlines() if WEB_UNIT_NAME in line] == [], verify.stderr
     security = subprocess.run([systemd_analyze, "security", "--offline=yes", "--threshold=20", str(unit)],
                               check=False, capture_output=True, text=True, timeout=60)
     assert security.returncode == 0, security.stdout[-2000:] + security.stderr
