@@ -7,8 +7,10 @@ on the edge as in training. The last layer is a float32 softmax even under mixed
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import keras
 
@@ -62,7 +64,7 @@ def build_convnet(num_classes: int, image_size: int, filters=(64, 32), dense_uni
     return keras.Model(inputs, outputs, name="convnet")
 
 
-def _backbone(arch: str, image_size: int, weights: str | None) -> tuple[keras.Model, object]:
+def _backbone(arch: str, image_size: int, weights: str | None) -> tuple[keras.Model, Callable[[Any], Any] | None]:
     """(base model without top, function applying the base's preprocessing to raw 0..255 input)."""
     shape = (image_size, image_size, 3)
     apps = keras.applications

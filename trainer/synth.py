@@ -139,6 +139,13 @@ def generate_dataset(out_dir: Path, spec: SynthSpec = SynthSpec()) -> Path:
     return out_dir
 
 
+
+def _taken(taken: datetime | None) -> datetime:
+    """A shot's capture time where one must be set (sorting a timed burst)."""
+    if taken is None:
+        raise ValueError("a shot has no capture time although a start time was given")
+    return taken
+
 def generate_frames(
     out_dir: Path,
     per_class: int,
@@ -170,10 +177,11 @@ def generate_frames(
                 taken = start_time + (i // BURST) * VISIT_EVERY + _index_of(name) * CLASS_GAP + (i % BURST) * BURST_GAP
             shots.append((taken, name))
     images = [render(_index_of(name), image_size, rng) for _taken, name in shots]
-    order = range(len(shots))
+    order: list[int] = list(range(len(shots)))
     if start_time is not None:
         # A camera names and writes its files in shooting order: so do we (names and mtimes).
-        order = sorted(order, key=lambda k: shots[k][0])
+        # With a start time every shot has its time (the loop above sets one per shot).
+        order = sorted(order, key=lambda k: _taken(shots[k][0]))
     frames: list[tuple[Path, str]] = []
     for n, k in enumerate(order, start=1):
         taken, name = shots[k]

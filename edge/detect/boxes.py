@@ -57,7 +57,7 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarr
     if len(b) != len(s):
         raise ValueError(f"{len(b)} boxes but {len(s)} scores")
     order = _best_first(s)
-    overlaps = iou(b, b) if len(b) else np.zeros((0, 0))
+    overlaps = np.asarray(iou(b, b)) if len(b) else np.zeros((0, 0))  # [N, N]: b is 2-D here
     suppressed = np.zeros(len(b), dtype=bool)
     kept = []
     for index in order:

@@ -334,14 +334,14 @@ def fit_input(picture: Image.Image, input_size: tuple[int, int], letterbox: bool
     in_w, in_h = input_size
     width, height = picture.size
     if not letterbox or picture.size == tuple(input_size):
-        fitted = picture if picture.size == tuple(input_size) else picture.resize(tuple(input_size), Image.BILINEAR)
+        fitted = picture if picture.size == tuple(input_size) else picture.resize((in_w, in_h), Image.Resampling.BILINEAR)
         return fitted, Placement((in_w, in_h), 0, 0, in_w, in_h)
     scale = min(in_w / width, in_h / height)
     new_w = min(in_w, max(1, round(width * scale)))
     new_h = min(in_h, max(1, round(height * scale)))
     x0, y0 = (in_w - new_w) // 2, (in_h - new_h) // 2
     canvas = Image.new("RGB", (in_w, in_h), LETTERBOX_GREY)
-    canvas.paste(picture if picture.size == (new_w, new_h) else picture.resize((new_w, new_h), Image.BILINEAR), (x0, y0))
+    canvas.paste(picture if picture.size == (new_w, new_h) else picture.resize((new_w, new_h), Image.Resampling.BILINEAR), (x0, y0))
     return canvas, Placement((in_w, in_h), x0, y0, new_w, new_h)
 
 
@@ -641,11 +641,11 @@ class Detector:
             if not len(members):
                 continue
             order = nms(boxes[members], scores[members], self.iou_threshold)
-            found.extend(
-                Box(*(float(v) for v in boxes[members[i]]), score=float(scores[members[i]]),
-                    class_index=int(classes[members[i]]), label=self.spec.label_of(int(classes[members[i]])),
-                    kind=kind)
-                for i in order)
+            for i in order:
+                ymin, xmin, ymax, xmax = (float(v) for v in boxes[members[i]])  # boxes are [N, 4]
+                found.append(Box(ymin, xmin, ymax, xmax, score=float(scores[members[i]]),
+                                 class_index=int(classes[members[i]]), label=self.spec.label_of(int(classes[members[i]])),
+                                 kind=kind))
         return found
 
 

@@ -114,7 +114,7 @@ def look_of(crop: np.ndarray) -> bytes:
     """The look of a crop (uint8 RGB, as the classifier saw it): its LOOK_SIDE x LOOK_SIDE grey
     thumbnail (Pillow's BILINEAR, which averages over the pixels it shrinks), LOOK_BYTES bytes."""
     image = Image.fromarray(np.asarray(crop, dtype=np.uint8)).convert("L")
-    return image.resize((LOOK_SIDE, LOOK_SIDE), Image.BILINEAR).tobytes()
+    return image.resize((LOOK_SIDE, LOOK_SIDE), Image.Resampling.BILINEAR).tobytes()
 
 
 def _pixels(look: bytes) -> np.ndarray:

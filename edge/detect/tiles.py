@@ -100,7 +100,7 @@ def tile_grid(frame_size: tuple[int, int], detector_input: tuple[int, int], tile
                 cols = max(1, MAX_AUTO_TOTAL // rows)
         grid = (cols, rows)
     else:
-        grid = tiles  # type: ignore[assignment]
+        grid = tiles
     return None if grid == (1, 1) else grid
 
 

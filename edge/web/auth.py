@@ -245,7 +245,9 @@ class SessionSigner:
 
 def csrf_ok(session: Session | None, token: str | None) -> bool:
     """The token a request carries equals its session's (constant time); missing = refused."""
-    return bool(session and token) and hmac.compare_digest(session.csrf.encode(), str(token).encode())
+    if not session or not token:
+        return False
+    return hmac.compare_digest(session.csrf.encode(), token.encode())
 
 
 class LoginLimiter:
