@@ -226,9 +226,9 @@ class Collector:
                 log.warning("rejected %s (%d bytes): %s", m.parsed.topic, m.parsed.size, m.parsed.reason)
         with self._lock:
             valid_from = self._session_generation
-        for m in batch:
-            if m.qos > 0 and m.generation >= valid_from:
-                self.client.ack(m.mid, m.qos)
+        for incoming in batch:
+            if incoming.qos > 0 and incoming.generation >= valid_from:
+                self.client.ack(incoming.mid, incoming.qos)
         self.stats.committed += len(batch)
         self.stats.batches += 1
         self.stats.written.add(written)

@@ -222,13 +222,20 @@ def _prepare_run(config: TrainConfig) -> tuple[DataSplits, dict | None, Matched 
     return data, state, matched
 
 
+def _init_from(config: TrainConfig) -> Path:
+    """--init-from, for the steps that run only when it is given (callers check it first)."""
+    if config.init_from is None:
+        raise ValueError("--init-from is not set")
+    return Path(config.init_from)
+
+
 def _order_for_init(config: TrainConfig, data: DataSplits) -> DataSplits:
     """The data labelled in the --init-from model's class order plus its new classes; refuses a
     config whose architecture or input size is not the source model's."""
     from trainer.data import order_classes
     from trainer.init_from import InitSourceError, merged_classes, resolve_init_source
 
-    source = resolve_init_source(Path(config.init_from))
+    source = resolve_init_source(_init_from(config))
     for key in ("arch", "image_size"):
         if key in source.config and source.config[key] != getattr(config, key):
             raise InitSourceError(f"{key}: the run is {getattr(config, key)!r} but --init-from {source.path} is "
@@ -295,7 +302,7 @@ def _write_taxonomy(config: TrainConfig, data: DataSplits, state: dict | None, m
         from trainer.init_from import resolve_init_source
 
         names = inherited_taxonomy(resolve_init_source(Path(config.init_from)), data.class_names)
-    if matched is not None:
+    if matched is not None and config.taxonomy is not None:  # matched only comes from --taxonomy
         for line in matched.lines(config.taxonomy):
             (log.warning if ": warning:" in line else log.info)(line)
         names.update({label: {**names.get(label, {}), **entry} for label, entry in matched.manifest().items()})
@@ -347,7 +354,7 @@ def _init_model(config: TrainConfig, data: DataSplits):
     """The --init-from model widened to the data's classes; a transfer backbone frozen for the head phase."""
     from trainer.init_from import freeze_backbone, load_widened, resolve_init_source
 
-    source = resolve_init_source(Path(config.init_from))
+    source = resolve_init_source(_init_from(config))
     model = load_widened(source, data.class_names)
     if config.arch != "convnet":
         freeze_backbone(model)

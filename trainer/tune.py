@@ -28,7 +28,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from trainer.search_space import SearchSpace, load_search_space
 from trainer.train_config import TrainConfig
@@ -127,21 +127,21 @@ class StudyLock:
 
     def __init__(self, study_dir: Path) -> None:
         self.path = study_dir / ".lock"
-        self.handle = None
+        self.handle: IO[str] | None = None
 
     def __enter__(self) -> StudyLock:
-        self.handle = open(self.path, "a+")
+        self.handle = handle = open(self.path, "a+")
         try:
-            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            self.handle.seek(0)
-            owner = self.handle.read().strip() or "another process"
-            self.handle.close()
+            handle.seek(0)
+            owner = handle.read().strip() or "another process"
+            handle.close()
             raise TuneError(f"--study-dir: {self.path.parent} is in use by {owner}; wait for it or use another folder") from None
-        self.handle.seek(0)
-        self.handle.truncate()
-        self.handle.write(f"pid {os.getpid()}")
-        self.handle.flush()
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
         return self
 
     def __exit__(self, *exc) -> None:

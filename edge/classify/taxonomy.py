@@ -161,11 +161,11 @@ class Taxonomy:
         labels = list(labels)
         placements = placements or {}
         by_genus: dict[str, set[Placement]] = {}
-        for scientific, placement in placements.items():
-            genus = genus_of(scientific)
-            if genus is not None:
-                by_genus.setdefault(genus, set()).add(Placement(placement.family, placement.order,
-                                                                placement.family_common, placement.order_common))
+        for placed_name, placed in placements.items():
+            placed_genus = genus_of(placed_name)
+            if placed_genus is not None:
+                by_genus.setdefault(placed_genus, set()).add(Placement(placed.family, placed.order,
+                                                                       placed.family_common, placed.order_common))
         # The model's own label for a species, so that subspecies are counted with it.
         species_labels = {scientific_of(label): label for label in labels if scientific_of(label)}
         self._of: dict[str, dict[str, Taxon]] = {}

@@ -70,7 +70,8 @@ def cmd_export_events(args: argparse.Namespace) -> int:
     config = None
     if args.config is not None or args.db is None:
         config = load_config(args.config, overrides={"storage": {"database": str(args.db)}} if args.db else None)
-    database = args.db if args.db is not None else config.storage.database
+    # No --db means the configuration was loaded just above.
+    database = args.db if args.db is not None or config is None else config.storage.database
     try:
         db = open_readonly(database, config.storage.busy_timeout_s if config else 30.0)
     except StoreError as error:

@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 
 from edge.store import clock_checks
 from edge.store.counts import bump_tally, min_frames_of, recount
-from edge.store.db import StoreError, connect, immediate, schema_version
+from edge.store.db import StoreError, connect, immediate, inserted_id, schema_version
 from edge.store.times import format_utc, local_day, parse_utc
 
 CORRECTED = "+corrected"
@@ -170,11 +170,11 @@ def correct(conn: sqlite3.Connection, correction: Correction, zone: ZoneInfo, *,
                        for row in moved_rows]
             outbox.enqueue(sqlite_utils.Database(conn), changes, None, local_day(now or datetime.now(UTC),
                                                                                  zone), set())
-        result.correction_id = int(conn.execute(
+        result.correction_id = inserted_id(conn.execute(
             """INSERT INTO clock_corrections (created_at, reviewer, camera, since, until, offset_s, frames, events,
                    reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             (stamp, correction.reviewer.strip(), correction.camera, since, until, shift.total_seconds(),
-             result.frames, len(events), correction.reason)).lastrowid)
+             result.frames, len(events), correction.reason)))
     return result
 
 

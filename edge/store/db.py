@@ -101,6 +101,14 @@ def _probe_writable(folder: Path) -> None:
     os.unlink(probe)
 
 
+def inserted_id(cursor: sqlite3.Cursor) -> int:
+    """The rowid an INSERT just added. sqlite3 types `lastrowid` as optional (None before any
+    INSERT); after one that added a row it is set, so None here is a broken invariant, not data."""
+    if cursor.lastrowid is None:
+        raise StoreError("the INSERT added no row (sqlite3 gave no lastrowid)")
+    return cursor.lastrowid
+
+
 def user_name() -> str:
     """Who this process runs as, for messages about permissions."""
     try:

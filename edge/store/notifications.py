@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from edge.store.db import inserted_id
 from edge.store.times import format_utc
 
 STATES = ("queued", "sent", "expired", "dropped")
@@ -123,7 +124,7 @@ def enqueue(conn: sqlite3.Connection, *, kind: str, key: str, targets: list[str]
                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key, target) DO NOTHING""",
             (stamp, kind, key, target, event_id, species, day, ",".join(reasons), stamp))
         if cursor.rowcount:
-            ids.append(int(cursor.lastrowid))
+            ids.append(inserted_id(cursor))
     if ids:
         bump(conn, "queued_total", len(ids))
     return ids

@@ -41,7 +41,7 @@ from zoneinfo import ZoneInfo
 import sqlite_utils
 
 from edge.store.counts import headline, min_frames_of, recount, stored_counts
-from edge.store.db import StoreError, connect, immediate, schema_version
+from edge.store.db import StoreError, connect, immediate, inserted_id, schema_version
 from edge.store.events import counted
 from edge.store.known_taxa import KnownTaxa
 from edge.store.schema import SCHEMA_VERSION
@@ -288,7 +288,7 @@ class ReviewStore:
             (created, reviewer.strip(), event["id"], detection_id, action, species, individuals, machine_species,
              machine_confidence, replaces),
         )
-        return Review(int(cursor.lastrowid), created, reviewer.strip(), int(event["id"]), detection_id, action, species,
+        return Review(inserted_id(cursor), created, reviewer.strip(), int(event["id"]), detection_id, action, species,
                       individuals, machine_species, machine_confidence, replaces, None, None)
 
     def _refresh_detection(self, detection_id: int) -> None:
