@@ -13,7 +13,7 @@ DEMO_DIR ?= demo-output
 # Run as root in CI; elsewhere use sudo for apt-get when it exists.
 SUDO     := $(shell [ "$$(id -u)" -ne 0 ] && command -v sudo)
 
-.PHONY: demo test test-min bench docs system-deps venv edge-venv min-venv clean
+.PHONY: demo test test-min lint bench docs system-deps venv edge-venv min-venv clean
 
 ## Full development environment: trainer (TensorFlow) + edge + test tools.
 $(VENV)/.stamp: pyproject.toml
@@ -62,6 +62,12 @@ REQUIRE := TRAILCAM_REQUIRE_SHARED=1 TRAILCAM_REQUIRE_BROKER=1 TRAILCAM_REQUIRE_
 test-min: min-venv system-deps
 	TRAILCAM_MIN_ENV=1 $(REQUIRE) TRAILCAM_SKIP_BUDGET=min $(MIN_VENV)/bin/python -m pytest -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile $(MIN_TESTS)
 
+## ruff (the whole tree) and mypy (edge, fleet, collector, trainer), as configured in pyproject.toml;
+## `make test` runs it first, so a lint or type error fails the build before the long suite starts.
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
 ## The broker the MQTT tests start on a free loopback port, chromium for tests/web, systemd-analyze, and
 ## PostgreSQL for tests/fleet (the tests run initdb + pg_ctl themselves; the packaged cluster is not used);
 ## ffmpeg and rtsp-server-perl serve real RTSP and MJPEG streams to tests/edge/test_live_streams.py (the
@@ -80,7 +86,7 @@ system-deps:
 # edge tests mostly wait on daemons, brokers and inotify while the trainer tests use the CPU.
 # TEST_WORKERS=0 runs everything in one process.
 TEST_WORKERS ?= 2
-test: venv edge-venv min-venv system-deps
+test: lint venv edge-venv min-venv system-deps
 	$(REQUIRE) TRAILCAM_REQUIRE_EDGE_VENV=1 TRAILCAM_REQUIRE_POSTGRES=1 TRAILCAM_REQUIRE_BROWSER=1 TRAILCAM_REQUIRE_TRAINER=1 TRAILCAM_REQUIRE_STREAMS=1 TRAILCAM_SKIP_BUDGET=main $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 	$(MAKE) --no-print-directory test-min
 
