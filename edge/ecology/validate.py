@@ -245,7 +245,7 @@ def _check_table(frictionless, name: str, path: Path, schema: Path, report: Vali
     """One CSV against its table schema, streamed by frictionless (foreign keys: see below)."""
     from frictionless import Resource, system
 
-    found = []
+    found: list[str] = []
     with system.use_context(trusted=True):
         try:
             resource = Resource(path=str(path), schema=str(schema), format="csv", encoding="utf-8")
@@ -256,12 +256,12 @@ def _check_table(frictionless, name: str, path: Path, schema: Path, report: Vali
     task = result.tasks[0] if result.tasks else None
     if task is not None:
         report.rows[name] = task.stats.get("rows") or 0
-    for error in result.flatten(["rowNumber", "fieldName", "type", "note"]) if task is not None else []:
-        row, column, kind, note = error
+    for cells in result.flatten(["rowNumber", "fieldName", "type", "note"]) if task is not None else []:
+        row, column, kind, note = cells
         where = path.name + (f" row {row}" if row else "") + (f", {column}" if column else "")
         found.append(f"{where}: {kind}: {note}")
-    for error in result.errors:  # errors of the validation itself (a schema it could not read)
-        found.append(f"{path.name}: {error.note}")
+    for problem in result.errors:  # errors of the validation itself (a schema it could not read)
+        found.append(f"{path.name}: {problem.note}")
     _listed(report.errors, found, path.name)
 
 

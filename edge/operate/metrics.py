@@ -39,9 +39,12 @@ Metric names (all prefixed `trailcam_`):
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
+from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -76,7 +79,7 @@ class Metrics:
         self.disk_free = Gauge("trailcam_disk_free_bytes", "Free bytes where the daemon writes", ["path"],
                                registry=r)
         for path in dict.fromkeys(str(p) for p in disk_paths):
-            self.disk_free.labels(path=path).set_function(lambda p=path: _free_or_nan(p))
+            self.disk_free.labels(path=path).set_function(partial(_free_or_nan, path))
         self.model = Info("trailcam_model", "The classifier model in use", registry=r)
         self.time_flagged = Counter("trailcam_frames_time_flagged", "Frames recorded with a doubtful capture time, "
                                     "by flag (a camera clock in the future, reset, or before the deployment)",
@@ -86,8 +89,8 @@ class Metrics:
         self._watching = _WatchingCollector()
         r.register(self._watching)
         self.set_model(model_id)
-        self._server = None
-        self._thread = None
+        self._server: WSGIServer | None = None
+        self._thread: threading.Thread | None = None
 
     def set_model(self, model_id: str | None) -> None:
         self.model.info({"model_id": model_id or "none"})
@@ -125,8 +128,9 @@ class Metrics:
 
     def serve(self, port: int, host: str = "127.0.0.1") -> int:
         """Start the HTTP endpoint in a daemon thread; returns the bound port (0 picks a free one)."""
-        self._server, self._thread = start_http_server(port, addr=host, registry=self.registry)
-        bound = self._server.server_address[1]
+        server, self._thread = start_http_server(port, addr=host, registry=self.registry)
+        self._server = server
+        bound = server.server_address[1]
         log.info("metrics endpoint on http://%s:%d/metrics", host, bound)
         return bound
 

@@ -63,6 +63,13 @@ class MessageContext:
                 "(1-64 letters, digits, '-' or '_')"
             )
 
+    @property
+    def zone(self) -> ZoneInfo:
+        """The station's zone, typed: __post_init__ has made `station_tz` a ZoneInfo already, the
+        field keeps `| str` only so that callers may pass a name."""
+        zone = self.station_tz
+        return zone if isinstance(zone, ZoneInfo) else ZoneInfo(zone)
+
     def scientific_name(self, label: str | None) -> str | None:
         if label is None:
             return None
@@ -153,8 +160,8 @@ def event_message(event: Mapping[str, Any], change: Change, ctx: MessageContext)
     else:  # an event row without its counts (a caller outside the store): the event's own number
         headline_n = int(event.get("reviewed_individuals") or event.get("individuals") or 1)
     confidence = event.get("confidence")
-    start_local = _local(started, ctx.station_tz)
-    end_local = _local(ended, ctx.station_tz)
+    start_local = _local(started, ctx.zone)
+    end_local = _local(ended, ctx.zone)
     payload = {
         "schema": PAYLOAD_SCHEMA,
         "id": event_message_id(uid, change, frame_count, event.get("reviewed_at")),
@@ -171,7 +178,7 @@ def event_message(event: Mapping[str, Any], change: Change, ctx: MessageContext)
         "start_local": start_local["local"],
         "end_local": end_local["local"],
         "utc_offset": end_local["offset"],
-        "timezone": ctx.station_tz.key,
+        "timezone": ctx.zone.key,
         "duration_s": round((ended - started).total_seconds(), 3),
         "frame_count": frame_count,
         # The most birds of `species` in any one frame of the visit (its MaxN): 1 when frames are
@@ -256,7 +263,7 @@ def counts_messages(
         "id": snapshot_id,
         "device": ctx.device_id,
         "day": day,
-        "timezone": ctx.station_tz.key,
+        "timezone": ctx.zone.key,
         "updated_at": updated_at,
         "total": {"events": total_events if visits is None else int(visits), "frames": total_frames,
                   "individuals": total_individuals},
@@ -272,7 +279,7 @@ def counts_messages(
             "id": f"{snapshot_id}:{topic_segment(label)}",
             "device": ctx.device_id,
             "day": day,
-            "timezone": ctx.station_tz.key,
+            "timezone": ctx.zone.key,
             "updated_at": updated_at,
             "species": label,
             "scientific_name": row["scientific_name"],
@@ -336,7 +343,7 @@ def info_message(ctx: MessageContext, cameras: Iterable[Any] = (), *, software_v
         "model_id": ctx.model_id,
         "model_version": ctx.model_version,
         "detector_id": detector_id,
-        "timezone": ctx.station_tz.key,
+        "timezone": ctx.zone.key,
         "cameras": [str(camera.name) for camera in camera_list],
         "deployments": deployments(camera_list, ctx.device_id),
         "published_at": format_utc(now or datetime.now(UTC)),

@@ -632,7 +632,7 @@ class Publisher:
         ctx = self._context() if self._context is not None else None
         if ctx is None:
             return False
-        day = self._clock().astimezone(ctx.station_tz).date().isoformat()
+        day = self._clock().astimezone(ctx.zone).date().isoformat()
         if day == self._snapshot_day:
             return False
         if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'daily_tallies'").fetchone():

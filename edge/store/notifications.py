@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from edge.store.db import inserted_id
 from edge.store.times import format_utc
 
 STATES = ("queued", "sent", "expired", "dropped")
@@ -124,7 +123,11 @@ def enqueue(conn: sqlite3.Connection, *, kind: str, key: str, targets: list[str]
                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key, target) DO NOTHING""",
             (stamp, kind, key, target, event_id, species, day, ",".join(reasons), stamp))
         if cursor.rowcount:
-            ids.append(inserted_id(cursor))
+            # An INSERT that added a row sets lastrowid (edge.store.db.inserted_id, not imported:
+            # edge.store.db imports the schema, which imports this module).
+            if cursor.lastrowid is None:
+                raise sqlite3.DatabaseError("the notification INSERT added no row (no lastrowid)")
+            ids.append(cursor.lastrowid)
     if ids:
         bump(conn, "queued_total", len(ids))
     return ids
