@@ -145,7 +145,7 @@ def health_view(status: dict[str, Any], zone: tzinfo, now: datetime | None = Non
     sections = [
         ("Daemon", [
             Fact("state", state, badge if state != "running" else "ok"),
-            Fact("running since", when(daemon.get("started_at"), zone, now) if daemon.get("started_at") else "—"),
+            Fact("started", when(daemon.get("started_at"), zone, now) if daemon.get("started_at") else "—"),
             Fact("model", str(daemon.get("model_id") or "—")),
             Fact("waiting to be processed", "—" if daemon.get("backlog") is None
                  else "nothing" if not daemon["backlog"] else _plural(int(daemon["backlog"]), "picture"),
