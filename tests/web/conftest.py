@@ -272,3 +272,14 @@ snapshot_days = 30
                          env=cli_env, check=False, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
     return Station(root, camera, state / "edge.db", text)
+
+
+@pytest.fixture
+def days(days_station: Station, tmp_path: Path) -> Station:
+    """A copy of the three-day station's state folder (reviews and retention change it), same camera folder."""
+    state = tmp_path / "state"
+    shutil.copytree(days_station.database.parent, state)
+    text = days_station.config_text.replace(str(days_station.database), str(state / "edge.db"))
+    root = tmp_path / "conf"
+    root.mkdir()
+    return Station(root, days_station.camera, state / "edge.db", text)

@@ -17,7 +17,6 @@ Skipped without chromium or the playwright package, unless TRAILCAM_REQUIRE_BROW
 from __future__ import annotations
 
 import re
-import shutil
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,17 +29,6 @@ from tests.web.conftest import Served, Station, may_day
 
 WIDTHS = (390, 1280)
 TAP = 44  # px: the smallest touch target (WCAG 2.5.5, Apple's and Google's guidelines)
-
-
-@pytest.fixture
-def days(days_station: Station, tmp_path: Path) -> Station:
-    """A copy of the three-day station's state folder (reviews change it), same camera folder."""
-    state = tmp_path / "state"
-    shutil.copytree(days_station.database.parent, state)
-    text = days_station.config_text.replace(str(days_station.database), str(state / "edge.db"))
-    root = tmp_path / "conf"
-    root.mkdir()
-    return Station(root, days_station.camera, state / "edge.db", text)
 
 
 @pytest.fixture
