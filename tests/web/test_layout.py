@@ -11,6 +11,7 @@ of three days (tests/web/conftest.py `days_station`: a May backlog, yesterday, t
   click; its caption names what the visit's title counts, before and after a correction;
 - the Health page: a state badge, the problems first, then its sections in words;
 - a picture the app cannot serve shows a placeholder, not a broken image.
+- the fleet view's pages (`edge web --db <central>`) fit both widths too.
 
 Skipped without chromium or the playwright package, unless TRAILCAM_REQUIRE_BROWSER=1."""
 
@@ -242,5 +243,47 @@ def test_a_picture_it_cannot_serve_shows_a_placeholder(browser, days: Station) -
         assert page.locator(".frame img").count() == 0
         assert "picture not available" in page.locator(".frame").first.inner_text()
         context.close()
+    finally:
+        served.stop()
+
+
+def test_the_fleet_view_fits_a_phone_and_a_desktop(browser, tmp_path: Path) -> None:
+    """`edge web --db <central>`: its pages (the device tables stacked on a phone) at both widths,
+    on a central SQLite file loaded through the collector's import from a real station database."""
+    from collector.importer import import_file
+    from collector.sink import Sink
+    from edge.cli.commands import main
+    from edge.web.central import create_central_app
+    from tests.sites.station import DEVICE, build_station_db
+
+    device_db = build_station_db(tmp_path / "device" / "trailcam.db", visits=30)
+    export = tmp_path / "device.jsonl"
+    assert main(["export", "events", "--db", str(device_db), "--out", str(export)]) == 0
+    central = str(tmp_path / "central.sqlite")
+    sink = Sink(central)
+    sink.open()
+    try:
+        assert import_file(export, sink).events == 30
+    finally:
+        sink.close()
+    config = Station(tmp_path, tmp_path, tmp_path / "unused.db", "").config()
+    served = Served(create_central_app(config, central))
+    try:
+        pages = ["/", "/species", "/heatmap", "/events?from=2026-10-20&to=2026-10-30", "/devices",
+                 f"/?device={DEVICE}&day=2026-10-25"]
+        for width in WIDTHS:
+            context, page, problems = _page(browser, width)
+            for path in pages:
+                assert page.goto(served.url + path).status == 200, path
+                found = page.evaluate(LAYOUT)
+                where = f"fleet {path} at {width} px"
+                assert found["scroll"][0] <= found["scroll"][1], f"{where}: sideways scroll {found['scroll']}"
+                assert found["cut"] == [], f"{where}: content cut {found['cut']}"
+                for name in found["names"]:
+                    assert name["lines"] < name["words"] + 0.5, f"{where}: {name}"
+                if width == 390:
+                    assert found["small"] == [], f"{where}: touch targets under {TAP} px: {found['small']}"
+            assert problems == []
+            context.close()
     finally:
         served.stop()
