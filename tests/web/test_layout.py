@@ -253,7 +253,10 @@ def test_the_fleet_view_fits_a_phone_and_a_desktop(browser, tmp_path: Path) -> N
     from collector.importer import import_file
     from collector.sink import Sink
     from edge.cli.commands import main
-    from edge.web.central import create_central_app
+    try:
+        from fleet.web import create_central_app  # main since issue 25: fleet/ is its own package
+    except ImportError:
+        from edge.web.central import create_central_app
     from tests.sites.station import DEVICE, build_station_db
 
     device_db = build_station_db(tmp_path / "device" / "trailcam.db", visits=30)
