@@ -570,7 +570,7 @@ class Store:
                     "INSERT INTO predictions (frame_id, rank, label, score) VALUES (?, ?, ?, ?)",
                     [(frame_id, rank, p.label, p.score) for rank, p in enumerate(frame.predictions, start=1)],
                 )
-            snapshots = self._record_birds(frame, frame_id, group_events, changes) if frame.birds else []
+            snapshots = self._record_birds(frame, frame_id, group_events, changes, now) if frame.birds else []
             if frame.objects and frame.status == "ok":
                 self.conn.executemany(
                     """INSERT INTO frame_objects (frame_id, rank, kind, ymin, xmin, ymax, xmax, score, detector_label)
@@ -666,10 +666,11 @@ class Store:
         return (main.species, main.confidence) if main else (None, None)
 
     def _record_birds(self, frame: FrameRecord, frame_id: int, group_events: list[tuple[BirdGroup, int]],
-                      changes: list[EventChange]) -> list[tuple[str, int]]:
+                      changes: list[EventChange], now: datetime) -> list[tuple[str, int]]:
         """The frame's detection rows, and each touched event's best crop: the detection of the
         event's species with the best classifier confidence (then detector score). Returns the
-        (snapshot name, rank) of the events whose best crop is now one of this frame's birds."""
+        (snapshot name, rank) of the events whose best crop is now one of this frame's birds;
+        `snapshot_at` = now, when its file is written ([retention] snapshot_days counts from it)."""
         assert frame.birds is not None
         event_of_rank = {rank: event_id for group, event_id in group_events for rank in group.ranks}
         rows = []
@@ -697,8 +698,8 @@ class Store:
                 continue
             if best[1] == frame_id:
                 name = f"{event['uid']}.jpg"
-                self.db.execute("UPDATE events SET best_detection_id = ?, snapshot = ? WHERE id = ?",
-                                (best[0], name, event_id))
+                self.db.execute("UPDATE events SET best_detection_id = ?, snapshot = ?, snapshot_at = ? WHERE id = ?",
+                                (best[0], name, format_utc(now), event_id))
                 snapshots.append((name, int(best[2])))
             else:  # the vote moved to a species seen earlier: its crop is no longer in memory
                 self.db.execute("UPDATE events SET best_detection_id = ? WHERE id = ?", (best[0], event_id))

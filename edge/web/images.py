@@ -81,16 +81,18 @@ def _box(row: dict) -> Box:
                row.get("detector_label") or "bird")
 
 
-def frame_jpeg(path: Path, boxes: Sequence[dict] = ()) -> bytes | None:
+def frame_jpeg(path: Path, boxes: Sequence[dict] = (), captions: Sequence[str] | None = None) -> bytes | None:
     """The frame as displayed (EXIF orientation), at most DISPLAY_WIDTH wide, boxes drawn with
-    their species and confidence when given."""
+    `captions` (the app's: the names the visit counts) or, without them, the stored label and
+    confidence."""
     image = _decode(path)
     if image is None:
         return None
     if boxes:
-        captions = [f"{b['rank']}: {b['species'] or b['kind']}"
-                    + (f" {b['confidence']:.2f}" if b.get("confidence") is not None else "") for b in boxes]
-        image = draw(image, [_box(b) for b in boxes], captions)
+        if captions is None:
+            captions = [f"{b['rank']}: {b['species'] or b['kind']}"
+                        + (f" {b['confidence']:.2f}" if b.get("confidence") is not None else "") for b in boxes]
+        image = draw(image, [_box(b) for b in boxes], list(captions))
     if image.width > DISPLAY_WIDTH:
         image = image.resize((DISPLAY_WIDTH, round(image.height * DISPLAY_WIDTH / image.width)), Image.BILINEAR)
     return _jpeg(image)
