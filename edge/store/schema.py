@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import sqlite_utils
 
-from edge.store import counts, notifications, outbox, repeats, taxa
+from edge.store import clips, counts, notifications, outbox, repeats, taxa
 
 
 SCHEMA_VERSION = 6
@@ -301,6 +301,9 @@ def _schema_v6(db: sqlite_utils.Database) -> None:
       and again, their state (candidate, suppressed, released) and the days each was seen on
       (edge/store/repeats.py: repeat-detection elimination); detections.flag `repeat` marks a
       detection suppressed at such a place.
+    - clips: one row per video clip (edge/store/clips.py: its file, container, codec, duration,
+      capture time, sampling, state decoding | done | error with its reason, frames decoded and
+      sampled); frames.clip_id / clip_offset_s: a clip's sampled frames, one frames row each.
     The counts are recomputed by edge.store.counts in Python (the same code the writer runs),
     in the migration's transaction.
     """
@@ -371,6 +374,7 @@ def _schema_v6(db: sqlite_utils.Database) -> None:
         CREATE INDEX IF NOT EXISTS frame_objects_kind ON frame_objects (kind, frame_id);
         """)
     repeats.create_tables(db.conn)
+    clips.create_tables(db.conn)
     counts.recount_all(db.conn)
 
 
