@@ -195,6 +195,25 @@ class ClipReader:
             self.fault = (f"the video ends after {self._seconds()} of the {duration:.1f} s its container "
                           "announces (truncated)")
 
+    def picture_at(self, offset_s: float) -> Image.Image | None:
+        """The frame at `offset_s` from the start (the first decoded at or after it, as sampled):
+        seeks to the keyframe before it and decodes from there. None past the end. For the web
+        app's sampled frames; the daemon samples in one pass instead."""
+        stream = self._stream
+        start = stream.start_time * stream.time_base if stream.start_time is not None else 0
+        if stream.time_base is not None and offset_s > 0:
+            try:
+                self._container.seek(int((float(start) + offset_s) / stream.time_base), stream=stream, backward=True)
+            except self._av.error.FFmpegError:
+                pass  # not seekable: decode from the start
+        try:
+            for frame in self._container.decode(stream):
+                if frame.time is not None and float(frame.time - start) + 0.0005 >= offset_s:
+                    return frame.to_image().convert("RGB")
+        except (self._av.error.FFmpegError, OSError, ValueError, EOFError):
+            return None
+        return None
+
     def _seconds(self) -> str:
         return f"{self.last_time_s:.1f} s" if self.last_time_s is not None else "0 frames"
 
