@@ -198,9 +198,12 @@ class ClipProcessor:
                 log.exception("clip %s: the frame at %.3f s failed", path, sample.offset_s)
                 reader.fault = f"the frame at {sample.offset_s:.3f} s failed: {type(error).__name__}: {error}"
                 break
-            outcome.frames.append(committed)
             outcome.sampled += 1
             emit(committed)
+            # Kept for after_clip (the committed rows), without the crops and the analysis that
+            # the after_frame hooks have had: memory must not grow with the clip's length.
+            committed.crops, committed.predictions = [], []
+            outcome.frames.append(committed)
             if not progress():
                 stopped = True
         samples.close()
