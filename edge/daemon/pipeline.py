@@ -92,6 +92,9 @@ class FrameOutcome:
     # the classifier saw it (rank order), for the events' best-crop snapshots.
     birds: list[BirdRecord] | None = None
     crops: list[Any] = field(default_factory=list)
+    # A video clip's sampled frame or error row (edge/daemon/clips.py): its clip's row. The file
+    # is the clip's, so post-processing waits for the clip to finish (Daemon.after_clip).
+    clip_id: int | None = None
 
     @property
     def committed(self) -> bool:

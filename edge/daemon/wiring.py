@@ -340,6 +340,8 @@ def build(config: EdgeConfig, *, once: bool = False, tick_s: float = 1.0, field:
         daemon.on_start.append(operations.on_start)
         daemon.after_frame.append(operations.after_frame)
         daemon.after_duplicate.append(operations.after_duplicate)
+        daemon.after_clip.append(operations.after_clip)
+        daemon.on_progress.append(operations.on_progress)
         daemon.on_tick.append(operations.on_tick)
         daemon.on_disk_full.append(operations.on_disk_full)
     # The stop order, explicit: STOPPING=1 and the final snapshot first, then the MQTT drain

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from PIL import Image
 
 from edge.classify.decision import Decision, DecisionContext, decide, decide_bird, label_aliases
 from edge.classify.model import Classifier, Prediction
@@ -90,7 +91,7 @@ class FrameAnalyser:
         # label, for its bird probability (decide_bird's veto).
         self.bird_k = every if (rollup is not None or self.no_bird) else top_k
 
-    def analyse(self, data: bytes, context_for: ContextFor | None = None, camera: str | None = None) -> FrameAnalysis:
+    def analyse(self, data: bytes | Image.Image, context_for: ContextFor | None = None, camera: str | None = None) -> FrameAnalysis:
         """The frame's birds and decisions. Raises edge.ingest.imaging.FrameError for a frame
         that cannot be decoded (and whatever the interpreter raises: the caller records it)."""
         classifier = self.classifier
@@ -101,7 +102,10 @@ class FrameAnalyser:
             decision = decide(predictions, self.classify_config, self.no_bird, self.aliases, context=context)
             return FrameAnalysis(frame.image, None, predictions[:self.top_k], decision, ms, context)
         # The camera: its banner is learned per camera (edge/detect/banner.py).
-        located = self.finder.locate(data, classifier.input_size, camera)
+        if isinstance(data, Image.Image):
+            located = self.finder.locate_picture(data, classifier.input_size, camera)
+        else:
+            located = self.finder.locate(data, classifier.input_size, camera)
         context = context_for(located.image) if context_for is not None else None
         analysis = FrameAnalysis(located.image, [], inference_ms=located.detector_ms, context=context,
                                  others=list(located.others))
@@ -113,6 +117,14 @@ class FrameAnalyser:
                                    context=context, every_score=scores, detector_score=found.box.score)
             analysis.birds.append(AnalysedBird(found.box, found.crop, scores[:self.top_k], decision))
         return analysis
+
+    def analyse_picture(self, picture: Image.Image, context_for: ContextFor | None = None,
+                        camera: str | None = None) -> FrameAnalysis:
+        """analyse() for a picture already decoded (RGB, upright): a video clip's sampled frame
+        (edge/daemon/clips.py) goes through the same analysis as a photo without being encoded
+        to JPEG first. `context_for` gets the picture itself (it has no EXIF: the clip's time is
+        the caller's)."""
+        return self.analyse(picture, context_for, camera)  # type: ignore[arg-type]
 
 
 def load_configured_finder(config: EdgeConfig) -> BirdFinder | None:

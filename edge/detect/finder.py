@@ -190,7 +190,7 @@ class BirdFinder:
         frame) uses the frame's own finding. Raises edge.ingest.imaging.FrameError for a frame
         that cannot be decoded."""
         settings, detector = self.settings, self.detector
-        image = open_image(data)
+        image = data if isinstance(data, Image.Image) else open_image(data)  # a picture: locate_picture
         stored = image.size
         full = oriented_size(image)
         grid = tile_grid(full, detector.input_size, settings.tiles)
@@ -221,6 +221,12 @@ class BirdFinder:
             Bird(box, crop, crop_box(box, full, settings.crop_margin, aspect)) for box, crop in zip(boxes, crops)
         ]
         return located
+
+    def locate_picture(self, picture: Image.Image, crop_size: tuple[int, int], camera: str | None = None) -> LocatedFrame:
+        """locate() for a picture already decoded (RGB, upright: a video clip's sampled frame),
+        so that it is not encoded to JPEG and decoded again: no draft scale (every pixel is
+        there already), the same banner, detection passes, merging and crops after that."""
+        return self.locate(picture, crop_size, camera)  # type: ignore[arg-type]
 
     def _banner(self, frame: Image.Image, full: tuple[int, int], camera: str | None) -> Banner:
         """The strip to keep from the detector: none with banner "off", this frame's own

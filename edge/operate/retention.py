@@ -206,6 +206,11 @@ class Retention:
         pending = list(self._pending)
         with self.db.atomic():
             self.db.conn.executemany("UPDATE frames SET stored_path = ? WHERE id = ?", pending)
+            # A video clip's file holds all its sampled frames (edge/store/clips.py): they all follow it.
+            self.db.conn.executemany("""UPDATE frames SET stored_path = ?1 WHERE clip_id =
+                                            (SELECT clip_id FROM frames WHERE id = ?2 AND clip_id IS NOT NULL)""", pending)
+            self.db.conn.executemany("""UPDATE clips SET stored_path = ?1 WHERE id =
+                                            (SELECT clip_id FROM frames WHERE id = ?2)""", pending)
         del self._pending[:len(pending)]
         self._last_flush = self.clock()
         return len(pending)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import sqlite_utils
 
-from edge.store import counts, folders, notifications, outbox, repeats, taxa
+from edge.store import clips, counts, folders, notifications, outbox, repeats, taxa
 
 
 SCHEMA_VERSION = 6
@@ -305,6 +305,9 @@ def _schema_v6(db: sqlite_utils.Database) -> None:
       [retention] snapshot_days counts from (a visit of an old backlog gets its picture today).
     - picture_folders: each camera's folder and the archive as the daemon was configured
       (edge/store/folders.py), so that `edge web --db` alone can serve the pictures.
+    - clips: one row per video clip (edge/store/clips.py: its file, container, codec, duration,
+      capture time, sampling, state decoding | done | error with its reason, frames decoded and
+      sampled); frames.clip_id / clip_offset_s: a clip's sampled frames, one frames row each.
     The counts are recomputed by edge.store.counts in Python (the same code the writer runs),
     in the migration's transaction.
     """
@@ -377,6 +380,7 @@ def _schema_v6(db: sqlite_utils.Database) -> None:
         """)
     repeats.create_tables(db.conn)
     folders.create_tables(db.conn)
+    clips.create_tables(db.conn)
     counts.recount_all(db.conn)
 
 

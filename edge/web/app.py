@@ -32,7 +32,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -226,6 +226,7 @@ class WebApp:
             Route("/img/snapshot/{event_id:int}", page(self.img_snapshot)),
             Route("/img/frame/{frame_id:int}", page(self.img_frame)),
             Route("/img/crop/{detection_id:int}", page(self.img_crop)),
+            Route("/clip/{clip_id:int}", page(self.clip_file)),
             Route("/repeats", page(self.repeats)),
             Route("/repeats/{place_id:int}/release", write(self.release_form), methods=["POST"]),
             Route("/img/repeat/{place_id:int}", page(self.img_repeat)),
@@ -435,7 +436,7 @@ class WebApp:
             return self._render("event.html", ctx, page="events", event=event,
                                 frames=reader.event_frames(event_id, event),
                                 reviews=reviews, local=reader.local, labels=self.labels,
-                                frame_images=self.web.frame_images)
+                                frame_images=self.web.frame_images, clips=reader.event_clips(event_id))
         return self._read(request, ctx, work)
 
     async def queue(self, request: Request, ctx: Context) -> Response:
@@ -529,10 +530,11 @@ class WebApp:
                 return self._private()
             row = reader.frame(frame_id)
             path = self._frame_path(row, reader)
+            offset = row.get("clip_offset_s") if row else None
             if not boxes:
-                return (path, [], [])
+                return (path, [], [], offset)
             drawn = reader.frame_boxes(frame_id)
-            return (path, drawn, [self._box_caption(box, ctx.taxa) for box in drawn])
+            return (path, drawn, [self._box_caption(box, ctx.taxa) for box in drawn], offset)
         found = self._read(request, ctx, locate)
         if isinstance(found, Response) or found[0] is None:
             return found if isinstance(found, Response) else Response("not found", 404)
@@ -549,12 +551,37 @@ class WebApp:
                 return (None, None)
             if self.config.privacy.hide_people and reader.frame_has_person(detection["frame_id"]):
                 return self._private()
-            return (self._frame_path(reader.frame(detection["frame_id"]), reader), detection)
+            frame = reader.frame(detection["frame_id"])
+            return (self._frame_path(frame, reader), detection, frame.get("clip_offset_s") if frame else None)
         found = self._read(request, ctx, locate)
         if isinstance(found, Response) or found[0] is None:
             return found if isinstance(found, Response) else Response("not found", 404)
         data = await run_in_threadpool(images.crop_jpeg, *found)
         return Response(data, media_type="image/jpeg") if data else Response("not found", 404)
+
+    async def clip_file(self, request: Request, ctx: Context) -> Response:
+        """A video clip as its camera wrote it, for the event page's <video> (the browser plays
+        what it can: H.264 MP4 everywhere, H.265 or MJPEG AVI seldom; the sampled frames above it
+        are shown either way). By id, inside the camera folders or the archive, like a frame;
+        never a clip with a person in it under [privacy] hide_people."""
+        if not self.web.frame_images:
+            return Response("not found", 404)
+        clip_id = request.path_params["clip_id"]
+        if clip_id > MAX_ROW_ID:
+            return Response("not found", 404)
+
+        def locate(reader: Reader) -> Any:
+            row = reader.clip(clip_id)
+            if row is None or (self.config.privacy.hide_people and row["has_person"]):
+                return None
+            path = self._frame_path(row, reader)
+            return (path, row["media_type"]) if path is not None else None
+        found = self._read(request, ctx, locate)
+        if isinstance(found, Response):
+            return found
+        if found is None:
+            return Response("not found", 404)
+        return FileResponse(found[0], media_type=found[1], headers={"Cache-Control": "private, max-age=300"})
 
     @staticmethod
     def _private() -> Response:

@@ -96,6 +96,9 @@ class Reader:
         # Schema 6: what is doubtful about the capture times (edge/store/clock_checks.py).
         time_flags = "e.time_flags" if "time_flags" in event_columns else "NULL AS time_flags"
         self.frame_time_flags = "time_flags" if "time_flags" in columns(conn, "frames") else "NULL AS time_flags"
+        # Schema 6: a video clip's sampled frames (edge/store/clips.py).
+        self.clips = "clip_id" in columns(conn, "frames")
+        self.frame_clip = "clip_id, clip_offset_s" if self.clips else "NULL AS clip_id, NULL AS clip_offset_s"
         self.event_columns = (f"e.id, e.uid, e.camera, e.species AS machine_species, e.confidence, e.started_at, "
                               f"e.ended_at, e.frame_count, e.state, {best}, {self.review_columns}, {flag}, "
                               f"{self.counted_species} AS species, {self.counted_individuals} AS individuals, "
@@ -256,7 +259,7 @@ class Reader:
         (name, birds, best confidence) this frame counts in the visit, named as the visit's title
         names them (counted_label), so that a frame's caption and the title agree."""
         frames = _rows(self.conn, f"""SELECT id, path, stored_path, captured_at, time_source, species, confidence,
-                                      {self.frame_time_flags} FROM frames
+                                      {self.frame_time_flags}, {self.frame_clip} FROM frames
                                       WHERE event_id = ? ORDER BY captured_at, id""", (event_id,))
         has_detections = self.detections
         for frame in frames:
@@ -291,7 +294,26 @@ class Reader:
         return sorted(((name, n, best) for name, (n, best) in birds.items()), key=lambda item: (-item[1], item[0]))
 
     def frame(self, frame_id: int) -> dict[str, Any] | None:
-        rows = _rows(self.conn, "SELECT id, path, stored_path, camera FROM frames WHERE id = ?", (frame_id,))
+        rows = _rows(self.conn, f"SELECT id, path, stored_path, camera, {self.frame_clip} FROM frames WHERE id = ?",
+                     (frame_id,))
+        return rows[0] if rows else None
+
+    def event_clips(self, event_id: int) -> list[dict[str, Any]]:
+        """The video clips whose sampled frames joined the event (the event page plays them)."""
+        if not self.clips:
+            return []
+        return _rows(self.conn, """SELECT c.id, c.path, c.media_type, c.duration_s FROM clips AS c
+                                   WHERE c.id IN (SELECT clip_id FROM frames WHERE event_id = ? AND clip_id IS NOT NULL)
+                                   ORDER BY c.captured_at, c.id""", (event_id,))
+
+    def clip(self, clip_id: int) -> dict[str, Any] | None:
+        """A clip's file (path, stored_path) and whether a person was found in any of its frames."""
+        if not self.clips:
+            return None
+        rows = _rows(self.conn, """SELECT c.id, c.path, c.stored_path, c.media_type,
+                                          EXISTS (SELECT 1 FROM frames AS f JOIN frame_objects AS o ON o.frame_id = f.id
+                                                   WHERE f.clip_id = c.id AND o.kind = 'person') AS has_person
+                                     FROM clips AS c WHERE c.id = ?""", (clip_id,))
         return rows[0] if rows else None
 
     def frame_boxes(self, frame_id: int) -> list[dict[str, Any]]:
