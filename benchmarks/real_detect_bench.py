@@ -15,10 +15,15 @@ Each route variant (a column) runs over the same frames in one run, side by side
             counted as an `unknown` bird (what main did before the not-a-bird rule)
   + veto    the same boxes and crops, decided by the current decide_bird ([classify]
             min_bird_probability: a detection the classifier judges not a bird is not counted)
+  + motion  + veto with [detector] motion = "auto" (edge/detect/motion.py): each burst is one
+            camera's frames a second apart (bursts an hour apart), so its second and third
+            frames search the full frame and the regions that moved (or held a bird) at full
+            resolution instead of the tiles; the first frame of a burst searches as before
 Reported per variant: false-bird frames on the real bird-free frames, recall per bird width
 (2-4 %, 4-7 %, 7-10 % of the frame's width; a bird is found when a box overlaps its pasted region
 by IoU >= 0.3), frames whose counted birds equal the pasted ones, species top-1 per pasted bird,
-and the median ms per frame with the detector's invokes.
+and the median ms per frame with the detector's invokes (median and mean), the motion region
+passes and the frames searched without tiles.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from benchmarks.detect_bench import BIRDS, SHARED, Found, load_models, machine, match, species_map
@@ -46,6 +52,8 @@ class Located:
     predictions: list[list]
     ms: float
     invokes: int
+    regions: int = 0
+    tiles: int = 0
 
 
 @dataclass
@@ -59,17 +67,21 @@ class Tally:
     recall: dict[tuple[float, float], list[int]] = field(default_factory=lambda: {c: [0, 0] for c in WIDTH_CLASSES})
     ms: list[float] = field(default_factory=list)
     invokes: list[int] = field(default_factory=list)
+    regions: int = 0
+    untiled: int = 0
 
 
-def locate(models, data: bytes) -> Located:
+def locate(models, data: bytes, finder: str = "c", camera: str | None = None, at: datetime | None = None) -> Located:
     started = time.perf_counter()
-    found = models.finders["c"].locate(data, models.classifier.input_size)
+    found = models.finders[finder].locate(data, models.classifier.input_size, camera,
+                                          (lambda _image: at) if at is not None else None)
     boxes, predictions = [], []
     for bird in found.birds:
         top, _ = models.classifier.classify(bird.crop, top_k=len(models.classifier.spec.labels))
         boxes.append(bird.box.coords)
         predictions.append(top)
-    return Located(boxes, predictions, (time.perf_counter() - started) * 1000.0, found.invokes)
+    return Located(boxes, predictions, (time.perf_counter() - started) * 1000.0, found.invokes, found.regions,
+                   found.tiles)
 
 
 def variants(models) -> dict[str, Callable[[list], object]]:
@@ -88,7 +100,11 @@ def variants(models) -> dict[str, Callable[[list], object]]:
     def veto(predictions: list) -> object:
         return decide_bird(predictions, config, models.no_bird, models.aliases)
 
-    return {"today": today, "+ veto": veto}
+    return {"today": today, "+ veto": veto, "+ motion": veto}
+
+
+# Which finder each variant's boxes come from: "c" (tiles auto, no motion), "m" (motion auto).
+FINDER = {"today": "c", "+ veto": "c", "+ motion": "m"}
 
 
 def counted(decision) -> bool:
@@ -106,20 +122,31 @@ def main(argv: list[str] | None = None) -> int:
         print(f"real_detect_bench: {NOBIRD} or {BIRDS} is absent (../shared beside the checkout)", file=sys.stderr)
         return 2
     models = load_models(args.threads)
+    from edge.detect.finder import BirdFinder, FinderSettings
+    from edge.detect.motion import MotionSettings
+
+    tiled = models.finders["c"]
+    models.finders["m"] = BirdFinder(tiled.detector, FinderSettings(**{
+        **tiled.settings.__dict__, "motion": MotionSettings("auto")}))
+    tiled.settings = FinderSettings(**{**tiled.settings.__dict__, "motion": MotionSettings("off")})
     species, _ = species_map(sorted(p.name for p in BIRDS.iterdir() if p.is_dir()), models.classifier.spec.labels)
     rules = variants(models)
     tallies = {name: Tally() for name in rules}
     for path in real_backgrounds(NOBIRD):
-        located = locate(models, path.read_bytes())
+        located = locate(models, path.read_bytes())  # a lone frame: no motion to compare with
         for name, rule in rules.items():
             tally = tallies[name]
             tally.bird_free += 1
             tally.false_frames += any(counted(rule(p)) for p in located.predictions)
     bursts = real_bursts(BIRDS, NOBIRD, args.bursts, args.seed, size=(4000, 3000) if args.mp12 else None)
-    for burst in bursts:
-        for scene in burst:
-            located = locate(models, scene.jpeg())
+    start = datetime(2026, 5, 1, tzinfo=timezone.utc)
+    for index, burst in enumerate(bursts):
+        for number, scene in enumerate(burst):
+            data = scene.jpeg()
+            at = start + timedelta(hours=index, seconds=number)
+            runs = {finder: locate(models, data, finder, "cam", at) for finder in sorted(set(FINDER.values()))}
             for name, rule in rules.items():
+                located = runs[FINDER[name]]
                 tally = tallies[name]
                 decisions = [rule(p) for p in located.predictions]
                 found = [Found(b, d.kind, d.species) for b, d in zip(located.boxes, decisions) if counted(d)]
@@ -127,15 +154,17 @@ def main(argv: list[str] | None = None) -> int:
                 tally.exact += len(found) == len(scene.birds)
                 tally.ms.append(located.ms)
                 tally.invokes.append(located.invokes)
+                tally.regions += located.regions
+                tally.untiled += located.tiles == 0
                 pairs = match(scene.birds, found)
-                for index, bird in enumerate(scene.birds):
+                for index_, bird in enumerate(scene.birds):
                     width = bird.box[3] - bird.box[1]
                     klass = next((c for c in WIDTH_CLASSES if c[0] <= width < c[1]), WIDTH_CLASSES[-1])
                     tally.recall[klass][1] += 1
                     tally.birds += 1
-                    if index in pairs:
+                    if index_ in pairs:
                         tally.recall[klass][0] += 1
-                        hit = found[pairs[index]]
+                        hit = found[pairs[index_]]
                         tally.right_species += hit.kind == "species" and hit.species in species.get(bird.species, ())
     print(f"Machine: {machine(models.classifier.runtime)}; {len(real_backgrounds(NOBIRD))} real bird-free frames, "
           f"{len(bursts)} bursts x 3 frames on real backgrounds ({'12 MP' if args.mp12 else 'their own sizes'}), seed {args.seed}\n")
@@ -157,6 +186,10 @@ def main(argv: list[str] | None = None) -> int:
     row("species top-1 per pasted bird", lambda t: pct(t.right_species, t.birds))
     row("ms per frame (median), detector invokes", lambda t: f"{statistics.median(t.ms):.0f}, {statistics.median(t.invokes):.0f}"
         if t.ms else "—")
+    row("ms per frame (mean), detector invokes (mean)",
+        lambda t: f"{statistics.fmean(t.ms):.0f}, {statistics.fmean(t.invokes):.2f}" if t.ms else "—")
+    row("motion region passes, frames searched without tiles",
+        lambda t: f"{t.regions}, {pct(t.untiled, t.frames)}" if t.frames else "—")
     return 0
 
 

@@ -491,10 +491,21 @@ def cmd_classify(args: argparse.Namespace) -> int:
                                           rollup=rollup)
             return context
 
+        def taken_at(picture, image: Path = image):  # noqa: ANN001, ANN202
+            """The image's capture time (EXIF, else the file's mtime; UTC, as only the time
+            between two frames of a folder matters): the folder is the camera, and the frames
+            of its bursts are compared for motion as `edge run` compares them."""
+            from datetime import timezone
+
+            from edge.ingest.capture_time import capture_time
+
+            return capture_time(picture, Path(image).stat().st_mtime, timezone.utc)[0]
+
         try:
             data = Path(image).read_bytes()
-            # The one frame analysis `edge run` runs (edge/detect/analyse.py).
-            analysis = analyser.analyse(data, context_for)
+            # The one frame analysis `edge run` runs (edge/detect/analyse.py); the folder is the camera.
+            analysis = analyser.analyse(data, context_for, str(Path(image).absolute().parent), taken_at)
+            entry["night"] = analysis.night
             if analysis.birds is None:
                 entry["top"] = _top(analysis.predictions, names)
                 entry["inference_ms"] = round(analysis.inference_ms, 2)
@@ -541,10 +552,11 @@ def cmd_classify(args: argparse.Namespace) -> int:
             elif "detections" in entry:
                 found = entry["detections"]
                 if not found:
-                    print(f"{entry['path']}: empty")
+                    print(f"{entry['path']}: empty" + (" (night)" if entry.get("night") else ""))
                 else:
                     noun = "bird" if len(found) == 1 else "birds"
-                    print(f"{entry['path']}: {len(found)} {noun}: " + ", ".join(_caption(d) for d in found))
+                    print(f"{entry['path']}: {len(found)} {noun}: " + ", ".join(_caption(d) for d in found)
+                          + (" (night)" if entry.get("night") else ""))
             else:
                 top = ", ".join(f"{t['label']} {t['score']:.3f}" for t in entry["top"])
                 print(f"{entry['path']}: {top}")
@@ -743,7 +755,7 @@ def cmd_frames(args: argparse.Namespace) -> int:
     # is doubtful about it (empty: nothing).
     columns = (["processed_at", "camera", "path", "error"] if args.errors else
                ["captured_local", "time_source", "time_flags", "camera", "path", "status", "species", "confidence",
-                "birds", "inference_ms", "error"])
+                "birds", "night", "inference_ms", "error"])
     note = tables.left_out_note(rows, "failed frame" if args.errors else "frame")
     _print_limited(tables.render(*_readable(args, db, rows, columns), args.format), note, args.format)
     return EXIT_OK

@@ -81,6 +81,9 @@ class FrameRecord:
     # resolved), "nonexistent" (a skipped local hour), "malformed-offset", "out-of-order",
     # "before-deployment", "future". Stored comma-separated in frames.time_flags; () = none.
     time_flags: tuple[str, ...] = ()
+    # An infrared night frame (edge/detect/night.py), stored in frames.night (1/0); None: not
+    # known (an error row).
+    night: bool | None = None
 
     def groups(self) -> list[BirdGroup]:
         """What the frame counts, one group per species (`unknown` included): the whole-frame
@@ -497,8 +500,8 @@ class Store:
             cursor = self.db.execute(
                 """INSERT INTO frames (path, sha256, camera, size, mtime, captured_at, time_source,
                        processed_at, status, error, model_id, inference_ms, species, confidence, event_id,
-                       attempts, retry_at, birds, detector_id, model_species, flag, time_flags)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       attempts, retry_at, birds, detector_id, model_species, flag, time_flags, night)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     frame.path,
                     frame.sha256,
@@ -520,6 +523,7 @@ class Store:
                     frame.detector_id,
                     *self._model_species_and_flag(frame.decision if frame.birds is None else None),
                     ",".join(frame.time_flags) or None,
+                    None if frame.night is None or frame.status != "ok" else int(frame.night),
                 ),
             )
             frame_id = int(cursor.lastrowid)

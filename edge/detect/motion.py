@@ -1,0 +1,295 @@
+"""Where something moved between the frames of a camera's burst: the regions the detector
+looks at closely instead of tiling the whole frame.
+
+A trail camera shoots a burst of stills (3 to 10, a second or a few apart) when its PIR sensor
+fires. What changed from one frame of a burst to the next is where a bird is; the rest of the
+scene is still. Frigate finds motion the same way on video (frigate/motion/improved_motion.py:
+a small blurred grey frame, an absolute difference against the background, a threshold, the
+changed areas' bounding boxes) and runs its detector on square regions around it, each at least
+the model's input and about 1.35-2x the motion box (frigate/util/image.py calculate_region,
+frigate/util/object.py get_cluster_region). Here, for stills:
+
+    grey_of(picture)            the picture (the frame without its banner) shrunk to WORK_WIDTH
+                                columns, grey, box-blurred: what is kept per camera
+    changed_blocks(old, new)    the difference after the global brightness change is taken out
+                                (new ≈ gain * old + offset, fitted by least squares on the pixels
+                                that fit: a flash or an auto-exposure step is not motion), each
+                                pixel changed when it differs by more than `threshold` times the
+                                noise (the residual's robust spread, at least MIN_DELTA grey
+                                levels), on a grid of BLOCK x BLOCK blocks: a block changed when
+                                BLOCK_SHARE of its pixels did
+    regions(...)                changed blocks, and the blocks under the camera's birds of the
+                                previous frame (a bird that sits still is looked at again),
+                                joined with their 8 neighbours and labelled (a breadth-first
+                                labelling over a grid of at most 40 x 30 blocks: no OpenCV, no
+                                SciPy on the edge); each group's box becomes a square of
+                                REGION_SCALE x its longer side, at least the detector's input in
+                                the frame's full-resolution pixels, moved inside the picture
+    MotionMemory                per camera: the last frame's grey picture, capture time, size,
+                                night flag and birds (thread-safe; a detector reload forgets it)
+
+When is a frame compared (compare): the camera's previous frame has the same size (and banner),
+the same night flag (an infrared switch changes everything) and a capture time within
+`window_s` of this one's (either order: a backlog need not come in time order). Otherwise
+(first frame of a burst, a lone frame) the finder searches as without motion: the full frame
+and its tiles. When the frame is compared:
+  - more than MAX_CHANGED of the picture's blocks changed (wind in all the leaves, a flash the
+    fit cannot undo, the camera knocked) or more than `max_regions` regions: the motion says
+    nothing useful, tiles as without motion ("scattered");
+  - else the full frame plus the regions, and no tiles: a still frame with no bird before costs
+    one detector invoke instead of 1 + 6.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+MotionSetting = Literal["auto", "off"]
+
+WORK_WIDTH = 320  # columns of the grey picture kept per camera (a 2 % bird is 6 of them)
+BLOCK = 8  # pixels of the grey picture per block side: a 40 x 30 grid for a 4:3 frame
+BLOCK_SHARE = 0.15  # share of a block's pixels that must change for the block to count
+MIN_DELTA = 10.0  # grey levels: the least change that counts, whatever the measured noise
+MAX_CHANGED = 0.25  # share of the blocks: more changed is the whole scene, not a bird
+REGION_SCALE = 1.5  # a region's side over its motion box's longer side (Frigate: 1.35-2)
+GAIN_LIMITS = (0.25, 4.0)  # a brightness fit outside this is not exposure: no compensation
+MotionOutcome = Literal["off", "first", "scattered", "measured"]
+
+
+@dataclass(frozen=True)
+class MotionSettings:
+    """`mode` "auto" | "off"; `window_s`: the longest time between two frames of a camera that
+    are compared; `threshold`: how many times the noise a pixel must change by; `max_regions`:
+    more regions than this means scattered motion (tiles instead)."""
+
+    mode: MotionSetting = "auto"
+    window_s: float = 5.0
+    threshold: float = 4.0
+    max_regions: int = 4
+
+    def check(self) -> None:
+        """Raises ValueError naming the setting."""
+        if self.mode not in ("auto", "off"):
+            raise ValueError(f'motion {self.mode!r} must be "auto" or "off"')
+        if not 0.0 < self.window_s <= 3600.0:
+            raise ValueError(f"motion_window_s {self.window_s!r} must be in (0, 3600] seconds")
+        if not 1.0 <= self.threshold <= 50.0:
+            raise ValueError(f"motion_threshold {self.threshold!r} must be in 1..50 (times the noise)")
+        if not 1 <= self.max_regions <= 16:
+            raise ValueError(f"motion_max_regions {self.max_regions!r} must be in 1..16")
+
+
+@dataclass(frozen=True)
+class Region:
+    """A rectangle of the picture, normalised to it: (x0, y0, x1, y1), x1/y1 exclusive."""
+
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What a camera's last frame left for the next: its grey picture and what it was."""
+
+    key: tuple[int, int, int, int]  # full frame (w, h) and grey picture (w, h): the same size class
+    grey: np.ndarray  # uint8 (h, w), WORK_WIDTH columns
+    at: datetime | None
+    night: bool
+    birds: tuple[Region, ...] = ()  # the birds found in it, normalised to the picture
+
+
+@dataclass(frozen=True)
+class Motion:
+    """What motion made of one frame: `outcome` first (nothing to compare with), scattered
+    (compared, but it tells nothing: tiles), measured (regions, no tiles); `changed`: share of
+    the blocks that changed; `regions`: where to look closer (measured only)."""
+
+    outcome: MotionOutcome
+    regions: tuple[Region, ...] = ()
+    changed: float = 0.0
+    ms: float = 0.0
+
+
+def grey_of(picture: Image.Image) -> np.ndarray:
+    """The picture shrunk to WORK_WIDTH columns (its aspect kept), grey, box-blurred by one
+    pixel (JPEG blocks and sensor noise are not motion): uint8 (h, w)."""
+    width, height = picture.size
+    columns = min(WORK_WIDTH, width)
+    rows = max(1, round(height * columns / width))
+    small = picture.resize((columns, rows), Image.BILINEAR) if (columns, rows) != picture.size else picture
+    return np.asarray(small.convert("L").filter(ImageFilter.BoxBlur(1)), dtype=np.uint8)
+
+
+def _fit(old: np.ndarray, new: np.ndarray) -> tuple[float, float]:
+    """(gain, offset) of new ≈ gain * old + offset, least squares; (1, mean difference) when the
+    old picture is flat or the gain is implausible."""
+    variance = float(old.var())
+    if variance < 1.0:
+        return 1.0, float(new.mean() - old.mean())
+    gain = float(((old - old.mean()) * (new - new.mean())).mean()) / variance
+    if not GAIN_LIMITS[0] <= gain <= GAIN_LIMITS[1]:
+        return 1.0, float(new.mean() - old.mean())
+    return gain, float(new.mean() - gain * old.mean())
+
+
+def changed_pixels(old: np.ndarray, new: np.ndarray, threshold: float) -> np.ndarray:
+    """Boolean (h, w): the pixels of `new` that changed from `old` by more than `threshold`
+    times the noise (at least MIN_DELTA), after the global brightness change is taken out: the
+    gain and offset are fitted on all pixels, then again on those that fitted (a moving bird
+    does not pull the fit)."""
+    a, b = old.astype(np.float32), new.astype(np.float32)
+    gain, offset = _fit(a, b)
+    residual = b - (gain * a + offset)
+    spread = 1.4826 * float(np.median(np.abs(residual - np.median(residual))))
+    inliers = np.abs(residual) <= max(3.0 * spread, MIN_DELTA)
+    if inliers.sum() > 0.5 * inliers.size:
+        gain, offset = _fit(a[inliers], b[inliers])
+        residual = b - (gain * a + offset)
+        spread = 1.4826 * float(np.median(np.abs(residual - np.median(residual))))
+    return np.abs(residual) > max(MIN_DELTA, threshold * spread)
+
+
+def blocks_of(pixels: np.ndarray) -> np.ndarray:
+    """Boolean grid (ceil(h / BLOCK), ceil(w / BLOCK)): blocks where at least BLOCK_SHARE of the
+    pixels are set (a partial block at the edge by its own pixels)."""
+    height, width = pixels.shape
+    rows, cols = -(-height // BLOCK), -(-width // BLOCK)
+    padded = np.zeros((rows * BLOCK, cols * BLOCK), np.float32)
+    padded[:height, :width] = pixels
+    counts = np.zeros_like(padded)
+    counts[:height, :width] = 1.0
+    share = padded.reshape(rows, BLOCK, cols, BLOCK).sum(axis=(1, 3)) / counts.reshape(rows, BLOCK, cols, BLOCK).sum(axis=(1, 3))
+    return share >= BLOCK_SHARE
+
+
+def _dilate(grid: np.ndarray) -> np.ndarray:
+    """Each set block and its 8 neighbours."""
+    padded = np.pad(grid, 1)
+    rows, cols = grid.shape
+    out = np.zeros_like(grid)
+    for dy in (0, 1, 2):
+        for dx in (0, 1, 2):
+            out |= padded[dy:dy + rows, dx:dx + cols]
+    return out
+
+
+def label(grid: np.ndarray) -> list[np.ndarray]:
+    """The 8-connected groups of set blocks, each as an array of (row, col), in raster order of
+    their first block (breadth-first; the grid is at most a few thousand blocks)."""
+    seen = np.zeros_like(grid)
+    rows, cols = grid.shape
+    groups = []
+    for start in zip(*np.nonzero(grid)):
+        if seen[start]:
+            continue
+        seen[start] = True
+        queue, members = deque([start]), []
+        while queue:
+            r, c = queue.popleft()
+            members.append((r, c))
+            for nr in (r - 1, r, r + 1):
+                for nc in (c - 1, c, c + 1):
+                    if 0 <= nr < rows and 0 <= nc < cols and grid[nr, nc] and not seen[nr, nc]:
+                        seen[nr, nc] = True
+                        queue.append((nr, nc))
+        groups.append(np.asarray(members))
+    return groups
+
+
+def _paint(grid: np.ndarray, boxes: Sequence[Region]) -> np.ndarray:
+    """A copy of `grid` with the blocks under each box (normalised) set."""
+    out = grid.copy()
+    rows, cols = grid.shape
+    for box in boxes:
+        r0, r1 = int(box.y0 * rows), min(rows, int(np.ceil(box.y1 * rows)))
+        c0, c1 = int(box.x0 * cols), min(cols, int(np.ceil(box.x1 * cols)))
+        out[max(0, r0):max(r0 + 1, r1), max(0, c0):max(c0 + 1, c1)] = True
+    return out
+
+
+def square_region(box: Region, picture_px: tuple[float, float], min_side: float) -> Region:
+    """A square around `box` (normalised to a picture of `picture_px` full-resolution pixels):
+    REGION_SCALE x its longer side, at least `min_side` pixels, moved inside the picture,
+    clamped to it along an axis where it is bigger (Frigate's calculate_region)."""
+    width, height = picture_px
+    x0, x1, y0, y1 = box.x0 * width, box.x1 * width, box.y0 * height, box.y1 * height
+    side = max(max(x1 - x0, y1 - y0) * REGION_SCALE, min_side)
+
+    def place(centre: float, limit: float) -> tuple[float, float]:
+        if side >= limit:
+            return 0.0, 1.0
+        start = min(max(centre - side / 2, 0.0), limit - side)
+        return start / limit, (start + side) / limit
+
+    left, right = place((x0 + x1) / 2, width)
+    top, bottom = place((y0 + y1) / 2, height)
+    return Region(left, top, right, bottom)
+
+
+def regions(changed: np.ndarray, birds: Sequence[Region], picture_px: tuple[float, float],
+            min_side: float) -> list[Region]:
+    """The regions to search (module docstring): the changed blocks and the previous birds'
+    blocks, grouped, each group's own blocks boxed and squared."""
+    grid = _paint(changed, birds)
+    rows, cols = grid.shape
+    found = []
+    for group in label(_dilate(grid)):
+        own = group[grid[group[:, 0], group[:, 1]]]  # the group's blocks before the dilation
+        if not len(own):
+            continue
+        (r0, c0), (r1, c1) = own.min(axis=0), own.max(axis=0) + 1
+        found.append(square_region(Region(c0 / cols, r0 / rows, c1 / cols, r1 / rows), picture_px, min_side))
+    return found
+
+
+def compare(previous: Seen | None, current: Seen, settings: MotionSettings, picture_px: tuple[float, float],
+            min_side: float) -> Motion:
+    """What motion says of `current` against the camera's `previous` frame (module docstring)."""
+    started = time.perf_counter()
+
+    def done(outcome: MotionOutcome, found: Sequence[Region] = (), changed: float = 0.0) -> Motion:
+        return Motion(outcome, tuple(found), changed, (time.perf_counter() - started) * 1000.0)
+
+    if (previous is None or previous.key != current.key or previous.night != current.night
+            or previous.at is None or current.at is None
+            or abs((current.at - previous.at).total_seconds()) > settings.window_s):
+        return done("first")
+    grid = blocks_of(changed_pixels(previous.grey, current.grey, settings.threshold))
+    share = float(grid.mean())
+    if share > MAX_CHANGED:
+        return done("scattered", changed=share)
+    found = regions(grid, previous.birds, picture_px, min_side)
+    if len(found) > settings.max_regions:
+        return done("scattered", changed=share)
+    return done("measured", found, share)
+
+
+class MotionMemory:
+    """Each camera's last frame (Seen), kept as long as the finder. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._cameras: dict[str, Seen] = {}
+        self._lock = threading.Lock()
+
+    def last(self, camera: str) -> Seen | None:
+        with self._lock:
+            return self._cameras.get(camera)
+
+    def keep(self, camera: str, seen: Seen) -> None:
+        with self._lock:
+            self._cameras[camera] = seen
+
+    def forget(self) -> None:
+        with self._lock:
+            self._cameras.clear()
