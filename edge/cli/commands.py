@@ -505,7 +505,6 @@ def cmd_classify(args: argparse.Namespace) -> int:
             data = Path(image).read_bytes()
             # The one frame analysis `edge run` runs (edge/detect/analyse.py); the folder is the camera.
             analysis = analyser.analyse(data, context_for, str(Path(image).absolute().parent), taken_at)
-            entry["night"] = analysis.night
             if analysis.birds is None:
                 entry["top"] = _top(analysis.predictions, names)
                 entry["inference_ms"] = round(analysis.inference_ms, 2)
@@ -533,7 +532,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
                 counted = Counter(d["species"] for d in detections if d["kind"] != "none")
                 entry.update({"birds": len(detections), "detections": detections,
                               "counts": dict(sorted(counted.items(), key=lambda item: (-item[1], item[0]))),
-                              "inference_ms": round(analysis.inference_ms, 2)})
+                              "inference_ms": round(analysis.inference_ms, 2),
+                              "night": analysis.night})  # an infrared night frame (edge/detect/night.py)
                 if args.annotate is not None:
                     _write_annotated(args.annotate, Path(image), data, [b.box for b in analysis.birds],
                                      [_caption(d) for d in detections])

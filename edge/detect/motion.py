@@ -11,12 +11,13 @@ frigate/util/object.py get_cluster_region). Here, for stills:
 
     grey_of(picture)            the picture (the frame without its banner) shrunk to WORK_WIDTH
                                 columns, grey, box-blurred: what is kept per camera
-    changed_blocks(old, new)    the difference after the global brightness change is taken out
-                                (new ≈ gain * old + offset, fitted by least squares on the pixels
-                                that fit: a flash or an auto-exposure step is not motion), each
-                                pixel changed when it differs by more than `threshold` times the
-                                noise (the residual's robust spread, at least MIN_DELTA grey
-                                levels), on a grid of BLOCK x BLOCK blocks: a block changed when
+    changed_pixels(old, new)    the difference after the global brightness change is taken out
+                                (the old picture's grey levels mapped to the new one's by
+                                matching their histograms: a flash, an auto-exposure step,
+                                highlights clipped are not motion), each pixel changed when it
+                                differs by more than `threshold` times the noise (the residual's
+                                robust spread, at least MIN_DELTA grey levels)
+    blocks_of(changed)          on a grid of BLOCK x BLOCK blocks: a block changed when
                                 BLOCK_SHARE of its pixels did
     regions(...)                changed blocks, and the blocks under the camera's birds of the
                                 previous frame (a bird that sits still is looked at again),
@@ -33,8 +34,10 @@ the same night flag (an infrared switch changes everything) and a capture time w
 `window_s` of this one's (either order: a backlog need not come in time order). Otherwise
 (first frame of a burst, a lone frame) the finder searches as without motion: the full frame
 and its tiles. When the frame is compared:
-  - more than MAX_CHANGED of the picture's blocks changed (wind in all the leaves, a flash the
-    fit cannot undo, the camera knocked) or more than `max_regions` regions: the motion says
+  - more than MAX_CHANGED of the picture's blocks changed, or the noise left after the
+    brightness matching is above MAX_NOISE (wind in all the leaves, a flash the matching cannot
+    undo, the camera knocked, another scene altogether), or one region's motion spans more than
+    MAX_GROUP of the picture, or there are more than `max_regions` regions: the motion says
     nothing useful, tiles as without motion ("scattered");
   - else the full frame plus the regions, and no tiles: a still frame with no bird before costs
     one detector invoke instead of 1 + 6.
@@ -60,8 +63,12 @@ BLOCK = 8  # pixels of the grey picture per block side: a 40 x 30 grid for a 4:3
 BLOCK_SHARE = 0.15  # share of a block's pixels that must change for the block to count
 MIN_DELTA = 10.0  # grey levels: the least change that counts, whatever the measured noise
 MAX_CHANGED = 0.25  # share of the blocks: more changed is the whole scene, not a bird
+MAX_GROUP = 0.25  # share of the picture's area one group's box may cover: more is not a bird's hop
+# Grey levels of residual noise above which two frames are not one still scene (the noise
+# estimate itself is then the scene's change): bursts on one backdrop measure 0-0.2, two
+# different real camera-trap frames 25-86, two generated foliage scenes 21-34.
+MAX_NOISE = 8.0
 REGION_SCALE = 1.5  # a region's side over its motion box's longer side (Frigate: 1.35-2)
-GAIN_LIMITS = (0.25, 4.0)  # a brightness fit outside this is not exposure: no compensation
 MotionOutcome = Literal["off", "first", "scattered", "measured"]
 
 
@@ -131,33 +138,27 @@ def grey_of(picture: Image.Image) -> np.ndarray:
     return np.asarray(small.convert("L").filter(ImageFilter.BoxBlur(1)), dtype=np.uint8)
 
 
-def _fit(old: np.ndarray, new: np.ndarray) -> tuple[float, float]:
-    """(gain, offset) of new ≈ gain * old + offset, least squares; (1, mean difference) when the
-    old picture is flat or the gain is implausible."""
-    variance = float(old.var())
-    if variance < 1.0:
-        return 1.0, float(new.mean() - old.mean())
-    gain = float(((old - old.mean()) * (new - new.mean())).mean()) / variance
-    if not GAIN_LIMITS[0] <= gain <= GAIN_LIMITS[1]:
-        return 1.0, float(new.mean() - old.mean())
-    return gain, float(new.mean() - gain * old.mean())
+def tone_curve(old: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """A lookup table (256 floats): the grey level of `new` that each level of `old` became,
+    by matching the two histograms (the level at the same rank). Any monotone change of the
+    whole picture (a gain, an offset, a gamma, highlights clipped by a brighter exposure) maps
+    exactly; a bird covers too few pixels to move the ranks."""
+    levels = np.arange(256, dtype=np.float64)
+    old_cdf = np.bincount(old.ravel(), minlength=256).cumsum() / old.size
+    new_cdf = np.bincount(new.ravel(), minlength=256).cumsum() / new.size
+    # The middle rank of each old level, looked up in new's ranks (strictly increasing for interp).
+    middle = old_cdf - np.bincount(old.ravel(), minlength=256) / (2.0 * old.size)
+    return np.interp(middle, new_cdf - 0.5 * np.diff(np.concatenate([[0.0], new_cdf])) + levels * 1e-12, levels)
 
 
-def changed_pixels(old: np.ndarray, new: np.ndarray, threshold: float) -> np.ndarray:
-    """Boolean (h, w): the pixels of `new` that changed from `old` by more than `threshold`
-    times the noise (at least MIN_DELTA), after the global brightness change is taken out: the
-    gain and offset are fitted on all pixels, then again on those that fitted (a moving bird
-    does not pull the fit)."""
-    a, b = old.astype(np.float32), new.astype(np.float32)
-    gain, offset = _fit(a, b)
-    residual = b - (gain * a + offset)
+def changed_pixels(old: np.ndarray, new: np.ndarray, threshold: float) -> tuple[np.ndarray, float]:
+    """(boolean (h, w), noise): the pixels of `new` that changed from `old` by more than
+    `threshold` times the noise (at least MIN_DELTA), after the global brightness change is
+    taken out (tone_curve). The noise is the residual's robust spread (1.4826 x its median
+    absolute deviation) in grey levels."""
+    residual = new.astype(np.float32) - tone_curve(old, new).astype(np.float32)[old]
     spread = 1.4826 * float(np.median(np.abs(residual - np.median(residual))))
-    inliers = np.abs(residual) <= max(3.0 * spread, MIN_DELTA)
-    if inliers.sum() > 0.5 * inliers.size:
-        gain, offset = _fit(a[inliers], b[inliers])
-        residual = b - (gain * a + offset)
-        spread = 1.4826 * float(np.median(np.abs(residual - np.median(residual))))
-    return np.abs(residual) > max(MIN_DELTA, threshold * spread)
+    return np.abs(residual) > max(MIN_DELTA, threshold * spread), spread
 
 
 def blocks_of(pixels: np.ndarray) -> np.ndarray:
@@ -238,9 +239,10 @@ def square_region(box: Region, picture_px: tuple[float, float], min_side: float)
 
 
 def regions(changed: np.ndarray, birds: Sequence[Region], picture_px: tuple[float, float],
-            min_side: float) -> list[Region]:
+            min_side: float) -> list[Region] | None:
     """The regions to search (module docstring): the changed blocks and the previous birds'
-    blocks, grouped, each group's own blocks boxed and squared."""
+    blocks, grouped, each group's own blocks boxed and squared; None when a group's box covers
+    more than MAX_GROUP of the picture (changes strung all over it: light, wind)."""
     grid = _paint(changed, birds)
     rows, cols = grid.shape
     found = []
@@ -249,6 +251,8 @@ def regions(changed: np.ndarray, birds: Sequence[Region], picture_px: tuple[floa
         if not len(own):
             continue
         (r0, c0), (r1, c1) = own.min(axis=0), own.max(axis=0) + 1
+        if (r1 - r0) * (c1 - c0) > MAX_GROUP * rows * cols:
+            return None
         found.append(square_region(Region(c0 / cols, r0 / rows, c1 / cols, r1 / rows), picture_px, min_side))
     return found
 
@@ -265,12 +269,13 @@ def compare(previous: Seen | None, current: Seen, settings: MotionSettings, pict
             or previous.at is None or current.at is None
             or abs((current.at - previous.at).total_seconds()) > settings.window_s):
         return done("first")
-    grid = blocks_of(changed_pixels(previous.grey, current.grey, settings.threshold))
+    pixels, noise = changed_pixels(previous.grey, current.grey, settings.threshold)
+    grid = blocks_of(pixels)
     share = float(grid.mean())
-    if share > MAX_CHANGED:
+    if noise > MAX_NOISE or share > MAX_CHANGED:
         return done("scattered", changed=share)
     found = regions(grid, previous.birds, picture_px, min_side)
-    if len(found) > settings.max_regions:
+    if found is None or len(found) > settings.max_regions:
         return done("scattered", changed=share)
     return done("measured", found, share)
 

@@ -58,7 +58,8 @@ def test_two_cardinals_are_two_birds(detected) -> None:
     entry = detected["images"]["two_cardinals.jpg"]
     assert entry["birds"] == 2
     assert entry["counts"] == {"Cardinalis cardinalis": 2}
-    assert set(entry) == {"path", "birds", "detections", "counts", "inference_ms"}
+    assert set(entry) == {"path", "birds", "detections", "counts", "inference_ms", "night"}
+    assert entry["night"] is False  # a day photo
     for detection in entry["detections"]:
         assert set(detection) == {"box", "score", "detector_label", "species", "confidence", "kind", "top"}
         assert detection["detector_label"] == "bird" and detection["kind"] == "species"
