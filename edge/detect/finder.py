@@ -11,6 +11,13 @@
         picture, fitted the same way (the grid is chosen from the whole frame's size, so a
         banner never changes it; a tile may come out up to 15 % shorter than the draft scale
         assumed)
+      → is the picture an infrared night (edge/detect/night.py: LocatedFrame.night; with a
+        night_threshold, each pass keeps the boxes scoring at least the frame's own threshold)
+      → motion (edge/detect/motion.py), with a camera, its frames' capture times (`taken_at`)
+        and motion "auto": a frame within the window of the camera's previous one is compared
+        with it; when that measures motion, the tiles are skipped and each region that moved (or
+        held a bird before) is searched instead, cut from a decode at which it is at least the
+        detector's input (usually the full resolution: one more decode, which the crops use too)
       → boxes mapped to the picture, merged: NMS across all passes, then suppress_contained
         (a tile's half-bird inside the full pass's whole bird goes), then mapped to the whole
         frame (exactly: the picture is the frame's rows top..height-bottom); so no box lies
@@ -245,20 +252,20 @@ class BirdFinder:
         located.night = is_night(picture)
         seen, passes = None, []
         if settings.motion.mode == "auto" and camera is not None:
-            grey = grey_of(picture)
+            grey = grey_of(frame)
+            rows = (top / frame.size[1], (frame.size[1] - bottom) / frame.size[1])
             seen = Seen((full[0], full[1], grey.shape[1], grey.shape[0]), grey,
-                        taken_at(image) if taken_at is not None else None, located.night)
-            picture_px = (float(full[0]), full[1] * picture.size[1] / frame.size[1])
-            located.motion = compare(self.motions.last(camera), seen, settings.motion, picture_px,
-                                     float(max(detector.input_size)))
+                        taken_at(image) if taken_at is not None else None, located.night, rows)
+            located.motion = compare(self.motions.last(camera), seen, settings.motion,
+                                     (float(full[0]), float(full[1])), float(max(detector.input_size)))
             if located.motion.outcome == "measured":
                 grid = None  # the regions instead of the tiles
-                passes = self._region_passes(data, image, frame, located, full, jpeg)
+                passes = self._region_passes(data, frame, located, full, jpeg)
         found = self._search(picture, grid, located, passes)
-        if seen is not None:
-            birds = tuple(Region(b.xmin, b.ymin, b.xmax, b.ymax) for b in found)
-            self.motions.keep(camera, Seen(seen.key, seen.grey, seen.at, seen.night, birds))
         boxes = [uncrop(box, top, picture.size[1], frame.size[1]) for box in found]
+        if seen is not None:
+            birds = tuple(Region(b.xmin, b.ymin, b.xmax, b.ymax) for b in boxes)
+            self.motions.keep(camera, Seen(seen.key, seen.grey, seen.at, seen.night, seen.rows, birds))  # type: ignore[arg-type]
         if not boxes:
             return located
 
@@ -333,8 +340,8 @@ class BirdFinder:
                 boxes = [box for box in boxes if box.score >= floor]
         return boxes
 
-    def _region_passes(self, data: bytes, image: Image.Image, frame: Image.Image, located: LocatedFrame,
-                       full: tuple[int, int], jpeg: bool) -> list[_RegionPass]:
+    def _region_passes(self, data: bytes, frame: Image.Image, located: LocatedFrame, full: tuple[int, int],
+                       jpeg: bool) -> list[_RegionPass]:
         """The motion regions as passes over the coarsest decode at which each region is still at
         least the detector's input (the detection decode when it is fine enough, else one more
         decode, which the crops then use too)."""
@@ -348,26 +355,26 @@ class BirdFinder:
             top, bottom = banner.rows(height)
             return top, height - bottom
 
-        def fits(size: tuple[int, int]) -> bool:
+        def pixels(r: Region, size: tuple[int, int]) -> Tile:
+            """The region in pixels of a decode of `size`, inside its picture rows."""
             top, end = picture_rows(size[1])
-            return all((r.x1 - r.x0) * size[0] >= det_w - 0.5 and (r.y1 - r.y0) * (end - top) >= det_h - 0.5
-                       for r in found)
+            x0, x1 = round(r.x0 * size[0]), round(r.x1 * size[0])
+            y0 = min(max(round(r.y0 * size[1]), top), end - 1)
+            y1 = min(max(round(r.y1 * size[1]), y0 + 1), end)
+            return Tile(x0, y0, max(x1, x0 + 1), y1)
+
+        def fits(size: tuple[int, int]) -> bool:
+            return all(t.width >= det_w and t.height >= det_h for t in (pixels(r, size) for r in found))
 
         scale = next((s for s in DRAFT_SCALES if fits(_scaled(full, s))), 1) if jpeg else 1
         fine = frame
         if jpeg and _scaled(full, scale)[0] > frame.size[0]:
-            fine = load_oriented(open_image(data), _draft_request(image.size, scale))
+            fine = load_oriented(open_image(data), _draft_request(located.original_size, scale))
             located.decode_sizes.append(fine.size)
         top_c, end_c = picture_rows(frame.size[1])
         top_f, end_f = picture_rows(fine.size[1])
-        width = fine.size[0]
-        passes = []
-        for r in found:
-            x0, x1 = round(r.x0 * width), round(r.x1 * width)
-            y0, y1 = top_f + round(r.y0 * (end_f - top_f)), top_f + round(r.y1 * (end_f - top_f))
-            passes.append(_RegionPass(fine, Tile(x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)), Tile(0, top_f, width, end_f),
-                                      top_c, end_c - top_c, frame.size[1]))
-        return passes
+        return [_RegionPass(fine, pixels(r, fine.size), Tile(0, top_f, fine.size[0], end_f), top_c, end_c - top_c,
+                            frame.size[1]) for r in found]
 
     def _search(self, frame: Image.Image, grid: tuple[int, int] | None, located: LocatedFrame,
                 regions: Sequence[_RegionPass] = ()) -> list[Box]:

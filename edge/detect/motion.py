@@ -9,8 +9,9 @@ changed areas' bounding boxes) and runs its detector on square regions around it
 the model's input and about 1.35-2x the motion box (frigate/util/image.py calculate_region,
 frigate/util/object.py get_cluster_region). Here, for stills:
 
-    grey_of(picture)            the picture (the frame without its banner) shrunk to WORK_WIDTH
-                                columns, grey, box-blurred: what is kept per camera
+    grey_of(frame)              the frame shrunk to WORK_WIDTH columns, grey, box-blurred: what
+                                is kept per camera; only the rows that are picture (not banner:
+                                its clock changes every frame) in both frames are compared
     changed_pixels(old, new)    the difference after the global brightness change is taken out
                                 (the old picture's grey levels mapped to the new one's by
                                 matching their histograms: a flash, an auto-exposure step,
@@ -26,8 +27,8 @@ frigate/util/object.py get_cluster_region). Here, for stills:
                                 SciPy on the edge); each group's box becomes a square of
                                 REGION_SCALE x its longer side, at least the detector's input in
                                 the frame's full-resolution pixels, moved inside the picture
-    MotionMemory                per camera: the last frame's grey picture, capture time, size,
-                                night flag and birds (thread-safe; a detector reload forgets it)
+    MotionMemory                per camera: the last frame's grey frame, capture time, size,
+                                picture rows, night flag and birds (thread-safe; a detector reload forgets it)
 
 When is a frame compared (compare): the camera's previous frame has the same size (and banner),
 the same night flag (an infrared switch changes everything) and a capture time within
@@ -45,6 +46,7 @@ and its tiles. When the frame is compared:
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -58,8 +60,8 @@ from PIL import Image, ImageFilter
 
 MotionSetting = Literal["auto", "off"]
 
-WORK_WIDTH = 320  # columns of the grey picture kept per camera (a 2 % bird is 6 of them)
-BLOCK = 8  # pixels of the grey picture per block side: a 40 x 30 grid for a 4:3 frame
+WORK_WIDTH = 320  # columns of the grey frame kept per camera (a 2 % bird is 6 of them)
+BLOCK = 8  # pixels of the grey frame per block side: a 40 x 30 grid for a 4:3 frame
 BLOCK_SHARE = 0.15  # share of a block's pixels that must change for the block to count
 MIN_DELTA = 10.0  # grey levels: the least change that counts, whatever the measured noise
 MAX_CHANGED = 0.25  # share of the blocks: more changed is the whole scene, not a bird
@@ -97,7 +99,7 @@ class MotionSettings:
 
 @dataclass(frozen=True)
 class Region:
-    """A rectangle of the picture, normalised to it: (x0, y0, x1, y1), x1/y1 exclusive."""
+    """A rectangle of the frame, normalised to it: (x0, y0, x1, y1), x1/y1 exclusive."""
 
     x0: float
     y0: float
@@ -107,13 +109,14 @@ class Region:
 
 @dataclass(frozen=True)
 class Seen:
-    """What a camera's last frame left for the next: its grey picture and what it was."""
+    """What a camera's last frame left for the next: its grey frame and what it was."""
 
-    key: tuple[int, int, int, int]  # full frame (w, h) and grey picture (w, h): the same size class
-    grey: np.ndarray  # uint8 (h, w), WORK_WIDTH columns
+    key: tuple[int, int, int, int]  # full frame (w, h) and grey frame (w, h): the same size class
+    grey: np.ndarray  # uint8 (h, w), WORK_WIDTH columns, the whole frame (banner included)
     at: datetime | None
     night: bool
-    birds: tuple[Region, ...] = ()  # the birds found in it, normalised to the picture
+    rows: tuple[float, float] = (0.0, 1.0)  # the picture (the frame without its banner): top, end
+    birds: tuple[Region, ...] = ()  # the birds found in it, normalised to the frame
 
 
 @dataclass(frozen=True)
@@ -128,21 +131,24 @@ class Motion:
     ms: float = 0.0
 
 
-def grey_of(picture: Image.Image) -> np.ndarray:
-    """The picture shrunk to WORK_WIDTH columns (its aspect kept), grey, box-blurred by one
-    pixel (JPEG blocks and sensor noise are not motion): uint8 (h, w)."""
-    width, height = picture.size
+def grey_of(frame: Image.Image) -> np.ndarray:
+    """The frame shrunk to WORK_WIDTH columns (its aspect kept), grey, box-blurred by one pixel
+    (JPEG blocks and sensor noise are not motion): uint8 (h, w). The whole frame, so that a
+    banner learned a row taller between two frames changes nothing; its rows are left out of
+    the comparison instead (its clock changes every second)."""
+    width, height = frame.size
     columns = min(WORK_WIDTH, width)
     rows = max(1, round(height * columns / width))
-    small = picture.resize((columns, rows), Image.BILINEAR) if (columns, rows) != picture.size else picture
+    small = frame.resize((columns, rows), Image.BILINEAR) if (columns, rows) != frame.size else frame
     return np.asarray(small.convert("L").filter(ImageFilter.BoxBlur(1)), dtype=np.uint8)
 
 
 def tone_curve(old: np.ndarray, new: np.ndarray) -> np.ndarray:
     """A lookup table (256 floats): the grey level of `new` that each level of `old` became,
-    by matching the two histograms (the level at the same rank). Any monotone change of the
-    whole picture (a gain, an offset, a gamma, highlights clipped by a brighter exposure) maps
-    exactly; a bird covers too few pixels to move the ranks."""
+    by matching the two histograms (the level at the same rank). A monotone change of the whole
+    picture (a gain, an offset, a gamma) maps exactly; a bird covers too few pixels to move the
+    ranks. Highlights clipped by a brighter exposure do not quite (a shrunk pixel averages clipped
+    and unclipped ones): what is left is scattered and ends as "scattered"."""
     levels = np.arange(256, dtype=np.float64)
     old_cdf = np.bincount(old.ravel(), minlength=256).cumsum() / old.size
     new_cdf = np.bincount(new.ravel(), minlength=256).cumsum() / new.size
@@ -151,14 +157,21 @@ def tone_curve(old: np.ndarray, new: np.ndarray) -> np.ndarray:
     return np.interp(middle, new_cdf - 0.5 * np.diff(np.concatenate([[0.0], new_cdf])) + levels * 1e-12, levels)
 
 
-def changed_pixels(old: np.ndarray, new: np.ndarray, threshold: float) -> tuple[np.ndarray, float]:
+def changed_pixels(old: np.ndarray, new: np.ndarray, threshold: float,
+                   rows: slice = slice(None)) -> tuple[np.ndarray, float]:
     """(boolean (h, w), noise): the pixels of `new` that changed from `old` by more than
     `threshold` times the noise (at least MIN_DELTA), after the global brightness change is
-    taken out (tone_curve). The noise is the residual's robust spread (1.4826 x its median
-    absolute deviation) in grey levels."""
-    residual = new.astype(np.float32) - tone_curve(old, new).astype(np.float32)[old]
+    taken out (tone_curve), judged on `rows` only (the picture: banners left out; other rows
+    are False). The noise is the residual's robust spread (1.4826 x its median absolute
+    deviation) in grey levels."""
+    changed = np.zeros(new.shape, bool)
+    a, b = old[rows], new[rows]
+    if not a.size:
+        return changed, 0.0
+    residual = b.astype(np.float32) - tone_curve(a, b).astype(np.float32)[a]
     spread = 1.4826 * float(np.median(np.abs(residual - np.median(residual))))
-    return np.abs(residual) > max(MIN_DELTA, threshold * spread), spread
+    changed[rows] = np.abs(residual) > max(MIN_DELTA, threshold * spread)
+    return changed, spread
 
 
 def blocks_of(pixels: np.ndarray) -> np.ndarray:
@@ -219,47 +232,52 @@ def _paint(grid: np.ndarray, boxes: Sequence[Region]) -> np.ndarray:
     return out
 
 
-def square_region(box: Region, picture_px: tuple[float, float], min_side: float) -> Region:
-    """A square around `box` (normalised to a picture of `picture_px` full-resolution pixels):
-    REGION_SCALE x its longer side, at least `min_side` pixels, moved inside the picture,
-    clamped to it along an axis where it is bigger (Frigate's calculate_region)."""
-    width, height = picture_px
+def square_region(box: Region, frame_px: tuple[float, float], min_side: float,
+                  rows: tuple[float, float] = (0.0, 1.0)) -> Region:
+    """A square around `box` (normalised to a frame of `frame_px` full-resolution pixels):
+    REGION_SCALE x its longer side, at least `min_side` pixels, moved inside the picture (the
+    frame's `rows`, top and end, as fractions: its banner left out), clamped to it along an axis
+    where it is bigger (Frigate's calculate_region)."""
+    width, height = frame_px
     x0, x1, y0, y1 = box.x0 * width, box.x1 * width, box.y0 * height, box.y1 * height
     side = max(max(x1 - x0, y1 - y0) * REGION_SCALE, min_side)
 
-    def place(centre: float, limit: float) -> tuple[float, float]:
-        if side >= limit:
-            return 0.0, 1.0
-        start = min(max(centre - side / 2, 0.0), limit - side)
-        return start / limit, (start + side) / limit
+    def place(centre: float, low: float, high: float) -> tuple[float, float]:
+        if side >= high - low:
+            return low, high
+        start = min(max(centre - side / 2, low), high - side)
+        return start, start + side
 
-    left, right = place((x0 + x1) / 2, width)
-    top, bottom = place((y0 + y1) / 2, height)
-    return Region(left, top, right, bottom)
+    left, right = place((x0 + x1) / 2, 0.0, width)
+    top, bottom = place((y0 + y1) / 2, rows[0] * height, rows[1] * height)
+    return Region(left / width, top / height, right / width, bottom / height)
 
 
-def regions(changed: np.ndarray, birds: Sequence[Region], picture_px: tuple[float, float],
-            min_side: float) -> list[Region] | None:
+def regions(changed: np.ndarray, birds: Sequence[Region], frame_px: tuple[float, float], min_side: float,
+            rows: tuple[float, float] = (0.0, 1.0)) -> list[Region] | None:
     """The regions to search (module docstring): the changed blocks and the previous birds'
-    blocks, grouped, each group's own blocks boxed and squared; None when a group's box covers
-    more than MAX_GROUP of the picture (changes strung all over it: light, wind)."""
+    blocks, grouped, each group's own blocks boxed and squared within the picture's `rows`;
+    None when a group's box covers more than MAX_GROUP of the frame (changes strung all over
+    it: light, wind)."""
     grid = _paint(changed, birds)
-    rows, cols = grid.shape
+    grid_rows, grid_cols = grid.shape
     found = []
     for group in label(_dilate(grid)):
         own = group[grid[group[:, 0], group[:, 1]]]  # the group's blocks before the dilation
         if not len(own):
             continue
         (r0, c0), (r1, c1) = own.min(axis=0), own.max(axis=0) + 1
-        if (r1 - r0) * (c1 - c0) > MAX_GROUP * rows * cols:
+        if (r1 - r0) * (c1 - c0) > MAX_GROUP * grid_rows * grid_cols:
             return None
-        found.append(square_region(Region(c0 / cols, r0 / rows, c1 / cols, r1 / rows), picture_px, min_side))
+        box = Region(c0 / grid_cols, r0 / grid_rows, c1 / grid_cols, r1 / grid_rows)
+        found.append(square_region(box, frame_px, min_side, rows))
     return found
 
 
-def compare(previous: Seen | None, current: Seen, settings: MotionSettings, picture_px: tuple[float, float],
+def compare(previous: Seen | None, current: Seen, settings: MotionSettings, frame_px: tuple[float, float],
             min_side: float) -> Motion:
-    """What motion says of `current` against the camera's `previous` frame (module docstring)."""
+    """What motion says of `current` against the camera's `previous` frame (module docstring);
+    regions normalised to the frame, inside the picture. `frame_px`: the frame's full size."""
     started = time.perf_counter()
 
     def done(outcome: MotionOutcome, found: Sequence[Region] = (), changed: float = 0.0) -> Motion:
@@ -269,15 +287,25 @@ def compare(previous: Seen | None, current: Seen, settings: MotionSettings, pict
             or previous.at is None or current.at is None
             or abs((current.at - previous.at).total_seconds()) > settings.window_s):
         return done("first")
-    pixels, noise = changed_pixels(previous.grey, current.grey, settings.threshold)
+    pixels, noise = changed_pixels(previous.grey, current.grey, settings.threshold, _common_rows(previous, current))
     grid = blocks_of(pixels)
     share = float(grid.mean())
     if noise > MAX_NOISE or share > MAX_CHANGED:
         return done("scattered", changed=share)
-    found = regions(grid, previous.birds, picture_px, min_side)
+    found = regions(grid, previous.birds, frame_px, min_side, current.rows)
     if found is None or len(found) > settings.max_regions:
         return done("scattered", changed=share)
     return done("measured", found, share)
+
+
+def _common_rows(previous: Seen, current: Seen) -> slice:
+    """The grey rows that are picture in both frames, one row in from each banner (the blur
+    spreads a banner's letters over the next row)."""
+    height = current.grey.shape[0]
+    top = math.ceil(max(previous.rows[0], current.rows[0]) * height - 1e-9)
+    end = math.floor(min(previous.rows[1], current.rows[1]) * height + 1e-9)
+    top, end = top + (1 if top > 0 else 0), end - (1 if end < height else 0)
+    return slice(top, max(top, end))
 
 
 class MotionMemory:
