@@ -144,7 +144,10 @@ def main(argv: list[str] | None = None) -> int:
         for number, scene in enumerate(burst):
             data = scene.jpeg()
             at = start + timedelta(hours=index, seconds=number)
-            runs = {finder: locate(models, data, finder, "cam", at) for finder in sorted(set(FINDER.values()))}
+            # Each burst is its own camera: a banner learned on one background is not carried to
+            # another's frames (one shared name did that, and moved the columns without motion).
+            runs = {finder: locate(models, data, finder, f"burst{index}", at)
+                    for finder in sorted(set(FINDER.values()))}
             for name, rule in rules.items():
                 located = runs[FINDER[name]]
                 tally = tallies[name]

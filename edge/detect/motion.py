@@ -30,7 +30,7 @@ frigate/util/object.py get_cluster_region). Here, for stills:
     MotionMemory                per camera: the last frame's grey frame, capture time, size,
                                 picture rows, night flag and birds (thread-safe; a detector reload forgets it)
 
-When is a frame compared (compare): the camera's previous frame has the same size (and banner),
+When is a frame compared (compare): the camera's previous frame has the same size,
 the same night flag (an infrared switch changes everything) and a capture time within
 `window_s` of this one's (either order: a backlog need not come in time order). Otherwise
 (first frame of a burst, a lone frame) the finder searches as without motion: the full frame
