@@ -6,6 +6,7 @@ the shared COCO SSD detector. Real pictures, real JPEG round trips, a real detec
 from __future__ import annotations
 
 import io
+import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -337,3 +338,52 @@ def test_every_later_frame_of_a_burst_is_compared_while_the_banner_is_learned(
         assert all(0.0 <= r.y0 and r.y1 <= 1.0 for r in located.motion.regions)
     assert finder.banners.learned("trail") is not None
     assert outcomes == [("first", 6), ("measured", 0), ("measured", 0), ("measured", 0)]
+
+
+class RecordingFinder(BirdFinder):
+    """The real finder, keeping each LocatedFrame it returns (instrumentation, not a stand-in)."""
+
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        super().__init__(*args, **kwargs)
+        self.located: list = []
+
+    def locate(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201
+        found = super().locate(*args, **kwargs)
+        self.located.append(found)
+        return found
+
+
+@pytest.mark.parametrize("apart_s, outcomes", [(1, ["first", "measured", "measured"]), (3600, ["first"] * 3)])
+def test_the_daemon_gives_the_finder_each_frames_capture_time(apart_s: int, outcomes: list[str], tmp_path: Path,
+                                                               detector: Detector, aiy_model_dir: Path,
+                                                               birds25_dir: Path, trailcam_nobird_dir: Path) -> None:
+    """`edge run`'s FrameProcessor hands the finder the capture time it records (here the files'
+    mtimes, no EXIF): a burst a second apart is compared frame to frame (the later frames skip
+    the tiles), the same frames an hour apart are not."""
+    from edge.classify.model import Classifier, resolve_model
+    from edge.config import ClassifyConfig
+    from edge.daemon.pipeline import FrameProcessor
+    from edge.store.writer import Store
+
+    backdrop = _backdrop(trailcam_nobird_dir, SQUIRREL_DAY)
+    camera = tmp_path / "trail"
+    camera.mkdir()
+    stamp = 1_780_000_000
+    for k in range(3):
+        scene = _scene(birds25_dir, backdrop, backdrop.size, [(900 + 20 * k, 700, 980 + 20 * k, 780)],
+                       species="AMERICAN ROBIN")
+        path = camera / f"IMG_{k:04d}.JPG"
+        path.write_bytes(scene.jpeg())
+        os.utime(path, (stamp + apart_s * k,) * 2)
+    finder = RecordingFinder(detector, FinderSettings())
+    store = Store(tmp_path / "e.db")
+    try:
+        processor = FrameProcessor(Classifier(resolve_model(aiy_model_dir)), store, ClassifyConfig(), finder=finder)
+        for k in range(3):
+            assert processor.process(camera / f"IMG_{k:04d}.JPG", "trail").status == "ok"
+    finally:
+        store.close()
+    assert [found.motion.outcome for found in finder.located] == outcomes
+    assert [found.tiles == 0 for found in finder.located] == [outcome == "measured" for outcome in outcomes]
+    kept = finder.motions.last("trail")
+    assert kept is not None and kept.at == datetime.fromtimestamp(stamp + 2 * apart_s, timezone.utc)

@@ -133,3 +133,38 @@ database = "{database}"
     listed = edge("frames", "--db", str(database), "--format", "json")
     assert listed.returncode == 0, listed.stderr
     assert {Path(row["path"]).name: row["night"] for row in json.loads(listed.stdout)} == {"night.jpg": 1, "day.jpg": 0}
+
+
+def test_edge_classify_with_a_detector_says_which_frames_are_nights(tmp_path: Path, ssd_detector_dir: Path,
+                                                                     aiy_model_dir: Path, trailcam_nobird_dir: Path,
+                                                                     cli_env: dict[str, str]) -> None:
+    """`"night"` in the JSON, `(night)` after the night frame's line of text, nothing on the day's."""
+    night, day = tmp_path / "night.jpg", tmp_path / "day.jpg"
+    shutil.copy(trailcam_nobird_dir / IR_NIGHT, night)
+    shutil.copy(trailcam_nobird_dir / DAY, day)
+
+    def classify(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "edge", "classify", "--model", str(aiy_model_dir), "--detector",
+                               str(ssd_detector_dir), *args, str(night), str(day)], env=cli_env, capture_output=True,
+                              text=True, timeout=300)
+
+    as_json = classify("--format", "json")
+    assert as_json.returncode == 0, as_json.stderr
+    assert {Path(e["path"]).name: e["night"] for e in json.loads(as_json.stdout)["images"]} == {
+        "night.jpg": True, "day.jpg": False}
+    as_text = classify()
+    assert as_text.returncode == 0, as_text.stderr
+    lines = {Path(line.split(":", 1)[0]).name: line for line in as_text.stdout.splitlines() if ".jpg:" in line}
+    assert lines["night.jpg"].endswith("(night)") and "(night)" not in lines["day.jpg"]
+
+
+def test_the_whole_frame_route_judges_the_real_frames_alike(trailcam_nobird_dir: Path) -> None:
+    """Without a detector the frame is judged on the classifier's decode (224 x 224, banner
+    included: its letters are grey on black, not colour): the same flags as the finder's."""
+    from edge.ingest.imaging import decode
+
+    manifest = json.loads((trailcam_nobird_dir / "manifest.json").read_text(encoding="utf-8"))
+    for entry in manifest:
+        path = trailcam_nobird_dir / entry["file"]
+        whole = is_night_rgb(decode(path.read_bytes(), (224, 224), draft=True).rgb)
+        assert whole == is_night(_picture(path)), entry["file"]
