@@ -78,7 +78,7 @@ class FinderSettings:
     crop_margin: float = 0.15
     draft: bool = True
     banner: BannerSetting = "auto"
-    motion: MotionSettings = MotionSettings()
+    motion: MotionSettings = field(default_factory=MotionSettings)
     threshold: float | None = None
     night_threshold: float | None = None
 
@@ -100,7 +100,7 @@ class LocatedFrame:
     decode_sizes: list[tuple[int, int]] = field(default_factory=list)  # (w, h) of each decode, oriented
     banner: Banner = NO_BANNER  # the strip kept from the detector (fractions of the height)
     night: bool = False  # an infrared night frame (edge/detect/night.py)
-    motion: Motion = Motion("off")  # what motion made of it: its outcome, regions, ms
+    motion: Motion = field(default_factory=lambda: Motion("off"))  # what motion made of it: its outcome, regions, ms
     tiles: int = 0  # tile passes run
     regions: int = 0  # motion region passes run
 
@@ -121,6 +121,12 @@ class _RegionPass:
     top: int  # banner rows of the detection decode ...
     picture_height: int  # ... and its picture's rows
     height: int  # the detection decode's rows
+
+    def to_picture(self, y: float) -> float:
+        """A row of a box in the region (0..1) as a fraction of the detection decode's picture:
+        region pixels of the fine decode → the whole frame's fraction → that picture's."""
+        tile = self.tile
+        return ((tile.y0 + y * tile.height) / self.image.size[1] * self.height - self.top) / self.picture_height
 
 
 def crop_box(box: Box, image_size: tuple[int, int], margin: float, aspect: float = 1.0) -> tuple[int, int, int, int]:
@@ -401,16 +407,10 @@ class BirdFinder:
         for region in regions:
             tile, picture = region.tile, region.picture
             inner = (tile.y0 > picture.y0, tile.x0 > picture.x0, tile.y1 < picture.y1, tile.x1 < picture.x1)
-            fine_height = region.image.size[1]
-
-            def to_picture(y: float) -> float:
-                # region pixels of the fine decode → the whole frame's fraction → this picture's
-                return ((tile.y0 + y * tile.height) / fine_height * region.height - region.top) / region.picture_height
-
             for box in self._run(region.image, located, tile):
                 found.append(Box(
-                    ymin=to_picture(box.ymin), xmin=(tile.x0 + box.xmin * tile.width) / picture.width,
-                    ymax=to_picture(box.ymax), xmax=(tile.x0 + box.xmax * tile.width) / picture.width,
+                    ymin=region.to_picture(box.ymin), xmin=(tile.x0 + box.xmin * tile.width) / picture.width,
+                    ymax=region.to_picture(box.ymax), xmax=(tile.x0 + box.xmax * tile.width) / picture.width,
                     score=box.score, class_index=box.class_index, label=box.label,
                 ))
                 cuts.append(_cut(inner, box))

@@ -256,7 +256,7 @@ def detector(ssd_detector_dir: Path) -> Detector:
     return Detector(resolve_detector(ssd_detector_dir), threads=2)
 
 
-def _at(seconds: float):  # noqa: ANN202
+def _at(seconds: float):
     return lambda _image: T0 + timedelta(seconds=seconds)
 
 
@@ -343,11 +343,11 @@ def test_every_later_frame_of_a_burst_is_compared_while_the_banner_is_learned(
 class RecordingFinder(BirdFinder):
     """The real finder, keeping each LocatedFrame it returns (instrumentation, not a stand-in)."""
 
-    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+    def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.located: list = []
 
-    def locate(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201
+    def locate(self, *args, **kwargs):
         found = super().locate(*args, **kwargs)
         self.located.append(found)
         return found
