@@ -187,17 +187,22 @@ class FrameProcessor:
         crops: list[Any] = []
         timed: list[tuple[datetime, str, tuple[str, ...]]] = []
 
+        def taken_at(image: Any) -> datetime:
+            """The capture time by the camera's clock, read once (kept for the frame row): the
+            finder compares the frames of a burst by it (motion), before its detector runs."""
+            if not timed:
+                timed.append(self._capture_time(image, path, camera, stat.st_mtime))
+            return timed[0][0]
+
         def context_for(image: Any) -> DecisionContext | None:
-            """The capture time by the camera's clock (kept for the frame row) and, from it, the
-            prior's week: what the decisions know beyond the scores."""
-            timed.append(self._capture_time(image, path, camera, stat.st_mtime))
-            return self._context(camera, timed[0][0])
+            """From the capture time, the prior's week: what the decisions know beyond the scores."""
+            return self._context(camera, taken_at(image))
 
         try:
             analyser = self._analyser
             # A reload swaps the finder after the classifier (Daemon.reload_model): follow it.
             analyser.finder, analyser.classify_config = self.finder, self.classify_config
-            analysis = analyser.analyse(data, context_for, camera)
+            analysis = analyser.analyse(data, context_for, camera, taken_at)
             captured_at, source, time_flags = timed[0]
             predictions, decision, inference_ms = analysis.predictions, analysis.decision, analysis.inference_ms
             if analysis.birds is not None:
@@ -221,6 +226,7 @@ class FrameProcessor:
                 captured_at=captured_at, time_source=source, time_flags=time_flags, model_id=self.classifier.model_id,
                 inference_ms=inference_ms, predictions=predictions, decision=decision, birds=birds, objects=objects,
                 detector_id=self.finder.detector.spec.model_id if self.finder is not None else None,
+                night=analysis.night,
             )
         )
         if result.superseded:

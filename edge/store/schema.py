@@ -289,6 +289,8 @@ def _schema_v6(db: sqlite_utils.Database) -> None:
       `future`), NULL when nothing is; events.time_flags: the doubtful ones among its frames'
       (`future`, `before-deployment`, `out-of-order`: edge/store/clock_checks.py), which keep the
       visit out of effort and deployment spans. A partial index finds the few flagged frames.
+    - frames.night: 1 for an infrared night frame (monochrome, lit by the camera's LEDs:
+      edge/detect/night.py), 0 for a day frame, NULL where not known (error rows, older rows).
     - clock_corrections: the clock corrections applied after the fact (edge/store/corrections.py,
       `edge clock correct`): who, when, camera, range, offset, frames and visits moved, why.
     - notifications, notification_stats: the push notifications' durable queue, one row per
@@ -325,6 +327,7 @@ def _schema_v6(db: sqlite_utils.Database) -> None:
         ALTER TABLE frames ADD COLUMN time_flags TEXT;
         ALTER TABLE events ADD COLUMN time_flags TEXT;
         ALTER TABLE events ADD COLUMN snapshot_at TEXT;
+        ALTER TABLE frames ADD COLUMN night INTEGER;
         CREATE INDEX IF NOT EXISTS frames_time_flags ON frames (camera, time_flags) WHERE time_flags IS NOT NULL;
 
         -- MaxN per name from the detections (several birds of one name in one frame) ...

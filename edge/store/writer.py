@@ -99,6 +99,9 @@ class FrameRecord:
     # A video clip's sampled frame (edge/store/clips.py): its clip row and time from the clip's start.
     clip_id: int | None = None
     clip_offset_s: float | None = None
+    # An infrared night frame (edge/detect/night.py), stored in frames.night (1/0); None: not
+    # known (an error row).
+    night: bool | None = None
 
     def groups(self) -> list[BirdGroup]:
         """What the frame counts, one group per species (`unknown` included): the whole-frame
@@ -575,8 +578,8 @@ class Store:
                 """INSERT INTO frames (path, sha256, camera, size, mtime, captured_at, time_source,
                        processed_at, status, error, model_id, inference_ms, species, confidence, event_id,
                        attempts, retry_at, birds, detector_id, model_species, flag, time_flags, clip_id,
-                       clip_offset_s)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       clip_offset_s, night)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     frame.path,
                     frame.sha256,
@@ -600,6 +603,7 @@ class Store:
                     ",".join(frame.time_flags) or None,
                     frame.clip_id,
                     frame.clip_offset_s,
+                    None if frame.night is None or frame.status != "ok" else int(frame.night),
                 ),
             )
             frame_id = int(cursor.lastrowid)
