@@ -39,15 +39,17 @@ $(MIN_VENV)/.stamp: pyproject.toml $(MIN_CONSTRAINTS)
 	rm -rf $(MIN_VENV)
 	$(PYTHON) -m venv $(MIN_VENV)
 	$(MIN_VENV)/bin/pip install $(PIP_FLAGS) --upgrade pip
-	$(MIN_VENV)/bin/pip install $(PIP_FLAGS) -c $(MIN_CONSTRAINTS) -e '.[edge,web,onnx]' 'pytest>=8' 'pytest-timeout>=2.2' 'pytest-xdist>=3.5' 'piexif>=1.1' 'onnx>=1.16'
+	$(MIN_VENV)/bin/pip install $(PIP_FLAGS) -c $(MIN_CONSTRAINTS) -e '.[edge,web,onnx,video]' 'pytest>=8' 'pytest-timeout>=2.2' 'pytest-xdist>=3.5' 'piexif>=1.1' 'onnx>=1.16'
 	touch $@
 min-venv: $(MIN_VENV)/.stamp
 
 # The whole TensorFlow-free edge suite (about 2 minutes on two pytest-xdist workers): every area there uses
 # one of the floored dependencies, and tests needing trainer-built models skip (no TensorFlow); the ONNX
 # detector tests (the [onnx] extra at its floor); and the detector's pure box arithmetic (NMS), which
-# needs no TensorFlow either.
-MIN_TESTS ?= tests/test_dependency_floors.py tests/edge tests/mqtt tests/field tests/web tests/detect/test_onnx_detectors.py tests/detect/test_boxes_tiles.py tests/detect/test_nms.py
+# needs no TensorFlow either; and the video clips (the [video] extra, PyAV at its floor; not the counting
+# test, which validates its Camtrap DP package with frictionless, the [ecology] extra .venv-min lacks).
+MIN_CLIP_TESTS := $(addprefix tests/clips/test_clips_daemon.py::test_,a_truncated_clip_counts_what_came_before_the_fault_and_is_an_error an_unsupported_codec_is_a_clear_error_and_counts_nothing a_clip_still_being_written_is_waited_for)
+MIN_TESTS ?= tests/test_dependency_floors.py tests/edge tests/mqtt tests/field tests/web tests/detect/test_onnx_detectors.py tests/detect/test_boxes_tiles.py tests/detect/test_nms.py tests/clips/test_clips_restart.py $(MIN_CLIP_TESTS)
 
 # What must be there, so that a test needing it fails instead of skipping (tests/fixtures/require.py):
 # ../shared, the broker, systemd-analyze, setpriv, and a tmpfs mount (root only: a developer who is not

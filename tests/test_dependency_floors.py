@@ -1,6 +1,6 @@
 """The edge's declared dependency floors are the versions CI tests, and cannot drift apart.
 
-pyproject.toml's `edge`, `edge-tflite`, `web` and `onnx` extras give each dependency a `>=` floor;
+pyproject.toml's `edge`, `edge-tflite`, `web`, `onnx` and `video` extras give each dependency a `>=` floor;
 constraints/edge-min.txt pins exactly those floors, and `make test-min` installs them into
 .venv-min and runs the edge tests there. A floor raised or lowered in one place only fails
 here, before anyone ships a floor that no test has run (sqlite-utils>=3.36 was declared while
@@ -21,7 +21,7 @@ from packaging.version import Version
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONSTRAINTS = REPO_ROOT / "constraints" / "edge-min.txt"
-EDGE_EXTRAS = ("edge", "edge-tflite", "web", "onnx")
+EDGE_EXTRAS = ("edge", "edge-tflite", "web", "onnx", "video")
 MIN_ENV = "TRAILCAM_MIN_ENV"  # set by `make test-min`
 
 

@@ -479,10 +479,20 @@ def cmd_classify(args: argparse.Namespace) -> int:
                                           rollup=rollup)
             return context
 
+        def taken_at(picture, image: Path = image):  # noqa: ANN001, ANN202
+            """The image's capture time (EXIF, else the file's mtime; UTC, as only the time
+            between two frames of a folder matters): the folder is the camera, and the frames
+            of its bursts are compared for motion as `edge run` compares them."""
+            from datetime import timezone
+
+            from edge.ingest.capture_time import capture_time
+
+            return capture_time(picture, Path(image).stat().st_mtime, timezone.utc)[0]
+
         try:
             data = Path(image).read_bytes()
-            # The one frame analysis `edge run` runs (edge/detect/analyse.py).
-            analysis = analyser.analyse(data, context_for)
+            # The one frame analysis `edge run` runs (edge/detect/analyse.py); the folder is the camera.
+            analysis = analyser.analyse(data, context_for, str(Path(image).absolute().parent), taken_at)
             if analysis.birds is None:
                 entry["top"] = _top(analysis.predictions, names)
                 entry["inference_ms"] = round(analysis.inference_ms, 2)
@@ -511,7 +521,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
                 counted = Counter(d["species"] for d in detections if d["kind"] != "none")
                 entry.update({"birds": len(detections), "detections": detections,
                               "counts": dict(sorted(counted.items(), key=lambda item: (-item[1], item[0]))),
-                              "inference_ms": round(analysis.inference_ms, 2)})
+                              "inference_ms": round(analysis.inference_ms, 2),
+                              "night": analysis.night})  # an infrared night frame (edge/detect/night.py)
                 if analysis.others:  # people and vehicles: recorded by edge run, never classified
                     entry["others"] = [{"kind": o.kind, "detector_label": o.label, "score": round(o.score, 6),
                                         "box": [round(v, 4) for v in o.coords]} for o in analysis.others]
@@ -534,13 +545,15 @@ def cmd_classify(args: argparse.Namespace) -> int:
                 found = entry["detections"]
                 others = "".join(f"; {o['kind']} {o['score']:.2f}" for o in entry.get("others", ()))
                 if not found:
-                    print(f"{entry['path']}: " + (f"no bird{others}" if others else "empty"))
+                    print(f"{entry['path']}: " + (f"no bird{others}" if others else "empty")
+                          + (" (night)" if entry.get("night") else ""))
                 else:
                     counted = sum(d["kind"] != "none" for d in found)
                     noun = "bird" if len(found) == 1 else "birds"
                     if counted != len(found):  # boxes that are recorded, not counted: say both
                         noun = f"{'box' if len(found) == 1 else 'boxes'}, {counted} counted"
-                    print(f"{entry['path']}: {len(found)} {noun}: " + ", ".join(_caption(d) for d in found) + others)
+                    print(f"{entry['path']}: {len(found)} {noun}: " + ", ".join(_caption(d) for d in found) + others
+                          + (" (night)" if entry.get("night") else ""))
             else:
                 top = ", ".join(f"{t['label']} {t['score']:.3f}" for t in entry["top"])
                 print(f"{entry['path']}: {top}")
@@ -739,7 +752,7 @@ def cmd_frames(args: argparse.Namespace) -> int:
     # is doubtful about it (empty: nothing).
     columns = (["processed_at", "camera", "path", "error"] if args.errors else
                ["captured_local", "time_source", "time_flags", "camera", "path", "status", "species", "confidence",
-                "birds", "inference_ms", "error"])
+                "birds", "night", "inference_ms", "error"])
     note = tables.left_out_note(rows, "failed frame" if args.errors else "frame")
     _print_limited(tables.render(*_readable(args, db, rows, columns), args.format), note, args.format)
     return EXIT_OK

@@ -87,14 +87,20 @@ def _central_app(config, args):  # noqa: ANN001, ANN202
         raise CentralUnreachable(str(error)) from None
 
 
+def _is_central(database: str) -> bool:
+    """Whether --db names a central database; the fleet's code loads only when --db is given."""
+    from fleet.reports import is_central
+
+    return is_central(database)
+
+
 def cmd_web(args) -> int:
     from edge.cli.common import keep_daemon_light, setup_logging
 
     keep_daemon_light()  # before sqlite-utils loads: no pandas in a long-lived process
     from edge.web.app import WebStartError, create_app
-    from fleet.reports import is_central
 
-    central = args.db is not None and is_central(args.db)
+    central = args.db is not None and _is_central(args.db)
     if args.device is not None and not central:
         print("edge: --device needs --db naming a central database (postgresql://... or a central SQLite file)",
               file=sys.stderr)

@@ -26,6 +26,7 @@ from edge.config.cameras import LIVE_FOLDER, CameraConfig
 from edge.config.clock_checks import ClockChecksConfig
 from edge.config.deployment import ContributorConfig, DeploymentConfig, ProjectConfig
 from edge.config.classify import ClassifyConfig
+from edge.config.clips import ClipsConfig
 from edge.config.detector import DetectorConfig
 from edge.config.events import EventsConfig
 from edge.config.health import HealthConfig
@@ -51,6 +52,7 @@ __all__ = [
     "CameraConfig",
     "ClockChecksConfig",
     "ClassifyConfig",
+    "ClipsConfig",
     "ContributorConfig",
     "DeploymentConfig",
     "ProjectConfig",
@@ -128,6 +130,10 @@ class EdgeConfig(Section):
         default_factory=PrivacyConfig,
         description="Pictures of people: frames in which a detector with a person class (MegaDetector) found "
                     "one are kept out of exports and the web app by default (camera-trap practice).")
+    clips: ClipsConfig = Field(
+        default_factory=ClipsConfig,
+        description="Video clips in the camera folders (MP4, MOV, AVI): sampled frames analysed like photos, "
+                    "one clip one visit (docs/edge.md, \"Video clips\"). Needs the `video` extra (PyAV).")
     events: EventsConfig = Field(
         default_factory=EventsConfig,
         description="How counted frames are grouped into independent visits (events); frames with no "

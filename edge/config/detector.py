@@ -109,6 +109,30 @@ class DetectorConfig(Section):
     threads: int = Field(
         default=2, ge=1, le=64,
         description="CPU threads of the detector's runtime (TFLite interpreter or ONNX Runtime session)")
+    motion: Literal["auto", "off"] = Field(
+        default="auto",
+        description='"auto": a frame taken within motion_window_s of its camera\'s previous frame (a burst) '
+                    "is compared with it; the regions that moved, and where the previous frame's birds were, "
+                    "are searched at full resolution instead of the tiles (a still frame costs one detector "
+                    'pass); the first frame of a burst is searched as without motion. "off": the full frame '
+                    "and its tiles, every frame")
+    motion_window_s: float = Field(
+        default=5.0, gt=0.0, le=3600.0,
+        description="The longest time between two frames of a camera (by their capture times) that are "
+                    "compared for motion")
+    motion_threshold: float = Field(
+        default=4.0, ge=1.0, le=50.0,
+        description="How many times the frame's noise a pixel must change by to count as motion (after the "
+                    "global brightness change of a flash or exposure step is taken out); lower finds fainter "
+                    "motion and more leaves")
+    motion_max_regions: int = Field(
+        default=4, ge=1, le=16,
+        description="More motion regions than this (wind in the foliage) and the frame is searched with its "
+                    "tiles instead")
+    night_threshold: float | None = Field(
+        default=None, gt=0.0, le=1.0,
+        description="Detector score a box needs on an infrared night frame (monochrome, lit by the camera's "
+                    "infrared LEDs; the frame's `night` flag). Unset: `threshold`, as by day")
 
     @field_validator("tiles")
     @classmethod

@@ -37,9 +37,10 @@ class RetentionConfig(Section):
                                 "their file has left the camera folder; events and daily tallies are kept. "
                                 "Unset: rows are kept forever")
     snapshot_days: int | None = Field(
-        90, ge=1, description="Delete the best-crop JPEG of events that ended more than this many days ago "
-                              "(the event and its counts stay; a detector writes one small file per visit). "
-                              "Unset: keep them all")
+        90, ge=1, description="Delete the best-crop JPEG of an event this many days after it was made (counted "
+                              "from when the picture was written, not from when the bird was seen: a backlog's "
+                              "visits keep theirs; the event and its counts stay; a detector writes one small "
+                              "file per visit). Unset: keep them all")
     min_free_mb: int = Field(
         200, ge=0, description="Pause processing when the disk of the database (or of the archive) has less "
                                "free space than this many MB")

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 from edge.store.times import format_utc
 from edge.config import EdgeConfig
 from edge.classify.model import Classifier, ModelError
+from edge.daemon.clips import ClipOutcome, ClipProcessor
 from edge.daemon.pipeline import FrameOutcome, FrameProcessor
 from edge.daemon.preflight import check_cameras, check_species, load_configured_classifier, load_configured_finder
 from edge.store.db import known_states_reader
@@ -46,6 +47,7 @@ from edge.store.reports import SHARED_FILE_TIME_S, run_figures, shared_file_time
 from edge.store.writer import Store
 from edge.operate.health import HealthState
 from edge.store.disk import is_disk_full_error
+from edge.ingest.clips import is_clip_name
 from edge.ingest.watcher import FrameQueue, QueuedFrame, InotifyWatcher, PollingWatcher, Rescanner, scan_backlog
 
 if TYPE_CHECKING:
@@ -100,6 +102,12 @@ class Daemon:
         self.on_disk_full: list[Callable[[BaseException], None]] = []
         self._retry: QueuedFrame | None = None
         self.after_duplicate: list[Callable[[FrameOutcome], None]] = []
+        # Video clips (edge/daemon/clips.py): after a clip is finished (done or error), with its
+        # ClipOutcome (post-processing of the clip file); while one decodes (the watchdog ping).
+        self.after_clip: list[Callable[[ClipOutcome], None]] = []
+        self.on_progress: list[Callable[[Daemon], None]] = []
+        self.clip_processor: ClipProcessor | None = None
+        self._clips_waiting: set[str] = set()  # clips still being written, queued again when settled
         self.store: Store | None = None
         self.processor: FrameProcessor | None = None
         self._watchers: list[InotifyWatcher | PollingWatcher | Rescanner] = []
@@ -218,6 +226,8 @@ class Daemon:
                     self._disk_full(item, error)
                 if self._retry is not item:
                     self.frames.done(item.path)
+            elif self.once and self._clips_waiting:
+                self._wait_for_clips()  # --once still counts a clip that was being written
             elif self.once:
                 self._check_file_times()
                 self._close_after_backlog()
@@ -231,10 +241,62 @@ class Daemon:
             for hook in self.on_tick:
                 hook(self)
 
-    def process(self, path: str, camera: str) -> FrameOutcome:
+    def process(self, path: str, camera: str) -> FrameOutcome | ClipOutcome:
         assert self.processor is not None and self.store is not None
         self._retries.pop(path, None)  # whatever happens now replaces a scheduled try
-        outcome = self.processor.process(path, camera)
+        if is_clip_name(path):
+            return self._process_clip(path, camera)
+        return self._handle(self.processor.process(path, camera))
+
+    def _process_clip(self, path: str, camera: str) -> ClipOutcome:
+        """A video clip (edge/daemon/clips.py): each sampled frame's outcome goes through
+        `_handle` as it commits, like a photo's (its after_frame hooks: snapshots, notifications,
+        health), the watchdog is fed while it decodes (`on_progress`), and once the clip is
+        finished the `after_clip` hooks run (post-processing moves the clip only then)."""
+        if not self.config.clips.enabled:
+            log.debug("clip %s: [clips] enabled = false; left alone", path)
+            outcome = ClipOutcome(path, camera, "skipped", skip_reason="clips_off")
+        else:
+            if self.clip_processor is None or self.clip_processor.frames is not self.processor:
+                self.clip_processor = ClipProcessor(self.processor, self.config.clips,
+                                                    {c.name: c.settle_s for c in self.config.cameras})
+            outcome = self.clip_processor.process(path, camera, self._handle, self._progress)
+        if outcome.status in ("waiting", "duplicate", "unchanged", "skipped", "vanished", "interrupted"):
+            self.health.count_outcome("clip_" + outcome.status, outcome.skip_reason)
+        self._clips_waiting.discard(path)
+        if outcome.status == "waiting" and outcome.retry_at is not None:
+            self._retries[path] = (outcome.retry_at, camera)
+            self._clips_waiting.add(path)
+        elif outcome.status == "vanished":
+            self.store.abandon_retries(path)
+        if outcome.status in ("duplicate", "skipped") and self.rescanner is not None:
+            self.rescanner.note_handled(path, camera)
+        if outcome.finished:
+            for hook in self.after_clip:
+                hook(outcome)
+        return outcome
+
+    def _wait_for_clips(self) -> None:
+        """--once with nothing else to do but clips still being written: wait (stop requests
+        still heard) until the first has had its settle time, and queue it again."""
+        due = min((self._retries[p][0] for p in self._clips_waiting if p in self._retries), default=None)
+        if due is None:
+            self._clips_waiting.clear()
+            return
+        self._stop.wait(max(0.0, due - time.monotonic()))
+        self._queue_due_retries(time.monotonic())
+
+    def _progress(self) -> bool:
+        """Called while a long clip decodes: the on_progress hooks (the watchdog ping) run, and
+        the answer says whether to go on (False once a stop is requested)."""
+        for hook in self.on_progress:
+            hook(self)
+        return not self._stop.is_set()
+
+    def _handle(self, outcome: FrameOutcome) -> FrameOutcome:
+        """What follows a frame's outcome: health, retries, rescans, the hooks."""
+        assert self.store is not None
+        path, camera = outcome.path, outcome.camera
         self.health.count_outcome(outcome.status, outcome.skip_reason)
         if outcome.status == "retry" and outcome.retry_at is not None:
             delay = max(0.0, (outcome.retry_at - self.store.clock()).total_seconds())

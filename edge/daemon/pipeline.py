@@ -92,6 +92,9 @@ class FrameOutcome:
     # the classifier saw it (rank order), for the events' best-crop snapshots.
     birds: list[BirdRecord] | None = None
     crops: list[Any] = field(default_factory=list)
+    # A video clip's sampled frame or error row (edge/daemon/clips.py): its clip's row. The file
+    # is the clip's, so post-processing waits for the clip to finish (Daemon.after_clip).
+    clip_id: int | None = None
 
     @property
     def committed(self) -> bool:
@@ -184,17 +187,22 @@ class FrameProcessor:
         crops: list[Any] = []
         timed: list[tuple[datetime, str, tuple[str, ...]]] = []
 
+        def taken_at(image: Any) -> datetime:
+            """The capture time by the camera's clock, read once (kept for the frame row): the
+            finder compares the frames of a burst by it (motion), before its detector runs."""
+            if not timed:
+                timed.append(self._capture_time(image, path, camera, stat.st_mtime))
+            return timed[0][0]
+
         def context_for(image: Any) -> DecisionContext | None:
-            """The capture time by the camera's clock (kept for the frame row) and, from it, the
-            prior's week: what the decisions know beyond the scores."""
-            timed.append(self._capture_time(image, path, camera, stat.st_mtime))
-            return self._context(camera, timed[0][0])
+            """From the capture time, the prior's week: what the decisions know beyond the scores."""
+            return self._context(camera, taken_at(image))
 
         try:
             analyser = self._analyser
             # A reload swaps the finder after the classifier (Daemon.reload_model): follow it.
             analyser.finder, analyser.classify_config = self.finder, self.classify_config
-            analysis = analyser.analyse(data, context_for, camera)
+            analysis = analyser.analyse(data, context_for, camera, taken_at)
             captured_at, source, time_flags = timed[0]
             predictions, decision, inference_ms = analysis.predictions, analysis.decision, analysis.inference_ms
             if analysis.birds is not None:
@@ -218,6 +226,7 @@ class FrameProcessor:
                 captured_at=captured_at, time_source=source, time_flags=time_flags, model_id=self.classifier.model_id,
                 inference_ms=inference_ms, predictions=predictions, decision=decision, birds=birds, objects=objects,
                 detector_id=self.finder.detector.spec.model_id if self.finder is not None else None,
+                night=analysis.night,
             )
         )
         if result.superseded:

@@ -67,6 +67,7 @@ def open_store(config: EdgeConfig, outbox_writer, classifier: Classifier, *, not
     rollup = rollup_from_config(classifier.spec.labels, config.taxonomy)
     taxa = list(classifier.spec.labels) + (rollup.taxonomy.roll_up_taxa() if rollup is not None else [])
     store.record_taxa(taxa, classifier.model_id)
+    record_picture_folders(config, store)
     if notifications is not None:
         from edge.store import notifications as queue
         from edge.store.db import immediate
@@ -111,6 +112,19 @@ def live_cameras(config: EdgeConfig, daemon: Daemon) -> None:
 
     daemon.on_tick.insert(0, tick)
     daemon.on_stop.insert(0, lambda _daemon: (live.stop(), _daemon.health.set(streams=live.status())))
+def record_picture_folders(config: EdgeConfig, store: Store) -> None:
+    """The camera folders and the archive, in the database (edge/store/folders.py): so that
+    `edge web --db` alone, without this configuration, can serve the pictures."""
+    from datetime import datetime
+
+    from edge.store import folders
+    from edge.store.db import immediate
+
+    found = [folders.PictureFolder("camera", camera.name, camera.path) for camera in config.cameras]
+    if config.retention.archive_dir is not None:
+        found.append(folders.PictureFolder("archive", None, config.retention.archive_dir))
+    with immediate(store.conn):
+        folders.record(store.conn, found, datetime.now(timezone.utc))
 
 
 def notifications(config: EdgeConfig):
@@ -326,6 +340,8 @@ def build(config: EdgeConfig, *, once: bool = False, tick_s: float = 1.0, field:
         daemon.on_start.append(operations.on_start)
         daemon.after_frame.append(operations.after_frame)
         daemon.after_duplicate.append(operations.after_duplicate)
+        daemon.after_clip.append(operations.after_clip)
+        daemon.on_progress.append(operations.on_progress)
         daemon.on_tick.append(operations.on_tick)
         daemon.on_disk_full.append(operations.on_disk_full)
     # The stop order, explicit: STOPPING=1 and the final snapshot first, then the MQTT drain

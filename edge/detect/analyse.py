@@ -4,7 +4,7 @@ both call, so that the two say the same of a frame by construction, not because 
 (issue 21). The trainer's crop tools build their finder with `load_configured_finder` here too.
 
     FrameAnalyser(classifier, classify_config, finder=None, top_k=5, rollup=None, draft=True)
-      .analyse(data, context_for, camera) -> FrameAnalysis
+      .analyse(data, context_for, camera, taken_at) -> FrameAnalysis
 
 With a finder: BirdFinder.locate (the whole frame and its tiles; no bird: no classifier call),
 each bird's crop classified and decided by `decide_bird` (the classifier may veto the detector:
@@ -12,7 +12,10 @@ not a bird). Without: the frame decoded at the classifier's input, classified an
 by `decide`. `context_for(image)` is called once the frame is decoded, with the opened image
 (its EXIF), and returns the DecisionContext (species prior + roll-up) for it: the capture time
 that picks the prior's week is the caller's business (the daemon reads it by the camera's
-clock, `edge classify` by --date or the file), so it stays out of here.
+clock, `edge classify` by --date or the file), so it stays out of here. `taken_at(image)` gives
+that capture time to the finder before its detector runs: the frames of a camera's burst are
+compared for motion (edge/detect/motion.py). Both routes say whether the frame is an infrared
+night (edge/detect/night.py): `FrameAnalysis.night`.
 
 Scores: with a roll-up, every label's score is classified (a family's mass is spread thin);
 a detector's bird is also classified with every score when the model has a no-bird label, so
@@ -29,12 +32,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from PIL import Image
 
 from edge.classify.decision import Decision, DecisionContext, decide, decide_bird, label_aliases
 from edge.classify.model import Classifier, Prediction
 from edge.config.classify import ClassifyConfig
-from edge.detect.finder import BirdFinder
+from edge.detect.finder import BirdFinder, LocatedFrame, TakenAt
 from edge.detect.model import Box
+from edge.detect.night import is_night_rgb
 from edge.ingest.imaging import decode
 
 if TYPE_CHECKING:
@@ -67,6 +72,8 @@ class FrameAnalysis:
     # People and vehicles the detector found (Box.kind "person" | "vehicle"): never classified
     # nor counted; the frame is recorded as one with a person / vehicle.
     others: list[Box] = field(default_factory=list)
+    night: bool = False  # an infrared night frame (edge/detect/night.py)
+    located: LocatedFrame | None = None  # the detector route: how it searched (invokes, motion, tiles)
 
 
 class FrameAnalyser:
@@ -90,8 +97,11 @@ class FrameAnalyser:
         # label, for its bird probability (decide_bird's veto).
         self.bird_k = every if (rollup is not None or self.no_bird) else top_k
 
-    def analyse(self, data: bytes, context_for: ContextFor | None = None, camera: str | None = None) -> FrameAnalysis:
-        """The frame's birds and decisions. Raises edge.ingest.imaging.FrameError for a frame
+    def analyse(self, data: bytes | Image.Image, context_for: ContextFor | None = None, camera: str | None = None,
+                taken_at: TakenAt | None = None) -> FrameAnalysis:
+        """The frame's birds and decisions (`data`: the file's bytes, or a picture already decoded:
+        a clip's sampled frame). `taken_at(image)`: its capture time, for the motion of the
+        camera's bursts (BirdFinder.locate). Raises edge.ingest.imaging.FrameError for a frame
         that cannot be decoded (and whatever the interpreter raises: the caller records it)."""
         classifier = self.classifier
         if self.finder is None:
@@ -99,12 +109,16 @@ class FrameAnalyser:
             context = context_for(frame.image) if context_for is not None else None
             predictions, ms = classifier.classify(frame.rgb, self.decide_k)
             decision = decide(predictions, self.classify_config, self.no_bird, self.aliases, context=context)
-            return FrameAnalysis(frame.image, None, predictions[:self.top_k], decision, ms, context)
+            return FrameAnalysis(frame.image, None, predictions[:self.top_k], decision, ms, context,
+                                 night=is_night_rgb(frame.rgb))
         # The camera: its banner is learned per camera (edge/detect/banner.py).
-        located = self.finder.locate(data, classifier.input_size, camera)
+        if isinstance(data, Image.Image):
+            located = self.finder.locate_picture(data, classifier.input_size, camera, taken_at)
+        else:
+            located = self.finder.locate(data, classifier.input_size, camera, taken_at)
         context = context_for(located.image) if context_for is not None else None
         analysis = FrameAnalysis(located.image, [], inference_ms=located.detector_ms, context=context,
-                                 others=list(located.others))
+                                 others=list(located.others), night=located.night, located=located)
         assert analysis.birds is not None
         for found in located.birds:
             scores, ms = classifier.classify(found.crop, self.bird_k)
@@ -113,6 +127,14 @@ class FrameAnalyser:
                                    context=context, every_score=scores, detector_score=found.box.score)
             analysis.birds.append(AnalysedBird(found.box, found.crop, scores[:self.top_k], decision))
         return analysis
+
+    def analyse_picture(self, picture: Image.Image, context_for: ContextFor | None = None,
+                        camera: str | None = None) -> FrameAnalysis:
+        """analyse() for a picture already decoded (RGB, upright): a video clip's sampled frame
+        (edge/daemon/clips.py) goes through the same analysis as a photo without being encoded
+        to JPEG first. `context_for` gets the picture itself (it has no EXIF: the clip's time is
+        the caller's)."""
+        return self.analyse(picture, context_for, camera)  # type: ignore[arg-type]
 
 
 def load_configured_finder(config: EdgeConfig) -> BirdFinder | None:
@@ -124,6 +146,7 @@ def load_configured_finder(config: EdgeConfig) -> BirdFinder | None:
         return None
     from edge.detect.finder import FinderSettings
     from edge.detect.model import Detector, DetectorError, resolve_detector
+    from edge.detect.motion import MotionSettings
     from edge.detect.tiles import parse_tiles
 
     if not settings.path.exists():
@@ -134,7 +157,10 @@ def load_configured_finder(config: EdgeConfig) -> BirdFinder | None:
     try:
         spec = resolve_detector(settings.path, settings.labels, settings.label_offset, settings.bird_labels,
                                 settings.person_labels, settings.vehicle_labels)
-        detector = Detector(spec, threads=settings.threads, score_threshold=settings.threshold,
+        # With a night threshold the detector keeps the lower of the two; the finder applies each.
+        floor = settings.threshold if settings.night_threshold is None else min(settings.threshold,
+                                                                                 settings.night_threshold)
+        detector = Detector(spec, threads=settings.threads, score_threshold=floor,
                             iou_threshold=settings.iou_threshold, resize=settings.resize, layout=settings.layout,
                             input_size=settings.input_size)
     except DetectorError as error:
@@ -147,4 +173,7 @@ def load_configured_finder(config: EdgeConfig) -> BirdFinder | None:
         raise DetectorError(f"{key}: {message}") from None
     return BirdFinder(detector, FinderSettings(
         tiles=parse_tiles(settings.tiles), tile_overlap=settings.tile_overlap, iou_threshold=settings.iou_threshold,
-        containment=settings.containment, crop_margin=settings.crop_margin, banner=settings.banner))
+        containment=settings.containment, crop_margin=settings.crop_margin, banner=settings.banner,
+        motion=MotionSettings(settings.motion, settings.motion_window_s, settings.motion_threshold,
+                              settings.motion_max_regions),
+        threshold=settings.threshold, night_threshold=settings.night_threshold))

@@ -11,6 +11,13 @@
         picture, fitted the same way (the grid is chosen from the whole frame's size, so a
         banner never changes it; a tile may come out up to 15 % shorter than the draft scale
         assumed)
+      → is the picture an infrared night (edge/detect/night.py: LocatedFrame.night; with a
+        night_threshold, each pass keeps the boxes scoring at least the frame's own threshold)
+      → motion (edge/detect/motion.py), with a camera, its frames' capture times (`taken_at`)
+        and motion "auto": a frame within the window of the camera's previous one is compared
+        with it; when that measures motion, the tiles are skipped and each region that moved (or
+        held a bird before) is searched instead, cut from a decode at which it is at least the
+        detector's input (usually the full resolution: one more decode, which the crops use too)
       → boxes mapped to the picture, merged: NMS across all passes, then suppress_contained
         (a tile's half-bird inside the full pass's whole bird goes), then mapped to the whole
         frame (exactly: the picture is the frame's rows top..height-bottom); so no box lies
@@ -33,8 +40,9 @@ padding would show the classifier borders it never saw in training.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import numpy as np
 from PIL import Image
@@ -42,6 +50,8 @@ from PIL import Image
 from edge.detect.banner import NO_BANNER, Banner, BannerMemory, BannerSetting, find_banner, uncrop
 from edge.detect.boxes import CUT_TOLERANCE, Cuts, join_tile_cuts, nms, suppress_contained
 from edge.detect.model import Box, Detector
+from edge.detect.motion import Motion, MotionMemory, MotionSettings, Region, Seen, compare, grey_of
+from edge.detect.night import is_night
 from edge.detect.tiles import Tile, TileSetting, plan_tiles, tile_grid
 from edge.ingest.imaging import load_oriented, open_image, oriented_size
 
@@ -55,7 +65,11 @@ class FinderSettings:
     `containment` of suppress_contained, `crop_margin` (fraction of the box's longer side added
     on each side), `draft` (JPEG draft decoding; off decodes every pixel, for comparisons),
     `banner` "auto" (find each camera's information strip and keep it from the detector) |
-    "off"."""
+    "off"; `motion` (edge/detect/motion.py: with a camera and its frames' capture times, the
+    regions that moved since its previous frame are searched at full resolution instead of the
+    tiles); `threshold`/`night_threshold`: the detector score a box needs on a day / an infrared
+    night frame (edge/detect/night.py); night_threshold None keeps the detector's own threshold
+    for every frame (the detector must then be built with the lower of the two)."""
 
     tiles: TileSetting = "auto"
     tile_overlap: float = 0.2
@@ -64,6 +78,9 @@ class FinderSettings:
     crop_margin: float = 0.15
     draft: bool = True
     banner: BannerSetting = "auto"
+    motion: MotionSettings = field(default_factory=MotionSettings)
+    threshold: float | None = None
+    night_threshold: float | None = None
 
 
 @dataclass
@@ -83,6 +100,34 @@ class LocatedFrame:
     decode_sizes: list[tuple[int, int]] = field(default_factory=list)  # (w, h) of each decode, oriented
     banner: Banner = NO_BANNER  # the strip kept from the detector (fractions of the height)
     others: list[Box] = field(default_factory=list)  # person / vehicle boxes (Box.kind), normalised to the frame
+    night: bool = False  # an infrared night frame (edge/detect/night.py)
+    motion: Motion = field(default_factory=lambda: Motion("off"))  # what motion made of it: its outcome, regions, ms
+    tiles: int = 0  # tile passes run
+    regions: int = 0  # motion region passes run
+
+
+# The capture time of a frame, read by the caller from the opened image (EXIF, or the file's
+# mtime, by the camera's clock); None: unknown, the frame is not compared with others.
+TakenAt = Callable[[Image.Image], "datetime | None"]
+
+
+@dataclass(frozen=True)
+class _RegionPass:
+    """A motion region, cut from a finer decode (`image`, the whole frame at that scale) than the
+    picture the full-frame pass saw, and how to map its boxes to that picture."""
+
+    image: Image.Image
+    tile: Tile  # pixels of `image`
+    picture: Tile  # the picture (the frame without its banner) in pixels of `image`
+    top: int  # banner rows of the detection decode ...
+    picture_height: int  # ... and its picture's rows
+    height: int  # the detection decode's rows
+
+    def to_picture(self, y: float) -> float:
+        """A row of a box in the region (0..1) as a fraction of the detection decode's picture:
+        region pixels of the fine decode → the whole frame's fraction → that picture's."""
+        tile = self.tile
+        return ((tile.y0 + y * tile.height) / self.image.size[1] * self.height - self.top) / self.picture_height
 
 
 def crop_box(box: Box, image_size: tuple[int, int], margin: float, aspect: float = 1.0) -> tuple[int, int, int, int]:
@@ -172,6 +217,11 @@ def _check(settings: FinderSettings) -> None:
         raise ValueError(f"crop_margin {settings.crop_margin!r} must be in 0..2 (a fraction of the box's longer side)")
     if settings.banner not in ("auto", "off"):
         raise ValueError(f'banner {settings.banner!r} must be "auto" or "off"')
+    settings.motion.check()
+    for name in ("threshold", "night_threshold"):
+        value = getattr(settings, name)
+        if value is not None and not 0.0 < value <= 1.0:
+            raise ValueError(f"{name} {value!r} must be in (0, 1]")
 
 
 class BirdFinder:
@@ -182,15 +232,19 @@ class BirdFinder:
         self.detector = detector
         self.settings = settings
         self.banners = BannerMemory()
+        self.motions = MotionMemory()
         _check(settings)
 
-    def locate(self, data: bytes, crop_size: tuple[int, int], camera: str | None = None) -> LocatedFrame:
+    def locate(self, data: bytes, crop_size: tuple[int, int], camera: str | None = None,
+               taken_at: TakenAt | None = None) -> LocatedFrame:
         """Every bird in the frame (best first) with its crop at `crop_size` (w, h). `camera`
         names whose frame it is, so that its banner is learned over its frames; None (a lone
-        frame) uses the frame's own finding. Raises edge.ingest.imaging.FrameError for a frame
-        that cannot be decoded."""
+        frame) uses the frame's own finding. `taken_at(image)`: the frame's capture time, asked
+        once the image is opened, before the detector runs; with a camera and motion "auto",
+        frames of a camera within the motion window are compared (edge/detect/motion.py).
+        Raises edge.ingest.imaging.FrameError for a frame that cannot be decoded."""
         settings, detector = self.settings, self.detector
-        image = open_image(data)
+        image = data if isinstance(data, Image.Image) else open_image(data)  # a picture: locate_picture
         stored = image.size
         full = oriented_size(image)
         grid = tile_grid(full, detector.input_size, settings.tiles)
@@ -202,18 +256,36 @@ class BirdFinder:
         located.banner = self._banner(frame, full, camera)
         top, bottom = located.banner.rows(frame.size[1])
         picture = frame.crop((0, top, frame.size[0], frame.size[1] - bottom)) if top or bottom else frame
-        boxes = [uncrop(box, top, picture.size[1], frame.size[1]) for box in self._search(picture, grid, located)]
+        located.night = is_night(picture)
+        seen, passes = None, []
+        if settings.motion.mode == "auto" and camera is not None:
+            grey = grey_of(frame)
+            rows = (top / frame.size[1], (frame.size[1] - bottom) / frame.size[1])
+            seen = Seen((full[0], full[1], grey.shape[1], grey.shape[0]), grey,
+                        taken_at(image) if taken_at is not None else None, located.night, rows)
+            located.motion = compare(self.motions.last(camera), seen, settings.motion,
+                                     (float(full[0]), float(full[1])), float(max(detector.input_size)))
+            if located.motion.outcome == "measured":
+                grid = None  # the regions instead of the tiles
+                passes = self._region_passes(data, frame, located, full, jpeg)
+        found = self._search(picture, grid, located, passes)
+        boxes = [uncrop(box, top, picture.size[1], frame.size[1]) for box in found]
         # People and vehicles (a MegaDetector's other classes) are recorded, never cropped or classified.
         located.others = [box for box in boxes if box.kind != "bird"]
         boxes = [box for box in boxes if box.kind == "bird"]
+        if seen is not None:
+            birds = tuple(Region(b.xmin, b.ymin, b.xmax, b.ymax) for b in boxes)
+            self.motions.keep(camera, Seen(seen.key, seen.grey, seen.at, seen.night, seen.rows, birds))  # type: ignore[arg-type]
         if not boxes:
             return located
 
         aspect = crop_size[0] / crop_size[1]
         crop_image = frame
-        if not self._fine_enough(boxes, frame.size, crop_size, aspect):
+        if passes and passes[0].image.size[0] > frame.size[0]:
+            crop_image = passes[0].image  # the regions' finer decode
+        if not self._fine_enough(boxes, crop_image.size, crop_size, aspect):
             fine = self._crop_scale(boxes, full, crop_size, aspect) if jpeg else 1
-            if _scaled(full, fine)[0] > frame.size[0]:
+            if _scaled(full, fine)[0] > crop_image.size[0]:
                 crop_image = load_oriented(open_image(data), _draft_request(stored, fine))
                 located.decode_sizes.append(crop_image.size)
         crops = crop_birds(crop_image, boxes, crop_size, settings.crop_margin)
@@ -221,6 +293,13 @@ class BirdFinder:
             Bird(box, crop, crop_box(box, full, settings.crop_margin, aspect)) for box, crop in zip(boxes, crops)
         ]
         return located
+
+    def locate_picture(self, picture: Image.Image, crop_size: tuple[int, int], camera: str | None = None,
+                       taken_at: TakenAt | None = None) -> LocatedFrame:
+        """locate() for a picture already decoded (RGB, upright: a video clip's sampled frame),
+        so that it is not encoded to JPEG and decoded again: no draft scale (every pixel is
+        there already), the same banner, motion, detection passes, merging and crops after that."""
+        return self.locate(picture, crop_size, camera, taken_at)  # type: ignore[arg-type]
 
     def _banner(self, frame: Image.Image, full: tuple[int, int], camera: str | None) -> Banner:
         """The strip to keep from the detector: none with banner "off", this frame's own
@@ -265,20 +344,64 @@ class BirdFinder:
 
     def _run(self, frame: Image.Image, located: LocatedFrame, tile: Tile | None = None) -> list[Box]:
         """One detector pass over the frame or one tile of it, fitted to the detector's input
-        (its `resize`); the boxes come back normalised to the frame or the tile."""
+        (its `resize`); the boxes come back normalised to the frame or the tile. With a
+        night_threshold, a box needs the frame's own threshold (day or night)."""
         region = frame if tile is None else frame.crop((tile.x0, tile.y0, tile.x1, tile.y1))
         boxes = self.detector.detect_picture(region)
         located.invokes += 1
         located.detector_ms += self.detector.last_ms
+        settings = self.settings
+        if settings.night_threshold is not None:
+            floor = settings.night_threshold if located.night else settings.threshold
+            if floor is not None:
+                boxes = [box for box in boxes if box.score >= floor]
         return boxes
 
-    def _search(self, frame: Image.Image, grid: tuple[int, int] | None, located: LocatedFrame) -> list[Box]:
-        """The full-frame pass and the tile passes over `frame` (the picture without its
-        banner), merged, normalised to it."""
+    def _region_passes(self, data: bytes, frame: Image.Image, located: LocatedFrame, full: tuple[int, int],
+                       jpeg: bool) -> list[_RegionPass]:
+        """The motion regions as passes over the coarsest decode at which each region is still at
+        least the detector's input (the detection decode when it is fine enough, else one more
+        decode, which the crops then use too)."""
+        found = located.motion.regions
+        if not found:
+            return []
+        det_w, det_h = self.detector.input_size
+        banner = located.banner
+
+        def picture_rows(height: int) -> tuple[int, int]:
+            top, bottom = banner.rows(height)
+            return top, height - bottom
+
+        def pixels(r: Region, size: tuple[int, int]) -> Tile:
+            """The region in pixels of a decode of `size`, inside its picture rows."""
+            top, end = picture_rows(size[1])
+            x0, x1 = round(r.x0 * size[0]), round(r.x1 * size[0])
+            y0 = min(max(round(r.y0 * size[1]), top), end - 1)
+            y1 = min(max(round(r.y1 * size[1]), y0 + 1), end)
+            return Tile(x0, y0, max(x1, x0 + 1), y1)
+
+        def fits(size: tuple[int, int]) -> bool:
+            return all(t.width >= det_w and t.height >= det_h for t in (pixels(r, size) for r in found))
+
+        scale = next((s for s in DRAFT_SCALES if fits(_scaled(full, s))), 1) if jpeg else 1
+        fine = frame
+        if jpeg and _scaled(full, scale)[0] > frame.size[0]:
+            fine = load_oriented(open_image(data), _draft_request(located.original_size, scale))
+            located.decode_sizes.append(fine.size)
+        top_c, end_c = picture_rows(frame.size[1])
+        top_f, end_f = picture_rows(fine.size[1])
+        return [_RegionPass(fine, pixels(r, fine.size), Tile(0, top_f, fine.size[0], end_f), top_c, end_c - top_c,
+                            frame.size[1]) for r in found]
+
+    def _search(self, frame: Image.Image, grid: tuple[int, int] | None, located: LocatedFrame,
+                regions: Sequence[_RegionPass] = ()) -> list[Box]:
+        """The full-frame pass, the tile passes and the motion region passes over `frame` (the
+        picture without its banner), merged, normalised to it."""
         width, height = frame.size
         found: list[Box] = list(self._run(frame, located))
         cuts: list[Cuts] = [(False, False, False, False)] * len(found)
         tiles = plan_tiles(frame.size, self.detector.input_size, grid, self.settings.tile_overlap) if grid else []
+        located.tiles = len(tiles)
         for tile in tiles:
             # Which of this tile's edges are inner borders (not the frame's own edges).
             inner = (tile.y0 > 0, tile.x0 > 0, tile.y1 < height, tile.x1 < width)
@@ -290,9 +413,18 @@ class BirdFinder:
                     xmax=(tile.x0 + box.xmax * tile.width) / width,
                     score=box.score, class_index=box.class_index, label=box.label, kind=box.kind,
                 ))
-                near = (box.ymin <= CUT_TOLERANCE, box.xmin <= CUT_TOLERANCE,
-                        box.ymax >= 1 - CUT_TOLERANCE, box.xmax >= 1 - CUT_TOLERANCE)
-                cuts.append(tuple(a and b for a, b in zip(inner, near)))  # type: ignore[arg-type]
+                cuts.append(_cut(inner, box))
+        located.regions = len(regions)
+        for region in regions:
+            tile, picture = region.tile, region.picture
+            inner = (tile.y0 > picture.y0, tile.x0 > picture.x0, tile.y1 < picture.y1, tile.x1 < picture.x1)
+            for box in self._run(region.image, located, tile):
+                found.append(Box(
+                    ymin=region.to_picture(box.ymin), xmin=(tile.x0 + box.xmin * tile.width) / picture.width,
+                    ymax=region.to_picture(box.ymax), xmax=(tile.x0 + box.xmax * tile.width) / picture.width,
+                    score=box.score, class_index=box.class_index, label=box.label, kind=box.kind,
+                ))
+                cuts.append(_cut(inner, box))
         # Each kind (birds; people and vehicles of a MegaDetector) is merged on its own: a person
         # box never swallows the bird in front of them, nor a bird box a person.
         merged: list[Box] = []
@@ -320,3 +452,9 @@ class BirdFinder:
         inner_kept = suppress_contained(coords[kept], scores[kept], self.settings.containment)
         return [found[int(kept[i])] for i in inner_kept]
 
+
+def _cut(inner: tuple[bool, bool, bool, bool], box: Box) -> Cuts:
+    """Which sides of a tile's (or region's) box an inner border may have cut: near the border."""
+    near = (box.ymin <= CUT_TOLERANCE, box.xmin <= CUT_TOLERANCE,
+            box.ymax >= 1 - CUT_TOLERANCE, box.xmax >= 1 - CUT_TOLERANCE)
+    return tuple(a and b for a, b in zip(inner, near))  # type: ignore[return-value]

@@ -341,6 +341,13 @@ class _Writer:
             "mediaComments": time_comment(frame.time_source, frame.time_flags),
         }
 
+    def clip_media_row(self, frame: Frame, deployment: Deployment) -> dict[str, Any]:
+        """A video clip's one media row: its content hash, its start, its video media type."""
+        row = self.media_row(frame, deployment)
+        row.update(mediaID=frame.clip_sha256 or frame.sha256,
+                   timestamp=local_text(frame.clip_captured_at or frame.captured_at, self.zone))
+        return row
+
     def media_observations(self, frame: Frame, deployment: Deployment) -> Iterable[dict[str, Any]]:
         stamp = local_text(frame.captured_at, self.zone)
         common = {"deploymentID": deployment.deployment_id, "mediaID": frame.sha256, "eventStart": stamp,
@@ -478,6 +485,7 @@ def export_camtrap_dp(config: EdgeConfig, db: sqlite_utils.Database, out: Path, 
                             observed.writerow(row)
                             summary.event_observations += 1
                     media, listed = _csv(work / "media.csv", MEDIA_FIELDS)
+                    clips_listed: set[int] = set()
                     with media:
                         for frame in frames(db.conn, selection, cameras):
                             moment = frame.moment
@@ -487,6 +495,15 @@ def export_camtrap_dp(config: EdgeConfig, db: sqlite_utils.Database, out: Path, 
                             first = moment if first is None or moment < first else first
                             last = moment if last is None or moment > last else last
                             deployment = by_camera[frame.camera]
+                            if frame.clip_id is not None:
+                                # A video clip is one media row (fileMediatype video/...), its
+                                # observations the visits' (event level): its sampled frames are
+                                # no media of their own.
+                                if frame.clip_id not in clips_listed:
+                                    clips_listed.add(frame.clip_id)
+                                    listed.writerow(writer.clip_media_row(frame, deployment))
+                                    summary.media += 1
+                                continue
                             listed.writerow(writer.media_row(frame, deployment))
                             summary.media += 1
                             for row in writer.media_observations(frame, deployment):

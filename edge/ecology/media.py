@@ -96,6 +96,10 @@ class Frame:
     time_source: str | None = None  # where captured_at came from (frames.time_source)
     time_flags: str | None = None   # what is doubtful about it (frames.time_flags)
     objects: str | None = None      # kinds of its frame_objects rows, comma-separated ("person,person,vehicle")
+    # A video clip's sampled frame (edge/store/clips.py): its clip, the clip's content hash and start.
+    clip_id: int | None = None
+    clip_sha256: str | None = None
+    clip_captured_at: str | None = None
     detections: list[Detection] = field(default_factory=list)
 
     def object_counts(self) -> dict[str, int]:
@@ -148,13 +152,16 @@ def frames(conn: sqlite3.Connection, selection: Selection, cameras: list[str]) -
     objects = ("(SELECT GROUP_CONCAT(o.kind) FROM frame_objects AS o WHERE o.frame_id = f.id)"
                if any(conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'frame_objects'"))
                else "NULL")
+    clips = any(conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'clips'"))
+    clip = "f.clip_id, c.sha256, c.captured_at" if clips else "NULL, NULL, NULL"
     cursor = conn.execute(
         f"""SELECT f.id, f.sha256, f.camera, f.captured_at, f.path, f.stored_path, f.birds, f.species, f.confidence,
-                   f.model_id, fe.uid, f.event_id, f.time_source, {flags}, {objects},
+                   f.model_id, fe.uid, f.event_id, f.time_source, {flags}, {objects}, {clip},
                    d.id, d.rank, d.ymin, d.xmin, d.ymax, d.xmax, d.score, d.kind, d.species, d.confidence,
                    d.review_state, d.reviewed_species, de.uid, {not_bird}
               FROM frames AS f
               LEFT JOIN events AS fe ON fe.id = f.event_id
+              {"LEFT JOIN clips AS c ON c.id = f.clip_id" if clips else ""}
               LEFT JOIN detections AS d ON d.frame_id = f.id
               LEFT JOIN events AS de ON de.id = d.event_id
              WHERE f.status = 'ok' AND f.captured_at IS NOT NULL AND {where}
@@ -166,9 +173,9 @@ def frames(conn: sqlite3.Connection, selection: Selection, cameras: list[str]) -
         if current is None or current.id != row[0]:
             if current is not None:
                 yield current
-            current = Frame(*row[:15])
-        if row[15] is not None:
-            current.detections.append(Detection(*row[15:]))
+            current = Frame(*row[:18])
+        if row[18] is not None:
+            current.detections.append(Detection(*row[18:]))
     if current is not None:
         yield current
 

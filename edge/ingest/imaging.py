@@ -63,9 +63,11 @@ def open_image(data: bytes) -> Image.Image:
     return image
 
 
-def decode(data: bytes, size: tuple[int, int], *, draft: bool = True) -> DecodedFrame:
-    """Bytes of a frame → uint8 RGB at `size` (width, height). Raises FrameError."""
-    image = open_image(data)
+def decode(data: bytes | Image.Image, size: tuple[int, int], *, draft: bool = True) -> DecodedFrame:
+    """Bytes of a frame → uint8 RGB at `size` (width, height). Raises FrameError. An already
+    decoded RGB picture (a video clip's sampled frame, edge/ingest/clips.py) takes the same
+    path after decoding: it is not encoded to JPEG and decoded again."""
+    image = data if isinstance(data, Image.Image) else open_image(data)
     original_size = image.size
     side = 2 * max(size)
     rgb = load_oriented(image, (side, side) if draft else None)

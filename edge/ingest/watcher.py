@@ -40,15 +40,20 @@ from watchdog.events import (DirCreatedEvent, DirMovedEvent, FileClosedEvent, Fi
 from watchdog.observers.inotify import InotifyObserver
 
 from edge.config.cameras import CameraConfig
+from edge.ingest.clips import CLIP_SUFFIXES
 from edge.ingest.imaging import IMAGE_SUFFIXES
+
+# What the watchers offer: photos and video clips ([clips] enabled = false: the daemon leaves clips alone).
+FRAME_SUFFIXES = IMAGE_SUFFIXES | CLIP_SUFFIXES
 
 log = logging.getLogger(__name__)
 
 
 def is_frame_name(path: str | Path) -> bool:
-    """Image suffix, not hidden (temporary upload names are usually hidden or `.part`)."""
+    """Image or video clip suffix (edge/ingest/clips.py), not hidden (temporary upload names are
+    usually hidden or `.part`)."""
     name = os.path.basename(str(path))
-    return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
+    return not name.startswith(".") and os.path.splitext(name)[1].lower() in FRAME_SUFFIXES
 
 
 def iter_frames(folder: Path, recursive: bool) -> Iterator[os.DirEntry]:

@@ -69,6 +69,9 @@ def jpeg_with_time(picture: Any, captured_at: datetime, zone: tzinfo, quality: i
     ifd[ExifTags.Base.DateTimeOriginal] = local.strftime("%Y:%m:%d %H:%M:%S")
     ifd[ExifTags.Base.OffsetTimeOriginal] = f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
     ifd[ExifTags.Base.SubsecTimeOriginal] = f"{local.microsecond // 1000:03d}"
+    # Set the sub-IFD back explicitly: Pillow before 11 writes a fresh Exif's get_ifd() dict only
+    # when it is assigned (10.3, the floor, silently dropped the time: frames fell back to mtime).
+    exif[ExifTags.IFD.Exif] = ifd
     buffer = io.BytesIO()
     image.convert("RGB").save(buffer, "JPEG", quality=quality, exif=exif)
     return buffer.getvalue()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,8 @@ class FieldOperations:
                                path=outcome.path)
         self.health.time_flags(frame.time_flags)
         self.health.errors_superseded(at for _id, at in outcome.superseded)
+        if outcome.clip_id is not None:
+            return  # a clip's sampled frame: its file is post-processed once the clip is finished (after_clip)
         try:
             self.retention.apply(frame)
         except DiskFullError as error:
@@ -111,6 +114,32 @@ class FieldOperations:
         except OSError as error:
             log.error("frame %s: post-processing (%s) failed: %s; the file stays where it is",
                       outcome.path, self.config.retention.after_processing, error.strerror or error)
+
+    def after_clip(self, outcome) -> None:
+        """A video clip finished (done, or an error with the frames before its fault counted):
+        keep, archive or delete the clip file once, as a photo's (archived under the species of its
+        first counted frame; every frame row of the clip then points to the archived file)."""
+        if self.retention is None:
+            return
+        rows = [f.commit.frame for f in outcome.frames if f.commit is not None]
+        if outcome.error_outcome is not None and outcome.error_outcome.commit is not None:
+            rows.append(outcome.error_outcome.commit.frame)
+        if not rows:
+            return
+        counted = [row for row in rows if row.status == "ok"]
+        named = next((row for row in counted if row.species), None)
+        frame = replace(named or (counted[0] if counted else rows[0]), path=outcome.path)
+        try:
+            self.retention.apply(frame)
+        except DiskFullError as error:
+            self.guard.pause(f"no space to archive {outcome.path}: {error.strerror}")
+        except OSError as error:
+            log.error("clip %s: post-processing (%s) failed: %s; the file stays where it is",
+                      outcome.path, self.config.retention.after_processing, error.strerror or error)
+
+    def on_progress(self, daemon) -> None:
+        """A long clip is being decoded: keep the watchdog fed (the loop is not turning)."""
+        self.notifier.watchdog_tick()
 
     def after_duplicate(self, outcome) -> None:
         """A copy of a recorded frame (`outcome.known`, the store's row of it): treated alike."""

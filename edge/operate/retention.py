@@ -206,6 +206,11 @@ class Retention:
         pending = list(self._pending)
         with self.db.atomic():
             self.db.conn.executemany("UPDATE frames SET stored_path = ? WHERE id = ?", pending)
+            # A video clip's file holds all its sampled frames (edge/store/clips.py): they all follow it.
+            self.db.conn.executemany("""UPDATE frames SET stored_path = ?1 WHERE clip_id =
+                                            (SELECT clip_id FROM frames WHERE id = ?2 AND clip_id IS NOT NULL)""", pending)
+            self.db.conn.executemany("""UPDATE clips SET stored_path = ?1 WHERE id =
+                                            (SELECT clip_id FROM frames WHERE id = ?2)""", pending)
         del self._pending[:len(pending)]
         self._last_flush = self.clock()
         return len(pending)
@@ -344,8 +349,12 @@ class Retention:
 
 
     def prune_snapshots(self, batch: int = 500) -> int:
-        """Remove the best-crop files of closed events that ended more than snapshot_days ago,
-        and forget their names (the events and their counts stay)."""
+        """Remove the best-crop files of closed events whose file was written more than
+        snapshot_days ago, and forget their names (the events and their counts stay).
+
+        Counted from when the picture was made (`events.snapshot_at`), not from when the bird was
+        seen: a visit of an old backlog imported today keeps its picture snapshot_days from today.
+        A row without snapshot_at (written before it existed) falls back to the visit's end."""
         days = self.config.snapshot_days
         if days is None or self.snapshot_dir is None:
             return 0
@@ -353,8 +362,8 @@ class Retention:
         removed = 0
         while True:
             rows = self.db.execute(
-                """SELECT id, snapshot FROM events WHERE snapshot IS NOT NULL AND state = 'closed' AND ended_at < ?
-                   ORDER BY id LIMIT ?""", (cutoff, batch)).fetchall()
+                """SELECT id, snapshot FROM events WHERE snapshot IS NOT NULL AND state = 'closed'
+                     AND COALESCE(snapshot_at, ended_at) < ? ORDER BY id LIMIT ?""", (cutoff, batch)).fetchall()
             if not rows:
                 break
             self.progress()
@@ -366,7 +375,7 @@ class Retention:
                 self.db.execute(f"UPDATE events SET snapshot = NULL WHERE id IN ({marks})", [r[0] for r in rows])
             removed += len(rows)
         if removed:
-            log.info("removed %d event snapshots older than %d days (the events are kept)", removed, days)
+            log.info("removed %d event snapshots made more than %d days ago (the events are kept)", removed, days)
         return removed
 
 

@@ -299,8 +299,11 @@ def frames(
     birds = "birds" if _has(db, "frames", "birds") else "NULL AS birds"
     # Where the capture time came from (exif, exif-local, mtime, ...) and what is doubtful about it.
     flags = "time_flags" if _has(db, "frames", "time_flags") else "NULL AS time_flags"
+    # An infrared night frame (1), a day frame (0), not known (NULL: error rows, older rows).
+    night = "night" if _has(db, "frames", "night") else "NULL AS night"
     rows = _limited(db, f"""id, path, camera, {status}, error, species, confidence, {birds}, captured_at, time_source,
-                   {flags}, processed_at, inference_ms, model_id""", f"frames{where}", "processed_at DESC, id DESC", params, limit)
+                   {flags}, {night}, processed_at, inference_ms, model_id""", f"frames{where}", "processed_at DESC, id DESC",
+                    params, limit)
     for row in rows:
         row["captured_local"] = _local(row["captured_at"], zone)
         if row["confidence"] is not None:

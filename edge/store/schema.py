@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import sqlite_utils
 
-from edge.store import counts, notifications, outbox, repeats, taxa
+from edge.store import clips, counts, folders, notifications, outbox, repeats, taxa
 
 
 SCHEMA_VERSION = 6
@@ -289,6 +289,8 @@ def _schema_v6(db: sqlite_utils.Database) -> None:
       `future`), NULL when nothing is; events.time_flags: the doubtful ones among its frames'
       (`future`, `before-deployment`, `out-of-order`: edge/store/clock_checks.py), which keep the
       visit out of effort and deployment spans. A partial index finds the few flagged frames.
+    - frames.night: 1 for an infrared night frame (monochrome, lit by the camera's LEDs:
+      edge/detect/night.py), 0 for a day frame, NULL where not known (error rows, older rows).
     - clock_corrections: the clock corrections applied after the fact (edge/store/corrections.py,
       `edge clock correct`): who, when, camera, range, offset, frames and visits moved, why.
     - notifications, notification_stats: the push notifications' durable queue, one row per
@@ -301,6 +303,13 @@ def _schema_v6(db: sqlite_utils.Database) -> None:
       and again, their state (candidate, suppressed, released) and the days each was seen on
       (edge/store/repeats.py: repeat-detection elimination); detections.flag `repeat` marks a
       detection suppressed at such a place.
+    - events.snapshot_at: when the event's snapshot file was (last) written, the time
+      [retention] snapshot_days counts from (a visit of an old backlog gets its picture today).
+    - picture_folders: each camera's folder and the archive as the daemon was configured
+      (edge/store/folders.py), so that `edge web --db` alone can serve the pictures.
+    - clips: one row per video clip (edge/store/clips.py: its file, container, codec, duration,
+      capture time, sampling, state decoding | done | error with its reason, frames decoded and
+      sampled); frames.clip_id / clip_offset_s: a clip's sampled frames, one frames row each.
     The counts are recomputed by edge.store.counts in Python (the same code the writer runs),
     in the migration's transaction.
     """
@@ -317,6 +326,8 @@ def _schema_v6(db: sqlite_utils.Database) -> None:
         ALTER TABLE events ADD COLUMN flag TEXT;
         ALTER TABLE frames ADD COLUMN time_flags TEXT;
         ALTER TABLE events ADD COLUMN time_flags TEXT;
+        ALTER TABLE events ADD COLUMN snapshot_at TEXT;
+        ALTER TABLE frames ADD COLUMN night INTEGER;
         CREATE INDEX IF NOT EXISTS frames_time_flags ON frames (camera, time_flags) WHERE time_flags IS NOT NULL;
 
         -- MaxN per name from the detections (several birds of one name in one frame) ...
@@ -371,6 +382,8 @@ def _schema_v6(db: sqlite_utils.Database) -> None:
         CREATE INDEX IF NOT EXISTS frame_objects_kind ON frame_objects (kind, frame_id);
         """)
     repeats.create_tables(db.conn)
+    folders.create_tables(db.conn)
+    clips.create_tables(db.conn)
     counts.recount_all(db.conn)
 
 

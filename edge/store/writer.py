@@ -33,7 +33,7 @@ from edge.store.db import StoreError, connect, immediate, schema_version
 from edge.store.counts import META_MIN_FRAMES, bump_tally, recount, stored_counts
 from edge.detect.repeats import RepeatRules
 from edge.store.events import DEFAULT_SPECIES_MIN_FRAMES, GROUP_BY_VALUES, SpeciesVotes, beyond_cap, counted, vote
-from edge.store import repeats, taxa
+from edge.store import clips, repeats, taxa
 from edge.store.schema import MIGRATIONS, SCHEMA_VERSION
 from edge.store.times import format_utc, local_day, parse_utc
 
@@ -96,6 +96,12 @@ class FrameRecord:
     time_flags: tuple[str, ...] = ()
     # People and vehicles in the frame (a MegaDetector's other classes): frame_objects rows.
     objects: Sequence[ObjectRecord] = ()
+    # A video clip's sampled frame (edge/store/clips.py): its clip row and time from the clip's start.
+    clip_id: int | None = None
+    clip_offset_s: float | None = None
+    # An infrared night frame (edge/detect/night.py), stored in frames.night (1/0); None: not
+    # known (an error row).
+    night: bool | None = None
 
     def groups(self) -> list[BirdGroup]:
         """What the frame counts, one group per species (`unknown` included): the whole-frame
@@ -334,6 +340,7 @@ class Store:
                     MIGRATIONS[step](self.db)
                 # Schema 6 is unreleased: a database an earlier build of it made lacks these (idempotent).
                 repeats.create_tables(self.conn)
+                clips.create_tables(self.conn)
                 self.db["meta"].upsert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
                 if station_id:
                     self.db["meta"].upsert({"key": "station_id", "value": station_id}, pk="key")
@@ -423,7 +430,9 @@ class Store:
         """The newest `limit` frames whose post-processing left no stored_path, newest first: what
         a crash between a commit and its move or delete may have left in the camera folder."""
         return [CommittedFrame(*row) for row in self.db.execute(
-            f"SELECT {COMMITTED_COLUMNS} FROM frames WHERE stored_path IS NULL ORDER BY id DESC LIMIT ?", (limit,))]
+            f"""SELECT {COMMITTED_COLUMNS} FROM frames WHERE stored_path IS NULL
+                    AND (clip_id IS NULL OR clip_id IN (SELECT id FROM clips WHERE state != 'decoding'))
+                    ORDER BY id DESC LIMIT ?""", (limit,))]
 
     def recorded_error(self, sha256: str, path: str, size: int | None = None, mtime: float | None = None) -> bool:
         """An error row that settles this content at this path: not superseded, and not a
@@ -485,6 +494,37 @@ class Store:
         delay = min(self.retry_backoff * (2 ** min(attempts - 1, 30)), max(timedelta(hours=1), self.retry_backoff))
         return now + delay
 
+    # -- video clips (edge/store/clips.py; the daemon's side: edge/daemon/clips.py) ----------
+
+    def clip(self, sha256: str) -> clips.ClipRow | None:
+        """The clip recorded with this content, or None."""
+        return clips.by_sha256(self.conn, sha256)
+
+    def clip_finished_here(self, path: str, size: int, mtime: float) -> bool:
+        """A clip at this path, with this size and mtime, already done or failed: skip it unhashed."""
+        return clips.finished_at_path(self.conn, path, size, mtime)
+
+    def begin_clip(self, values: dict[str, Any]) -> int:
+        """Record a clip about to be sampled (state decoding); returns its id."""
+        with self._write():
+            return clips.begin(self.conn, values)
+
+    def clip_offsets(self, clip_id: int) -> set[int]:
+        """Offsets (ms) of the clip's sampled frames already committed."""
+        return clips.recorded_offsets(self.conn, clip_id)
+
+    def finish_clip(self, clip_id: int, state: str, error: str | None, frames_decoded: int, frames_sampled: int,
+                    decoded_s: float | None) -> None:
+        """The clip is over: done, or error with its reason (the frames committed before stay)."""
+        with self._write():
+            clips.finish(self.conn, clip_id, state, error, frames_decoded, frames_sampled, decoded_s,
+                         format_utc(self.clock()))
+
+    def move_clip(self, clip_id: int, path: str) -> None:
+        """A recorded clip renamed: its row and its frames' rows follow it."""
+        with self._write():
+            clips.move(self.conn, clip_id, path)
+
     def update_path(self, frame_id: int, path: str) -> None:
         """A recorded frame renamed (uploader temp name → final name): follow it."""
         with self._write():
@@ -537,8 +577,9 @@ class Store:
             cursor = self.db.execute(
                 """INSERT INTO frames (path, sha256, camera, size, mtime, captured_at, time_source,
                        processed_at, status, error, model_id, inference_ms, species, confidence, event_id,
-                       attempts, retry_at, birds, detector_id, model_species, flag, time_flags)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       attempts, retry_at, birds, detector_id, model_species, flag, time_flags, clip_id,
+                       clip_offset_s, night)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     frame.path,
                     frame.sha256,
@@ -560,6 +601,9 @@ class Store:
                     frame.detector_id,
                     *self._model_species_and_flag(frame.decision if frame.birds is None else None),
                     ",".join(frame.time_flags) or None,
+                    frame.clip_id,
+                    frame.clip_offset_s,
+                    None if frame.night is None or frame.status != "ok" else int(frame.night),
                 ),
             )
             frame_id = int(cursor.lastrowid)
@@ -570,7 +614,7 @@ class Store:
                     "INSERT INTO predictions (frame_id, rank, label, score) VALUES (?, ?, ?, ?)",
                     [(frame_id, rank, p.label, p.score) for rank, p in enumerate(frame.predictions, start=1)],
                 )
-            snapshots = self._record_birds(frame, frame_id, group_events, changes) if frame.birds else []
+            snapshots = self._record_birds(frame, frame_id, group_events, changes, now) if frame.birds else []
             if frame.objects and frame.status == "ok":
                 self.conn.executemany(
                     """INSERT INTO frame_objects (frame_id, rank, kind, ymin, xmin, ymax, xmax, score, detector_label)
@@ -666,10 +710,11 @@ class Store:
         return (main.species, main.confidence) if main else (None, None)
 
     def _record_birds(self, frame: FrameRecord, frame_id: int, group_events: list[tuple[BirdGroup, int]],
-                      changes: list[EventChange]) -> list[tuple[str, int]]:
+                      changes: list[EventChange], now: datetime) -> list[tuple[str, int]]:
         """The frame's detection rows, and each touched event's best crop: the detection of the
         event's species with the best classifier confidence (then detector score). Returns the
-        (snapshot name, rank) of the events whose best crop is now one of this frame's birds."""
+        (snapshot name, rank) of the events whose best crop is now one of this frame's birds;
+        `snapshot_at` = now, when its file is written ([retention] snapshot_days counts from it)."""
         assert frame.birds is not None
         event_of_rank = {rank: event_id for group, event_id in group_events for rank in group.ranks}
         rows = []
@@ -697,8 +742,8 @@ class Store:
                 continue
             if best[1] == frame_id:
                 name = f"{event['uid']}.jpg"
-                self.db.execute("UPDATE events SET best_detection_id = ?, snapshot = ? WHERE id = ?",
-                                (best[0], name, event_id))
+                self.db.execute("UPDATE events SET best_detection_id = ?, snapshot = ?, snapshot_at = ? WHERE id = ?",
+                                (best[0], name, format_utc(now), event_id))
                 snapshots.append((name, int(best[2])))
             else:  # the vote moved to a species seen earlier: its crop is no longer in memory
                 self.db.execute("UPDATE events SET best_detection_id = ? WHERE id = ?", (best[0], event_id))

@@ -25,13 +25,14 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote
+from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -53,6 +54,7 @@ from edge.store.reviews import (
     review_queue,
 )
 from edge.web import charts, images
+from edge.web.health import health_view
 from edge.web.auth import (
     LoginLimiter,
     Revocations,
@@ -68,6 +70,7 @@ from edge.web.guard import RequestGuard
 from edge.web.queries import Reader
 
 MAX_ROW_ID = 2**63 - 1  # SQLite's largest rowid
+MAX_PERIOD_DAYS = 366  # the species page's per-day bars: a year at most
 log = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
@@ -164,6 +167,7 @@ class WebApp:
         if config.retention.archive_dir is not None:
             folders.append(Path(config.retention.archive_dir))
         self.frame_folders = folders
+        self._unserved: set[str] = set()  # cameras whose missing pictures were logged
         self.outbox = outbox
         self._reviews: ReviewStore | None = None
         self._review_lock = threading.Lock()
@@ -222,6 +226,7 @@ class WebApp:
             Route("/img/snapshot/{event_id:int}", page(self.img_snapshot)),
             Route("/img/frame/{frame_id:int}", page(self.img_frame)),
             Route("/img/crop/{detection_id:int}", page(self.img_crop)),
+            Route("/clip/{clip_id:int}", page(self.clip_file)),
             Route("/repeats", page(self.repeats)),
             Route("/repeats/{place_id:int}/release", write(self.release_form), methods=["POST"]),
             Route("/img/repeat/{place_id:int}", page(self.img_repeat)),
@@ -330,10 +335,20 @@ class WebApp:
 
     # ----- pages ---------------------------------------------------------------------------
     async def today(self, request: Request, ctx: Context) -> Response:
+        """One local day's counts (`?day=YYYY-MM-DD`, default today) with links to the day before
+        and after; today shows the latest visits, another day that day's visits."""
         def work(reader: Reader) -> Response:
-            day = reader.today()
-            return self._render("today.html", ctx, page="today", day=day.isoformat(), counts=reader.day_counts(day),
-                                latest=reader.latest_events(12), local=reader.local)
+            today = reader.today()
+            day = _date(request.query_params.get("day")) or today
+            if day == today:
+                latest = reader.latest_events(12)
+            else:
+                latest = reader.events(first=day, last=day, limit=self.web.page_size)[:self.web.page_size]
+            return self._render("today.html", ctx, page="today", day=day.isoformat(), today=today.isoformat(),
+                                weekday=day.strftime("%A"), previous=(day - timedelta(days=1)).isoformat(),
+                                following=(day + timedelta(days=1)).isoformat() if day < today else None,
+                                counts=reader.day_counts(day), latest=latest, local=reader.local,
+                                frame_images=self.web.frame_images)
         return self._read(request, ctx, work)
 
     async def species(self, request: Request, ctx: Context) -> Response:
@@ -342,15 +357,30 @@ class WebApp:
         def work(reader: Reader) -> Response:
             names = reader.species_names()
             chosen = name or (names[0] if names else "")
-            last = reader.today()
-            days, visits, individuals = reader.species_days(chosen, last, 30)
-            hours = reader.hour_matrix(last - timedelta(days=29), last, chosen).get(chosen, [0] * 24)
+            today = reader.today()
+            first, last = self._period(request, reader, 30)
+            clipped = (last - first).days + 1 > MAX_PERIOD_DAYS
+            if clipped:
+                first = last - timedelta(days=MAX_PERIOD_DAYS - 1)
+            span = (last - first).days + 1
+            days, visits, individuals = reader.species_days(chosen, last, span)
+            hours = reader.hour_matrix(first, last, chosen).get(chosen, [0] * 24)
             shown = self.readable(chosen, ctx.taxa)
+            # When it was seen at all (a station's own database; the fleet view has no such query):
+            # an empty period then links to the days that have its visits.
+            days_seen = reader.seen_days(chosen) if chosen and hasattr(reader, "seen_days") else None
+            seen = None if days_seen is None else {
+                "first": days_seen[0].isoformat(), "last": days_seen[1].isoformat(),
+                "recent": (days_seen[1] - timedelta(days=29)).isoformat()}
+            period = f"{first} to {last}"
+            presets = [(label, (today - timedelta(days=n - 1)).isoformat(), today.isoformat())
+                       for label, n in (("7 days", 7), ("30 days", 30), ("90 days", 90), ("1 year", 365))]
             return self._render(
-                "species.html", ctx, page="species", names=names, chosen=chosen,
+                "species.html", ctx, page="species", names=names, chosen=chosen, first=first.isoformat(),
+                last=last.isoformat(), span=span, clipped=clipped, presets=presets, seen=seen,
                 days_chart=charts.day_bars(days, {"visits": visits, "individuals": individuals},
-                                           f"{shown}: visits and individuals per day, last 30 days"),
-                hours_chart=charts.hour_bars(hours, f"{shown}: visits by hour of day, last 30 days"),
+                                           f"{shown}: visits and individuals per day, {period}"),
+                hours_chart=charts.hour_bars(hours, f"{shown}: visits by hour of day, {period}"),
                 total_visits=sum(visits), total_individuals=sum(individuals))
         return self._read(request, ctx, work)
 
@@ -388,6 +418,7 @@ class WebApp:
                                  limit=size, offset=(page_number - 1) * size)
             keep = {k: v for k, v in q.items() if k != "page" and v}
             return self._render("events.html", ctx, page="events", rows=rows[:size], more=len(rows) > size,
+                                frame_images=self.web.frame_images,
                                 number=page_number, filters=keep, cameras=reader.cameras(),
                                 names=reader.species_names(), local=reader.local,
                                 query=lambda n: "&".join([*(f"{quote(k)}={quote(v)}" for k, v in keep.items()),
@@ -402,9 +433,10 @@ class WebApp:
             if event is None:
                 return self._error(request, ctx, 404, f"no event {event_id}")
             reviews = history(reader.conn, event_id) if reader.reviews else []
-            return self._render("event.html", ctx, page="events", event=event, frames=reader.event_frames(event_id),
+            return self._render("event.html", ctx, page="events", event=event,
+                                frames=reader.event_frames(event_id, event),
                                 reviews=reviews, local=reader.local, labels=self.labels,
-                                frame_images=self.web.frame_images)
+                                frame_images=self.web.frame_images, clips=reader.event_clips(event_id))
         return self._read(request, ctx, work)
 
     async def queue(self, request: Request, ctx: Context) -> Response:
@@ -424,7 +456,21 @@ class WebApp:
         status = await run_in_threadpool(
             collect_status, self.database, disk_paths=disk_paths, rate_window_s=self.config.health.rate_window_s,
             stale_after_s=max(60.0, 6 * self.config.health.status_interval_s))
-        return self._render("health.html", ctx, page="health", facts=status, rows=_flatten(status))
+        zone = await run_in_threadpool(self._station_zone)
+        return self._render("health.html", ctx, page="health", view=health_view(status, zone), facts=status,
+                            rows=_flatten(status), zone=str(zone))
+
+    def _station_zone(self) -> Any:
+        """The station's zone as the database records it (`edge web --db` may run without the
+        configuration), else the configured one."""
+        try:
+            reader = self._reader()
+        except StoreError:
+            return ZoneInfo(self.config.station.timezone)
+        try:
+            return reader.zone
+        finally:
+            reader.conn.close()
 
     # ----- login ---------------------------------------------------------------------------
     async def login(self, request: Request, ctx: Context) -> Response:
@@ -483,8 +529,12 @@ class WebApp:
             if self.config.privacy.hide_people and reader.frame_has_person(frame_id):
                 return self._private()
             row = reader.frame(frame_id)
-            path = self._frame_path(row)
-            return (path, reader.frame_boxes(frame_id) if boxes else [])
+            path = self._frame_path(row, reader)
+            offset = row.get("clip_offset_s") if row else None
+            if not boxes:
+                return (path, [], [], offset)
+            drawn = reader.frame_boxes(frame_id)
+            return (path, drawn, [self._box_caption(box, ctx.taxa) for box in drawn], offset)
         found = self._read(request, ctx, locate)
         if isinstance(found, Response) or found[0] is None:
             return found if isinstance(found, Response) else Response("not found", 404)
@@ -501,12 +551,37 @@ class WebApp:
                 return (None, None)
             if self.config.privacy.hide_people and reader.frame_has_person(detection["frame_id"]):
                 return self._private()
-            return (self._frame_path(reader.frame(detection["frame_id"])), detection)
+            frame = reader.frame(detection["frame_id"])
+            return (self._frame_path(frame, reader), detection, frame.get("clip_offset_s") if frame else None)
         found = self._read(request, ctx, locate)
         if isinstance(found, Response) or found[0] is None:
             return found if isinstance(found, Response) else Response("not found", 404)
         data = await run_in_threadpool(images.crop_jpeg, *found)
         return Response(data, media_type="image/jpeg") if data else Response("not found", 404)
+
+    async def clip_file(self, request: Request, ctx: Context) -> Response:
+        """A video clip as its camera wrote it, for the event page's <video> (the browser plays
+        what it can: H.264 MP4 everywhere, H.265 or MJPEG AVI seldom; the sampled frames above it
+        are shown either way). By id, inside the camera folders or the archive, like a frame;
+        never a clip with a person in it under [privacy] hide_people."""
+        if not self.web.frame_images:
+            return Response("not found", 404)
+        clip_id = request.path_params["clip_id"]
+        if clip_id > MAX_ROW_ID:
+            return Response("not found", 404)
+
+        def locate(reader: Reader) -> Any:
+            row = reader.clip(clip_id)
+            if row is None or (self.config.privacy.hide_people and row["has_person"]):
+                return None
+            path = self._frame_path(row, reader)
+            return (path, row["media_type"]) if path is not None else None
+        found = self._read(request, ctx, locate)
+        if isinstance(found, Response):
+            return found
+        if found is None:
+            return Response("not found", 404)
+        return FileResponse(found[0], media_type=found[1], headers={"Cache-Control": "private, max-age=300"})
 
     @staticmethod
     def _private() -> Response:
@@ -514,15 +589,63 @@ class WebApp:
         return Response(images.private_placeholder(), media_type="image/jpeg",
                         headers={"Cache-Control": "private, max-age=300", "X-Trailcam-Private": "person"})
 
-    def _frame_path(self, row: dict | None) -> Path | None:
+    def _frame_path(self, row: dict | None, reader: Reader) -> Path | None:
+        """The frame's file, when it lies inside a folder the station owns: a configured camera
+        folder or archive, or one the database records (edge/store/folders.py: `edge web --db`
+        alone). A frame whose file cannot be served is logged, once per camera, saying why."""
         if row is None:
             return None
+        folders = [*self.frame_folders, *(f.path for f in reader.picture_folders())]
         for candidate in (row.get("stored_path"), row.get("path")):
             if candidate:
-                found = images.inside(candidate, self.frame_folders)
+                found = images.inside(candidate, folders)
                 if found is not None:
                     return found
+        camera = str(row.get("camera"))
+        if camera not in self._unserved:
+            self._unserved.add(camera)
+            log.warning("pictures of camera %s cannot be served: frame %s's file %s is gone or outside the "
+                        "known picture folders (%s); the pages show a placeholder", camera, row.get("id"),
+                        row.get("stored_path") or row.get("path"), ", ".join(map(str, folders)) or "none")
         return None
+
+    def _box_caption(self, box: dict, taxa: dict[str, Any]) -> str:
+        """A box's caption on the frame: its rank and the name it counts under in its visit (as
+        the visit's title and the frame's caption name it), with the classifier's confidence."""
+        counted = box.get("counted")
+        name = self.readable(counted, taxa) if counted else box.get("reason") or "not counted"
+        confidence = f" {100 * box['confidence']:.0f} %" if counted and box.get("confidence") is not None else ""
+        return f"{box['rank']}: {name}{confidence}"
+
+    def report_pictures(self) -> None:
+        """Say at start where pictures are served from and which cameras' pictures cannot be
+        (no folder known to the configuration or the database, or a folder that is missing):
+        those show a placeholder instead of a picture."""
+        try:
+            reader = self._reader()
+        except StoreError as error:
+            log.info("pictures: the database cannot be read yet (%s)", error)
+            return
+        try:
+            recorded = reader.picture_folders()
+            cameras = reader.cameras()
+        finally:
+            reader.conn.close()
+        known = {camera.name: Path(camera.path) for camera in self.config.cameras}
+        for folder in recorded:
+            if folder.kind == "camera" and folder.name is not None:
+                known.setdefault(folder.name, folder.path)
+        archive = self.frame_folders[len(self.config.cameras):] + [f.path for f in recorded if f.kind == "archive"]
+        log.info("pictures are served from: %s", ", ".join(
+            [f"{name} {path}" for name, path in sorted(known.items())] + [f"archive {path}" for path in archive]) or "nowhere")
+        for camera in cameras:
+            if camera not in known:
+                log.warning("pictures of camera %s cannot be served: its folder is not in the database or the "
+                            "configuration (the daemon records it when it starts; or give --config with its "
+                            "[[cameras]]); its pages show a placeholder", camera)
+            elif not known[camera].is_dir():
+                log.warning("pictures of camera %s cannot be served: its folder %s is missing; its pages show a "
+                            "placeholder", camera, known[camera])
 
     # ----- repeat detections (edge/store/repeats.py) ---------------------------------------------
     async def repeats(self, request: Request, ctx: Context) -> Response:
@@ -547,7 +670,7 @@ class WebApp:
             detection = reader.detection(place["detection_id"]) if place and place["detection_id"] else None
             if detection is None:
                 return (None, None)
-            return (self._frame_path(reader.frame(detection["frame_id"])), place)
+            return (self._frame_path(reader.frame(detection["frame_id"]), reader), place)
         found = self._read(request, ctx, locate)
         if isinstance(found, Response) or found[0] is None:
             return found if isinstance(found, Response) else Response("not found", 404)
@@ -700,4 +823,6 @@ def create_app(config: EdgeConfig) -> Starlette:
     it must not start)."""
     users = check_startup(config)
     spec = model_spec(config)
-    return WebApp(config, users, model_labels(spec), outbox_for(config, spec)).app()
+    web = WebApp(config, users, model_labels(spec), outbox_for(config, spec))
+    web.report_pictures()
+    return web.app()

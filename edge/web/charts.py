@@ -14,6 +14,7 @@ from markupsafe import Markup
 
 BAR = "#2f7d4f"
 BAR_2 = "#c58b1b"
+MAX_LABELLED_DAYS = 62  # day bars carry their figure above them up to two months
 
 
 def _svg(width: int, height: int, title: str, body: list[str], css_class: str) -> Markup:
@@ -45,7 +46,7 @@ def day_bars(days: Sequence[str], series: Mapping[str, Sequence[int]], title: st
             x = x0 + j * bar_w
             body.append(f'<rect x="{x:.1f}" y="{top + plot_h - h:.1f}" width="{bar_w:.1f}" height="{h:.1f}" '
                         f'fill="{colours[j % 3]}"><title>{escape(day)} {escape(name)}: {value}</title></rect>')
-            if value:
+            if value and len(days) <= MAX_LABELLED_DAYS:  # beyond, the figures would overlap: each bar's <title> says it
                 body.append(f'<text x="{x + bar_w / 2:.1f}" y="{top + plot_h - h - 2:.1f}" text-anchor="middle" '
                             f'class="value">{value}</text>')
         if i % step == 0:

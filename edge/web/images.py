@@ -60,13 +60,27 @@ def _read(path: Path) -> bytes | None:
     return data if len(data) <= MAX_IMAGE_BYTES else None
 
 
-def _decode(path: Path) -> Image.Image | None:
+def _decode(path: Path, clip_offset_s: float | None = None) -> Image.Image | None:
+    if clip_offset_s is not None:
+        return _clip_picture(path, clip_offset_s)
     data = _read(path)
     if data is None:
         return None
     try:
         return load_oriented(open_image(data), None)
     except FrameError:
+        return None
+
+
+def _clip_picture(path: Path, offset_s: float) -> Image.Image | None:
+    """A video clip's sampled frame, decoded from the clip (edge/ingest/clips.py; PyAV, the
+    `video` extra, imported only here): what the daemon analysed at that offset."""
+    from edge.ingest.clips import ClipError, ClipReader
+
+    try:
+        with ClipReader(str(path)) as reader:
+            return reader.picture_at(offset_s)
+    except ClipError:
         return None
 
 
@@ -81,24 +95,27 @@ def _box(row: dict) -> Box:
                row.get("detector_label") or "bird")
 
 
-def frame_jpeg(path: Path, boxes: Sequence[dict] = ()) -> bytes | None:
+def frame_jpeg(path: Path, boxes: Sequence[dict] = (), captions: Sequence[str] | None = None,
+               clip_offset_s: float | None = None) -> bytes | None:
     """The frame as displayed (EXIF orientation), at most DISPLAY_WIDTH wide, boxes drawn with
-    their species and confidence when given."""
-    image = _decode(path)
+    `captions` (the app's: the names the visit counts) or, without them, the stored label and
+    confidence; a clip's sampled frame is decoded at its offset."""
+    image = _decode(path, clip_offset_s)
     if image is None:
         return None
     if boxes:
-        captions = [f"{b['rank']}: {b['species'] or b['kind']}"
-                    + (f" {b['confidence']:.2f}" if b.get("confidence") is not None else "") for b in boxes]
-        image = draw(image, [_box(b) for b in boxes], captions)
+        if captions is None:
+            captions = [f"{b['rank']}: {b['species'] or b['kind']}"
+                        + (f" {b['confidence']:.2f}" if b.get("confidence") is not None else "") for b in boxes]
+        image = draw(image, [_box(b) for b in boxes], list(captions))
     if image.width > DISPLAY_WIDTH:
         image = image.resize((DISPLAY_WIDTH, round(image.height * DISPLAY_WIDTH / image.width)), Image.BILINEAR)
     return _jpeg(image)
 
 
-def crop_jpeg(path: Path, detection: dict) -> bytes | None:
+def crop_jpeg(path: Path, detection: dict, clip_offset_s: float | None = None) -> bytes | None:
     """The detection's crop as the classifier saw it (edge.detect.finder.crop_birds)."""
-    image = _decode(path)
+    image = _decode(path, clip_offset_s)
     if image is None:
         return None
     crop = crop_birds(image, [_box(detection)], CROP_SIZE)[0]

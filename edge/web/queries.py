@@ -25,8 +25,31 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from edge.store import folders
 from edge.store.counts import counts_by_event, headline
 from edge.store.times import format_utc, parse_utc
+
+
+NOT_COUNTED = {"not_bird": "not a bird", "repeat": "repeat (not counted)", "unconfirmed": "unconfirmed"}
+
+
+def counted_label(bird: dict[str, Any], event: dict[str, Any] | None) -> str | None:
+    """The name a bird (a detection, or a frame classified whole) counts under in its visit, as
+    the visit's title counts it: its review's species, or the visit's corrected species where the
+    visit was corrected as a whole; None when it counts nothing (not a bird, a repeat, unconfirmed,
+    rejected by a review, no species)."""
+    if bird.get("flag") in NOT_COUNTED or bird.get("kind") == "none":
+        return None
+    state = bird.get("review_state")
+    if state == "rejected":
+        return None
+    species = bird.get("reviewed_species") if state == "corrected" else bird.get("species")
+    if event is not None:
+        if event.get("review_state") == "rejected":
+            return None
+        if event.get("review_state") == "corrected" and species == event.get("machine_species"):
+            return event.get("reviewed_species") or species
+    return species
 
 
 def _rows(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
@@ -73,6 +96,9 @@ class Reader:
         # Schema 6: what is doubtful about the capture times (edge/store/clock_checks.py).
         time_flags = "e.time_flags" if "time_flags" in event_columns else "NULL AS time_flags"
         self.frame_time_flags = "time_flags" if "time_flags" in columns(conn, "frames") else "NULL AS time_flags"
+        # Schema 6: a video clip's sampled frames (edge/store/clips.py).
+        self.clips = "clip_id" in columns(conn, "frames")
+        self.frame_clip = "clip_id, clip_offset_s" if self.clips else "NULL AS clip_id, NULL AS clip_offset_s"
         self.event_columns = (f"e.id, e.uid, e.camera, e.species AS machine_species, e.confidence, e.started_at, "
                               f"e.ended_at, e.frame_count, e.state, {best}, {self.review_columns}, {flag}, "
                               f"{self.counted_species} AS species, {self.counted_individuals} AS individuals, "
@@ -100,6 +126,16 @@ class Reader:
 
     def local(self, stamp: str | None) -> datetime | None:
         return parse_utc(stamp).astimezone(self.zone) if stamp else None
+
+    def picture_folders(self) -> list[folders.PictureFolder]:
+        """The camera folders and archive the daemon recorded (edge/store/folders.py)."""
+        return folders.read(self.conn)
+
+    def seen_days(self, species: str) -> tuple[date, date] | None:
+        """The first and last local day with a visit of `species` (the tallies), or None."""
+        row = self.conn.execute("SELECT MIN(day), MAX(day) FROM daily_tallies WHERE species = ? AND events > 0",
+                                (species,)).fetchone()
+        return (date.fromisoformat(row[0]), date.fromisoformat(row[1])) if row and row[0] else None
 
     # ----- pages ------------------------------------------------------------------------------
     def day_counts(self, day: date) -> list[dict[str, Any]]:
@@ -218,9 +254,12 @@ class Reader:
         rows = self.with_counts(_rows(self.conn, f"SELECT {self.event_columns} FROM events e WHERE e.id = ?", (event_id,)))
         return rows[0] if rows else None
 
-    def event_frames(self, event_id: int) -> list[dict[str, Any]]:
+    def event_frames(self, event_id: int, event: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """The visit's frames, each with its detections and predictions, and `counted`: the
+        (name, birds, best confidence) this frame counts in the visit, named as the visit's title
+        names them (counted_label), so that a frame's caption and the title agree."""
         frames = _rows(self.conn, f"""SELECT id, path, stored_path, captured_at, time_source, species, confidence,
-                                      {self.frame_time_flags} FROM frames
+                                      {self.frame_time_flags}, {self.frame_clip} FROM frames
                                       WHERE event_id = ? ORDER BY captured_at, id""", (event_id,))
         has_detections = self.detections
         for frame in frames:
@@ -235,17 +274,64 @@ class Reader:
                     frame["detections"].append(det)
             frame["predictions"] = _rows(self.conn, "SELECT rank, label, score FROM predictions WHERE frame_id = ? "
                                                     "ORDER BY rank", (frame["id"],))
+            frame["counted"] = self._frame_counts(frame, event_id, event)
         return frames
 
+    @staticmethod
+    def _frame_counts(frame: dict[str, Any], event_id: int, event: dict[str, Any] | None) -> list[tuple[str, int, Any]]:
+        birds: dict[str, list[Any]] = {}
+        if frame["detections"]:
+            for det in frame["detections"]:
+                det["counted"] = counted_label(det, event) if det.get("event_id") == event_id else None
+                if det["counted"]:
+                    entry = birds.setdefault(det["counted"], [0, None])
+                    entry[0] += 1
+                    entry[1] = max(entry[1] or 0, det.get("confidence") or 0)
+        else:  # classified whole: the frame's own species
+            name = counted_label({"species": frame.get("species")}, event)
+            if name:
+                birds[name] = [1, frame.get("confidence")]
+        return sorted(((name, n, best) for name, (n, best) in birds.items()), key=lambda item: (-item[1], item[0]))
+
     def frame(self, frame_id: int) -> dict[str, Any] | None:
-        rows = _rows(self.conn, "SELECT id, path, stored_path, camera FROM frames WHERE id = ?", (frame_id,))
+        rows = _rows(self.conn, f"SELECT id, path, stored_path, camera, {self.frame_clip} FROM frames WHERE id = ?",
+                     (frame_id,))
+        return rows[0] if rows else None
+
+    def event_clips(self, event_id: int) -> list[dict[str, Any]]:
+        """The video clips whose sampled frames joined the event (the event page plays them)."""
+        if not self.clips:
+            return []
+        return _rows(self.conn, """SELECT c.id, c.path, c.media_type, c.duration_s FROM clips AS c
+                                   WHERE c.id IN (SELECT clip_id FROM frames WHERE event_id = ? AND clip_id IS NOT NULL)
+                                   ORDER BY c.captured_at, c.id""", (event_id,))
+
+    def clip(self, clip_id: int) -> dict[str, Any] | None:
+        """A clip's file (path, stored_path) and whether a person was found in any of its frames."""
+        if not self.clips:
+            return None
+        rows = _rows(self.conn, """SELECT c.id, c.path, c.stored_path, c.media_type,
+                                          EXISTS (SELECT 1 FROM frames AS f JOIN frame_objects AS o ON o.frame_id = f.id
+                                                   WHERE f.clip_id = c.id AND o.kind = 'person') AS has_person
+                                     FROM clips AS c WHERE c.id = ?""", (clip_id,))
         return rows[0] if rows else None
 
     def frame_boxes(self, frame_id: int) -> list[dict[str, Any]]:
+        """The frame's detector boxes, each with `counted` (the name its visit counts it under,
+        counted_label) and `reason` (why it counts nothing) for the captions drawn on the frame."""
         if not self.detections:
             return []
-        return _rows(self.conn, """SELECT id, rank, ymin, xmin, ymax, xmax, score, kind, species, confidence
-                                   FROM detections WHERE frame_id = ? ORDER BY rank""", (frame_id,))
+        reviewed = ("review_state, reviewed_species" if self.detection_reviews
+                    else "NULL AS review_state, NULL AS reviewed_species")
+        boxes = _rows(self.conn, f"""SELECT id, rank, ymin, xmin, ymax, xmax, score, kind, species, confidence,
+                                     event_id, {reviewed}, {self.detection_flag} FROM detections
+                                     WHERE frame_id = ? ORDER BY rank""", (frame_id,))
+        events = {event_id: self.event(event_id) for event_id in {b["event_id"] for b in boxes if b["event_id"]}}
+        for box in boxes:
+            box["counted"] = counted_label(box, events.get(box["event_id"]))
+            box["reason"] = None if box["counted"] else (NOT_COUNTED.get(box.get("flag") or "") or (
+                "rejected" if box.get("review_state") == "rejected" else "not counted"))
+        return boxes
 
     def detection(self, detection_id: int) -> dict[str, Any] | None:
         if not self.detections:

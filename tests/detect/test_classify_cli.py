@@ -59,7 +59,8 @@ def test_two_cardinals_are_two_birds(detected) -> None:
     assert entry["birds"] == 2
     assert entry["counts"] == {"Cardinalis cardinalis": 2}
     # COCO has a "person" class ([detector] person_labels): a person the SSD sees is listed apart.
-    assert set(entry) - {"others"} == {"path", "birds", "detections", "counts", "inference_ms"}
+    assert set(entry) - {"others"} == {"path", "birds", "detections", "counts", "inference_ms", "night"}
+    assert entry["night"] is False  # a day photo
     assert all(o["kind"] == "person" and o["detector_label"] == "person" for o in entry.get("others", []))
     for detection in entry["detections"]:
         assert set(detection) == {"box", "score", "detector_label", "species", "confidence", "kind", "top"}

@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -218,3 +218,68 @@ def browser():
         launched = driver.chromium.launch(executable_path=executable, args=["--no-sandbox"])
         yield launched
         launched.close()
+
+
+def may_day(today: date) -> date:
+    """A day in May before `today`: where an old SD card's backlog lies."""
+    this_year = date(today.year, 5, 14)
+    return this_year if this_year < today else date(today.year - 1, 5, 14)
+
+
+@pytest.fixture(scope="session")
+def days_station(birds25_dir: Path, ssd_detector_dir: Path, aiy_model_dir: Path, cli_env: dict[str, str],
+                 tmp_path_factory: pytest.TempPathFactory) -> Station:
+    """The VISITS' frames on three days, recorded by one real `edge run --once` with
+    [retention] snapshot_days = 30: the cardinal's visit on a May day (a backlog imported
+    today), the goldfinch's yesterday, the chickadee's today (UTC)."""
+    root = tmp_path_factory.mktemp("web-days")
+    camera = root / "feeder"
+    camera.mkdir()
+    now = datetime.now(UTC)
+    today = now.date()
+    starts = [datetime.combine(may_day(today), datetime.min.time(), UTC).replace(hour=6, minute=30),
+              datetime.combine(today - timedelta(days=1), datetime.min.time(), UTC).replace(hour=12),
+              max(now - timedelta(minutes=5), datetime.combine(today, datetime.min.time(), UTC) + timedelta(seconds=1))]
+    index = 0
+    for (species, birds), start in zip(VISITS, starts):
+        photos = sorted((birds25_dir / species).glob("*.jpg"))
+        for frame, n in enumerate(birds):
+            scene = compose(birds25_dir, (1920, 1080), n, (0.08,) * n, seed=40 + index, sources=photos[:n])
+            path = camera / f"IMG_{index:04d}.JPG"
+            path.write_bytes(scene.jpeg())
+            stamp = (start + timedelta(seconds=5 * frame)).timestamp()
+            os.utime(path, (stamp, stamp))
+            index += 1
+    state = root / "state"
+    text = f"""
+[station]
+timezone = "UTC"
+[model]
+path = "{aiy_model_dir}"
+labels = "{aiy_model_dir / 'labelmap.csv'}"
+[detector]
+path = "{ssd_detector_dir}"
+[[cameras]]
+name = "feeder"
+path = "{camera}"
+[storage]
+database = "{state / 'edge.db'}"
+[retention]
+snapshot_days = 30
+"""
+    (root / "edge.toml").write_text(text)
+    run = subprocess.run([sys.executable, "-m", "edge", "run", "--once", "--config", str(root / "edge.toml")],
+                         env=cli_env, check=False, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    return Station(root, camera, state / "edge.db", text)
+
+
+@pytest.fixture
+def days(days_station: Station, tmp_path: Path) -> Station:
+    """A copy of the three-day station's state folder (reviews and retention change it), same camera folder."""
+    state = tmp_path / "state"
+    shutil.copytree(days_station.database.parent, state)
+    text = days_station.config_text.replace(str(days_station.database), str(state / "edge.db"))
+    root = tmp_path / "conf"
+    root.mkdir()
+    return Station(root, days_station.camera, state / "edge.db", text)

@@ -140,7 +140,7 @@ def test_pages_of_the_fleet_view(central: str, device_db: Path, config, serve, c
     client = serve(create_central_app(config, central))
     events = client.get("/events?from=2026-10-24&to=2026-10-27")
     assert events.status == 200
-    assert f"<td>{DEVICE}</td>" in events.text and f"<td>{OTHER}</td>" in events.text
+    assert f'<td data-label="device">{DEVICE}</td>' in events.text and f'<td data-label="device">{OTHER}</td>' in events.text
     assert "/event/" not in events.text and "/queue" not in events.text and "/img/" not in events.text
     species = counts_json(capsys, "--db", str(device_db))[0]["species"]
     page = client.get(f"/species?name={quote(species)}&device={DEVICE}")

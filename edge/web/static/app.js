@@ -1,6 +1,53 @@
-// trailcam web: keyboard review on the review queue. No framework, no build step.
-// Each action posts JSON with the page's CSRF token to /api/review or /api/undo.
+// trailcam web: pictures (a placeholder for one the app cannot serve, frames enlarged on click)
+// and keyboard review on the review queue. No framework, no build step.
+// Each review posts JSON with the page's CSRF token to /api/review or /api/undo.
 "use strict";
+(function () {
+  // A picture that did not load (its file is gone or outside the station's folders: the server
+  // logs which) becomes a grey box that says so, instead of the browser's broken-image icon.
+  function missing(img) {
+    const box = document.createElement("span");
+    box.className = "no-picture " + img.className;
+    box.textContent = "picture not available";
+    box.title = img.alt;
+    img.replaceWith(box);
+  }
+  document.querySelectorAll("main img").forEach((img) => {
+    if (img.complete && img.naturalWidth === 0 && img.getAttribute("src")) missing(img);
+    else img.addEventListener("error", () => missing(img), { once: true });
+  });
+
+  // A frame on the event page opens as large as the window; a click anywhere or Escape closes
+  // it. Without JavaScript the link opens the picture itself.
+  let open = null;
+  function close() { if (open) { open.remove(); open = null; } }
+  document.addEventListener("click", (event) => {
+    const link = event.target.closest && event.target.closest("a.zoom");
+    if (!link || event.ctrlKey || event.metaKey || event.shiftKey) return;
+    event.preventDefault();
+    close();
+    const caption = link.closest(".frame") && link.closest(".frame").querySelector(".caption");
+    open = document.createElement("div");
+    open.className = "lightbox";
+    open.setAttribute("role", "dialog");
+    open.setAttribute("aria-label", "enlarged frame");
+    const img = document.createElement("img");
+    img.src = link.href;
+    img.alt = (link.querySelector("img") || {}).alt || "frame";
+    open.appendChild(img);
+    const text = document.createElement("p");
+    text.textContent = caption ? caption.textContent : "";
+    const full = document.createElement("a");
+    full.href = link.href;
+    full.textContent = " (open the picture)";
+    text.appendChild(full);
+    open.appendChild(text);
+    open.addEventListener("click", (e) => { if (e.target !== full) close(); });
+    document.body.appendChild(open);
+  });
+  document.addEventListener("keydown", (event) => { if (event.key === "Escape") close(); });
+})();
+
 (function () {
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
   const queue = document.getElementById("queue");
