@@ -41,8 +41,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
 
 from benchmarks.detect_bench import BIRDS, SHARED, Found, load_models, machine, match, species_map
 from benchmarks.scenes import FRAMES_WITH_A_BIRD, real_backgrounds, real_bursts
@@ -162,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
                 tally.bird_free += 1
                 tally.false_frames += birds > 0
     bursts = real_bursts(BIRDS, NOBIRD, args.bursts, args.seed, size=(4000, 3000) if args.mp12 else None)
-    start = datetime(2026, 5, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 5, 1, tzinfo=UTC)
     for index, burst in enumerate(bursts):
         for number, scene in enumerate(burst):
             data = scene.jpeg()

@@ -17,12 +17,12 @@ import json
 import logging
 import os
 import sys
+from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edge import __version__
-from edge.cli import bridge, clock, export, install_service, models, report, status, tables, web
-from edge.cli import repeats
+from edge.cli import bridge, clock, export, install_service, models, repeats, report, status, tables, web
 from edge.cli.common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, keep_daemon_light, setup_logging
 from edge.config import ConfigError, EdgeConfig, load_config
 
@@ -101,10 +101,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     and no status.json behind.
     """
     keep_daemon_light()
+    from edge.classify.model import ModelError
     from edge.daemon.lifecycle import DaemonError
     from edge.daemon.preflight import StateDirError, preflight
     from edge.daemon.wiring import build
-    from edge.classify.model import ModelError
     from edge.store.db import StoreError
 
     config = config_from_args(args)
@@ -468,9 +468,10 @@ def cmd_classify(args: argparse.Namespace) -> int:
     for image in args.images:
         entry: dict[str, Any] = {"path": str(image)}
 
-        def context_for(picture) -> DecisionContext | None:
+        def context_for(picture, image: Path = image, entry: dict[str, Any] = entry) -> DecisionContext | None:
             """The prior's context for this image (where_and_when), with the roll-up of the
-            detector route: what `edge run` knows of a frame beyond the scores."""
+            detector route: what `edge run` knows of a frame beyond the scores (bound to this
+            iteration's image and entry)."""
             context, entry_prior = where_and_when(image, picture)
             if entry_prior is not None:
                 entry["prior"] = entry_prior
@@ -483,11 +484,10 @@ def cmd_classify(args: argparse.Namespace) -> int:
             """The image's capture time (EXIF, else the file's mtime; UTC, as only the time
             between two frames of a folder matters): the folder is the camera, and the frames
             of its bursts are compared for motion as `edge run` compares them."""
-            from datetime import timezone
 
             from edge.ingest.capture_time import capture_time
 
-            return capture_time(picture, Path(image).stat().st_mtime, timezone.utc)[0]
+            return capture_time(picture, Path(image).stat().st_mtime, UTC)[0]
 
         try:
             data = Path(image).read_bytes()
@@ -578,6 +578,7 @@ def _open_reader(args: argparse.Namespace):
 
 def _zone(args: argparse.Namespace, db):
     from zoneinfo import ZoneInfoNotFoundError
+
     from edge.store.reports import station_zone
 
     try:

@@ -21,12 +21,11 @@ from typing import Any
 from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 
 from edge.config.base import Section
-
 from edge.config.cameras import LIVE_FOLDER, CameraConfig
-from edge.config.clock_checks import ClockChecksConfig
-from edge.config.deployment import ContributorConfig, DeploymentConfig, ProjectConfig
 from edge.config.classify import ClassifyConfig
 from edge.config.clips import ClipsConfig
+from edge.config.clock_checks import ClockChecksConfig
+from edge.config.deployment import ContributorConfig, DeploymentConfig, ProjectConfig
 from edge.config.detector import DetectorConfig
 from edge.config.events import EventsConfig
 from edge.config.health import HealthConfig
@@ -175,7 +174,7 @@ class EdgeConfig(Section):
                     "password hash (or the systemd credential web_password_hash).")
 
     @model_validator(mode="after")
-    def _camera_names_unique(self) -> "EdgeConfig":
+    def _camera_names_unique(self) -> EdgeConfig:
         names = [camera.name for camera in self.cameras]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
@@ -183,7 +182,7 @@ class EdgeConfig(Section):
         return self
 
     @model_validator(mode="after")
-    def _live_folders(self) -> "EdgeConfig":
+    def _live_folders(self) -> EdgeConfig:
         """A live camera without `path` writes its frames under the state folder (beside the
         database, the service's StateDirectory): `<state>/live/<name>`."""
         for camera in self.cameras:

@@ -53,7 +53,7 @@ class RetentionConfig(Section):
         600.0, gt=0, description="How often the archive size limit and row pruning run")
 
     @model_validator(mode="after")
-    def _coherent(self) -> "RetentionConfig":
+    def _coherent(self) -> RetentionConfig:
         if self.after_processing == "archive" and self.archive_dir is None:
             raise ValueError("archive_dir is required when after_processing = \"archive\"")
         if self.resume_free_mb is not None and self.resume_free_mb < self.min_free_mb:

@@ -36,19 +36,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edge.store.times import format_utc
-from edge.config import EdgeConfig
 from edge.classify.model import Classifier, ModelError
+from edge.config import EdgeConfig
 from edge.daemon.clips import ClipOutcome, ClipProcessor
 from edge.daemon.pipeline import FrameOutcome, FrameProcessor
 from edge.daemon.preflight import check_cameras, check_species, load_configured_classifier, load_configured_finder
-from edge.store.db import known_states_reader
-from edge.store.reports import SHARED_FILE_TIME_S, run_figures, shared_file_times
-from edge.store.writer import Store
-from edge.operate.health import HealthState
-from edge.store.disk import is_disk_full_error
 from edge.ingest.clips import is_clip_name
-from edge.ingest.watcher import FrameQueue, QueuedFrame, InotifyWatcher, PollingWatcher, Rescanner, scan_backlog
+from edge.ingest.watcher import FrameQueue, InotifyWatcher, PollingWatcher, QueuedFrame, Rescanner, scan_backlog
+from edge.operate.health import HealthState
+from edge.store.db import known_states_reader
+from edge.store.disk import is_disk_full_error
+from edge.store.reports import SHARED_FILE_TIME_S, run_figures, shared_file_times
+from edge.store.times import format_utc
+from edge.store.writer import Store
 
 if TYPE_CHECKING:
     from edge.detect.finder import BirdFinder
@@ -75,7 +75,7 @@ class Daemon:
     store, finder)` builds the frame pipeline (finder: the detector route or None), and the hook lists say what else runs and in which order."""
 
     def __init__(self, config: EdgeConfig, *, open_store: Callable[[Classifier], Store],
-                 make_processor: Callable[[Classifier, Store, "BirdFinder | None"], FrameProcessor],
+                 make_processor: Callable[[Classifier, Store, BirdFinder | None], FrameProcessor],
                  once: bool = False,
                  tick_s: float = 1.0, health: HealthState | None = None):
         self.config = config
@@ -141,7 +141,7 @@ class Daemon:
 
     # -- lifecycle --------------------------------------------------------------------------
 
-    def start(self, classifier: Classifier | None = None, finder: "BirdFinder | None" = None) -> None:
+    def start(self, classifier: Classifier | None = None, finder: BirdFinder | None = None) -> None:
         """Check, then open. `classifier` (and `finder`, the detector route): already loaded
         (and checked) by the CLI's preflight, so no model is read twice; otherwise loaded here.
         Either way the cameras and species names are checked before the store creates anything."""
@@ -466,7 +466,7 @@ class Daemon:
             self.store = None
 
     def run(self, *, handle_signals: bool = False, classifier: Classifier | None = None,
-            finder: "BirdFinder | None" = None) -> int:
+            finder: BirdFinder | None = None) -> int:
         """start → loop → stop; returns the exit code (0 after a signal-requested stop).
 
         With `handle_signals` (the CLI), SIGTERM/SIGINT/SIGHUP only set flags from the very

@@ -18,28 +18,35 @@ import errno
 import hashlib
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
-from edge.ingest.capture_time import (
-    AMBIGUOUS, MALFORMED_OFFSET, NONEXISTENT, CameraClock, CaptureReading, Neighbour, read_capture_time,
-    resolve_ambiguous,
-)
-from edge.config.classify import ClassifyConfig
 from edge.classify.decision import DecisionContext, label_aliases
+from edge.classify.model import Classifier, Prediction
+from edge.config.classify import ClassifyConfig
 from edge.detect.analyse import FrameAnalyser
 from edge.detect.repeats import look_of
-from edge.ingest.imaging import FrameError
+from edge.ingest.capture_time import (
+    AMBIGUOUS,
+    MALFORMED_OFFSET,
+    NONEXISTENT,
+    CameraClock,
+    CaptureReading,
+    Neighbour,
+    read_capture_time,
+    resolve_ambiguous,
+)
 from edge.ingest.frame_file import FrameRefused, FrameTooLarge, open_frame
-from edge.classify.model import Classifier, Prediction
+from edge.ingest.imaging import FrameError
 from edge.store.writer import BirdRecord, Commit, CommittedFrame, FrameRecord, ObjectRecord, Store
 
 if TYPE_CHECKING:
     from edge.classify.labels import Label
-    from edge.classify.taxonomy import RollUp
     from edge.classify.prior import StationPrior
+    from edge.classify.taxonomy import RollUp
     from edge.detect.finder import BirdFinder
 
 log = logging.getLogger(__name__)

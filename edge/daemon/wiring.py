@@ -23,7 +23,7 @@ operations first (flush archive locations, STOPPING=1, final status.json), then 
 from __future__ import annotations
 
 import logging
-from datetime import timezone
+from datetime import UTC
 from functools import partial
 
 from edge.classify.model import Classifier
@@ -124,7 +124,7 @@ def record_picture_folders(config: EdgeConfig, store: Store) -> None:
     if config.retention.archive_dir is not None:
         found.append(folders.PictureFolder("archive", None, config.retention.archive_dir))
     with immediate(store.conn):
-        folders.record(store.conn, found, datetime.now(timezone.utc))
+        folders.record(store.conn, found, datetime.now(UTC))
 
 
 def notifications(config: EdgeConfig):
@@ -163,7 +163,7 @@ def clock_rules(config: EdgeConfig) -> ClockRules:
     """[clock_checks] and each camera's configured deployment start (a TOML local date-time or
     date in the station's zone), for the store's camera-clock checks (edge/store/clock_checks.py)."""
     zone = config.station.zone
-    starts = {camera.name: as_aware(camera.deployment.start, zone).astimezone(timezone.utc)
+    starts = {camera.name: as_aware(camera.deployment.start, zone).astimezone(UTC)
               for camera in config.cameras if camera.deployment is not None and camera.deployment.start is not None}
     return ClockRules.of(config.clock_checks.future_tolerance_s, config.clock_checks.out_of_order_s, starts)
 
@@ -266,10 +266,9 @@ def build(config: EdgeConfig, *, once: bool = False, tick_s: float = 1.0, field:
     (`edge run --force-timezone`; the store logs the change), refused before anything opens without it."""
     outbox_writer = publisher = None
     if config.mqtt.enabled:
+        from edge.classify.names import station_namer
         from edge.publish.mqtt import Publisher
         from edge.publish.outbox_writer import OutboxWriter
-
-        from edge.classify.names import station_namer
 
         # Payloads say each label's common name in [station] language beside its scientific name.
         outbox_writer = OutboxWriter(config.station.device_id, config.station.timezone, None, {},

@@ -30,7 +30,7 @@ import tempfile
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +38,23 @@ import sqlite_utils
 
 import edge
 from edge.classify.decision import NOT_BIRD, UNCONFIRMED
-from edge.detect.repeats import REPEAT
 from edge.config import EdgeConfig
+from edge.detect.repeats import REPEAT
 from edge.ecology.deployments import Deployment, resolve_deployments
-from edge.ecology.media import (Frame, Selection, camera_folders, deployment_window, events, frames, latest_reviews,
-                                local_text, media_type, relative_path, reviewed_birds, utc_now)
+from edge.ecology.media import (
+    Frame,
+    Selection,
+    camera_folders,
+    deployment_window,
+    events,
+    frames,
+    latest_reviews,
+    local_text,
+    media_type,
+    relative_path,
+    reviewed_birds,
+    utc_now,
+)
 from edge.store.events import counted
 from edge.store.taxa import Taxon, taxa
 from edge.store.times import parse_utc
@@ -540,7 +552,7 @@ def package_descriptor(config: EdgeConfig, deployments: list[Deployment], used: 
         "profile": PROFILE_URL,
         "name": _slug(project.acronym or project.title or f"trailcam-{device}"),
         "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"trailcam:camtrap-dp:{key}")),
-        "created": now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "created": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "title": project.title or f"Camera-trap observations of station {device}",
         "contributors": [{k: v for k, v in c.model_dump().items() if v is not None} for c in project.contributors],
         "description": (f"Bird visits counted by the trailcam station {device} (detector and classifier on the "

@@ -13,12 +13,12 @@ import mimetypes
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from zoneinfo import ZoneInfo
 
-from edge.config import EdgeConfig
 from edge.classify.decision import NOT_COUNTED_FLAGS
+from edge.config import EdgeConfig
 from edge.detect.repeats import REPEAT
 from edge.ecology.deployments import Deployment
 from edge.store.times import format_utc, parse_utc
@@ -301,4 +301,4 @@ def local_text(moment: datetime | str, zone: ZoneInfo) -> str:
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

@@ -27,7 +27,7 @@ import os
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, Any
 
@@ -220,7 +220,7 @@ class ClipReader:
     def close(self) -> None:
         self._container.close()
 
-    def __enter__(self) -> "ClipReader":
+    def __enter__(self) -> ClipReader:
         return self
 
     def __exit__(self, *_exc: object) -> None:
@@ -281,13 +281,13 @@ def read_clip_time(metadata: Mapping[str, str], mtime: float, duration_s: float 
         wall, offset, zulu = parsed
         corrected = CORRECTED if clock.correction else ""
         if offset is not None or (zulu and container_time == "utc"):
-            zone = offset if offset is not None else timezone.utc
-            return CaptureReading(wall.replace(tzinfo=zone).astimezone(timezone.utc) + clock.correction,
+            zone = offset if offset is not None else UTC
+            return CaptureReading(wall.replace(tzinfo=zone).astimezone(UTC) + clock.correction,
                                   "container" + corrected)
         at, later, flag = localise(wall, clock.zone)
         return CaptureReading(at + clock.correction,
                               ("container-camera" if clock.own_zone else "container-local") + corrected,
                               (flag,) if flag else (), wall=wall,
                               later=later + clock.correction if later is not None else None, zone=clock.zone)
-    end = datetime.fromtimestamp(mtime, tz=timezone.utc)
+    end = datetime.fromtimestamp(mtime, tz=UTC)
     return CaptureReading(end - timedelta(seconds=duration_s or 0.0), "mtime")

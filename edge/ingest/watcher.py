@@ -32,11 +32,17 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-from watchdog.events import (DirCreatedEvent, DirMovedEvent, FileClosedEvent, FileMovedEvent, FileSystemEvent,
-                             FileSystemEventHandler)
+from watchdog.events import (
+    DirCreatedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers.inotify import InotifyObserver
 
 from edge.config.cameras import CameraConfig
@@ -154,7 +160,7 @@ class FrameQueue:
 
 
 class _InotifyHandler(FileSystemEventHandler):
-    def __init__(self, camera: CameraConfig, frames: FrameQueue, rescanner: "Rescanner | None" = None):
+    def __init__(self, camera: CameraConfig, frames: FrameQueue, rescanner: Rescanner | None = None):
         self.camera = camera
         self.frames = frames
         self.rescanner = rescanner
@@ -220,7 +226,7 @@ class _InotifyHandler(FileSystemEventHandler):
 class InotifyWatcher:
     """All inotify cameras on one watchdog observer (one thread, one inotify fd)."""
 
-    def __init__(self, cameras: list[CameraConfig], frames: FrameQueue, rescanner: "Rescanner | None" = None):
+    def __init__(self, cameras: list[CameraConfig], frames: FrameQueue, rescanner: Rescanner | None = None):
         self.observer = InotifyObserver(generate_full_events=True)
         for camera in cameras:
             # DirCreatedEvent only where sub-folders are watched (it needs IN_CREATE, which a
@@ -308,7 +314,7 @@ class PollingWatcher:
 
 
 def _utc_now_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # (path, size, mtime) of every recorded frame under a folder: what a rescan compares against.

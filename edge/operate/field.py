@@ -26,11 +26,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from edge.store import outbox
 from edge.operate.health import HealthState, StatusWriter, mqtt_health_payload, status_file_for
 from edge.operate.notify import Notifier
-from edge.operate.snapshots import snapshot_folder
 from edge.operate.retention import DiskGuard, Retention
+from edge.operate.snapshots import snapshot_folder
+from edge.store import outbox
 from edge.store.disk import DiskFullError, is_disk_full_error
 
 log = logging.getLogger(__name__)

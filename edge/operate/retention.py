@@ -28,14 +28,14 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import Callable, Iterable
 
-from edge.store.times import format_utc, parse_utc
 from edge.config.retention import RetentionConfig
 from edge.store.disk import DiskFullError, disk_total_bytes, free_bytes, is_disk_full_error
+from edge.store.times import format_utc, parse_utc
 from edge.store.writer import CommittedFrame
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ def _parse_utc(value: str | None) -> datetime | None:
 class Retention:
     """Applies the [retention] policy to one database and archive tree."""
 
-    def __init__(self, config: RetentionConfig, db, station_tz: tzinfo = timezone.utc,
+    def __init__(self, config: RetentionConfig, db, station_tz: tzinfo = UTC,
                  clock: Callable[[], float] = time.time, progress: Callable[[], object] | None = None,
                  snapshot_dir: Path | None = None) -> None:
         self.config = config
@@ -184,7 +184,7 @@ class Retention:
     def _day(self, frame: CommittedFrame) -> str:
         moment = _parse_utc(frame.captured_at) or _parse_utc(frame.processed_at)
         if moment is None:
-            moment = datetime.fromtimestamp(self.clock(), timezone.utc)
+            moment = datetime.fromtimestamp(self.clock(), UTC)
         return moment.astimezone(self.station_tz).strftime("%Y-%m-%d")
 
     @staticmethod
@@ -320,7 +320,7 @@ class Retention:
         days = self.config.prune_frames_after_days
         if days is None:
             return 0
-        cutoff = format_utc(datetime.fromtimestamp(self.clock(), timezone.utc) - timedelta(days=days))
+        cutoff = format_utc(datetime.fromtimestamp(self.clock(), UTC) - timedelta(days=days))
         exemplars = self.exemplar_paths()
         pruned = 0
         last_id = 0
@@ -358,7 +358,7 @@ class Retention:
         days = self.config.snapshot_days
         if days is None or self.snapshot_dir is None:
             return 0
-        cutoff = format_utc(datetime.fromtimestamp(self.clock(), timezone.utc) - timedelta(days=days))
+        cutoff = format_utc(datetime.fromtimestamp(self.clock(), UTC) - timedelta(days=days))
         removed = 0
         while True:
             rows = self.db.execute(

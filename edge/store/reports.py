@@ -13,16 +13,16 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
 from edge.store.counts import counts_by_event, headline
-from edge.store.times import format_utc, parse_utc
-from edge.store.reviews import COUNTED_INDIVIDUALS_SQL, COUNTED_SPECIES_SQL
 from edge.store.db import standing_error_sql
+from edge.store.reviews import COUNTED_INDIVIDUALS_SQL, COUNTED_SPECIES_SQL
+from edge.store.times import format_utc, parse_utc
 
 
 class ReportError(ValueError):
@@ -45,13 +45,13 @@ def parse_bound(text: str, zone: ZoneInfo, *, end: bool) -> TimeBound:
         if len(text) == 10:
             day = date.fromisoformat(text)
             local = datetime.combine(day + timedelta(days=1) if end else day, time(), tzinfo=zone)
-            return TimeBound(local.astimezone(timezone.utc), day.isoformat(), True)
+            return TimeBound(local.astimezone(UTC), day.isoformat(), True)
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise ReportError(f"{text!r} is not a date (YYYY-MM-DD) or date-time (YYYY-MM-DDTHH:MM)") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zone)
-    return TimeBound(moment.astimezone(timezone.utc), moment.astimezone(zone).date().isoformat(), False)
+    return TimeBound(moment.astimezone(UTC), moment.astimezone(zone).date().isoformat(), False)
 
 
 def station_zone(db: sqlite_utils.Database, override: str | None = None) -> ZoneInfo:
@@ -389,6 +389,6 @@ def shared_file_times(db: sqlite_utils.Database, frame_ids: Sequence[int], *,
         if best >= at_least:
             cluster = times[best_start:best_start + best]
             found.append(SharedFileTime(
-                camera, best, len(times), format_utc(datetime.fromtimestamp(cluster[0][0], timezone.utc)),
+                camera, best, len(times), format_utc(datetime.fromtimestamp(cluster[0][0], UTC)),
                 len({event for _, event in cluster if event is not None})))
     return found

@@ -13,7 +13,6 @@ import sqlite_utils
 
 from edge.store import clips, counts, folders, notifications, outbox, repeats, taxa
 
-
 SCHEMA_VERSION = 6
 
 

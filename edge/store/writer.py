@@ -18,7 +18,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -27,13 +27,12 @@ import sqlite_utils
 
 from edge.classify.decision import OUT_OF_RANGE, UNKNOWN, Decision
 from edge.classify.model import Prediction
-from edge.store import clock_checks
-from edge.store.clock_checks import ClockRules
-from edge.store.db import StoreError, connect, immediate, schema_version
-from edge.store.counts import META_MIN_FRAMES, bump_tally, recount, stored_counts
 from edge.detect.repeats import RepeatRules
+from edge.store import clips, clock_checks, repeats, taxa
+from edge.store.clock_checks import ClockRules
+from edge.store.counts import META_MIN_FRAMES, bump_tally, recount, stored_counts
+from edge.store.db import StoreError, connect, immediate, schema_version
 from edge.store.events import DEFAULT_SPECIES_MIN_FRAMES, GROUP_BY_VALUES, SpeciesVotes, beyond_cap, counted, vote
-from edge.store import clips, repeats, taxa
 from edge.store.schema import MIGRATIONS, SCHEMA_VERSION
 from edge.store.times import format_utc, local_day, parse_utc
 
@@ -252,7 +251,7 @@ class Store:
         species_min_frames: int = DEFAULT_SPECIES_MIN_FRAMES,
         retry_max_attempts: int = 5,
         retry_backoff_s: float = 30.0,
-        clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         clock_rules: ClockRules | None = None,
         repeat_rules: RepeatRules | None = None,
     ):
@@ -540,7 +539,7 @@ class Store:
         now = self.clock()
         doubt: tuple[str, ...] = ()
         if frame.status == "ok" and frame.captured_at is not None:
-            doubt = clock_checks.check(frame.camera, frame.captured_at.astimezone(timezone.utc), now,
+            doubt = clock_checks.check(frame.camera, frame.captured_at.astimezone(UTC), now,
                                        self._recent_times(frame.camera), self.clock_rules)
             if doubt:
                 frame = replace(frame, time_flags=clock_checks.merge(frame.time_flags, doubt))
@@ -635,7 +634,7 @@ class Store:
         anything is counted: a bird at a suppressed place comes back with the REPEAT decision
         (kind none), so it joins no visit, tally or MQTT message, like a `not_bird`."""
         assert frame.birds is not None and frame.captured_at is not None and self.repeat_rules is not None
-        captured = frame.captured_at.astimezone(timezone.utc)
+        captured = frame.captured_at.astimezone(UTC)
         verdicts = repeats.observe(self.conn, frame.camera, frame.birds, captured, self.local_day(captured), now,
                                    self.repeat_rules)
         if any(v.decision is not b.decision for v, b in zip(verdicts, frame.birds)):
@@ -674,7 +673,7 @@ class Store:
         recent = self._recent_times(camera)
         run = self._doubt_runs.get(camera)
         if not doubt:
-            recent.append(frame.captured_at.astimezone(timezone.utc))
+            recent.append(frame.captured_at.astimezone(UTC))
             if run is not None:
                 del self._doubt_runs[camera]
                 log.info("camera %s: capture times plausible again after %d flagged frame(s)", camera, run[1])
@@ -794,7 +793,7 @@ class Store:
         the same event (group_by = "camera"), and keeps the frame from counting twice in it."""
         assert frame.captured_at is not None
         species, confidence, birds = group.species, group.confidence, group.individuals
-        captured = frame.captured_at.astimezone(timezone.utc)
+        captured = frame.captured_at.astimezone(UTC)
         captured_text = format_utc(captured)
         day = self.local_day(captured)
         self._bump_tally(day, frame.camera, species, frames=1)

@@ -41,10 +41,10 @@ from edge.config import EdgeConfig
 from edge.config.web import WebUser
 from edge.operate.snapshots import snapshot_folder
 from edge.operate.status_reader import collect_status
-from edge.store.db import StoreError, open_readonly, user_name
-from edge.store.known_taxa import KnownTaxa
 from edge.store import repeat_release
 from edge.store import repeats as repeat_places
+from edge.store.db import StoreError, open_readonly, user_name
+from edge.store.known_taxa import KnownTaxa
 from edge.store.reviews import (
     ACTIONS,
     Review,
@@ -54,7 +54,6 @@ from edge.store.reviews import (
     review_queue,
 )
 from edge.web import charts, images
-from edge.web.health import health_view
 from edge.web.auth import (
     LoginLimiter,
     Revocations,
@@ -67,6 +66,7 @@ from edge.web.auth import (
     verify_password,
 )
 from edge.web.guard import RequestGuard
+from edge.web.health import health_view
 from edge.web.queries import Reader
 
 MAX_ROW_ID = 2**63 - 1  # SQLite's largest rowid

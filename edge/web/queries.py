@@ -29,7 +29,6 @@ from edge.store import folders
 from edge.store.counts import counts_by_event, headline
 from edge.store.times import format_utc, parse_utc
 
-
 NOT_COUNTED = {"not_bird": "not a bird", "repeat": "repeat (not counted)", "unconfirmed": "unconfirmed"}
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import io
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +34,7 @@ from edge.detect.motion import (
 )
 
 CROP = (224, 224)
-T0 = datetime(2026, 5, 28, 6, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 5, 28, 6, 0, tzinfo=UTC)
 # A bright empty day frame (1280x1024, a bottom banner), and a day frame with a squirrel (Reconyx banners).
 EMPTY_DAY = ("md__test_images_island_conservation_camera_traps_dominicanrepublic_camara04_cam0425abril2015_"
              "dominicanrepublic_cam0425abril2015_20130824_043601_sunp5152.jpg")
@@ -386,4 +386,4 @@ def test_the_daemon_gives_the_finder_each_frames_capture_time(apart_s: int, outc
     assert [found.motion.outcome for found in finder.located] == outcomes
     assert [found.tiles == 0 for found in finder.located] == [outcome == "measured" for outcome in outcomes]
     kept = finder.motions.last("trail")
-    assert kept is not None and kept.at == datetime.fromtimestamp(stamp + 2 * apart_s, timezone.utc)
+    assert kept is not None and kept.at == datetime.fromtimestamp(stamp + 2 * apart_s, UTC)

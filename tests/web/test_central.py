@@ -15,7 +15,7 @@ import re
 import shutil
 import sqlite3
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -71,7 +71,7 @@ def central(request: pytest.FixtureRequest, tmp_path: Path, device_db: Path) -> 
         conn.execute("UPDATE meta SET value = ? WHERE key = 'station_id'", (OTHER,))
         conn.execute("UPDATE meta SET value = 'America/New_York' WHERE key = 'timezone'")
     conn.close()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for source, status, clock in ((device_db, "online", lambda: now),
                                   (other, "stopped", lambda: now - timedelta(hours=3))):
         sink = Sink(db, clock=clock)
@@ -275,9 +275,8 @@ def test_heatmap_stays_small_whatever_species_a_device_sent(config, serve, tmp_p
     rejects it (a label is at most 200 characters), and the page of a label at the bound stays small."""
     from collector.messages import MAX_LABEL, Rejected, parse
     from collector.sink import Message
-    from tests.fleet.helpers import event_history, event_row
     from edge.publish.messages import event_message
-    from tests.fleet.helpers import context
+    from tests.fleet.helpers import context, event_history, event_row
 
     db = str(tmp_path / "central.sqlite")
     longest = "L" * MAX_LABEL
