@@ -300,7 +300,7 @@ def cut_coco_crops(
     _check_names(list(skip_categories), coco.categories, "--skip-category")
     classes = _class_of(coco.categories, mapping, set(skip_categories))
 
-    report = CocoCropReport(coco_path, images_dir, out_dir, tuple(crop_size), images=len(coco.images),
+    report = CocoCropReport(coco_path, images_dir, out_dir, (crop_size[0], crop_size[1]), images=len(coco.images),
                             annotations=len(coco.annotations))
     per_image: dict[Any, list[Annotation]] = {image_id: [] for image_id in coco.images}
     for annotation in coco.annotations:
@@ -344,7 +344,7 @@ def cut_coco_crops(
                 kept.append((classes[annotation.category_id] or "",
                              Box(ymin=y0 / height, xmin=x0 / width, ymax=y1 / height, xmax=x1 / width, score=1.0,
                                  class_index=0, label="bird")))
-            crops = crops_of_frame(data, [box for _, box in kept], tuple(crop_size), margin) if kept else []
+            crops = crops_of_frame(data, [box for _, box in kept], (crop_size[0], crop_size[1]), margin) if kept else []
         except (OSError, FrameError) as error:
             reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
             report.unreadable.append((image.file_name, reason))

@@ -206,7 +206,7 @@ def cut_crops(
     folders, loose = _frames(data_dir, out_dir)
     if not folders:
         raise DataError(f"--data: no images in species folders under {data_dir} (expected <species>/ or train/<species>/ ...)")
-    report = CropReport(data_dir, out_dir, tuple(crop_size))
+    report = CropReport(data_dir, out_dir, (crop_size[0], crop_size[1]))
     report.outside_folders = [p.relative_to(data_dir).as_posix() for p in loose]
     suffix = ".png" if fmt == "png" else ".jpg"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -220,7 +220,7 @@ def cut_crops(
             shown = image.relative_to(data_dir).as_posix()
             report.frames += 1
             try:
-                located = finder.locate(image.read_bytes(), tuple(crop_size))
+                located = finder.locate(image.read_bytes(), (crop_size[0], crop_size[1]))
             except (OSError, FrameError) as error:
                 reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
                 report.unreadable.append((shown, reason))

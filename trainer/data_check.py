@@ -60,9 +60,11 @@ def check_tree(root: Path, expect_size: int | None = 224, workers: int = 4) -> d
         counts[r.split][r.class_name] += 1
         if expect_size and r.size != (expect_size, expect_size):
             wrong_size.append({"path": rel, "size": list(r.size or ())})
+        assert r.sha256 is not None  # _inspect hashes every file it found no problem with
         by_hash[r.sha256].append(r)
 
-    cross, within = [], []
+    cross: list[dict] = []
+    within: list[dict] = []
     for digest, group in by_hash.items():
         if len(group) < 2:
             continue

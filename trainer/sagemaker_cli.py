@@ -108,9 +108,9 @@ def _build_spec(args: argparse.Namespace, name: str):
         role = S.PLACEHOLDER_ROLE
         print(f"# no --role given: the request shows the placeholder {role}", file=sys.stderr)
     channels = S.channels_from_args(args.data, args.train, args.valid, args.test)
-    output, checkpoints, source = S.default_locations(channels, args.output, args.checkpoints, name) if channels else (None, None, None)
     if not channels:
         raise S.SpecError("--data: give --data s3://bucket/prefix (train/ valid/ test/ below it) or --train and --valid")
+    output, checkpoints, source = S.default_locations(channels, args.output, args.checkpoints, name)
     S.check_instance_type(args.instance_type)
     image = args.image_uri or S.training_image(region, args.instance_type, args.tf_version or S.DEFAULT_TF_VERSION)
     if args.instance_count > 1:

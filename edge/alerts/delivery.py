@@ -193,10 +193,10 @@ class Deliverer:
             return None
         if row.kind == "visit":
             event = _event(conn, row.event_id)
-            still = event is not None and event.get("review_state") != "rejected" and conn.execute(
+            # Still worth sending: the visit exists, is not rejected and still holds the species.
+            if event is None or event.get("review_state") == "rejected" or conn.execute(
                 "SELECT 1 FROM event_species WHERE event_id = ? AND species = ?", (row.event_id, row.species)
-            ).fetchone() is not None
-            if not still:
+            ).fetchone() is None:
                 log.info("notify: %s dropped: the visit was reviewed before it went out", row.key)
                 return self._finish(conn, row, "dropped", "review")
             message = self.renderer.visit(conn, row, event)

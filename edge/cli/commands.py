@@ -254,13 +254,15 @@ def _classify_prior(args: argparse.Namespace, config: EdgeConfig | None, classif
         raise UsageError(f"{option}: {message}") from None
 
 
+def _rounded(value: float | None) -> float | None:
+    """A score as the JSON reports it (6 decimals), None kept."""
+    return round(value, 6) if value is not None else None
+
+
 def _decision_entry(decision) -> dict[str, Any]:
     """A decision as `edge classify` reports it: the counted species and the model's own."""
-    def rounded(value: float | None) -> float | None:
-        return round(value, 6) if value is not None else None
-
-    return {"species": decision.species, "kind": decision.kind, "confidence": rounded(decision.confidence),
-            "model_species": decision.model_species, "model_confidence": rounded(decision.model_confidence),
+    return {"species": decision.species, "kind": decision.kind, "confidence": _rounded(decision.confidence),
+            "model_species": decision.model_species, "model_confidence": _rounded(decision.model_confidence),
             "flag": decision.flag, "reason": decision.reason}
 
 
@@ -336,10 +338,10 @@ def _caption(detection: dict[str, Any]) -> str:
     if detection["kind"] == "none":
         top = detection["top"][0]["label"] if detection["top"] else "?"
         return f"{top} (denied){score}"
-    model = detection.get("model_species")
-    if model:  # the prior or the roll-up changed it: say what the model saw
+    model_species = detection.get("model_species")
+    if model_species:  # the prior or the roll-up changed it: say what the model saw
         model_score = detection.get("model_confidence")
-        seen = f"{model} {model_score:.2f}" if model_score is not None else model
+        seen = f"{model_species} {model_score:.2f}" if model_score is not None else model_species
         if detection.get("rank", "species") != "species" and "out of range" not in detection.get("reason", ""):
             return f"{detection['species']}{score} (model: {seen}, rolled up to the {detection['rank']})"
         rarity = ", possible rarity" if detection.get("flag") else ""
@@ -510,7 +512,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
                         decided = {k: decided[k] for k in ("species", "kind", "confidence")}
                         if decision.rank != "species":  # a roll-up says its rank and the model's own top-1
                             decided.update(rank=decision.rank, model_species=decision.model_species,
-                                           model_confidence=round(decision.model_confidence, 6))
+                                           model_confidence=_rounded(decision.model_confidence))
                         if decision.not_bird:  # the classifier's veto or neither model sure: say so, and why
                             decided.update(flag=decision.flag, reason=decision.reason,
                                            model_species=decision.model_species)

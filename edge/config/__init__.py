@@ -149,26 +149,29 @@ class EdgeConfig(Section):
     logging: LoggingConfig = Field(
         default_factory=LoggingConfig,
         description="How much the daemon says on stderr (journald picks it up).")
+    # model_validate({}), not the class itself, for the sections below: their fields give the default
+    # positionally (Field(0, ...)), which type checkers do not read as a default, so to mypy the
+    # class would need every argument. The same validated defaults either way.
     mqtt: MqttConfig = Field(
-        default_factory=MqttConfig,
+        default_factory=lambda: MqttConfig.model_validate({}),
         description="Broker, topics, security and outbox bound. The password does not belong in this file: "
                     "give it in TRAILCAM__MQTT__PASSWORD, in password_file, or in the systemd credential "
                     "mqtt_password ($CREDENTIALS_DIRECTORY/mqtt_password).")
     notify: NotifyConfig = Field(
-        default_factory=NotifyConfig,
+        default_factory=lambda: NotifyConfig.model_validate({}),
         description="Push notifications through Apprise (ntfy, Telegram, e-mail, Pushover, Home Assistant, "
                     "webhooks...): rules (new species, possible rarities, first of the day / season / year), "
                     "cooldown, quiet hours, a daily digest; queued in the database, delivered in the "
                     "background (docs/notifications.md). Off by default.")
     retention: RetentionConfig = Field(
-        default_factory=RetentionConfig,
+        default_factory=lambda: RetentionConfig.model_validate({}),
         description="What happens to a frame file after it is recorded, and disk limits. The defaults keep "
                     "everything where it is; archive and delete are opt-in.")
     health: HealthConfig = Field(
-        default_factory=HealthConfig,
+        default_factory=lambda: HealthConfig.model_validate({}),
         description="Status snapshot (status.json), systemd status and the Prometheus metrics endpoint.")
     web: WebConfig = Field(
-        default_factory=WebConfig,
+        default_factory=lambda: WebConfig.model_validate({}),
         description="`edge web`, the operator's window: pages, charts and the review of events. On "
                     "127.0.0.1 (the default) no login is needed; any other address needs users or a "
                     "password hash (or the systemd credential web_password_hash).")

@@ -47,6 +47,12 @@ def as_aware(value: Moment, zone: dt.tzinfo, *, end: bool = False) -> dt.datetim
     return dt.datetime.combine(day, dt.time(), tzinfo=zone)
 
 
+def _default_capture_method() -> list[CaptureMethod]:
+    """A fresh list per project (a mutable default must not be shared), typed so the literal
+    checks against CaptureMethod."""
+    return ["activityDetection"]
+
+
 class DeploymentConfig(Section):
     """One camera at one location for one period (Camtrap DP's deployment)."""
 
@@ -155,7 +161,7 @@ class ProjectConfig(Section):
         description="How the locations were chosen: simpleRandom, systematicRandom, clusteredRandom, "
                     "experimental, targeted (e.g. at feeders) or opportunistic (required by Camtrap DP)")
     capture_method: list[CaptureMethod] = Field(
-        default_factory=lambda: ["activityDetection"],
+        default_factory=_default_capture_method,
         description="How the cameras were triggered: activityDetection (motion/heat) and/or timeLapse")
     individual_animals: bool = Field(
         default=False, description="Whether individuals are identified (never, by this software)")

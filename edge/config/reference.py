@@ -27,7 +27,7 @@ import typing
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
-from typing import Any
+from typing import Any, TypeGuard
 
 from pydantic import BaseModel, SecretStr, ValidationError
 from pydantic.fields import FieldInfo
@@ -79,7 +79,8 @@ class SectionInfo:
         return found
 
 
-def _is_model(annotation: Any) -> bool:
+def _is_model(annotation: Any) -> TypeGuard[type[BaseModel]]:
+    """A table type (TypeGuard: narrows a field's annotation to the model class it is)."""
     return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
@@ -206,7 +207,9 @@ def default_of(info: FieldInfo) -> tuple[str, str | None]:
     if info.is_required():
         return REQUIRED, None
     if info.default_factory is not None:
-        value = info.default_factory()
+        # get_default, not default_factory(): the factory's type also allows one taking the
+        # validated data, which no factory here does (pydantic raises if one ever would).
+        value = info.get_default(call_default_factory=True)
         if not isinstance(value, (list, dict, set, tuple, BaseModel)):
             return COMPUTED, None
     else:

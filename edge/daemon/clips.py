@@ -34,16 +34,16 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from edge.config.clips import ClipsConfig
 from edge.daemon.pipeline import FrameOutcome, FrameProcessor, is_transient
 from edge.detect.repeats import look_of
 from edge.ingest.capture_time import CameraClock
-from edge.ingest.clips import ClipDecoderMissing, ClipError, ClipReader, load_av, media_type, read_clip_time
+from edge.ingest.clips import ClipDecoderMissing, ClipError, ClipReader, Sample, load_av, media_type, read_clip_time
 from edge.ingest.frame_file import FrameRefused, open_frame
 from edge.store.clips import sample_key
 from edge.store.times import format_utc
@@ -91,7 +91,7 @@ class ClipProcessor:
         self.settle_s = settle_s or {}
         self.clock = clock
 
-    def process(self, path: str, camera: str, emit: Callable[[FrameOutcome], None],
+    def process(self, path: str, camera: str, emit: Callable[[FrameOutcome], object],
                 progress: Callable[[], bool] = lambda: True) -> ClipOutcome:
         """Count one clip. `emit(outcome)` is called with each sampled frame's committed outcome
         (and the error row's) as it commits; `progress()` feeds the watchdog and returns False
@@ -153,7 +153,7 @@ class ClipProcessor:
     # ---- the samples ---------------------------------------------------------------------
 
     def _sample(self, reader: ClipReader, path: str, camera: str, sha: str, stat: os.stat_result,
-                clip_id: int | None, emit: Callable[[FrameOutcome], None], progress: Callable[[], bool]) -> ClipOutcome:
+                clip_id: int | None, emit: Callable[[FrameOutcome], object], progress: Callable[[], bool]) -> ClipOutcome:
         frames, store, config = self.frames, self.frames.store, self.config
         info = reader.info
         clock = frames.clocks.get(camera) or CameraClock(store.station_tz)
@@ -184,7 +184,10 @@ class ClipProcessor:
             if not progress():
                 stopped = True
 
-        samples = reader.samples(config.sample_rate, config.keyframes_only, config.max_samples, tick)
+        # reader.samples is a generator function (annotated Iterator): close() runs its cleanup
+        # now, when the loop stops early, rather than whenever the generator is collected.
+        samples = cast(Generator[Sample, None, None],
+                       reader.samples(config.sample_rate, config.keyframes_only, config.max_samples, tick))
         for sample in samples:
             if stopped:
                 break
@@ -217,9 +220,9 @@ class ClipProcessor:
             log.warning("clip %s: [clips] max_samples (%d) reached at %.1f s; the rest is not sampled", path,
                         config.max_samples, decoded_s or 0.0)
         if reader.fault is not None:
-            error = f"clip: {reader.fault}; {outcome.sampled} sampled frame(s) before it counted"
-            store.finish_clip(clip_id, "error", error, reader.decoded, outcome.sampled, decoded_s)
-            failed = self._failed(path, camera, sha, stat.st_size, stat.st_mtime, error, emit, clip_id=clip_id,
+            reason = f"clip: {reader.fault}; {outcome.sampled} sampled frame(s) before it counted"
+            store.finish_clip(clip_id, "error", reason, reader.decoded, outcome.sampled, decoded_s)
+            failed = self._failed(path, camera, sha, stat.st_size, stat.st_mtime, reason, emit, clip_id=clip_id,
                                   finish=False)
             failed.frames, failed.sampled, failed.decoded = outcome.frames, outcome.sampled, outcome.decoded
             failed.captured_at = start
@@ -256,7 +259,7 @@ class ClipProcessor:
                             birds=birds, crops=crops or [], clip_id=clip_id)
 
     def _failed(self, path: str, camera: str, key: str, size: int | None, mtime: float | None, message: str,
-                emit: Callable[[FrameOutcome], None], *, transient: bool = False, clip_id: int | None = None,
+                emit: Callable[[FrameOutcome], object], *, transient: bool = False, clip_id: int | None = None,
                 finish: bool = True) -> ClipOutcome:
         """A clip that cannot be (fully) read: its error row at its path (FrameProcessor._error:
         the photo's rules, retries of a transient error included), and its clip row finished as an

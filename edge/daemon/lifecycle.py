@@ -50,8 +50,12 @@ from edge.store.reports import SHARED_FILE_TIME_S, run_figures, shared_file_time
 from edge.store.times import format_utc
 from edge.store.writer import Store
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # for the annotations only: the wiring imports these when it uses them
+    from edge.alerts.delivery import Deliverer
     from edge.detect.finder import BirdFinder
+    from edge.live.cameras import LiveCameras
+    from edge.operate.snapshots import SnapshotWriter
+    from edge.publish.mqtt import Publisher
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +64,11 @@ class DaemonError(Exception):
     """The daemon cannot start (no cameras, missing folder, model or database problems)."""
 
 
-def _folder_id(path: Path) -> tuple[int, int] | None:
-    """(device, inode) of a folder, or None when it is not there: a remount changes it."""
+def _folder_id(path: Path | None) -> tuple[int, int] | None:
+    """(device, inode) of a folder, or None when it is not there (or unset, which a validated
+    EdgeConfig never leaves): a remount changes it."""
+    if path is None:
+        return None
     try:
         info = os.stat(path)
     except OSError:
@@ -123,13 +130,13 @@ class Daemon:
         self._folder_ids: dict[str, tuple[int, int] | None] = {}
         # The MQTT publisher (edge/publish/mqtt.py) when [mqtt] is enabled, for `edge status`
         # glue and tests; the wiring starts and stops it through the hooks.
-        self.publisher = None
+        self.publisher: Publisher | None = None
         # The best-crop writer (edge/operate/snapshots.py) when a detector is configured.
-        self.snapshots = None
+        self.snapshots: SnapshotWriter | None = None
         # The notification deliverer (edge/alerts/delivery.py) when [notify] is enabled.
-        self.notifications = None
+        self.notifications: Deliverer | None = None
         # The live cameras (edge/live/cameras.py LiveCameras) when a [[cameras]] has a `source`.
-        self.live = None
+        self.live: LiveCameras | None = None
         # Counted frames (ok rows) not yet looked at for a shared file time (checked at the end
         # of --once, and once the queue has been empty for idle_interval_s: the end of a backlog
         # or of a batch of uploads), and, with --once, all of this run's for its summary line
@@ -253,6 +260,8 @@ class Daemon:
         `_handle` as it commits, like a photo's (its after_frame hooks: snapshots, notifications,
         health), the watchdog is fed while it decodes (`on_progress`), and once the clip is
         finished the `after_clip` hooks run (post-processing moves the clip only then)."""
+        # Only process() calls this, after its own check: both are set once the daemon started.
+        assert self.processor is not None and self.store is not None
         if not self.config.clips.enabled:
             log.debug("clip %s: [clips] enabled = false; left alone", path)
             outcome = ClipOutcome(path, camera, "skipped", skip_reason="clips_off")
@@ -443,8 +452,8 @@ class Daemon:
                 self._inotify_watcher = InotifyWatcher(inotify, self.frames, self.rescanner)
                 self._inotify_watcher.start()
                 self._watchers.append(self._inotify_watcher)
-        for path, camera in scan_backlog(returned):
-            self.frames.put(path, camera)
+        for path, name in scan_backlog(returned):
+            self.frames.put(path, name)
 
     def watch_figures(self) -> dict:
         """What `edge status` and the metrics show about watching: frames skipped (symlinks,

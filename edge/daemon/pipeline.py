@@ -160,7 +160,7 @@ class FrameProcessor:
             # size and mtime (lstat works without read permission) let a retry, a restart and a
             # rescan tell this file from a changed one.
             size, mtime = _size_and_mtime(path)
-            if size is not None and self.store.unchanged_known(path, size, mtime):
+            if size is not None and mtime is not None and self.store.unchanged_known(path, size, mtime):
                 return FrameOutcome(path, camera, "unchanged")  # tries spent, file unchanged
             return self._error(path, camera, "unreadable:" + hashlib.sha256(path.encode()).hexdigest(), size, mtime,
                                f"unreadable: {error.strerror or error}", transient=is_transient(error))

@@ -183,6 +183,9 @@ def check_cameras(config: EdgeConfig, *, once: bool = False) -> list[Finding]:
         if camera.source is not None:
             findings += check_live_camera(index, camera, once=once)
             continue
+        if path is None:  # EdgeConfig's validation refuses a camera with neither path nor source
+            findings.append(Finding(key, "no folder configured"))
+            continue
         if path.is_dir():
             findings.append(Finding(f"cameras[{index}] {camera.name}", f"{path}, {camera.mode}", "ok"))
             continue

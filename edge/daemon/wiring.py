@@ -31,10 +31,11 @@ from edge.classify.taxonomy import rollup_from_config
 from edge.config import EdgeConfig
 from edge.config.deployment import as_aware
 from edge.daemon.lifecycle import Daemon
-from edge.daemon.pipeline import FrameProcessor
+from edge.daemon.pipeline import FrameOutcome, FrameProcessor
 from edge.daemon.preflight import make_state_dir
 from edge.detect.repeats import RepeatRules
 from edge.ingest.capture_time import CameraClock, camera_clock
+from edge.ingest.watcher import camera_folder
 from edge.operate.snapshots import SnapshotWriter, snapshot_folder
 from edge.store.clock_checks import ClockRules
 from edge.store.writer import Store, tallies_for_day
@@ -111,7 +112,12 @@ def live_cameras(config: EdgeConfig, daemon: Daemon) -> None:
             log.error("live cameras: keep_days housekeeping failed: %s", error)
 
     daemon.on_tick.insert(0, tick)
-    daemon.on_stop.insert(0, lambda _daemon: (live.stop(), _daemon.health.set(streams=live.status())))
+
+    def stop(_daemon: Daemon) -> None:
+        live.stop()
+        _daemon.health.set(streams=live.status())
+
+    daemon.on_stop.insert(0, stop)
 def record_picture_folders(config: EdgeConfig, store: Store) -> None:
     """The camera folders and the archive, in the database (edge/store/folders.py): so that
     `edge web --db` alone, without this configuration, can serve the pictures."""
@@ -120,7 +126,7 @@ def record_picture_folders(config: EdgeConfig, store: Store) -> None:
     from edge.store import folders
     from edge.store.db import immediate
 
-    found = [folders.PictureFolder("camera", camera.name, camera.path) for camera in config.cameras]
+    found = [folders.PictureFolder("camera", camera.name, camera_folder(camera)) for camera in config.cameras]
     if config.retention.archive_dir is not None:
         found.append(folders.PictureFolder("archive", None, config.retention.archive_dir))
     with immediate(store.conn):
@@ -172,7 +178,7 @@ def make_processor(config: EdgeConfig, classifier: Classifier, store: Store, fin
     """One frame's path (read → decode → [detect → crop] → classify → decide → store) over this
     store; `finder` (edge.detect.finder.BirdFinder) is the detector route, None classifies whole."""
     return FrameProcessor(classifier, store, config.classify, top_k=config.model.top_k,
-                          symlink_roots={c.name: c.path for c in config.cameras if c.symlinks == "inside"},
+                          symlink_roots={c.name: camera_folder(c) for c in config.cameras if c.symlinks == "inside"},
                           finder=finder, rollup_for=partial(_rollup_for, config),
                           prior=species_prior(config, classifier), clocks=camera_clocks(config, store))
 
@@ -328,7 +334,11 @@ def build(config: EdgeConfig, *, once: bool = False, tick_s: float = 1.0, field:
         snapshots = SnapshotWriter(snapshot_folder(config.storage.database),
                                    publisher.snapshot_changed if publisher is not None else None)
         daemon.snapshots = snapshots
-        daemon.after_frame.append(lambda outcome: snapshots.write(outcome.camera, outcome.commit, outcome.crops))
+
+        def write_snapshot(outcome: FrameOutcome) -> None:
+            snapshots.write(outcome.camera, outcome.commit, outcome.crops)  # the paths written: not needed here
+
+        daemon.after_frame.append(write_snapshot)
     if deliverer is not None:
         # After the crop is written (the snapshots hook above): what the frame queued may go.
         daemon.after_frame.append(deliverer.release)

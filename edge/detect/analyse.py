@@ -134,7 +134,7 @@ class FrameAnalyser:
         (edge/daemon/clips.py) goes through the same analysis as a photo without being encoded
         to JPEG first. `context_for` gets the picture itself (it has no EXIF: the clip's time is
         the caller's)."""
-        return self.analyse(picture, context_for, camera)  # type: ignore[arg-type]
+        return self.analyse(picture, context_for, camera)
 
 
 def load_configured_finder(config: EdgeConfig) -> BirdFinder | None:

@@ -39,12 +39,13 @@ def _label(caption: str, colour: tuple[int, int, int], size: int) -> Image.Image
     font = _font(size)
     pad = max(2, size // 6)
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    left, top, right, bottom = probe.textbbox((0, 0), caption, font=font)
+    # Pillow types the box as floats; for the fonts loaded here it is whole pixels.
+    left, top, right, bottom = (int(edge) for edge in probe.textbbox((0, 0), caption, font=font))
     label = Image.new("RGB", (right - left + 2 * pad, bottom - top + 2 * pad), colour)
     ImageDraw.Draw(label).text((pad - left, pad - top), caption, fill=(0, 0, 0), font=font)
     if not isinstance(font, ImageFont.FreeTypeFont):  # a fixed bitmap font: enlarge it whole
         factor = max(1, round(size / max(1, bottom - top)))
-        label = label.resize((label.width * factor, label.height * factor), Image.NEAREST)
+        label = label.resize((label.width * factor, label.height * factor), Image.Resampling.NEAREST)
     return label
 
 

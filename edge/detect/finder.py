@@ -163,7 +163,7 @@ def crop_birds(image: Image.Image, boxes: Sequence[Box], crop_size: tuple[int, i
     for box in boxes:
         region = image.crop(crop_box(box, image.size, margin, aspect))
         if region.size != tuple(crop_size):
-            region = region.resize(tuple(crop_size), Image.BILINEAR)
+            region = region.resize((crop_size[0], crop_size[1]), Image.Resampling.BILINEAR)
         crops.append(np.asarray(region, dtype=np.uint8))
     return crops
 
@@ -444,8 +444,8 @@ class BirdFinder:
             # The pieces of a bird that tile borders cut apart become one box (its union).
             joined, joined_scores, origins = join_tile_cuts(coords, scores, cuts)
             if len(joined) != len(coords):
-                found = [Box(*map(float, row), score=float(score), class_index=found[k].class_index,
-                             label=found[k].label, kind=found[k].kind)
+                found = [Box(float(row[0]), float(row[1]), float(row[2]), float(row[3]), score=float(score),
+                             class_index=found[k].class_index, label=found[k].label, kind=found[k].kind)
                          for row, score, k in zip(joined, joined_scores, origins)]
                 coords, scores = joined, joined_scores
         kept = nms(coords, scores, self.settings.iou_threshold)

@@ -139,7 +139,7 @@ def grey_of(frame: Image.Image) -> np.ndarray:
     width, height = frame.size
     columns = min(WORK_WIDTH, width)
     rows = max(1, round(height * columns / width))
-    small = frame.resize((columns, rows), Image.BILINEAR) if (columns, rows) != frame.size else frame
+    small = frame.resize((columns, rows), Image.Resampling.BILINEAR) if (columns, rows) != frame.size else frame
     return np.asarray(small.convert("L").filter(ImageFilter.BoxBlur(1)), dtype=np.uint8)
 
 

@@ -61,5 +61,5 @@ def is_night(picture: Image.Image) -> bool:
     is an infrared night frame (module docstring)."""
     small = picture.convert("RGB")
     if small.size[0] > ANALYSIS_SIZE[0] or small.size[1] > ANALYSIS_SIZE[1]:
-        small = small.resize(ANALYSIS_SIZE, Image.BILINEAR)
+        small = small.resize(ANALYSIS_SIZE, Image.Resampling.BILINEAR)
     return is_night_rgb(np.asarray(small, dtype=np.uint8))

@@ -418,7 +418,7 @@ def occasions(efforts: Sequence[Effort], zone: tzinfo, occasion_days: int = DEFA
         return []
     first = min(site.start for site in spans).astimezone(zone).date()
     last = max(site.end for site in spans)
-    found = []
+    found: list[Occasion] = []
     while True:
         start = datetime.combine(first + timedelta(days=occasion_days * len(found)), time(), tzinfo=zone)
         if start >= last:

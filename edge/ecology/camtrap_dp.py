@@ -574,7 +574,9 @@ def package_descriptor(config: EdgeConfig, deployments: list[Deployment], used: 
                              "individualAnimals": project.individual_animals,
                              "observationLevel": ["media", "event"]}
     descriptor["project"] = {k: v for k, v in block.items() if v is not None}
-    points = sorted({(d.longitude, d.latitude) for d in deployments if d.latitude is not None})
+    # Both or neither (the deployment config says so); both checked so the pair is typed float.
+    points = sorted({(d.longitude, d.latitude) for d in deployments
+                     if d.latitude is not None and d.longitude is not None})
     spatial: dict[str, Any] = {"type": "MultiPoint", "coordinates": [list(p) for p in points]}
     if points:
         longitudes, latitudes = [p[0] for p in points], [p[1] for p in points]

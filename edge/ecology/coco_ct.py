@@ -217,11 +217,11 @@ def _annotations(frame: Frame, ids: dict[str, int], size: tuple[int, int] | None
         if frame.species and frame.confidence is not None:
             annotation["classification_confidence"] = round(float(frame.confidence), 6)
         return [annotation]
-    found = []
+    found: list[dict[str, Any]] = []
     for detection in frame.detections:
-        label = detection.label
-        if label is None:  # a reviewer said it is no bird, or the classifier (not_bird)
+        if detection.label is None:  # a reviewer said it is no bird, or the classifier (not_bird)
             continue
+        label = detection.label
         x, y = max(detection.xmin, 0.0), max(detection.ymin, 0.0)
         width, height = min(detection.xmax, 1.0) - x, min(detection.ymax, 1.0) - y
         annotation = {"id": f"{frame.sha256}:{detection.rank}", "image_id": frame.sha256, "category_id": ids[label],

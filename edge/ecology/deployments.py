@@ -155,6 +155,7 @@ def resolve_deployments(
         table = configured.get(name)
         first, last = _frame_span(db, name)
         start: datetime | None
+        end: datetime | None
         start_source: Source
         end_source: Source
         if table is not None and table.start is not None:

@@ -202,7 +202,9 @@ def export_ebird(config: EdgeConfig, db: sqlite_utils.Database, out: Path, selec
                 comment = _submission_comment(config, checklist, per)
                 summary.checklists += 1
                 for _label, (sighting, visits, _) in sorted(checklist.species.items()):
-                    common, genus, species = _name(sighting)
+                    named = _name(sighting)
+                    assert named is not None  # sightings without an eBird name were left out above
+                    common, genus, species = named
                     writer.writerow([
                         common, genus, species, sighting.individuals, _species_comment(sighting, visits, per),
                         place.name, f"{place.latitude:.6f}", f"{place.longitude:.6f}",

@@ -128,6 +128,16 @@ def _file(frame: tuple | None) -> Path | None:
     return None
 
 
+def _photo(frames: dict[str | None, tuple], label: str | None) -> tuple[tuple, Path] | None:
+    """(frame, its file) to share for `label`: the label's best frame, else the visit's best,
+    the first whose file is still there. One choice for both, so that the observation's time is
+    the time of the photo it carries."""
+    for frame in (frames.get(label), frames.get(None)):
+        if frame is not None and (source := _file(frame)) is not None:
+            return frame, source
+    return None
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-") or "bird"
 
@@ -194,15 +204,15 @@ def export_inaturalist(config: EdgeConfig, db: sqlite_utils.Database, out: Path,
             writer = csv.writer(sink, lineterminator="\r\n")
             writer.writerow(COLUMNS)
             for sighting in chosen:
-                frames = photos.get(sighting.event_id, {})
-                source = _file(frames.get(sighting.label)) or _file(frames.get(None))
-                if source is None:
+                shared = _photo(photos.get(sighting.event_id, {}), sighting.label)
+                if shared is None:
                     summary.skipped.add("observations whose photo file is gone (retention) or was never kept")
                     continue
-                frame = frames.get(sighting.label) or frames.get(None)
+                frame, source = shared
                 taken = parse_utc(frame[2]).astimezone(zone)
                 place = located[sighting.camera]
                 name = taxon_name(sighting)
+                assert name is not None  # sightings without a taxon name were left out above
                 photo = (f"photos/{taken:%Y-%m-%d_%H%M%S}_{_slug(name)}_{_slug(sighting.camera)}_"
                          f"{sighting.uid[:8]}.jpg")
                 note = description(sighting, place, photo)

@@ -231,7 +231,7 @@ def render_plots(result: Analyses, readable: Callable[[str], str] = str) -> dict
     if overall:
         figure = Figure(figsize=(8, 0.6 + 0.35 * len(overall)), layout="constrained")
         ax = figure.subplots()
-        ax.barh(range(len(overall)), [r.rai for r in overall],
+        ax.barh(range(len(overall)), [r.rai for r in overall if r.rai is not None],  # all: the check narrows
                 color=["#999999" if r.unknown else "#2f7d4f" for r in overall])
         ax.set_yticks(range(len(overall)), [readable(r.species) for r in overall])
         ax.invert_yaxis()

@@ -73,7 +73,7 @@ def decode(data: bytes | Image.Image, size: tuple[int, int], *, draft: bool = Tr
     rgb = load_oriented(image, (side, side) if draft else None)
     try:
         if rgb.size != size:
-            rgb = rgb.resize(size, Image.BILINEAR)
+            rgb = rgb.resize(size, Image.Resampling.BILINEAR)
         array = np.asarray(rgb, dtype=np.uint8)
     except (OSError, ValueError) as error:
         raise FrameError(f"corrupt or truncated image: {error}") from None

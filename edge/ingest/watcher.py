@@ -62,6 +62,15 @@ def is_frame_name(path: str | Path) -> bool:
     return not name.startswith(".") and os.path.splitext(name)[1].lower() in FRAME_SUFFIXES
 
 
+def camera_folder(camera: CameraConfig) -> Path:
+    """The camera's folder. A validated EdgeConfig gives every camera one (a live camera's is
+    filled in under the state folder), so a missing one is a CameraConfig built around that
+    validation: said plainly rather than failing later inside os.scandir(None)."""
+    if camera.path is None:
+        raise ValueError(f"camera {camera.name}: cameras[].path is not set (EdgeConfig's validation fills it in)")
+    return camera.path
+
+
 def iter_frames(folder: Path, recursive: bool) -> Iterator[os.DirEntry]:
     """Entries with a frame name in a folder (hidden folders skipped, symlinked folders not
     followed). Not only regular files: a symlink or FIFO named x.jpg is yielded too, so that the
@@ -99,7 +108,7 @@ def scan_backlog(cameras: Iterable[CameraConfig]) -> list[tuple[str, str]]:
     """(path, camera) of every frame present now, oldest mtime first (ties by path)."""
     found = []
     for camera in cameras:
-        for entry in iter_frames(camera.path, camera.recursive):
+        for entry in iter_frames(camera_folder(camera), camera.recursive):
             try:
                 found.append((entry.stat(follow_symlinks=False).st_mtime, entry.path, camera.name))
             except OSError:
@@ -164,7 +173,7 @@ class _InotifyHandler(FileSystemEventHandler):
         self.camera = camera
         self.frames = frames
         self.rescanner = rescanner
-        self.root = os.path.realpath(camera.path)
+        self.root = os.path.realpath(camera_folder(camera))
 
     def _inside(self, path: str) -> bool:
         parent = os.path.realpath(os.path.dirname(path))
@@ -261,7 +270,7 @@ class PollingWatcher:
     def start(self) -> None:
         # Files present at start belong to the backlog scan; remember their state.
         for camera in self.cameras:
-            for entry in iter_frames(camera.path, camera.recursive):
+            for entry in iter_frames(camera_folder(camera), camera.recursive):
                 if entry.path in self._seed:
                     try:
                         st = entry.stat(follow_symlinks=False)
@@ -288,7 +297,7 @@ class PollingWatcher:
 
     def poll_once(self, camera: CameraConfig, now: float) -> None:
         seen = set()
-        for entry in iter_frames(camera.path, camera.recursive):
+        for entry in iter_frames(camera_folder(camera), camera.recursive):
             try:
                 st = entry.stat(follow_symlinks=False)
             except OSError:
@@ -429,7 +438,7 @@ class Rescanner:
         now = time.time()
         found: dict[str, tuple[int, float]] = {}
         seen: set[str] = set()
-        for entry in iter_frames(camera.path, camera.recursive):
+        for entry in iter_frames(camera_folder(camera), camera.recursive):
             try:
                 state = _state(entry, camera)
             except OSError:  # vanished, or a dangling symlink: nothing to read
@@ -450,7 +459,7 @@ class Rescanner:
                     del found[path]
         if found:
             try:
-                for path, size, mtime in self.known(camera.path):
+                for path, size, mtime in self.known(camera_folder(camera)):
                     if found.get(path) == (size, mtime):
                         del found[path]
             except Exception as error:  # noqa: BLE001 - the safety net must outlive a locked or missing database

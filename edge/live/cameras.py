@@ -21,6 +21,7 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from datetime import tzinfo
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,11 @@ KnownStates = Callable[[Path], Iterable[tuple[str, int | None, float | None]]]
 def live_cameras(cameras: Iterable[CameraConfig]) -> list[CameraConfig]:
     """The `[[cameras]]` tables with a stream `source`."""
     return [camera for camera in cameras if camera.source is not None]
+
+
+def _pending_under(busy: Callable[[], set[str]], prefix: str) -> int:
+    """How many of the daemon's queued or in-flight paths are under `prefix` (one camera's folder)."""
+    return sum(1 for path in busy() if path.startswith(prefix))
 
 
 class LiveCameras:
@@ -80,7 +86,7 @@ class LiveCameras:
             prefix = os.path.join(str(camera.path), "")
             writer = FrameWriter(name, camera.path, self.zone, quality=camera.live.jpeg_quality,
                                  queue_frames=camera.live.queue_frames, max_pending=camera.live.max_pending,
-                                 pending=lambda prefix=prefix: sum(1 for path in busy() if path.startswith(prefix)))
+                                 pending=partial(_pending_under, busy, prefix))
             reader = StreamReader(camera, writer)
             writer.start()
             reader.start()

@@ -107,6 +107,8 @@ class FieldOperations:
         self.health.errors_superseded(at for _id, at in outcome.superseded)
         if outcome.clip_id is not None:
             return  # a clip's sampled frame: its file is post-processed once the clip is finished (after_clip)
+        if self.retention is None:  # before on_start, as in after_clip and after_duplicate
+            return
         try:
             self.retention.apply(frame)
         except DiskFullError as error:
@@ -187,6 +189,8 @@ class FieldOperations:
 
     # -- internals --------------------------------------------------------------------------
     def _flush(self) -> None:
+        if self.retention is None:  # before on_start: nothing is pending
+            return
         try:
             self.retention.flush()
         except Exception as error:  # noqa: BLE001 - kept pending; retried on the next tick

@@ -176,7 +176,9 @@ def _label(d_state, species, d_reviewed, d_review, e_state, e_species, e_reviewe
     if e_state == "rejected":
         return None, "review", e_review
     if e_state in ("confirmed", "corrected") and species is not None and species == e_species:
-        return _usable(_verdict(e_state, e_species, e_reviewed)[1], "review", e_review)
+        theirs = _verdict(e_state, e_species, e_reviewed)
+        assert theirs is not None  # confirmed and corrected are verdicts
+        return _usable(theirs[1], "review", e_review)
     if reviewed_only or not named or species in (None, UNKNOWN) or confidence is None:
         return None
     if confidence < threshold(species):

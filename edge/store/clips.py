@@ -102,7 +102,11 @@ def begin(conn: sqlite3.Connection, values: dict[str, Any]) -> int:
     values = dict(values, state="decoding")
     names = ", ".join(values)
     marks = ", ".join("?" * len(values))
-    return int(conn.execute(f"INSERT INTO clips ({names}) VALUES ({marks})", tuple(values.values())).lastrowid)
+    cursor = conn.execute(f"INSERT INTO clips ({names}) VALUES ({marks})", tuple(values.values()))
+    # edge/store/db.py's inserted_id, inline: db imports the schema, which imports this module.
+    if cursor.lastrowid is None:
+        raise sqlite3.DatabaseError("the INSERT into clips added no row (sqlite3 gave no lastrowid)")
+    return cursor.lastrowid
 
 
 def recorded_offsets(conn: sqlite3.Connection, clip_id: int) -> set[int]:

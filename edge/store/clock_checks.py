@@ -129,9 +129,9 @@ def explain(flags: Iterable[str], camera: str, now: datetime, recent: Sequence[d
         elif flag == BEFORE_DEPLOYMENT and camera in rules.deployment_starts:
             why.append(f"before-deployment: before the camera's [cameras.deployment] start "
                        f"({format_utc(rules.deployment_starts[camera])})")
-        elif flag == OUT_OF_ORDER and rules.out_of_order is not None and recent:
+        elif flag == OUT_OF_ORDER and rules.out_of_order is not None and (median := reference(recent)) is not None:
             why.append(f"out-of-order: more than {_span(rules.out_of_order)} before the camera's recent frames "
-                       f"(median {format_utc(reference(recent))})")
+                       f"(median {format_utc(median)})")
     return "; ".join(why)
 
 

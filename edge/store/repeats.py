@@ -61,11 +61,18 @@ class RepeatError(Exception):
 
 
 class Observed(Protocol):
-    """A detector's bird as the store records it (edge.store.writer.BirdRecord)."""
+    """A detector's bird as the store records it (edge.store.writer.BirdRecord). Read-only
+    members: BirdRecord is a frozen dataclass, and a plain attribute here would ask for a
+    settable one."""
 
-    box: BoxTuple
-    decision: Decision
-    look: bytes | None
+    @property
+    def box(self) -> BoxTuple: ...
+
+    @property
+    def decision(self) -> Decision: ...
+
+    @property
+    def look(self) -> bytes | None: ...
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo
 
 import sqlite_utils
@@ -31,7 +31,7 @@ from edge.detect.repeats import RepeatRules
 from edge.store import clips, clock_checks, repeats, taxa
 from edge.store.clock_checks import ClockRules
 from edge.store.counts import META_MIN_FRAMES, bump_tally, recount, stored_counts
-from edge.store.db import StoreError, connect, immediate, schema_version
+from edge.store.db import StoreError, connect, immediate, inserted_id, schema_version
 from edge.store.events import DEFAULT_SPECIES_MIN_FRAMES, GROUP_BY_VALUES, SpeciesVotes, beyond_cap, counted, vote
 from edge.store.schema import MIGRATIONS, SCHEMA_VERSION
 from edge.store.times import format_utc, local_day, parse_utc
@@ -168,9 +168,14 @@ class CommittedFrame:
 COMMITTED_COLUMNS = "id, path, status, captured_at, species, confidence, processed_at, camera, sha256, inference_ms, birds"
 
 
+# What happened to an event; the same values as edge/publish/messages.py's Change (the store
+# cannot import the publisher), so an EventChange goes into a message as it is.
+EventChangeKind = Literal["new", "update", "end"]
+
+
 @dataclass
 class EventChange:
-    change: str  # new | update | end
+    change: EventChangeKind
     event: dict[str, Any]
     # An `update` whose vote changed the event's species: the species it had before (its
     # counts snapshot changes too).
@@ -327,8 +332,8 @@ class Store:
                     log.warning("station.timezone: database %s changes from %s to %s: reports use %s from now "
                                 "on; days already tallied keep their %s days", self.path, stored[0],
                                 self.station_tz.key, self.station_tz.key, stored[0])
-                self.db["meta"].upsert({"key": "timezone", "value": self.station_tz.key}, pk="key")
-                self.db["meta"].upsert({"key": META_MIN_FRAMES, "value": str(self.species_min_frames)}, pk="key")
+                self.db.table("meta").upsert({"key": "timezone", "value": self.station_tz.key}, pk="key")
+                self.db.table("meta").upsert({"key": META_MIN_FRAMES, "value": str(self.species_min_frames)}, pk="key")
                 # A new database is created by the same steps; it says one line, not one per step
                 # (five "migrating" lines on a first start read like an upgrade going on).
                 if version == 0:
@@ -340,9 +345,9 @@ class Store:
                 # Schema 6 is unreleased: a database an earlier build of it made lacks these (idempotent).
                 repeats.create_tables(self.conn)
                 clips.create_tables(self.conn)
-                self.db["meta"].upsert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
+                self.db.table("meta").upsert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
                 if station_id:
-                    self.db["meta"].upsert({"key": "station_id", "value": station_id}, pk="key")
+                    self.db.table("meta").upsert({"key": "station_id", "value": station_id}, pk="key")
         except (sqlite3.DatabaseError, StoreError) as error:
             if backup is not None:
                 raise StoreError(f"{self.path}: migration failed ({error}); the database before it is kept "
@@ -605,7 +610,7 @@ class Store:
                     None if frame.night is None or frame.status != "ok" else int(frame.night),
                 ),
             )
-            frame_id = int(cursor.lastrowid)
+            frame_id = inserted_id(cursor)
             # The newest row at a path says what the file there is: older errors are replaced.
             superseded = self._supersede(frame.path, frame_id)
             if frame.predictions:
@@ -817,18 +822,19 @@ class Store:
                 self.db.execute("UPDATE events SET state = 'closed' WHERE id = ?", (capped["id"],))
                 capped["state"] = "closed"
                 changes.append(EventChange("end", capped))
+                assert self.max_duration is not None  # capped: beyond_cap is only true with a cap
                 log.info("event %s: camera %s reached max_duration_s (%.0f s); the visit goes on as a new event",
                          capped["uid"][:8], frame.camera, self.max_duration.total_seconds())
             # The first event a frame starts keeps the uid it always had; a second species of the
             # same frame (group_by = "species") needs its own.
             key = f"{frame.camera}/{frame.sha256}" + ("" if not joined else f"/{species}")
             uid = str(uuid.uuid5(EVENT_UID_NAMESPACE, key))
-            event_id = int(
+            event_id = inserted_id(
                 self.db.execute(
                     """INSERT INTO events (uid, camera, species, confidence, started_at, ended_at,
                            frame_count, model_id, state, individuals) VALUES (?, ?, ?, ?, ?, ?, 1, ?, 'open', ?)""",
                     (uid, frame.camera, species, confidence, captured_text, captured_text, frame.model_id, birds),
-                ).lastrowid
+                )
             )
             joined[event_id] = birds
             self._add_vote(event_id, group, captured_text)

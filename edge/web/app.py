@@ -38,6 +38,7 @@ from starlette.staticfiles import StaticFiles
 
 from edge.classify.names import station_namer
 from edge.config import EdgeConfig
+from edge.config.cameras import CameraConfig
 from edge.config.web import WebUser
 from edge.operate.snapshots import snapshot_folder
 from edge.operate.status_reader import collect_status
@@ -139,8 +140,23 @@ class Context:
     body: Any = None
     taxa: dict[str, Any] = field(default_factory=dict)  # label → edge.store.taxa.Taxon, read with the page
 
+    @property
+    def reviewer(self) -> str:
+        """Who writes: the logged-in user, for a handler behind login (_guard answers 401 to
+        anyone else before the handler runs, so this never raises there)."""
+        if self.user is None:
+            raise RuntimeError("no logged-in user: the handler is not guarded with login")
+        return self.user
+
 
 Handler = Callable[[Request, Context], Awaitable[Response]]
+
+
+def camera_folder(camera: CameraConfig) -> Path:
+    """The folder of a configured camera: EdgeConfig's validation gives a live camera without
+    `path` its default one, so every camera of a loaded config has a folder."""
+    assert camera.path is not None  # filled in by EdgeConfig (edge/config/__init__.py)
+    return Path(camera.path)
 
 
 class WebApp:
@@ -163,7 +179,7 @@ class WebApp:
         self._dummy_hash = dummy_hash(next((u.password_hash for u in self.users.values()), None))
         self.labels = labels or []
         self.snapshots = snapshot_folder(self.database)
-        folders = [Path(camera.path) for camera in config.cameras]
+        folders = [camera_folder(camera) for camera in config.cameras]
         if config.retention.archive_dir is not None:
             folders.append(Path(config.retention.archive_dir))
         self.frame_folders = folders
@@ -631,7 +647,7 @@ class WebApp:
             cameras = reader.cameras()
         finally:
             reader.conn.close()
-        known = {camera.name: Path(camera.path) for camera in self.config.cameras}
+        known = {camera.name: camera_folder(camera) for camera in self.config.cameras}
         for folder in recorded:
             if folder.kind == "camera" and folder.name is not None:
                 known.setdefault(folder.name, folder.path)
@@ -687,7 +703,7 @@ class WebApp:
 
     async def release_form(self, request: Request, ctx: Context) -> Response:
         try:
-            done = await run_in_threadpool(self._release, ctx.user, request.path_params["place_id"])
+            done = await run_in_threadpool(self._release, ctx.reviewer, request.path_params["place_id"])
         except repeat_places.RepeatError as error:
             return self._error(request, ctx, 404, str(error))
         except StoreError as error:
@@ -728,7 +744,7 @@ class WebApp:
         if not isinstance(ctx.body, dict):
             return JSONResponse({"error": "a JSON object is expected"}, 400)
         try:
-            review = await run_in_threadpool(self._review, ctx.user, ctx.body)
+            review = await run_in_threadpool(self._review, ctx.reviewer, ctx.body)
         except (ReviewError, ValueError, TypeError) as error:
             return JSONResponse({"error": str(error)}, 400)
         except StoreError as error:
@@ -742,7 +758,7 @@ class WebApp:
         if review_id is None:
             return JSONResponse({"error": "review_id is needed"}, 400)
         try:
-            review = await run_in_threadpool(self._undo, ctx.user, review_id)
+            review = await run_in_threadpool(self._undo, ctx.reviewer, review_id)
         except ReviewError as error:
             return JSONResponse({"error": str(error)}, 400)
         return JSONResponse({"review": review.__dict__})
@@ -751,14 +767,14 @@ class WebApp:
         event_id = request.path_params["event_id"]
         body = {"event_id": event_id, **{k: v for k, v in ctx.form.items() if k != "csrf"}}
         try:
-            await run_in_threadpool(self._review, ctx.user, body)
+            await run_in_threadpool(self._review, ctx.reviewer, body)
         except (ReviewError, ValueError, TypeError) as error:
             return self._error(request, ctx, 400, str(error))
         return RedirectResponse(f"/event/{event_id}", 303)
 
     async def undo_form(self, request: Request, ctx: Context) -> Response:
         try:
-            review = await run_in_threadpool(self._undo, ctx.user, request.path_params["review_id"])
+            review = await run_in_threadpool(self._undo, ctx.reviewer, request.path_params["review_id"])
         except ReviewError as error:
             return self._error(request, ctx, 400, str(error))
         return RedirectResponse(f"/event/{review.event_id}", 303)

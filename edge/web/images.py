@@ -109,7 +109,7 @@ def frame_jpeg(path: Path, boxes: Sequence[dict] = (), captions: Sequence[str] |
                         + (f" {b['confidence']:.2f}" if b.get("confidence") is not None else "") for b in boxes]
         image = draw(image, [_box(b) for b in boxes], list(captions))
     if image.width > DISPLAY_WIDTH:
-        image = image.resize((DISPLAY_WIDTH, round(image.height * DISPLAY_WIDTH / image.width)), Image.BILINEAR)
+        image = image.resize((DISPLAY_WIDTH, round(image.height * DISPLAY_WIDTH / image.width)), Image.Resampling.BILINEAR)
     return _jpeg(image)
 
 

@@ -366,7 +366,9 @@ def _offset_pieces(start: datetime, end: datetime, zone: Any) -> list[tuple[date
     """[start, end) cut at the zone's UTC offset changes: (piece start, piece end, offset in minutes).
     Found by stepping a day at a time and bisecting to the minute where the offset changed."""
     def offset(moment: datetime) -> int:
-        return int(moment.astimezone(zone).utcoffset().total_seconds() // 60)
+        delta = moment.astimezone(zone).utcoffset()
+        assert delta is not None  # astimezone(zone) is aware, and an aware datetime has an offset
+        return int(delta.total_seconds() // 60)
 
     pieces, piece_start, current = [], start, offset(start)
     day = start

@@ -74,7 +74,10 @@ class GuardedH11Protocol(H11Protocol):
         peer = transport.get_extra_info("peername")
         address = peer[0] if isinstance(peer, tuple) and peer else None
         open_now = self.connections
-        same = sum(1 for other in open_now if other.client is not None and other.client[0] == address)
+        # uvicorn types its connection set as every protocol it ships, and one (AutoZttpProtocol)
+        # has no `client`; here every connection is a GuardedH11Protocol, getattr keeps it honest.
+        same = sum(1 for other in open_now if (client := getattr(other, "client", None)) is not None
+                   and client[0] == address)
         if len(open_now) >= self.limits.max_connections or (address is not None and same >= self.limits.max_per_client):
             # Refused before it is counted or parsed: the descriptor is freed at once.
             self._refused = True

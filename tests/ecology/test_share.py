@@ -221,3 +221,17 @@ def test_inaturalist_refuses_without_coordinates(tmp_path: Path, edge_env) -> No
     (out / "x").write_text("")
     result = inaturalist(station, out, edge_env)
     assert result.returncode == 2 and "not an empty folder" in result.stderr
+
+
+def test_the_photo_and_its_time_come_from_the_same_frame(tmp_path: Path) -> None:
+    """The label's best frame lost its file (retention): the visit's best frame is shared, with
+    that frame's own time, never the missing frame's time on another frame's photo."""
+    from edge.ecology.inaturalist import _photo
+
+    kept = tmp_path / "kept.jpg"
+    kept.write_bytes(b"\xff\xd8\xff\xd9")
+    gone = (str(tmp_path / "gone.jpg"), None, "2026-05-01T06:00:00Z")
+    visit_best = (str(kept), None, "2026-05-01T06:00:05Z")
+    frame, source = _photo({"Cardinalis cardinalis": gone, None: visit_best}, "Cardinalis cardinalis")
+    assert (frame, source) == (visit_best, kept)
+    assert _photo({"Cardinalis cardinalis": gone}, "Cardinalis cardinalis") is None
