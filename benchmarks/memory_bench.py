@@ -31,7 +31,7 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+SHARED = Path(os.environ.get("TRAILCAM_SHARED", REPO.parent / "shared"))
 AIY = SHARED / "models" / "aiy_birds_v1" / "model.tflite"
 BIRDS = SHARED / "data" / "birds25"
 GOAL_RATIO = 1.10

@@ -239,7 +239,9 @@ class ClipProcessor:
         analyser = frames._analyser
         analyser.finder, analyser.classify_config = frames.finder, frames.classify_config
         context = frames._context(camera, at)
-        analysis = analyser.analyse_picture(picture, lambda _image: context, camera)
+        # The sample's time: consecutive samples (0.5 s apart at 2/s) are compared for motion like
+        # a burst's photos, so a clip is searched as its frames saved as photos would be.
+        analysis = analyser.analyse_picture(picture, lambda _image: context, camera, lambda _image: at)
         birds = crops = None
         if analysis.birds is not None:
             birds = [BirdRecord((b.box.ymin, b.box.xmin, b.box.ymax, b.box.xmax), b.box.score, b.box.label,
@@ -252,7 +254,7 @@ class ClipProcessor:
             inference_ms=analysis.inference_ms, predictions=analysis.predictions, decision=analysis.decision,
             birds=birds, objects=objects,
             detector_id=frames.finder.detector.spec.model_id if frames.finder is not None else None,
-            clip_id=clip_id, clip_offset_s=offset_s)
+            clip_id=clip_id, clip_offset_s=offset_s, night=analysis.night)
         result = frames.store.record(record)
         return FrameOutcome(path, camera, "ok", result.frame_id, result.frame.species, result.frame.confidence,
                             predictions=list(analysis.predictions), commit=result, superseded=result.superseded,

@@ -129,12 +129,13 @@ class FrameAnalyser:
         return analysis
 
     def analyse_picture(self, picture: Image.Image, context_for: ContextFor | None = None,
-                        camera: str | None = None) -> FrameAnalysis:
+                        camera: str | None = None, taken_at: TakenAt | None = None) -> FrameAnalysis:
         """analyse() for a picture already decoded (RGB, upright): a video clip's sampled frame
         (edge/daemon/clips.py) goes through the same analysis as a photo without being encoded
-        to JPEG first. `context_for` gets the picture itself (it has no EXIF: the clip's time is
-        the caller's)."""
-        return self.analyse(picture, context_for, camera)
+        to JPEG first. `context_for` and `taken_at` get the picture itself (it has no EXIF: the
+        clip's time is the caller's); with `taken_at` a clip's samples are compared for motion
+        like the frames of a burst."""
+        return self.analyse(picture, context_for, camera, taken_at)
 
 
 def load_configured_finder(config: EdgeConfig) -> BirdFinder | None:

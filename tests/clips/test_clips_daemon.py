@@ -65,6 +65,8 @@ def test_clips_count_like_photos_once_each_and_export_as_one_media_row(
     assert rows(db, "SELECT COUNT(*) FROM frames")[0][0] == 18
     assert rows(db, "SELECT COUNT(*) FROM clips")[0][0] == 2
     assert rows(db, "SELECT SUM(individuals) FROM event_species")[0][0] == 4
+    # A clip's samples are analysed like photos: daylight frames, flagged as such (frames.night).
+    assert rows(db, "SELECT DISTINCT night FROM frames WHERE clip_id IS NOT NULL") == [(0,)]
 
     # Camtrap DP: each clip one media row (video/...), its observations the visits' (event level).
     out = tmp_path / "package"
