@@ -24,7 +24,7 @@ STANDARDS = Path(os.environ.get("TRAILCAM_SHARED", REPO.parent / "shared")) / "s
 RUNS = 3
 WRAPPER = ("import resource, sys; from {module} import {function} as entry; code = entry(sys.argv[1:]); "
            "print('maxrss_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(code)")
-VALIDATE = ("from pathlib import Path; import sys; from edge.ecology.validate import validate_package\n"
+VALIDATE = ("from pathlib import Path; import sys; from edge.exports.camtrap_dp_validate import validate_package\n"
             "def run(args):\n    report = validate_package(Path(args[0]), Path(args[1]))\n"
             "    print(report.lines()[0][:120]); return 0 if report.valid else 1\n")
 

@@ -2,7 +2,7 @@
 
 The central schema (edge/fleet/schema.py) keeps one row per event per device, as the device
 last published it (species and individuals after its review), and each device's own day
-tallies (`day_counts`). These readers give exactly the rows edge/store/reports.py gives from
+tallies (`day_counts`). These readers give exactly the rows edge/store/queries.py gives from
 the device's SQLite file, with the same columns and the same period rules:
 
 - hours and days are each device's own station zone: `devices.timezone` (from its `info`
@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from edge.store.reports import ReportError, ReportRows, TimeBound, parse_bound, period_key
+from edge.store.queries import ReportError, ReportRows, TimeBound, parse_bound, period_key
 from edge.store.times import format_utc, parse_utc
 from fleet.db import CentralDbError, Engine, connect, engine_of, redact
 from fleet.schema import schema_version
@@ -142,7 +142,7 @@ class CentralReader:
                unit: Literal["events", "frames", "individuals"] = "events", since: str | None = None,
                until: str | None = None, camera: str | None = None, species: str | None = None,
                zone: ZoneInfo | None = None) -> list[dict[str, Any]]:
-        """Rows {period, species, <unit>} as edge.store.reports.counts gives them, summed over
+        """Rows {period, species, <unit>} as edge.store.queries.counts gives them, summed over
         the devices covered (each in its own zone)."""
         totals: dict[tuple[str, str], int] = defaultdict(int)
         for name in self.devices(device):
@@ -170,7 +170,7 @@ class CentralReader:
 
     def species_counts(self, device: str, uids: list[str]) -> dict[str, list[dict[str, Any]]]:
         """uid → what the event counts per species ({species, individuals, frames}), most individuals
-        first, as edge.store.reports.species_counts_of gives them on the device."""
+        first, as edge.store.queries.species_counts_of gives them on the device."""
         found: dict[str, list[dict[str, Any]]] = defaultdict(list)
         if not self.per_species:
             return found
@@ -206,7 +206,7 @@ class CentralReader:
     def events(self, *, device: str | None = None, since: str | None = None, until: str | None = None,
                camera: str | None = None, species: str | None = None, limit: int | None = 100,
                zone: ZoneInfo | None = None) -> ReportRows:
-        """The newest `limit` events first, rows as edge.store.reports.events gives them (plus
+        """The newest `limit` events first, rows as edge.store.queries.events gives them (plus
         `device`), each device's times in its own zone."""
         rows: list[dict[str, Any]] = []
         total = 0

@@ -32,7 +32,7 @@ from starlette.staticfiles import StaticFiles
 
 from edge.config import EdgeConfig
 from edge.config.web import WebUser
-from edge.store.reports import ReportError
+from edge.store.queries import ReportError
 from edge.web.app import (
     COOKIE,
     HERE,

@@ -36,7 +36,7 @@ tally or MQTT message). Why kind `none` plus a flag rather than a new kind: `det
 has a CHECK ('species', 'unknown', 'none') since schema 3, which SQLite cannot alter without
 rebuilding the table, and `none` already means "counts as nothing" to every reader; the flag
 says why (a denied species has no flag). Camtrap DP exports such a detection as an `animal`
-observation without a scientificName (edge/ecology/camtrap_dp.py). A denied species still
+observation without a scientificName (edge/exports/camtrap_dp.py). A denied species still
 counts as nothing; a crop with no predictions at all stays `unknown`, counted (the classifier
 said nothing either way) when the detector is sure of it.
 

@@ -93,7 +93,7 @@ def _local(text: str, zone: ZoneInfo, what: str) -> datetime:
 def cmd_correct(args: argparse.Namespace) -> int:
     from edge.store.corrections import Correction, CorrectionError, correct, offset_from_pair, open_for_correction
     from edge.store.db import StoreError
-    from edge.store.reports import ReportError, parse_bound
+    from edge.store.queries import ReportError, parse_bound
 
     if args.camera_time is not None and args.true_time is None:
         raise _usage("--camera-time needs --true-time (the true time at the same moment)")

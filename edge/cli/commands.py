@@ -581,7 +581,7 @@ def _open_reader(args: argparse.Namespace):
 def _zone(args: argparse.Namespace, db):
     from zoneinfo import ZoneInfoNotFoundError
 
-    from edge.store.reports import station_zone
+    from edge.store.queries import station_zone
 
     try:
         return station_zone(db, args.timezone)
@@ -591,16 +591,16 @@ def _zone(args: argparse.Namespace, db):
 
 def _report(query, db, **options):
     """One report query; a --since/--until it cannot read is a usage error (exit 2)."""
-    from edge.store import reports
+    from edge.store import queries
 
     try:
         return query(db, **options)
-    except reports.ReportError as error:
+    except queries.ReportError as error:
         raise UsageError(f"--since/--until: {error}") from None
 
 
 def _central(args: argparse.Namespace):
-    """A CentralReader (edge/fleet/reports.py) when --db is a central database (a postgresql://
+    """A CentralReader (fleet/reports.py) when --db is a central database (a postgresql://
     URL, or a SQLite file with the central schema), else None (a device's own database)."""
     database = getattr(args, "db", None)
     if database is None:
@@ -686,7 +686,7 @@ def _readable(args: argparse.Namespace, db, rows: list[dict[str, Any]],
 
 
 def cmd_counts(args: argparse.Namespace) -> int:
-    from edge.store import reports
+    from edge.store import queries
 
     unit = "frames" if args.frames else "individuals" if args.individuals else "events"
     central = _central(args)
@@ -699,14 +699,14 @@ def cmd_counts(args: argparse.Namespace) -> int:
         return EXIT_OK
     db = _open_reader(args)
     _own_device(args, db)
-    rows = _report(reports.counts, db, by=args.by, unit=unit, since=args.since, until=args.until,
+    rows = _report(queries.counts, db, by=args.by, unit=unit, since=args.since, until=args.until,
                    camera=args.camera, species=args.species, zone=_zone(args, db))
     print(tables.render(*_readable(args, db, rows, ["period", "species", unit]), args.format))
     return EXIT_OK
 
 
 def cmd_events(args: argparse.Namespace) -> int:
-    from edge.store import reports
+    from edge.store import queries
 
     # species / individuals: the visit's headline species and its MaxN; species_counts: every
     # species the visit counts with its own MaxN (edge/store/events.py), "A 1; B 2" in a table.
@@ -725,7 +725,7 @@ def cmd_events(args: argparse.Namespace) -> int:
         return EXIT_OK
     db = _open_reader(args)
     _own_device(args, db)
-    rows = _report(reports.events, db, since=args.since, until=args.until, camera=args.camera,
+    rows = _report(queries.events, db, since=args.since, until=args.until, camera=args.camera,
                    species=args.species, limit=args.limit, zone=_zone(args, db))
     readable, shown = _readable(args, db, rows, columns)
     _print_limited(tables.render(_species_counts_text(readable, args.format), shown, args.format),
@@ -746,10 +746,10 @@ def _species_counts_text(rows: list[dict[str, Any]], fmt: str) -> list[dict[str,
 
 
 def cmd_frames(args: argparse.Namespace) -> int:
-    from edge.store import reports
+    from edge.store import queries
 
     db = _open_reader(args)
-    rows = _report(reports.frames, db, errors=args.errors, since=args.since, until=args.until,
+    rows = _report(queries.frames, db, errors=args.errors, since=args.since, until=args.until,
                    camera=args.camera, limit=args.limit, zone=_zone(args, db), by_processed=args.by_processed)
     # time_source: where the capture time came from (exif, exif-local, mtime); time_flags: what
     # is doubtful about it (empty: nothing).

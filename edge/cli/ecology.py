@@ -1,6 +1,6 @@
 """`edge export camtrap-dp` and `edge export coco-ct`: the station's data for ecologists' tools.
 
-The work is in edge/ecology (camtrap_dp.py, coco_ct.py, validate.py); this module parses the
+The work is in edge/exports (camtrap_dp.py, coco_ct.py, camtrap_dp_validate.py); this module parses the
 flags, reads the configuration (deployments, project) and the database, and prints. Exit codes:
 0 ok, 1 the package was written and --validate found it invalid, 2 usage (an output in the way,
 missing deployment metadata without --force, a bad period or camera; nothing was written).
@@ -75,7 +75,7 @@ def _inputs(args: argparse.Namespace):
     from edge.ecology.deployments import database_cameras
     from edge.ecology.media import Selection
     from edge.store.db import StoreError, open_readonly, schema_version
-    from edge.store.reports import ReportError, parse_bound
+    from edge.store.queries import ReportError, parse_bound
     from edge.store.schema import SCHEMA_VERSION
 
     config = None
@@ -122,7 +122,7 @@ def _config_from_database(db, database: Path) -> EdgeConfig:
 
 
 def cmd_camtrap_dp(args: argparse.Namespace) -> int:
-    from edge.ecology.camtrap_dp import ExportError, export_camtrap_dp, prepare_out
+    from edge.exports.camtrap_dp import ExportError, export_camtrap_dp, prepare_out
 
     try:
         prepare_out(args.out)
@@ -142,7 +142,7 @@ def cmd_camtrap_dp(args: argparse.Namespace) -> int:
 
 
 def _validate(package: Path, source: str) -> int:
-    from edge.ecology.validate import ValidationSetupError, fetch_standards, validate_package
+    from edge.exports.camtrap_dp_validate import ValidationSetupError, fetch_standards, validate_package
 
     try:
         if source == CACHE:
@@ -158,7 +158,7 @@ def _validate(package: Path, source: str) -> int:
 
 
 def cmd_coco_ct(args: argparse.Namespace) -> int:
-    from edge.ecology.coco_ct import CocoError, export_coco_ct
+    from edge.exports.coco_ct import CocoError, export_coco_ct
 
     if args.out.exists() and (args.out.is_dir() or not args.force):
         raise _usage(f"--out: {args.out} exists (nothing was written"

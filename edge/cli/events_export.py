@@ -1,4 +1,4 @@
-"""`edge export events`: the flags and the command; the lines come from edge/operate/events_export.py.
+"""`edge export events`: the flags and the command; the lines come from edge/exports/events.py.
 
 Without --config the device id and time zone come from the database's `meta` and the cameras
 from its events (no deployments, no scientific names, no model version); with it, from the
@@ -63,9 +63,9 @@ def _model_details(config) -> tuple[str | None, dict[str, str], str | None]:
 
 def cmd_export_events(args: argparse.Namespace) -> int:
     from edge import __version__
-    from edge.operate.events_export import context_from_database, export_messages, write_export
+    from edge.exports.events import context_from_database, export_messages, write_export
     from edge.store.db import StoreError, open_readonly
-    from edge.store.reports import ReportError
+    from edge.store.queries import ReportError
 
     config = None
     if args.config is not None or args.db is None:

@@ -1,6 +1,6 @@
 """`edge export training-set` and `edge thresholds suggest`: the station's side of the feedback loop.
 
-The work is in edge/operate/training_set.py and edge/operate/thresholds.py; this module parses
+The work is in edge/exports/training_set.py and edge/operate/thresholds.py; this module parses
 the flags, finds the database (and the classifier's input size) from --db / --config, and
 prints. Exit codes: 0 ok, 2 usage (a bad option, an output folder in the way, no crop size).
 """
@@ -51,7 +51,7 @@ def register(subparsers) -> None:
 
     share.register(sub)
 
-    from edge.cli.events_export import add_events_parser  # its own module: edge/operate/events_export.py
+    from edge.cli.events_export import add_events_parser  # its own module: edge/exports/events.py
     add_events_parser(sub)
 
     thresholds = subparsers.add_parser("thresholds", help="per-species confidence thresholds from reviews")
@@ -130,8 +130,8 @@ def _crop_size(args: argparse.Namespace, config: EdgeConfig | None) -> tuple[int
 
 
 def cmd_training_set(args: argparse.Namespace) -> int:
-    from edge.operate.training_set import TrainingSetError, export_training_set
-    from edge.store.reports import ReportError, parse_bound, station_zone
+    from edge.exports.training_set import TrainingSetError, export_training_set
+    from edge.store.queries import ReportError, parse_bound, station_zone
     from edge.store.times import format_utc
 
     config = _config(args)

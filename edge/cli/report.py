@@ -104,7 +104,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from edge.classify.names import station_namer
     from edge.ecology.analyses import analyse, load
     from edge.ecology.report import ReportOutputError, check_out, write_report
-    from edge.store.reports import ReportError, parse_bound
+    from edge.store.queries import ReportError, parse_bound
 
     try:
         check_out(args.out)  # before reading anything: refuse early, write nothing

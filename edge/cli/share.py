@@ -1,6 +1,6 @@
 """`edge export ebird` and `edge export inaturalist`: the station's sightings for citizen science.
 
-The work is in edge/ecology (sightings.py, ebird.py, inaturalist.py, exif.py); this module
+The work is in edge/exports (sightings.py, ebird.py, inaturalist.py, exif.py); this module
 parses the flags and prints. Exit codes: 0 ok, 2 usage (an output in the way, missing
 coordinates or eBird's country/state, a bad period or camera; nothing was written).
 Nothing is uploaded: the files are for the portals' own import tools.
@@ -86,8 +86,8 @@ def _state(value: str | None) -> tuple[str | None, str | None]:
 
 
 def cmd_ebird(args: argparse.Namespace) -> int:
-    from edge.ecology.ebird import export_ebird
-    from edge.ecology.sightings import SharingError
+    from edge.exports.ebird import export_ebird
+    from edge.exports.sightings import SharingError
 
     if args.out.exists() and (args.out.is_dir() or not args.force):
         raise _usage(f"--out: {args.out} exists (nothing was written"
@@ -109,8 +109,8 @@ def cmd_ebird(args: argparse.Namespace) -> int:
 
 
 def cmd_inaturalist(args: argparse.Namespace) -> int:
-    from edge.ecology.inaturalist import export_inaturalist, prepare_out
-    from edge.ecology.sightings import SharingError
+    from edge.exports.inaturalist import export_inaturalist, prepare_out
+    from edge.exports.sightings import SharingError
 
     try:
         prepare_out(args.out)

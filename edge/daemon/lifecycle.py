@@ -46,7 +46,7 @@ from edge.ingest.watcher import FrameQueue, InotifyWatcher, PollingWatcher, Queu
 from edge.operate.health import HealthState
 from edge.store.db import known_states_reader
 from edge.store.disk import is_disk_full_error
-from edge.store.reports import SHARED_FILE_TIME_S, run_figures, shared_file_times
+from edge.store.queries import SHARED_FILE_TIME_S, run_figures, shared_file_times
 from edge.store.times import format_utc
 from edge.store.writer import Store
 

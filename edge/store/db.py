@@ -84,7 +84,7 @@ def open_readonly(path: Path, busy_timeout_s: float = 30.0) -> sqlite_utils.Data
         raise StoreError(f"{path}: not a trailcam database (no schema_version)")
     if version > SCHEMA_VERSION:
         raise StoreError(f"{path}: schema version {version} is newer than this trailcam ({SCHEMA_VERSION}); upgrade trailcam")
-    # An older schema is read as it is (reports fill in what it lacks: edge/store/reports.py):
+    # An older schema is read as it is (reports fill in what it lacks: edge/store/queries.py):
     # readers never migrate, so the reports work between an upgrade and the daemon's restart.
     return db
 

@@ -31,11 +31,13 @@ LAYERS: tuple[tuple[str, ...], ...] = (
                                    # live cameras (streams → frames in a folder)
     ("edge.classify",),        # models, labels, decisions
     ("edge.detect",),          # the bird detector, tiles, box merging, crops (reuses classify's runtime and labels)
-    ("edge.store",),           # the database: schema, the writer, event rules, reports, times, outbox table
+    ("edge.store",),           # the database: schema, the writer, event rules, row queries, times, outbox table
     ("edge.publish",),         # MQTT: messages, the outbox writer, the publisher, discovery
     ("edge.alerts",),          # push notifications ([notify]): rules, rendering, Apprise targets, delivery thread
     ("edge.operate",),         # field operation: notify, health, metrics, retention, service files
-    ("edge.ecology",),         # deployments, Camtrap DP / COCO Camera Traps exports, `edge report` analyses
+    ("edge.ecology",),         # deployments, the media selection, `edge report` analyses
+    ("edge.exports",),         # what leaves the station as a file: Camtrap DP, COCO-CT, events, training set,
+                               # eBird, iNaturalist
     ("edge.web",),             # `edge web`: pages, charts, pictures by id, review endpoints
     ("fleet",),                # the central database (schema, engines, reports) and the fleet web view; server code
     ("edge.daemon",),          # the frame pipeline, preflight, lifecycle and wiring

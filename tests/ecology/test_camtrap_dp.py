@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from edge.ecology import camtrap_dp
-from edge.ecology.validate import validate_package
+from edge.exports import camtrap_dp
+from edge.exports.camtrap_dp_validate import validate_package
 from tests.ecology.conftest import ZONE, Station, build_station, write_config
 from tests.ecology.helpers import edge, edge_counts, event_counts, label_of, rows
 

@@ -226,7 +226,7 @@ def test_inaturalist_refuses_without_coordinates(tmp_path: Path, edge_env) -> No
 def test_the_photo_and_its_time_come_from_the_same_frame(tmp_path: Path) -> None:
     """The label's best frame lost its file (retention): the visit's best frame is shared, with
     that frame's own time, never the missing frame's time on another frame's photo."""
-    from edge.ecology.inaturalist import _photo
+    from edge.exports.inaturalist import _photo
 
     kept = tmp_path / "kept.jpg"
     kept.write_bytes(b"\xff\xd8\xff\xd9")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.ecology.validate import BASE_URL_ENV, STANDARD_FILES, cache_dir, fetch_standards
+from edge.exports.camtrap_dp_validate import BASE_URL_ENV, STANDARD_FILES, cache_dir, fetch_standards
 from tests.ecology.conftest import Station
 from tests.ecology.helpers import edge
 
@@ -108,8 +108,8 @@ def test_the_daemon_never_imports_frictionless(cli_env) -> None:
     import subprocess
     import sys
 
-    code = ("import sys, edge.daemon.wiring, edge.cli.commands, edge.ecology.camtrap_dp, edge.ecology.coco_ct, "
-            "edge.ecology.validate; print('frictionless' in sys.modules)")
+    code = ("import sys, edge.daemon.wiring, edge.cli.commands, edge.exports.camtrap_dp, edge.exports.coco_ct, "
+            "edge.exports.camtrap_dp_validate; print('frictionless' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], env=cli_env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
@@ -134,11 +134,11 @@ def test_without_frictionless_the_export_works_and_validate_says_what_to_install
 
 
 def test_the_frictionless_floor_is_the_extras(repo_root: Path) -> None:
-    """validate.py refuses a frictionless older than the [ecology] floor (5.19.1 cannot resolve
+    """camtrap_dp_validate.py refuses a frictionless older than the [ecology] floor (5.19.1 cannot resolve
     the profile's local $refs), and pyproject declares that same floor in [ecology] and [dev]."""
     import tomllib
 
-    from edge.ecology.validate import MIN_FRICTIONLESS
+    from edge.exports.camtrap_dp_validate import MIN_FRICTIONLESS
 
     extras = tomllib.loads((repo_root / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     floor = "frictionless>=" + ".".join(map(str, MIN_FRICTIONLESS))

@@ -13,7 +13,7 @@ from tests.edge.conftest import count_rows, jpeg_bytes, wait_for
 READER = r"""
 import json, sys, time
 from edge.store.db import open_readonly
-from edge.store import reports
+from edge.store import queries
 db_path, expected = sys.argv[1], int(sys.argv[2])
 while True:
     try:
@@ -31,7 +31,7 @@ while time.monotonic() < deadline:
         rows = db.conn.execute("SELECT count(*) FROM frames WHERE status = 'ok' AND species IS NOT NULL").fetchone()[0]
         events = db.conn.execute("SELECT COALESCE(SUM(frame_count), 0) FROM events").fetchone()[0]
         db.conn.execute("COMMIT")
-        report = reports.counts(db, by="day", unit="frames")
+        report = queries.counts(db, by="day", unit="frames")
         reads += 1
         inconsistent += (tallied != rows) or (events != rows)
         went_back += tallied < last_total

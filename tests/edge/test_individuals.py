@@ -221,7 +221,7 @@ def test_failed_migration_keeps_the_backup_and_the_old_database(tmp_path: Path) 
 def test_reports_read_the_release_database_before_it_is_migrated(tmp_path: Path) -> None:
     """Between an upgrade and the daemon's restart the reports read the old schema as it is:
     one bird per event, no detections; the file is not changed."""
-    from edge.store import reports
+    from edge.store import queries
     from edge.store.db import open_readonly
 
     path = tmp_path / "edge.db"
@@ -229,14 +229,14 @@ def test_reports_read_the_release_database_before_it_is_migrated(tmp_path: Path)
     before = path.read_bytes()
     db = open_readonly(path)
     try:
-        events = reports.counts(db, by="total")
-        individuals = reports.counts(db, by="total", unit="individuals")
+        events = queries.counts(db, by="total")
+        individuals = queries.counts(db, by="total", unit="individuals")
         assert [r["events"] for r in events] == [r["individuals"] for r in individuals] and len(events) == 4
-        hourly = reports.counts(db, by="hour", unit="individuals")
+        hourly = queries.counts(db, by="hour", unit="individuals")
         assert sum(r["individuals"] for r in hourly) == 4
-        listed = reports.events(db, limit=0)
+        listed = queries.events(db, limit=0)
         assert len(listed) == 4 and {(r["individuals"], r["snapshot"]) for r in listed} == {(1, None)}
-        assert {r["birds"] for r in reports.frames(db, limit=0)} == {None}
+        assert {r["birds"] for r in queries.frames(db, limit=0)} == {None}
     finally:
         db.conn.close()
     assert path.read_bytes() == before

@@ -21,7 +21,7 @@ import pytest
 
 from edge.daemon.pipeline import is_transient
 from edge.operate.status_reader import collect_status
-from edge.store import reports
+from edge.store import queries
 from edge.store.db import open_readonly
 from edge.store.times import parse_utc
 from edge.store.writer import FrameRecord, Store
@@ -81,7 +81,7 @@ def standing_errors(db: Path) -> tuple[int, int, list[dict]]:
     status = collect_status(db)
     reader = open_readonly(db)
     try:
-        listed = reports.frames(reader, errors=True)
+        listed = queries.frames(reader, errors=True)
     finally:
         reader.close()
     return status["frames_error"], status["frames_retrying"], listed
@@ -212,7 +212,7 @@ def test_a_corrupt_frame_is_not_retried_until_valid_content_replaces_it(tmp_path
     assert standing_errors(db) == (0, 0, [])
     reader = open_readonly(db)
     try:
-        assert [r["status"] for r in reports.frames(reader)] == ["ok", "superseded"]
+        assert [r["status"] for r in queries.frames(reader)] == ["ok", "superseded"]
     finally:
         reader.close()
 

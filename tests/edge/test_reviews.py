@@ -15,7 +15,7 @@ import pytest
 from edge.classify.decision import Decision
 from edge.classify.model import Prediction
 from edge.publish.outbox_writer import OutboxWriter
-from edge.store import reports
+from edge.store import queries
 from edge.store.counts import counts_of, min_frames_of, stored_counts
 from edge.store.db import open_readonly
 from edge.store.events import counted
@@ -117,9 +117,9 @@ def test_not_a_bird_leaves_the_counts_and_the_reports(store: Store, reviewer: Re
     assert tallies(store) == {"robin": (1, 1, 1), "jay": (0, 1, 0)}
     db = open_readonly(store.path)
     try:
-        assert [r["species"] for r in reports.counts(db, by="total")] == ["robin"]
-        assert [r["species"] for r in reports.counts(db, by="hour", since=T0.date().isoformat() + "T00:00")] == ["robin"]
-        listed = {r["model_species"]: (r["species"], r["review"]) for r in reports.events(db, limit=0)}
+        assert [r["species"] for r in queries.counts(db, by="total")] == ["robin"]
+        assert [r["species"] for r in queries.counts(db, by="hour", since=T0.date().isoformat() + "T00:00")] == ["robin"]
+        listed = {r["model_species"]: (r["species"], r["review"]) for r in queries.events(db, limit=0)}
         assert listed == {"robin": ("robin", None), "jay": (None, "rejected")}
     finally:
         db.conn.close()
@@ -133,7 +133,7 @@ def test_a_counted_number_replaces_the_machines_maxn(store: Store, reviewer: Rev
     assert tallies(store)["robin"] == (1, 1, 4)
     db = open_readonly(store.path)
     try:
-        assert reports.counts(db, by="total", unit="individuals") == [
+        assert queries.counts(db, by="total", unit="individuals") == [
             {"period": "total", "species": "robin", "individuals": 4}]
     finally:
         db.conn.close()

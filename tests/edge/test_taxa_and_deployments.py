@@ -209,7 +209,7 @@ def test_a_one_frame_visit_at_the_data_derived_end_is_counted_by_the_report(tmp_
     the last frame (here a one-frame visit) must still be inside, or `edge report` would count
     one visit fewer than `edge counts`."""
     from edge.ecology.analyses import ALL, analyse, load
-    from edge.store.reports import counts
+    from edge.store.queries import counts
 
     config = _config(tmp_path, CAMERA)
     store = Store(tmp_path / "t.db")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from edge.daemon.wiring import build
-from edge.store import reports
+from edge.store import queries
 from edge.store.db import open_readonly
 from tests.edge.conftest import jpeg_bytes
 
@@ -50,26 +50,26 @@ def test_capture_times_stored_utc_with_their_source(midnight_db: Path) -> None:
 
 def test_events_and_days_follow_the_station_zone(midnight_db: Path) -> None:
     db = open_readonly(midnight_db)
-    events = sorted(reports.events(db), key=lambda e: e["started_at"])
+    events = sorted(queries.events(db), key=lambda e: e["started_at"])
     assert [(e["start_local"], e["end_local"], e["frame_count"]) for e in events] == [
         ("2026-11-27T23:59:30-05:00", "2026-11-28T00:00:20-05:00", 3),
         ("2026-11-28T00:05:00-05:00", "2026-11-28T00:05:00-05:00", 1),
         ("2026-11-28T00:30:00-05:00", "2026-11-28T00:30:00-05:00", 1),
         ("2026-11-28T23:30:00-05:00", "2026-11-28T23:30:00-05:00", 1),
     ]
-    by_day = reports.counts(db, by="day")
+    by_day = queries.counts(db, by="day")
     assert [(r["period"], r["events"]) for r in by_day] == [("2026-11-27", 1), ("2026-11-28", 3)]
-    frames = reports.counts(db, by="day", unit="frames")
+    frames = queries.counts(db, by="day", unit="frames")
     assert [(r["period"], r["frames"]) for r in frames] == [("2026-11-27", 2), ("2026-11-28", 4)]
-    hourly = reports.counts(db, by="hour")
+    hourly = queries.counts(db, by="hour")
     assert [(r["period"], r["events"]) for r in hourly] == [
         ("2026-11-27T23:00-05:00", 1), ("2026-11-28T00:00-05:00", 2), ("2026-11-28T23:00-05:00", 1)]
     # Day bounds are local days; --until includes the whole day.
-    assert [(r["period"], r["events"]) for r in reports.counts(db, by="day", since="2026-11-28", until="2026-11-28")] == [("2026-11-28", 3)]
+    assert [(r["period"], r["events"]) for r in queries.counts(db, by="day", since="2026-11-28", until="2026-11-28")] == [("2026-11-28", 3)]
     # A time-of-day bound counts from the rows themselves.
-    assert sum(r["events"] for r in reports.counts(db, by="total", since="2026-11-28T00:10")) == 2
+    assert sum(r["events"] for r in queries.counts(db, by="total", since="2026-11-28T00:10")) == 2
     # The same data seen in UTC: all but the last visit fall on the 28th.
-    utc = reports.counts(db, by="day", zone=reports.ZoneInfo("UTC"))
+    utc = queries.counts(db, by="day", zone=queries.ZoneInfo("UTC"))
     assert [(r["period"], r["events"]) for r in utc] == [("2026-11-28", 3), ("2026-11-29", 1)]
 
 

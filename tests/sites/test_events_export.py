@@ -10,7 +10,7 @@ import pytest
 
 import edge
 from edge.cli.commands import main
-from edge.store import reports
+from edge.store import queries
 from edge.store.db import open_readonly
 from tests.sites.station import DEVICE, ZONE, build_station_db
 
@@ -43,7 +43,7 @@ def test_every_event_once_with_its_review_and_individuals(tmp_path: Path, statio
     # MaxN, every species with its own (a rejected visit: nothing, 0).
     reader = open_readonly(station_db)
     try:
-        own = reports.events(reader, limit=0)
+        own = queries.events(reader, limit=0)
     finally:
         reader.conn.close()
     def listed(counts: list[dict]) -> list[tuple]:

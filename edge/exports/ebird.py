@@ -43,7 +43,7 @@ import sqlite_utils
 from edge.config import EdgeConfig
 from edge.ecology.deployments import trusted
 from edge.ecology.media import Selection
-from edge.ecology.sightings import SharingError, Sighting, Skipped, places, sightings
+from edge.exports.sightings import SharingError, Sighting, Skipped, places, sightings
 from edge.store.times import format_utc, parse_utc
 
 COLUMNS = ("Common Name", "Genus", "Species", "Number", "Species Comments", "Location Name", "Latitude",

@@ -37,7 +37,7 @@ from zoneinfo import ZoneInfo
 from edge.publish.messages import MessageContext, counts_messages, event_message, info_message
 from edge.store.counts import stored_counts, visits_on_day
 from edge.store.outbox import OutboxMessage
-from edge.store.reports import parse_bound
+from edge.store.queries import parse_bound
 from edge.store.times import format_utc
 from edge.store.writer import tallies_for_day
 

@@ -4,7 +4,7 @@ visit counts; nothing is sent anywhere.
 iNaturalist takes observations two ways, and the folder serves both:
 
 - `photos/`: one photo per observation, the visit's frame with the most birds of that species,
-  copied with its EXIF set (edge/ecology/exif.py): DateTimeOriginal + OffsetTimeOriginal (the
+  copied with its EXIF set (edge/exports/exif.py): DateTimeOriginal + OffsetTimeOriginal (the
   station-local capture time with its offset), GPS latitude/longitude (the camera's deployment,
   else the station) with GPSHPositioningError (its coordinate_uncertainty_m), ImageDescription
   (the note below). Dropped on the web uploader (inaturalist.org/observations/upload), each
@@ -38,9 +38,9 @@ import sqlite_utils
 
 from edge.classify.decision import NOT_COUNTED_FLAGS
 from edge.config import EdgeConfig
-from edge.ecology.exif import ExifError, write_tagged_copy
 from edge.ecology.media import Selection
-from edge.ecology.sightings import Place, SharingError, Sighting, Skipped, places, sightings
+from edge.exports.exif import ExifError, write_tagged_copy
+from edge.exports.sightings import Place, SharingError, Sighting, Skipped, places, sightings
 from edge.store.times import parse_utc
 
 COLUMNS = ("Taxon name", "Date observed", "Description", "Place name", "Latitude / y coord / northing",

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from edge.ecology.camtrap_dp import BASE_URL, PROFILE_URL, SCHEMA_URLS, TABLES, VERSION
+from edge.exports.camtrap_dp import BASE_URL, PROFILE_URL, SCHEMA_URLS, TABLES, VERSION
 
 PROFILE_FILE = "camtrap-dp-profile.json"
 STANDARD_FILES = (PROFILE_FILE, *(f"{name}-table-schema.json" for name in TABLES))
