@@ -23,7 +23,7 @@ from typing import Literal
 import sqlite_utils
 
 from edge.config import EdgeConfig
-from edge.config.deployment import DeploymentConfig, as_aware
+from edge.config.deployment import DeploymentConfig, ProjectConfig, as_aware
 from edge.store.clock_checks import trusted_sql
 from edge.store.times import parse_utc
 
@@ -187,17 +187,25 @@ def resolve_deployments(
     return found
 
 
-def lacks(config: EdgeConfig) -> list[str]:
-    """What a Camtrap DP export of this configuration would lack, one line per dotted key
-    (`edge check` prints them as warnings: counting works without any of it)."""
+def project_lacks(project: ProjectConfig) -> list[str]:
+    """The project metadata Camtrap DP requires and `project` lacks, one line per dotted key. One
+    function because `edge check` (lacks) and the export (camtrap_dp.problems) must agree on what
+    blocks a package: the export refuses exactly what the check warns about."""
     problems = []
-    project = config.project
     if not project.title:
         problems.append("project.title: missing (Camtrap DP requires the project's title)")
     if not project.contributors:
         problems.append("project.contributors: none (Camtrap DP requires at least one [[project.contributors]])")
     if project.sampling_design is None:
         problems.append("project.sampling_design: missing (Camtrap DP requires it, e.g. \"targeted\" at feeders)")
+    return problems
+
+
+def lacks(config: EdgeConfig) -> list[str]:
+    """What a Camtrap DP export of this configuration would lack, one line per dotted key
+    (`edge check` prints them as warnings: counting works without any of it)."""
+    problems = project_lacks(config.project)
+    project = config.project
     if not project.license:
         problems.append("project.license: missing (GBIF publishes only licensed data, e.g. \"CC0-1.0\" or \"CC-BY-4.0\")")
     ids: dict[str, str] = {}

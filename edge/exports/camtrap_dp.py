@@ -40,7 +40,7 @@ import edge
 from edge.classify.decision import NOT_BIRD, UNCONFIRMED
 from edge.config import EdgeConfig
 from edge.detect.repeats import REPEAT
-from edge.ecology.deployments import Deployment, resolve_deployments
+from edge.ecology.deployments import Deployment, project_lacks, resolve_deployments
 from edge.ecology.media import (
     Frame,
     Selection,
@@ -138,14 +138,8 @@ def problems(config: EdgeConfig, deployments: list[Deployment]) -> tuple[list[st
     """(blocking, warnings): what Camtrap DP requires and is missing, one line per dotted key, and
     what it only recommends. A camera with data but no [[cameras]] table has no key to name: it is
     named by camera."""
-    blocking, warnings = [], []
+    blocking, warnings = project_lacks(config.project), []
     project = config.project
-    if not project.title:
-        blocking.append("project.title: missing (Camtrap DP requires the project's title)")
-    if not project.contributors:
-        blocking.append("project.contributors: none (Camtrap DP requires at least one [[project.contributors]])")
-    if project.sampling_design is None:
-        blocking.append("project.sampling_design: missing (Camtrap DP requires it, e.g. \"targeted\" at feeders)")
     if not project.license:
         warnings.append("project.license: missing (no licences in datapackage.json; GBIF publishes only licensed data)")
     elif not project.media_license:
