@@ -57,21 +57,21 @@ def _times() -> list[float]:
     return [start + 180 * visit + 5 * frame for visit in range(3) for frame in range(2)]
 
 
-@pytest.fixture(scope="session")
-def station_template(birds25_dir: Path, ssd_detector_dir: Path, aiy_model_dir: Path, cli_env: dict[str, str],
-                     tmp_path_factory: pytest.TempPathFactory) -> Station:
-    root = tmp_path_factory.mktemp("web-station")
+def _record_visits(root: Path, birds25_dir: Path, starts: list[float], aiy_model_dir: Path,
+                   ssd_detector_dir: Path, cli_env: dict[str, str], extra: str = "") -> Station:
+    """The VISITS' frames (composed 1080p scenes of birds25 photos) in a camera folder, the n-th
+    visit's frames 5 s apart from starts[n] (Unix time), recorded by one real `edge run --once`
+    with the shared SSD and AIY; `extra`: more configuration."""
     camera = root / "feeder"
     camera.mkdir()
-    stamps = iter(_times())
     index = 0
-    for species, birds in VISITS:
+    for (species, birds), start in zip(VISITS, starts, strict=True):
         photos = sorted((birds25_dir / species).glob("*.jpg"))
-        for n in birds:
+        for frame, n in enumerate(birds):
             scene = compose(birds25_dir, (1920, 1080), n, (0.08,) * n, seed=40 + index, sources=photos[:n])
             path = camera / f"IMG_{index:04d}.JPG"
             path.write_bytes(scene.jpeg())
-            stamp = next(stamps)
+            stamp = start + 5 * frame
             os.utime(path, (stamp, stamp))
             index += 1
     state = root / "state"
@@ -88,7 +88,7 @@ name = "feeder"
 path = "{camera}"
 [storage]
 database = "{state / 'edge.db'}"
-"""
+{extra}"""
     (root / "edge.toml").write_text(text)
     run = subprocess.run([sys.executable, "-m", "edge", "run", "--once", "--config", str(root / "edge.toml")],
                          env=cli_env, check=False, capture_output=True, text=True, timeout=300)
@@ -96,15 +96,28 @@ database = "{state / 'edge.db'}"
     return Station(root, camera, state / "edge.db", text)
 
 
+def _copy_of(template: Station, tmp_path: Path) -> Station:
+    """A copy of a recorded station's state folder (reviews and retention change it), same camera folder."""
+    state = tmp_path / "state"
+    shutil.copytree(template.database.parent, state)
+    text = template.config_text.replace(str(template.database), str(state / "edge.db"))
+    root = tmp_path / "conf"
+    root.mkdir()
+    return Station(root, template.camera, state / "edge.db", text)
+
+
+@pytest.fixture(scope="session")
+def station_template(birds25_dir: Path, ssd_detector_dir: Path, aiy_model_dir: Path, cli_env: dict[str, str],
+                     tmp_path_factory: pytest.TempPathFactory) -> Station:
+    starts = _times()[::2]  # visits 3 minutes apart, all today
+    return _record_visits(tmp_path_factory.mktemp("web-station"), birds25_dir, starts, aiy_model_dir,
+                          ssd_detector_dir, cli_env)
+
+
 @pytest.fixture
 def station(station_template: Station, tmp_path: Path) -> Station:
     """A copy of the daemon's state folder (reviews change it), same camera folder."""
-    state = tmp_path / "state"
-    shutil.copytree(station_template.database.parent, state)
-    text = station_template.config_text.replace(str(station_template.database), str(state / "edge.db"))
-    root = tmp_path / "conf"
-    root.mkdir()
-    return Station(root, station_template.camera, state / "edge.db", text)
+    return _copy_of(station_template, tmp_path)
 
 
 @pytest.fixture(scope="session")
@@ -232,54 +245,16 @@ def days_station(birds25_dir: Path, ssd_detector_dir: Path, aiy_model_dir: Path,
     """The VISITS' frames on three days, recorded by one real `edge run --once` with
     [retention] snapshot_days = 30: the cardinal's visit on a May day (a backlog imported
     today), the goldfinch's yesterday, the chickadee's today (UTC)."""
-    root = tmp_path_factory.mktemp("web-days")
-    camera = root / "feeder"
-    camera.mkdir()
     now = datetime.now(UTC)
     today = now.date()
     starts = [datetime.combine(may_day(today), datetime.min.time(), UTC).replace(hour=6, minute=30),
               datetime.combine(today - timedelta(days=1), datetime.min.time(), UTC).replace(hour=12),
               max(now - timedelta(minutes=5), datetime.combine(today, datetime.min.time(), UTC) + timedelta(seconds=1))]
-    index = 0
-    for (species, birds), start in zip(VISITS, starts):
-        photos = sorted((birds25_dir / species).glob("*.jpg"))
-        for frame, n in enumerate(birds):
-            scene = compose(birds25_dir, (1920, 1080), n, (0.08,) * n, seed=40 + index, sources=photos[:n])
-            path = camera / f"IMG_{index:04d}.JPG"
-            path.write_bytes(scene.jpeg())
-            stamp = (start + timedelta(seconds=5 * frame)).timestamp()
-            os.utime(path, (stamp, stamp))
-            index += 1
-    state = root / "state"
-    text = f"""
-[station]
-timezone = "UTC"
-[model]
-path = "{aiy_model_dir}"
-labels = "{aiy_model_dir / 'labelmap.csv'}"
-[detector]
-path = "{ssd_detector_dir}"
-[[cameras]]
-name = "feeder"
-path = "{camera}"
-[storage]
-database = "{state / 'edge.db'}"
-[retention]
-snapshot_days = 30
-"""
-    (root / "edge.toml").write_text(text)
-    run = subprocess.run([sys.executable, "-m", "edge", "run", "--once", "--config", str(root / "edge.toml")],
-                         env=cli_env, check=False, capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stdout + run.stderr
-    return Station(root, camera, state / "edge.db", text)
+    return _record_visits(tmp_path_factory.mktemp("web-days"), birds25_dir, [start.timestamp() for start in starts],
+                          aiy_model_dir, ssd_detector_dir, cli_env, extra="[retention]\nsnapshot_days = 30\n")
 
 
 @pytest.fixture
 def days(days_station: Station, tmp_path: Path) -> Station:
     """A copy of the three-day station's state folder (reviews and retention change it), same camera folder."""
-    state = tmp_path / "state"
-    shutil.copytree(days_station.database.parent, state)
-    text = days_station.config_text.replace(str(days_station.database), str(state / "edge.db"))
-    root = tmp_path / "conf"
-    root.mkdir()
-    return Station(root, days_station.camera, state / "edge.db", text)
+    return _copy_of(days_station, tmp_path)
