@@ -17,6 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from edge.cli.common import EXIT_OK, EXIT_USAGE
 from edge.config import load_config
 from edge.operate.bridge import (
     DEFAULT_AUTOSAVE_INTERVAL_S,
@@ -32,8 +33,6 @@ from edge.operate.bridge import (
 )
 from edge.operate.broker_access import AccessError, BrokerAccess, new_passwords, render_acl, render_password_file
 from edge.operate.broker_access import read_password_file as read_users
-
-EXIT_OK, EXIT_USAGE = 0, 2
 
 
 def _whole(text: str) -> int:

@@ -14,9 +14,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from edge.cli.common import EXIT_OK
 from edge.config import ConfigError, load_config
-
-EXIT_OK, EXIT_USAGE = 0, 2
 
 
 def register(subparsers) -> None:

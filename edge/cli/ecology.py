@@ -11,9 +11,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from edge.cli.common import EXIT_OK
 from edge.config import EdgeConfig, load_config
 
-EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+EXIT_INVALID = 1  # the package does not validate
 CACHE = "cache"  # --validate without a folder: the official files, fetched once into the cache
 
 

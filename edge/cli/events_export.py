@@ -12,9 +12,9 @@ import logging
 import sys
 from pathlib import Path
 
+from edge.cli.common import EXIT_OK, EXIT_USAGE
 from edge.config import load_config
 
-EXIT_OK, EXIT_USAGE = 0, 2
 log = logging.getLogger(__name__)
 
 

@@ -14,11 +14,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from edge.cli.common import positive_int
+from edge.cli.common import EXIT_OK, EXIT_USAGE, positive_int
 from edge.cli.tables import aligned
 from edge.config import EdgeConfig, load_config
-
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
 def register(subparsers) -> None:

@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import TextIO
 
 from edge.classify import catalogue, download
+from edge.cli.common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from edge.cli.tables import aligned
 from edge.config import load_config
-
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
 def register(subparsers) -> None:

@@ -13,9 +13,9 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+from edge.cli.common import EXIT_OK
 from edge.config import ConfigError, load_config
 
-EXIT_OK, EXIT_USAGE = 0, 2
 STATE_CHOICES = ("suppressed", "released", "candidate", "all")
 COLUMNS = ["id", "camera", "state", "box", "repeats", "days", "counted", "suppressed", "first_seen", "last_seen",
            "released_by"]

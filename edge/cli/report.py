@@ -13,10 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from edge.cli.common import positive_int
+from edge.cli.common import EXIT_OK, positive_int
 from edge.config import EdgeConfig, load_config
-
-EXIT_OK, EXIT_USAGE = 0, 2
 
 
 def register(subparsers) -> None:

@@ -11,9 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from edge.cli.common import EXIT_OK
 from edge.cli.ecology import _db_flags, _inputs, _period_flags, _usage
-
-EXIT_OK = 0
 
 REVIEWED = ("by default only species a person confirmed or corrected (the visit, or one of its birds, in the web "
             "app); --include-unreviewed adds the model's own")

@@ -15,11 +15,10 @@ import socket
 import sys
 from pathlib import Path
 
+from edge.cli.common import EXIT_FAILURE, EXIT_USAGE
 from edge.config import load_config
 
-EXIT_USAGE = 2
 SILENT_AFTER_DEFAULT = "2h"
-EXIT_FAILURE = 1
 log = logging.getLogger("edge.web")
 
 
