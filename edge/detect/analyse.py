@@ -1,5 +1,5 @@
 """One frame analysed: decode → find → crop → classify → decide, the one function `edge run`
-(edge/daemon/pipeline.py, FrameProcessor.process) and `edge classify` (edge/cli/commands.py)
+(edge/daemon/pipeline.py, FrameProcessor.process) and `edge classify` (edge/cli/classify.py)
 both call, so that the two say the same of a frame by construction, not because tests say so
 (issue 21). The trainer's crop tools build their finder with `load_configured_finder` here too.
 
