@@ -142,6 +142,7 @@ class WebApp(Site):
         self.close()
 
     def close(self) -> None:
+        """At shutdown (the lifespan's end): the review store, when a review opened it."""
         self.reviews.close()
 
 
