@@ -33,19 +33,10 @@ from starlette.staticfiles import StaticFiles
 from edge.config import EdgeConfig
 from edge.config.web import WebUser
 from edge.store.queries import ReportError
-from edge.web.app import (
-    COOKIE,
-    HERE,
-    SECRET_NAME,
-    Context,
-    WebApp,
-    WebStartError,
-    _date,
-    _int,
-    _revocations_in,
-    check_startup,
-)
+from edge.web.app import WebApp, WebStartError, check_startup
 from edge.web.auth import Revocations, load_secret
+from edge.web.sessions import COOKIE, SECRET_NAME, Context, revocations_in
+from edge.web.site import HERE, parse_date, parse_int
 from fleet.db import CentralDbError, engine_of, redact
 from fleet.devices import format_silence
 from fleet.web_queries import FleetReader
@@ -53,7 +44,7 @@ from fleet.web_queries import FleetReader
 log = logging.getLogger(__name__)
 
 # The device the request being served looks at (None: the whole fleet), for the pages WebApp
-# renders itself (species, heatmap): their forms and links keep it.
+# renders itself (edge/web/pages.py: species, heatmap): their forms and links keep it.
 _VIEWING: ContextVar[str | None] = ContextVar("viewing", default=None)
 
 # What only a device holds: every method answers 404 (POST included: nothing here writes).
@@ -89,27 +80,27 @@ class CentralWebApp(WebApp):
     def _revocations(self) -> Revocations:
         """Beside the session key's file; for a key of this run only, in memory (it ends with the run)."""
         if self.web.session_secret_file:
-            return _revocations_in(Path(self.web.session_secret_file).parent)
+            return revocations_in(Path(self.web.session_secret_file).parent)
         if engine_of(self.central_db) == "sqlite":
-            return _revocations_in(Path(self.central_db).parent)
+            return revocations_in(Path(self.central_db).parent)
         return Revocations()
 
     def app(self) -> Starlette:
-        page = self._guard
+        page = self.gate.guard
         routes = [
             Route("/", page(self.dashboard)),
-            Route("/species", page(self.species)),
-            Route("/heatmap", page(self.heatmap)),
+            Route("/species", page(self.pages.species)),
+            Route("/heatmap", page(self.pages.heatmap)),
             Route("/events", page(self.fleet_events)),
             Route("/devices", page(self.devices_page)),
             *(Route(path, self.device_only, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]) for path in DEVICE_ONLY),
-            Route("/login", self._guard(self.login, login=False), methods=["GET", "POST"]),
-            Route("/logout", self._guard(self.logout, login=False), methods=["POST"]),
+            Route("/login", page(self.logins.login, login=False), methods=["GET", "POST"]),
+            Route("/logout", page(self.logins.logout, login=False), methods=["POST"]),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ]
         return self._starlette(routes)
 
-    def _render(self, name: str, ctx: Context, status: int = 200, **values: Any) -> HTMLResponse:
+    def render(self, name: str, ctx: Context, status: int = 200, **values: Any) -> HTMLResponse:
         values.setdefault("device", _VIEWING.get())
         html = self.templates.get_template(name).render(
             csrf=ctx.session.csrf, user=ctx.user, role=ctx.role, open_access=self.open_access,
@@ -119,14 +110,14 @@ class CentralWebApp(WebApp):
     def _chosen_device(self, request: Request) -> str | None:
         return self.fixed_device or request.query_params.get("device") or None
 
-    def _read(self, request: Request, ctx: Context, work: Callable[[Any], Response]) -> Response:
+    def read(self, request: Request, ctx: Context, work: Callable[[Any], Response]) -> Response:
         try:
             reader = FleetReader(self.central_db, self._chosen_device(request),
                                  busy_timeout_s=self.config.storage.busy_timeout_s)
         except ReportError as error:
-            return self._error(request, ctx, 404, str(error))
+            return self.error(request, ctx, 404, str(error))
         except CentralDbError as error:  # its message names the database redacted
-            return self._render("error.html", ctx, status=503, message=str(error), code=503)
+            return self.render("error.html", ctx, status=503, message=str(error), code=503)
         token = _VIEWING.set(reader.device)
         try:
             return work(reader)
@@ -140,49 +131,49 @@ class CentralWebApp(WebApp):
     # ----- pages ---------------------------------------------------------------------------
     async def dashboard(self, request: Request, ctx: Context) -> Response:
         def work(reader: FleetReader) -> Response:
-            day = _date(request.query_params.get("day")) or reader.today()
-            return self._render("central_today.html", ctx, page="today", day=day.isoformat(),
-                                counts=reader.day_counts(day), latest=reader.latest_events(12),
-                                device=reader.device, choices=self._choices(reader))
-        return self._read(request, ctx, work)
+            day = parse_date(request.query_params.get("day")) or reader.today()
+            return self.render("central_today.html", ctx, page="today", day=day.isoformat(),
+                               counts=reader.day_counts(day), latest=reader.latest_events(12),
+                               device=reader.device, choices=self._choices(reader))
+        return self.read(request, ctx, work)
 
     async def fleet_events(self, request: Request, ctx: Context) -> Response:
         q = request.query_params
-        page_number = max(1, _int(q.get("page")) or 1)
+        page_number = max(1, parse_int(q.get("page")) or 1)
         size = self.web.page_size
 
         def work(reader: FleetReader) -> Response:
             rows = reader.event_page(camera=q.get("camera") or None, species=q.get("species") or None,
-                                     first=_date(q.get("from")), last=_date(q.get("to")), limit=size,
+                                     first=parse_date(q.get("from")), last=parse_date(q.get("to")), limit=size,
                                      offset=(page_number - 1) * size)
             keep = {k: v for k, v in q.items() if k != "page" and v}
-            return self._render("central_events.html", ctx, page="events", rows=rows[:size], more=len(rows) > size,
-                                number=page_number, filters=keep, cameras=reader.cameras(),
-                                names=reader.species_names(), device=reader.device, choices=self._choices(reader),
-                                query=lambda n: "&".join([*(f"{quote(k)}={quote(v)}" for k, v in keep.items()),
+            return self.render("central_events.html", ctx, page="events", rows=rows[:size], more=len(rows) > size,
+                               number=page_number, filters=keep, cameras=reader.cameras(),
+                               names=reader.species_names(), device=reader.device, choices=self._choices(reader),
+                               query=lambda n: "&".join([*(f"{quote(k)}={quote(v)}" for k, v in keep.items()),
                                                           f"page={n}"]))
-        return self._read(request, ctx, work)
+        return self.read(request, ctx, work)
 
     async def devices_page(self, request: Request, ctx: Context) -> Response:
         def work(reader: FleetReader) -> Response:
             rows = reader.device_rows(self.silent_after)
-            return self._render("central_devices.html", ctx, page="devices", rows=rows,
-                                silent=sum(1 for r in rows if r["silent"]),
-                                threshold=format_silence(self.silent_after.total_seconds()))
-        return self._read(request, ctx, work)
+            return self.render("central_devices.html", ctx, page="devices", rows=rows,
+                               silent=sum(1 for r in rows if r["silent"]),
+                               threshold=format_silence(self.silent_after.total_seconds()))
+        return self.read(request, ctx, work)
 
     async def device_only(self, request: Request) -> Response:
         """404 for what only a device holds, whoever asks and however (no CSRF or login
         check first: there is nothing behind it to protect, and nothing is written)."""
-        session = self.signer.load(request.cookies.get(COOKIE))
-        ctx = Context(session or self.signer.new(), None, None, session is None)
-        ctx.user, ctx.role = self._who(ctx.session)
+        session = self.gate.signer.load(request.cookies.get(COOKIE))
+        ctx = Context(session or self.gate.signer.new(), None, None, session is None)
+        ctx.user, ctx.role = self.gate.who(ctx.session)
         message = ("This is the central view of the fleet database: frames, pictures, per-bird detections "
                    "and the review queue stay on each device. Review on the device's own `edge web`; its "
                    "reviews reach the center as event messages.")
         if request.url.path.startswith("/api/") or request.headers.get("content-type", "").startswith("application/json"):
-            return self._finish(ctx, JSONResponse({"error": message}, 404))
-        return self._finish(ctx, self._render("error.html", ctx, status=404, message=message, code=404))
+            return self.gate.finish(ctx, JSONResponse({"error": message}, 404))
+        return self.gate.finish(ctx, self.render("error.html", ctx, status=404, message=message, code=404))
 
 
 def create_central_app(config: EdgeConfig, db: str, *, device: str | None = None,

@@ -95,11 +95,21 @@ def _plural(n: int, noun: str) -> str:
 
 
 def health_view(status: dict[str, Any], zone: tzinfo, now: datetime | None = None) -> HealthView:
-    """The page for `status` (collect_status's dict), times in `zone`."""
+    """The page for `status` (collect_status's dict), times in `zone`: the problems first (any
+    turns a running daemon's badge to warn), then the facts."""
     now = now or datetime.now(UTC)
     daemon = status.get("daemon") or {}
     state = str(daemon.get("state") or "unknown")
     badge = {"running": "ok", "paused": "warn", "stalled": "bad"}.get(state, "bad")
+    problems = _problems(status, state, zone, now)
+    if problems and badge == "ok":
+        badge = "warn"
+    return HealthView(state, badge, problems, _sections(status, state, badge, zone, now))
+
+
+def _problems(status: dict[str, Any], state: str, zone: tzinfo, now: datetime) -> list[str]:
+    """What is wrong, each a sentence saying so and what to do."""
+    daemon = status.get("daemon") or {}
     problems: list[str] = []
     if state == "not running":
         problems.append("The daemon is not running: no new pictures are counted (systemctl status trailcam-edge).")
@@ -136,13 +146,20 @@ def health_view(status: dict[str, Any], zone: tzinfo, now: datetime | None = Non
     dropped = sum(v for k, v in notify.items() if k.startswith("dropped_") and v)
     if dropped or notify.get("expired"):
         problems.append(f"Notifications: {dropped} dropped, {notify.get('expired') or 0} expired before delivery.")
-    if problems and badge == "ok":
-        badge = "warn"
+    return problems
 
+
+def _sections(status: dict[str, Any], state: str, badge: str, zone: tzinfo,
+              now: datetime) -> list[tuple[str, list[Fact]]]:
+    """The facts, in sections: the daemon, the pictures, the storage, the sending."""
+    daemon = status.get("daemon") or {}
+    errors = int(status.get("frames_error") or 0)
+    mqtt = daemon.get("mqtt_state")
+    notify = status.get("notifications") or {}
     last = status.get("last_frame") or {}
     window_min = int((status.get("rate_window_s") or 300) // 60)
     skipped = daemon.get("frames_skipped") or {}
-    sections = [
+    return [
         ("Daemon", [
             Fact("state", state, badge if state != "running" else "ok"),
             Fact("started", when(daemon.get("started_at"), zone, now) if daemon.get("started_at") else "—"),
@@ -182,4 +199,3 @@ def health_view(status: dict[str, Any], zone: tzinfo, now: datetime | None = Non
                  + (f", {notify['failed_attempts']} failed tries" if notify.get("failed_attempts") else "")),
         ]),
     ]
-    return HealthView(state, badge, problems, sections)
