@@ -109,7 +109,7 @@ class ClipProcessor:
                                 f"unreadable: {error.strerror or error}", emit, transient=is_transient(error))
         with handle:
             stat = handle.stat
-            if store.clip_finished_here(path, stat.st_size, stat.st_mtime):
+            if store.clips.finished_here(path, stat.st_size, stat.st_mtime):
                 return ClipOutcome(path, camera, "unchanged")
             age = self.clock() - stat.st_mtime
             settle = self.settle_s.get(camera, 2.0)
@@ -128,12 +128,12 @@ class ClipProcessor:
                 return self._failed(path, camera, "unreadable:" + hashlib.sha256(path.encode()).hexdigest(),
                                     stat.st_size, stat.st_mtime, f"unreadable: {error.strerror or error}", emit,
                                     transient=is_transient(error))
-            known = store.clip(sha)
+            known = store.clips.by_sha256(sha)
             if known is not None and known.path != path and not os.path.exists(known.path):
-                store.move_clip(known.id, path)  # renamed (an uploader's temporary name)
+                store.clips.move(known.id, path)  # renamed (an uploader's temporary name)
             if known is not None and known.state != "decoding":
                 return ClipOutcome(path, camera, "duplicate", clip_id=known.id)
-            if store.recorded_error(sha, path, stat.st_size, stat.st_mtime):
+            if store.ledger.recorded_error(sha, path, stat.st_size, stat.st_mtime):
                 return ClipOutcome(path, camera, "duplicate")
             os.lseek(handle.fd, 0, os.SEEK_SET)
             source = os.fdopen(os.dup(handle.fd), "rb")
@@ -141,7 +141,7 @@ class ClipProcessor:
             try:
                 reader = ClipReader(source)
             except ClipError as error:
-                clip_id = known.id if known else store.begin_clip({
+                clip_id = known.id if known else store.clips.begin({
                     "path": path, "sha256": sha, "camera": camera, "size": stat.st_size, "mtime": stat.st_mtime,
                     "media_type": media_type(path), "sample_rate": self.config.sample_rate,
                     "keyframes_only": int(self.config.keyframes_only), "started_at": format_utc(store.clock())})
@@ -164,7 +164,7 @@ class ClipProcessor:
                      info.duration_s or 0.0)
         start = reading.at
         if clip_id is None:
-            clip_id = store.begin_clip({
+            clip_id = store.clips.begin({
                 "path": path, "sha256": sha, "camera": camera, "size": stat.st_size, "mtime": stat.st_mtime,
                 "media_type": media_type(path), "container": info.container, "codec": info.codec,
                 "width": info.width, "height": info.height, "duration_s": info.duration_s, "fps": info.fps,
@@ -174,7 +174,7 @@ class ClipProcessor:
             })
             done: set[int] = set()
         else:
-            done = store.clip_offsets(clip_id)
+            done = store.clips.offsets(clip_id)
             log.info("clip %s: resuming; %d sampled frame(s) already recorded", path, len(done))
         outcome = ClipOutcome(path, camera, "done", clip_id=clip_id, sampled=len(done), captured_at=start)
         stopped = False
@@ -221,13 +221,13 @@ class ClipProcessor:
                         config.max_samples, decoded_s or 0.0)
         if reader.fault is not None:
             reason = f"clip: {reader.fault}; {outcome.sampled} sampled frame(s) before it counted"
-            store.finish_clip(clip_id, "error", reason, reader.decoded, outcome.sampled, decoded_s)
+            store.clips.finish(clip_id, "error", reason, reader.decoded, outcome.sampled, decoded_s)
             failed = self._failed(path, camera, sha, stat.st_size, stat.st_mtime, reason, emit, clip_id=clip_id,
                                   finish=False)
             failed.frames, failed.sampled, failed.decoded = outcome.frames, outcome.sampled, outcome.decoded
             failed.captured_at = start
             return failed
-        store.finish_clip(clip_id, "done", None, reader.decoded, outcome.sampled, decoded_s)
+        store.clips.finish(clip_id, "done", None, reader.decoded, outcome.sampled, decoded_s)
         log.info("clip %s: %d frame(s) sampled of %d decoded (%s, %s, %.1f s)", path, outcome.sampled,
                  reader.decoded, info.container.split(",")[0], info.codec, decoded_s or 0.0)
         return outcome
@@ -267,7 +267,7 @@ class ClipProcessor:
         the photo's rules, retries of a transient error included), and its clip row finished as an
         error where there is one."""
         if clip_id is not None and finish:
-            self.frames.store.finish_clip(clip_id, "error", message, 0, 0, None)
+            self.frames.store.clips.finish(clip_id, "error", message, 0, 0, None)
         outcome = self.frames._error(path, camera, key, size, mtime, message, transient=transient)
         outcome.clip_id = clip_id
         if outcome.committed:

@@ -277,7 +277,7 @@ class Daemon:
             self._retries[path] = (outcome.retry_at, camera)
             self._clips_waiting.add(path)
         elif outcome.status == "vanished":
-            self.store.abandon_retries(path)
+            self.store.ledger.abandon_retries(path)
         if outcome.status in ("duplicate", "skipped") and self.rescanner is not None:
             self.rescanner.note_handled(path, camera)
         if outcome.finished:
@@ -311,7 +311,7 @@ class Daemon:
             delay = max(0.0, (outcome.retry_at - self.store.clock()).total_seconds())
             self._retries[path] = (time.monotonic() + delay, camera)
         elif outcome.status == "vanished":
-            self.store.abandon_retries(path)
+            self.store.ledger.abandon_retries(path)
         if outcome.status in ("duplicate", "skipped") and self.rescanner is not None:
             self.rescanner.note_handled(path, camera)  # no row of its own: not "missed" at the next rescan
         if outcome.status == "ok" and outcome.commit is not None:

@@ -160,13 +160,13 @@ class FrameProcessor:
             # size and mtime (lstat works without read permission) let a retry, a restart and a
             # rescan tell this file from a changed one.
             size, mtime = _size_and_mtime(path)
-            if size is not None and mtime is not None and self.store.unchanged_known(path, size, mtime):
+            if size is not None and mtime is not None and self.store.ledger.unchanged_known(path, size, mtime):
                 return FrameOutcome(path, camera, "unchanged")  # tries spent, file unchanged
             return self._error(path, camera, "unreadable:" + hashlib.sha256(path.encode()).hexdigest(), size, mtime,
                                f"unreadable: {error.strerror or error}", transient=is_transient(error))
         with handle:
             stat = handle.stat
-            if self.store.unchanged_known(path, stat.st_size, stat.st_mtime):
+            if self.store.ledger.unchanged_known(path, stat.st_size, stat.st_mtime):
                 return FrameOutcome(path, camera, "unchanged")
             try:
                 data = handle.read(MAX_FRAME_BYTES)  # at most MAX_FRAME_BYTES + 1, whatever fstat said
@@ -179,13 +179,13 @@ class FrameProcessor:
                 return self._error(path, camera, "unreadable:" + hashlib.sha256(path.encode()).hexdigest(),
                                    stat.st_size, stat.st_mtime, f"unreadable: {error.strerror or error}", transient=is_transient(error))
         sha = hashlib.sha256(data).hexdigest()
-        known, error_here = self.store.lookup(sha, path)
+        known, error_here = self.store.ledger.lookup(sha, path)
         if known is not None:
             if known.path != path and not os.path.exists(known.path):
-                self.store.update_path(known.id, path)
+                self.store.ledger.update_path(known.id, path)
                 known = replace(known, path=path)
             # The file here failed before and is now a valid copy of a recorded frame.
-            superseded = self.store.supersede_errors(path, known.id)
+            superseded = self.store.ledger.supersede_errors(path, known.id)
             return FrameOutcome(path, camera, "duplicate", frame_id=known.id, superseded=superseded, known=known)
         if error_here:
             return FrameOutcome(path, camera, "duplicate")
@@ -252,7 +252,7 @@ class FrameProcessor:
         at, second, because = reading.at, False, None
         if reading.later is not None:
             neighbours = [Neighbour(when, where, their_mtime) for when, where, their_mtime
-                          in self.store.camera_times(camera, reading.at, reading.later)]
+                          in self.store.camera_clocks.recorded_times(camera, reading.at, reading.later)]
             resolution = resolve_ambiguous(reading, path, mtime, neighbours)
             at, second, because = resolution.at, resolution.second, resolution.because
         if reading.flags:
@@ -309,13 +309,13 @@ class FrameProcessor:
 
     def _error(self, path: str, camera: str, sha: str, size: int | None, mtime: float | None, message: str,
                transient: bool = False) -> FrameOutcome:
-        if self.store.recorded_error(sha, path, size, mtime):
+        if self.store.ledger.recorded_error(sha, path, size, mtime):
             return FrameOutcome(path, camera, "duplicate", error=message)
         result = self.store.record(
             FrameRecord(path=path, sha256=sha, camera=camera, size=size, mtime=mtime, status="error",
                         error=message, model_id=self.classifier.model_id, transient=transient)
         )
-        limit = self.store.retry_max_attempts
+        limit = self.store.ledger.retry_max_attempts
         if result.retry_at is not None:
             delay = (result.retry_at - self.store.clock()).total_seconds()
             log.warning("frame %s: %s (attempt %d of %d; next try in %.0f s)", path, message, result.attempts, limit, delay)

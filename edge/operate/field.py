@@ -250,7 +250,7 @@ class FieldOperations:
         """
         if self.config.retention.after_processing == "keep" or self.retention is None:
             return
-        for frame in daemon.store.unfinished_frames(recent):
+        for frame in daemon.store.ledger.unfinished_frames(recent):
             if os.path.exists(frame.path):
                 try:
                     self.retention.apply(frame)

@@ -15,8 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+
+from edge.store.times import format_utc
 
 STATES = ("decoding", "done", "error")
 
@@ -130,3 +135,46 @@ def move(conn: sqlite3.Connection, clip_id: int, path: str) -> None:
     """A recorded clip renamed (an uploader's temporary name → its final one): follow it."""
     conn.execute("UPDATE clips SET path = ? WHERE id = ?", (path, clip_id))
     conn.execute("UPDATE frames SET path = ? WHERE clip_id = ?", (path, clip_id))
+
+
+class Clips:
+    """The clips table as the daemon's clip reader uses it (edge/daemon/clips.py), as `store.clips`.
+
+    Why an object of its own: a clip's row is bookkeeping around the frames that the Store's
+    transaction records, not part of that transaction; it shares the Store's connection and its
+    write transaction (`write`, BEGIN IMMEDIATE), and its clock for `finished_at`."""
+
+    def __init__(self, conn: sqlite3.Connection, write: Callable[[], AbstractContextManager[None]],
+                 clock: Callable[[], datetime]):
+        self.conn = conn
+        self._write = write
+        self._clock = clock
+
+    def by_sha256(self, sha256: str) -> ClipRow | None:
+        """The clip recorded with this content, or None."""
+        return by_sha256(self.conn, sha256)
+
+    def finished_here(self, path: str, size: int, mtime: float) -> bool:
+        """A clip at this path, with this size and mtime, already done or failed: skip it unhashed."""
+        return finished_at_path(self.conn, path, size, mtime)
+
+    def begin(self, values: dict[str, Any]) -> int:
+        """Record a clip about to be sampled (state decoding); returns its id."""
+        with self._write():
+            return begin(self.conn, values)
+
+    def offsets(self, clip_id: int) -> set[int]:
+        """Offsets (ms) of the clip's sampled frames already committed."""
+        return recorded_offsets(self.conn, clip_id)
+
+    def finish(self, clip_id: int, state: str, error: str | None, frames_decoded: int, frames_sampled: int,
+               decoded_s: float | None) -> None:
+        """The clip is over: done, or error with its reason (the frames committed before stay)."""
+        with self._write():
+            finish(self.conn, clip_id, state, error, frames_decoded, frames_sampled, decoded_s,
+                   format_utc(self._clock()))
+
+    def move(self, clip_id: int, path: str) -> None:
+        """A recorded clip renamed: its row and its frames' rows follow it."""
+        with self._write():
+            move(self.conn, clip_id, path)

@@ -121,7 +121,7 @@ def user_name() -> str:
 def known_states(conn: sqlite3.Connection, folder: str | Path) -> Iterator[tuple[str, int | None, float | None]]:
     """(path, size, mtime) of every frame row whose path lies under `folder`, streamed from one
     range scan of the path index: what a folder rescan compares the files it finds against
-    (the same test as Store.unchanged_known, without a query per file)."""
+    (the same test as Ledger.unchanged_known, edge/store/ledger.py, without a query per file)."""
     prefix = os.path.join(str(folder), "")
     upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)  # "/cam/" .. "/cam0": everything below /cam/
     yield from conn.execute("SELECT path, size, mtime FROM frames WHERE path >= ? AND path < ?", (prefix, upper))

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sqlite3
 import uuid
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -29,11 +27,13 @@ from edge.classify.decision import OUT_OF_RANGE, UNKNOWN, Decision
 from edge.classify.model import Prediction
 from edge.detect.repeats import RepeatRules
 from edge.store import clips, clock_checks, repeats, taxa
+from edge.store.camera_clocks import CameraClocks
 from edge.store.clock_checks import ClockRules
-from edge.store.counts import META_MIN_FRAMES, bump_tally, recount, stored_counts
-from edge.store.db import StoreError, connect, immediate, inserted_id, schema_version
+from edge.store.counts import bump_tally, recount, stored_counts
+from edge.store.db import immediate, inserted_id, schema_version
 from edge.store.events import DEFAULT_SPECIES_MIN_FRAMES, GROUP_BY_VALUES, SpeciesVotes, beyond_cap, counted, vote
-from edge.store.schema import MIGRATIONS, SCHEMA_VERSION
+from edge.store.ledger import CommittedFrame, Ledger
+from edge.store.migration import open_for_writing
 from edge.store.times import format_utc, local_day, parse_utc
 
 log = logging.getLogger(__name__)
@@ -142,32 +142,6 @@ class BirdGroup:
         return max(len(self.ranks), 1)
 
 
-@dataclass(frozen=True)
-class CommittedFrame:
-    """One frame row as it was committed (or as the store reads it back for a duplicate or an
-    interrupted post-processing): what retention, health and metrics need, typed, so that no
-    one re-reads the row the store has just written or unpacks it by position."""
-
-    id: int
-    path: str
-    status: str                 # 'ok' | 'error'
-    captured_at: str | None     # UTC ISO 8601 with Z
-    species: str | None
-    confidence: float | None = None
-    processed_at: str | None = None
-    camera: str | None = None
-    sha256: str | None = None
-    inference_ms: float | None = None
-    birds: int | None = None    # birds the detector found (0: empty); None: classified whole
-    # What is doubtful about captured_at (frames.time_flags); filled for a frame just recorded,
-    # () when read back (COMMITTED_COLUMNS): health and metrics count the flags as they commit.
-    time_flags: tuple[str, ...] = ()
-
-
-# The frames columns a CommittedFrame is read from, in its field order.
-COMMITTED_COLUMNS = "id, path, status, captured_at, species, confidence, processed_at, camera, sha256, inference_ms, birds"
-
-
 # What happened to an event; the same values as edge/publish/messages.py's Change (the store
 # cannot import the publisher), so an EventChange goes into a message as it is.
 EventChangeKind = Literal["new", "update", "end"]
@@ -238,7 +212,14 @@ def tallies_for_day(conn: Any, day: str) -> dict[str, dict[str, int]]:
 
 
 class Store:
-    """The writer. Exactly one per database (the daemon's processing thread)."""
+    """The writer. Exactly one per database (the daemon's processing thread).
+
+    Its job is the frame's one transaction: record a frame and count it into visits, tallies
+    and the outbox (`record`, `close_stale_events`). What else the daemon asks of the database
+    lives beside it, on the same connection and write transaction: `ledger` (edge/store/ledger.py:
+    seen before? failed, retried, renamed), `clips` (edge/store/clips.py: a video clip's row) and
+    `camera_clocks` (edge/store/camera_clocks.py: the clock checks' memory, recorded times);
+    opening and migrating the file is edge/store/migration.py's."""
 
     def __init__(
         self,
@@ -267,8 +248,6 @@ class Store:
         self.max_duration = timedelta(seconds=max_duration_s) if max_duration_s > 0 else None
         if retry_max_attempts < 1 or retry_backoff_s <= 0:
             raise ValueError("retry_max_attempts must be >= 1 and retry_backoff_s > 0")
-        self.retry_max_attempts = retry_max_attempts
-        self.retry_backoff = timedelta(seconds=retry_backoff_s)
         if group_by not in GROUP_BY_VALUES:
             raise ValueError(f"group_by must be one of {GROUP_BY_VALUES}, got {group_by!r}")
         self.group_by = group_by
@@ -279,119 +258,25 @@ class Store:
         # [notify]: the rules that queue push notifications in the frame's transaction (edge/alerts/).
         self.notifications = notifications
         self.clock = clock
-        # The camera-clock checks (edge/store/clock_checks.py): [clock_checks] and each camera's
-        # configured deployment start, handed in by wiring.open_store (the store reads no config).
-        self.clock_rules = clock_rules if clock_rules is not None else ClockRules()
         # Repeat-detection elimination ([repeats], edge/detect/repeats.py); None: off.
         self.repeat_rules = repeat_rules
-        # camera → its last trusted capture times in arrival order (loaded at its first frame).
-        self._recent: dict[str, deque[datetime]] = {}
-        # camera → [flags logged, frames] of its current run of doubtful frames: one WARNING a run.
-        self._doubt_runs: dict[str, list] = {}
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise StoreError(f"{self.path.parent}: cannot create the database folder: {error.strerror or error}") from None
-        self.conn = connect(self.path, busy_timeout_s=busy_timeout_s)
-        self.db = sqlite_utils.Database(self.conn)
-        try:
-            self.db.enable_wal()
-            # FULL fsyncs the WAL at every commit: a committed frame survives a power cut, which
-            # matters when post-processing moves or deletes the file right after the commit.
-            # NORMAL (still crash-safe, never corrupt) may lose the last commits on a power cut;
-            # when frames stay in the camera folder they are simply processed again at start,
-            # so the daemon uses NORMAL then and saves an fsync per frame (milliseconds on an SD card).
-            self.db.execute(f"PRAGMA synchronous = {'FULL' if durable_commits else 'NORMAL'}")
-            self._migrate(station_id)
-        except StoreError:
-            self.conn.close()
-            raise
-        except sqlite3.DatabaseError as error:
-            self.conn.close()
-            raise StoreError(f"{self.path}: cannot use the database: {error}") from None
-
-    # -- schema -----------------------------------------------------------------------------
-
-    def _migrate(self, station_id: str | None) -> None:
-        backup = self._backup_before_migrating()
-        try:
-            with self._write():
-                self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-                version = schema_version(self.db) or 0
-                if version > SCHEMA_VERSION:
-                    raise StoreError(
-                        f"{self.path}: schema version {version} is newer than this trailcam ({SCHEMA_VERSION}); upgrade trailcam"
-                    )
-                # Reports read the station's zone from here, so `edge counts --db F` needs no config;
-                # the web app's reviews recount visits by the daemon's rule (edge/store/counts.py).
-                # Written first: a migration that recounts visits follows them too. A different
-                # zone is refused before the store opens (edge run --force-timezone changes it):
-                # here the change is only said.
-                stored = self.db.execute("SELECT value FROM meta WHERE key = 'timezone'").fetchone()
-                if stored and stored[0] and stored[0] != self.station_tz.key:
-                    log.warning("station.timezone: database %s changes from %s to %s: reports use %s from now "
-                                "on; days already tallied keep their %s days", self.path, stored[0],
-                                self.station_tz.key, self.station_tz.key, stored[0])
-                self.db.table("meta").upsert({"key": "timezone", "value": self.station_tz.key}, pk="key")
-                self.db.table("meta").upsert({"key": META_MIN_FRAMES, "value": str(self.species_min_frames)}, pk="key")
-                # A new database is created by the same steps; it says one line, not one per step
-                # (five "migrating" lines on a first start read like an upgrade going on).
-                if version == 0:
-                    log.info("database %s: created, schema %d", self.path, SCHEMA_VERSION)
-                for step in range(version, SCHEMA_VERSION):
-                    if version:
-                        log.info("database %s: migrating schema %d → %d", self.path, step, step + 1)
-                    MIGRATIONS[step](self.db)
-                # Schema 6 is unreleased: a database an earlier build of it made lacks these (idempotent).
-                repeats.create_tables(self.conn)
-                clips.create_tables(self.conn)
-                self.db.table("meta").upsert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
-                if station_id:
-                    self.db.table("meta").upsert({"key": "station_id", "value": station_id}, pk="key")
-        except (sqlite3.DatabaseError, StoreError) as error:
-            if backup is not None:
-                raise StoreError(f"{self.path}: migration failed ({error}); the database before it is kept "
-                                 f"in {backup}") from None
-            raise
-        if backup is not None:
-            backup.unlink(missing_ok=True)
-            log.info("database %s: migrated to schema %d; removed the backup taken before it", self.path, SCHEMA_VERSION)
+        self.db = open_for_writing(self.path, station_tz=self.station_tz, species_min_frames=species_min_frames,
+                                   busy_timeout_s=busy_timeout_s, durable_commits=durable_commits,
+                                   station_id=station_id)
+        self.conn = self.db.conn
+        # The second jobs, on this connection and its write transaction: the ingest ledger (seen,
+        # failed, retried), the clips table, and the camera-clock checks with their memory
+        # (clock_rules: [clock_checks] and each camera's deployment start, from wiring.open_store).
+        self.ledger = Ledger(self.conn, self._write, retry_max_attempts=retry_max_attempts,
+                             retry_backoff_s=retry_backoff_s)
+        self.clips = clips.Clips(self.conn, self._write, clock)
+        self.camera_clocks = CameraClocks(self.conn, clock_rules)
 
     def record_taxa(self, labels, model_id: str | None) -> int:
         """Record the names of a model's labels (edge/store/taxa.py), at start: the exports
         read scientific names from the database."""
         with self._write():
             return taxa.record_taxa(self.db, labels, model_id, self.clock())
-
-    def _backup_before_migrating(self) -> Path | None:
-        """A copy of a database that is about to be migrated, next to it, kept until the
-        migration commits: the migration is one transaction, so SQLite alone rolls a failure
-        back, but a copy is what an operator wants in hand when a new release touches months
-        of counts (a power cut during the copy leaves the original untouched; a copy left from
-        a failed earlier try is overwritten). Taken with SQLite's online backup, so the WAL's
-        committed content is in it. None when there is nothing to migrate."""
-        try:
-            version = schema_version(self.db) or 0
-        except sqlite3.DatabaseError:
-            return None  # a new or foreign file: the migration itself says what is wrong
-        if version == 0 or version >= SCHEMA_VERSION:
-            return None
-        target = self.path.with_name(f"{self.path.name}.schema{version}.bak")
-        partial = target.with_name(target.name + ".partial")
-        try:
-            copy = sqlite3.connect(partial)
-            try:
-                self.conn.backup(copy)
-            finally:
-                copy.close()
-            os.replace(partial, target)
-        except (OSError, sqlite3.DatabaseError) as error:
-            partial.unlink(missing_ok=True)
-            raise StoreError(f"{self.path}: schema {version} needs migrating to {SCHEMA_VERSION}, but the backup "
-                             f"copy {target} cannot be written ({error}); free some space and start again") from None
-        log.info("database %s: schema %d → %d; backup copy in %s until the migration commits",
-                 self.path, version, SCHEMA_VERSION, target)
-        return target
 
     def _write(self):
         """One write transaction (BEGIN IMMEDIATE: edge.store.db.immediate says why)."""
@@ -404,136 +289,6 @@ class Store:
     def close(self) -> None:
         self.conn.close()
 
-    # -- lookups ----------------------------------------------------------------------------
-
-    def lookup(self, sha256: str, path: str) -> tuple[CommittedFrame | None, bool]:
-        """(the `ok` row of this content or None, whether a standing error row exists for it at
-        this path), in one indexed query: the per-frame "seen before?" check."""
-        ok, error_here = None, False
-        for row in self.db.execute(f"SELECT {COMMITTED_COLUMNS}, superseded_by FROM frames WHERE sha256 = ?",
-                                   (sha256,)):
-            frame = CommittedFrame(*row[:-1])
-            if frame.status == "ok":
-                ok = frame
-            elif frame.path == path and row[-1] is None:
-                error_here = True
-        return ok, error_here
-
-    def camera_times(self, camera: str, since: datetime, until: datetime) -> list[tuple[datetime, str, float | None]]:
-        """(captured_at, path, mtime) of the camera's recorded frames with an EXIF time in
-        [since, until]: the neighbours an ambiguous capture time is resolved against
-        (edge.ingest.capture_time.resolve_ambiguous), across restarts too. Read-only, indexed
-        on (camera, captured_at)."""
-        return [(parse_utc(at), path, mtime) for at, path, mtime in self.db.execute(
-            """SELECT captured_at, path, mtime FROM frames
-                   WHERE camera = ? AND status = 'ok' AND captured_at BETWEEN ? AND ?
-                     AND time_source LIKE 'exif%' ORDER BY captured_at, id""",
-            (camera, format_utc(since), format_utc(until)))]
-
-    def unfinished_frames(self, limit: int) -> list[CommittedFrame]:
-        """The newest `limit` frames whose post-processing left no stored_path, newest first: what
-        a crash between a commit and its move or delete may have left in the camera folder."""
-        return [CommittedFrame(*row) for row in self.db.execute(
-            f"""SELECT {COMMITTED_COLUMNS} FROM frames WHERE stored_path IS NULL
-                    AND (clip_id IS NULL OR clip_id IN (SELECT id FROM clips WHERE state != 'decoding'))
-                    ORDER BY id DESC LIMIT ?""", (limit,))]
-
-    def recorded_error(self, sha256: str, path: str, size: int | None = None, mtime: float | None = None) -> bool:
-        """An error row that settles this content at this path: not superseded, and not a
-        transient error with attempts left. A transient error whose attempts are spent settles
-        only the same file (size and mtime): a file that changed since gets attempts anew."""
-        row = self.db.execute(
-            """SELECT 1 FROM frames WHERE sha256 = ? AND path = ? AND status = 'error'
-                   AND superseded_by IS NULL AND retry_at IS NULL
-                   AND (attempts IS NULL OR (size IS ? AND mtime IS ?)) LIMIT 1""",
-            (sha256, path, size, mtime),
-        ).fetchone()
-        return row is not None
-
-    def unchanged_known(self, path: str, size: int, mtime: float) -> bool:
-        """A file already recorded at this path with this size and mtime: skip without hashing.
-
-        A transient error row with a retry due or pending does not count: that file is not
-        done yet (this is what lets the backlog scan at start retry it)."""
-        row = self.db.execute(
-            """SELECT 1 FROM frames WHERE path = ? AND size = ? AND mtime = ?
-                   AND retry_at IS NULL AND superseded_by IS NULL LIMIT 1""",
-            (path, size, mtime),
-        ).fetchone()
-        return row is not None
-
-    def supersede_errors(self, path: str, by_frame_id: int) -> list[tuple[int, str]]:
-        """Mark the standing error rows at `path` as replaced by row `by_frame_id` (a file now
-        valid, found to be a copy of a frame already recorded); returns (id, processed_at) of
-        each. Writes only when there is something to mark."""
-        with self._write():
-            return self._supersede(path, by_frame_id)
-
-    def _supersede(self, path: str, by_frame_id: int) -> list[tuple[int, str]]:
-        rows = [(int(i), str(at)) for i, at in self.db.execute(
-            """SELECT id, processed_at FROM frames WHERE path = ? AND status = 'error'
-                   AND superseded_by IS NULL AND id != ?""",
-            (path, by_frame_id),
-        )]
-        if rows:
-            marks = ",".join("?" * len(rows))
-            self.db.execute(f"UPDATE frames SET superseded_by = ?, retry_at = NULL WHERE id IN ({marks})",
-                            (by_frame_id, *(i for i, _ in rows)))
-        return rows
-
-    def abandon_retries(self, path: str) -> int:
-        """The file of a transient error row is gone: nothing is due any more (else `edge
-        status` would count it as being retried forever)."""
-        if self.db.execute("SELECT 1 FROM frames WHERE path = ? AND retry_at IS NOT NULL LIMIT 1", (path,)).fetchone() is None:
-            return 0
-        with self._write():
-            return self.db.execute("UPDATE frames SET retry_at = NULL WHERE path = ? AND retry_at IS NOT NULL",
-                                   (path,)).rowcount
-
-    def _next_retry(self, now: datetime, attempts: int) -> datetime | None:
-        """When the next try of a transiently failing frame is due: the backoff doubles with
-        each failed attempt (at most an hour apart); None once attempts are spent."""
-        if attempts >= self.retry_max_attempts:
-            return None
-        delay = min(self.retry_backoff * (2 ** min(attempts - 1, 30)), max(timedelta(hours=1), self.retry_backoff))
-        return now + delay
-
-    # -- video clips (edge/store/clips.py; the daemon's side: edge/daemon/clips.py) ----------
-
-    def clip(self, sha256: str) -> clips.ClipRow | None:
-        """The clip recorded with this content, or None."""
-        return clips.by_sha256(self.conn, sha256)
-
-    def clip_finished_here(self, path: str, size: int, mtime: float) -> bool:
-        """A clip at this path, with this size and mtime, already done or failed: skip it unhashed."""
-        return clips.finished_at_path(self.conn, path, size, mtime)
-
-    def begin_clip(self, values: dict[str, Any]) -> int:
-        """Record a clip about to be sampled (state decoding); returns its id."""
-        with self._write():
-            return clips.begin(self.conn, values)
-
-    def clip_offsets(self, clip_id: int) -> set[int]:
-        """Offsets (ms) of the clip's sampled frames already committed."""
-        return clips.recorded_offsets(self.conn, clip_id)
-
-    def finish_clip(self, clip_id: int, state: str, error: str | None, frames_decoded: int, frames_sampled: int,
-                    decoded_s: float | None) -> None:
-        """The clip is over: done, or error with its reason (the frames committed before stay)."""
-        with self._write():
-            clips.finish(self.conn, clip_id, state, error, frames_decoded, frames_sampled, decoded_s,
-                         format_utc(self.clock()))
-
-    def move_clip(self, clip_id: int, path: str) -> None:
-        """A recorded clip renamed: its row and its frames' rows follow it."""
-        with self._write():
-            clips.move(self.conn, clip_id, path)
-
-    def update_path(self, frame_id: int, path: str) -> None:
-        """A recorded frame renamed (uploader temp name → final name): follow it."""
-        with self._write():
-            self.db.execute("UPDATE frames SET path = ? WHERE id = ?", (path, frame_id))
-
     # -- the one write per frame ------------------------------------------------------------
 
     def local_day(self, moment: datetime) -> str:
@@ -544,8 +299,7 @@ class Store:
         now = self.clock()
         doubt: tuple[str, ...] = ()
         if frame.status == "ok" and frame.captured_at is not None:
-            doubt = clock_checks.check(frame.camera, frame.captured_at.astimezone(UTC), now,
-                                       self._recent_times(frame.camera), self.clock_rules)
+            doubt = self.camera_clocks.check(frame.camera, frame.captured_at.astimezone(UTC), now)
             if doubt:
                 frame = replace(frame, time_flags=clock_checks.merge(frame.time_flags, doubt))
         with self._write():
@@ -556,7 +310,7 @@ class Store:
             attempts = retry_at = None
             if frame.status == "error" and frame.transient:
                 attempts = 1
-                retry_at = self._next_retry(now, 1)
+                retry_at = self.ledger.next_retry(now, 1)
             changes: list[EventChange] = []
             days: set[str] = set()
             touched: set[str] = set()
@@ -571,68 +325,78 @@ class Store:
                     group_events.append((group, self._count_group(frame, group, joined, changes, days)))
                     touched.add(group.species)
                 if doubt:
-                    self._flag_events(dict.fromkeys(event_id for _, event_id in group_events), doubt)
+                    self.camera_clocks.flag_events(dict.fromkeys(event_id for _, event_id in group_events), doubt)
                 self._recount_events(frame, group_events, changes, days, touched)
                 for change in changes:
                     touched.add(change.event["species"])
                     if change.previous_species is not None:
                         touched.add(change.previous_species)
             main = group_events[0] if group_events else None
-            cursor = self.db.execute(
-                """INSERT INTO frames (path, sha256, camera, size, mtime, captured_at, time_source,
-                       processed_at, status, error, model_id, inference_ms, species, confidence, event_id,
-                       attempts, retry_at, birds, detector_id, model_species, flag, time_flags, clip_id,
-                       clip_offset_s, night)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                (
-                    frame.path,
-                    frame.sha256,
-                    frame.camera,
-                    frame.size,
-                    frame.mtime,
-                    format_utc(frame.captured_at) if frame.captured_at else None,
-                    frame.time_source,
-                    format_utc(now),
-                    frame.status,
-                    frame.error,
-                    frame.model_id,
-                    frame.inference_ms,
-                    *self._frame_species(frame, main[0] if main else None),
-                    main[1] if main else None,
-                    attempts,
-                    format_utc(retry_at) if retry_at else None,
-                    len(frame.birds) if frame.birds is not None and frame.status == "ok" else None,
-                    frame.detector_id,
-                    *self._model_species_and_flag(frame.decision if frame.birds is None else None),
-                    ",".join(frame.time_flags) or None,
-                    frame.clip_id,
-                    frame.clip_offset_s,
-                    None if frame.night is None or frame.status != "ok" else int(frame.night),
-                ),
-            )
-            frame_id = inserted_id(cursor)
+            frame_id = self._insert_frame(frame, now, main, attempts, retry_at)
             # The newest row at a path says what the file there is: older errors are replaced.
-            superseded = self._supersede(frame.path, frame_id)
+            superseded = self.ledger.supersede(frame.path, frame_id)
             if frame.predictions:
                 self.conn.executemany(
                     "INSERT INTO predictions (frame_id, rank, label, score) VALUES (?, ?, ?, ?)",
                     [(frame_id, rank, p.label, p.score) for rank, p in enumerate(frame.predictions, start=1)],
                 )
             snapshots = self._record_birds(frame, frame_id, group_events, changes, now) if frame.birds else []
-            if frame.objects and frame.status == "ok":
-                self.conn.executemany(
-                    """INSERT INTO frame_objects (frame_id, rank, kind, ymin, xmin, ymax, xmax, score, detector_label)
-                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                    [(frame_id, rank, o.kind, *(float(v) for v in o.box), float(o.score), o.detector_label)
-                     for rank, o in enumerate(frame.objects, start=1)])
+            self._record_objects(frame, frame_id)
             repeats.link_detections(self.conn, frame_id, verdicts)
             messages = self._enqueue(changes, days, touched, now)
             if self.notifications is not None and changes:
                 self.notifications.queue(self.conn, changes, now)
         if frame.status == "ok" and frame.captured_at is not None:
-            self._after_clock_check(frame, doubt, now)
+            self.camera_clocks.after_commit(frame.camera, frame.path, frame.captured_at, doubt, now)
         return Commit(self._committed(frame, frame_id, now, main[0] if main else None), changes, messages, days,
                       attempts, retry_at, superseded, snapshots, verdicts)
+
+    def _insert_frame(self, frame: FrameRecord, now: datetime, main: tuple[BirdGroup, int] | None,
+                      attempts: int | None, retry_at: datetime | None) -> int:
+        """The frame's row (inside its transaction): what it counted as, in its main group's event
+        (most birds), and a transient error's attempts; returns its id."""
+        cursor = self.db.execute(
+            """INSERT INTO frames (path, sha256, camera, size, mtime, captured_at, time_source,
+                   processed_at, status, error, model_id, inference_ms, species, confidence, event_id,
+                   attempts, retry_at, birds, detector_id, model_species, flag, time_flags, clip_id,
+                   clip_offset_s, night)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (
+                frame.path,
+                frame.sha256,
+                frame.camera,
+                frame.size,
+                frame.mtime,
+                format_utc(frame.captured_at) if frame.captured_at else None,
+                frame.time_source,
+                format_utc(now),
+                frame.status,
+                frame.error,
+                frame.model_id,
+                frame.inference_ms,
+                *self._frame_species(frame, main[0] if main else None),
+                main[1] if main else None,
+                attempts,
+                format_utc(retry_at) if retry_at else None,
+                len(frame.birds) if frame.birds is not None and frame.status == "ok" else None,
+                frame.detector_id,
+                *self._model_species_and_flag(frame.decision if frame.birds is None else None),
+                ",".join(frame.time_flags) or None,
+                frame.clip_id,
+                frame.clip_offset_s,
+                None if frame.night is None or frame.status != "ok" else int(frame.night),
+            ),
+        )
+        return inserted_id(cursor)
+
+    def _record_objects(self, frame: FrameRecord, frame_id: int) -> None:
+        """The people and vehicles of an ok frame: recorded, never counted (frame_objects)."""
+        if frame.objects and frame.status == "ok":
+            self.conn.executemany(
+                """INSERT INTO frame_objects (frame_id, rank, kind, ymin, xmin, ymax, xmax, score, detector_label)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                [(frame_id, rank, o.kind, *(float(v) for v in o.box), float(o.score), o.detector_label)
+                 for rank, o in enumerate(frame.objects, start=1)])
 
     def _repeats(self, frame: FrameRecord, now: datetime) -> tuple[FrameRecord, list[repeats.Verdict]]:
         """The frame's birds through the camera's repeat memory (edge/store/repeats.py), before
@@ -645,55 +409,6 @@ class Store:
         if any(v.decision is not b.decision for v, b in zip(verdicts, frame.birds)):
             frame = replace(frame, birds=[replace(b, decision=v.decision) for v, b in zip(verdicts, frame.birds)])
         return frame, verdicts
-
-    # -- camera clocks (rules: edge/store/clock_checks.py) ----------------------------------------
-
-    def _recent_times(self, camera: str) -> deque[datetime]:
-        """The camera's last trusted capture times in arrival order: read once, at the camera's
-        first frame since the store opened (so a restart goes on where the last run stopped),
-        then kept as frames commit."""
-        recent = self._recent.get(camera)
-        if recent is None:
-            rows = self.db.execute(
-                f"""SELECT captured_at FROM frames WHERE camera = ? AND status = 'ok' AND captured_at IS NOT NULL
-                       AND {clock_checks.trusted_sql()} ORDER BY id DESC LIMIT ?""",
-                (camera, clock_checks.RECENT_FRAMES)).fetchall()
-            recent = self._recent[camera] = deque((parse_utc(row[0]) for row in reversed(rows)),
-                                                  maxlen=clock_checks.RECENT_FRAMES)
-        return recent
-
-    def _flag_events(self, event_ids: Iterable[int], doubt: tuple[str, ...]) -> None:
-        """The visits a doubtful frame joined carry its flags (kept out of effort with them)."""
-        for event_id in event_ids:
-            row = self.db.execute("SELECT time_flags FROM events WHERE id = ?", (event_id,)).fetchone()
-            merged = clock_checks.merge(clock_checks.parse(row[0] if row else None), doubt)
-            self.db.execute("UPDATE events SET time_flags = ? WHERE id = ?", (",".join(merged), event_id))
-
-    def _after_clock_check(self, frame: FrameRecord, doubt: tuple[str, ...], now: datetime) -> None:
-        """After the commit: a trusted time joins the camera's reference; a doubtful one is
-        logged once per run of doubtful frames of the camera (a reset clock flags every frame
-        after it: one WARNING, not one per frame), and the end of the run once."""
-        assert frame.captured_at is not None
-        camera = frame.camera
-        recent = self._recent_times(camera)
-        run = self._doubt_runs.get(camera)
-        if not doubt:
-            recent.append(frame.captured_at.astimezone(UTC))
-            if run is not None:
-                del self._doubt_runs[camera]
-                log.info("camera %s: capture times plausible again after %d flagged frame(s)", camera, run[1])
-            return
-        if run is None:
-            run = self._doubt_runs[camera] = [set(), 0]
-        run[1] += 1
-        new = [flag for flag in doubt if flag not in run[0]]
-        if not new:
-            return
-        run[0].update(new)
-        log.warning("camera %s: frame %s captured at %s flagged %s (%s); recorded and counted, but kept out of "
-                    "effort and deployment spans until the camera's clock is corrected; further frames of this "
-                    "run are not logged one by one", camera, frame.path, format_utc(frame.captured_at),
-                    ",".join(new), clock_checks.explain(new, camera, now, recent, self.clock_rules))
 
     @staticmethod
     def _model_species_and_flag(decision: Decision | None) -> tuple[str | None, str | None]:
@@ -769,26 +484,14 @@ class Store:
             time_flags=tuple(frame.time_flags))
 
     def _record_attempt(self, frame: FrameRecord, now: datetime) -> Commit | None:
-        """Another failed try of a transient error already on record for this path: the same
-        row counts the attempt (one row per failing file, however often it is tried); None when
-        there is no such row. A file that changed (size, mtime) since starts counting anew."""
-        row = self.db.execute(
-            """SELECT id, attempts, size, mtime FROM frames WHERE sha256 = ? AND path = ? AND status = 'error'
-                   AND superseded_by IS NULL AND attempts IS NOT NULL ORDER BY id DESC LIMIT 1""",
-            (frame.sha256, frame.path),
-        ).fetchone()
-        if row is None:
+        """Another failed try of a transient error already on record for this path, counted on
+        its row (Ledger.record_attempt); None when there is no such row."""
+        attempt = self.ledger.record_attempt(frame.sha256, frame.path, frame.size, frame.mtime, frame.error,
+                                             frame.model_id, now)
+        if attempt is None:
             return None
-        frame_id, attempts, size, mtime = row
-        attempts = int(attempts) + 1 if (size, mtime) == (frame.size, frame.mtime) else 1
-        retry_at = self._next_retry(now, attempts)
-        self.db.execute(
-            """UPDATE frames SET attempts = ?, retry_at = ?, error = ?, processed_at = ?, size = ?, mtime = ?,
-                   model_id = ? WHERE id = ?""",
-            (attempts, format_utc(retry_at) if retry_at else None, frame.error, format_utc(now), frame.size,
-             frame.mtime, frame.model_id, frame_id),
-        )
-        return Commit(self._committed(frame, int(frame_id), now), attempts=attempts, retry_at=retry_at)
+        return Commit(self._committed(frame, attempt.frame_id, now), attempts=attempt.attempts,
+                      retry_at=attempt.retry_at)
 
     def _count_group(self, frame: FrameRecord, group: BirdGroup, joined: dict[int, int],
                      changes: list[EventChange], days: set[str]) -> int:

@@ -232,12 +232,12 @@ def test_transient_error_bookkeeping(tmp_path: Path) -> None:
             now[0] += timedelta(minutes=10)
         assert delays == [30, 60, 120, None]
         assert store.db.execute("SELECT COUNT(*), MAX(attempts) FROM frames").fetchone() == (1, 4)
-        assert store.recorded_error("unreadable:a", "/cam/a.jpg", 10, 1.0)  # settled for this file
-        assert store.unchanged_known("/cam/a.jpg", 10, 1.0)
-        assert not store.recorded_error("unreadable:a", "/cam/a.jpg", 11, 2.0)  # but not for a changed one
+        assert store.ledger.recorded_error("unreadable:a", "/cam/a.jpg", 10, 1.0)  # settled for this file
+        assert store.ledger.unchanged_known("/cam/a.jpg", 10, 1.0)
+        assert not store.ledger.recorded_error("unreadable:a", "/cam/a.jpg", 11, 2.0)  # but not for a changed one
         changed = store.record(FrameRecord(**{**unreadable.__dict__, "size": 11, "mtime": 2.0}))
         assert (changed.attempts, changed.retry_at is not None) == (1, True)
-        assert not store.unchanged_known("/cam/a.jpg", 11, 2.0)
+        assert not store.ledger.unchanged_known("/cam/a.jpg", 11, 2.0)
     finally:
         store.close()
     assert is_transient(PermissionError(13, "Permission denied"))

@@ -159,6 +159,6 @@ def test_version_1_database_migrates_and_votes_as_before(tmp_path: Path) -> None
             "SELECT path, attempts, retry_at, superseded_by FROM frames WHERE status = 'error'")}
         assert rows["/cam/locked.jpg"] == (1, "2026-03-01T11:00:00.000Z", None)  # due: retried at start
         assert rows["/cam/bad.jpg"][2] is not None  # the later ok row at its path replaced it
-        assert not store.unchanged_known("/cam/locked.jpg", 10, 1.0)
+        assert not store.ledger.unchanged_known("/cam/locked.jpg", 10, 1.0)
     finally:
         store.close()
