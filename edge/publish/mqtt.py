@@ -30,14 +30,14 @@ Why it looks like this:
   (edge/publish/messages.py info_message). A central collector learns what a device is from it.
   Health, info and the best crops are edge/publish/retained.py's job (RetainedStates).
 - The day's counts snapshot (at start and when the station's day changes) is queued into the
-  outbox by edge/publish/day_snapshot.py (DaySnapshots), over this thread's connection.
+  outbox by edge/publish/day_snapshot.py (DaySnapshots), over this thread's connection; the
+  species known and announced to Home Assistant are edge/publish/announce.py's (SpeciesAnnouncer).
 - A full disk must not stop delivery: deleting acknowledged rows (or queueing the day snapshot)
   that fails with SQLITE_FULL is retried later instead of ending the thread.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import sqlite3
@@ -54,9 +54,8 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from edge.config.mqtt import MqttConfig
+from edge.publish.announce import SpeciesAnnouncer
 from edge.publish.day_snapshot import DISK_FULL_RETRY_S, ContextSource, DaySnapshots, TalliesSource
-from edge.publish.discovery import discovery_messages
-from edge.publish.messages import COUNTS_TOPIC, topic_segment
 from edge.publish.retained import HealthSource, InfoSource, RetainedStates
 from edge.store import outbox
 from edge.store.db import connect
@@ -171,7 +170,11 @@ class Publisher:
         self._days = DaySnapshots(sources.context, sources.tallies, clock or (lambda: datetime.now(UTC)),
                                   config.outbox_max_rows)
         self._retained = RetainedStates(self.base_topic, config.health_interval_s, health=sources.health,
-                                        info=sources.info, cameras=cameras)
+                                        info=sources.info)
+        self._species = SpeciesAnnouncer(config.discovery_prefix, self.base_topic, device_id,
+                                         enabled=config.discovery, context=sources.context,
+                                         known_species=sources.known_species, health=sources.health is not None,
+                                         cameras=cameras)
         self._rng = rng or random.Random()
         self._stopping = threading.Event()
         self._wake = threading.Event()
@@ -189,7 +192,6 @@ class Publisher:
         self._connack: paho.ReasonCode | None = None
         self._disconnected = False
         self._rediscover = False
-        self._species: dict[str, str] = {}  # topic segment -> label, for discovery
 
     # ---------------------------------------------------------------- public API
     def start(self) -> None:
@@ -265,8 +267,8 @@ class Publisher:
             conn.execute("PRAGMA synchronous = NORMAL")
             outbox.create_table(conn)
             conn.commit()
-            self._seed_species(conn)
-            self._days.queue(conn, self._species.values())
+            self._species.seed(conn)
+            self._days.queue(conn, self._species.labels)
             attempt = 0
             while not self._stopping.is_set():
                 connected = self._session(conn)
@@ -287,19 +289,6 @@ class Publisher:
             conn.close()
             if self._status.state != "crashed":
                 self._set(state="stopped", connected=False, next_retry_in_s=None)
-
-    def _seed_species(self, conn: sqlite3.Connection) -> None:
-        labels: Iterable[str] = ()
-        if self.sources.known_species is not None:
-            labels = self.sources.known_species()
-        else:
-            has_tallies = conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'daily_tallies'"
-            ).fetchone()
-            if has_tallies:
-                labels = [r[0] for r in conn.execute("SELECT DISTINCT species FROM daily_tallies") if r[0]]
-        for label in labels:
-            self._species.setdefault(topic_segment(label), label)
 
     def _new_client(self) -> paho.Client:
         cfg = self.config
@@ -375,7 +364,7 @@ class Publisher:
             self._retained.publish_on_connect(client)
             if cfg.discovery:
                 client.subscribe(f"{cfg.discovery_prefix}/status", qos=1)
-                self._publish_discovery(client)
+                self._species.publish_all(client)
             self._pump(client, conn)
             return True
         except _SessionEnded:
@@ -423,13 +412,6 @@ class Publisher:
             return False
         return True
 
-    def _publish_discovery(self, client: paho.Client) -> None:
-        for topic, payload in discovery_messages(
-            self.config.discovery_prefix, self.base_topic, self.device_id, self._species.values(),
-            health=self._retained.has_health, cameras=self._retained.cameras, display=self._display(),
-        ):
-            client.publish(topic, payload, qos=1, retain=True)
-
     def _delete(self, conn: sqlite3.Connection, ids: list[int]) -> bool:
         """Delete acknowledged rows; False when the disk is full (the caller retries later)."""
         try:
@@ -444,32 +426,6 @@ class Publisher:
                         len(ids), exc)
             return False
 
-    def _learn_species(self, client: paho.Client, row: outbox.OutboxRow) -> None:
-        """A species' first counts/<species> row announces its Home Assistant sensor (and
-        puts it in the day snapshots)."""
-        if not row.topic.startswith(f"{COUNTS_TOPIC}/"):
-            return
-        segment = row.topic[len(COUNTS_TOPIC) + 1 :]
-        if segment in self._species:
-            return
-        try:
-            label = str(json.loads(row.payload)["species"])
-        except (ValueError, KeyError, TypeError):
-            label = segment
-        self._species[segment] = label
-        if not self.config.discovery:
-            return
-        for topic, payload in discovery_messages(self.config.discovery_prefix, self.base_topic, self.device_id, [label],
-                                                 display=self._display()):
-            if topic.endswith(f"/species_{segment}/config"):
-                client.publish(topic, payload, qos=1, retain=True)
-
-    def _display(self) -> Callable[[str], str] | None:
-        """A label's name people read for Home Assistant's entity names (the message context's
-        scientific and common names); None without a context: the label."""
-        ctx = self.sources.context() if self.sources.context is not None else None
-        return ctx.display_name if ctx is not None else None
-
     def _pump(self, client: paho.Client, conn: sqlite3.Connection) -> None:
         """Keep up to `max_inflight` rows in flight; delete acknowledged ones; until stop or link loss.
 
@@ -480,7 +436,7 @@ class Publisher:
         pump = _Pump()
         while True:
             now = time.monotonic()
-            if self._days.queue_when_due(conn, self._species.values(), now):
+            if self._days.queue_when_due(conn, self._species.labels, now):
                 pump.next_poll = 0.0
             if self._stopping.is_set() and pump.drain_deadline is None:
                 pump.drain_deadline = now + cfg.drain_timeout_s
@@ -500,7 +456,7 @@ class Publisher:
             if self._rediscover:
                 self._rediscover = False
                 log.info("Home Assistant came online: republishing discovery")
-                self._publish_discovery(client)
+                self._species.publish_all(client)
             rc = client.loop(0.05 if self._inflight else 0.1)
             self._delete_acked(conn, pump, time.monotonic())
             if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or self._disconnected:
@@ -542,7 +498,7 @@ class Publisher:
             else:
                 self._inflight[info.mid] = row.id
             pump.last_sent_id = row.id
-            self._learn_species(client, row)
+            self._species.learn(client, row)
         return len(rows)
 
     def _delete_acked(self, conn: sqlite3.Connection, pump: _Pump, now: float) -> None:

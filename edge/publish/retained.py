@@ -16,7 +16,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ class RetainedStates:
     change) and the cameras' best crops (on connect, on change), published retained."""
 
     def __init__(self, base_topic: str, health_interval_s: float, *, health: HealthSource | None = None,
-                 info: InfoSource | None = None, cameras: Iterable[str] = ()) -> None:
+                 info: InfoSource | None = None) -> None:
         self.base_topic = base_topic
         self.health_interval_s = health_interval_s
         # None = no health topic (a publisher without a daemon's field operation).
@@ -49,15 +49,9 @@ class RetainedStates:
         self._info_due = threading.Event()
         # Each camera's latest best-crop JPEG (camera → file): only the newest matters; after a
         # reconnect every camera's latest is sent again.
-        self.cameras = tuple(cameras)  # cameras with best-crop snapshots (the detector route)
         self._snapshots: dict[str, Path] = {}
         self._snapshots_due: set[str] = set()
         self._snapshots_lock = threading.Lock()
-
-    @property
-    def has_health(self) -> bool:
-        """Whether there is a health topic (Home Assistant discovery announces its entity)."""
-        return self._health_source is not None
 
     # ---------------------------------------------------------------- any thread
     def health_changed(self) -> None:
