@@ -8,8 +8,9 @@ What runs, built from the configuration, and in which order it is hooked in:
                      prior ([prior], edge/classify/prior.py StationPrior) matched to the model's
                      labels; rebuilt after a model reload, checked in before_open
     publisher        the MQTT Publisher (edge/publish/mqtt.py): it gets the outbox writer's
-                     MessageContext and the store's tallies_for_day handed in, and reads the
-                     outbox over its own connection
+                     MessageContext, the store's tallies_for_day, the HealthState's `health` and
+                     the device's `info` in one PublisherSources at construction (mqtt_publisher),
+                     and reads the outbox over its own connection
     field operations FieldOperations (edge/operate/field.py) with its Notifier (sd_notify) and
                      Metrics (Prometheus, when [health] metrics_port is set); `edge run` has
                      them, tests may build a daemon without (`field=False`)
