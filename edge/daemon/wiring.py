@@ -8,8 +8,9 @@ What runs, built from the configuration, and in which order it is hooked in:
                      prior ([prior], edge/classify/prior.py StationPrior) matched to the model's
                      labels; rebuilt after a model reload, checked in before_open
     publisher        the MQTT Publisher (edge/publish/mqtt.py): it gets the outbox writer's
-                     MessageContext and the store's tallies_for_day handed in, and reads the
-                     outbox over its own connection
+                     MessageContext, the store's tallies_for_day, the HealthState's `health` and
+                     the device's `info` in one PublisherSources at construction (mqtt_publisher),
+                     and reads the outbox over its own connection
     field operations FieldOperations (edge/operate/field.py) with its Notifier (sd_notify) and
                      Metrics (Prometheus, when [health] metrics_port is set); `edge run` has
                      them, tests may build a daemon without (`field=False`)
@@ -83,18 +84,24 @@ def removes_live_frames(config: EdgeConfig) -> bool:
     return any(camera.source is not None and not camera.live.keep_empty for camera in config.cameras)
 
 
-def live_cameras(config: EdgeConfig, daemon: Daemon) -> None:
-    """[[cameras]] with a `source` (edge/live/): folders made before the watchers start, the readers
-    started once the backlog is queued and stopped first; their status goes into the HealthState
-    before the field operations write it; a frame in which nothing was counted is removed before
-    [retention] sees it. Every password of their URLs is masked in the log, whoever logs it."""
+def make_live_cameras(config: EdgeConfig):
+    """[[cameras]] with a `source` (edge.live.cameras.LiveCameras), None without any: built
+    before the metrics, which report their streams; hooked in last (live_cameras)."""
     from edge.live.cameras import LiveCameras
-    from edge.redact import install_log_redaction
     from edge.store.db import known_states_reader
 
     live = LiveCameras(config.cameras, config.station.zone, known=known_states_reader(config.storage.database))
-    if not live:
-        return
+    return live if live else None
+
+
+def live_cameras(config: EdgeConfig, daemon: Daemon, live) -> None:
+    """The live cameras (make_live_cameras) hooked in: folders made before the watchers start, the
+    readers started once the backlog is queued and stopped first; their status goes into the
+    HealthState before the field operations write it; a frame in which nothing was counted is
+    removed before [retention] sees it. Every password of their URLs is masked in the log,
+    whoever logs it."""
+    from edge.redact import install_log_redaction
+
     install_log_redaction(live.secrets())
     daemon.live = live
     if daemon.once:
@@ -269,47 +276,48 @@ def build(config: EdgeConfig, *, once: bool = False, tick_s: float = 1.0, field:
     operations (no sd_notify, status.json, metrics, retention or disk guard), as tests of the
     processing itself run it. `notifier`: an edge.operate.notify.Notifier other than the
     environment's. `force_timezone`: start on a database written in another station zone
-    (`edge run --force-timezone`; the store logs the change), refused before anything opens without it."""
-    outbox_writer = publisher = None
+    (`edge run --force-timezone`; the store logs the change), refused before anything opens without it.
+
+    Each part gets everything it reads at construction, so the parts are built in the order
+    their inputs exist: the HealthState, the daemon, then the publisher (its `info` reads the
+    daemon's detector) and the field operations with their metrics."""
+    outbox_writer = None
     if config.mqtt.enabled:
         from edge.classify.names import station_namer
-        from edge.publish.mqtt import Publisher
         from edge.publish.outbox_writer import OutboxWriter
 
         # Payloads say each label's common name in [station] language beside its scientific name.
         outbox_writer = OutboxWriter(config.station.device_id, config.station.timezone, None, {},
                                      config.mqtt.outbox_max_rows, namer=station_namer(config))
-        publisher = Publisher(config.mqtt, config.storage.database, config.station.device_id,
-                              context=outbox_writer.message_context, tallies=tallies_for_day,
-                              # Best-crop camera entities exist only where a detector cuts crops.
-                              cameras=[c.name for c in config.cameras] if config.detector.enabled else ())
-
-    operations = None
+    health = None
     if field:
-        from edge.operate.field import FieldOperations, disk_paths
+        from edge.operate.field import field_health
         from edge.operate.notify import Notifier
 
         notifier = notifier or Notifier()
-        metrics = None
-        if config.health.metrics_port:
-            from edge.operate.metrics import Metrics
-            metrics = Metrics(disk_paths(config))
-        operations = FieldOperations(config, notifier, metrics=metrics, publisher=publisher)
-        if publisher is not None:
-            # Before start, so that Home Assistant discovery announces the health entity too.
-            publisher.set_health_source(operations.mqtt_health)
+        health = field_health(config)
         # The idle loop must wake up often enough to ping within half the watchdog interval.
         tick_s = notifier.poll_timeout(tick_s)
 
     rules = deliverer = None
     if config.notify.enabled:
         rules, deliverer = notifications(config)
-        if operations is not None and operations.metrics is not None:
-            operations.metrics.set_notifications_source(deliverer.figures)
+    live = make_live_cameras(config) if any(camera.source is not None for camera in config.cameras) else None
 
     daemon = Daemon(config, open_store=partial(open_store, config, outbox_writer, notifications=rules),
-                    make_processor=partial(make_processor, config), once=once, tick_s=tick_s,
-                    health=operations.health if operations is not None else None)
+                    make_processor=partial(make_processor, config), once=once, tick_s=tick_s, health=health)
+    publisher = mqtt_publisher(config, outbox_writer, daemon, health) if outbox_writer is not None else None
+    operations = None
+    if field:
+        from edge.operate.field import FieldOperations, disk_paths
+
+        metrics = None
+        if config.health.metrics_port:
+            from edge.operate.metrics import Metrics, MetricsSources
+            metrics = Metrics(disk_paths(config), sources=MetricsSources(
+                notifications=deliverer.figures if deliverer is not None else None,
+                streams=live.status if live is not None else None))
+        operations = FieldOperations(config, notifier, health=health, metrics=metrics, publisher=publisher)
     daemon.publisher = publisher
     daemon.notifications = deliverer
     if deliverer is not None:
@@ -324,7 +332,6 @@ def build(config: EdgeConfig, *, once: bool = False, tick_s: float = 1.0, field:
         daemon.on_reload.append(outbox_writer.follow_model)
     if publisher is not None:
         # After follow_model: the republished `info` names the reloaded model.
-        publisher.set_info_source(partial(device_info, config, outbox_writer, daemon))
         daemon.on_reload.append(lambda _classifier: publisher.info_changed())
     if operations is not None:
         # Every start-up check passed, nothing opened yet: a refused start creates nothing.
@@ -361,8 +368,23 @@ def build(config: EdgeConfig, *, once: bool = False, tick_s: float = 1.0, field:
         daemon.on_stop.append(lambda _daemon: publisher.stop())
     if deliverer is not None:
         daemon.on_stop.append(lambda _daemon: deliverer.stop())
-    if any(camera.source is not None for camera in config.cameras):
-        live_cameras(config, daemon)  # last: its hooks go first where they must (see there)
-    if operations is not None and operations.metrics is not None and daemon.live is not None:
-        operations.metrics.set_streams_source(daemon.live.status)
+    if live is not None:
+        live_cameras(config, daemon, live)  # last: its hooks go first where they must (see there)
     return daemon
+
+
+def mqtt_publisher(config: EdgeConfig, outbox_writer, daemon: Daemon, health):
+    """The MQTT Publisher (edge/publish/mqtt.py) with all it reads: the outbox writer's message
+    context, the store's tallies, `health` (the field operations' HealthState; None without
+    them: no retained `health` topic) and the daemon, for `info` as of now."""
+    from edge.operate.field import mqtt_health
+    from edge.publish.mqtt import Publisher, PublisherSources
+
+    sources = PublisherSources(
+        context=outbox_writer.message_context, tallies=tallies_for_day,
+        # Home Assistant discovery announces the health entity only where there is one.
+        health=partial(mqtt_health, health, config.station.device_id) if health is not None else None,
+        info=partial(device_info, config, outbox_writer, daemon))
+    # Best-crop camera entities exist only where a detector cuts crops.
+    cameras = [c.name for c in config.cameras] if config.detector.enabled else ()
+    return Publisher(config.mqtt, config.storage.database, config.station.device_id, sources, cameras=cameras)

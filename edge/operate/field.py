@@ -47,35 +47,43 @@ def disk_paths(config) -> list[Path]:
     return paths
 
 
+def field_health(config) -> HealthState:
+    """The daemon's one HealthState, built first by the wiring: the daemon, the MQTT publisher's
+    `health` source and the field operations all report it, so none has to wait for another."""
+    health = HealthState(mqtt_state="disabled" if not config.mqtt.enabled else "starting",
+                         rate_window_s=config.health.rate_window_s)
+    health.disk_paths = [str(p) for p in disk_paths(config)]
+    return health
+
+
+def mqtt_health(health: HealthState, device_id: str) -> dict[str, Any]:
+    """The retained MQTT `health` payload (called from the publisher's thread; the snapshot is
+    taken under HealthState's lock): the publisher's health source, bound by the wiring."""
+    return mqtt_health_payload(health.snapshot(), device_id)
+
+
 class FieldOperations:
     """The daemon's hooks for running unattended (edge/daemon/wiring.py registers them).
 
-    `notifier`, `metrics` (None: no endpoint) and `publisher` (the MQTT publisher, None when
-    [mqtt] is off) are built by the wiring and passed in; nothing here reaches into the daemon
-    for them."""
+    `notifier`, `health` (field_health; the daemon's), `metrics` (None: no endpoint) and
+    `publisher` (the MQTT publisher, None when [mqtt] is off) are built by the wiring and passed
+    in; nothing here reaches into the daemon for them."""
 
-    def __init__(self, config, notifier: Notifier | None = None, *, metrics=None, publisher=None) -> None:
+    def __init__(self, config, notifier: Notifier | None = None, *, health: HealthState | None = None,
+                 metrics=None, publisher=None) -> None:
         self.config = config
         self.db_path = Path(config.storage.database).absolute()
         self.notifier = notifier or Notifier()
-        self.health = HealthState(mqtt_state="disabled" if not config.mqtt.enabled else "starting",
-                                  rate_window_s=config.health.rate_window_s)
+        self.health = health if health is not None else field_health(config)
         self.publisher = publisher  # edge.publish.mqtt.Publisher, when [mqtt] enabled
         retention = config.retention
-        paths = disk_paths(config)
-        self.guard = DiskGuard(paths, retention.min_free_bytes, retention.resume_free_bytes)
-        self.health.disk_paths = [str(p) for p in paths]
+        self.guard = DiskGuard(disk_paths(config), retention.min_free_bytes, retention.resume_free_bytes)
         self.metrics = metrics
         if metrics is not None:
             self.health.metrics = metrics
         self.status_writer = StatusWriter(self.health, status_file_for(self.db_path),
                                              config.health.status_interval_s, notify=self.notifier.status)
         self.retention: Retention | None = None
-
-    def mqtt_health(self) -> dict[str, Any]:
-        """The retained MQTT `health` payload (called from the publisher's thread; the
-        snapshot is taken under HealthState's lock)."""
-        return mqtt_health_payload(self.health.snapshot(), self.config.station.device_id)
 
     def _health_changed(self) -> None:
         if self.publisher is not None:

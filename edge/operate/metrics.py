@@ -41,9 +41,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
@@ -58,8 +60,21 @@ log = logging.getLogger(__name__)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
+@dataclass(frozen=True)
+class MetricsSources:
+    """The figures read at scrape time from other parts of the daemon, all given at construction
+    (edge/daemon/wiring.py builds it), so that the registry is complete when built; none = those
+    metrics are absent."""
+
+    # [notify]: the queue's figures (edge.alerts.delivery.Deliverer.figures).
+    notifications: Callable[[], Mapping[str, int] | None] | None = None
+    # Live cameras: their readers' status (edge.live.cameras.LiveCameras.status).
+    streams: Callable[[], Sequence[Mapping[str, Any]] | None] | None = None
+
+
 class Metrics:
-    def __init__(self, disk_paths: Iterable[Path | str] = (), model_id: str | None = None) -> None:
+    def __init__(self, disk_paths: Iterable[Path | str] = (), model_id: str | None = None,
+                 sources: MetricsSources = MetricsSources()) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.frames = Counter("trailcam_frames_processed", "Frames committed to the database, by status",
@@ -88,11 +103,17 @@ class Metrics:
             self.time_flagged.labels(flag=flag)  # zeros from the start, as for frames_processed_total
         self._watching = _WatchingCollector()
         r.register(self._watching)
+        if sources.notifications is not None:
+            r.register(_NotificationsCollector(sources.notifications))
+        if sources.streams is not None:
+            r.register(_StreamsCollector(sources.streams))
         self.set_model(model_id)
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
 
     def set_model(self, model_id: str | None) -> None:
+        """The model in use. A method, not a construction input like the sources: a SIGHUP
+        reload swaps the model while the daemon runs (refresh follows HealthState.model_id)."""
         self.model.info({"model_id": model_id or "none"})
 
     def frame_done(self, status: str, inference_ms: float | None) -> None:
@@ -117,14 +138,6 @@ class Metrics:
         self._watching.rescan_found = state.rescan_found
         if state.model_id:
             self.set_model(state.model_id)
-
-    def set_notifications_source(self, figures) -> None:
-        """[notify]: report the queue's figures (edge.alerts.delivery.Deliverer.figures) at scrape time."""
-        self.registry.register(_NotificationsCollector(figures))
-
-    def set_streams_source(self, streams) -> None:
-        """Live cameras: report their figures (edge.live.cameras.LiveCameras.status) at scrape time."""
-        self.registry.register(_StreamsCollector(streams))
 
     def serve(self, port: int, host: str = "127.0.0.1") -> int:
         """Start the HTTP endpoint in a daemon thread; returns the bound port (0 picks a free one)."""

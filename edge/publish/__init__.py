@@ -2,5 +2,7 @@
 
 messages (topics and payloads) · outbox_writer (the store's outbox rows for each committed
 frame, inside its transaction) · mqtt (the publisher thread: drain in order, delete on PUBACK)
-· discovery (Home Assistant discovery configs).
+· retained (its retained health, info and best-crop topics) · day_snapshot (its day's counts
+snapshot) · announce (its known species, announced to Home Assistant) · discovery (Home
+Assistant discovery configs).
 """

@@ -69,8 +69,33 @@ def discovery_messages(
     today"; its unique id and topic stay keyed by the label); with `health`, a `problem` binary sensor (on while the daemon is paused, e.g.
     disk full); per camera in `cameras` (the detector route's), a camera entity showing the
     best crop of the camera's latest event (the retained `snapshot/<camera>` JPEG)."""
-    node = node_id(device_id)
-    configs: list[tuple[str, str, dict[str, object]]] = [
+    configs = _device_sensors(base_topic, device_id)
+    configs += [_species_sensor(base_topic, device_id, label, display) for label in sorted(set(species))]
+    configs += [_camera_entity(base_topic, device_id, camera) for camera in sorted(set(cameras))]
+    if health:
+        configs.append(_problem_sensor(base_topic, device_id))
+    return [_message(discovery_prefix, device_id, entity) for entity in configs]
+
+
+def species_discovery_message(discovery_prefix: str, base_topic: str, device_id: str, label: str,
+                              display: Callable[[str], str] | None = None) -> tuple[str, str]:
+    """(topic, JSON payload) of one species' sensor, as discovery_messages has it: announced
+    when the publisher learns a species that was not known at start."""
+    return _message(discovery_prefix, device_id, _species_sensor(base_topic, device_id, label, display))
+
+
+_Entity = tuple[str, str, dict[str, object]]  # component, object id, config
+
+
+def _message(discovery_prefix: str, device_id: str, entity: _Entity) -> tuple[str, str]:
+    component, object_id, config = entity
+    return (f"{discovery_prefix}/{component}/{node_id(device_id)}/{object_id}/config",
+            json.dumps(config, separators=(",", ":")))
+
+
+def _device_sensors(base_topic: str, device_id: str) -> list[_Entity]:
+    """Last species, today's visits and today's birds."""
+    return [
         (
             "sensor",
             "last_species",
@@ -107,47 +132,48 @@ def discovery_messages(
             ),
         ),
     ]
-    for label in sorted(set(species)):
-        slug = topic_segment(label)
-        configs.append(
-            (
-                "sensor",
-                f"species_{slug}",
-                _sensor(
-                    base_topic, device_id, f"species_{slug}", f"{display(label) if display else label} visits today",
-                    f"{base_topic}/{species_topic(label)}",
-                    "{{ value_json.events }}",
-                    json_attributes_topic=f"{base_topic}/{species_topic(label)}",
-                    state_class="total_increasing",
-                    unit_of_measurement="visits",
-                    icon="mdi:bird",
-                ),
-            )
-        )
-    for camera in sorted(set(cameras)):
-        slug = topic_segment(camera)
-        config = _sensor(base_topic, device_id, f"snapshot_{slug}", f"{camera} last bird",
-                         f"{base_topic}/{snapshot_topic(camera)}", "", icon="mdi:bird")
-        # A camera entity reads raw image bytes from `topic`; it has no state or template.
-        config["topic"] = config.pop("state_topic")
-        config.pop("value_template")
-        config.pop("qos")
-        configs.append(("camera", f"snapshot_{slug}", config))
-    if health:
-        configs.append(
-            (
-                "binary_sensor",
-                "problem",
-                _sensor(
-                    base_topic, device_id, "problem", "Problem", f"{base_topic}/{HEALTH_TOPIC}",
-                    "{{ 'ON' if value_json.state != 'running' else 'OFF' }}",
-                    json_attributes_topic=f"{base_topic}/{HEALTH_TOPIC}",
-                    device_class="problem",
-                    entity_category="diagnostic",
-                ),
-            )
-        )
-    return [
-        (f"{discovery_prefix}/{component}/{node}/{object_id}/config", json.dumps(config, separators=(",", ":")))
-        for component, object_id, config in configs
-    ]
+
+
+def _species_sensor(base_topic: str, device_id: str, label: str, display: Callable[[str], str] | None) -> _Entity:
+    """A species' visits today: named as people read it, keyed by the label's topic segment."""
+    slug = topic_segment(label)
+    return (
+        "sensor",
+        f"species_{slug}",
+        _sensor(
+            base_topic, device_id, f"species_{slug}", f"{display(label) if display else label} visits today",
+            f"{base_topic}/{species_topic(label)}",
+            "{{ value_json.events }}",
+            json_attributes_topic=f"{base_topic}/{species_topic(label)}",
+            state_class="total_increasing",
+            unit_of_measurement="visits",
+            icon="mdi:bird",
+        ),
+    )
+
+
+def _camera_entity(base_topic: str, device_id: str, camera: str) -> _Entity:
+    """A camera's last best crop (the retained `snapshot/<camera>` JPEG)."""
+    slug = topic_segment(camera)
+    config = _sensor(base_topic, device_id, f"snapshot_{slug}", f"{camera} last bird",
+                     f"{base_topic}/{snapshot_topic(camera)}", "", icon="mdi:bird")
+    # A camera entity reads raw image bytes from `topic`; it has no state or template.
+    config["topic"] = config.pop("state_topic")
+    config.pop("value_template")
+    config.pop("qos")
+    return ("camera", f"snapshot_{slug}", config)
+
+
+def _problem_sensor(base_topic: str, device_id: str) -> _Entity:
+    """On while the daemon is not running normally (paused, e.g. disk full): the `health` topic."""
+    return (
+        "binary_sensor",
+        "problem",
+        _sensor(
+            base_topic, device_id, "problem", "Problem", f"{base_topic}/{HEALTH_TOPIC}",
+            "{{ 'ON' if value_json.state != 'running' else 'OFF' }}",
+            json_attributes_topic=f"{base_topic}/{HEALTH_TOPIC}",
+            device_class="problem",
+            entity_category="diagnostic",
+        ),
+    )

@@ -17,28 +17,34 @@ Why it looks like this:
   `online` on `<discovery_prefix>/status` (it forgets entities that are not in its registry).
 - A rejected login is logged as a clear error naming the config keys; the daemon keeps counting
   (rows pile up in the bounded outbox) and the publisher keeps retrying with backoff.
+- Everything it reads from the rest of the daemon comes in one frozen `PublisherSources` at
+  construction (the wiring, edge/daemon/wiring.py, builds it): a publisher is complete when
+  built, and no call order matters.
 - `health` (retained) is a *state*, not an event, and must get out when the disk is full and the
-  outbox cannot be written: so it bypasses the outbox. The publisher asks a health source (the
-  daemon's field operation, edge/operate/field.py, wired by edge/daemon/wiring.py) for the current snapshot on every connect, when told
-  the state changed (`health_changed()`), and every `health_interval_s`.
+  outbox cannot be written: so it bypasses the outbox. The publisher asks the health source (the
+  daemon's HealthState, edge/operate/field.py mqtt_health) for the current snapshot on every
+  connect, when told the state changed (`health_changed()`), and every `health_interval_s`.
 - `info` (retained) is the device's identity card (software, model and detector versions, time
   zone, cameras, deployments): published directly on every connect, right after `online`, and
-  again after `info_changed()` (a model reload), from an info source the wiring hands in
+  again after `info_changed()` (a model reload), from the info source
   (edge/publish/messages.py info_message). A central collector learns what a device is from it.
+  Health, info and the best crops are edge/publish/retained.py's job (RetainedStates).
+- The day's counts snapshot (at start and when the station's day changes) is queued into the
+  outbox by edge/publish/day_snapshot.py (DaySnapshots), over this thread's connection; the
+  species known and announced to Home Assistant are edge/publish/announce.py's (SpeciesAnnouncer).
 - A full disk must not stop delivery: deleting acknowledged rows (or queueing the day snapshot)
   that fails with SQLITE_FULL is retried later instead of ending the thread.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import sqlite3
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,10 +54,10 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from edge.config.mqtt import MqttConfig
-from edge.publish.discovery import HEALTH_TOPIC, discovery_messages
-from edge.publish.messages import COUNTS_TOPIC, MessageContext, counts_messages, snapshot_topic, topic_segment
+from edge.publish.announce import SpeciesAnnouncer
+from edge.publish.day_snapshot import DISK_FULL_RETRY_S, ContextSource, DaySnapshots, TalliesSource
+from edge.publish.retained import HealthSource, InfoSource, RetainedStates
 from edge.store import outbox
-from edge.store.counts import visits_on_day
 from edge.store.db import connect
 from edge.store.disk import is_disk_full_error
 from edge.store.writer import tallies_for_day
@@ -62,7 +68,6 @@ STATUS_ONLINE = "online"
 STATUS_OFFLINE = "offline"
 STATUS_STOPPED = "stopped"
 DELETE_INTERVAL_S = 0.25
-DISK_FULL_RETRY_S = 5.0
 
 
 def backoff_delay(attempt: int, minimum: float, maximum: float, rng: random.Random | None = None) -> float:
@@ -102,6 +107,27 @@ class PublisherStatus:
         }
 
 
+@dataclass(frozen=True)
+class PublisherSources:
+    """What the publisher reads from the rest of the daemon, all given at construction.
+
+    Each is a callable asked when needed (on the publisher's thread), so the values may change
+    while the publisher runs (a model reload changes the context and the info); none = the
+    topic or feature is absent, as for a publisher without a daemon (tests, benchmarks)."""
+
+    # The outbox writer's MessageContext (station zone, model, scientific names), for the day
+    # snapshots and Home Assistant's entity names; none = no day snapshots.
+    context: ContextSource | None = None
+    # The store's tallies_for_day: the day snapshot's counts.
+    tallies: TalliesSource = tallies_for_day
+    # The species discovery announces at start; none = those with tallies in the database.
+    known_species: Callable[[], Iterable[str]] | None = None
+    # The retained `health` payload (edge/operate/field.py mqtt_health); none = no health topic.
+    health: HealthSource | None = None
+    # The retained `info` message (edge/publish/messages.py info_message); none = no info topic.
+    info: InfoSource | None = None
+
+
 class _SessionEnded(Exception):
     """The broker connection ended (lost, refused or timed out); the reason is in the status."""
 
@@ -125,32 +151,30 @@ class Publisher:
         config: MqttConfig,
         db_path: str | Path,
         device_id: str,
+        sources: PublisherSources = PublisherSources(),
         *,
-        known_species: Callable[[], Iterable[str]] | None = None,
+        cameras: Iterable[str] = (),
         on_state: Callable[[str], None] | None = None,
-        context: Callable[[], MessageContext | None] | None = None,
-        tallies: Callable[[sqlite3.Connection, str], Mapping[str, Mapping[str, int]]] = tallies_for_day,
         clock: Callable[[], datetime] | None = None,
         rng: random.Random | None = None,
-        health: Callable[[], Mapping[str, Any] | None] | None = None,
-        cameras: Iterable[str] = (),
-        info: Callable[[], outbox.OutboxMessage | None] | None = None,
     ) -> None:
+        """`cameras`: those with best-crop snapshots (the detector route); `on_state`: told each
+        new state (e.g. for `edge status`); `clock` and `rng`: the day's date and the backoff
+        jitter, fixed in tests."""
         self.config = config
         self.db_path = Path(db_path)
         self.device_id = device_id
         self.base_topic = config.base_topic(device_id)
-        self._known_species = known_species
-        self._on_state = on_state  # e.g. HealthState.set(mqtt_state=...) for `edge status`
-        # The outbox writer's MessageContext (station zone, model, scientific names) and the
-        # store's tallies_for_day, handed in by the wiring (edge/daemon/wiring.py), for the day
-        # snapshots; no context = no day snapshots (a publisher without a daemon).
-        self._context = context
-        self._tallies = tallies
-        self._clock = clock or (lambda: datetime.now(UTC))
-        self._snapshot_day: str | None = None
-        self._snapshot_warned: str | None = None
-        self._next_day_check = 0.0
+        self.sources = sources
+        self._on_state = on_state
+        self._days = DaySnapshots(sources.context, sources.tallies, clock or (lambda: datetime.now(UTC)),
+                                  config.outbox_max_rows)
+        self._retained = RetainedStates(self.base_topic, config.health_interval_s, health=sources.health,
+                                        info=sources.info)
+        self._species = SpeciesAnnouncer(config.discovery_prefix, self.base_topic, device_id,
+                                         enabled=config.discovery, context=sources.context,
+                                         known_species=sources.known_species, health=sources.health is not None,
+                                         cameras=cameras)
         self._rng = rng or random.Random()
         self._stopping = threading.Event()
         self._wake = threading.Event()
@@ -168,22 +192,6 @@ class Publisher:
         self._connack: paho.ReasonCode | None = None
         self._disconnected = False
         self._rediscover = False
-        self._species: dict[str, str] = {}  # topic segment -> label, for discovery
-        # The retained `health` topic: a callable returning the JSON-ready payload (None = no
-        # health topic, e.g. a publisher without a daemon's field operation).
-        self._health_source = health
-        self._health_due = threading.Event()
-        self._next_health = 0.0
-        # The retained `info` topic: a callable returning messages.info_message(...) (None = none).
-        self._info_source = info
-        self._info_due = threading.Event()
-        # Each camera's latest best-crop JPEG (camera → file), published retained and directly
-        # like health: only the newest matters, so it never queues in the outbox; after a
-        # reconnect every camera's latest is sent again.
-        self._cameras = tuple(cameras)  # cameras with best-crop snapshots (the detector route)
-        self._snapshots: dict[str, Path] = {}
-        self._snapshots_due: set[str] = set()
-        self._snapshots_lock = threading.Lock()
 
     # ---------------------------------------------------------------- public API
     def start(self) -> None:
@@ -192,32 +200,21 @@ class Publisher:
         self._thread = threading.Thread(target=self._run, name="mqtt-publisher", daemon=True)
         self._thread.start()
 
-    def set_health_source(self, source: Callable[[], Mapping[str, Any] | None] | None) -> None:
-        """Where the retained `health` payload comes from; set it before start() so that Home
-        Assistant discovery announces the health entity too."""
-        self._health_source = source
-
     def health_changed(self) -> None:
         """The health state changed (paused, resumed): publish it at the next loop pass
         (within ~0.1 s when connected; on the next connect otherwise). Thread-safe, never blocks."""
-        self._health_due.set()
-
-    def set_info_source(self, source: Callable[[], outbox.OutboxMessage | None] | None) -> None:
-        """Where the retained `info` message comes from (edge/publish/messages.py info_message)."""
-        self._info_source = source
+        self._retained.health_changed()
 
     def info_changed(self) -> None:
         """What `info` says changed (a model reload): publish it again at the next loop pass, or on
         the next connect. Thread-safe, never blocks."""
-        self._info_due.set()
+        self._retained.info_changed()
         self._wake.set()
 
     def snapshot_changed(self, camera: str, path: Path) -> None:
         """Camera `camera`'s latest event has a new best crop in `path`: publish it (retained)
         at the next loop pass, or on the next connect. Thread-safe, never blocks."""
-        with self._snapshots_lock:
-            self._snapshots[camera] = Path(path)
-            self._snapshots_due.add(camera)
+        self._retained.snapshot_changed(camera, path)
         self._wake.set()
 
     def stop(self, timeout: float | None = None) -> None:
@@ -270,8 +267,8 @@ class Publisher:
             conn.execute("PRAGMA synchronous = NORMAL")
             outbox.create_table(conn)
             conn.commit()
-            self._seed_species(conn)
-            self._day_snapshot(conn)
+            self._species.seed(conn)
+            self._days.queue(conn, self._species.labels)
             attempt = 0
             while not self._stopping.is_set():
                 connected = self._session(conn)
@@ -292,19 +289,6 @@ class Publisher:
             conn.close()
             if self._status.state != "crashed":
                 self._set(state="stopped", connected=False, next_retry_in_s=None)
-
-    def _seed_species(self, conn: sqlite3.Connection) -> None:
-        labels: Iterable[str] = ()
-        if self._known_species is not None:
-            labels = self._known_species()
-        else:
-            has_tallies = conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'daily_tallies'"
-            ).fetchone()
-            if has_tallies:
-                labels = [r[0] for r in conn.execute("SELECT DISTINCT species FROM daily_tallies") if r[0]]
-        for label in labels:
-            self._species.setdefault(topic_segment(label), label)
 
     def _new_client(self) -> paho.Client:
         cfg = self.config
@@ -377,14 +361,10 @@ class Publisher:
                 log.info("MQTT connected to %s:%d as %s", cfg.host, cfg.port, self.base_topic)
             self._last_logged_error = None
             client.publish(f"{self.base_topic}/status", STATUS_ONLINE, qos=1, retain=True)
-            self._publish_info(client)
-            self._publish_health(client)
-            with self._snapshots_lock:
-                self._snapshots_due.update(self._snapshots)
-            self._publish_snapshots(client)
+            self._retained.publish_on_connect(client)
             if cfg.discovery:
                 client.subscribe(f"{cfg.discovery_prefix}/status", qos=1)
-                self._publish_discovery(client)
+                self._species.publish_all(client)
             self._pump(client, conn)
             return True
         except _SessionEnded:
@@ -432,58 +412,6 @@ class Publisher:
             return False
         return True
 
-    def _publish_discovery(self, client: paho.Client) -> None:
-        for topic, payload in discovery_messages(
-            self.config.discovery_prefix, self.base_topic, self.device_id, self._species.values(),
-            health=self._health_source is not None, cameras=self._cameras, display=self._display(),
-        ):
-            client.publish(topic, payload, qos=1, retain=True)
-
-    def _publish_health(self, client: paho.Client) -> None:
-        """Publish the health snapshot directly (retained, QoS 1): never through the outbox,
-        which cannot be written on a full disk, and a state supersedes the previous one anyway."""
-        self._next_health = time.monotonic() + self.config.health_interval_s
-        self._health_due.clear()  # before reading: a change while we read publishes again
-        if self._health_source is None:
-            return
-        try:
-            payload = self._health_source()
-        except Exception:  # noqa: BLE001 - a broken snapshot must not stop delivery
-            log.exception("MQTT health snapshot failed")
-            return
-        if payload is not None:
-            client.publish(f"{self.base_topic}/{HEALTH_TOPIC}", json.dumps(payload, separators=(",", ":")),
-                           qos=1, retain=True)
-
-    def _publish_info(self, client: paho.Client) -> None:
-        """Publish the `info` message directly (retained, QoS 1), like health: a state, not an
-        event, so it never queues in the outbox."""
-        self._info_due.clear()  # before reading: a change while we read publishes again
-        if self._info_source is None:
-            return
-        try:
-            message = self._info_source()
-        except Exception:  # noqa: BLE001 - a broken info source must not stop delivery
-            log.exception("MQTT info message failed")
-            return
-        if message is not None:
-            client.publish(f"{self.base_topic}/{message.topic}", message.payload, qos=message.qos, retain=message.retain)
-
-    def _publish_snapshots(self, client: paho.Client) -> None:
-        """Send each due camera's latest best crop as raw JPEG bytes, retained, QoS 0 (a newer
-        one replaces it anyway; a lost one is sent again at the next connect). A file that
-        retention removed in between is skipped."""
-        with self._snapshots_lock:
-            due = {camera: self._snapshots[camera] for camera in self._snapshots_due}
-            self._snapshots_due.clear()
-        for camera, path in due.items():
-            try:
-                data = path.read_bytes()
-            except OSError as error:
-                log.debug("snapshot of camera %s not published: %s", camera, error)
-                continue
-            client.publish(f"{self.base_topic}/{snapshot_topic(camera)}", data, qos=0, retain=True)
-
     def _delete(self, conn: sqlite3.Connection, ids: list[int]) -> bool:
         """Delete acknowledged rows; False when the disk is full (the caller retries later)."""
         try:
@@ -498,32 +426,6 @@ class Publisher:
                         len(ids), exc)
             return False
 
-    def _learn_species(self, client: paho.Client, row: outbox.OutboxRow) -> None:
-        """A species' first counts/<species> row announces its Home Assistant sensor (and
-        puts it in the day snapshots)."""
-        if not row.topic.startswith(f"{COUNTS_TOPIC}/"):
-            return
-        segment = row.topic[len(COUNTS_TOPIC) + 1 :]
-        if segment in self._species:
-            return
-        try:
-            label = str(json.loads(row.payload)["species"])
-        except (ValueError, KeyError, TypeError):
-            label = segment
-        self._species[segment] = label
-        if not self.config.discovery:
-            return
-        for topic, payload in discovery_messages(self.config.discovery_prefix, self.base_topic, self.device_id, [label],
-                                                 display=self._display()):
-            if topic.endswith(f"/species_{segment}/config"):
-                client.publish(topic, payload, qos=1, retain=True)
-
-    def _display(self) -> Callable[[str], str] | None:
-        """A label's name people read for Home Assistant's entity names (the message context's
-        scientific and common names); None without a context: the label."""
-        ctx = self._context() if self._context is not None else None
-        return ctx.display_name if ctx is not None else None
-
     def _pump(self, client: paho.Client, conn: sqlite3.Connection) -> None:
         """Keep up to `max_inflight` rows in flight; delete acknowledged ones; until stop or link loss.
 
@@ -534,10 +436,8 @@ class Publisher:
         pump = _Pump()
         while True:
             now = time.monotonic()
-            if now >= self._next_day_check:
-                self._next_day_check = now + 1.0
-                if self._day_snapshot(conn):
-                    pump.next_poll = 0.0
+            if self._days.queue_when_due(conn, self._species.labels, now):
+                pump.next_poll = 0.0
             if self._stopping.is_set() and pump.drain_deadline is None:
                 pump.drain_deadline = now + cfg.drain_timeout_s
             room = cfg.max_inflight - len(self._inflight)
@@ -548,12 +448,7 @@ class Publisher:
                     if pump.drain_deadline is not None and not self._inflight and not self._acked:
                         self._finish(client)
                         return
-            if pump.drain_deadline is None and (self._health_due.is_set() or now >= self._next_health):
-                self._publish_health(client)
-            if self._snapshots_due:
-                self._publish_snapshots(client)
-            if pump.drain_deadline is None and self._info_due.is_set():
-                self._publish_info(client)
+            self._retained.publish_due(client, now, draining=pump.drain_deadline is not None)
             if pump.drain_deadline is not None and now > pump.drain_deadline:
                 log.info("MQTT drain time over; %d row(s) stay in the outbox for the next start", outbox.depth(conn))
                 self._finish(client)
@@ -561,7 +456,7 @@ class Publisher:
             if self._rediscover:
                 self._rediscover = False
                 log.info("Home Assistant came online: republishing discovery")
-                self._publish_discovery(client)
+                self._species.publish_all(client)
             rc = client.loop(0.05 if self._inflight else 0.1)
             self._delete_acked(conn, pump, time.monotonic())
             if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or self._disconnected:
@@ -603,7 +498,7 @@ class Publisher:
             else:
                 self._inflight[info.mid] = row.id
             pump.last_sent_id = row.id
-            self._learn_species(client, row)
+            self._species.learn(client, row)
         return len(rows)
 
     def _delete_acked(self, conn: sqlite3.Connection, pump: _Pump, now: float) -> None:
@@ -620,48 +515,6 @@ class Publisher:
         else:
             self._acked = deleted_ids + self._acked
             pump.next_delete = now + DISK_FULL_RETRY_S
-
-    def _day_snapshot(self, conn: sqlite3.Connection) -> bool:
-        """At start and when the station's day changes: queue the day's full counts snapshot.
-
-        Retained `counts` topics would otherwise show yesterday's numbers until the first frame
-        of the new day. The snapshot is read from `daily_tallies` inside one write transaction,
-        so it can never overwrite a newer snapshot the store queues for that day; species known
-        from earlier days get zeros. Returns True when rows were queued.
-        """
-        ctx = self._context() if self._context is not None else None
-        if ctx is None:
-            return False
-        day = self._clock().astimezone(ctx.zone).date().isoformat()
-        if day == self._snapshot_day:
-            return False
-        if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'daily_tallies'").fetchone():
-            return False
-        conn.commit()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            tallies = self._tallies(conn, day)
-            zeros = {label: {"events": 0, "frames": 0} for label in self._species.values() if label not in tallies}
-            messages = counts_messages(tallies, day, ctx, now=self._clock(), visits=visits_on_day(conn, day))
-            if zeros:
-                messages += counts_messages(zeros, day, ctx, now=self._clock())[1:]
-            outbox.enqueue(conn, messages, self.config.outbox_max_rows)
-            conn.commit()
-        except sqlite3.Error as exc:
-            conn.rollback()
-            if not is_disk_full_error(exc):
-                raise
-            self._next_day_check = time.monotonic() + DISK_FULL_RETRY_S
-            level = logging.DEBUG if self._snapshot_warned == day else logging.WARNING
-            log.log(level, "MQTT counts snapshot for %s not queued, the disk is full (%s); retrying later", day, exc)
-            self._snapshot_warned = day
-            return False
-        except BaseException:
-            conn.rollback()
-            raise
-        self._snapshot_day = day
-        log.info("MQTT counts snapshot for %s queued (%d species counted, %d at zero)", day, len(tallies), len(zeros))
-        return True
 
     def _finish(self, client: paho.Client) -> None:
         """Clean shutdown: retained `stopped`, wait briefly for its PUBACK, then DISCONNECT (no will)."""

@@ -82,7 +82,7 @@ def test_metrics_report_the_queue(tmp_path: Path) -> None:
 
     from prometheus_client import generate_latest
 
-    from edge.operate.metrics import Metrics
+    from edge.operate.metrics import Metrics, MetricsSources
     from edge.store import notifications
     from edge.store.db import immediate
     from edge.store.writer import Store
@@ -93,8 +93,7 @@ def test_metrics_report_the_queue(tmp_path: Path) -> None:
         notifications.enqueue(store.conn, kind="digest", key="digest:2026-05-14", targets=["json:a", "json:b"], now=now)
         (first, *_) = [row.id for row in notifications.due(store.conn, now)]
         notifications.finish(store.conn, first, "sent", now)
-    metrics = Metrics()
-    metrics.set_notifications_source(lambda: notifications.figures(store.conn))
+    metrics = Metrics(sources=MetricsSources(notifications=lambda: notifications.figures(store.conn)))
     text = generate_latest(metrics.registry).decode()
     store.close()
     assert "trailcam_notifications_queued 1.0" in text

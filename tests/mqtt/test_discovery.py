@@ -11,7 +11,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.config.mqtt import MqttConfig
 from edge.publish.discovery import discovery_messages
-from edge.publish.mqtt import Publisher
+from edge.publish.mqtt import Publisher, PublisherSources
 from tests.fixtures.broker import Broker, Subscriber, wait_until
 from tests.mqtt.helpers import enqueue_frame, make_db
 
@@ -98,7 +98,7 @@ def test_discovery_is_retained_stable_across_restarts_and_republished(broker: Br
         first.stop()
         ids_first = {cfg["unique_id"] for cfg in discovered(sub).values()}
 
-        second = Publisher(config, tmp_path / "edge.db", "dev1", known_species=lambda: ["Blue Jay"])
+        second = Publisher(config, tmp_path / "edge.db", "dev1", PublisherSources(known_species=lambda: ["Blue Jay"]))
         late = Subscriber(broker, ["homeassistant/#"], persistent=False)
         retained = late.wait_for(lambda ms: len([m for m in ms if m.retain]) >= 3 and ms, what="retained configs")
         assert {json.loads(m.payload)["unique_id"] for m in retained} == ids_first

@@ -12,7 +12,7 @@ import pytest
 from edge.config.mqtt import MqttConfig
 from edge.operate.health import HealthState, mqtt_health_payload
 from edge.publish.discovery import discovery_messages
-from edge.publish.mqtt import Publisher
+from edge.publish.mqtt import Publisher, PublisherSources
 from tests.edge.conftest import DaemonProcess
 from tests.fixtures.broker import Broker, Received, Subscriber, wait_until
 from tests.fixtures.disk import fill
@@ -80,7 +80,7 @@ def test_publisher_sends_health_after_online_on_change_and_every_interval(broker
     make_db(tmp_path / "edge.db")
     current = {"state": "running", "reason": None, "n": 0}
     config = MqttConfig(**broker.mqtt_config(prefix="tc", health_interval_s=0.3))
-    publisher = Publisher(config, tmp_path / "edge.db", "dev1", health=lambda: dict(current))
+    publisher = Publisher(config, tmp_path / "edge.db", "dev1", PublisherSources(health=lambda: dict(current)))
     sub = Subscriber(broker, ["tc/dev1/#", "homeassistant/#"], persistent=False)
     publisher.start()
     try:

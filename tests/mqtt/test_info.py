@@ -13,7 +13,7 @@ import edge
 from edge.config import EdgeConfig
 from edge.config.mqtt import MqttConfig
 from edge.publish.messages import deployments, info_message
-from edge.publish.mqtt import Publisher
+from edge.publish.mqtt import Publisher, PublisherSources
 from tests.fixtures.broker import Broker, Subscriber, wait_until
 from tests.mqtt.helpers import CTX, make_db
 
@@ -77,7 +77,7 @@ def test_info_is_retained_and_republished_on_every_connect_and_on_change(broker:
 
     sub = Subscriber(broker, [f"{BASE}/#"], client_id="info-sub")
     pub = Publisher(MqttConfig(**broker.mqtt_config(prefix="tc", discovery=False)), tmp_path / "edge.db", "dev1",
-                    info=source)
+                    PublisherSources(info=source))
     pub.start()
     try:
         first = sub.wait_for(lambda ms: [m for m in ms if m.topic == f"{BASE}/info"], what="info")[0]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from edge.config.mqtt import MqttConfig
-from edge.publish.mqtt import Publisher, backoff_delay
+from edge.publish.mqtt import Publisher, PublisherSources, backoff_delay
 from edge.store import outbox
 from tests.fixtures.broker import Broker, Subscriber, wait_until
 from tests.mqtt.helpers import enqueue_frame, event_ids, make_db
@@ -242,7 +242,7 @@ def test_day_snapshots_at_start_and_at_local_midnight(broker: Broker, tmp_path: 
     db.conn.commit()
     clock = [datetime(2026, 11, 29, 23, 59, 58, tzinfo=ZoneInfo("Europe/Berlin")).astimezone(UTC)]
     pub = Publisher(MqttConfig(**broker.mqtt_config(prefix="tc", discovery=False)), tmp_path / "edge.db", "dev1",
-                    context=lambda: CTX, clock=lambda: clock[0])
+                    PublisherSources(context=lambda: CTX), clock=lambda: clock[0])
     sub = Subscriber(broker, [f"{BASE}/counts/#", f"{BASE}/counts"])
 
     def latest(ms: list) -> dict:  # noqa: ANN001

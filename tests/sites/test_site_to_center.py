@@ -17,7 +17,7 @@ import edge
 from edge.cli.commands import main
 from edge.config.mqtt import MqttConfig
 from edge.publish.messages import info_message
-from edge.publish.mqtt import Publisher
+from edge.publish.mqtt import Publisher, PublisherSources
 from edge.publish.outbox_writer import OutboxWriter
 from edge.store import outbox
 from edge.store.db import open_readonly
@@ -66,7 +66,8 @@ def test_bridge_cut_mid_stream_then_same_counts_centrally(broker_factory: Callab
     device_db = tmp_path / "trailcam.db"
     writer = OutboxWriter(DEVICE, ZONE, "aiy-test", {}, 100_000)
     publisher = Publisher(MqttConfig(**site.mqtt_config(discovery=False)), device_db, DEVICE,
-                          info=lambda: info_message(writer.message_context(), [], software_version=edge.__version__))
+                          PublisherSources(info=lambda: info_message(writer.message_context(), [],
+                                                                     software_version=edge.__version__)))
     try:
         write_visits(device_db, range(VISITS // 2), total=VISITS, outbox=writer)
         publisher.start()
