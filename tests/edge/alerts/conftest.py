@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.edge.conftest import aiy_model, bird_photo, jpeg_bytes, make_config  # noqa: F401 - fixtures shared with tests/edge
+from tests.edge.conftest import aiy_model, bird_photo, jpeg_bytes, make_config  # noqa: F401 - fixtures shared with tests/edge/conftest.py
 
 
 class Receiver:

@@ -3,7 +3,7 @@
 Usage: python -m tests.edge.daemon.hanging_daemon PATTERN [edge run flags...]
 
 A frame whose path matches PATTERN blocks the loop forever once it has been committed, as a hung
-interpreter would; tests/field uses it to prove that the watchdog pings stop. The hook is
+interpreter would; tests/edge/daemon/test_daemon_field.py uses it to prove that the watchdog pings stop. The hook is
 installed here, in the test's own program, through the daemon's after_frame hooks: the
 production code carries no test fault hook.
 """

@@ -1,7 +1,7 @@
 """Counting individuals: detections per frame, MaxN per event, tallies and the schema-3 migration.
 
 Store-level rules with decisions given directly (the detector and classifier are tested in
-tests/detect and through the daemon); the migration runs on a database written by the commit before schema 3 (3c1b25a).
+tests/edge/detect and through the daemon); the migration runs on a database written by the commit before schema 3 (3c1b25a).
 """
 
 from __future__ import annotations
