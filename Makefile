@@ -48,8 +48,13 @@ min-venv: $(MIN_VENV)/.stamp
 # detector tests (the [onnx] extra at its floor); and the detector's pure box arithmetic (NMS), which
 # needs no TensorFlow either; and the video clips (the [video] extra, PyAV at its floor; not the counting
 # test, which validates its Camtrap DP package with frictionless, the [ecology] extra .venv-min lacks).
-MIN_CLIP_TESTS := $(addprefix tests/clips/test_clips_daemon.py::test_,a_truncated_clip_counts_what_came_before_the_fault_and_is_an_error an_unsupported_codec_is_a_clear_error_and_counts_nothing a_clip_still_being_written_is_waited_for)
-MIN_TESTS ?= tests/test_dependency_floors.py tests/edge tests/mqtt tests/field tests/web tests/detect/test_onnx_detectors.py tests/detect/test_boxes_tiles.py tests/detect/test_nms.py tests/clips/test_clips_restart.py $(MIN_CLIP_TESTS)
+MIN_CLIP_TESTS := $(addprefix tests/edge/daemon/clips/test_clips_daemon.py::test_,a_truncated_clip_counts_what_came_before_the_fault_and_is_an_error an_unsupported_codec_is_a_clear_error_and_counts_nothing a_clip_still_being_written_is_waited_for)
+# The edge's folders (tests/README.md) whose every test runs here; of the others, the files listed.
+MIN_EDGE_DIRS := classify cli config ingest live store operate publish web
+MIN_TESTS ?= tests/test_dependency_floors.py tests/fixtures/test_broker_fixture.py tests/edge/test_no_tensorflow.py \
+	$(addprefix tests/edge/,$(MIN_EDGE_DIRS)) $(sort $(wildcard tests/edge/daemon/test_*.py)) \
+	tests/edge/ecology/test_taxa_and_deployments.py tests/edge/detect/test_onnx_detectors.py \
+	tests/edge/detect/test_boxes_tiles.py tests/edge/detect/test_nms.py tests/edge/daemon/clips/test_clips_restart.py $(MIN_CLIP_TESTS)
 
 # What must be there, so that a test needing it fails instead of skipping (tests/fixtures/require.py):
 # ../shared, the broker, systemd-analyze, setpriv, and a tmpfs mount (root only: a developer who is not
@@ -70,9 +75,9 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-## The broker the MQTT tests start on a free loopback port, chromium for tests/web, systemd-analyze, and
-## PostgreSQL for tests/fleet (the tests run initdb + pg_ctl themselves; the packaged cluster is not used);
-## ffmpeg and rtsp-server-perl serve real RTSP and MJPEG streams to tests/edge/test_live_streams.py (the
+## The broker the MQTT tests start on a free loopback port, chromium for tests/edge/web, systemd-analyze, and
+## PostgreSQL for tests/collector and tests/fleet (the tests run initdb + pg_ctl themselves; the packaged cluster is not used);
+## ffmpeg and rtsp-server-perl serve real RTSP and MJPEG streams to tests/edge/live/test_live_streams.py (the
 ## packaged relay service is disabled: the tests start their own on free loopback ports).
 system-deps:
 	@command -v mosquitto >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q mosquitto mosquitto-clients; }

@@ -9,7 +9,7 @@
    the gate's share of one core at 5 frames/s (goal < 10 %), and beside it, for scale, what
    decoding the whole 25 fps stream costs (any reader pays it; the gate does not add to it).
 2. Motion → committed visit: the real daemon (in-process, AIY model, whole-frame route) reads a
-   real RTSP stream (ffmpeg feeding rtsp-server-perl on loopback, as tests/edge/test_live_streams.py)
+   real RTSP stream (ffmpeg feeding rtsp-server-perl on loopback, as tests/edge/live/test_live_streams.py)
    of a clip in which a real cardinal appears for 4 s every 20 s (the still stretch is long enough
    for the background to settle and the episode to close between two visits); per episode, the time from the gate
    seeing motion (its log record) to the commit of the episode's first frame, which opens or

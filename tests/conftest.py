@@ -14,7 +14,7 @@ import pytest
 from tests.fixtures.require import missing
 
 pytest_plugins = ["tests.fixtures.models", "tests.fixtures.broker", "tests.fixtures.disk", "tests.fixtures.postgres",
-                  "tests.fixtures.skip_budget"]
+                  "tests.fixtures.central_db", "tests.fixtures.skip_budget"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DIR = Path(os.environ.get("TRAILCAM_SHARED", REPO_ROOT.parent / "shared"))

@@ -17,7 +17,7 @@ import pytest
 from tests.fixtures.skip_budget import BUDGET_FILE, load_budget, over_budget
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_TEST = "tests/edge/test_frame_limit.py"  # one daemon test that needs ../shared (AIY model, photos)
+SHARED_TEST = "tests/edge/daemon/test_frame_limit.py"  # one daemon test that needs ../shared (AIY model, photos)
 
 
 def _pytest(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess:

@@ -30,7 +30,7 @@ def register(subparsers) -> None:
                                      "(postgresql://... or a central SQLite file): the read-only fleet view")
     parser.add_argument("--device", help="with a central --db: show this device only (default: the whole fleet)")
     # The default is fleet.devices.DEFAULT_SILENT_AFTER, named here as text so that registering
-    # the flag does not load the fleet's server code on a device (tests/web/test_central.py).
+    # the flag does not load the fleet's server code on a device (tests/edge/web/test_central.py).
     parser.add_argument("--silent-after", default=SILENT_AFTER_DEFAULT,
                         help="with a central --db: flag devices silent for longer than this on the devices page "
                              "(90s, 15m, 2h, 3d; default %(default)s)")

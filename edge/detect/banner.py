@@ -19,7 +19,7 @@ The rule (find_banner), on the grey rows of one edge of the frame, outermost row
     longer run is a uniform picture, a sky or a dark night, and finds nothing on that side),
     and hold text: between MIN_INK and MAX_INK of its pixels at least INK_CONTRAST away from
     the background (a clipped sky or a black night has none).
-Measured on the 27 real frames of ../shared/data/trailcam-nobird (tests/detect/test_banner.py).
+Measured on the 27 real frames of ../shared/data/trailcam-nobird (tests/edge/detect/test_banner.py).
 
 One frame can still fool the rule (a white sky under a white strip makes the strip look
 taller), so a camera's banner is learned (BannerMemory): a finding becomes the camera's banner

@@ -11,7 +11,7 @@ The rule (is_night), on the picture without its banner, shrunk to ANALYSIS_SIZE:
     between two channels is below MONOCHROME_MAX grey levels;
   - lit like a flash: at least DARK_SHARE_MIN of its pixels are darker than DARK_LEVEL.
 
-Measured on the 27 real frames of ../shared/data/trailcam-nobird (tests/detect/test_night.py)
+Measured on the 27 real frames of ../shared/data/trailcam-nobird (tests/edge/detect/test_night.py)
 and the 125 birds25 day photos: infrared nights have a channel difference of 0.17-1.6 and
 23-75 % dark pixels; the four monochrome day frames 0.17-0.27 and 0.6-3.4 %; colour frames a
 channel difference of 4.7 (a washed-out day) to 113, birds25 at least 8.4. One frame the

@@ -19,7 +19,7 @@ asks for more than the box before it drops anything on its own:
   place every day, with boxes as alike as a rock's; but each visit is another bird in another
   pose: two photos of one species scored 0.80 at most (all pairs of ../shared/data/birds25), a
   patch of a real trail-camera scene (../shared/data/trailcam-nobird) under other light, JPEG
-  noise and a box up to 2 % off 0.87 or more (tests/detect/test_repeats_rule.py measures both);
+  noise and a box up to 2 % off 0.87 or more (tests/edge/detect/test_repeats_rule.py measures both);
 - recurring: at least `min_repeats` (20) such detections on at least `min_days` (3) distinct
   station-local days, so a bird sitting still for an afternoon is never taken for a rock;
 - small: boxes larger than `max_box_area` (0.2) of the frame are never tracked.

@@ -65,7 +65,7 @@ PROFILE_URL = BASE_URL + "camtrap-dp-profile.json"
 TABLES = ("deployments", "media", "observations")
 SCHEMA_URLS = {name: f"{BASE_URL}{name}-table-schema.json" for name in TABLES}
 
-# Column order of the 1.0.2 table schemas (tests/ecology checks them against the schema files).
+# Column order of the 1.0.2 table schemas (tests/edge/exports checks them against the schema files).
 DEPLOYMENT_FIELDS = (
     "deploymentID", "locationID", "locationName", "latitude", "longitude", "coordinateUncertainty",
     "deploymentStart", "deploymentEnd", "setupBy", "cameraID", "cameraModel", "cameraDelay", "cameraHeight",

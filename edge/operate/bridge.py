@@ -14,7 +14,7 @@ the site has, often a flaky cellular one. Why each line is there:
 - `persistence true` + `autosave_interval`: the in-memory store, the queue included, is written
   to `persistence_location/mosquitto.db` every autosave interval and at a clean exit, so a site
   broker restarted while the central one is away still forwards what it queued (measured in
-  tests/sites/test_bridge.py). A power cut loses at most the last interval's messages.
+  tests/end_to_end/test_bridge.py). A power cut loses at most the last interval's messages.
   `persistence_location` is written only when asked: Debian's /etc/mosquitto/mosquitto.conf
   sets it already and mosquitto refuses a second one ("Duplicate persistence_location").
 - `bridge_protocol_version mqttv50` by default (any MQTT 5 broker centrally; `mqttv311` for an
