@@ -1,6 +1,6 @@
 """The collector's CPU time per message, measured in its own process while it drains a backlog.
 
-    python -m benchmarks.collector_cpu [--messages 20000] [--repeats 3] [--protocol 5] [--profile]
+    python -m benchmarks.collector_bench [--messages 20000] [--repeats 3] [--protocol 5] [--profile]
                                        [--compare DIR]
 
 Real parts only: the test fixture's mosquitto (2,000-message in-flight window, as in
@@ -111,7 +111,7 @@ def drain(broker: BenchBroker, db: str, code: Path, run: str, messages: int, dev
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.collector_cpu", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.collector_bench", description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=20000)
     parser.add_argument("--devices", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
