@@ -91,6 +91,8 @@ class LeanClient(paho.Client):
             if rc > 0:
                 return self._loop_rc_handle(rc)
             if rc == MQTTErrorCode.MQTT_ERR_AGAIN:
+                if self._rbuf:  # paho paused a long packet (its 100 reads); the rest is ours, not select()'s
+                    continue
                 return MQTTErrorCode.MQTT_ERR_SUCCESS
             packets += 1
             if packets >= _READ_PACKETS and not self._rbuf:  # the rest, if any, wakes select()
