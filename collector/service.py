@@ -76,7 +76,7 @@ class CollectorConfig:
     batch_ms: int = 50
     receive_maximum: int = 2000
     session_expiry_s: int = 7 * 24 * 3600
-    protocol: str = "5"  # "5" or "3.1.1" (faster in paho: no properties per message; see docs/fleet.md)
+    protocol: str = "5"  # "5" or "3.1.1" (see docs/fleet.md)
     lean_client: bool = True  # collector.mqtt_client.LeanClient where paho supports it (False: plain paho)
     keepalive_s: int = 30
     retry_min_s: float = 0.2
