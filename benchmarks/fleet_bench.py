@@ -1,6 +1,7 @@
 """Fleet benchmark: simulated devices → real mosquitto → collector → PostgreSQL and SQLite.
 
     python -m benchmarks.fleet_bench [--devices 1000] [--messages 40000] [--lag-seconds 15] [--repeats 3]
+                                     [--compare DIR]  # one-collector drains, DIR's collector against this one's
 
 Side by side in one run, for each engine (PostgreSQL from Debian's package, started by the
 benchmark with initdb + pg_ctl on a free loopback port; SQLite file with WAL):
@@ -163,18 +164,19 @@ class BenchBroker(Broker):
 
 class Collector:
     def __init__(self, broker: Broker, db: str, workdir: Path, client_id: str, group: str | None = None,
-                 protocol: str = "5") -> None:
+                 protocol: str = "5", code: Path = REPO) -> None:
         self.argv = [sys.executable, "-m", "collector", "run", "--broker", f"{broker.host}:{broker.port}", "--db", db,
                      "--client-id", client_id, "--log-level", "WARNING", "--protocol", protocol]
         if group:
             self.argv += ["--group", group]
         self.log = workdir / f"{client_id}.log"
+        self.code = code  # the checkout whose collector runs (--compare: another one's)
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> Collector:
-        env = dict(os.environ, PYTHONPATH=str(REPO))
-        with open(self.log, "ab") as handle:
-            self.proc = subprocess.Popen(self.argv, env=env, stdout=handle, stderr=subprocess.STDOUT)
+        env = dict(os.environ, PYTHONPATH=str(self.code), PYTHONDONTWRITEBYTECODE="1")
+        with open(self.log, "ab") as handle:  # cwd: `python -m` puts it first on sys.path
+            self.proc = subprocess.Popen(self.argv, env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=self.code)
         return self
 
     def kill(self) -> None:
@@ -215,10 +217,10 @@ def _wait_rows(db: str, run: str, expected: int, timeout: float = 600) -> list[t
 
 
 def drain_rate(broker: Broker, db: str, workdir: Path, args: argparse.Namespace, run: str, members: int,
-               protocol: str) -> float:
+               protocol: str, code: Path = REPO) -> float:
     """Messages/s one or `members` collectors sustain draining a backlog queued for their sessions."""
     group = "bench" if members > 1 else None
-    collectors = [Collector(broker, db, workdir, f"bench-{run}-{m}", group, protocol) for m in range(members)]
+    collectors = [Collector(broker, db, workdir, f"bench-{run}-{m}", group, protocol, code) for m in range(members)]
     for c in collectors:
         c.start()
     # Sessions and subscriptions exist once the schema is there and each has connected; SIGKILL
@@ -262,6 +264,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--protocols", default="5,3.1.1", help="the collector's --protocol values to compare")
     parser.add_argument("--lag-rates", default="1000",
                         help="fixed live rates (events/s, comma-separated) whose lag is measured too; empty = none")
+    parser.add_argument("--compare", type=Path,
+                        help="another checkout (e.g. `git archive main`): only one-collector drains, alternating "
+                             "its collector with this one's, before and after side by side")
     args = parser.parse_args(argv)
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     pg_bin = find_postgres_bin()
@@ -269,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         print("mosquitto not installed: apt-get install mosquitto", file=sys.stderr)
         return 2
     results: dict[str, dict[str, object]] = {}
+    compared: dict[str, dict[str, list[float]]] = {}
     with tempfile.TemporaryDirectory(prefix="fleet-bench-") as tmp:
         workdir = Path(tmp)
         (workdir / "broker").mkdir()
@@ -286,6 +292,15 @@ def main(argv: list[str] | None = None) -> int:
                     db = str(workdir / "central.sqlite")
                 for protocol in args.protocols.split(","):
                     tag = f"{engine}-{protocol.replace('.', '')}"
+                    if args.compare:
+                        codes = {"compared": args.compare.resolve(), "this": REPO}
+                        runs: dict[str, list[float]] = {name: [] for name in codes}
+                        for r in range(args.repeats):
+                            for name, code in codes.items():
+                                runs[name].append(drain_rate(broker, db, workdir, args, f"{tag}-{name}-{r}", 1,
+                                                             protocol, code))
+                        compared[f"{engine} mqtt{protocol}"] = runs
+                        continue
                     one = [drain_rate(broker, db, workdir, args, f"{tag}-one-{r}", 1, protocol)
                            for r in range(args.repeats)]
                     two = [drain_rate(broker, db, workdir, args, f"{tag}-two-{r}", 2, protocol)
@@ -308,6 +323,13 @@ def main(argv: list[str] | None = None) -> int:
                          capture_output=True, text=True).stdout.strip() or platform.processor()
     print(f"Fleet benchmark on {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, mosquitto loopback, "
           f"{args.devices} device client ids, {args.messages} event messages per drain (medians of {args.repeats})")
+    for engine, runs in compared.items():
+        before, after = statistics.median(runs["compared"]), statistics.median(runs["this"])
+        print(f"{engine:20s} one collector, {args.compare}: {before:6.0f} events/s (runs "
+              f"{' · '.join(f'{x:.0f}' for x in runs['compared'])})")
+        print(f"{engine:20s} one collector, this checkout: {after:6.0f} events/s (runs "
+              f"{' · '.join(f'{x:.0f}' for x in runs['this'])}); ratio {after / before:.2f}")
+    print(f"load average (1, 5, 15 min) at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"{'engine':20s} {'measure':52s} {'value':>10s} {'ratio':>7s}")
     for engine, r in results.items():
         one, two = statistics.median(r["one"]), statistics.median(r["two"])

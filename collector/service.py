@@ -6,7 +6,10 @@ Why it looks like this:
   them. Subscriptions are made with retain handling 1 (retained messages only for a new
   subscription), so a reconnect does not replay every device's retained counts.
 - Manual acknowledgement (paho 2's `manual_ack_set(True)`): paho does not PUBACK on receipt;
-  the writer thread acks each message after the transaction holding its row committed. A
+  the writer thread acks the batch's messages after the transaction holding their rows
+  committed, all of its PUBACKs in one write (collector.mqtt_client: `LeanClient`, which also
+  reads the socket through a buffer and decodes a property-less PUBLISH without paho's
+  per-message `Properties`). A
   collector killed at any moment leaves the uncommitted messages unacknowledged, the broker
   sends them again, and the idempotent upserts (collector.sink) make the second copy a no-op.
   Acks go out in the order the messages arrived (MQTT requires it).
@@ -48,6 +51,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from collector.messages import Rejected, parse, subscriptions
+from collector.mqtt_client import ack_many, make_client
 from collector.sink import Message, Sink, SinkUnavailable, WriteStats
 from edge.operate.notify import Notifier  # sd_notify over $NOTIFY_SOCKET, stdlib only
 
@@ -72,7 +76,8 @@ class CollectorConfig:
     batch_ms: int = 50
     receive_maximum: int = 2000
     session_expiry_s: int = 7 * 24 * 3600
-    protocol: str = "5"  # "5" or "3.1.1" (faster in paho: no properties per message; see docs/fleet.md)
+    protocol: str = "5"  # "5" or "3.1.1" (see docs/fleet.md)
+    lean_client: bool = True  # collector.mqtt_client.LeanClient where paho supports it (False: plain paho)
     keepalive_s: int = 30
     retry_min_s: float = 0.2
     retry_max_s: float = 30.0
@@ -128,10 +133,11 @@ class Collector:
         if cfg.protocol == "3.1.1":
             # The session is kept by clean_session=False; its lifetime and the in-flight window
             # are the broker's settings (mosquitto: persistent_client_expiration, max_inflight_messages).
-            client = paho.Client(CallbackAPIVersion.VERSION2, client_id=cfg.client_id, protocol=paho.MQTTv311,
-                                 clean_session=False)
+            client = make_client(CallbackAPIVersion.VERSION2, client_id=cfg.client_id, protocol=paho.MQTTv311,
+                                 clean_session=False, lean=cfg.lean_client)
         else:
-            client = paho.Client(CallbackAPIVersion.VERSION2, client_id=cfg.client_id, protocol=paho.MQTTv5)
+            client = make_client(CallbackAPIVersion.VERSION2, client_id=cfg.client_id, protocol=paho.MQTTv5,
+                                 lean=cfg.lean_client)
         client.manual_ack_set(True)
         client.reconnect_delay_set(1, 30)
         if cfg.username is not None:
@@ -226,8 +232,10 @@ class Collector:
                 log.warning("rejected %s (%d bytes): %s", m.parsed.topic, m.parsed.size, m.parsed.reason)
         with self._lock:
             valid_from = self._session_generation
+        # One write for the batch's PUBACKs, in arrival order, only now that its rows are committed.
+        ack_many(self.client, [m.mid for m in batch if m.qos == 1 and m.generation >= valid_from])
         for incoming in batch:
-            if incoming.qos > 0 and incoming.generation >= valid_from:
+            if incoming.qos == 2 and incoming.generation >= valid_from:  # never subscribed at QoS 2; kept correct
                 self.client.ack(incoming.mid, incoming.qos)
         self.stats.committed += len(batch)
         self.stats.batches += 1

@@ -13,6 +13,7 @@ import pytest
 from collector import messages as m
 from collector.messages import CountRow, EventRow, InfoRow, Rejected, StatusRow, parse
 from edge.publish.messages import event_message
+from edge.store.times import format_utc, parse_utc
 from tests.collector.helpers import START, context, day_counts, event_row, info_payload
 
 DEVICE = "cam-b"
@@ -91,6 +92,15 @@ REJECTED = {
     "just before 1970 in UTC": ("info", {"published_at": "1970-01-01T00:59:59.999+01:00"},
                                 "field 'published_at' '1970-01-01T00:59:59.999+01:00' is outside 1970 to 2199 (UTC)"),
     "2200": ("events", {"end": "2200-01-01T00:00:00.000Z"}, "field 'end' '2200-01-01T00:00:00.000Z' is outside 1970 to 2199 (UTC)"),
+    # the devices' own form (_CANONICAL_UTC, checked without converting): the same reasons
+    "canonical, not a day": ("events", {"start": "2026-02-30T06:00:00.000Z"},
+                             "field 'start' is not an ISO 8601 time: '2026-02-30T06:00:00.000Z'"),
+    "canonical, hour 24": ("counts/blue_jay", {"updated_at": "2026-11-29T24:00:00.000Z"},
+                           "field 'updated_at' is not an ISO 8601 time: '2026-11-29T24:00:00.000Z'"),
+    "canonical, 1969": ("info", {"published_at": "1969-12-31T23:59:59.999Z"},
+                        "field 'published_at' '1969-12-31T23:59:59.999Z' is outside 1970 to 2199 (UTC)"),
+    "canonical, year 0": ("events", {"end": "0000-01-01T00:00:00.000Z"},
+                          "field 'end' is not an ISO 8601 time: '0000-01-01T00:00:00.000Z'"),
     # _count_value
     "negative count": ("events", {"frame_count": -1}, "field 'frame_count' is negative"),
     "negative individuals": ("events", {"individuals": -1}, "field 'individuals' is negative"),
@@ -185,6 +195,34 @@ def test_values_at_the_bounds_are_accepted(name: str) -> None:
     kind, change = ACCEPTED[name]
     parsed = parse(f"trailcam/{DEVICE}/{kind}", _payload(kind, change))
     assert isinstance(parsed, (EventRow, CountRow, InfoRow)), parsed
+
+
+@pytest.mark.parametrize("text", [
+    "2026-11-29T06:00:00.000Z", "2026-11-29T06:00:00Z", "2026-11-29T06:00:00.5Z", "2026-11-29T07:00:00.000+01:00",
+    "2026-11-29T06:00:00.000", "2026-11-29 06:00:00.000Z", "2028-02-29T23:59:59.999Z",
+    "\uff12\uff10\uff12\uff16-11-29T06:00:00.000Z",  # full-width digits: not the canonical form
+])
+def test_a_time_is_stored_as_format_utc_writes_it_whatever_its_form(text: str) -> None:
+    """The canonical fast path keeps the text only where converting would give the same text."""
+    parsed = parse(f"trailcam/{DEVICE}/events", _payload("events", {"start": text}))
+    try:
+        expected: str | None = format_utc(parse_utc(text))
+    except ValueError:
+        expected = None
+    if expected is None or not ("1970" <= expected[:4] < "2200"):
+        assert isinstance(parsed, Rejected), parsed
+    else:
+        assert isinstance(parsed, EventRow) and parsed.started_at == expected
+
+
+def test_json_is_read_as_json_loads_reads_bytes() -> None:
+    """One decoder for every message reads what json.loads(bytes) reads: UTF-8 with a BOM, UTF-16."""
+    data = json.loads(_payload("events", {}))
+    for raw in (b"\xef\xbb\xbf" + json.dumps(data).encode(), json.dumps(data).encode("utf-16"),
+                json.dumps(data, ensure_ascii=False).encode("utf-32-le")):
+        assert isinstance(parse(f"trailcam/{DEVICE}/events", raw), EventRow)
+    bom_in_text = parse(f"trailcam/{DEVICE}/events", json.dumps(data).encode("utf-8-sig").decode("latin-1").encode())
+    assert isinstance(bom_in_text, Rejected)
 
 
 def test_the_payload_size_bound() -> None:
