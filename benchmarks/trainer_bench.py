@@ -7,7 +7,9 @@ Side by side on the same images (../shared/data/birds25 when present, else a gen
 
 1. Input pipeline, images/s: the trainer's tf.data pipeline (parallel decode + resize +
    prefetch; and from its in-memory cache, epoch 2 onwards) against the proposal's loader,
-   Keras 2's ImageDataGenerator(rescale=1/255).flow_from_directory (tf-keras). Medians of
+   Keras 2's ImageDataGenerator(rescale=1/255).flow_from_directory (tf-keras). The pipeline
+   hands the model uint8 batches (the model's Input casts them); a third row adds that cast
+   to float32 in the pipeline, so the cost it moved into the training step is shown. Medians of
    --repeats rounds in which the loaders take turns, after one warm-up pass each (so all read
    from the OS page cache); each timed pass covers at least 2,000 images.
 2. Training throughput of the proposal's convnet (224x224, 64/32 filters, Dense 32) with
@@ -87,7 +89,11 @@ def bench_pipelines(tree: Path, repeats: int) -> list[tuple[str, float]]:
     # does not dominate on a small image set: at least ~2,000 images per timed run.
     passes = max(1, -(-2000 // len(items)))
 
-    def tf_pass(dataset) -> Callable[[], int]:
+    def tf_pass(dataset, as_float: bool = False) -> Callable[[], int]:
+        import tensorflow as tf
+
+        if as_float:
+            dataset = dataset.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE)
         repeated = dataset.repeat(passes)
 
         def run() -> int:
@@ -107,6 +113,8 @@ def bench_pipelines(tree: Path, repeats: int) -> list[tuple[str, float]]:
     return interleaved_rates([
         ("ImageDataGenerator.flow_from_directory (proposal)", idg_pass),
         ("tf.data pipeline (decode every pass)", tf_pass(make_dataset(items, SIZE, BATCH, training=True, cache=False))),
+        ("tf.data pipeline (decode every pass, + float32 cast)",
+         tf_pass(make_dataset(items, SIZE, BATCH, training=True, cache=False), as_float=True)),
         ("tf.data pipeline (cached, epoch 2+)", tf_pass(make_dataset(items, SIZE, BATCH, training=True, cache=True))),
     ], repeats)
 
@@ -157,9 +165,11 @@ def bench_training_and_export(tree: Path, scratch: Path, repeats: int) -> tuple[
     return training, rows
 
 
-def render(data_desc: str, pipelines: list[tuple[str, float]], training: dict, exports: list[tuple]) -> str:
+def render(data_desc: str, pipelines: list[tuple[str, float]], training: dict, exports: list[tuple],
+           load: tuple[float, float] = (0.0, 0.0)) -> str:
     idg = pipelines[0][1]
-    lines = [f"machine: {machine()}", f"images:  {data_desc}", "",
+    lines = [f"machine: {machine()}", f"images:  {data_desc}",
+             f"load:    1-minute load average {load[0]:.1f} before the pipeline rounds, {load[1]:.1f} after", "",
              f"| input pipeline ({SIZE}x{SIZE}, batch {BATCH}) | images/s | vs ImageDataGenerator |", "|---|---:|---:|"]
     for name, rate in pipelines:
         lines.append(f"| {name} | {rate:,.0f} | {rate / idg:.2f}x |")
@@ -185,9 +195,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="trainer-bench-") as tmp:
         scratch = Path(tmp)
         tree, desc = image_tree(args.data, scratch)
+        before = os.getloadavg()[0]  # the cores are shared: the ratios mean more with the load beside them
         pipelines = bench_pipelines(tree, args.repeats)
+        load = (before, os.getloadavg()[0])
         training, exports = bench_training_and_export(tree, scratch, args.repeats)
-    print(render(desc, pipelines, training, exports), flush=True)
+    print(render(desc, pipelines, training, exports, load), flush=True)
     return 0
 
 
