@@ -3,7 +3,11 @@
     locate(data, crop_size)
       open_image (format, size, decompression-bomb checks)
       → decode once with a JPEG draft scale: the largest power of two (<= 8) that keeps every
-        tile (or the whole frame when there are no tiles) >= the detector's input
+        tile (or the whole frame when there are no tiles) >= the detector's input; from a
+        quarter scale on (12 MP and up), one step finer, the detection picture being its 2x2
+        box reduction (Image.reduce). Why: libjpeg's entropy decoding, the bulk of a big
+        frame's cost, is the same at every scale (12 MP: 15 ms at a quarter, 16 at half size),
+        while most birds' crops need the half-size pixels: one decode instead of two
       → the camera's banner (edge/detect/banner.py: the strip of make, temperature and time
         burned into the top or bottom rows) cut away: the picture is the frame without it
       → the detector on the whole picture fitted to its input (Detector.detect_picture:
@@ -11,7 +15,8 @@
         picture, fitted the same way (the grid is chosen from the whole frame's size, so a
         banner never changes it; a tile may come out up to 15 % shorter than the draft scale
         assumed)
-      → is the picture an infrared night (edge/detect/night.py: LocatedFrame.night; with a
+      → is the picture an infrared night (edge/detect/night.py: LocatedFrame.night, judged on
+        the full-frame pass's fitted input, one full-picture resize fewer; with a
         night_threshold, each pass keeps the boxes scoring at least the frame's own threshold)
       → motion (edge/detect/motion.py), with a camera, its frames' capture times (`taken_at`)
         and motion "auto": a frame within the window of the camera's previous one is compared
@@ -24,7 +29,8 @@
         in the banner
       → no bird: done (the common, cheap case: one decode, no crops)
       → crops: the detection decode when it is fine enough that the smallest crop is still
-        >= crop_size, else one more decode from the bytes at the draft scale that is; square
+        >= crop_size, else the finer first decode (or a motion region's) when that is, else
+        one more decode from the bytes at the draft scale that is; square
         crops with crop_margin, resized to crop_size with Image.resize(size, BILINEAR).
 
 Decoding goes through edge.ingest.imaging.load_oriented, the function decode() uses (draft,
@@ -49,13 +55,16 @@ from PIL import Image
 
 from edge.detect.banner import NO_BANNER, Banner, BannerMemory, BannerSetting, find_banner, uncrop
 from edge.detect.boxes import CUT_TOLERANCE, Cuts, join_tile_cuts, nms, suppress_contained
-from edge.detect.model import Box, Detector
+from edge.detect.model import Box, Detector, Placement
 from edge.detect.motion import Motion, MotionMemory, MotionSettings, Region, Seen, compare, grey_of
 from edge.detect.night import is_night
 from edge.detect.tiles import Tile, TileSetting, plan_tiles, tile_grid
 from edge.ingest.imaging import load_oriented, open_image, oriented_size
 
 DRAFT_SCALES = (8, 4, 2, 1)  # what a JPEG decoder can shrink by in the IDCT
+# The detection draft scale from which the frame is decoded one DCT step finer up front (see the
+# module docstring: "decode once").
+FINER_FIRST_DECODE_FROM = 4
 
 
 @dataclass(frozen=True)
@@ -174,7 +183,9 @@ def crops_of_frame(data: bytes, boxes: Sequence[Box], crop_size: tuple[int, int]
     BirdFinder.locate cuts them when it decodes for the crops: at the coarsest JPEG draft scale
     that keeps every crop >= crop_size, then crop_birds. (When the detection's own decode was
     already fine enough, locate cut from that one, which can be a finer scale: the crop is then
-    a resize of a few more pixels, the same box.) Raises edge.ingest.imaging.FrameError."""
+    a resize of a few more pixels, the same box; for a 12 MP frame that picture is the half-size
+    decode's 2x2 reduction, within a few grey levels of the decoder's own quarter scale.)
+    Raises edge.ingest.imaging.FrameError."""
     image = open_image(data)
     stored, full = image.size, oriented_size(image)
     aspect = crop_size[0] / crop_size[1]
@@ -198,6 +209,31 @@ def _draft_request(stored: tuple[int, int], scale: int) -> tuple[int, int] | Non
     if scale <= 1:
         return None
     return max(1, stored[0] // scale), max(1, stored[1] // scale)
+
+
+def _content(fitted: tuple[Image.Image, Placement]) -> Image.Image:
+    """The picture's pixels in a fitted detector input: the input itself when stretched, the
+    letterbox's grey padding cut away otherwise (it is no part of the scene)."""
+    image, placement = fitted
+    if placement.whole:
+        return image
+    return image.crop((placement.x0, placement.y0, placement.x0 + placement.width, placement.y0 + placement.height))
+
+
+def _decoded_at(data: bytes | Image.Image, scale: int, on_hand: dict[int, Image.Image],
+                located: LocatedFrame) -> Image.Image:
+    """The whole frame at draft `scale` or finer: the coarsest decode on hand that is fine
+    enough (a finer one is only a resize of a few more pixels away from the same crop), else
+    one more decode from the bytes at exactly that scale, kept on hand and counted in
+    `located.decode_sizes`."""
+    finer = [known for known in on_hand if known <= scale]
+    if finer:
+        return on_hand[max(finer)]
+    image = data if isinstance(data, Image.Image) else open_image(data)
+    decoded = load_oriented(image, _draft_request(located.original_size, scale))
+    on_hand[scale] = decoded
+    located.decode_sizes.append(decoded.size)
+    return decoded
 
 
 def _scaled(size: tuple[int, int], scale: int) -> tuple[int, int]:
@@ -250,13 +286,22 @@ class BirdFinder:
         grid = tile_grid(full, detector.input_size, settings.tiles)
         jpeg = image.format in ("JPEG", "MPO") and settings.draft
         scale = self._detection_scale(full, grid) if jpeg else 1
-        frame = load_oriented(image, _draft_request(stored, scale))
-        located = LocatedFrame(stored, image, decode_sizes=[frame.size])
+        # From a quarter scale on, one DCT step finer costs little more (module docstring): the
+        # frame is decoded at half the detection scale, which the crops of most birds can use,
+        # and the detection picture is its 2x2 box reduction (Image.reduce), no second decode.
+        first = scale // 2 if scale >= FINER_FIRST_DECODE_FROM else scale
+        decoded = load_oriented(image, _draft_request(stored, first))
+        frame = decoded.reduce(scale // first) if first != scale else decoded
+        on_hand = {first: decoded, scale: frame}  # draft scale → the whole frame decoded at it
+        located = LocatedFrame(stored, image, decode_sizes=[decoded.size])
 
         located.banner = self._banner(frame, full, camera)
         top, bottom = located.banner.rows(frame.size[1])
         picture = frame.crop((0, top, frame.size[0], frame.size[1] - bottom)) if top or bottom else frame
-        located.night = is_night(picture)
+        # The whole picture fitted to the detector's input, once: its full-frame pass, and the
+        # night judged on it (a full-picture resize fewer than judging the picture itself).
+        overview = detector.fit(picture)
+        located.night = is_night(_content(overview))
         seen, passes = None, []
         if settings.motion.mode == "auto" and camera is not None:
             grey = grey_of(frame)
@@ -267,8 +312,8 @@ class BirdFinder:
                                      (float(full[0]), float(full[1])), float(max(detector.input_size)))
             if located.motion.outcome == "measured":
                 grid = None  # the regions instead of the tiles
-                passes = self._region_passes(data, frame, located, full, jpeg)
-        found = self._search(picture, grid, located, passes)
+                passes = self._region_passes(data, frame, located, full, jpeg, on_hand)
+        found = self._search(picture, grid, located, passes, overview)
         boxes = [uncrop(box, top, picture.size[1], frame.size[1]) for box in found]
         # People and vehicles (a MegaDetector's other classes) are recorded, never cropped or classified.
         located.others = [box for box in boxes if box.kind != "bird"]
@@ -286,8 +331,7 @@ class BirdFinder:
         if not self._fine_enough(boxes, crop_image.size, crop_size, aspect):
             fine = self._crop_scale(boxes, full, crop_size, aspect) if jpeg else 1
             if _scaled(full, fine)[0] > crop_image.size[0]:
-                crop_image = load_oriented(open_image(data), _draft_request(stored, fine))
-                located.decode_sizes.append(crop_image.size)
+                crop_image = _decoded_at(data, fine, on_hand, located)
         crops = crop_birds(crop_image, boxes, crop_size, settings.crop_margin)
         located.birds = [
             Bird(box, crop, crop_box(box, full, settings.crop_margin, aspect)) for box, crop in zip(boxes, crops)
@@ -342,12 +386,14 @@ class BirdFinder:
 
     # ---- detection passes ----------------------------------------------------------------
 
-    def _run(self, frame: Image.Image, located: LocatedFrame, tile: Tile | None = None) -> list[Box]:
+    def _run(self, frame: Image.Image, located: LocatedFrame, tile: Tile | None = None,
+             fitted: tuple[Image.Image, Placement] | None = None) -> list[Box]:
         """One detector pass over the frame or one tile of it, fitted to the detector's input
-        (its `resize`); the boxes come back normalised to the frame or the tile. With a
-        night_threshold, a box needs the frame's own threshold (day or night)."""
+        (its `resize`; `fitted`: the frame's fitting already made); the boxes come back
+        normalised to the frame or the tile. With a night_threshold, a box needs the frame's own
+        threshold (day or night)."""
         region = frame if tile is None else frame.crop((tile.x0, tile.y0, tile.x1, tile.y1))
-        boxes = self.detector.detect_picture(region)
+        boxes = self.detector.detect_picture(region, fitted if tile is None else None)
         located.invokes += 1
         located.detector_ms += self.detector.last_ms
         settings = self.settings
@@ -358,10 +404,11 @@ class BirdFinder:
         return boxes
 
     def _region_passes(self, data: bytes, frame: Image.Image, located: LocatedFrame, full: tuple[int, int],
-                       jpeg: bool) -> list[_RegionPass]:
+                       jpeg: bool, on_hand: dict[int, Image.Image]) -> list[_RegionPass]:
         """The motion regions as passes over the coarsest decode at which each region is still at
-        least the detector's input (the detection decode when it is fine enough, else one more
-        decode, which the crops then use too)."""
+        least the detector's input (the detection decode when it is fine enough, else a finer
+        one: the first decode when it is that one, else one more decode, which the crops then
+        use too)."""
         found = located.motion.regions
         if not found:
             return []
@@ -386,19 +433,19 @@ class BirdFinder:
         scale = next((s for s in DRAFT_SCALES if fits(_scaled(full, s))), 1) if jpeg else 1
         fine = frame
         if jpeg and _scaled(full, scale)[0] > frame.size[0]:
-            fine = load_oriented(open_image(data), _draft_request(located.original_size, scale))
-            located.decode_sizes.append(fine.size)
+            fine = _decoded_at(data, scale, on_hand, located)
         top_c, end_c = picture_rows(frame.size[1])
         top_f, end_f = picture_rows(fine.size[1])
         return [_RegionPass(fine, pixels(r, fine.size), Tile(0, top_f, fine.size[0], end_f), top_c, end_c - top_c,
                             frame.size[1]) for r in found]
 
     def _search(self, frame: Image.Image, grid: tuple[int, int] | None, located: LocatedFrame,
-                regions: Sequence[_RegionPass] = ()) -> list[Box]:
-        """The full-frame pass, the tile passes and the motion region passes over `frame` (the
-        picture without its banner), merged, normalised to it."""
+                regions: Sequence[_RegionPass] = (), overview: tuple[Image.Image, Placement] | None = None) -> list[Box]:
+        """The full-frame pass (on `overview`, the frame fitted to the input, when given), the
+        tile passes and the motion region passes over `frame` (the picture without its banner),
+        merged, normalised to it."""
         width, height = frame.size
-        found: list[Box] = list(self._run(frame, located))
+        found: list[Box] = list(self._run(frame, located, fitted=overview))
         cuts: list[Cuts] = [(False, False, False, False)] * len(found)
         tiles = plan_tiles(frame.size, self.detector.input_size, grid, self.settings.tile_overlap) if grid else []
         located.tiles = len(tiles)

@@ -563,11 +563,17 @@ class Detector:
         self.last_ms = (time.perf_counter() - started) * 1000.0
         return result
 
-    def detect_picture(self, picture: Image.Image) -> list[Box]:
+    def fit(self, picture: Image.Image) -> tuple[Image.Image, Placement]:
+        """`picture` fitted to the input as `self.resize` says (fit_input): what detect_picture
+        runs on, for a caller that also looks at it (the finder judges the night on it)."""
+        return fit_input(picture, self.input_size, self.resize == "letterbox")
+
+    def detect_picture(self, picture: Image.Image, fitted: tuple[Image.Image, Placement] | None = None) -> list[Box]:
         """Boxes of an RGB picture of any size, normalised to it (see `detect`): fitted to
-        the input by `fit_input` as `self.resize` says, the boxes mapped back by its Placement."""
-        fitted, placement = fit_input(picture, self.input_size, self.resize == "letterbox")
-        return placement.to_picture(self.detect(np.asarray(fitted, dtype=np.uint8)))
+        the input by `fit_input` as `self.resize` says (or `fitted`, what `fit(picture)` gave),
+        the boxes mapped back by its Placement."""
+        image, placement = fitted if fitted is not None else self.fit(picture)
+        return placement.to_picture(self.detect(np.asarray(image, dtype=np.uint8)))
 
     def _normalised(self, xyxy: np.ndarray) -> np.ndarray:
         """[N, 4] x1, y1, x2, y2 (input pixels or fractions, by magnitude) → ymin, xmin, ymax, xmax

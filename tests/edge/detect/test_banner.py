@@ -24,7 +24,7 @@ from PIL import Image, ImageDraw, ImageOps
 from edge.config import EdgeConfig
 from edge.detect.banner import NO_BANNER, Banner, BannerMemory, find_banner, uncrop
 from edge.detect.finder import BirdFinder, FinderSettings
-from edge.detect.model import Box
+from edge.detect.model import Box, Placement, fit_input
 
 RECONYX, RECONYX_SMALL, BUSHNELL, STEALTH = (32, 32), (12, 12), (0, 100), (0, 64)
 EXPECTED = {  # file → (top, bottom) rows of the full-resolution, oriented frame
@@ -167,8 +167,12 @@ def test_the_finder_learns_each_camera_from_real_frames(trailcam_nobird_dir: Pat
         def detect(self, rgb: np.ndarray) -> list[Box]:
             return []
 
-        def detect_picture(self, picture: Image.Image) -> list[Box]:  # stretched to the input, as the SSD
-            return self.detect(np.asarray(picture.resize(self.input_size, Image.BILINEAR)))
+        def fit(self, picture: Image.Image) -> tuple[Image.Image, Placement]:  # stretched to the input, as the SSD
+            return fit_input(picture, self.input_size, False)
+
+        def detect_picture(self, picture: Image.Image, fitted: tuple[Image.Image, Placement] | None = None) -> list[Box]:
+            image, _ = fitted if fitted is not None else self.fit(picture)
+            return self.detect(np.asarray(image))
 
     finder = BirdFinder(Nothing(), FinderSettings(tiles="off"))  # type: ignore[arg-type]
     names = [n for n, rows in EXPECTED.items() if rows == RECONYX and Image.open(trailcam_nobird_dir / n).size == SIZE]
@@ -239,9 +243,13 @@ class ColourFinder:
         height, width = rgb.shape[:2]
         return [Box(ys.min() / height, xs.min() / width, (ys.max() + 1) / height, (xs.max() + 1) / width, 0.9, 15, "bird")]
 
-    def detect_picture(self, picture: Image.Image) -> list[Box]:
+    def fit(self, picture: Image.Image) -> tuple[Image.Image, Placement]:
         """Stretched to the input, as edge.detect.model.Detector does for an SSD layout."""
-        return self.detect(np.asarray(picture.resize(self.input_size, Image.BILINEAR), dtype=np.uint8))
+        return fit_input(picture, self.input_size, False)
+
+    def detect_picture(self, picture: Image.Image, fitted: tuple[Image.Image, Placement] | None = None) -> list[Box]:
+        image, _ = fitted if fitted is not None else self.fit(picture)
+        return self.detect(np.asarray(image, dtype=np.uint8))
 
 
 def _red(rgb: np.ndarray) -> np.ndarray:

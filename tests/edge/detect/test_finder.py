@@ -18,7 +18,7 @@ from PIL import Image
 from benchmarks.scenes import Scene, background, compose
 from edge.detect.annotate import draw
 from edge.detect.boxes import iou
-from edge.detect.finder import BirdFinder, FinderSettings, crop_birds
+from edge.detect.finder import BirdFinder, FinderSettings, crop_birds, crops_of_frame
 from edge.detect.model import Box, Detector, resolve_detector
 from edge.ingest.imaging import ORIENTATION, FrameError, load_oriented, open_image
 
@@ -96,18 +96,59 @@ def test_a_12_megapixel_frame_is_never_decoded_whole_for_detection(detector: Det
     data = scene.jpeg()
     tiled = BirdFinder(detector).locate(data, CROP)
     assert tiled.invokes == 7  # 3x2 tiles + the full frame
-    assert tiled.decode_sizes == [(1000, 750)]  # tiles of about 385x416 at a quarter size; the crop fits too
+    # Tiles of about 385x416 at a quarter size: decoded once, one DCT step finer (half size),
+    # the quarter-size picture its 2x2 reduction; the crop fits in that.
+    assert tiled.decode_sizes == [(2000, 1500)]
     assert len(tiled.birds) == 1 and _ious(scene, tiled.birds)[0, 0] >= MATCH_IOU
     _assert_crops(tiled)
-    # Without tiles detection needs only 500x375; the crop then asks for a finer decode, yet
-    # not the full 12 MP: the bird's square crop is still >= 300 px at a quarter of the size.
+    # Without tiles detection needs only 500x375 (reduced from a quarter-size decode); the crop
+    # needs a finer picture, yet not the full 12 MP: the bird's square crop is still >= 300 px
+    # in the quarter-size decode already on hand, so there is no second decode.
     whole = BirdFinder(detector, FinderSettings(tiles="off")).locate(data, (300, 300))
-    assert whole.decode_sizes == [(500, 375), (1000, 750)]
+    assert whole.decode_sizes == [(1000, 750)]
     assert len(whole.birds) == 1
     _assert_crops(whole, (300, 300))
     # Draft off: every pixel decoded (what the draft saves).
     full = BirdFinder(detector, FinderSettings(tiles="off", draft=False)).locate(data, CROP)
     assert full.decode_sizes == [(4000, 3000)]
+
+
+def test_a_12_megapixel_frame_is_decoded_once_even_for_a_small_bird(detector: Detector, birds25_dir: Path) -> None:
+    """Decode once: a 3 % bird's crop needs the half-size decode, which detection's picture was
+    reduced from, so there is no second decode; the crops are crop_birds' on that decode (the
+    trainer's crops_of_frame cuts the same), and the reduced picture is within a few grey
+    levels of the quarter-size decode the JPEG decoder made for detection before."""
+    scene = compose(birds25_dir, (4000, 3000), 1, (0.03,), seed=3)
+    data = scene.jpeg()
+    located = BirdFinder(detector).locate(data, CROP)
+    assert located.decode_sizes == [(2000, 1500)]
+    assert len(located.birds) == 1 and _ious(scene, located.birds)[0, 0] >= MATCH_IOU
+    half = load_oriented(open_image(data), (2000, 1500))
+    boxes = [b.box for b in located.birds]
+    crops = crop_birds(half, boxes, CROP)
+    for bird, crop, trainers in zip(located.birds, crops, crops_of_frame(data, boxes, CROP)):
+        assert np.array_equal(bird.crop, crop) and np.array_equal(trainers, crop)
+    reduced = np.asarray(half.reduce(2), dtype=np.int16)
+    quarter = np.asarray(load_oriented(open_image(data), (1000, 750)), dtype=np.int16)
+    assert reduced.shape == quarter.shape == (750, 1000, 3)
+    assert np.abs(reduced - quarter).mean() < 2.0
+
+
+def test_a_large_birds_crop_from_the_reduced_picture_is_the_quarter_decodes_within_a_tolerance(
+        detector: Detector, birds25_dir: Path) -> None:
+    """A crop that the quarter-size picture can give comes from it, as before; that picture is
+    now the half-size decode's 2x2 reduction: the crop is within a few grey levels of the one
+    the separate quarter-size decode gave."""
+    scene = compose(birds25_dir, (4000, 3000), 1, (0.20,), seed=0)
+    data = scene.jpeg()
+    located = BirdFinder(detector).locate(data, CROP)
+    assert len(located.birds) == 1
+    boxes = [b.box for b in located.birds]
+    reduced = load_oriented(open_image(data), (2000, 1500)).reduce(2)
+    assert np.array_equal(located.birds[0].crop, crop_birds(reduced, boxes, CROP)[0])
+    before = crop_birds(load_oriented(open_image(data), (1000, 750)), boxes, CROP)[0]
+    difference = np.abs(located.birds[0].crop.astype(np.int16) - before.astype(np.int16))
+    assert difference.mean() < 3.0 and np.percentile(difference, 99) < 30
 
 
 def test_crops_equal_crop_birds_on_the_same_decoded_image(detector: Detector, birds25_dir: Path) -> None:

@@ -168,3 +168,24 @@ def test_the_whole_frame_route_judges_the_real_frames_alike(trailcam_nobird_dir:
         path = trailcam_nobird_dir / entry["file"]
         whole = is_night_rgb(decode(path.read_bytes(), (224, 224), draft=True).rgb)
         assert whole == is_night(_picture(path)), entry["file"]
+
+
+def test_the_finder_judges_the_night_on_its_overview_as_on_the_picture(trailcam_nobird_dir: Path,
+                                                                        ssd_detector_dir: Path) -> None:
+    """The finder judges the night on the picture fitted to the detector's input (the full-frame
+    pass's, one full-picture resize fewer): the same flag as the picture itself on every real
+    frame, stretched (the SSD) as letterboxed."""
+    from edge.detect.finder import BirdFinder, FinderSettings
+    from edge.detect.model import Detector, resolve_detector
+
+    manifest = json.loads((trailcam_nobird_dir / "manifest.json").read_text(encoding="utf-8"))
+    spec = resolve_detector(ssd_detector_dir)
+    finders = [BirdFinder(Detector(spec, resize=resize), FinderSettings(tiles="off")) for resize in ("stretch", "letterbox")]
+    nights = 0
+    for entry in manifest:
+        path = trailcam_nobird_dir / entry["file"]
+        expected = is_night(_picture(path))
+        nights += expected
+        for finder in finders:
+            assert finder.locate(path.read_bytes(), (224, 224)).night == expected, (entry["file"], finder.detector.resize)
+    assert nights == 10
