@@ -171,9 +171,16 @@ def recount(conn: sqlite3.Connection, event: dict[str, Any], zone: tzinfo, *, mi
         if new is not None:
             bump_tally(conn, new[0], camera, species, events=1, individuals=new[1])
             days.add(new[0])
-    conn.execute("DELETE FROM event_species WHERE event_id = ?", (event_id,))
+    # Only the rows that go are deleted and the others updated in place: a row deleted and inserted
+    # again would fire the hourly tallies' triggers twice per species and frame (edge/store/hourly.py).
+    gone = sorted(set(before) - set(after))
+    if gone:
+        conn.execute(f"DELETE FROM event_species WHERE event_id = ? AND species IN ({','.join('?' * len(gone))})",
+                     (event_id, *gone))
     conn.executemany(
-        "INSERT INTO event_species (event_id, species, individuals, frames, day) VALUES (?, ?, ?, ?, ?)",
+        """INSERT INTO event_species (event_id, species, individuals, frames, day) VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT (event_id, species) DO UPDATE SET
+               individuals = excluded.individuals, frames = excluded.frames, day = excluded.day""",
         [(event_id, c.species, c.individuals, c.frames, day) for c in after.values()])
     return Recount(moved, days)
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import sqlite_utils
 
-from edge.store import clips, counts, folders, notifications, outbox, repeats, taxa
+from edge.store import clips, counts, folders, hourly, notifications, outbox, repeats, taxa
 
 SCHEMA_VERSION = 6
 
@@ -309,6 +309,9 @@ def _schema_v6(db: sqlite_utils.Database) -> None:
     - clips: one row per video clip (edge/store/clips.py: its file, container, codec, duration,
       capture time, sampling, state decoding | done | error with its reason, frames decoded and
       sampled); frames.clip_id / clip_offset_s: a clip's sampled frames, one frames row each.
+    - hourly_visits: the visits per UTC hour of their start and species that count it (the
+      heatmap's count, edge/store/hourly.py), kept by triggers on event_species and events for
+      every writer; tallied from event_species once it is recounted.
     The counts are recomputed by edge.store.counts in Python (the same code the writer runs),
     in the migration's transaction.
     """
@@ -384,6 +387,7 @@ def _schema_v6(db: sqlite_utils.Database) -> None:
     folders.create_tables(db.conn)
     clips.create_tables(db.conn)
     counts.recount_all(db.conn)
+    hourly.create_tables(db.conn)
 
 
 # Index i migrates schema version i to i + 1. Append; never edit a released step.

@@ -3,7 +3,8 @@
 | query | served by (EXPLAIN QUERY PLAN on schema 4) |
 |---|---|
 | today's counts, per-day bars | `daily_tallies` primary key (day, camera, species): a day or a day range |
-| latest events, heatmap, hour-of-day | `events_started` (started_at): newest first, or a period |
+| latest events | `events_started` (started_at): newest first |
+| heatmap, hour-of-day | `hourly_visits` primary key (hour, species): a period of UTC hours; `events_started` for a half-hour zone or a database without it |
 | events list | `events_camera_started` with a camera, else `events_started` newest first (filters on the walk) |
 | an event's frames | `frames_event` (event_id) |
 | a frame's detections | detections UNIQUE (frame_id, rank) |
@@ -25,7 +26,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from edge.store import folders
+from edge.store import folders, hourly
 from edge.store.counts import counts_by_event, headline
 from edge.store.times import format_utc, parse_utc
 
@@ -88,6 +89,8 @@ class Reader:
                                    "NULL AS reviewed_at")
         # Schema 6: what each visit counts per species (edge/store/events.py).
         self.per_species = "species" in columns(conn, "event_species")
+        # Schema 6: visits per UTC hour and species, kept by triggers (edge/store/hourly.py).
+        self.hourly = self.per_species and hourly.present(conn)
         best = "e.best_detection_id, e.snapshot" if self.detections else "NULL AS best_detection_id, NULL AS snapshot"
         # A possible rarity (the species prior's out-of-range flag): shown and reviewed first.
         self.flagged = "flag" in event_columns
@@ -171,28 +174,44 @@ class Reader:
     def hour_matrix(self, first: date, last: date, species: str | None = None) -> dict[str, list[int]]:
         """Counted species → 24 visit counts by the local hour of the visit's start.
 
-        Counted in SQL, not row by row in Python: a year of a busy station is hundreds of
-        thousands of visits (measured: 0.98 s per page at 10^6 frames when each row was parsed
-        here). The period is cut where the station's UTC offset changes (DST), so within a piece
-        the local time is the UTC time plus one fixed offset; SQLite groups by the UTC
-        minute-of-day and each group lands in its local hour (half-hour zones included)."""
+        Read from the hourly tallies (`hourly_visits`, edge/store/hourly.py: visits per UTC hour
+        and species, kept by triggers) where they answer exactly, else counted from the events in
+        SQL (a year of a busy station: 313 ms at 10^6 frames from the events, 0.98 s when each
+        row was parsed here). The period is cut where the station's UTC offset changes (DST), so
+        within a piece the local time is the UTC time plus one fixed offset; a piece of a
+        whole-hour offset between whole UTC hours is summed from the tallies, any other (a
+        half-hour zone) from the events, grouped by the UTC minute of day, each group landing in
+        its local hour."""
         low, high = self.utc_bounds(first, last)
         matrix: dict[str, list[int]] = defaultdict(lambda: [0] * 24)
-        name_column = "s.species" if self.per_species else self.counted_species
-        source = "events e JOIN event_species s ON s.event_id = e.id" if self.per_species else "events e"
-        where = "" if species is None else f" AND {name_column} = ?"
         for start, end, offset_min in _offset_pieces(parse_utc(low), parse_utc(high), self.zone):
-            params: tuple[Any, ...] = (format_utc(start), format_utc(end)) + (() if species is None else (species,))
-            for name, minute, count in self.conn.execute(
-                    f"""SELECT {name_column} AS name,
-                               CAST(substr(e.started_at, 12, 2) AS INTEGER) * 60 + CAST(substr(e.started_at, 15, 2) AS INTEGER),
-                               COUNT(*)
-                        FROM {source} WHERE e.started_at >= ? AND e.started_at < ?{where}
-                        GROUP BY 1, 2""", params):
-                if name is None:
+            tallied = self.hourly and offset_min % 60 == 0 and _whole_hour(start) and _whole_hour(end)
+            for name, minute, count in (self._tallied_minutes if tallied else self._event_minutes)(start, end, species):
+                if name is None or not count:
                     continue
                 matrix[name][((int(minute) + offset_min) % 1440) // 60] += int(count)
         return dict(sorted(matrix.items(), key=lambda item: (-sum(item[1]), item[0])))
+
+    def _tallied_minutes(self, start: datetime, end: datetime, species: str | None) -> list[tuple[Any, Any, Any]]:
+        """(species, UTC minute of day, visits) of [start, end) (whole UTC hours) from the hourly tallies."""
+        where = "" if species is None else " AND species = ?"
+        params: tuple[Any, ...] = (format_utc(start)[:13], format_utc(end)[:13]) + (() if species is None else (species,))
+        return self.conn.execute(
+            f"""SELECT species, CAST(substr(hour, 12, 2) AS INTEGER) * 60, SUM(visits) FROM hourly_visits
+                WHERE hour >= ? AND hour < ?{where} GROUP BY 1, 2""", params).fetchall()
+
+    def _event_minutes(self, start: datetime, end: datetime, species: str | None) -> list[tuple[Any, Any, Any]]:
+        """(counted species, UTC minute of day, visits) of [start, end) counted from the events."""
+        name_column = "s.species" if self.per_species else self.counted_species
+        source = "events e JOIN event_species s ON s.event_id = e.id" if self.per_species else "events e"
+        where = "" if species is None else f" AND {name_column} = ?"
+        params: tuple[Any, ...] = (format_utc(start), format_utc(end)) + (() if species is None else (species,))
+        return self.conn.execute(
+            f"""SELECT {name_column} AS name,
+                       CAST(substr(e.started_at, 12, 2) AS INTEGER) * 60 + CAST(substr(e.started_at, 15, 2) AS INTEGER),
+                       COUNT(*)
+                FROM {source} WHERE e.started_at >= ? AND e.started_at < ?{where}
+                GROUP BY 1, 2""", params).fetchall()
 
     def events(self, *, camera: str | None = None, species: str | None = None, first: date | None = None,
                last: date | None = None, reviewed: bool | None = None, limit: int = 50,
@@ -360,6 +379,10 @@ class Reader:
             return None
         row = self.conn.execute("SELECT snapshot FROM events WHERE id = ?", (event_id,)).fetchone()
         return row[0] if row else None
+
+
+def _whole_hour(moment: datetime) -> bool:
+    return moment.minute == 0 and moment.second == 0 and moment.microsecond == 0
 
 
 def _offset_pieces(start: datetime, end: datetime, zone: Any) -> list[tuple[datetime, datetime, int]]:
