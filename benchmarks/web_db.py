@@ -2,8 +2,8 @@
 
 Shaped like a year of a three-camera station with a detector: bursts of 1-8 frames make a visit,
 a visit has 1-3 birds of one of 25 species (some `unknown`), about 30 % of frames are empty (no
-detection, no event), one detection row per bird, daily tallies that agree with the events, and
-a few reviews. The schema is the daemon's own (a real Store creates it); rows are inserted in
+detection, no event), one detection row per bird, what each visit counts (`event_species`: its
+one species) and daily tallies that agree with the events, and a few reviews. The schema is the daemon's own (a real Store creates it); rows are inserted in
 bulk. Deterministic from the seed; cached by size under the given folder.
 """
 
@@ -42,7 +42,7 @@ def build(path: Path, frames: int, seed: int = 7) -> Path:
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA synchronous = OFF")
     conn.execute("BEGIN")
-    frame_rows, detection_rows, event_rows = [], [], []
+    frame_rows, detection_rows, event_rows, species_rows = [], [], [], []
     tallies: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
     span_s = 365 * 86400
     # Frames spread over the year, in bursts: per visit 1-8 frames 5 s apart.
@@ -80,6 +80,7 @@ def build(path: Path, frames: int, seed: int = 7) -> Path:
         event_rows.append((event_id, uid, camera, species, best, format_utc(first), format_utc(ended), burst, "m-1",
                            "closed", most, None, None))
         key = (first.date().isoformat(), camera, species)
+        species_rows.append((event_id, species, most, burst, key[0]))  # what the visit counts (one species)
         tallies[key][0] += 1
         tallies[key][2] += most
     conn.executemany(
@@ -92,6 +93,9 @@ def build(path: Path, frames: int, seed: int = 7) -> Path:
     conn.executemany(
         """INSERT INTO events (id, uid, camera, species, confidence, started_at, ended_at, frame_count, model_id, state,
                individuals, best_detection_id, snapshot) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""", event_rows)
+    # After the events: the triggers tally each row in its event's hour (edge/store/hourly.py).
+    conn.executemany("INSERT INTO event_species (event_id, species, individuals, frames, day) VALUES (?, ?, ?, ?, ?)",
+                     species_rows)
     conn.executemany(
         "INSERT INTO daily_tallies (day, camera, species, events, frames, individuals) VALUES (?, ?, ?, ?, ?, ?)",
         [(d, c, s, e, f, i) for (d, c, s), (e, f, i) in tallies.items()])
@@ -112,9 +116,10 @@ def _frame(frame_id: int, camera: str, at: datetime, species: str | None, confid
 def cached(folder: Path, frames: int, seed: int = 7) -> Path:
     """The database of `frames` frames in `folder`, built once."""
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"web-{frames}-{seed}.db"
+    # v2: with event_species (and so hourly_visits); a database cached before is not reused.
+    path = folder / f"web-v2-{frames}-{seed}.db"
     if not path.exists():
-        partial = folder / f".web-{frames}-{seed}.db"
+        partial = folder / f".web-v2-{frames}-{seed}.db"
         build(partial, frames, seed)
         partial.rename(path)
     return path
