@@ -4,7 +4,7 @@
 |---|---|
 | today's counts, per-day bars | `daily_tallies` primary key (day, camera, species): a day or a day range |
 | latest events | `events_started` (started_at): newest first |
-| heatmap, hour-of-day | `hourly_visits` primary key (hour, species): a period of UTC hours; `events_started` for a half-hour zone or a database without it |
+| heatmap, hour-of-day | `hourly_visits` primary key (day, species): the UTC days of a period, 24 hour columns each; `events_started` for a half-hour zone or a database without it |
 | events list | `events_camera_started` with a camera, else `events_started` newest first (filters on the walk) |
 | an event's frames | `frames_event` (event_id) |
 | a frame's detections | detections UNIQUE (frame_id, rank) |
@@ -194,11 +194,8 @@ class Reader:
 
     def _tallied_minutes(self, start: datetime, end: datetime, species: str | None) -> list[tuple[Any, Any, Any]]:
         """(species, UTC minute of day, visits) of [start, end) (whole UTC hours) from the hourly tallies."""
-        where = "" if species is None else " AND species = ?"
-        params: tuple[Any, ...] = (format_utc(start)[:13], format_utc(end)[:13]) + (() if species is None else (species,))
-        return self.conn.execute(
-            f"""SELECT species, CAST(substr(hour, 12, 2) AS INTEGER) * 60, SUM(visits) FROM hourly_visits
-                WHERE hour >= ? AND hour < ?{where} GROUP BY 1, 2""", params).fetchall()
+        return [(name, hour * 60, count)
+                for name, hour, count in hourly.visits(self.conn, format_utc(start), format_utc(end), species)]
 
     def _event_minutes(self, start: datetime, end: datetime, species: str | None) -> list[tuple[Any, Any, Any]]:
         """(counted species, UTC minute of day, visits) of [start, end) counted from the events."""

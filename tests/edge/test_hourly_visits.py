@@ -22,6 +22,7 @@ from edge.cli import commands
 from edge.config.retention import RetentionConfig
 from edge.operate.retention import Retention
 from edge.store import counts
+from edge.store.hourly import HOURS
 from edge.store.reviews import ReviewStore
 from edge.store.writer import BirdRecord, FrameRecord, Store
 
@@ -37,9 +38,12 @@ def direct(conn: sqlite3.Connection) -> Counter[tuple[str, str]]:
 
 
 def tallied(conn: sqlite3.Connection) -> Counter[tuple[str, str]]:
-    rows = conn.execute("SELECT hour, species, visits FROM hourly_visits").fetchall()
-    assert all(visits >= 0 for _, _, visits in rows), rows
-    return Counter({(hour, species): visits for hour, species, visits in rows if visits})
+    """The tallies as (UTC hour, species) → visits: each day row's 24 hour columns."""
+    found: Counter[tuple[str, str]] = Counter()
+    for day, species, *hours in conn.execute(f"SELECT day, species, {', '.join(HOURS)} FROM hourly_visits"):
+        assert all(n >= 0 for n in hours), (day, species, hours)
+        found.update({(f"{day}T{hour:02d}", species): n for hour, n in enumerate(hours) if n})
+    return found
 
 
 def agree(path: Path) -> Counter[tuple[str, str]]:
