@@ -27,7 +27,7 @@ from edge.store.reviews import ReviewStore
 from edge.store.writer import BirdRecord, FrameRecord, Store
 
 T0 = datetime(2026, 6, 10, 10, 59, 0, tzinfo=UTC)
-SCHEMA5_DB = Path(__file__).parent / "data" / "schema5-c4ed169.db"
+SCHEMA5_DB = Path(__file__).parents[1] / "data" / "schema5-c4ed169.db"
 
 
 def direct(conn: sqlite3.Connection) -> Counter[tuple[str, str]]:
