@@ -34,8 +34,8 @@ class RetentionConfig(Section):
                              "and row pruning never remove")
     prune_frames_after_days: int | None = Field(
         None, ge=1, description="Delete frame rows (and their predictions) older than this many days, once "
-                                "their file has left the camera folder; events and daily tallies are kept. "
-                                "Unset: rows are kept forever")
+                                "their file has left the camera folder; events and daily tallies are kept, and so "
+                                "are the frames whose birds a person reviewed. Unset: rows are kept forever")
     snapshot_days: int | None = Field(
         90, ge=1, description="Delete the best-crop JPEG of an event this many days after it was made (counted "
                               "from when the picture was written, not from when the bird was seen: a backlog's "

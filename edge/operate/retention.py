@@ -335,6 +335,7 @@ class Retention:
             self.progress()
             doomed = [frame_id for frame_id, path, stored in rows
                       if stored not in exemplars and not os.path.exists(path)]
+            doomed = self._without_reviewed_birds(doomed)
             if doomed:
                 marks = ",".join("?" * len(doomed))
                 with self.db.atomic():
@@ -346,6 +347,19 @@ class Retention:
         if pruned:
             log.info("pruned %d frame rows older than %d days (daily tallies and events kept)", pruned, days)
         return pruned
+
+    def _without_reviewed_birds(self, frame_ids: list[int]) -> list[int]:
+        """The frames of `frame_ids` none of whose birds a person reviewed. A bird review
+        (`reviews.detection_id`) is a person's work and what undo and the training export
+        read: its frame row and detections stay, whatever their age (a few rows; pruning them
+        failed on the foreign key and stopped the whole pass)."""
+        if not frame_ids:
+            return frame_ids
+        marks = ",".join("?" * len(frame_ids))
+        reviewed = {row[0] for row in self.db.execute(
+            f"""SELECT DISTINCT d.frame_id FROM detections AS d JOIN reviews AS r ON r.detection_id = d.id
+                 WHERE d.frame_id IN ({marks})""", frame_ids)}
+        return [frame_id for frame_id in frame_ids if frame_id not in reviewed]
 
 
     def prune_snapshots(self, batch: int = 500) -> int:

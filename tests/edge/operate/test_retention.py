@@ -244,3 +244,55 @@ def test_long_passes_report_progress_for_the_watchdog(tmp_path, field_db):
                                           exemplars_per_species=0), field_db, progress=lambda: calls.append(1))
     assert len(retention.enforce_archive_limit()) == 3
     assert len(calls) >= 3  # at least once per folder walked
+
+
+def test_pruning_keeps_the_frames_whose_birds_a_person_reviewed(tmp_path):
+    """A bird review refers to its detection (reviews.detection_id): pruning its frame failed on
+    the foreign key and stopped the whole pass. The reviewed frame stays (with its birds, for
+    undo and the training export); every other old frame goes, and the review still undoes."""
+    from edge.classify.decision import Decision
+    from edge.classify.model import Prediction
+    from edge.store.reviews import ReviewStore
+    from edge.store.writer import BirdRecord, FrameRecord, Store
+
+    path = tmp_path / "edge.db"
+    seen = datetime(2026, 10, 1, 9, 0, tzinfo=UTC)
+    now = seen + timedelta(days=40)
+    store = Store(path, station_tz="UTC", independence_s=60, clock=lambda: now)
+    try:
+        for minute, species in enumerate(["Turdus migratorius", "Cyanocitta cristata", "Turdus migratorius"]):
+            bird = BirdRecord((0.1, 0.1, 0.3, 0.3), 0.8, "bird", [Prediction(species, 0.9, 0)],
+                              Decision("species", species, 0.9, "ok"))
+            store.record(FrameRecord(path=str(tmp_path / "gone" / f"{minute}.jpg"), sha256=f"{minute:064d}",
+                                     camera="gate", size=1, mtime=0.0, captured_at=seen + timedelta(minutes=10 * minute),
+                                     time_source="exif-local", model_id="m", detector_id="d", birds=[bird]))
+    finally:
+        store.close()
+    conn = sqlite3.connect(path)
+    jay_frame, jay_bird = conn.execute(
+        "SELECT frame_id, id FROM detections WHERE species = 'Cyanocitta cristata'").fetchone()
+    conn.close()
+    reviews = ReviewStore(path, station_tz="UTC")
+    try:
+        review = reviews.review_detection(jay_bird, "correct", reviewer="ana", species="Turdus migratorius")
+    finally:
+        reviews.close()
+
+    store = Store(path, station_tz="UTC", independence_s=60, clock=lambda: now)
+    try:
+        retention = Retention(RetentionConfig(prune_frames_after_days=30), store.db, clock=now.timestamp)
+        assert retention.prune_rows() == 2  # the two unreviewed frames; no IntegrityError
+        assert [row[0] for row in store.db.execute("SELECT id FROM frames")] == [jay_frame]
+        assert store.db.execute("SELECT COUNT(*) FROM detections WHERE frame_id = ?", (jay_frame,)).fetchone()[0] == 1
+        assert retention.prune_rows() == 0  # the next pass finds nothing more to prune, and fails on nothing
+        assert store.db.execute("PRAGMA foreign_key_check").fetchall() == []
+    finally:
+        store.close()
+    reviews = ReviewStore(path, station_tz="UTC")
+    try:
+        reviews.undo(review.id, reviewer="ana")  # the reviewed bird is still there to undo onto
+    finally:
+        reviews.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT species FROM detections WHERE id = ?", (jay_bird,)).fetchone()[0] == "Cyanocitta cristata"
+    conn.close()
