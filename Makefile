@@ -39,7 +39,7 @@ $(MIN_VENV)/.stamp: pyproject.toml $(MIN_CONSTRAINTS)
 	rm -rf $(MIN_VENV)
 	$(PYTHON) -m venv $(MIN_VENV)
 	$(MIN_VENV)/bin/pip install $(PIP_FLAGS) --upgrade pip
-	$(MIN_VENV)/bin/pip install $(PIP_FLAGS) -c $(MIN_CONSTRAINTS) -e '.[edge,web,onnx,video]' 'pytest>=8' 'pytest-timeout>=2.2' 'pytest-xdist>=3.5' 'piexif>=1.1' 'onnx>=1.16'
+	$(MIN_VENV)/bin/pip install $(PIP_FLAGS) -c $(MIN_CONSTRAINTS) -e '.[edge,web,onnx,video]' 'pytest>=8' 'pytest-timeout>=2.2' 'pytest-xdist>=3.5' 'piexif>=1.1' 'onnx>=1.16' 'hypothesis>=6.100'
 	touch $@
 min-venv: $(MIN_VENV)/.stamp
 
