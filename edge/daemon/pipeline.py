@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from edge.classify.decision import DecisionContext, label_aliases
 from edge.classify.model import Classifier, Prediction
@@ -110,6 +110,17 @@ class FrameOutcome:
         return self.status in ("ok", "error")
 
 
+class _Analysed(NamedTuple):
+    """What FrameProcessor._analyse hands to _record: the analysis, the capture time it read
+    (UTC time, time_source, time_flags) and the rows it makes."""
+
+    analysis: Any  # edge.detect.analyse.FrameAnalysis
+    timed: tuple[datetime, str, tuple[str, ...]]
+    birds: list[BirdRecord] | None
+    crops: list[Any]
+    objects: list[ObjectRecord]
+
+
 @dataclass
 class FrameProcessor:
     classifier: Classifier
@@ -147,7 +158,26 @@ class FrameProcessor:
         self._analyser = FrameAnalyser(classifier, self.classify_config, self.finder, self.top_k, rollup, self.draft)
 
     def process(self, path: str | Path, camera: str) -> FrameOutcome:
+        """One frame from its file to its committed row: read it (safely, bounded), recognise a
+        copy of a frame already recorded, analyse it and record it. Every failure on the way is
+        an outcome (an error row where the frame is known by a key), never an exception."""
         path = str(path)
+        read = self._read(path, camera)
+        if isinstance(read, FrameOutcome):
+            return read
+        data, stat = read
+        sha = hashlib.sha256(data).hexdigest()
+        seen = self._seen_before(path, camera, sha)
+        if seen is not None:
+            return seen
+        analysed = self._analyse(path, camera, data, stat.st_mtime, sha)
+        if isinstance(analysed, FrameOutcome):
+            return analysed
+        return self._record(path, camera, data, stat.st_mtime, sha, analysed)
+
+    def _read(self, path: str, camera: str) -> FrameOutcome | tuple[bytes, os.stat_result]:
+        """The file's bytes and the fstat of what was opened, or the outcome that ends the frame
+        here: vanished, refused, unchanged since its tries were spent, unreadable, too large."""
         try:
             # Never blocks (FIFO), never follows a symlink out of the folder, fstat of what was opened.
             handle = open_frame(path, allow_symlink_inside=self.symlink_roots.get(camera))
@@ -169,7 +199,7 @@ class FrameProcessor:
             if self.store.ledger.unchanged_known(path, stat.st_size, stat.st_mtime):
                 return FrameOutcome(path, camera, "unchanged")
             try:
-                data = handle.read(MAX_FRAME_BYTES)  # at most MAX_FRAME_BYTES + 1, whatever fstat said
+                return handle.read(MAX_FRAME_BYTES), stat  # at most MAX_FRAME_BYTES + 1, whatever fstat said
             except FrameTooLarge as error:
                 # Keyed by path, size and mtime: hashing the content would mean reading all of it.
                 key = "too-large:" + hashlib.sha256(f"{path}\0{stat.st_size}\0{stat.st_mtime}".encode()).hexdigest()
@@ -178,7 +208,11 @@ class FrameProcessor:
                 # The error row needs a key; the path's hash stands in for unreadable content.
                 return self._error(path, camera, "unreadable:" + hashlib.sha256(path.encode()).hexdigest(),
                                    stat.st_size, stat.st_mtime, f"unreadable: {error.strerror or error}", transient=is_transient(error))
-        sha = hashlib.sha256(data).hexdigest()
+
+    def _seen_before(self, path: str, camera: str, sha: str) -> FrameOutcome | None:
+        """A duplicate outcome when these bytes were recorded already (a copy, or the same file
+        moved: the row follows it when the old file is gone) or already failed at this path;
+        None for a frame to analyse."""
         known, error_here = self.store.ledger.lookup(sha, path)
         if known is not None:
             if known.path != path and not os.path.exists(known.path):
@@ -189,16 +223,20 @@ class FrameProcessor:
             return FrameOutcome(path, camera, "duplicate", frame_id=known.id, superseded=superseded, known=known)
         if error_here:
             return FrameOutcome(path, camera, "duplicate")
-        birds: list[BirdRecord] | None = None
-        objects: list[ObjectRecord] = []
-        crops: list[Any] = []
+        return None
+
+    def _analyse(self, path: str, camera: str, data: bytes, mtime: float,
+                 sha: str) -> FrameOutcome | _Analysed:
+        """The frame analysis (edge/detect/analyse.py) with the capture time it read and the rows
+        it makes, or the error outcome of a frame that cannot be decoded or that made the
+        analysis (or its rows) fail."""
         timed: list[tuple[datetime, str, tuple[str, ...]]] = []
 
         def taken_at(image: Any) -> datetime:
             """The capture time by the camera's clock, read once (kept for the frame row): the
             finder compares the frames of a burst by it (motion), before its detector runs."""
             if not timed:
-                timed.append(self._capture_time(image, path, camera, stat.st_mtime))
+                timed.append(self._capture_time(image, path, camera, mtime))
             return timed[0][0]
 
         def context_for(image: Any) -> DecisionContext | None:
@@ -210,26 +248,36 @@ class FrameProcessor:
             # A reload swaps the finder after the classifier (Daemon.reload_model): follow it.
             analyser.finder, analyser.classify_config = self.finder, self.classify_config
             analysis = analyser.analyse(data, context_for, camera, taken_at)
-            captured_at, source, time_flags = timed[0]
-            predictions, decision, inference_ms = analysis.predictions, analysis.decision, analysis.inference_ms
+            birds: list[BirdRecord] | None = None
+            crops: list[Any] = []
             if analysis.birds is not None:
                 # Each crop's look goes with it: the store's repeat memory (edge/store/repeats.py)
                 # tells a rock seen again and again from a bird perching at the same place.
                 birds = [BirdRecord((b.box.ymin, b.box.xmin, b.box.ymax, b.box.xmax), b.box.score, b.box.label,
                                     b.predictions, b.decision, look_of(b.crop)) for b in analysis.birds]
                 crops = [b.crop for b in analysis.birds]
-            objects = [ObjectRecord(o.kind, (o.ymin, o.xmin, o.ymax, o.xmax), o.score, o.label) for o in analysis.others]
+            objects = [ObjectRecord(o.kind, (o.ymin, o.xmin, o.ymax, o.xmax), o.score, o.label)
+                       for o in analysis.others]
+            return _Analysed(analysis, timed[0], birds, crops, objects)
         except FrameError as error:
-            return self._error(path, camera, sha, len(data), stat.st_mtime, str(error))
+            return self._error(path, camera, sha, len(data), mtime, str(error))
         except Exception as error:  # noqa: BLE001 - a poison frame must not crash-loop the service
             # Anything else a decoder or the interpreter throws on one frame is recorded with
             # that frame; otherwise systemd would restart us onto the same frame forever.
             log.exception("frame %s: unexpected failure", path)
-            return self._error(path, camera, sha, len(data), stat.st_mtime,
+            return self._error(path, camera, sha, len(data), mtime,
                                f"processing failed: {type(error).__name__}: {error}")
+
+    def _record(self, path: str, camera: str, data: bytes, mtime: float, sha: str,
+                analysed: _Analysed) -> FrameOutcome:
+        """Commit the analysed frame (its birds with their looks, people and vehicles) and say
+        what was counted."""
+        analysis, birds, crops, objects = analysed.analysis, analysed.birds, analysed.crops, analysed.objects
+        captured_at, source, time_flags = analysed.timed
+        predictions, decision, inference_ms = analysis.predictions, analysis.decision, analysis.inference_ms
         result = self.store.record(
             FrameRecord(
-                path=path, sha256=sha, camera=camera, size=len(data), mtime=stat.st_mtime,
+                path=path, sha256=sha, camera=camera, size=len(data), mtime=mtime,
                 captured_at=captured_at, time_source=source, time_flags=time_flags, model_id=self.classifier.model_id,
                 inference_ms=inference_ms, predictions=predictions, decision=decision, birds=birds, objects=objects,
                 detector_id=self.finder.detector.spec.model_id if self.finder is not None else None,
