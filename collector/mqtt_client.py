@@ -82,8 +82,6 @@ class LeanClient(paho.Client):
 
     def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
         """Read packets until the socket has no more (paho's reads one when nothing is in flight)."""
-        if self._sock is None:
-            return MQTTErrorCode.MQTT_ERR_NO_CONN
         packets = 0
         while True:
             if self._sock is None:
