@@ -126,6 +126,28 @@ def user_hashes() -> list[dict[str, str]]:
             {"name": "bob", "password_hash": hash_password(PASSWORDS["bob"]), "role": "read"}]
 
 
+def users_toml(user_hashes: list[dict[str, str]]) -> str:
+    """The [[web.users]] tables of a configuration, one per user of `user_hashes`."""
+    return "".join(f'[[web.users]]\nname = "{u["name"]}"\npassword_hash = "{u["password_hash"]}"\nrole = "{u["role"]}"\n'
+                   for u in user_hashes)
+
+
+def logged_in_page(browser, base: str, next_path: str = "/") -> tuple[Any, Any, list[str]]:
+    """A phone-wide browser context with alice logged in and on `next_path`, and the list the
+    page's console errors and uncaught exceptions are collected into."""
+    context = browser.new_context(viewport={"width": 412, "height": 860})  # a phone's width
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.goto(base + "/login" + (f"?next={next_path}" if next_path != "/" else ""))
+    page.fill("input[name=name]", "alice")
+    page.fill("input[name=password]", PASSWORDS["alice"])
+    page.click("button[type=submit]")
+    page.wait_for_url(base + next_path)
+    return context, page, problems
+
+
 class Served:
     """An ASGI app on a real uvicorn in a thread, on a free 127.0.0.1 port."""
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from edge.config import MqttConfig
 from edge.publish.mqtt import Publisher
 from edge.web.app import create_app
-from tests.edge.web.conftest import PASSWORDS, Served, Station
+from tests.edge.web.conftest import Served, Station, logged_in_page
 from tests.fixtures.broker import Broker, Subscriber
 
 CORRECTED = "House Sparrow"  # a label of the model (labelmap.csv), typed into the search field
@@ -40,20 +40,6 @@ def _queue_order(db: Path) -> list[tuple[int, str, int]]:
         conn.close()
 
 
-def _page(browser, base: str):
-    context = browser.new_context(viewport={"width": 412, "height": 860})  # a phone's width
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
-    page.on("pageerror", lambda error: problems.append(str(error)))
-    page.goto(base + "/login")
-    page.fill("input[name=name]", "alice")
-    page.fill("input[name=password]", PASSWORDS["alice"])
-    page.click("button[type=submit]")
-    page.wait_for_url(base + "/")
-    return context, page, problems
-
-
 def _today_counts(page, base: str) -> dict[str, int]:
     page.goto(base + "/")
     rows = page.locator("#today-counts tbody tr[data-species]")
@@ -65,7 +51,7 @@ def _today_counts(page, base: str) -> dict[str, int]:
 def test_every_page_loads_cleanly(browser, station: Station, user_hashes) -> None:
     served = Served(create_app(station.config({"users": user_hashes})))
     try:
-        context, page, problems = _page(browser, served.url)
+        context, page, problems = logged_in_page(browser, served.url)
         event_id = _queue_order(station.database)[0][0]
         charts = {"/": 0, "/species": 2, "/heatmap": 1, "/events": 0, f"/event/{event_id}": 0, "/queue": 0,
                   "/health": 0}
@@ -100,7 +86,7 @@ def test_keyboard_review_moves_counts_and_undo_restores_them(browser, station: S
         order = _queue_order(station.database)
         assert len(order) == 3
         before = _tallies(station.database)
-        context, page, problems = _page(browser, served.url)
+        context, page, problems = logged_in_page(browser, served.url)
         today_before = _today_counts(page, served.url)
         assert today_before == {species: events for species, (events, _) in before.items()}
 

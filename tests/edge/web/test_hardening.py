@@ -25,7 +25,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.edge.web.conftest import PASSWORDS, Client, Station
+from tests.edge.web.conftest import PASSWORDS, Client, Station, users_toml
 from tests.fixtures.broker import free_port, wait_until
 
 UNIT_MEMORY_MAX = 300 * 1024 * 1024  # trailcam-web.service MemoryMax=300M
@@ -59,18 +59,13 @@ class WebProcess:
         return self.log.read_text(errors="replace").splitlines()
 
 
-def _users_toml(user_hashes: list[dict[str, str]]) -> str:
-    return "".join(f'[[web.users]]\nname = "{u["name"]}"\npassword_hash = "{u["password_hash"]}"\nrole = "{u["role"]}"\n'
-                   for u in user_hashes)
-
-
 @pytest.fixture
 def start_web(station: Station, cli_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., WebProcess]]:
     started: list[WebProcess] = []
 
     def start(web: str = "", users: list[dict[str, str]] | None = None, open_files: int | None = None) -> WebProcess:
         config = tmp_path / f"edge-{len(started)}.toml"
-        config.write_text(station.config_text + "\n[web]\n" + web + "\n" + _users_toml(users or []))
+        config.write_text(station.config_text + "\n[web]\n" + web + "\n" + users_toml(users or []))
         port = free_port()
         log = tmp_path / f"web-{len(started)}.log"
 

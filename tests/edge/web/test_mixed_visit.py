@@ -24,7 +24,7 @@ from edge.web.app import create_app
 from tests.edge.conftest import ThreadDaemon
 from tests.edge.exports.conftest import edge_env, standards_dir  # noqa: F401 - fixtures this test shares
 from tests.edge.exports.helpers import edge, edge_counts, event_counts
-from tests.edge.web.conftest import PASSWORDS, Client, Served
+from tests.edge.web.conftest import PASSWORDS, Client, Served, logged_in_page, users_toml
 from tests.fixtures.broker import Broker, Subscriber, wait_until
 
 pytestmark = pytest.mark.broker
@@ -47,8 +47,7 @@ def mixed(birds25_dir: Path, ssd_detector_dir: Path, aiy_model_dir: Path, broker
     stamp = max(time.time() - 60, time.time() // 86400 * 86400 + 1)  # today (UTC), a minute ago
     os.utime(frame, (stamp, stamp))
     mqtt = broker.mqtt_config(prefix="tc")
-    users = "\n".join(f'[[web.users]]\nname = "{u["name"]}"\npassword_hash = "{u["password_hash"]}"\nrole = "{u["role"]}"'
-                      for u in user_hashes)
+    users = users_toml(user_hashes)
     config = tmp_path / "edge.toml"
     config.write_text(f"""
 [station]
@@ -134,13 +133,7 @@ def test_a_mixed_visit_counts_each_species_everywhere_and_reviews_move_them(
             visits = edge_counts(db, edge_env, unit="")
             individuals = edge_counts(db, edge_env)
             cli = {s: (visits[s], individuals[s]) for s in visits}
-            context = browser.new_context(viewport={"width": 412, "height": 860})
-            page = context.new_page()
-            page.goto(served.url + "/login")
-            page.fill("input[name=name]", "alice")
-            page.fill("input[name=password]", PASSWORDS["alice"])
-            page.click("button[type=submit]")
-            page.wait_for_url(served.url + "/")
+            context, page, _ = logged_in_page(browser, served.url)
             web = _today(page, served.url)
             context.close()
             return {"edge counts": cli, "mqtt": _retained_counts(broker, "mixed"), "web": web}

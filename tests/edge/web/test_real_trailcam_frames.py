@@ -33,7 +33,7 @@ from edge.web.app import create_app
 from tests.edge.conftest import ThreadDaemon
 from tests.edge.exports.conftest import edge_env, standards_dir  # noqa: F401 - fixtures this test shares
 from tests.edge.exports.helpers import edge, edge_counts, event_counts
-from tests.edge.web.conftest import PASSWORDS, Served
+from tests.edge.web.conftest import Served, logged_in_page, users_toml
 from tests.edge.web.test_mixed_visit import _retained_counts, _today
 from tests.fixtures.broker import Broker, wait_until
 
@@ -68,8 +68,7 @@ def station(trailcam_nobird_dir: Path, ssd_detector_dir: Path, aiy_model_dir: Pa
         stamp = start + 11 * index  # 11 s apart: each frame its own visit (independence_s = 10)
         os.utime(target, (stamp, stamp))
     mqtt = broker.mqtt_config(prefix="tc")
-    users = "\n".join(f'[[web.users]]\nname = "{u["name"]}"\npassword_hash = "{u["password_hash"]}"\nrole = "{u["role"]}"'
-                      for u in user_hashes)
+    users = users_toml(user_hashes)
     config = tmp_path / "edge.toml"
     config.write_text(f"""
 [station]
@@ -143,13 +142,7 @@ def test_real_bird_free_frames_count_nothing_and_the_crows_count_everywhere(
         assert sum(v for v, _ in cli.values()) == 2 and sum(i for _, i in cli.values()) == 2
         assert set(cli) == crows, cli
         assert _retained_counts(broker, "trail") == cli
-        context = browser.new_context(viewport={"width": 412, "height": 860})
-        page = context.new_page()
-        page.goto(served.url + "/login")
-        page.fill("input[name=name]", "alice")
-        page.fill("input[name=password]", PASSWORDS["alice"])
-        page.click("button[type=submit]")
-        page.wait_for_url(served.url + "/")
+        context, page, _ = logged_in_page(browser, served.url)
         assert _today(page, served.url) == cli
         context.close()
 

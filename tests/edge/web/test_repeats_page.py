@@ -29,7 +29,7 @@ from edge.detect.model import Box
 from edge.detect.repeats import RepeatRules, look_of
 from edge.store.writer import BirdRecord, FrameRecord, Store
 from edge.web.app import create_app
-from tests.edge.web.conftest import PASSWORDS, Client, Served
+from tests.edge.web.conftest import PASSWORDS, Client, Served, logged_in_page
 
 SIZE = (960, 540)
 PASTE = (350, 225, 550, 425)
@@ -150,18 +150,9 @@ def test_release_in_the_browser(browser, repeat_station: tuple[Path, Path], user
     [(place_id,)] = _query(database, "SELECT id FROM repeat_places WHERE state = 'suppressed'")
     served = _app(config, users=user_hashes)
     try:
-        context = browser.new_context(viewport={"width": 412, "height": 860})
-        page = context.new_page()
-        problems: list[str] = []
-        page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
-        page.on("pageerror", lambda error: problems.append(str(error)))
         # Straight to the page after the login (this station's visits have no snapshot files:
         # the Today page would ask for pictures that are not there).
-        page.goto(served.url + "/login?next=/repeats")
-        page.fill("input[name=name]", "alice")
-        page.fill("input[name=password]", PASSWORDS["alice"])
-        page.click("button[type=submit]")
-        page.wait_for_url(served.url + "/repeats")
+        context, page, problems = logged_in_page(browser, served.url, "/repeats")
         assert page.locator("nav a.on").inner_text() == "Repeats"
         card = page.locator(f'article[data-place-id="{place_id}"]')
         assert card.get_attribute("data-state") == "suppressed"
