@@ -46,8 +46,12 @@ def test_sigkill_mid_burst_then_restart_counts_exactly_once(tmp_path: Path, aiy_
     assert again.wait(120) == 0, again.output()
 
     assert count_rows(db, OK) == 40
-    assert count_rows(db, "SELECT count(DISTINCT sha256) FROM frames") == 40
-    assert count_rows(db, "SELECT count(*) FROM frames WHERE status != 'ok'") == 0
+    # A file the daemon caught while still empty (created, not yet written) is an error row that
+    # its whole frame supersedes: only the rows that stand must be the 40 frames, once each.
+    assert count_rows(db, "SELECT count(DISTINCT sha256) FROM frames WHERE superseded_by IS NULL") == 40
+    assert count_rows(db, "SELECT count(*) FROM frames WHERE status != 'ok' AND superseded_by IS NULL") == 0
+    assert count_rows(db, "SELECT count(*) FROM frames e JOIN frames f ON f.id = e.superseded_by "
+                          "WHERE f.path != e.path OR f.status != 'ok'") == 0
     counted = count_rows(db, "SELECT count(*) FROM frames WHERE species IS NOT NULL")
     assert counted == 40
     assert count_rows(db, "SELECT SUM(frames) FROM daily_tallies") == counted
@@ -56,7 +60,8 @@ def test_sigkill_mid_burst_then_restart_counts_exactly_once(tmp_path: Path, aiy_
     assert count_rows(db, "SELECT SUM(frame_count) FROM events") == counted
     assert count_rows(db, "SELECT count(*) FROM frames WHERE species IS NOT NULL AND event_id IS NULL") == 0
     # Every committed frame has its predictions: nothing half-written.
-    assert count_rows(db, "SELECT count(*) FROM frames f WHERE NOT EXISTS (SELECT 1 FROM predictions p WHERE p.frame_id = f.id)") == 0
+    assert count_rows(db, "SELECT count(*) FROM frames f WHERE f.status = 'ok' AND NOT EXISTS "
+                          "(SELECT 1 FROM predictions p WHERE p.frame_id = f.id)") == 0
 
 
 def test_sigterm_exits_zero_and_sighup_reloads_without_losing_a_frame(tmp_path: Path, aiy_model, bird_photo, cli_env) -> None:
