@@ -132,6 +132,26 @@ def users_toml(user_hashes: list[dict[str, str]]) -> str:
                    for u in user_hashes)
 
 
+# Every picture of the page asked for now (lazy ones too) and waited for until each has loaded
+# or failed: a wait that ends when the pictures do. Playwright's "networkidle" (no request for
+# 500 ms) is a guess its documentation discourages; under a loaded CI it once ran out at 30 s.
+_PICTURES_SETTLED = """async () => {
+  const pictures = Array.from(document.images);
+  for (const picture of pictures) picture.loading = 'eager';
+  await Promise.all(pictures.map((picture) => picture.complete ? null : new Promise((done) => {
+    picture.addEventListener('load', done, {once: true});
+    picture.addEventListener('error', done, {once: true});
+  })));
+  return pictures.length;
+}"""
+
+
+def pictures_settled(page: Any) -> int:
+    """Wait until the page has loaded and every <img> on it has loaded or failed; how many there are."""
+    page.wait_for_load_state("load")
+    return int(page.evaluate(_PICTURES_SETTLED))
+
+
 def logged_in_page(browser, base: str, next_path: str = "/") -> tuple[Any, Any, list[str]]:
     """A phone-wide browser context with alice logged in and on `next_path`, and the list the
     page's console errors and uncaught exceptions are collected into."""

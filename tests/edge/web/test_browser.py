@@ -16,7 +16,7 @@ from pathlib import Path
 from edge.config import MqttConfig
 from edge.publish.mqtt import Publisher
 from edge.web.app import create_app
-from tests.edge.web.conftest import Served, Station, logged_in_page
+from tests.edge.web.conftest import Served, Station, logged_in_page, pictures_settled
 from tests.fixtures.broker import Broker, Subscriber
 
 CORRECTED = "House Sparrow"  # a label of the model (labelmap.csv), typed into the search field
@@ -58,13 +58,13 @@ def test_every_page_loads_cleanly(browser, station: Station, user_hashes) -> Non
         for path, count in charts.items():
             response = page.goto(served.url + path)
             assert response.status == 200, path
-            page.wait_for_load_state("networkidle")
+            pictures_settled(page)
             assert page.locator("svg.chart").count() == count, path
             # A phone's width: wide tables and the heatmap scroll inside their box, never the page.
             assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), path
         # Every picture on the event page decoded (frames with boxes, crops).
         page.goto(served.url + f"/event/{event_id}")
-        page.wait_for_load_state("networkidle")
+        pictures_settled(page)
         widths = page.eval_on_selector_all("main img", "els => els.map(e => e.naturalWidth)")
         assert widths and all(w > 0 for w in widths), widths
         assert problems == []

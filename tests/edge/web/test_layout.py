@@ -26,7 +26,7 @@ import pytest
 
 from edge.config import load_config
 from edge.web.app import create_app
-from tests.edge.web.conftest import Served, Station, may_day
+from tests.edge.web.conftest import Served, Station, may_day, pictures_settled
 
 WIDTHS = (390, 1280)
 TAP = 44  # px: the smallest touch target (WCAG 2.5.5, Apple's and Google's guidelines)
@@ -86,7 +86,7 @@ def test_every_page_fits_a_phone_and_a_desktop(browser, served: Served, days: St
         context, page, problems = _page(browser, width)
         for path in pages:
             assert page.goto(served.url + path).status == 200, path
-            page.wait_for_load_state("networkidle")
+            pictures_settled(page)
             found = page.evaluate(LAYOUT)
             where = f"{path} at {width} px"
             assert found["scroll"][0] <= found["scroll"][1], f"{where}: sideways scroll {found['scroll']}"
@@ -161,7 +161,7 @@ def test_the_species_period_picker_shows_a_may_backlog(browser, served: Served, 
 def test_the_events_list_shows_thumbnails_that_load(browser, served: Served, days: Station) -> None:
     context, page, _ = _page(browser, 390)
     page.goto(served.url + "/events")
-    page.wait_for_load_state("networkidle")
+    pictures_settled(page)
     sources = page.eval_on_selector_all("#events td.thumb img", "els => els.map(e => [e.getAttribute('src'), e.naturalWidth])")
     assert len(sources) == len(_events(days.database)) == 3, sources
     for source, natural in sources:
@@ -176,7 +176,7 @@ def test_a_frame_enlarges_on_click_and_its_caption_agrees_with_the_title(browser
     event_id = _events(days.database)[-1][0]
     context, page, problems = _page(browser, 1280)
     page.goto(served.url + f"/event/{event_id}")
-    page.wait_for_load_state("networkidle")
+    pictures_settled(page)
     frame = page.locator(".frame img").first
     before = frame.bounding_box()
     frame.click()
@@ -200,8 +200,9 @@ def test_a_frame_enlarges_on_click_and_its_caption_agrees_with_the_title(browser
     assert "Black-capped Chickadee" in agree()
     # A correction of the whole visit renames it in the title and in every frame's caption alike.
     page.fill("input[aria-label='correct species']", "House Sparrow")
-    page.locator("form:has(input[aria-label='correct species']) button").click()
-    page.wait_for_load_state("networkidle")
+    with page.expect_navigation():  # the form posts, and the answer redirects back to the event
+        page.locator("form:has(input[aria-label='correct species']) button").click()
+    pictures_settled(page)
     title = agree()
     assert "House Sparrow" in title and "Chickadee" not in title
     assert problems == []
@@ -238,7 +239,7 @@ def test_a_picture_it_cannot_serve_shows_a_placeholder(browser, days: Station) -
         event_id = _events(days.database)[-1][0]
         context, page, _ = _page(browser, 390)
         page.goto(served.url + f"/event/{event_id}")
-        page.wait_for_load_state("networkidle")
+        pictures_settled(page)
         assert page.locator(".frame .no-picture").count() >= 1
         assert page.locator(".frame img").count() == 0
         assert "picture not available" in page.locator(".frame").first.inner_text()

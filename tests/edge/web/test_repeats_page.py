@@ -29,7 +29,7 @@ from edge.detect.model import Box
 from edge.detect.repeats import RepeatRules, look_of
 from edge.store.writer import BirdRecord, FrameRecord, Store
 from edge.web.app import create_app
-from tests.edge.web.conftest import PASSWORDS, Client, Served, logged_in_page
+from tests.edge.web.conftest import PASSWORDS, Client, Served, logged_in_page, pictures_settled
 
 SIZE = (960, 540)
 PASTE = (350, 225, 550, 425)
@@ -158,7 +158,7 @@ def test_release_in_the_browser(browser, repeat_station: tuple[Path, Path], user
         assert card.get_attribute("data-state") == "suppressed"
         picture = card.locator("img")
         picture.wait_for()
-        page.wait_for_load_state("networkidle")
+        pictures_settled(page)
         assert picture.evaluate("img => img.complete && img.naturalWidth") == 224
         card.get_by_role("button", name="Release: birds are here").click()
         page.wait_for_url(served.url + "/repeats")
