@@ -111,9 +111,10 @@ class CameraConfig(Section):
     settle_s: float = Field(
         default=2.0, ge=0, le=3600,
         description='With mode = "poll": a file is taken once its size and mtime have not changed for this many '
-                    "seconds. Also inotify's folder scans (a new sub-folder, the periodic rescan): a file "
-                    "modified less than settle_s ago may still be being written, so it is left to its close "
-                    "event (in a new sub-folder: checked again once it has settled)")
+                    "seconds. Also inotify's folder scans (the backlog at start, a new sub-folder, the periodic rescan): "
+                    "a file modified less than settle_s ago may still be being written, so it is left to its "
+                    "close event (at start and in a new sub-folder: taken once it has settled, if no close "
+                    "event comes first)")
     rescan_interval_s: float = Field(
         default=300.0, ge=0, le=86400,
         description='With mode = "inotify": rescan the folder this often for frames inotify missed '

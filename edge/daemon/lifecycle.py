@@ -42,7 +42,15 @@ from edge.daemon.clips import ClipOutcome, ClipProcessor
 from edge.daemon.pipeline import FrameOutcome, FrameProcessor
 from edge.daemon.preflight import check_cameras, check_species, load_configured_classifier, load_configured_finder
 from edge.ingest.clips import is_clip_name
-from edge.ingest.watcher import FrameQueue, InotifyWatcher, PollingWatcher, QueuedFrame, Rescanner, scan_backlog
+from edge.ingest.watcher import (
+    FrameQueue,
+    InotifyWatcher,
+    PollingWatcher,
+    QueuedFrame,
+    Rescanner,
+    offer_backlog,
+    scan_backlog,
+)
 from edge.operate.health import HealthState
 from edge.store.db import known_states_reader
 from edge.store.disk import is_disk_full_error
@@ -183,7 +191,6 @@ class Daemon:
                      ", ".join(sorted(spec.bird_labels)), config.detector.tiles)
         # Watchers first, backlog second: a frame arriving in between is seen by both and
         # processed once (queue dedupes paths, the store dedupes content).
-        backlog_known: list[str] = []
         inotify = [c for c in config.cameras if c.mode == "inotify"]
         polled = [c for c in config.cameras if c.mode == "poll"]
         self._folder_ids = {camera.name: _folder_id(camera.path) for camera in config.cameras}
@@ -201,9 +208,8 @@ class Daemon:
         for watcher in self._watchers:
             watcher.start()
         backlog = scan_backlog(config.cameras)
-        for path, camera in backlog:
-            self.frames.put(path, camera)
-            backlog_known.append(path)
+        backlog_known, settling = offer_backlog(backlog, config.cameras, self.frames, self.rescanner,
+                                                watching=not self.once)
         if not self.once and polled:
             # The poller learns the backlog's files at its start; one written after the listing
             # is not among them, so its first poll queues it.
@@ -211,7 +217,8 @@ class Daemon:
             poller.start()
             self._watchers.append(poller)
         self.health.backlog = len(self.frames)
-        log.info("watching %d camera(s); backlog of %d frame(s)", len(config.cameras), len(backlog))
+        log.info("watching %d camera(s); backlog of %d frame(s)%s", len(config.cameras), len(backlog),
+                 f", {settling} still being written, taken once closed or settled" if settling else "")
         for hook in self.on_start:
             hook(self)
 
@@ -452,8 +459,7 @@ class Daemon:
                 self._inotify_watcher = InotifyWatcher(inotify, self.frames, self.rescanner)
                 self._inotify_watcher.start()
                 self._watchers.append(self._inotify_watcher)
-        for path, name in scan_backlog(returned):
-            self.frames.put(path, name)
+        offer_backlog(scan_backlog(returned), returned, self.frames, self.rescanner, watching=True)
 
     def watch_figures(self) -> dict:
         """What `edge status` and the metrics show about watching: frames skipped (symlinks,

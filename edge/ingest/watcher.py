@@ -9,7 +9,9 @@
   watchdog's PollingObserver, because that one stops for good when a network mount briefly
   reports ENOENT; a field device must keep trying.
 - backlog: at start, every image already in the folder is queued, oldest first, so frames that
-  arrived while the daemon was down are counted (the store skips those already recorded).
+  arrived while the daemon was down are counted (the store skips those already recorded); one
+  modified less than `settle_s` ago may still be being written, and waits until it is closed or
+  has settled (`offer_backlog`).
 - new sub-folders (inotify, recursive): watchdog watches a new folder only once it has seen it
   appear, so files copied into it before that (`cp -r`, rsync, a camera's new DCIM folder) have
   no close event. The folder is scanned when it appears: files already complete are queued, young
@@ -115,6 +117,40 @@ def scan_backlog(cameras: Iterable[CameraConfig]) -> list[tuple[str, str]]:
                 continue
     found.sort()
     return [(path, name) for _, path, name in found]
+
+
+def offer_backlog(backlog: Iterable[tuple[str, str]], cameras: Iterable[CameraConfig], frames: FrameQueue,
+                  rescanner: Rescanner | None, watching: bool, now: float | None = None) -> tuple[list[str], int]:
+    """Queue the backlog, except what may still be being written; returns (queued, left to settle).
+
+    A file modified less than its camera's settle_s ago when the daemon starts may be one the
+    camera is writing right now (a 0-byte photo, created and not yet filled): read at once, it
+    would be recorded as an error row, superseded once it is whole. An inotify camera's such
+    file is left to its close event, and to the rescanner once its size and mtime have settled
+    (a file closed just before the watch began has no close event to come); a polled camera's
+    is left to the poller, which takes files once they have settled. Without `watching`
+    (`edge run --once`: nothing watches afterwards) everything is queued at once.
+    """
+    by_name = {camera.name: camera for camera in cameras}
+    now = time.time() if now is None else now
+    queued: list[str] = []
+    settling = 0
+    for path, name in backlog:
+        camera = by_name.get(name)
+        waits_elsewhere = camera is not None and (camera.mode == "poll" or rescanner is not None)
+        if watching and waits_elsewhere and camera is not None and camera.settle_s > 0:
+            try:
+                info = os.stat(path, follow_symlinks=camera.symlinks == "inside")
+            except OSError:
+                info = None
+            if info is not None and _young(info.st_mtime, camera.settle_s, now):
+                if camera.mode == "inotify" and rescanner is not None:
+                    rescanner.settle_later(path, name, (info.st_size, info.st_mtime))
+                settling += 1
+                continue
+        frames.put(path, name)
+        queued.append(path)
+    return queued, settling
 
 
 @dataclass(frozen=True)

@@ -357,3 +357,45 @@ def test_a_frame_closed_right_after_the_backlog_listing_is_recorded(tmp_path, ma
     wait_for(lambda: count_rows(tmp_path / "trailcam.db", "SELECT count(*) FROM frames WHERE status = 'ok'") == 1, 20,
              what="the frame written after the backlog listing")
     assert daemon.daemon.health.processed.get("ok") == 1
+
+
+def test_a_photo_the_camera_is_still_writing_at_start_is_read_once_whole(tmp_path, make_config, thread_daemon,
+                                                                         frames, caplog) -> None:
+    """A daemon (re)started while the camera writes: the photo is there, created and still empty.
+    The backlog used to read it at once and record an error row, superseded once it was whole.
+    Now a file modified less than settle_s ago waits for its close event: when the backlog is
+    drained there is no row for it, and once written it is one ok frame."""
+    camera = tmp_path / "cam"
+    camera.mkdir()
+    old, late = frames(2)
+    (camera / "old.jpg").write_bytes(old)
+    os.utime(camera / "old.jpg", (time.time() - 3600, time.time() - 3600))
+    config = make_config([{"name": "cam", "path": str(camera), "settle_s": 600, "rescan_interval_s": 0}])
+    db = config.storage.database
+    with open(camera / "writing.jpg", "wb") as handle, caplog.at_level("INFO", logger="edge.daemon.lifecycle"):
+        runner = thread_daemon(config)
+        frames_queue = runner.daemon.frames
+        wait_for(lambda: count_rows(db, OK) == 1 and not frames_queue.busy(), 60, what="the backlog drained")
+        assert count_rows(db, "SELECT count(*) FROM frames") == 1, "the empty photo was read"
+        assert "backlog of 2 frame(s), 1 still being written" in caplog.text
+        handle.write(late)
+    wait_for(lambda: count_rows(db, OK) == 2, 60, what="the photo recorded once closed")
+    runner.stop()
+    assert count_rows(db, ERRORS) == 0
+    assert sorted(Path(p).name for p in _paths(db)) == ["old.jpg", "writing.jpg"]
+
+
+@pytest.mark.parametrize("mode", ["inotify", "poll"])
+def test_a_photo_closed_just_before_start_is_taken_once_settled(mode, tmp_path, make_config, thread_daemon,
+                                                                frames) -> None:
+    """Closed a moment before the daemon started: too young for the backlog to trust, and no close
+    event will come (inotify was not watching yet). It is taken once it has settled: nothing lost."""
+    camera = tmp_path / "cam"
+    camera.mkdir()
+    (camera / "young.jpg").write_bytes(frames(1)[0])
+    config = make_config([{"name": "cam", "path": str(camera), "mode": mode, "settle_s": 1.0,
+                           "poll_interval_s": 0.2, "rescan_interval_s": 0}])
+    runner = thread_daemon(config)
+    wait_for(lambda: count_rows(config.storage.database, OK) == 1, 60, what="the young photo recorded")
+    runner.stop()
+    assert count_rows(config.storage.database, "SELECT count(*) FROM frames") == 1
