@@ -1,6 +1,7 @@
 """Detect, then classify: three routes side by side on the same synthetic trail-camera frames.
 
     python -m benchmarks.detect_bench [--scenes 60] [--scenes-12mp 30] [--seed 0] [--threads 2] [--containment X] [--detector-threshold X]
+                                      [--fit-ahead-rounds 3] [--only-fit-ahead]
 
 Frames: benchmarks.scenes.scene_set, real birds25 photos pasted at 3 / 8 / 20 % of the frame
 into generated foliage, ~30 % empty, 1-3 birds otherwise; 1920x1080 and a 12 MP (4000x3000)
@@ -181,7 +182,10 @@ def load_models(threads: int, containment: float | None = None, threshold: float
                   containment=containment if containment is not None else defaults.containment,
                   crop_margin=defaults.crop_margin)
     models.finders = {"b": BirdFinder(detector, FinderSettings(tiles="off", **common)),
-                      "c": BirdFinder(detector, FinderSettings(tiles="auto", **common))}
+                      "c": BirdFinder(detector, FinderSettings(tiles="auto", **common)),
+                      # Route (c) with each tile fitted after the invoke before it (fit_ahead off):
+                      # the fit-ahead comparison.
+                      "c-in-turn": BirdFinder(detector, FinderSettings(tiles="auto", **common), fit_ahead=False)}
     return models
 
 
@@ -351,6 +355,40 @@ def table(label: str, scores: dict[str, RouteScore]) -> list[str]:
     return lines
 
 
+def compare_fit_ahead(models: Models, payloads: Sequence[bytes], rounds: int) -> dict[str, list[float]]:
+    """Route (c) with the tiles fitted ahead on the finder's worker and fitted in turn, frame by
+    frame alternately (which goes first alternates too), `rounds` passes over the frames: per
+    setting, every frame's wall ms and invoke ms (medians are read from them)."""
+    figures: dict[str, list[float]] = {"ahead": [], "ahead_invokes": [], "in turn": [], "in turn_invokes": []}
+    for data in payloads[:WARM_UP]:
+        run_detect(models, "c", data)
+        run_detect(models, "c-in-turn", data)
+    for round_index in range(rounds):
+        for index, data in enumerate(payloads):
+            order = [("ahead", "c"), ("in turn", "c-in-turn")]
+            if (index + round_index) % 2:
+                order.reverse()
+            for name, route in order:
+                run = run_detect(models, route, data)
+                figures[name].append(run.wall_ms)
+                figures[name + "_invokes"].append(run.invoke_ms)
+    return figures
+
+
+def fit_ahead_table(compared: dict[str, dict[str, list[float]]]) -> list[str]:
+    lines = ["| route (c), same frames alternately | tiles fitted in turn | fitted ahead | ahead / in turn |",
+             "|---|---:|---:|---:|"]
+    for label, figures in compared.items():
+        turn, ahead = _median(figures["in turn"]), _median(figures["ahead"])
+        turn_x = turn / _median(figures["in turn_invokes"])
+        ahead_x = ahead / _median(figures["ahead_invokes"])
+        lines.append(f"| {label}: ms per frame (median) | {turn:.1f} | {ahead:.1f} | {ahead / turn:.2f} |")
+        lines.append(f"| {label}: model invokes, ms per frame | {_median(figures['in turn_invokes']):.1f} | "
+                     f"{_median(figures['ahead_invokes']):.1f} | |")
+        lines.append(f"| {label}: ms per frame / invokes | {turn_x:.2f} | {ahead_x:.2f} | |")
+    return lines
+
+
 def _ratio(s: RouteScore) -> float:
     return s.right_species / s.gt_birds if s.gt_birds else 0.0
 
@@ -392,6 +430,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="interpreter threads of each model (default 2)")
     parser.add_argument("--containment", type=float, help="[detector] containment (default: the daemon's)")
     parser.add_argument("--detector-threshold", type=float, help="[detector] threshold (default: the daemon's)")
+    parser.add_argument("--fit-ahead-rounds", type=int, default=3,
+                        help="passes of the route (c) fit-ahead comparison over each size's frames (default 3; 0: none)")
+    parser.add_argument("--only-fit-ahead", action="store_true",
+                        help="only the fit-ahead comparison (skips the three routes' tables)")
     args = parser.parse_args(argv)
 
     missing = [p for p in (AIY_DIR / "model.tflite", SSD_DIR / "detect.tflite", BIRDS) if not p.exists()]
@@ -411,6 +453,7 @@ def main(argv: list[str] | None = None) -> int:
           + (f"; unmappable (never counted right): {', '.join(unmappable)}" if unmappable else ""), flush=True)
 
     results: dict[str, dict[str, RouteScore]] = {}
+    compared: dict[str, dict[str, list[float]]] = {}
     for label, size, count, seed in (("1080p", (1920, 1080), args.scenes, args.seed), ("12 MP", (4000, 3000), args.scenes_12mp, args.seed + 1)):
         started = time.perf_counter()
         scenes = scene_set(BIRDS, size=size, count=count, seed=seed)
@@ -420,6 +463,12 @@ def main(argv: list[str] | None = None) -> int:
         n_birds = sum(len(t) for t in truth)
         print(f"{label}: {count} scenes ({sum(not t for t in truth)} empty, {n_birds} birds) composed in "
               f"{time.perf_counter() - started:.1f} s", flush=True)
+        if args.fit_ahead_rounds > 0:
+            started = time.perf_counter()
+            compared[label] = compare_fit_ahead(models, payloads, args.fit_ahead_rounds)
+            print(f"  fit-ahead comparison: {time.perf_counter() - started:.1f} s", flush=True)
+        if args.only_fit_ahead:
+            continue
         results[label] = {}
         for route in ROUTES:
             started = time.perf_counter()
@@ -428,6 +477,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {ROUTE_NAMES[route]}: {time.perf_counter() - started:.1f} s", flush=True)
 
     print()
+    if compared:
+        print("\n".join(fit_ahead_table(compared)))
+        print()
+    if args.only_fit_ahead:
+        print(f"Machine: {machine(models.classifier.runtime)}; {args.threads} interpreter threads per model")
+        return 0
     for label, scores in results.items():
         size = "1920x1080" if label == "1080p" else "4000x3000"
         print("\n".join(table(f"{label} ({size}, {scores['a'].frames} frames, {scores['a'].gt_birds} birds)", scores)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks.detect_bench import Found, match, size_class, species_map
+from benchmarks.detect_bench import Found, fit_ahead_table, match, size_class, species_map
 from benchmarks.scenes import PastedBird
 
 
@@ -40,3 +40,12 @@ def test_matching_is_one_to_one_by_iou_at_least_0_3() -> None:
     assert match(truth, found) == {1: 0, 0: 1}
     assert match(truth, [Found(None, "species", "A")]) == {}
     assert [size_class(f) for f in (0.02, 0.05, 0.15, 0.5)] == [0.03, 0.08, 0.20, 0.20]
+
+
+def test_the_fit_ahead_table_reads_medians_and_their_ratios() -> None:
+    figures = {"in turn": [80.0, 100.0, 90.0], "in turn_invokes": [70.0, 80.0, 75.0],
+               "ahead": [72.0, 90.0, 81.0], "ahead_invokes": [70.0, 80.0, 75.0]}
+    lines = fit_ahead_table({"1080p": figures})
+    assert lines[2] == "| 1080p: ms per frame (median) | 90.0 | 81.0 | 0.90 |"
+    assert lines[3] == "| 1080p: model invokes, ms per frame | 75.0 | 75.0 | |"
+    assert lines[4] == "| 1080p: ms per frame / invokes | 1.20 | 1.08 | |"

@@ -232,3 +232,32 @@ def test_a_bird_cut_by_a_tile_border_is_one_bird(detector: Detector, birds25_dir
     matrix = _ious(scene, located.birds)
     assert len(located.birds) == 2
     assert ((matrix >= MATCH_IOU).sum(axis=1) == 1).all() and ((matrix >= MATCH_IOU).sum(axis=0) == 1).all()
+
+
+def test_tiles_fitted_ahead_on_the_worker_give_the_same_birds(detector: Detector, birds25_dir: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """With `fit_ahead` each next tile is cut and fitted on the finder's worker thread while the
+    detector runs on the one before: the same pixels, so the same boxes, scores and crops as
+    fitting them in turn, and every tile's fitting (not the full frame's) off the caller's thread."""
+    import threading
+
+    scene = compose(birds25_dir, (1920, 1080), 2, (0.03, 0.08), seed=3)
+    data = scene.jpeg()
+    fitted_on: list[str] = []
+    real_fit = detector.fit
+
+    def fit(picture):
+        fitted_on.append(threading.current_thread().name)
+        return real_fit(picture)
+
+    monkeypatch.setattr(detector, "fit", fit)
+    caller = threading.current_thread().name
+    in_turn = BirdFinder(detector, fit_ahead=False).locate(data, CROP)
+    assert fitted_on == [caller] * 7
+    fitted_on.clear()
+    ahead = BirdFinder(detector, fit_ahead=True).locate(data, CROP)
+    assert fitted_on[0] == caller  # the full frame's overview, which the night check reads
+    assert len(fitted_on) == 7 and all(name.startswith("trailcam-fit") for name in fitted_on[1:]), fitted_on
+    assert in_turn.birds and [b.box for b in ahead.birds] == [b.box for b in in_turn.birds]
+    assert all(np.array_equal(a.crop, b.crop) for a, b in zip(ahead.birds, in_turn.birds))
+    assert ahead.invokes == in_turn.invokes == 7
