@@ -192,19 +192,29 @@ def crops_of_frame(data: bytes, boxes: Sequence[Box], crop_size: tuple[int, int]
     image = open_image(data)
     stored, full = image.size, oriented_size(image)
     aspect = crop_size[0] / crop_size[1]
-    scale = 1
-    if draft and image.format in ("JPEG", "MPO"):
-        for candidate in DRAFT_SCALES:
-            size = _scaled(full, candidate)
-            if all(_wide_enough(crop_box(box, size, margin, aspect), crop_size) for box in boxes):
-                scale = candidate
-                break
+    jpeg = draft and image.format in ("JPEG", "MPO")
+    scale = _crop_scale(boxes, full, crop_size, margin, aspect) if jpeg else 1
     return crop_birds(load_oriented(image, _draft_request(stored, scale)), boxes, crop_size, margin)
 
 
-def _wide_enough(region: tuple[int, int, int, int], crop_size: tuple[int, int]) -> bool:
-    x0, y0, x1, y1 = region
-    return x1 - x0 >= crop_size[0] and y1 - y0 >= crop_size[1]
+def _fine_enough(boxes: Sequence[Box], size: tuple[int, int], crop_size: tuple[int, int], margin: float,
+                 aspect: float) -> bool:
+    """Whether every box's crop cut from an image of `size` is at least crop_size."""
+    for box in boxes:
+        x0, y0, x1, y1 = crop_box(box, size, margin, aspect)
+        if x1 - x0 < crop_size[0] or y1 - y0 < crop_size[1]:
+            return False
+    return True
+
+
+def _crop_scale(boxes: Sequence[Box], full: tuple[int, int], crop_size: tuple[int, int], margin: float,
+                aspect: float) -> int:
+    """The largest draft scale at which the smallest crop is still >= crop_size (what locate
+    decodes for the crops, and crops_of_frame with it)."""
+    for scale in DRAFT_SCALES:
+        if _fine_enough(boxes, _scaled(full, scale), crop_size, margin, aspect):
+            return scale
+    return 1
 
 
 def _draft_request(stored: tuple[int, int], scale: int) -> tuple[int, int] | None:
@@ -338,8 +348,8 @@ class BirdFinder:
         crop_image = frame
         if passes and passes[0].image.size[0] > frame.size[0]:
             crop_image = passes[0].image  # the regions' finer decode
-        if not self._fine_enough(boxes, crop_image.size, crop_size, aspect):
-            fine = self._crop_scale(boxes, full, crop_size, aspect) if jpeg else 1
+        if not _fine_enough(boxes, crop_image.size, crop_size, settings.crop_margin, aspect):
+            fine = _crop_scale(boxes, full, crop_size, settings.crop_margin, aspect) if jpeg else 1
             if _scaled(full, fine)[0] > crop_image.size[0]:
                 crop_image = _decoded_at(data, fine, on_hand, located)
         crops = crop_birds(crop_image, boxes, crop_size, settings.crop_margin)
@@ -375,22 +385,6 @@ class BirdFinder:
             else:
                 regions = plan_tiles(size, self.detector.input_size, grid, self.settings.tile_overlap)
             if all(t.width >= det_w and t.height >= det_h for t in regions):
-                return scale
-        return 1
-
-    def _fine_enough(self, boxes: list[Box], size: tuple[int, int], crop_size: tuple[int, int], aspect: float) -> bool:
-        """Whether every crop cut from an image of `size` is at least crop_size."""
-        for box in boxes:
-            x0, y0, x1, y1 = crop_box(box, size, self.settings.crop_margin, aspect)
-            if x1 - x0 < crop_size[0] or y1 - y0 < crop_size[1]:
-                return False
-        return True
-
-    def _crop_scale(self, boxes: list[Box], full: tuple[int, int], crop_size: tuple[int, int], aspect: float) -> int:
-        """The largest draft scale at which the smallest crop is still >= crop_size."""
-        for scale in DRAFT_SCALES:
-            size = _scaled(full, scale)
-            if self._fine_enough(boxes, size, crop_size, aspect):
                 return scale
         return 1
 
