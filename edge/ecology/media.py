@@ -21,6 +21,7 @@ from edge.classify.decision import NOT_COUNTED_FLAGS
 from edge.config import EdgeConfig
 from edge.detect.repeats import REPEAT
 from edge.ecology.deployments import Deployment
+from edge.store.tables import has_table
 from edge.store.times import format_utc, parse_utc
 
 
@@ -150,9 +151,8 @@ def frames(conn: sqlite3.Connection, selection: Selection, cameras: list[str]) -
     flags = "f.time_flags" if any(r[1] == "time_flags" for r in conn.execute("PRAGMA table_info(frames)")) else "NULL"
     not_bird = "d.flag" if any(r[1] == "flag" for r in conn.execute("PRAGMA table_info(detections)")) else "NULL"
     objects = ("(SELECT GROUP_CONCAT(o.kind) FROM frame_objects AS o WHERE o.frame_id = f.id)"
-               if any(conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'frame_objects'"))
-               else "NULL")
-    clips = any(conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'clips'"))
+               if has_table(conn, "frame_objects") else "NULL")
+    clips = has_table(conn, "clips")
     clip = "f.clip_id, c.sha256, c.captured_at" if clips else "NULL, NULL, NULL"
     cursor = conn.execute(
         f"""SELECT f.id, f.sha256, f.camera, f.captured_at, f.path, f.stored_path, f.birds, f.species, f.confidence,

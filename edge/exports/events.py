@@ -38,6 +38,7 @@ from edge.publish.messages import MessageContext, counts_messages, event_message
 from edge.store.counts import stored_counts, visits_on_day
 from edge.store.outbox import OutboxMessage
 from edge.store.queries import parse_bound
+from edge.store.tables import has_table
 from edge.store.times import format_utc
 from edge.store.writer import tallies_for_day
 
@@ -98,8 +99,7 @@ def export_messages(conn: sqlite3.Connection, ctx: MessageContext, *, since: str
         where.append("camera = ?")
         params.append(camera)
     # What each visit counts per species (schema 6; a database not yet migrated has no list).
-    per_species = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'event_species'").fetchone() is not None
+    per_species = has_table(conn, "event_species")
     for event in _rows(conn, f"SELECT * FROM events WHERE {' AND '.join(where)} ORDER BY started_at, id",
                        tuple(params)):
         if per_species:

@@ -41,6 +41,7 @@ from PIL import Image
 from edge.detect.finder import crops_of_frame
 from edge.detect.model import Box
 from edge.ingest.imaging import FrameError, decode
+from edge.store.tables import has_table
 from edge.store.times import format_utc
 
 log = logging.getLogger(__name__)
@@ -129,7 +130,7 @@ def select_samples(conn: sqlite3.Connection, *, reviewed_only: bool, since_utc: 
     det_reviews = _latest_reviews(conn, True)
     event_reviews = _latest_reviews(conn, False)
     extra = "AND f.captured_at >= ?" if since_utc else ""
-    if hide_people and conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'frame_objects'").fetchone():
+    if hide_people and has_table(conn, "frame_objects"):
         extra += " AND NOT EXISTS (SELECT 1 FROM frame_objects AS o WHERE o.frame_id = f.id AND o.kind = 'person')"
     params = [since_utc] if since_utc else []
     samples: list[Sample] = []

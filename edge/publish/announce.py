@@ -22,6 +22,7 @@ from edge.publish.day_snapshot import ContextSource
 from edge.publish.discovery import discovery_messages, species_discovery_message
 from edge.publish.messages import COUNTS_TOPIC, topic_segment
 from edge.store import outbox
+from edge.store.tables import has_table
 
 
 class SpeciesAnnouncer:
@@ -54,10 +55,7 @@ class SpeciesAnnouncer:
         if self._known_species is not None:
             labels = self._known_species()
         else:
-            has_tallies = conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'daily_tallies'"
-            ).fetchone()
-            if has_tallies:
+            if has_table(conn, "daily_tallies"):
                 labels = [r[0] for r in conn.execute("SELECT DISTINCT species FROM daily_tallies") if r[0]]
         for label in labels:
             self._species.setdefault(topic_segment(label), label)

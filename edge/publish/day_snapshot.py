@@ -20,6 +20,7 @@ from edge.publish.messages import MessageContext, counts_messages
 from edge.store import outbox
 from edge.store.counts import visits_on_day
 from edge.store.disk import is_disk_full_error
+from edge.store.tables import has_table
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class DaySnapshots:
         day = self._clock().astimezone(ctx.zone).date().isoformat()
         if day == self._day:
             return False
-        if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'daily_tallies'").fetchone():
+        if not has_table(conn, "daily_tallies"):
             return False
         conn.commit()
         conn.execute("BEGIN IMMEDIATE")

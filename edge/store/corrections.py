@@ -34,6 +34,7 @@ from zoneinfo import ZoneInfo
 from edge.store import clock_checks
 from edge.store.counts import bump_tally, min_frames_of, recount
 from edge.store.db import StoreError, connect, immediate, inserted_id, schema_version
+from edge.store.tables import has_table
 from edge.store.times import format_utc, local_day, parse_utc
 
 CORRECTED = "+corrected"
@@ -198,7 +199,7 @@ def _near(conn: sqlite3.Connection, camera: str, events: list[dict[str, Any]], s
 
 def history(conn: sqlite3.Connection, camera: str | None = None) -> list[dict[str, Any]]:
     """The corrections recorded, oldest first (`edge clock history`, the exports' timestampIssues)."""
-    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'clock_corrections'").fetchone() is None:
+    if not has_table(conn, "clock_corrections"):
         return []
     where, params = ("WHERE camera = ?", (camera,)) if camera else ("", ())
     cursor = conn.execute(f"SELECT * FROM clock_corrections {where} ORDER BY id", params)

@@ -19,6 +19,7 @@ from typing import Any
 
 from edge.classify.decision import UNKNOWN
 from edge.store.events import DEFAULT_SPECIES_MIN_FRAMES, SpeciesCount, SpeciesSeen, species_counts
+from edge.store.tables import has_table
 from edge.store.times import local_day, parse_utc
 
 META_MIN_FRAMES = "species_min_frames"
@@ -203,7 +204,7 @@ def visits_on_day(conn: Any, day: str) -> int | None:
     """How many visits of one station day count anything: each visit once, however many
     species it counts (the per-species tallies count a two-species visit for each). None for a
     database older than schema 6."""
-    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'event_species'").fetchone() is None:
+    if not has_table(conn, "event_species"):
         return None
     return int(conn.execute("SELECT COUNT(DISTINCT event_id) FROM event_species WHERE day = ?", (day,)).fetchone()[0])
 

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from edge.store.tables import has_table
+
 TABLE = "hourly_visits"
 HOURS = tuple(f"h{hour}" for hour in range(24))
 
@@ -133,4 +135,4 @@ def visits(conn: Any, start: str, end: str, species: str | None = None) -> list[
 def present(conn: Any) -> bool:
     """Whether the database keeps the hourly tallies (schema 6 as released; a development
     database of schema 6 made before them reads the events instead)."""
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (TABLE,)).fetchone() is not None
+    return has_table(conn, TABLE)

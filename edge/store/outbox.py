@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from edge.store.tables import has_table
 from edge.store.times import format_utc
 
 log = logging.getLogger(__name__)
@@ -207,7 +208,7 @@ def stats(db_or_conn: Any) -> dict[str, int]:
     """Counters of what the bound coalesced or dropped since the database was created, plus depth."""
     conn = _conn(db_or_conn)
     values = {key: 0 for key in STAT_KEYS}
-    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outbox_stats'").fetchone():
+    if has_table(conn, "outbox_stats"):
         values.update(dict(conn.execute("SELECT key, value FROM outbox_stats").fetchall()))
     values["depth"] = depth(conn)
     return values

@@ -51,6 +51,7 @@ from edge.detect.repeats import (
     trackable,
     window,
 )
+from edge.store.tables import has_table
 from edge.store.times import format_utc
 
 log = logging.getLogger(__name__)
@@ -218,8 +219,7 @@ LIST_COLUMNS = ("id", "camera", "state", "ymin", "xmin", "ymax", "xmax", "repeat
 
 def has_tables(conn: Any) -> bool:
     """Whether the database has the places (schema 6 made by this release or later)."""
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'repeat_places'").fetchone() \
-        is not None
+    return has_table(conn, "repeat_places")
 
 
 def list_places(conn: Any, *, camera: str | None = None, states: Sequence[str] = (SUPPRESSED, RELEASED),

@@ -9,6 +9,7 @@ alone. A label recorded earlier keeps the names it had unless the new model give
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from typing import Protocol
 
 import sqlite_utils
 
+from edge.store.tables import has_table
 from edge.store.times import format_utc
 
 
@@ -77,9 +79,11 @@ def ranks(db: sqlite_utils.Database) -> dict[str, str]:
     return {name: rank for name, rank in db.conn.execute("SELECT name, rank FROM taxa WHERE rank IS NOT NULL")}
 
 
-def taxa(db: sqlite_utils.Database) -> dict[str, Taxon]:
-    """Every recorded label → its names (empty for a database older than schema 5)."""
-    if not any(row[0] == "taxa" for row in db.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")):
+def taxa(db: sqlite_utils.Database | sqlite3.Connection) -> dict[str, Taxon]:
+    """Every recorded label → its names (empty for a database older than schema 5); `db`: the
+    store's sqlite-utils Database or a plain connection (the web app's read-only one)."""
+    conn = db.conn if isinstance(db, sqlite_utils.Database) else db
+    if not has_table(conn, "taxa"):
         return {}
-    return {row[0]: Taxon(*row) for row in db.conn.execute(
+    return {row[0]: Taxon(*row) for row in conn.execute(
         "SELECT name, scientific_name, common_name, model_id FROM taxa")}

@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 
 from edge.store import folders, hourly
 from edge.store.counts import counts_by_event, headline
+from edge.store.tables import has_table
 from edge.store.times import format_utc, parse_utc
 
 NOT_COUNTED = {"not_bird": "not a bird", "repeat": "repeat (not counted)", "unconfirmed": "unconfirmed"}
@@ -73,7 +74,7 @@ class Reader:
         self.reviews = "review_state" in event_columns
         self.detections = "best_detection_id" in event_columns
         # frame_objects (schema 6): the people and vehicles a detector found in a frame.
-        self.objects = any(conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'frame_objects'"))
+        self.objects = has_table(conn, "frame_objects")
         self.detection_reviews = "review_state" in columns(conn, "detections")
         # detections.flag (schema 6): `not_bird` where the classifier vetoed the detector's box.
         self.detection_flag = "flag" if "flag" in columns(conn, "detections") else "NULL AS flag"
@@ -109,12 +110,9 @@ class Reader:
     def taxa(self) -> dict[str, Any]:
         """Every recorded label → its names (edge.store.taxa: the `taxa` table the daemon fills;
         empty before schema 5), for the names people read."""
-        from edge.store.taxa import Taxon
+        from edge.store.taxa import taxa
 
-        if not self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'taxa'").fetchone():
-            return {}
-        return {row[0]: Taxon(*row) for row in self.conn.execute(
-            "SELECT name, scientific_name, common_name, model_id FROM taxa")}
+        return taxa(self.conn)
 
     # ----- days and times -------------------------------------------------------------------
     def today(self) -> date:
