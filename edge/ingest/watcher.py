@@ -137,8 +137,9 @@ def offer_backlog(backlog: Iterable[tuple[str, str]], cameras: Iterable[CameraCo
     settling = 0
     for path, name in backlog:
         camera = by_name.get(name)
-        waits_elsewhere = camera is not None and (camera.mode == "poll" or rescanner is not None)
-        if watching and waits_elsewhere and camera is not None and camera.settle_s > 0:
+        # Left to settle only where something takes it later: the poller, or the rescanner (inotify).
+        if (watching and camera is not None and camera.settle_s > 0
+                and (camera.mode == "poll" or rescanner is not None)):
             try:
                 info = os.stat(path, follow_symlinks=camera.symlinks == "inside")
             except OSError:
